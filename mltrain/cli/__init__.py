@@ -1,0 +1,1 @@
+"""The ``mltrain`` management command: runs, experiments, models, environments, endpoints."""

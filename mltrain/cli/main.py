@@ -1,0 +1,88 @@
+"""``mltrain``: manage the workspace (runs, experiments, models, environments, endpoints).
+
+Each command group lives in its own module with an ``add_commands(subparsers, common)`` function;
+commands get ``(args, ctx)`` and return an exit code. Imports are lazy so the command starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mltrain.workspace import Workspace
+
+COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots")
+
+
+class Context:
+    """What commands share: the parsed global options and the workspace, opened on first use."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    @cached_property
+    def ws(self) -> Workspace:
+        from mltrain.workspace import Workspace
+
+        return Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root)
+
+
+Handler = Callable[[argparse.Namespace, Context], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="mltrain",
+        description="Manage the mltrain workspace. Train with `python -m mltrain [overrides]`.",
+    )
+    parser.add_argument(
+        "--workspace", metavar="DIR", help="workspace folder (default: $MLTRAIN_WORKSPACE or ./.mltrain)"
+    )
+    parser.add_argument(
+        "--db-url", metavar="URL", help="database URL (default: $MLTRAIN_DB_URL or SQLite in the workspace)"
+    )
+    parser.add_argument("--artifact-root", metavar="DIR", help="artifact folder (default: $MLTRAIN_ARTIFACT_ROOT)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"mltrain.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"mltrain.cli.{name}":
+                raise
+            continue
+        module.add_commands(sub, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mltrain`` console script."""
+    from mltrain.errors import MltrainError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
+        return 2
+    try:
+        return handler(args, Context(args))
+    except MltrainError as exc:
+        print(f"mltrain: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

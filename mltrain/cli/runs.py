@@ -1,0 +1,251 @@
+"""``mltrain runs ...`` and ``mltrain experiments ...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.cli.output import fmt_bytes, fmt_duration, fmt_time, print_json, print_kv, print_table
+from mltrain.runs.output import STD_LOG
+from mltrain.runs.summary import format_value
+
+if TYPE_CHECKING:
+    from mltrain.cli.main import Context
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    runs = sub.add_parser("runs", help="list, inspect, follow, cancel and download runs")
+    rsub = runs.add_subparsers(dest="command", metavar="ACTION")
+    rsub.required = True
+
+    p = rsub.add_parser("list", parents=[common], help="runs, newest first")
+    p.add_argument("--experiment", "-e", help="only this experiment")
+    p.add_argument("--status", "-s", help="only this status (e.g. Running, Failed)")
+    p.add_argument("--limit", "-n", type=int, default=50, help="at most this many (0: all; default 50)")
+    p.set_defaults(handler=cmd_list)
+
+    p = rsub.add_parser("show", parents=[common], help="config, metrics, status timeline and artifacts of a run")
+    p.add_argument("run_id", metavar="ID", help="run id (or a unique prefix)")
+    p.set_defaults(handler=cmd_show)
+
+    p = rsub.add_parser("logs", help="the output of a run")
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    p.add_argument("--build", action="store_true", help="the environment build log instead")
+    p.set_defaults(handler=cmd_logs)
+
+    p = rsub.add_parser("cancel", parents=[common], help="cancel a run (and its children)")
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to stop (default 30)")
+    p.set_defaults(handler=cmd_cancel)
+
+    p = rsub.add_parser("download", help="the run's artifacts (outputs/, logs/, uploads) into a folder")
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("--dest", "-o", default=None, help="destination folder (default: ./<run id>)")
+    p.add_argument("--snapshot", action="store_true", help="also restore the run's source snapshot into DEST/source")
+    p.set_defaults(handler=cmd_download)
+
+    exps = sub.add_parser("experiments", help="experiments of the workspace")
+    esub = exps.add_subparsers(dest="command", metavar="ACTION")
+    esub.required = True
+    p = esub.add_parser("list", parents=[common], help="experiments with their run counts")
+    p.set_defaults(handler=cmd_experiments)
+
+
+def _run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k not in ("driver_start", "child_start", "cancel_requested")}
+
+
+def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
+    runs = ctx.ws.runs.list(args.experiment, args.status, limit=args.limit or None)
+    if args.json:
+        print_json([_run_json(r) for r in runs])
+        return 0
+    rows = [
+        (
+            r["id"],
+            r["experiment"],
+            r["status"],
+            fmt_time(r["created_at"]),
+            fmt_duration(r["started_at"] or r["created_at"], r["ended_at"]),
+            r["compute"],
+            r["script"],
+        )
+        for r in runs
+    ]
+    print_table(rows, ["RUN ID", "EXPERIMENT", "STATUS", "CREATED", "DURATION", "COMPUTE", "SCRIPT"], "no runs")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    ws = ctx.ws
+    run = ws.runs.get(args.run_id)
+    history = ws.runs.history(run["id"])
+    metrics = ws.metrics.summary(run["id"])
+    artifacts = ws.runs.artifacts(run["id"])
+    tags = ws.runs.tags(run["id"])
+    models = ws.models.by_run(run["id"])
+    if args.json:
+        print_json(
+            {
+                **_run_json(run),
+                "history": history,
+                "metrics": metrics,
+                "tags": tags,
+                "artifacts": artifacts,
+                "models": [m.ref for m in models],
+            }
+        )
+        return 0
+    git = None
+    if run["git_commit"]:
+        git = run["git_commit"][:12] + (" (dirty)" if run["git_dirty"] else "")
+    print_kv(
+        [
+            ("run", run["id"]),
+            ("experiment", run["experiment"]),
+            ("status", run["status"]),
+            ("created", fmt_time(run["created_at"])),
+            ("duration", fmt_duration(run["started_at"] or run["created_at"], run["ended_at"])),
+            ("compute", run["compute"]),
+            ("command", " ".join([run["script"] or "", *(run["arguments"] or [])])),
+            ("overrides", " ".join(run["overrides"] or []) or None),
+            ("environment", f"{run['env_name']} ({(run['env_hash'] or '')[:12]})"),
+            ("snapshot", run["snapshot_id"]),
+            ("source", run["source_dir"]),
+            ("git", git),
+            ("parent run", run["parent_run_id"]),
+            ("exit code", run["exit_code"]),
+            ("error", run["error"]),
+            ("run folder", run["run_dir"]),
+        ]
+    )
+    print("\nStatus timeline:")
+    prev = None
+    rows = []
+    for h in history:
+        rows.append((h["status"], fmt_time(h["ts"]), f"+{h['ts'] - prev:.2f}s" if prev else "", h["detail"] or ""))
+        prev = h["ts"]
+    print_table(rows, ["STATUS", "AT", "AFTER", "DETAIL"])
+    print("\nMetrics:")
+    print_table([(k, format_value(v)) for k, v in metrics.items()], ["NAME", "VALUE"], "(none)")
+    if tags:
+        print("\nTags:")
+        print_table(sorted(tags.items()), ["KEY", "VALUE"])
+    print("\nArtifacts:")
+    print_table([(a["path"], fmt_bytes(a["size"]), a["sha256"][:12]) for a in artifacts], ["PATH", "SIZE", "SHA256"])
+    if models:
+        print("\nRegistered models:")
+        print_table(
+            [(m.name, m.version, m.framework, m.framework_version) for m in models],
+            ["NAME", "VERSION", "FRAMEWORK", "FRAMEWORK VERSION"],
+        )
+    if run["config"]:
+        import yaml
+
+        print("\nConfig:")
+        print("  " + yaml.safe_dump(run["config"], sort_keys=False).rstrip().replace("\n", "\n  "))
+    return 0
+
+
+def _log_bytes(ctx: Context, run: dict[str, Any], rel: str, offset: int) -> bytes:
+    run_dir = Path(run["run_dir"]) if run["run_dir"] else None
+    if run_dir is not None and (run_dir / rel).is_file():
+        with open(run_dir / rel, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    for art in ctx.ws.runs.artifacts(run["id"]):
+        if art["path"] == rel:
+            return ctx.ws.blobs.read_bytes(art["sha256"])[offset:]
+    return b""
+
+
+def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.runs.output import BUILD_LOG
+    from mltrain.workspace.runs import TERMINAL
+
+    run = ctx.ws.runs.get(args.run_id)
+    rel = BUILD_LOG if args.build else STD_LOG
+    offset = 0
+    out = sys.stdout.buffer
+    while True:
+        data = _log_bytes(ctx, run, rel, offset)
+        if data:
+            out.write(data)
+            out.flush()
+            offset += len(data)
+        if not args.follow or run["status"] in TERMINAL:
+            break
+        time.sleep(0.3)
+        run = ctx.ws.runs.get(run["id"])
+        if run["status"] in TERMINAL:
+            continue  # one more read for what came last
+    if args.follow:
+        print(f"[mltrain] run {run['id']} {run['status']}", file=sys.stderr)
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.procs import hostname, is_alive
+    from mltrain.workspace.runs import TERMINAL
+
+    ws = ctx.ws
+    run = ws.runs.get(args.run_id)
+    if run["status"] in TERMINAL:
+        print(f"run {run['id']} already ended: {run['status']}")
+        return 0
+    ws.runs.request_cancel(run["id"])
+    targets = [run] + ws.runs.list(parent_run_id=run["id"], limit=None)
+    here = hostname()
+    for r in targets:
+        local_driver = r["driver_host"] == here and r["driver_pid"] != os.getpid()
+        if r["status"] not in TERMINAL and local_driver and is_alive(r["driver_pid"], r["driver_start"]):
+            os.kill(r["driver_pid"], signal.SIGTERM)
+            break  # one driver per process: a sweep's driver cancels its children itself
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        run = ws.runs.get(run["id"])
+        if run["status"] in TERMINAL:
+            break
+        time.sleep(0.2)
+    if args.json:
+        print_json({"id": run["id"], "status": run["status"]})
+    elif run["status"] in TERMINAL:
+        print(f"run {run['id']} {run['status']}")
+    else:
+        print(
+            f"cancel of run {run['id']} requested; it is still {run['status']} (its driver acts on it within seconds)"
+        )
+    return 0
+
+
+def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
+    ws = ctx.ws
+    run = ws.runs.get(args.run_id)
+    dest = Path(args.dest or run["id"])
+    arts = ws.runs.artifacts(run["id"])
+    for art in arts:
+        ws.blobs.copy_to(art["sha256"], dest / art["path"], verify=True)
+    print(f"{len(arts)} files of run {run['id']} in {dest}")
+    if args.snapshot and run["snapshot_id"]:
+        snap = ws.snapshots.restore(run["snapshot_id"], dest / "source")
+        print(f"snapshot {snap.id[:12]} ({len(snap.files)} files) in {dest / 'source'}")
+    return 0
+
+
+def cmd_experiments(args: argparse.Namespace, ctx: Context) -> int:
+    exps = ctx.ws.runs.experiments()
+    if args.json:
+        print_json(exps)
+        return 0
+    print_table(
+        [(e["name"], e["runs"], fmt_time(e["last_run_at"]), fmt_time(e["created_at"])) for e in exps],
+        ["EXPERIMENT", "RUNS", "LAST RUN", "CREATED"],
+        "no experiments",
+    )
+    return 0

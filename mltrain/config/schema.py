@@ -1,0 +1,98 @@
+"""Config schemas, registered in Hydra's ConfigStore so a typo in a key fails before anything runs.
+
+Groups that pick an implementation (``compute``, ``deploy``) are free-form nodes with a
+``_target_``; their keys are checked against the target's constructor when it is instantiated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class WorkspaceConfig:
+    root: str = "${oc.env:MLTRAIN_WORKSPACE,.mltrain}"  # folder of the embedded workspace
+    db_url: str | None = "${oc.env:MLTRAIN_DB_URL,null}"  # SQLAlchemy URL; default: SQLite in root
+    artifact_root: str | None = "${oc.env:MLTRAIN_ARTIFACT_ROOT,null}"  # default: root/artifacts
+
+
+@dataclass
+class SnapshotConfig:
+    max_size_mb: float = 300.0  # total size limit of the snapshot of source_dir
+    max_files: int = 2000  # file count limit of the snapshot
+
+
+@dataclass
+class JobConfig:
+    name: str = "default"  # experiment name used when experiment_name is not set
+    source_dir: str = "."  # folder snapshotted and used as the script's working directory
+    script: str = MISSING  # path of the script inside source_dir
+    arguments: dict[str, Any] = field(default_factory=dict)  # passed as --key value
+    args: list[str] = field(default_factory=list)  # passed verbatim after the arguments
+    env_vars: dict[str, str] = field(default_factory=dict)  # extra environment of the script
+    max_run_duration_s: float | None = None  # cancel the run after this many seconds
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+
+
+@dataclass
+class DockerImageConfig:
+    base_image: str | None = None  # FROM image of a docker-built environment
+    network: str = "host"  # network used while building
+
+
+@dataclass
+class EnvironmentConfig:
+    name: str = "system"
+    version: str | None = None  # informational: does not change the cache key
+    build: str = "system"  # venv | docker | system
+    python: str | None = None  # X.Y; null: the version mltrain runs on
+    pip: list[str] = field(default_factory=list)  # requirement specifiers
+    requirements_file: str | None = None  # a requirements.txt, added to pip
+    conda_file: str | None = None  # an Azure-style conda YAML (python, dependencies, pip:)
+    env_vars: dict[str, str] = field(default_factory=dict)  # set for the job (and the build)
+    docker: DockerImageConfig = field(default_factory=DockerImageConfig)
+    rebuild: bool = False  # lock again and rebuild even when cached
+
+
+@dataclass
+class ResourceConfig:
+    cpu: float = 1.0  # cores (serving workers)
+    memory_gb: float = 0.5  # memory limit
+
+
+@dataclass
+class RegisterConfig:
+    name: str = MISSING  # model name; each registration adds a version
+    path: str = "outputs/model.joblib"  # file or folder inside the run folder
+    format: str | None = None  # joblib | skops; default: from the file extension
+    framework: str | None = None  # default: ScikitLearn when scikit-learn is in the environment
+    framework_version: str | None = None  # default: the environment's scikit-learn version
+    description: str | None = None
+    resources: ResourceConfig = field(default_factory=ResourceConfig)
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MLTrainConfig:
+    experiment_name: str = "${job.name}"
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
+    job: JobConfig = field(default_factory=JobConfig)
+    compute: Any = None  # null: local; else a node with _target_ (conf/compute/*.yaml)
+    register: RegisterConfig | None = None  # what to register after a Completed run
+    deploy: Any = None  # a node with _target_ (conf/deploy/*.yaml)
+    sweep: Any = None  # sweep settings (conf/sweep/*.yaml)
+
+
+SCHEMA_NAME = "mltrain_schema"
+
+
+def register_schemas() -> None:
+    """Store the root schema as ``mltrain_schema`` (the first entry of conf/config.yaml's defaults)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=MLTrainConfig)

@@ -1,0 +1,1 @@
+"""Environments: specs locked with uv, cached by content hash, built as venvs or Docker images."""

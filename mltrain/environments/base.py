@@ -1,0 +1,74 @@
+"""The environment-builder plugin point: a ResolvedEnvironment becomes something a job runs in."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select, update
+
+from mltrain.workspace import tables as t
+from mltrain.workspace.db import now
+
+if TYPE_CHECKING:
+    from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.workspace import Workspace
+
+LogFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Materialised:
+    """A built environment: a Python executable (venv, system) or an image tag (docker)."""
+
+    builder: str
+    hash: str
+    location: str  # venv folder, interpreter path or image tag
+    python: str  # the interpreter to run jobs with (inside the image for docker)
+    env_vars: dict[str, str] = field(default_factory=dict)
+    cached: bool = False  # True when nothing had to be built
+
+
+class EnvironmentBuilder(ABC):
+    """Builds environments of one kind; ``materialise`` is safe to call from several processes."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def materialise(self, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
+        """Return the built environment for ``env``, building it first on a cache miss.
+
+        Build output goes to ``log`` line by line; a failed build leaves nothing behind and
+        raises EnvironmentSpecError with the end of the build log.
+        """
+
+
+def record_use(ws: Workspace, env: ResolvedEnvironment, built: Materialised, size_bytes: int | None = None) -> None:
+    """Record (or refresh ``last_used_at`` of) a built environment in the workspace."""
+    key = (t.environments.c.hash == built.hash) & (t.environments.c.builder == built.builder)
+    ts = now()
+    with ws.db.write() as conn:
+        if conn.execute(select(t.environments.c.hash).where(key)).first() is None:
+            conn.execute(
+                insert(t.environments).values(
+                    hash=built.hash,
+                    builder=built.builder,
+                    name=env.spec.name,
+                    version=env.spec.version,
+                    python=env.spec.python,
+                    spec=json.dumps(env.spec.as_dict()),
+                    spec_hash=env.spec.spec_hash,
+                    location=built.location,
+                    size_bytes=size_bytes,
+                    created_at=ts,
+                    last_used_at=ts,
+                )
+            )
+        else:
+            values = {"last_used_at": ts, "location": built.location, "name": env.spec.name}
+            if size_bytes is not None:
+                values["size_bytes"] = size_bytes
+            conn.execute(update(t.environments).where(key).values(**values))

@@ -1,0 +1,143 @@
+"""Environment specs: the ``environment`` config group normalised into what a lock is made from.
+
+The requirements of a spec are its ``pip`` list, the lines of its ``requirements_file`` and what its
+``conda_file`` asks for; ``python`` is an X.Y version (default: the one mltrain runs on). The
+``spec_hash`` covers exactly what the lock depends on, so two specs that differ only in name or
+version share a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mltrain.errors import EnvironmentSpecError
+
+BUILDS = ("venv", "docker", "system")
+# environment variables that change what a build installs (index URLs, resolver options)
+BUILD_ENV_PREFIXES = ("PIP_", "UV_")
+_PYTHON = re.compile(r"^3\.\d{1,2}$")
+
+
+def current_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A normalised environment spec."""
+
+    name: str
+    build: str
+    python: str
+    requirements: tuple[str, ...] = ()
+    env_vars: dict[str, str] = field(default_factory=dict)
+    base_image: str | None = None
+    docker_network: str = "host"
+    version: str | None = None
+    rebuild: bool = False
+    sources: dict[str, str] = field(default_factory=dict)  # which files the spec was read from
+
+    @classmethod
+    def from_config(cls, cfg: Any, base_dir: str | os.PathLike[str] = ".") -> EnvSpec:
+        """Read an ``environment`` config node; relative file paths start at ``base_dir``."""
+        from mltrain.environments.conda import read_conda_file
+
+        get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
+        name = str(get("name") or "unnamed")
+        build = str(get("build") or "venv")
+        if build not in BUILDS:
+            raise EnvironmentSpecError(
+                f"environment {name}: unknown build {build!r}",
+                hint=f"set environment.build to one of {', '.join(BUILDS)}",
+            )
+        python = get("python")
+        requirements: list[str] = [str(r).strip() for r in (get("pip") or []) if str(r).strip()]
+        sources: dict[str, str] = {}
+        req_file = get("requirements_file")
+        if req_file:
+            path = _existing(base_dir, req_file, f"environment {name}: requirements_file")
+            sources["requirements_file"] = str(path)
+            requirements += _requirement_lines(path)
+        conda_file = get("conda_file")
+        if conda_file:
+            path = _existing(base_dir, conda_file, f"environment {name}: conda_file")
+            sources["conda_file"] = str(path)
+            conda = read_conda_file(path)
+            if conda.python and python and str(python) != conda.python:
+                raise EnvironmentSpecError(
+                    f"environment {name}: python {python} differs from python={conda.python} in {path}",
+                    hint="keep one of the two",
+                )
+            python = python or conda.python
+            requirements += list(conda.requirements)
+        python = str(python) if python is not None else current_python()
+        if not _PYTHON.match(python):
+            python = ".".join(python.split(".")[:2])
+            if not _PYTHON.match(python):
+                raise EnvironmentSpecError(
+                    f"environment {name}: python {get('python')!r} is not a version", hint="write it as X.Y, e.g. 3.11"
+                )
+        docker = get("docker") or {}
+        dget = docker.get if hasattr(docker, "get") else lambda k, d=None: getattr(docker, k, d)
+        return cls(
+            name=name,
+            build=build,
+            python=python,
+            requirements=tuple(dict.fromkeys(requirements)),
+            env_vars={str(k): str(v) for k, v in (get("env_vars") or {}).items()},
+            base_image=dget("base_image"),
+            docker_network=str(dget("network") or "host"),
+            version=None if get("version") is None else str(get("version")),
+            rebuild=bool(get("rebuild") or False),
+            sources=sources,
+        )
+
+    @property
+    def build_env(self) -> dict[str, str]:
+        """The env vars that affect what a build installs."""
+        return {k: v for k, v in sorted(self.env_vars.items()) if k.startswith(BUILD_ENV_PREFIXES)}
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of what the lock depends on: python version, requirements, build env vars."""
+        payload = {"python": self.python, "requirements": sorted(self.requirements), "env": self.build_env}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "build": self.build,
+            "python": self.python,
+            "requirements": list(self.requirements),
+            "env_vars": self.env_vars,
+            "base_image": self.base_image,
+            "sources": self.sources,
+        }
+
+
+def _existing(base_dir: str | os.PathLike[str], path: str, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        p = Path(base_dir) / p
+    if not p.is_file():
+        raise EnvironmentSpecError(
+            f"{what} {p} does not exist", hint="fix the path (a relative path starts at the folder mltrain runs in)"
+        )
+    return p
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            out.append(line)
+    return out

@@ -1,0 +1,395 @@
+"""The run driver: a resolved config through the whole run lifecycle.
+
+resolve environment → snapshot → record (Queued) → Preparing (build env, make run folder) →
+Running (stream output, ingest metrics, heartbeat, cancel) → Finalizing (collect files) →
+Completed | Failed | Canceled → register → deploy. Everything that can be checked is checked
+before the run is recorded, so a config error leaves no trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.compute.base import ComputeTarget, RunHandle, RunSpec
+from mltrain.errors import ConfigError, MltrainError
+from mltrain.procs import hostname, start_token
+from mltrain.run_context import RUN_INFO_FILE
+from mltrain.workspace import Workspace, WorkspaceSettings
+from mltrain.workspace.runs import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    FINALIZING,
+    PREPARING,
+    RUNNING,
+    new_run_id,
+)
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.registry.store import ModelVersion
+    from mltrain.runs.output import RunOutput
+
+POLL_S = 0.25
+HEARTBEAT_S = 2.0
+EXIT_CODES = {COMPLETED: 0, FAILED: 1, CANCELED: 130}
+
+
+class RunCanceled(Exception):
+    """Raised in the driver when a cancel arrives before the job has started."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    experiment: str
+    status: str
+    run_dir: Path
+    duration_s: float
+    exit_code: int | None = None
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    models: list[ModelVersion] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # registration / deployment errors
+    compute: str = "local"
+    endpoint: dict[str, Any] | None = None
+
+    @property
+    def process_exit_code(self) -> int:
+        code = EXIT_CODES.get(self.status, 1)
+        return code if code or not self.problems else 1
+
+
+def job_argv(arguments: Any, args: Any) -> list[str]:
+    """``job.arguments`` ({key: value} as ``--key value``, or a list as is) followed by ``job.args``."""
+    argv: list[str] = []
+    if isinstance(arguments, dict):
+        for key, value in arguments.items():
+            if value is None:
+                continue
+            flag = key if str(key).startswith("-") else f"--{key}"
+            if isinstance(value, bool):
+                argv += [flag, "true" if value else "false"]
+            elif isinstance(value, (list, tuple)):
+                argv += [flag, *(str(v) for v in value)]
+            else:
+                argv += [flag, str(value)]
+    elif isinstance(arguments, (list, tuple)):
+        argv += [str(a) for a in arguments]
+    return argv + [str(a) for a in (args or [])]
+
+
+def open_workspace(cfg: DictConfig) -> Workspace:
+    w = cfg.workspace
+    return Workspace(WorkspaceSettings.resolve(w.root, w.db_url, w.artifact_root))
+
+
+def build_compute(node: Any) -> ComputeTarget:
+    if node is None:
+        from mltrain.compute.local import LocalCompute
+
+        return LocalCompute()
+    from mltrain.config.plugins import instantiate_plugin
+
+    return instantiate_plugin(node, "compute", ComputeTarget)
+
+
+class CancelOnSignals:
+    """While active (main thread only), SIGINT/SIGTERM cancel the run: gracefully the first time,
+    by SIGKILL the second."""
+
+    def __init__(self) -> None:
+        self.handle: RunHandle | None = None
+        self.reason: str | None = None
+        self.finishing = False  # the job ended: signals no longer interrupt (finalizing must finish)
+        self._count = 0
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> CancelOnSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self._count += 1
+        if self.finishing:
+            print("\n[mltrain] the run is finishing; its files are being stored", file=sys.stderr)
+            return
+        self.reason = self.reason or f"canceled by {signal.Signals(signum).name}"
+        if self.handle is None:
+            raise RunCanceled(self.reason)
+        self.handle.cancel(self.reason, force=self._count > 1)
+        if self._count == 1:
+            print("\n[mltrain] stopping the run (press Ctrl-C again to kill it at once)", file=sys.stderr)
+
+
+class RunDriver:
+    """Runs one job of a composed config; ``run()`` returns its result."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        ws: Workspace | None = None,
+        parent_run_id: str | None = None,
+        echo: bool = True,
+        overrides: list[str] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.ws = ws or open_workspace(cfg)
+        self.parent_run_id = parent_run_id
+        self.echo = echo
+        self.overrides = overrides if overrides is not None else _hydra_overrides()
+
+    # -- checks before anything is recorded ------------------------------------------------------
+    def _job(self) -> tuple[Path, str, list[str]]:
+        job = self.cfg.job
+        source = Path(str(job.source_dir)).expanduser()
+        source = (source if source.is_absolute() else Path.cwd() / source).resolve()
+        if not source.is_dir():
+            raise ConfigError(f"job.source_dir {source} does not exist", hint="set job.source_dir to your code folder")
+        script = str(job.script)
+        if not (source / script).is_file():
+            pys = sorted(p.name for p in source.glob("*.py"))[:10]
+            raise ConfigError(
+                f"job.script {script!r} not found in {source}",
+                hint=f"set job.script to one of: {', '.join(pys)}" if pys else "check job.source_dir and job.script",
+            )
+        from omegaconf import OmegaConf
+
+        arguments = OmegaConf.to_container(job.arguments, resolve=True)
+        args = OmegaConf.to_container(job.args, resolve=True)
+        return source, script, job_argv(arguments, args)
+
+    def _environment(self, compute: ComputeTarget) -> ResolvedEnvironment:
+        from mltrain.environments.resolve import resolve
+        from mltrain.environments.spec import EnvSpec
+
+        spec = EnvSpec.from_config(self.cfg.environment, base_dir=Path.cwd())
+        env = resolve(spec, self.ws)
+        compute.builder(env)  # refuses a build this compute cannot run, before anything is recorded
+        return env
+
+    # -- the lifecycle ----------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        from omegaconf import OmegaConf
+
+        from mltrain.runs.output import RunOutput
+        from mltrain.runs.shim import ensure_shim
+        from mltrain.snapshot import git_info
+
+        started = time.time()
+        compute = build_compute(self.cfg.compute)
+        compute.check()
+        source, script, argv = self._job()
+        env = self._environment(compute)
+        settings = self.ws.settings
+        limits = self.cfg.job.snapshot
+        snapshot = self.ws.snapshots.take(
+            source,
+            max_files=int(limits.max_files),
+            max_size_mb=float(limits.max_size_mb),
+            exclude=(settings.root, settings.artifact_root),
+        )
+        commit, dirty = git_info(source)
+        run_id = new_run_id()
+        experiment = str(self.cfg.experiment_name)
+        run_dir = self.ws.run_dir(run_id)
+        run_dir.mkdir(parents=True)
+        self.ws.runs.create(
+            run_id,
+            experiment,
+            parent_run_id=self.parent_run_id,
+            config=OmegaConf.to_container(self.cfg, resolve=True),
+            overrides=self.overrides,
+            script=script,
+            arguments=argv,
+            compute=compute.describe(),
+            env_name=env.spec.name,
+            env_hash=env.hash,
+            snapshot_id=snapshot.id,
+            source_dir=str(source),
+            git_commit=commit,
+            git_dirty=dirty,
+            run_dir=str(run_dir),
+            driver_host=hostname(),
+            driver_pid=os.getpid(),
+            driver_start=start_token(os.getpid()),
+        )
+        out = RunOutput(run_dir, echo=self.echo)
+        spec = RunSpec(
+            run_id=run_id,
+            experiment=experiment,
+            run_dir=run_dir,
+            snapshot_id=snapshot.id,
+            script=script,
+            arguments=argv,
+            env_vars={str(k): str(v) for k, v in self.cfg.job.env_vars.items()},
+            shim_dir=ensure_shim(),
+        )
+        result = RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=compute.describe())
+        out.log(f"run {run_id} (experiment {experiment}) on {compute.describe()}; Ctrl-C cancels it")
+        handle: RunHandle | None = None
+        try:
+            with CancelOnSignals() as signals:
+                try:
+                    self.ws.runs.set_status(run_id, PREPARING)
+                    built = compute.prepare(self.ws, env, out.build_log, rebuild=env.spec.rebuild)
+                    if not built.cached:
+                        out.log(f"environment {env.spec.name} ready ({built.location})")
+                    compute.upload(self.ws, spec)
+                    self._write_run_info(run_dir, run_id, experiment)
+                    handle = compute.start(spec, built, out)
+                    signals.handle = handle
+                    self.ws.runs.set_status(
+                        run_id,
+                        RUNNING,
+                        child_pid=handle.pid,
+                        child_start=start_token(handle.pid) if handle.pid else None,
+                    )
+                    self._follow(handle, result, signals)
+                except RunCanceled as exc:
+                    result.status, result.error = CANCELED, str(exc)
+                except MltrainError as exc:
+                    result.status, result.error = FAILED, str(exc)
+                    out.log(f"error: {exc}")
+                signals.finishing = True
+                self._finalize(compute, spec, handle, result, out, env)
+        finally:
+            out.close()
+            compute.cleanup(spec, handle)
+        result.duration_s = time.time() - started
+        return result
+
+    @staticmethod
+    def _write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
+        info = run_dir / RUN_INFO_FILE
+        info.parent.mkdir(parents=True, exist_ok=True)
+        info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))
+
+    def _follow(self, handle: RunHandle, result: RunResult, signals: CancelOnSignals) -> None:
+        from mltrain.runs.ingest import MetricsIngest
+
+        self._ingest = ingest = MetricsIngest(self.ws, result.run_id)
+        max_s = self.cfg.job.max_run_duration_s
+        deadline = time.monotonic() + float(max_s) if max_s else None
+        next_heartbeat = time.monotonic() + HEARTBEAT_S
+        while True:
+            code = handle.wait(POLL_S)
+            ingest.feed(handle.read_metrics())
+            now = time.monotonic()
+            if code is not None:
+                break
+            if now >= next_heartbeat:
+                next_heartbeat = now + HEARTBEAT_S
+                if self.ws.runs.heartbeat(result.run_id):
+                    handle.cancel("canceled with `mltrain runs cancel`")
+            if deadline is not None and now > deadline:
+                handle.cancel(f"canceled: ran longer than job.max_run_duration_s={max_s}")
+                deadline = None
+        ingest.feed(handle.read_metrics(), final=True)
+        result.exit_code = code
+        reason = handle.cancel_reason or (signals.reason if code != 0 else None)
+        if reason:
+            result.status, result.error = CANCELED, reason
+        elif code == 0:
+            result.status = COMPLETED
+        else:
+            result.status = FAILED
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            result.error = f"the script failed ({how})"
+
+    def _finalize(
+        self,
+        compute: ComputeTarget,
+        spec: RunSpec,
+        handle: RunHandle | None,
+        result: RunResult,
+        out: RunOutput,
+        env: ResolvedEnvironment,
+    ) -> None:
+        from mltrain.runs.finalize import collect_artifacts
+
+        run_id = result.run_id
+        self.ws.runs.set_status(run_id, FINALIZING)
+        try:
+            if handle is not None:
+                compute.collect(spec, handle)
+        except MltrainError as exc:
+            result.problems.append(f"collecting the run's files failed: {exc}")
+        ingest = getattr(self, "_ingest", None)
+        if result.status == FAILED and result.exit_code not in (None, 0):
+            tail = out.stderr_tail()
+            if tail:
+                result.error = f"{result.error}; last lines of stderr:\n" + "\n".join(tail)
+        collect_artifacts(self.ws, run_id, spec.run_dir)
+        self.ws.runs.set_status(
+            run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
+        )
+        result.metrics = self.ws.metrics.summary(run_id)
+        if result.status == COMPLETED:
+            self._register(result, env, ingest.register_requests if ingest else [])
+            if result.models and self.cfg.deploy is not None:
+                self._deploy(result)
+
+    def _register(self, result: RunResult, env: ResolvedEnvironment, requested: list[dict[str, Any]]) -> None:
+        from omegaconf import OmegaConf
+
+        from mltrain.registry.from_run import register_run_model
+
+        requests = list(requested)
+        if self.cfg.register is not None:
+            requests.insert(0, OmegaConf.to_container(self.cfg.register, resolve=True))
+        run = self.ws.runs.get(result.run_id)
+        for req in requests:
+            try:
+                result.models.append(register_run_model(self.ws, run, req, env))
+            except MltrainError as exc:
+                result.problems.append(f"registration of {req.get('name')} failed: {exc}")
+
+    def _deploy(self, result: RunResult) -> None:
+        from mltrain.deploy.from_config import deploy_from_config
+
+        try:
+            result.endpoint = deploy_from_config(self.ws, self.cfg.deploy, result.models[0])
+        except MltrainError as exc:
+            result.problems.append(f"deployment failed: {exc}")
+
+
+def _hydra_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task)
+    except (ValueError, ImportError):
+        return []
+
+
+def run_from_config(cfg: DictConfig) -> int:
+    """Run the job of ``cfg``, print its summary; return the process exit code."""
+    from mltrain.runs.summary import print_summary
+
+    try:
+        result = RunDriver(cfg).run()
+    except MltrainError as exc:
+        print(f"mltrain: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RunCanceled as exc:
+        print(f"mltrain: {exc}; nothing was run", file=sys.stderr)
+        return EXIT_CODES[CANCELED]
+    print_summary(result)
+    return result.process_exit_code

@@ -1,0 +1,68 @@
+"""Ingest of the in-script API's records (``.mltrain/metrics.jsonl``) into the workspace.
+
+Records are fed as raw bytes (from a local file, a remote tail, ...); partial lines wait for the
+rest. Metrics are written in batches; tags at once; model-registration requests are kept for the
+driver, which registers them only after the run completes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from mltrain.workspace.metrics import METRIC_KINDS
+
+if TYPE_CHECKING:
+    from mltrain.workspace import Workspace
+
+
+class MetricsIngest:
+    """Decodes metric records of one run and stores them."""
+
+    def __init__(self, ws: Workspace, run_id: str) -> None:
+        self.ws = ws
+        self.run_id = run_id
+        self._partial = b""
+        self.stored = 0
+        self.latest: dict[str, Any] = {}  # last scalar per key, for progress display
+        self.register_requests: list[dict[str, Any]] = []
+
+    def feed(self, data: bytes, final: bool = False) -> int:
+        """Store the complete records in ``data`` (and a trailing partial one when ``final``)."""
+        if not data and not (final and self._partial):
+            return 0
+        lines = (self._partial + data).split(b"\n")
+        self._partial = b"" if final else lines.pop()
+        metrics, tags, registers = parse_records(lines)
+        for rec in metrics:
+            if rec.get("type", "scalar") == "scalar":
+                self.latest[str(rec.get("k"))] = rec.get("v")
+        self.register_requests += registers
+        if tags:
+            self.ws.runs.set_tags(self.run_id, tags)
+        self.stored += self.ws.metrics.add(self.run_id, metrics)
+        return len(metrics)
+
+
+def parse_records(lines: list[bytes]) -> tuple[list[dict[str, Any]], dict[str, str], list[dict[str, Any]]]:
+    """Split raw JSON lines into (metric records, tags, model-registration requests)."""
+    metrics: list[dict[str, Any]] = []
+    tags: dict[str, str] = {}
+    registers: list[dict[str, Any]] = []
+    for raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            print(f"mltrain: skipped an unreadable metric record: {raw[:200]!r}", file=sys.stderr)
+            continue
+        kind = rec.get("type", "scalar")
+        if kind in METRIC_KINDS:
+            metrics.append(rec)
+        elif kind == "tags":
+            tags.update(rec.get("v") or {})
+        elif kind == "register":
+            registers.append(rec.get("v") or {})
+    return metrics, tags, registers

@@ -1,0 +1,42 @@
+"""The short summary printed when a run ends."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mltrain.runs.driver import RunResult
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        text = str(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return str(value)
+
+
+def print_summary(result: RunResult) -> None:
+    """Run id, status, duration, metrics, registered models, where the outputs are."""
+    lines = [
+        "",
+        f"Run {result.run_id}: {result.status} in {result.duration_s:.1f} s "
+        f"(experiment {result.experiment}, {result.compute} compute)",
+    ]
+    if result.error:
+        lines.append("  error:   " + result.error.replace("\n", "\n           "))
+    if result.metrics:
+        shown = [f"{k}={format_value(v)}" for k, v in list(result.metrics.items())[:12]]
+        lines.append("  metrics: " + "  ".join(shown))
+    for mv in result.models:
+        framework = f" ({mv.framework} {mv.framework_version})" if mv.framework else ""
+        lines.append(f"  model:   {mv.name} version {mv.version}{framework}")
+    if result.endpoint:
+        lines.append(f"  endpoint: {result.endpoint.get('name')} at {result.endpoint.get('uri')}")
+    lines.append(f"  outputs: {result.run_dir / 'outputs'}")
+    lines.append(f"  details: mltrain runs show {result.run_id}")
+    for problem in result.problems:
+        lines.append("  problem: " + problem.replace("\n", "\n           "))
+    print("\n".join(lines), file=sys.stdout if result.status == "Completed" and not result.problems else sys.stderr)

@@ -1,0 +1,109 @@
+"""The workspace database: one engine per URL, SQLite tuned for many concurrent writers.
+
+Contract: ``Database.write()`` yields a connection inside a transaction that holds the write lock
+from its first statement (``BEGIN IMMEDIATE`` on SQLite), so read-modify-write sequences such as
+"next model version" are atomic; ``Database.read()`` yields a connection for reads only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.exc import OperationalError
+
+from mltrain.errors import WorkspaceError
+from mltrain.workspace import migrations, tables
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("mltrain_read") else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """An engine on the workspace database, with the schema brought up to date on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        try:
+            self.engine = _sqlite_engine(url) if self.is_sqlite else create_engine(url, pool_pre_ping=True)
+            self._ensure_schema()
+        except OperationalError as exc:
+            raise WorkspaceError(
+                f"cannot open the workspace database {self.safe_url}: {exc.orig}",
+                hint="check workspace.db_url / MLTRAIN_DB_URL and that the database is reachable",
+            ) from exc
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection in a write transaction, committed on success, rolled back on error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (a consistent snapshot on SQLite)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(mltrain_read=True)
+            with conn.begin():
+                yield conn
+
+    def _ensure_schema(self) -> None:
+        with self.read() as conn:
+            version = self._version(conn)
+        if version == tables.SCHEMA_VERSION:
+            return
+        if version is not None and version > tables.SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"the workspace database {self.safe_url} has schema version {version}, newer than this "
+                f"mltrain understands ({tables.SCHEMA_VERSION})",
+                hint="upgrade mltrain (pip install -U mltrain)",
+            )
+        with self.write() as conn:
+            if self.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7348115)")
+            migrations.upgrade(conn, self._version(conn))
+
+    @staticmethod
+    def _version(conn: Connection) -> int | None:
+        if not conn.dialect.has_table(conn, tables.schema_info.name):
+            return None
+        return conn.execute(select(tables.schema_info.c.version).where(tables.schema_info.c.id == 1)).scalar()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def now() -> float:
+    """Timestamps stored in the workspace: seconds since the epoch."""
+    return time.time()

@@ -1,0 +1,94 @@
+"""Metrics of runs: scalars (numbers or strings), lists, table rows and whole tables.
+
+Records arrive in batches from the driver, which tails ``.mltrain/metrics.jsonl`` (the format the
+in-script API writes: ``{"t": ts, "k": name, "v": value[, "s": step][, "type": kind]}``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from mltrain.workspace import tables as t
+from mltrain.workspace.db import Database
+
+METRIC_KINDS = ("scalar", "list", "row", "table")
+
+
+def to_row(run_id: str, rec: dict[str, Any]) -> dict[str, Any]:
+    """The metrics-table row of one record of the in-script API."""
+    kind = rec.get("type", "scalar")
+    value = rec.get("v")
+    numeric = kind == "scalar" and isinstance(value, (int, float)) and not isinstance(value, bool)
+    return {
+        "run_id": run_id,
+        "key": str(rec.get("k", "")),
+        "kind": kind,
+        "value": float(value) if numeric else None,
+        "data": None if numeric else json.dumps(value),
+        "step": rec.get("s"),
+        "ts": float(rec.get("t", 0.0)),
+    }
+
+
+def _value(row: dict[str, Any]) -> Any:
+    return row["value"] if row["data"] is None else json.loads(row["data"])
+
+
+class MetricStore:
+    """Metric records of one workspace."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, run_id: str, records: Iterable[dict[str, Any]]) -> int:
+        """Store metric records (kinds in METRIC_KINDS) in one transaction; return how many."""
+        rows = [to_row(run_id, r) for r in records]
+        if rows:
+            with self.db.write() as conn:
+                conn.execute(insert(t.metrics), rows)
+        return len(rows)
+
+    def replace(self, run_id: str, records: Iterable[dict[str, Any]]) -> int:
+        """Replace every metric of a run by ``records`` in one transaction (used by recovery)."""
+        rows = [to_row(run_id, r) for r in records]
+        with self.db.write() as conn:
+            conn.execute(t.metrics.delete().where(t.metrics.c.run_id == run_id))
+            if rows:
+                conn.execute(insert(t.metrics), rows)
+        return len(rows)
+
+    def history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+        """Every record of a run (optionally of one key), in logging order."""
+        q = select(
+            t.metrics.c.key, t.metrics.c.kind, t.metrics.c.value, t.metrics.c.data, t.metrics.c.step, t.metrics.c.ts
+        ).where(t.metrics.c.run_id == run_id)
+        if key is not None:
+            q = q.where(t.metrics.c.key == key)
+        with self.db.read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q.order_by(t.metrics.c.id))]
+        return [
+            {"key": r["key"], "kind": r["kind"], "value": _value(r), "step": r["step"], "ts": r["ts"]} for r in rows
+        ]
+
+    def count(self, run_id: str) -> int:
+        from sqlalchemy import func
+
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).where(t.metrics.c.run_id == run_id)).scalar() or 0)
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        """Per key: the last scalar, the last list or table, or all rows of a row-logged table."""
+        out: dict[str, Any] = {}
+        for rec in self.history(run_id):
+            key, kind, value = rec["key"], rec["kind"], rec["value"]
+            if kind == "row":
+                table = out.setdefault(key, {})
+                for col, v in value.items():
+                    table.setdefault(col, []).append(v)
+            else:
+                out[key] = value
+        return out

@@ -1,0 +1,243 @@
+"""Experiments and runs: records, status timeline, tags, artifacts, cancel requests, orphans.
+
+Status moves ``Queued → Preparing → Running → Finalizing → Completed | Failed | Canceled``; a
+terminal status is final: ``set_status`` on a finished run changes nothing and returns False, so
+a late writer (a driver finishing after recovery declared it lost) cannot resurrect it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from mltrain.errors import NotFoundError
+from mltrain.workspace import tables as t
+from mltrain.workspace.db import Database, now
+
+QUEUED, PREPARING, RUNNING, FINALIZING = "Queued", "Preparing", "Running", "Finalizing"
+COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
+ACTIVE = (QUEUED, PREPARING, RUNNING, FINALIZING)
+TERMINAL = (COMPLETED, FAILED, CANCELED)
+STATUSES = (*ACTIVE, *TERMINAL)
+
+JSON_FIELDS = ("config", "overrides", "arguments")
+HEARTBEAT_TIMEOUT_S = 600.0  # a run of another host without heartbeat for this long is lost
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: ``YYYYmmdd_HHMMSS_xxxxxx``."""
+    return time.strftime("%Y%m%d_%H%M%S") + "_" + secrets.token_hex(3)
+
+
+def _row(row: Any) -> dict[str, Any]:
+    rec = dict(row._mapping)
+    for key in JSON_FIELDS:
+        if rec.get(key) is not None:
+            rec[key] = json.loads(rec[key])
+    return rec
+
+
+class RunStore:
+    """Runs and experiments of one workspace."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- experiments ---------------------------------------------------------------------------
+    def experiment_id(self, conn: Connection, name: str) -> int:
+        """The id of experiment ``name``, created on first use (inside the caller's transaction)."""
+        found = conn.execute(select(t.experiments.c.id).where(t.experiments.c.name == name)).scalar()
+        if found is not None:
+            return int(found)
+        return int(conn.execute(insert(t.experiments).values(name=name, created_at=now())).inserted_primary_key[0])
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Every experiment with its run count and latest run time."""
+        q = (
+            select(
+                t.experiments.c.name,
+                t.experiments.c.created_at,
+                func.count(t.runs.c.id).label("runs"),
+                func.max(t.runs.c.created_at).label("last_run_at"),
+            )
+            .select_from(t.experiments.outerjoin(t.runs))
+            .group_by(t.experiments.c.id)
+            .order_by(t.experiments.c.name)
+        )
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create(self, run_id: str, experiment: str, **fields: Any) -> dict[str, Any]:
+        """Record a new run in status Queued."""
+        values = {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in fields.items()}
+        ts = now()
+        with self.db.write() as conn:
+            exp_id = self.experiment_id(conn, experiment)
+            conn.execute(
+                insert(t.runs).values(
+                    id=run_id, experiment_id=exp_id, status=QUEUED, created_at=ts, heartbeat_at=ts, **values
+                )
+            )
+            conn.execute(insert(t.run_status).values(run_id=run_id, status=QUEUED, ts=ts))
+        return self.get(run_id)
+
+    def set_status(self, run_id: str, status: str, detail: str | None = None, **fields: Any) -> bool:
+        """Move a run to ``status`` (recording when); False if it had already finished."""
+        assert status in STATUSES, status
+        ts = now()
+        values: dict[str, Any] = {"status": status, "heartbeat_at": ts, **fields}
+        if status == RUNNING:
+            values.setdefault("started_at", ts)
+        if status in TERMINAL:
+            values.setdefault("ended_at", ts)
+        with self.db.write() as conn:
+            changed = conn.execute(
+                update(t.runs).where(t.runs.c.id == run_id, t.runs.c.status.in_(ACTIVE)).values(**values)
+            ).rowcount
+            if changed:
+                conn.execute(insert(t.run_status).values(run_id=run_id, status=status, ts=ts, detail=detail))
+        return bool(changed)
+
+    def update(self, run_id: str, **fields: Any) -> None:
+        """Set fields of a run record."""
+        values = {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in fields.items()}
+        with self.db.write() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
+
+    def resolve_id(self, run_id: str) -> str:
+        """The full id of ``run_id`` or of the one run whose id starts with it."""
+        with self.db.read() as conn:
+            if conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first():
+                return run_id
+            matches = (
+                conn.execute(select(t.runs.c.id).where(t.runs.c.id.like(run_id.replace("%", "") + "%")).limit(3))
+                .scalars()
+                .all()
+            )
+        if len(matches) == 1:
+            return str(matches[0])
+        if not matches:
+            raise NotFoundError(f"no run {run_id!r} in this workspace", hint="list runs with `mltrain runs list`")
+        raise NotFoundError(f"{run_id!r} matches several runs ({', '.join(matches)}, ...)", hint="give more of the id")
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        """The run record (full id or unique prefix), with its experiment name."""
+        run_id = self.resolve_id(run_id)
+        q = (
+            select(t.runs, t.experiments.c.name.label("experiment"))
+            .join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
+            .where(t.runs.c.id == run_id)
+        )
+        with self.db.read() as conn:
+            return _row(conn.execute(q).one())
+
+    def list(
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        parent_run_id: str | None = None,
+        limit: int | None = 50,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first."""
+        q = (
+            select(t.runs, t.experiments.c.name.label("experiment"))
+            .join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
+            .order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+        )
+        if experiment:
+            q = q.where(t.experiments.c.name == experiment)
+        if status:
+            q = q.where(func.lower(t.runs.c.status) == status.lower())
+        if parent_run_id:
+            q = q.where(t.runs.c.parent_run_id == parent_run_id)
+        if limit:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def history(self, run_id: str) -> list[dict[str, Any]]:
+        """The status timeline of a run, oldest first."""
+        q = select(t.run_status.c.status, t.run_status.c.ts, t.run_status.c.detail).where(
+            t.run_status.c.run_id == run_id
+        )
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(t.run_status.c.id))]
+
+    # -- tags and artifacts --------------------------------------------------------------------
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        if not tags:
+            return
+        with self.db.write() as conn:
+            for key, value in tags.items():
+                done = conn.execute(
+                    update(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key == key).values(value=str(value))
+                ).rowcount
+                if not done:
+                    conn.execute(insert(t.tags).values(run_id=run_id, key=key, value=str(value)))
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.tags.c.key, t.tags.c.value).where(t.tags.c.run_id == run_id))
+            return {r.key: r.value for r in rows}
+
+    def add_artifacts(self, run_id: str, items: Iterable[tuple[str, str, int]]) -> None:
+        """Record artifacts (path, sha256, size); a path recorded again is replaced."""
+        rows = [{"run_id": run_id, "path": p, "sha256": s, "size": n} for p, s, n in items]
+        if not rows:
+            return
+        with self.db.write() as conn:
+            conn.execute(
+                t.artifacts.delete().where(
+                    t.artifacts.c.run_id == run_id, t.artifacts.c.path.in_([r["path"] for r in rows])
+                )
+            )
+            conn.execute(insert(t.artifacts), rows)
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        q = select(t.artifacts.c.path, t.artifacts.c.sha256, t.artifacts.c.size).where(t.artifacts.c.run_id == run_id)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q.order_by(t.artifacts.c.path))]
+
+    # -- liveness and cancel -------------------------------------------------------------------
+    def heartbeat(self, run_id: str) -> bool:
+        """Note that the driver is alive; return whether a cancel was requested."""
+        with self.db.write() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(heartbeat_at=now()))
+            return bool(conn.execute(select(t.runs.c.cancel_requested).where(t.runs.c.id == run_id)).scalar())
+
+    def request_cancel(self, run_id: str) -> dict[str, Any]:
+        """Flag a run (and its active children) for cancellation; return the run record."""
+        run_id = self.resolve_id(run_id)
+        with self.db.write() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(or_(t.runs.c.id == run_id, t.runs.c.parent_run_id == run_id), t.runs.c.status.in_(ACTIVE))
+                .values(cancel_requested=True)
+            )
+        return self.get(run_id)
+
+    def orphans(self, host: str, is_alive: Any) -> list[dict[str, Any]]:
+        """Active runs whose driver is gone: dead on this host, or silent too long elsewhere."""
+        q = select(t.runs).where(t.runs.c.status.in_(ACTIVE))
+        stale = now() - HEARTBEAT_TIMEOUT_S
+        lost = []
+        with self.db.read() as conn:
+            for row in conn.execute(q):
+                rec = dict(row._mapping)
+                if rec["driver_host"] == host:
+                    if not is_alive(rec["driver_pid"], rec["driver_start"]):
+                        lost.append(rec)
+                elif (rec["heartbeat_at"] or 0) < stale:
+                    lost.append(rec)
+        return lost
+
+    def active_children(self, parent_run_id: str) -> list[str]:
+        with self.db.read() as conn:
+            q = select(t.runs.c.id).where(and_(t.runs.c.parent_run_id == parent_run_id, t.runs.c.status.in_(ACTIVE)))
+            return [str(r) for r in conn.execute(q).scalars()]

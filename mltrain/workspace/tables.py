@@ -1,0 +1,197 @@
+"""The workspace schema (SQLAlchemy Core). JSON values are stored as text for portability.
+
+``SCHEMA_VERSION`` is the version these definitions describe; ``migrations.py`` upgrades older
+databases to it step by step.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 2
+
+metadata = MetaData()
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("upgraded_at", Float, nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.id"), nullable=False),
+    Column("parent_run_id", String(64), ForeignKey("runs.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("config", Text),  # resolved config, JSON
+    Column("overrides", Text),  # command-line overrides, JSON list
+    Column("script", Text),
+    Column("arguments", Text),  # argv after the script, JSON list
+    Column("compute", String(128)),
+    Column("env_name", String(256)),
+    Column("env_hash", String(64)),
+    Column("snapshot_id", String(64)),
+    Column("source_dir", Text),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Column("exit_code", Integer),
+    Column("error", Text),
+    Column("run_dir", Text),
+    Column("driver_host", String(256)),
+    Column("driver_pid", Integer),
+    Column("driver_start", String(64)),  # process start token, guards against PID reuse
+    Column("child_pid", Integer),
+    Column("child_start", String(64)),
+    Column("heartbeat_at", Float),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+)
+Index("ix_runs_experiment", runs.c.experiment_id, runs.c.created_at)
+Index("ix_runs_status", runs.c.status)
+Index("ix_runs_parent", runs.c.parent_run_id)
+
+run_status = Table(
+    "run_status",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("detail", Text),
+)
+Index("ix_run_status_run", run_status.c.run_id)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), ForeignKey("runs.id"), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("kind", String(8), nullable=False),  # scalar | list | row | table
+    Column("value", Float),  # numeric scalars
+    Column("data", Text),  # JSON for everything else
+    Column("step", Integer),
+    Column("ts", Float, nullable=False),
+)
+Index("ix_metrics_run_key", metrics.c.run_id, metrics.c.key)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the manifest blob
+    Column("source_dir", Text),
+    Column("file_count", Integer, nullable=False),
+    Column("total_bytes", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("path", Text, nullable=False),  # file or folder name of the model
+    Column("sha256", String(64), nullable=False),  # of the file, or of the folder's manifest
+    Column("format", String(32), nullable=False),  # joblib | skops
+    Column("framework", String(64)),
+    Column("framework_version", String(64)),
+    Column("description", Text),
+    Column("cpu", Float),
+    Column("memory_gb", Float),
+    Column("tags", Text),  # JSON object
+    Column("properties", Text),  # JSON object
+    Column("run_id", String(64), ForeignKey("runs.id")),
+    Column("env_hash", String(64)),
+    Column("created_at", Float, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    UniqueConstraint("name", "version", name="uq_models_name_version"),
+)
+
+model_files = Table(
+    "model_files",
+    metadata,
+    Column("model_id", Integer, ForeignKey("models.id"), primary_key=True),
+    Column("relpath", String(1024), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+# -- version 2: environments -------------------------------------------------------------------
+
+env_locks = Table(
+    "env_locks",
+    metadata,
+    Column("spec_hash", String(64), primary_key=True),  # EnvSpec.spec_hash
+    Column("python", String(16), nullable=False),
+    Column("lock", Text, nullable=False),  # uv pip compile output
+    Column("created_at", Float, nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # cache key: python, lock, base image, build env
+    Column("builder", String(32), primary_key=True),  # venv | docker | system
+    Column("name", String(256), nullable=False),
+    Column("version", String(64)),
+    Column("python", String(16)),
+    Column("spec", Text),  # EnvSpec.as_dict(), JSON
+    Column("spec_hash", String(64)),
+    Column("location", Text),  # venv folder or image tag
+    Column("size_bytes", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=False),
+)
+Index("ix_environments_name", environments.c.name)
