@@ -72,6 +72,18 @@ def group_exists(pgid: int) -> bool:
         return False
 
 
+def owns_group(pgid: int | None, leader_token: str | None) -> bool:
+    """True while the process group ``pgid`` whose leader started at ``leader_token`` has members.
+
+    A dead leader's id cannot be reused while its group has members, so a live group whose leader
+    is gone is still the same group.
+    """
+    if not pgid or not group_exists(pgid):
+        return False
+    current = start_token(pgid)
+    return current is None or leader_token is None or current == leader_token
+
+
 def stop_group(pgid: int, grace_s: float = 5.0) -> None:
     """Stop a process group: SIGINT, then SIGTERM, then SIGKILL, ``grace_s`` apart."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):

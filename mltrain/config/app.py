@@ -4,25 +4,42 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
 
 from mltrain.bundled import bundled_dir
 
 _exit_codes: list[int] = []
+# Set in a prefork child (mltrain/config/prefork.py): receives the composed job instead of running it.
+handoff: Callable[[dict[str, Any], list[str]], None] | None = None
 
 
 def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
     if not OmegaConf.has_resolver("mltrain.bundled"):
         OmegaConf.register_new_resolver("mltrain.bundled", lambda rel: str(bundled_dir("examples").parent / rel))
 
 
-def task(cfg: DictConfig) -> None:
+def hydra_overrides() -> list[str]:
+    """The command-line overrides of the current Hydra job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task)
+
+
+def task(cfg: Any) -> None:
     """Hydra task function: one run (or one job of a sweep) of the composed config."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    if handoff is not None:
+        handoff(config, hydra_overrides())
+        return
     from mltrain.runs.driver import run_from_config
 
-    _exit_codes.append(run_from_config(cfg))
+    _exit_codes.append(run_from_config(config, hydra_overrides()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,8 +34,6 @@ from mltrain.workspace.runs import (
 )
 
 if TYPE_CHECKING:
-    from omegaconf import DictConfig
-
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.registry.store import ModelVersion
     from mltrain.runs.output import RunOutput
@@ -89,9 +87,9 @@ def job_argv(arguments: Any, args: Any) -> list[str]:
     return argv + [str(a) for a in (args or [])]
 
 
-def open_workspace(cfg: DictConfig) -> Workspace:
-    w = cfg.workspace
-    return Workspace(WorkspaceSettings.resolve(w.root, w.db_url, w.artifact_root))
+def open_workspace(config: dict[str, Any]) -> Workspace:
+    w = config["workspace"]
+    return Workspace(WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"]))
 
 
 def build_compute(node: Any) -> ComputeTarget:
@@ -143,78 +141,73 @@ class RunDriver:
 
     def __init__(
         self,
-        cfg: DictConfig,
+        config: dict[str, Any],
         ws: Workspace | None = None,
         parent_run_id: str | None = None,
         echo: bool = True,
         overrides: list[str] | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.ws = ws or open_workspace(cfg)
+        self.cfg = config
+        self.ws = ws or open_workspace(config)
         self.parent_run_id = parent_run_id
         self.echo = echo
-        self.overrides = overrides if overrides is not None else _hydra_overrides()
+        self.overrides = overrides or []
 
     # -- checks before anything is recorded ------------------------------------------------------
     def _job(self) -> tuple[Path, str, list[str]]:
-        job = self.cfg.job
-        source = Path(str(job.source_dir)).expanduser()
+        job = self.cfg["job"]
+        source = Path(str(job["source_dir"])).expanduser()
         source = (source if source.is_absolute() else Path.cwd() / source).resolve()
         if not source.is_dir():
             raise ConfigError(f"job.source_dir {source} does not exist", hint="set job.source_dir to your code folder")
-        script = str(job.script)
+        script = str(job["script"])
         if not (source / script).is_file():
             pys = sorted(p.name for p in source.glob("*.py"))[:10]
             raise ConfigError(
                 f"job.script {script!r} not found in {source}",
                 hint=f"set job.script to one of: {', '.join(pys)}" if pys else "check job.source_dir and job.script",
             )
-        from omegaconf import OmegaConf
-
-        arguments = OmegaConf.to_container(job.arguments, resolve=True)
-        args = OmegaConf.to_container(job.args, resolve=True)
-        return source, script, job_argv(arguments, args)
+        return source, script, job_argv(job["arguments"], job["args"])
 
     def _environment(self, compute: ComputeTarget) -> ResolvedEnvironment:
         from mltrain.environments.resolve import resolve
         from mltrain.environments.spec import EnvSpec
 
-        spec = EnvSpec.from_config(self.cfg.environment, base_dir=Path.cwd())
+        spec = EnvSpec.from_config(self.cfg["environment"], base_dir=Path.cwd())
         env = resolve(spec, self.ws)
-        compute.builder(env)  # refuses a build this compute cannot run, before anything is recorded
+        # refuses a build this compute cannot run (or a missing Python), before anything is recorded
+        compute.builder(env).check(env)
         return env
 
     # -- the lifecycle ----------------------------------------------------------------------------
     def run(self) -> RunResult:
-        from omegaconf import OmegaConf
-
         from mltrain.runs.output import RunOutput
         from mltrain.runs.shim import ensure_shim
         from mltrain.snapshot import git_info
 
         started = time.time()
-        compute = build_compute(self.cfg.compute)
+        compute = build_compute(self.cfg["compute"])
         compute.check()
         source, script, argv = self._job()
         env = self._environment(compute)
         settings = self.ws.settings
-        limits = self.cfg.job.snapshot
+        limits = self.cfg["job"]["snapshot"]
         snapshot = self.ws.snapshots.take(
             source,
-            max_files=int(limits.max_files),
-            max_size_mb=float(limits.max_size_mb),
+            max_files=int(limits["max_files"]),
+            max_size_mb=float(limits["max_size_mb"]),
             exclude=(settings.root, settings.artifact_root),
         )
         commit, dirty = git_info(source)
         run_id = new_run_id()
-        experiment = str(self.cfg.experiment_name)
+        experiment = str(self.cfg["experiment_name"])
         run_dir = self.ws.run_dir(run_id)
         run_dir.mkdir(parents=True)
         self.ws.runs.create(
             run_id,
             experiment,
             parent_run_id=self.parent_run_id,
-            config=OmegaConf.to_container(self.cfg, resolve=True),
+            config=self.cfg,
             overrides=self.overrides,
             script=script,
             arguments=argv,
@@ -238,7 +231,7 @@ class RunDriver:
             snapshot_id=snapshot.id,
             script=script,
             arguments=argv,
-            env_vars={str(k): str(v) for k, v in self.cfg.job.env_vars.items()},
+            env_vars={str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()},
             shim_dir=ensure_shim(),
         )
         result = RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=compute.describe())
@@ -285,7 +278,7 @@ class RunDriver:
         from mltrain.runs.ingest import MetricsIngest
 
         self._ingest = ingest = MetricsIngest(self.ws, result.run_id)
-        max_s = self.cfg.job.max_run_duration_s
+        max_s = self.cfg["job"]["max_run_duration_s"]
         deadline = time.monotonic() + float(max_s) if max_s else None
         next_heartbeat = time.monotonic() + HEARTBEAT_S
         while True:
@@ -343,17 +336,15 @@ class RunDriver:
         result.metrics = self.ws.metrics.summary(run_id)
         if result.status == COMPLETED:
             self._register(result, env, ingest.register_requests if ingest else [])
-            if result.models and self.cfg.deploy is not None:
+            if result.models and self.cfg.get("deploy") is not None:
                 self._deploy(result)
 
     def _register(self, result: RunResult, env: ResolvedEnvironment, requested: list[dict[str, Any]]) -> None:
-        from omegaconf import OmegaConf
-
         from mltrain.registry.from_run import register_run_model
 
         requests = list(requested)
-        if self.cfg.register is not None:
-            requests.insert(0, OmegaConf.to_container(self.cfg.register, resolve=True))
+        if self.cfg.get("register") is not None:
+            requests.insert(0, dict(self.cfg["register"]))
         run = self.ws.runs.get(result.run_id)
         for req in requests:
             try:
@@ -365,26 +356,17 @@ class RunDriver:
         from mltrain.deploy.from_config import deploy_from_config
 
         try:
-            result.endpoint = deploy_from_config(self.ws, self.cfg.deploy, result.models[0])
+            result.endpoint = deploy_from_config(self.ws, self.cfg["deploy"], result.models[0])
         except MltrainError as exc:
             result.problems.append(f"deployment failed: {exc}")
 
 
-def _hydra_overrides() -> list[str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return list(HydraConfig.get().overrides.task)
-    except (ValueError, ImportError):
-        return []
-
-
-def run_from_config(cfg: DictConfig) -> int:
-    """Run the job of ``cfg``, print its summary; return the process exit code."""
+def run_from_config(config: dict[str, Any], overrides: list[str] | None = None) -> int:
+    """Run the job of a resolved ``config`` (plain containers), print its summary; return the exit code."""
     from mltrain.runs.summary import print_summary
 
     try:
-        result = RunDriver(cfg).run()
+        result = RunDriver(config, overrides=overrides).run()
     except MltrainError as exc:
         print(f"mltrain: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mltrain.compute.base import METRICS_REL
-from mltrain.procs import hostname, is_alive, stop_group
+from mltrain.procs import hostname, is_alive, owns_group, stop_group
 from mltrain.workspace.runs import FAILED
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def recover_orphans(ws: Workspace) -> list[str]:
         if not ws.runs.set_status(rec["id"], FAILED, detail="driver lost", error=DRIVER_LOST):
             continue  # finished or recovered by another process meanwhile
         recovered.append(rec["id"])
-        if rec["driver_host"] == here and is_alive(rec["child_pid"], rec["child_start"]):
+        if rec["driver_host"] == here and owns_group(rec["child_pid"], rec["child_start"]):
             stop_group(rec["child_pid"], grace_s=2.0)
         run_dir = Path(rec["run_dir"]) if rec["run_dir"] else None
         if rec["driver_host"] == here and run_dir is not None and run_dir.is_dir():

@@ -1,0 +1,57 @@
+"""Start-up in parallel: a forked child composes the Hydra config while the parent imports the
+run driver and the workspace (SQLAlchemy); the child hands the resolved config over a pipe and the
+parent runs the job. Used for a single run on POSIX; anything with an option (``-m``, ``--cfg``,
+``--help``, ...) runs in one process as usual. ``MLTRAIN_NO_PREFORK=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def applicable(argv: list[str]) -> bool:
+    return hasattr(os, "fork") and not os.environ.get("MLTRAIN_NO_PREFORK") and not any(a.startswith("-") for a in argv)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def main(argv: list[str]) -> int:
+    """Compose in a child, run in the parent; return the exit code."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: compose, hand over, exit without running anything else
+        os.close(read_fd)
+        code = 1
+        try:
+            from mltrain.config import app
+
+            def send(config: dict, overrides: list[str]) -> None:
+                with os.fdopen(write_fd, "wb") as out:
+                    out.write(json.dumps({"config": config, "overrides": overrides}).encode())
+
+            app.handoff = send
+            code = app.main(argv)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        from mltrain.runs import driver  # the expensive imports, while the child composes
+
+        data = _read_all(read_fd)
+    finally:
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if not data:  # composition failed (the child said why) or there was nothing to run
+        return code
+    payload = json.loads(data)
+    return driver.run_from_config(payload["config"], payload["overrides"])

@@ -1,0 +1,156 @@
+"""Config composition: overrides, --cfg, errors before anything runs, a user's own conf/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from conftest import ROOT, write_script
+
+
+def _no_workspace(project: Path) -> bool:
+    return not (project / ".mltrain" / "mltrain.db").exists()
+
+
+def test_cfg_job_prints_the_resolved_config_and_runs_nothing(mltrain, project):
+    proc = mltrain("--cfg", "job", "job.arguments.penalty=0.5")
+    assert proc.returncode == 0, proc.output
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["job"]["arguments"] == {"kernel": "rbf", "penalty": 0.5}
+    assert cfg["environment"]["name"] == "sklearn"
+    assert cfg["register"]["name"] == "sklearn-iris"
+    assert _no_workspace(project)
+
+
+def test_unknown_key_names_it_and_the_valid_keys(mltrain, project):
+    proc = mltrain("job.argumentz.penalty=1")
+    assert proc.returncode == 2
+    assert "job.argumentz" in proc.stderr
+    assert "Valid keys under job:" in proc.stderr and "arguments" in proc.stderr
+    assert _no_workspace(project)
+
+
+def test_unknown_argument_names_the_valid_arguments(mltrain, project):
+    proc = mltrain("job.arguments.penlty=1")
+    assert proc.returncode == 2
+    assert "penlty" in proc.stderr and "kernel, penalty" in proc.stderr
+    assert "+job.arguments.penlty=1" in proc.stderr  # how to add one on purpose
+    assert _no_workspace(project)
+
+
+def test_unknown_group_option_lists_the_choices(mltrain, project):
+    proc = mltrain("environment=sklern")
+    assert proc.returncode == 2
+    assert "environment/sklern" in proc.stderr and "sklearn" in proc.stderr and "system" in proc.stderr
+    assert _no_workspace(project)
+
+
+def test_unknown_group_names_the_groups(mltrain, project):
+    proc = mltrain("compute=docker")  # compute is not in the defaults: it needs +compute=...
+    assert proc.returncode == 2
+    assert "+compute=docker" in proc.stderr and "Config groups:" in proc.stderr
+
+
+def test_missing_script_is_an_error_before_anything_runs(mltrain, project):
+    write_script(project / "src", "train.py", "print('hi')\n")
+    proc = mltrain("environment=system", "job.source_dir=src", "job.script=trian.py")
+    assert proc.returncode == 2
+    assert "trian.py" in proc.stderr and "train.py" in proc.stderr
+    assert not (project / ".mltrain" / "runs").exists() or not any((project / ".mltrain" / "runs").iterdir())
+
+
+def test_unknown_compute_option_names_valid_options(mltrain, project):
+    proc = mltrain("+compute=local", "+compute.grace=1", "environment=system")
+    assert proc.returncode == 2
+    assert "grace" in proc.stderr and "cancel_grace_s" in proc.stderr
+
+
+def test_typo_in_a_users_job_file_is_caught(mltrain, project):
+    conf = project / "conf" / "job"
+    conf.mkdir(parents=True)
+    (conf / "bad.yaml").write_text("source_dir: .\nscrpt: train.py\n")
+    proc = mltrain("job=bad")
+    assert proc.returncode == 2
+    assert "scrpt" in proc.stderr and "script" in proc.stderr
+
+
+USER_JOB = """
+name: myexp
+source_dir: .
+script: train.py
+arguments:
+  alpha: 0.5
+"""
+USER_SCRIPT = """
+import argparse
+from mltrain import Run
+p = argparse.ArgumentParser(); p.add_argument("--alpha", type=float)
+a = p.parse_args()
+Run.get_context().log("alpha_seen", a.alpha)
+"""
+
+
+def _make_user_project(folder: Path) -> None:
+    (folder / "conf" / "job").mkdir(parents=True)
+    (folder / "conf" / "job" / "myjob.yaml").write_text(USER_JOB)
+    (folder / "conf" / "environment").mkdir()
+    (folder / "conf" / "environment" / "mine.yaml").write_text("name: mine\nbuild: system\n")
+    write_script(folder, "train.py", USER_SCRIPT)
+
+
+def test_user_project_conf_extends_the_builtin_groups(mltrain, cli_json, project):
+    _make_user_project(project)
+    proc = mltrain("job=myjob", "environment=mine", "job.arguments.alpha=2")
+    assert proc.returncode == 0, proc.output
+    run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
+    assert run["experiment"] == "myexp"
+    assert run["metrics"] == {"alpha_seen": 2.0}
+    # built-in options stay available beside the user's
+    listed = mltrain("environment=system", "job=myjob", "--cfg", "job")
+    assert listed.returncode == 0 and "name: system" in listed.stdout
+
+
+def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):
+    """Build the wheel, install it into a new venv, run a user's project with its own conf/."""
+    dist = tmp_path / "dist"
+    build = subprocess.run([sys.executable, "-m", "uv", "build", "--wheel", "--out-dir", str(dist), str(ROOT)],
+                           capture_output=True, text=True)
+    if build.returncode != 0:  # uv as a module is optional; the uv binary is always there
+        from mltrain.environments.cache import uv_bin
+
+        build = subprocess.run([uv_bin(), "build", "--wheel", "--out-dir", str(dist), str(ROOT)],
+                               capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    wheel = next(dist.glob("mltrain-*.whl"))
+    from mltrain.environments.cache import uv_bin
+
+    venv = tmp_path / "venv"
+    subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    inst = subprocess.run([uv_bin(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)],
+                          capture_output=True, text=True)
+    assert inst.returncode == 0, inst.stderr
+    user = tmp_path / "userproj"
+    user.mkdir()
+    _make_user_project(user)
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    import os
+
+    env["MLTRAIN_CACHE_DIR"] = os.environ["MLTRAIN_CACHE_DIR"]
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "mltrain", "job=myjob", "environment=mine"],
+                          cwd=user, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Completed" in proc.stdout
+    # the installed package (not this checkout) ran, with its bundled configs
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mltrain.bundled as b; print(b.bundled_dir('conf'))"],
+                           cwd=user, env=env, capture_output=True, text=True)
+    assert str(venv) in where.stdout
+    listed = subprocess.run([str(venv / "bin" / "mltrain"), "runs", "list", "--json"], cwd=user, env=env,
+                            capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert '"status": "Completed"' in listed.stdout
+    # the bundled iris job is found in the wheel too
+    shown = subprocess.run([str(venv / "bin" / "python"), "-m", "mltrain", "--cfg", "job", "--resolve"], cwd=user, env=env,
+                           capture_output=True, text=True)
+    assert "_bundled/examples/iris" in shown.stdout
