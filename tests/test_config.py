@@ -115,21 +115,28 @@ def test_user_project_conf_extends_the_builtin_groups(mltrain, cli_json, project
 def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):
     """Build the wheel, install it into a new venv, run a user's project with its own conf/."""
     dist = tmp_path / "dist"
-    build = subprocess.run([sys.executable, "-m", "uv", "build", "--wheel", "--out-dir", str(dist), str(ROOT)],
-                           capture_output=True, text=True)
+    build = subprocess.run(
+        [sys.executable, "-m", "uv", "build", "--wheel", "--out-dir", str(dist), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
     if build.returncode != 0:  # uv as a module is optional; the uv binary is always there
         from mltrain.environments.cache import uv_bin
 
-        build = subprocess.run([uv_bin(), "build", "--wheel", "--out-dir", str(dist), str(ROOT)],
-                               capture_output=True, text=True)
+        build = subprocess.run(
+            [uv_bin(), "build", "--wheel", "--out-dir", str(dist), str(ROOT)], capture_output=True, text=True
+        )
     assert build.returncode == 0, build.stderr
     wheel = next(dist.glob("mltrain-*.whl"))
     from mltrain.environments.cache import uv_bin
 
     venv = tmp_path / "venv"
     subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
-    inst = subprocess.run([uv_bin(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)],
-                          capture_output=True, text=True)
+    inst = subprocess.run(
+        [uv_bin(), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
     assert inst.returncode == 0, inst.stderr
     user = tmp_path / "userproj"
     user.mkdir()
@@ -138,19 +145,36 @@ def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):
     import os
 
     env["MLTRAIN_CACHE_DIR"] = os.environ["MLTRAIN_CACHE_DIR"]
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "mltrain", "job=myjob", "environment=mine"],
-                          cwd=user, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "mltrain", "job=myjob", "environment=mine"],
+        cwd=user,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Completed" in proc.stdout
     # the installed package (not this checkout) ran, with its bundled configs
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mltrain.bundled as b; print(b.bundled_dir('conf'))"],
-                           cwd=user, env=env, capture_output=True, text=True)
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import mltrain.bundled as b; print(b.bundled_dir('conf'))"],
+        cwd=user,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert str(venv) in where.stdout
-    listed = subprocess.run([str(venv / "bin" / "mltrain"), "runs", "list", "--json"], cwd=user, env=env,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        [str(venv / "bin" / "mltrain"), "runs", "list", "--json"], cwd=user, env=env, capture_output=True, text=True
+    )
     assert listed.returncode == 0, listed.stderr
     assert '"status": "Completed"' in listed.stdout
     # the bundled iris job is found in the wheel too
-    shown = subprocess.run([str(venv / "bin" / "python"), "-m", "mltrain", "--cfg", "job", "--resolve"], cwd=user, env=env,
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "mltrain", "--cfg", "job", "--resolve"],
+        cwd=user,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "_bundled/examples/iris" in shown.stdout

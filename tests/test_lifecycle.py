@@ -35,7 +35,10 @@ time.sleep(600)
 def _start(project: Path, *overrides: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mltrain", *SYSTEM, *overrides],
-        cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -72,8 +75,11 @@ def _wait_dead(pid: int, timeout: float = 20) -> bool:
 
 
 def test_failing_script_marks_failed_with_exit_code_and_stderr(mltrain, cli_json, project):
-    write_script(project / "src", "boom.py", "import sys\nprint('working')\nsys.stderr.write('bad things\\n')\n"
-                 "raise SystemExit(3)\n")
+    write_script(
+        project / "src",
+        "boom.py",
+        "import sys\nprint('working')\nsys.stderr.write('bad things\\n')\nraise SystemExit(3)\n",
+    )
     proc = mltrain(*SYSTEM, "job.script=boom.py")
     assert proc.returncode == 1, proc.output
     assert "Failed" in proc.stderr and "exit code 3" in proc.stderr and "bad things" in proc.stderr
@@ -83,8 +89,11 @@ def test_failing_script_marks_failed_with_exit_code_and_stderr(mltrain, cli_json
 
 
 def test_traceback_of_a_crash_is_in_the_error(mltrain, cli_json, project):
-    write_script(project / "src", "crash.py", "from mltrain import Run\nRun.get_context().log('before', 1)\n"
-                 "raise ValueError('the data is wrong')\n")
+    write_script(
+        project / "src",
+        "crash.py",
+        "from mltrain import Run\nRun.get_context().log('before', 1)\nraise ValueError('the data is wrong')\n",
+    )
     proc = mltrain(*SYSTEM, "job.script=crash.py")
     assert proc.returncode == 1
     run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
@@ -142,8 +151,13 @@ def test_runs_cancel_command_and_logs_follow(cli, cli_json, project):
     proc = _start(project, "job.script=long.py")
     _wait_for_line(proc, "READY")
     run_id = cli_json("runs", "list")[0]["id"]
-    follower = subprocess.Popen([sys.executable, "-m", "mltrain.cli.main", "runs", "logs", run_id, "-f"],
-                                cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "mltrain.cli.main", "runs", "logs", run_id, "-f"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.0)
     canceled = cli("runs", "cancel", run_id)
     assert canceled.returncode == 0, canceled.output
@@ -172,14 +186,33 @@ def test_script_runs_in_its_own_folder_not_the_users_tree(mltrain, cli_json, pro
 
 
 def test_arguments_and_env_vars_reach_the_script(mltrain, cli_json, project):
-    write_script(project / "src", "args.py", "import os, sys\nfrom mltrain import Run\n"
-                 "Run.get_context().log_list('argv', sys.argv[1:])\nRun.get_context().log('flag', os.environ['MY_FLAG'])\n")
-    proc = mltrain(*SYSTEM, "job.script=args.py", "+job.arguments.alpha=0.1", "+job.arguments.names=[a,b]",
-                   "job.args=[--verbose]", "+job.env_vars.MY_FLAG=on")
+    write_script(
+        project / "src",
+        "args.py",
+        "import os, sys\nfrom mltrain import Run\n"
+        "Run.get_context().log_list('argv', sys.argv[1:])\nRun.get_context().log('flag', os.environ['MY_FLAG'])\n",
+    )
+    proc = mltrain(
+        *SYSTEM,
+        "job.script=args.py",
+        "+job.arguments.alpha=0.1",
+        "+job.arguments.names=[a,b]",
+        "job.args=[--verbose]",
+        "+job.env_vars.MY_FLAG=on",
+    )
     assert proc.returncode == 0, proc.output
     run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
     # the iris job's own arguments come first, then the added ones, then the verbatim args
     assert run["metrics"]["argv"] == [
-        "--kernel", "rbf", "--penalty", "1.0", "--alpha", "0.1", "--names", "a", "b", "--verbose"
+        "--kernel",
+        "rbf",
+        "--penalty",
+        "1.0",
+        "--alpha",
+        "0.1",
+        "--names",
+        "a",
+        "b",
+        "--verbose",
     ]
     assert run["metrics"]["flag"] == "on"

@@ -30,26 +30,35 @@ def _blob_count(ws: Workspace) -> int:
 
 
 def test_ignore_files_at_every_level(ws, project):
-    src = _tree(project / "src", {
-        "train.py": "x",
-        "data/big.csv": "1,2",
-        "data/keep.csv": "3,4",
-        "notes.tmp": "t",
-        "secret.env": "k",
-        "pkg/__pycache__/m.cpython-311.pyc": "c",
-        "pkg/mod.py": "m",
-        "pkg/scratch/out.bin": "b",
-        ".git/HEAD": "ref",
-        ".mltrainignore": "data/big.csv\n",
-        ".gitignore": "*.tmp\n",
-        ".amlignore": "secret.env\n",
-        "pkg/.gitignore": "scratch/\n",
-    })
+    src = _tree(
+        project / "src",
+        {
+            "train.py": "x",
+            "data/big.csv": "1,2",
+            "data/keep.csv": "3,4",
+            "notes.tmp": "t",
+            "secret.env": "k",
+            "pkg/__pycache__/m.cpython-311.pyc": "c",
+            "pkg/mod.py": "m",
+            "pkg/scratch/out.bin": "b",
+            ".git/HEAD": "ref",
+            ".mltrainignore": "data/big.csv\n",
+            ".gitignore": "*.tmp\n",
+            ".amlignore": "secret.env\n",
+            "pkg/.gitignore": "scratch/\n",
+        },
+    )
     snap = ws.snapshots.take(src)
     paths = {f.path for f in snap.files}
     assert {"train.py", "data/keep.csv", "pkg/mod.py", ".mltrainignore"} <= paths
-    assert not paths & {"data/big.csv", "notes.tmp", "secret.env", "pkg/scratch/out.bin", ".git/HEAD",
-                        "pkg/__pycache__/m.cpython-311.pyc"}
+    assert not paths & {
+        "data/big.csv",
+        "notes.tmp",
+        "secret.env",
+        "pkg/scratch/out.bin",
+        ".git/HEAD",
+        "pkg/__pycache__/m.cpython-311.pyc",
+    }
 
 
 def test_negation_and_workspace_inside_source_is_left_out(ws, project):
@@ -102,14 +111,16 @@ def test_limits_name_the_largest_files_and_the_ignore_file(ws, project):
 def test_limit_error_through_mltrain_records_no_run(mltrain, project):
     write_script(project / "src", "train.py", "print('x')\n")
     (project / "src" / "weights.bin").write_bytes(b"0" * 2_000_000)
-    proc = mltrain("environment=system", "~register", "job.source_dir=src", "job.script=train.py",
-                   "job.snapshot.max_size_mb=1")
+    proc = mltrain(
+        "environment=system", "~register", "job.source_dir=src", "job.script=train.py", "job.snapshot.max_size_mb=1"
+    )
     assert proc.returncode == 2
     assert "weights.bin" in proc.stderr and ".mltrainignore" in proc.stderr
     assert not (project / ".mltrain" / "runs").exists() or not list((project / ".mltrain" / "runs").iterdir())
     (project / "src" / ".mltrainignore").write_text("*.bin\n")
-    again = mltrain("environment=system", "~register", "job.source_dir=src", "job.script=train.py",
-                    "job.snapshot.max_size_mb=1")
+    again = mltrain(
+        "environment=system", "~register", "job.source_dir=src", "job.script=train.py", "job.snapshot.max_size_mb=1"
+    )
     assert again.returncode == 0, again.output
 
 

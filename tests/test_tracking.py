@@ -36,8 +36,13 @@ run.log("name", "text value")
 def test_eight_parallel_runs_of_10000_metrics_lose_nothing(project, cli_json):
     write_script(project / "src", "many.py", TEN_THOUSAND)
     procs = [
-        subprocess.Popen([sys.executable, "-m", "mltrain", *SYSTEM, "job.script=many.py", f"job.args=[w{i}]"],
-                         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "mltrain", *SYSTEM, "job.script=many.py", f"job.args=[w{i}]"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(8)
     ]
     for p in procs:
@@ -62,10 +67,19 @@ def test_eight_parallel_runs_of_10000_metrics_lose_nothing(project, cli_json):
 
 
 def test_metrics_are_stored_while_the_job_runs(project):
-    write_script(project / "src", "live.py", "import time\nfrom mltrain import Run\nrun = Run.get_context()\n"
-                 "run.log('early', 1)\nrun.flush()\nprint('LOGGED', flush=True)\ntime.sleep(30)\n")
-    proc = subprocess.Popen([sys.executable, "-m", "mltrain", *SYSTEM, "job.script=live.py"], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    write_script(
+        project / "src",
+        "live.py",
+        "import time\nfrom mltrain import Run\nrun = Run.get_context()\n"
+        "run.log('early', 1)\nrun.flush()\nprint('LOGGED', flush=True)\ntime.sleep(30)\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltrain", *SYSTEM, "job.script=live.py"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         while "LOGGED" not in proc.stdout.readline():
@@ -86,10 +100,14 @@ def test_metrics_are_stored_while_the_job_runs(project):
 
 
 def test_offline_run_prints_and_never_raises(tmp_path):
-    script = write_script(tmp_path, "offline.py", "from mltrain import Run\nrun = Run.get_context()\n"
-                          "run.log('acc', 0.5)\nrun.log_list('l', [1, 2])\nrun.log_row('t', a=1)\n"
-                          "run.upload_file('x', 'missing-file')\nrun.register_model('m', 'outputs/m.joblib')\n"
-                          "print('offline', run.is_offline, run.id)\n")
+    script = write_script(
+        tmp_path,
+        "offline.py",
+        "from mltrain import Run\nrun = Run.get_context()\n"
+        "run.log('acc', 0.5)\nrun.log_list('l', [1, 2])\nrun.log_row('t', a=1)\n"
+        "run.upload_file('x', 'missing-file')\nrun.register_model('m', 'outputs/m.joblib')\n"
+        "print('offline', run.is_offline, run.id)\n",
+    )
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MLTRAIN_RUN")}
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
@@ -97,11 +115,13 @@ def test_offline_run_prints_and_never_raises(tmp_path):
 
 
 def test_in_script_registration_happens_only_after_completion(mltrain, cli_json, project):
-    body = ("import os, sys, joblib\nfrom sklearn.dummy import DummyClassifier\nfrom mltrain import Run\n"
-            "os.makedirs('outputs', exist_ok=True)\n"
-            "joblib.dump(DummyClassifier().fit([[0], [1]], [0, 1]), 'outputs/dummy.joblib')\n"
-            "Run.get_context().register_model('dummy', 'outputs/dummy.joblib', tags={'by': 'script'})\n"
-            "sys.exit(int(sys.argv[-1]))\n")
+    body = (
+        "import os, sys, joblib\nfrom sklearn.dummy import DummyClassifier\nfrom mltrain import Run\n"
+        "os.makedirs('outputs', exist_ok=True)\n"
+        "joblib.dump(DummyClassifier().fit([[0], [1]], [0, 1]), 'outputs/dummy.joblib')\n"
+        "Run.get_context().register_model('dummy', 'outputs/dummy.joblib', tags={'by': 'script'})\n"
+        "sys.exit(int(sys.argv[-1]))\n"
+    )
     write_script(project / "src", "reg.py", body)
     failed = mltrain(*SYSTEM, "job.script=reg.py", "job.args=[1]")
     assert failed.returncode == 1
@@ -120,8 +140,15 @@ def test_registry_versions_under_concurrency(project, tmp_path):
         "ws = Workspace.open(sys.argv[1])\n"
         "print(' '.join(str(ws.models.register('shared', sys.argv[2]).version) for _ in range(5)))\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(project / ".mltrain"), str(model_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(project / ".mltrain"), str(model_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
     versions: list[int] = []
     for p in procs:
         out, err = p.communicate(timeout=300)
@@ -143,8 +170,11 @@ def test_schema_upgrade_keeps_data(tmp_path: Path):
     with engine.begin() as conn:
         mig.create_version(conn, 1)
         conn.execute(insert(tables.experiments).values(id=1, name="old-exp", created_at=1.0))
-        conn.execute(insert(tables.runs).values(id="r1", experiment_id=1, status="Completed", created_at=1.0,
-                                                cancel_requested=False))
+        conn.execute(
+            insert(tables.runs).values(
+                id="r1", experiment_id=1, status="Completed", created_at=1.0, cancel_requested=False
+            )
+        )
         conn.execute(insert(tables.metrics).values(run_id="r1", key="acc", kind="scalar", value=0.9, ts=1.0))
     engine.dispose()
     ws = Workspace.open(str(root))

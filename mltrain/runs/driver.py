@@ -294,7 +294,9 @@ class RunDriver:
             if deadline is not None and now > deadline:
                 handle.cancel(f"canceled: ran longer than job.max_run_duration_s={max_s}")
                 deadline = None
-        ingest.feed(handle.read_metrics(), final=True)
+        while data := handle.read_metrics():
+            ingest.feed(data)
+        ingest.feed(b"", final=True)
         result.exit_code = code
         reason = handle.cancel_reason or (signals.reason if code != 0 else None)
         if reason:

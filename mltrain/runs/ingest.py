@@ -45,18 +45,31 @@ class MetricsIngest:
         return len(metrics)
 
 
+def _decode(lines: list[bytes]) -> list[Any]:
+    """Decode JSON lines: all at once when they are well formed (fast), else one by one."""
+    lines = [raw for raw in lines if raw.strip()]
+    if not lines:
+        return []
+    try:
+        return json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        pass
+    out = []
+    for raw in lines:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            print(f"mltrain: skipped an unreadable metric record: {raw[:200]!r}", file=sys.stderr)
+    return out
+
+
 def parse_records(lines: list[bytes]) -> tuple[list[dict[str, Any]], dict[str, str], list[dict[str, Any]]]:
     """Split raw JSON lines into (metric records, tags, model-registration requests)."""
     metrics: list[dict[str, Any]] = []
     tags: dict[str, str] = {}
     registers: list[dict[str, Any]] = []
-    for raw in lines:
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            print(f"mltrain: skipped an unreadable metric record: {raw[:200]!r}", file=sys.stderr)
+    for rec in _decode(lines):
+        if not isinstance(rec, dict):
             continue
         kind = rec.get("type", "scalar")
         if kind in METRIC_KINDS:

@@ -10,28 +10,24 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from mltrain.workspace import tables as t
-from mltrain.workspace.db import Database
+from mltrain.workspace.db import Database, bulk_insert
 
 METRIC_KINDS = ("scalar", "list", "row", "table")
 
 
-def to_row(run_id: str, rec: dict[str, Any]) -> dict[str, Any]:
-    """The metrics-table row of one record of the in-script API."""
-    kind = rec.get("type", "scalar")
+COLUMNS = ("run_id", "key", "kind", "value", "data", "step", "ts")
+
+
+def to_row(run_id: str, rec: dict[str, Any]) -> tuple[Any, ...]:
+    """The metrics-table row (in COLUMNS order) of one record of the in-script API."""
     value = rec.get("v")
-    numeric = kind == "scalar" and isinstance(value, (int, float)) and not isinstance(value, bool)
-    return {
-        "run_id": run_id,
-        "key": str(rec.get("k", "")),
-        "kind": kind,
-        "value": float(value) if numeric else None,
-        "data": None if numeric else json.dumps(value),
-        "step": rec.get("s"),
-        "ts": float(rec.get("t", 0.0)),
-    }
+    kind = rec.get("type", "scalar")
+    if kind == "scalar" and value.__class__ in (float, int):
+        return (run_id, rec.get("k", ""), kind, value, None, rec.get("s"), rec.get("t", 0.0))
+    return (run_id, str(rec.get("k", "")), kind, None, json.dumps(value), rec.get("s"), float(rec.get("t", 0.0)))
 
 
 def _value(row: dict[str, Any]) -> Any:
@@ -49,7 +45,7 @@ class MetricStore:
         rows = [to_row(run_id, r) for r in records]
         if rows:
             with self.db.write() as conn:
-                conn.execute(insert(t.metrics), rows)
+                bulk_insert(conn, t.metrics, COLUMNS, rows)
         return len(rows)
 
     def replace(self, run_id: str, records: Iterable[dict[str, Any]]) -> int:
@@ -57,8 +53,7 @@ class MetricStore:
         rows = [to_row(run_id, r) for r in records]
         with self.db.write() as conn:
             conn.execute(t.metrics.delete().where(t.metrics.c.run_id == run_id))
-            if rows:
-                conn.execute(insert(t.metrics), rows)
+            bulk_insert(conn, t.metrics, COLUMNS, rows)
         return len(rows)
 
     def history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:

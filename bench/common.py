@@ -1,0 +1,69 @@
+"""Shared helpers of the benchmarks: timing commands, peer venvs, writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+VENVS = BENCH_DIR / ".venvs"
+
+
+def wall(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    """Seconds one run of ``cmd`` takes (it must succeed)."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return took
+
+
+def interleaved(
+    cases: dict[str, list[str]], repeats: int, cwd: Path, env: dict[str, str] | None = None
+) -> dict[str, list[float]]:
+    """Time every case ``repeats`` times, interleaved so machine noise hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, cmd in cases.items():
+            times[name].append(wall(cmd, cwd, env))
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def peer_venv(name: str, requirements: list[str]) -> Path:
+    """A venv under bench/.venvs/NAME with ``requirements`` (made with uv on first use); its python."""
+    from mltrain.environments.cache import uv_bin
+
+    venv = VENVS / name
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([uv_bin(), "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run([uv_bin(), "pip", "install", "-q", "--python", str(python), *requirements], check=True)
+    return python
+
+
+def save(name: str, data: dict[str, Any]) -> Path:
+    """Write ``data`` (plus machine facts) to bench/results/NAME.json."""
+    RESULTS.mkdir(exist_ok=True)
+    data = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
+        **data,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path

@@ -1,0 +1,128 @@
+"""In-script logging throughput: `Run.log` calls per second inside a real mltrain run, and proof that
+every call was stored; MLflow's `log_metric` and `log_batch` to SQLite as peers in the same run.
+
+    python bench/log_throughput.py [--calls 1000000] [--no-mlflow]
+
+Target (issue 2): >= 200,000 scalar calls/s with none lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peer_venv, save  # noqa: E402
+
+LOOP = """
+import json, sys, time
+from mltrain import Run
+n = int(sys.argv[-1])
+run = Run.get_context()
+log = run.log
+start = time.perf_counter()
+for i in range(n):
+    log("loss", i * 0.001, step=i)
+took = time.perf_counter() - start
+run.flush()
+print(json.dumps({"calls": n, "seconds": took, "rate": n / took}))
+"""
+
+MLFLOW = """
+import json, sys, time, mlflow
+from mlflow.entities import Metric
+mlflow.set_tracking_uri("sqlite:///" + sys.argv[3])
+n = int(sys.argv[1]); mode = sys.argv[2]
+with mlflow.start_run():
+    start = time.perf_counter()
+    if mode == "log_metric":
+        for i in range(n):
+            mlflow.log_metric("loss", i * 0.001, step=i)
+    else:
+        client = mlflow.tracking.MlflowClient(); rid = mlflow.active_run().info.run_id
+        ts = int(time.time() * 1000)
+        for lo in range(0, n, 1000):
+            client.log_batch(rid, metrics=[Metric("loss", i * 0.001, ts, i) for i in range(lo, min(n, lo + 1000))])
+    took = time.perf_counter() - start
+print(json.dumps({"calls": n, "seconds": took, "rate": n / took}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peers")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-log-"))
+    (work / "src").mkdir()
+    (work / "src" / "loop.py").write_text(LOOP)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mltrain",
+            "environment=system",
+            "~register",
+            "job.source_dir=src",
+            "job.script=loop.py",
+            f"job.args=[{args.calls}]",
+            "experiment_name=bench",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    total = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout + proc.stderr)
+    inside = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+
+    from mltrain.workspace import Workspace
+
+    ws = Workspace.open(str(work / ".mltrain"))
+    run = ws.runs.list()[0]
+    stored = ws.metrics.count(run["id"])
+    steps_ok = stored == args.calls
+    rows = [("mltrain Run.log", inside["rate"], stored)]
+    results = {"calls": args.calls, "mltrain": {**inside, "stored": stored, "run_wall_s": total}}
+
+    if not args.no_mlflow:
+        python = peer_venv("mlflow", ["mlflow-skinny", "sqlalchemy", "alembic"])
+        n_single = min(args.calls, 2_000)  # log_metric is a database round trip per call
+        for mode, n in (("log_metric", n_single), ("log_batch", min(args.calls, 200_000))):
+            out = subprocess.run(
+                [str(python), "-c", MLFLOW, str(n), mode, str(work / f"mlflow-{mode}.db")],
+                cwd=work,
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode != 0:
+                print(f"MLflow {mode} failed: {out.stderr[-2000:]}")
+                continue
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append((f"MLflow {mode}", res["rate"], n))
+            results[f"mlflow_{mode}"] = res
+
+    print(f"{'logger':<22} {'calls/s':>12} {'stored':>10}")
+    for name, rate, count in rows:
+        print(f"{name:<22} {rate:>12,.0f} {count:>10,}")
+    print(
+        f"\nmltrain: {args.calls:,} calls, {stored:,} stored ({'none lost' if steps_ok else 'LOST SOME'}); "
+        f"whole run incl. start-up and ingest {total:.1f} s"
+    )
+    for name, rate, _ in rows[1:]:
+        print(f"ratio mltrain / {name}: {inside['rate'] / rate:,.0f}x")
+    print(f"results: {save('log_throughput', results)}")
+    if not steps_ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Overhead of a local run: `python -m mltrain` on a script that does nothing, minus `python script.py`.
+
+Peers in the same run, interleaved: the plain script and a bare Hydra app (the floor any Hydra CLI
+pays). The environment is cached (one warm-up run first). Usage:
+
+    python bench/run_overhead.py [--repeats 15] [--env system|sklearn]
+
+Target (issue 2): overhead <= 0.5 s, measured where a bare Hydra app takes 0.37 s; on a slower or
+busier machine compare the ratio overhead / (bare Hydra - plain script), whose budget is 0.5/0.37 = 1.35.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, median, save  # noqa: E402
+
+BARE_HYDRA = """
+import hydra
+
+@hydra.main(version_base=None, config_path=None)
+def main(cfg):
+    pass
+
+main()
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--env", default="system", choices=["system", "sklearn"], help="environment of the job")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-overhead-"))
+    (work / "src").mkdir()
+    (work / "src" / "noop.py").write_text("pass\n")
+    (work / "hydra_app.py").write_text(BARE_HYDRA)
+    py = sys.executable
+    mltrain = [
+        py,
+        "-m",
+        "mltrain",
+        f"environment={args.env}",
+        "~register",
+        "job.source_dir=src",
+        "job.script=noop.py",
+        "experiment_name=bench",
+    ]
+    if args.env == "sklearn":
+        from mltrain.environments.venv import venv_path  # noqa: F401 - the venv python runs the script
+    cases = {
+        "python noop.py": [py, "src/noop.py"],
+        "bare hydra app": [
+            py,
+            "hydra_app.py",
+            "hydra.run.dir=.",
+            "hydra.output_subdir=null",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+        ],
+        "python -m mltrain": mltrain,
+    }
+    interleaved(cases, 1, work)  # warm-up: environment built, caches and .pyc files hot
+    times = interleaved(cases, args.repeats, work)
+    med = {name: median(v) for name, v in times.items()}
+    overhead = med["python -m mltrain"] - med["python noop.py"]
+    hydra_overhead = med["bare hydra app"] - med["python noop.py"]
+    ratio = overhead / hydra_overhead
+    print(f"{'case':<20} {'median s':>9} {'min s':>7}")
+    for name, values in times.items():
+        print(f"{name:<20} {med[name]:>9.3f} {min(values):>7.3f}")
+    print(f"\nmltrain overhead over the plain script: {overhead:.3f} s (target <= 0.5 s where bare Hydra is 0.37 s)")
+    print(f"bare Hydra overhead over the plain script: {hydra_overhead:.3f} s")
+    print(f"ratio mltrain / bare Hydra overhead: {ratio:.2f} (budget 0.5 / 0.37 = 1.35)")
+    print(f"same-machine equivalent of the 0.5 s budget: {1.35 * hydra_overhead:.3f} s")
+    path = save(
+        f"run_overhead_{args.env}",
+        {
+            "repeats": args.repeats,
+            "median_s": med,
+            "overhead_s": overhead,
+            "hydra_overhead_s": hydra_overhead,
+            "ratio_to_hydra": ratio,
+        },
+    )
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
