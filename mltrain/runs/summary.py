@@ -23,7 +23,7 @@ def print_summary(result: RunResult) -> None:
     lines = [
         "",
         f"Run {result.run_id}: {result.status} in {result.duration_s:.1f} s "
-        f"(experiment {result.experiment}, {result.compute} compute)",
+        f"(experiment {result.experiment}, compute {result.compute})",
     ]
     if result.error:
         lines.append("  error:   " + result.error.replace("\n", "\n           "))
