@@ -18,12 +18,19 @@ CONDA_TO_PYPI = {
     "pytorch": "torch",
     "pytorch-cpu": "torch",
     "py-xgboost": "xgboost",
+    "py-xgboost-cpu": "xgboost",
     "py-lightgbm": "lightgbm",
     "msgpack-python": "msgpack",
     "matplotlib-base": "matplotlib",
+    "numpy-base": "numpy",
     "pyqt": "PyQt5",
-    "tables": "tables",
+    "pytables": "tables",
     "python-graphviz": "graphviz",
+    "py-opencv": "opencv-python",
+    "opencv": "opencv-python",
+    "pyarrow-core": "pyarrow",
+    "typing_extensions": "typing-extensions",
+    "ruamel_yaml": "ruamel.yaml",
 }
 # conda-only packages: system libraries and toolchains with no PyPI equivalent
 CONDA_ONLY = {
@@ -57,11 +64,43 @@ CONDA_ONLY = {
     "gxx",
     "gfortran",
     "make",
-    "cmake",
     "nodejs",
     "git",
     "curl",
     "ld_impl_linux-64",
+    "libgcc",
+    "libstdcxx",
+    "libgomp",
+    "libzlib",
+    "libsqlite",
+    "libuuid",
+    "libnsl",
+    "libedit",
+    "libxcrypt",
+    "libopenblas",
+    "libcblas",
+    "libcurl",
+    "libxml2",
+    "libiconv",
+    "libarrow",
+    "arrow-cpp",
+    "hdf5",
+    "icu",
+    "expat",
+    "lz4-c",
+    "zstd",
+    "mkl-include",
+    "mkl-devel",
+    "nomkl",
+    "cuda-toolkit",
+    "cuda-nvcc",
+    "cuda-version",
+    "cuda-runtime",
+    "pytorch-cuda",
+    "cpuonly",
+    "vc",
+    "vs2015_runtime",
+    "ucrt",
 }
 _SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<rest>.*)$")
 
@@ -78,13 +117,17 @@ def _conda_to_pip(dep: str, path: Path) -> str | None:
     m = _SPEC.match(dep.split("::", 1)[-1].strip())
     if not m:
         raise EnvironmentSpecError(f"{path}: cannot read the conda dependency {dep!r}")
-    name, rest = m.group("name").lower(), m.group("rest").replace(" ", "")
-    if name == "pip":
+    name, rest = m.group("name").lower(), m.group("rest").strip()
+    if " " in rest and not any(op in rest for op in "<>!,|"):
+        rest = rest.split()[0]  # "numpy 1.26 py311_0": version, then a conda build string
+    rest = rest.replace(" ", "")
+    if name == "pip" or name.startswith("__"):  # pip itself, virtual packages (__glibc, __cuda)
         return None
     if name in CONDA_ONLY or name.startswith("r-"):
         raise EnvironmentSpecError(
-            f"{path}: {name!r} is a conda-only package with no PyPI equivalent",
-            hint="remove it from the conda file, or use a Docker environment whose base image has it",
+            f"{path}: {dep.strip()!r} is a conda-only package ({name} has no PyPI equivalent)",
+            hint=f"remove {name} from the conda file (mltrain installs conda files from PyPI with uv), "
+            "or use build: docker with a base image that has it",
         )
     pypi = CONDA_TO_PYPI.get(name, name)
     if not rest:
@@ -98,6 +141,23 @@ def _conda_to_pip(dep: str, path: Path) -> str | None:
         return pypi
     fuzzy = "*" not in version and version.count(".") < 2
     return f"{pypi}=={version}.*" if fuzzy else f"{pypi}=={version}"
+
+
+def _pip_section(entries: list[object], path: Path) -> list[str]:
+    """The ``pip:`` list as is, with ``-r FILE`` read (relative to the conda file, as conda does)."""
+    out: list[str] = []
+    for entry in entries:
+        text = str(entry).strip()
+        if text.startswith(("-r ", "--requirement ")):
+            req = Path(text.split(None, 1)[1].strip()).expanduser()
+            req = req if req.is_absolute() else path.parent / req
+            if not req.is_file():
+                raise EnvironmentSpecError(f"{path}: {text!r}: {req} does not exist", hint="fix the path")
+            lines = [line.split(" #", 1)[0].strip() for line in req.read_text().splitlines()]
+            out += [line for line in lines if line and not line.startswith("#")]
+        elif text:
+            out.append(text)
+    return out
 
 
 def read_conda_file(path: str | Path) -> CondaSpec:
@@ -115,11 +175,18 @@ def read_conda_file(path: str | Path) -> CondaSpec:
     reqs: list[str] = []
     for dep in doc.get("dependencies") or []:
         if isinstance(dep, dict):
-            reqs += [str(x).strip() for x in dep.get("pip") or [] if str(x).strip()]
+            unknown = set(dep) - {"pip"}
+            if unknown:
+                raise EnvironmentSpecError(
+                    f"{p}: unknown entry {sorted(unknown)[0]!r} in dependencies",
+                    hint="only a `pip:` list may be nested",
+                )
+            reqs += _pip_section(dep.get("pip") or [], p)
             continue
         text = str(dep).strip()
-        if re.match(r"^python(\s|=|>|<|$)", text):
-            found = re.search(r"(\d+\.\d+)", text)
+        bare = text.split("::", 1)[-1].strip()
+        if re.match(r"^python(\s|=|>|<|$)", bare):
+            found = re.search(r"(\d+\.\d+)", bare)
             python = found.group(1) if found else None
             continue
         req = _conda_to_pip(text, p)

@@ -2,7 +2,8 @@
 
 The lock is made once (``uv pip compile``) and kept in the workspace under the spec's hash; later
 resolutions of the same spec read it back without touching the network, so an unpinned spec never
-changes silently. ``rebuild`` makes a new lock.
+changes silently. ``relock`` (``environment.rebuild=true``) makes a new lock, once per command:
+a lock made after this process started is reused as is.
 """
 
 from __future__ import annotations
@@ -10,18 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select, update
-
-from mltrain.environments.cache import uv_bin
 from mltrain.environments.spec import EnvSpec
 from mltrain.errors import EnvironmentSpecError
-from mltrain.workspace import tables as t
-from mltrain.workspace.db import now
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -34,12 +32,14 @@ class ResolvedEnvironment:
     spec: EnvSpec
     lock: str  # pinned requirements ("" for system environments)
 
-    @property
+    @cached_property
     def hash(self) -> str:
-        payload = {
+        """Content hash of what a build depends on: Python version, lock, base image (docker builds),
+        build env vars. The name and version of the spec do not change it."""
+        payload: dict[str, object] = {
             "python": self.spec.python,
             "lock": self.lock,
-            "base_image": self.spec.base_image,
+            "base_image": self.spec.base_image if self.spec.build == "docker" else None,
             "env": self.spec.build_env,
         }
         if self.spec.build == "system":
@@ -56,11 +56,70 @@ class ResolvedEnvironment:
         return None
 
 
+def _lock_error(spec: EnvSpec, stderr: str) -> EnvironmentSpecError:
+    """A clear error for a failed ``uv pip compile``: what is wrong, by name, and what to do."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    detail = "\n    ".join(lines[-12:])
+    where = f" (from {spec.sources['conda_file']})" if "conda_file" in spec.sources else ""
+    missing = re.search(r"Because (\S+) was not found in the package registry", stderr)
+    no_version = re.search(r"Because there is no version of (\S+?)(?:\s+and| we)", stderr)
+    needs_python = re.search(r"(\S+) only supports (\S+)\.", stderr) or re.search(
+        r"does not satisfy Python(\S+) and (\S+) depends on", stderr
+    )
+    bad_syntax = re.search(r"Couldn't parse requirement.*\n(?:.*\n)*?\s+(\S.*)\n\s+\^", stderr)
+    name = spec.name
+    if missing:
+        pkg = missing.group(1)
+        hint = f"check the spelling of {pkg} on PyPI"
+        if where:
+            hint += "; a conda package may have another name on PyPI: put the PyPI name in the pip: section"
+        return EnvironmentSpecError(f"environment {name}: package {pkg}{where} is not on the package index", hint=hint)
+    if no_version:
+        pkg = no_version.group(1)
+        return EnvironmentSpecError(
+            f"environment {name}: no version of the package index matches {pkg}{where}",
+            hint="relax or fix the version (the versions are listed on the package's PyPI page)",
+        )
+    if "Network connectivity is disabled" in stderr or "network was disabled" in stderr:
+        return EnvironmentSpecError(
+            f"environment {name}: its requirements are not locked yet and the network is disabled (UV_OFFLINE)",
+            hint="run once with network access to lock and build it; later runs reuse the lock offline",
+        )
+    if "Failed to fetch" in stderr or "dns error" in stderr.lower() or "error sending request" in stderr:
+        return EnvironmentSpecError(
+            f"environment {name}: the package index cannot be reached to lock its requirements:\n    {detail}",
+            hint="check the network, or UV_INDEX_URL / UV_DEFAULT_INDEX; locked environments need no network",
+        )
+    if "Invalid version request" in stderr:
+        return EnvironmentSpecError(
+            f"environment {name}: Python {spec.python} is not supported:\n    {detail}",
+            hint="set environment.python to a current version, e.g. " + ".".join(map(str, sys.version_info[:2])),
+        )
+    if needs_python:
+        return EnvironmentSpecError(
+            f"environment {name}: a package does not support Python {spec.python}:\n    {detail}",
+            hint="set environment.python to a version the packages support, or pick older package versions",
+        )
+    if bad_syntax or "Couldn't parse requirement" in stderr:
+        what = bad_syntax.group(1).strip() if bad_syntax else "a requirement"
+        return EnvironmentSpecError(
+            f"environment {name}: {what!r} is not a valid requirement:\n    {detail}",
+            hint="write requirements the pip way: name, name==1.2.3, name>=1.2 (conda's name=1.2 goes in a conda_file)",
+        )
+    return EnvironmentSpecError(
+        f"environment {name}: cannot lock its requirements:\n    {detail}",
+        hint="fix the package names or versions in the environment spec",
+    )
+
+
 def compile_lock(spec: EnvSpec) -> str:
     """Lock ``spec.requirements`` for ``spec.python`` with uv; a clear error when it cannot."""
+    from mltrain.environments.cache import uv_bin
+
     if not spec.requirements:
         return ""
     env = {**os.environ, **spec.build_env}
+    env.pop("VIRTUAL_ENV", None)
     cmd = [uv_bin(), "pip", "compile", "-", "--python-version", spec.python, "--no-header", "--quiet", "--no-annotate"]
     try:
         out = subprocess.run(
@@ -71,31 +130,62 @@ def compile_lock(spec: EnvSpec) -> str:
             f"environment {spec.name}: locking took over 10 minutes", hint="check the package index is reachable"
         ) from exc
     if out.returncode != 0:
-        detail = "\n    ".join(line for line in out.stderr.strip().splitlines()[-12:] if line.strip())
-        hint = "fix the package names or versions in the environment spec"
-        if "not found in the package registry" in out.stderr or "was not found" in out.stderr:
-            hint = "a package name is wrong or is not on the package index: check its spelling on PyPI"
-        elif "Failed to fetch" in out.stderr or "dns error" in out.stderr.lower():
-            hint = "the package index cannot be reached; check the network or UV_INDEX_URL / PIP_INDEX_URL"
-        raise EnvironmentSpecError(f"environment {spec.name}: cannot lock its requirements:\n    {detail}", hint=hint)
+        raise _lock_error(spec, out.stderr)
     return out.stdout
 
 
+def stored_lock(ws: Workspace, spec_hash: str) -> tuple[str, float] | None:
+    """The lock stored for ``spec_hash`` and when it was made, or None."""
+    from sqlalchemy import select
+
+    from mltrain.workspace import tables as t
+
+    with ws.db.read() as conn:
+        row = conn.execute(
+            select(t.env_locks.c.lock, t.env_locks.c.created_at).where(t.env_locks.c.spec_hash == spec_hash)
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
+def _store_lock(ws: Workspace, spec: EnvSpec, lock: str, replace: bool) -> str:
+    """Store ``lock`` (replacing the stored one only when ``replace``); return the lock in force."""
+    from sqlalchemy import insert, select, update
+    from sqlalchemy.exc import IntegrityError
+
+    from mltrain.workspace import tables as t
+    from mltrain.workspace.db import now
+
+    key = t.env_locks.c.spec_hash == spec.spec_hash
+    values = {"python": spec.python, "lock": lock, "created_at": now()}
+    try:
+        with ws.db.write() as conn:
+            current = conn.execute(select(t.env_locks.c.lock).where(key)).scalar()
+            if current is None:
+                conn.execute(insert(t.env_locks).values(spec_hash=spec.spec_hash, **values))
+                return lock
+            if replace:
+                conn.execute(update(t.env_locks).where(key).values(**values))
+                return lock
+            return current  # another process locked the same spec meanwhile: use its lock
+    except IntegrityError:  # the same race on a database without BEGIN IMMEDIATE (PostgreSQL)
+        found = stored_lock(ws, spec.spec_hash)
+        if found is None:
+            raise
+        return found[0]
+
+
 def resolve(spec: EnvSpec, ws: Workspace, relock: bool = False) -> ResolvedEnvironment:
-    """The spec with its lock: read from the workspace, or made and stored on first use."""
+    """The spec with its lock: read from the workspace, or made and stored on first use.
+
+    With ``relock`` (or ``spec.rebuild``) a new lock is made unless this process already made one.
+    """
+    from mltrain.environments.cache import process_started_at
+
     if spec.build == "system":
         return ResolvedEnvironment(spec, "")
     relock = relock or spec.rebuild
-    with ws.db.read() as conn:
-        lock = conn.execute(select(t.env_locks.c.lock).where(t.env_locks.c.spec_hash == spec.spec_hash)).scalar()
-    if lock is None or relock:
-        new_lock = compile_lock(spec)
-        with ws.db.write() as conn:
-            values = {"python": spec.python, "lock": new_lock, "created_at": now()}
-            exists = conn.execute(select(t.env_locks.c.spec_hash).where(t.env_locks.c.spec_hash == spec.spec_hash))
-            if exists.first() is None:
-                conn.execute(insert(t.env_locks).values(spec_hash=spec.spec_hash, **values))
-            elif relock:
-                conn.execute(update(t.env_locks).where(t.env_locks.c.spec_hash == spec.spec_hash).values(**values))
-            lock = conn.execute(select(t.env_locks.c.lock).where(t.env_locks.c.spec_hash == spec.spec_hash)).scalar()
+    found = stored_lock(ws, spec.spec_hash)
+    if found is not None and not (relock and found[1] < process_started_at()):
+        return ResolvedEnvironment(spec, found[0])
+    lock = _store_lock(ws, spec, compile_lock(spec), replace=found is not None)
     return ResolvedEnvironment(spec, lock)

@@ -3,7 +3,8 @@
 The requirements of a spec are its ``pip`` list, the lines of its ``requirements_file`` and what its
 ``conda_file`` asks for; ``python`` is an X.Y version (default: the one mltrain runs on). The
 ``spec_hash`` covers exactly what the lock depends on, so two specs that differ only in name or
-version share a lock.
+version share a lock. Local paths (``./pkg``) become absolute; their contents are not hashed, so
+a changed local package needs ``environment.rebuild=true``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,13 @@ class EnvSpec:
                 hint=f"set environment.build to one of {', '.join(BUILDS)}",
             )
         python = get("python")
-        requirements: list[str] = [str(r).strip() for r in (get("pip") or []) if str(r).strip()]
+        pip = get("pip") or []
+        if isinstance(pip, str):
+            raise EnvironmentSpecError(
+                f"environment {name}: pip must be a list of requirements, got the string {pip!r}",
+                hint=f"write it as a list: environment.pip=[{pip}]",
+            )
+        requirements: list[str] = [str(r).strip() for r in pip if str(r).strip()]
         sources: dict[str, str] = {}
         req_file = get("requirements_file")
         if req_file:
@@ -90,7 +97,7 @@ class EnvSpec:
             name=name,
             build=build,
             python=python,
-            requirements=tuple(dict.fromkeys(requirements)),
+            requirements=tuple(dict.fromkeys(_absolute_path(r, base_dir) for r in requirements)),
             env_vars={str(k): str(v) for k, v in (get("env_vars") or {}).items()},
             base_image=dget("base_image"),
             docker_network=str(dget("network") or "host"),
@@ -132,6 +139,18 @@ def _existing(base_dir: str | os.PathLike[str], path: str, what: str) -> Path:
             f"{what} {p} does not exist", hint="fix the path (a relative path starts at the folder mltrain runs in)"
         )
     return p
+
+
+def _absolute_path(requirement: str, base_dir: str | os.PathLike[str]) -> str:
+    """A requirement naming a local folder or file (``./pkg``, ``-e ../lib``) with an absolute path,
+    so the lock does not depend on the folder mltrain runs in."""
+    prefix, _, rest = requirement.partition(" ") if requirement.startswith("-e ") else ("", "", requirement)
+    rest = rest.strip()
+    if rest.startswith(("./", "../", "~/")) or rest in (".", ".."):
+        path = Path(rest).expanduser()
+        rest = str((path if path.is_absolute() else Path(base_dir) / path).resolve())
+        return f"{prefix} {rest}" if prefix else rest
+    return requirement
 
 
 def _requirement_lines(path: Path) -> list[str]:

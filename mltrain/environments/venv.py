@@ -2,11 +2,13 @@
 
 Builds are atomic (made in a scratch folder, then renamed) and serialised per hash by a file
 lock: of two processes building the same environment, one builds and the other waits and reuses
-it. A folder that exists under its final name is complete.
+it. A folder that exists under its final name is complete. Its ready marker records when it was
+built; the marker's modification time is when any workspace on this machine last used it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,12 +16,23 @@ import time
 from pathlib import Path
 
 from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
-from mltrain.environments.cache import cache_root, dir_size, file_lock, find_python, uv_bin
+from mltrain.environments.cache import (
+    cache_root,
+    dir_size,
+    file_lock,
+    find_python,
+    process_started_at,
+    try_lock,
+    uv_bin,
+)
 from mltrain.environments.resolve import ResolvedEnvironment
 from mltrain.errors import EnvironmentSpecError
 from mltrain.procs import run_streaming
 
 READY_MARKER = ".mltrain-ready"
+LOCK_FILE = "requirements.lock"
+SCRATCH_PREFIX = ".build-"
+TRASH_PREFIX = ".trash-"
 
 
 def venvs_root() -> Path:
@@ -30,48 +43,98 @@ def venv_path(env_hash: str) -> Path:
     return venvs_root() / env_hash[:24]
 
 
+def _lock_path(target: Path) -> Path:
+    return target.parent / f".{target.name}.lock"
+
+
+def _built_at(marker: Path) -> float:
+    try:
+        return float(json.loads(marker.read_text()).get("built_at", 0.0))
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+
+
+def _touch(marker: Path) -> None:
+    try:
+        os.utime(marker)
+    except OSError:
+        pass
+
+
+def _remove_leftovers(root: Path, name: str) -> None:
+    """Scratch and trash folders of ``name`` left by a killed build (the caller holds its lock)."""
+    for prefix in (SCRATCH_PREFIX, TRASH_PREFIX):
+        for old in root.glob(f"{prefix}{name}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 class VenvBuilder(EnvironmentBuilder):
     kind = "venv"
 
+    def check(self, env: ResolvedEnvironment) -> None:
+        if not (venv_path(env.hash) / READY_MARKER).exists():
+            find_python(env.spec.python)  # raises a clear error when that Python is not installed
+
     def materialise(self, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
         target = venv_path(env.hash)
-        python = target / "bin" / "python"
-        if not rebuild and (target / READY_MARKER).exists():
+        marker = target / READY_MARKER
+        if not rebuild and marker.exists():
+            _touch(marker)
             return self._result(env, target, cached=True)
-        with file_lock(venvs_root() / f".{target.name}.lock"):
-            if not rebuild and (target / READY_MARKER).exists():  # built by another process meanwhile
+
+        def waiting() -> None:
+            log(f"waiting for another process that is building environment {env.spec.name} ({env.hash[:12]})")
+
+        with file_lock(_lock_path(target), on_wait=waiting):
+            if marker.exists() and (not rebuild or _built_at(marker) >= process_started_at()):
                 log(f"environment {env.spec.name} was built by another process; reusing {target}")
+                _touch(marker)
                 return self._result(env, target, cached=True)
-            self._build(env, target, log)
-        assert python.exists()
-        return self._result(env, target, cached=False)
+            size = self._build(env, target, log)
+        return self._result(env, target, cached=False, size=size)
+
+    def remove(self, env_hash: str, location: str) -> bool:
+        return remove_venv(env_hash)
+
+    def last_used(self, env_hash: str, location: str) -> float | None:
+        return venv_last_used(env_hash)
 
     @staticmethod
     def _step(env: ResolvedEnvironment, cmd: list[str], log: LogFn, cmd_env: dict[str, str]) -> None:
         code, tail = run_streaming(cmd, log, env=cmd_env)
         if code != 0:
             raise EnvironmentSpecError(
-                f"environment {env.spec.name}: the build failed ({' '.join(cmd[1:3])} exited {code}):\n    "
-                + "\n    ".join(tail[-12:]),
-                hint="fix the environment spec; the whole build log is in the run's logs/build_log.txt",
+                f"environment {env.spec.name}: the build failed (uv {' '.join(cmd[1:3])} exited {code}):\n    "
+                + "\n    ".join(line for line in tail[-15:] if line.strip()),
+                hint="fix the environment spec; the whole build log is in the run's logs/build_log.txt "
+                "(mltrain runs logs RUN_ID --build)",
             )
 
-    def _result(self, env: ResolvedEnvironment, target: Path, cached: bool) -> Materialised:
-        extra = {"VIRTUAL_ENV": str(target)}
+    def _result(self, env: ResolvedEnvironment, target: Path, cached: bool, size: int | None = None) -> Materialised:
         return Materialised(
             self.kind,
             env.hash,
             str(target),
             str(target / "bin" / "python"),
-            {**env.spec.env_vars, **extra},
+            {**env.spec.env_vars, "VIRTUAL_ENV": str(target)},
             cached=cached,
+            size_bytes=size,
         )
 
-    def _build(self, env: ResolvedEnvironment, target: Path, log: LogFn) -> None:
+    def _build(self, env: ResolvedEnvironment, target: Path, log: LogFn) -> int:
+        """Build ``env`` into ``target`` (replacing it); the caller holds the lock. Returns its size."""
         interpreter = find_python(env.spec.python)
-        scratch = Path(tempfile.mkdtemp(prefix=f".build-{target.name}-", dir=venvs_root()))
+        root = target.parent
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(root, target.name)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{target.name}-", dir=root))
+        scratch.chmod(0o755)  # mkdtemp makes it private; the venv is not
         started = time.monotonic()
-        log(f"building environment {env.spec.name} (Python {env.spec.python}, hash {env.hash[:12]}) in {target}")
+        count = sum(1 for line in env.lock.splitlines() if line.strip() and not line.startswith("#"))
+        log(
+            f"building environment {env.spec.name}: Python {env.spec.python} ({interpreter}), "
+            f"{count} locked packages, hash {env.hash[:12]}, into {target}"
+        )
         cmd_env = {**os.environ, **env.spec.build_env}
         cmd_env.pop("VIRTUAL_ENV", None)
         try:
@@ -79,27 +142,120 @@ class VenvBuilder(EnvironmentBuilder):
                 env, [uv_bin(), "venv", "--quiet", "--relocatable", "--python", interpreter, str(scratch)], log, cmd_env
             )
             if env.lock:
-                lock_file = scratch / "requirements.lock"
+                lock_file = scratch / LOCK_FILE
                 lock_file.write_text(env.lock)
-                self._step(
-                    env,
-                    [uv_bin(), "pip", "sync", "--python", str(scratch / "bin" / "python"), str(lock_file)],
-                    log,
-                    cmd_env,
-                )
-            (scratch / READY_MARKER).write_text(env.hash + "\n")
+                sync = [uv_bin(), "pip", "sync", "--python", str(scratch / "bin" / "python"), str(lock_file)]
+                self._step(env, sync, log, cmd_env)
+            trash = None
             if target.exists():
-                shutil.rmtree(target)
-            os.replace(scratch, target)
+                trash = root / f"{TRASH_PREFIX}{target.name}-{os.getpid()}"
+                os.rename(target, trash)
+            os.rename(scratch, target)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        log(
-            f"built environment {env.spec.name} in {time.monotonic() - started:.1f} s ({dir_size(target) / 1e6:.0f} MB)"
-        )
+        try:
+            _compile_bytecode(target, log)  # in place, so tracebacks name the final paths
+            info = {"hash": env.hash, "name": env.spec.name, "python": env.spec.python, "built_at": time.time()}
+            (target / READY_MARKER).write_text(json.dumps(info) + "\n")  # complete only now
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+        size = dir_size(target)
+        log(f"built environment {env.spec.name} in {time.monotonic() - started:.1f} s ({size / 1e6:.0f} MB)")
+        return size
+
+
+def _compile_bytecode(target: Path, log: LogFn) -> None:
+    """Compile the venv's modules once, so jobs do not compile (or re-read) sources on every start."""
+    log("compiling bytecode")
+    python = str(target / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code, tail = run_streaming(
+        [python, "-m", "compileall", "-q", "-j", "0", str(target / "lib")], lambda _: None, env=env
+    )
+    if code != 0:  # a module that does not compile (e.g. for another Python) is not a failed build
+        log("bytecode compilation reported problems: " + " | ".join(tail[-3:]))
 
 
 def venv_size(env_hash: str) -> int:
     """Disk use of the venv of ``env_hash`` (0 when it is not built)."""
     target = venv_path(env_hash)
     return dir_size(target) if target.exists() else 0
+
+
+def venv_last_used(env_hash: str) -> float | None:
+    """When any workspace on this machine last used the venv (None when it is not built)."""
+    try:
+        return (venv_path(env_hash) / READY_MARKER).stat().st_mtime
+    except OSError:
+        return None
+
+
+def cached_venvs() -> list[dict[str, object]]:
+    """The built venvs in the cache: folder, hash, name, python, built_at, last_used."""
+    root = venvs_root()
+    out: list[dict[str, object]] = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(root.iterdir()):
+        marker = folder / READY_MARKER
+        if folder.name.startswith(".") or not marker.is_file():
+            continue
+        try:
+            text = marker.read_text()
+            last_used = marker.stat().st_mtime
+        except OSError:
+            continue
+        try:
+            info = json.loads(text)
+        except ValueError:
+            info = {"hash": text.strip()}  # the marker of older versions: the hash alone
+        if not isinstance(info, dict) or not str(info.get("hash") or "").startswith(folder.name):
+            continue  # not a venv of this cache layout
+        out.append({**info, "folder": str(folder), "last_used": last_used})
+    return out
+
+
+def remove_venv(env_hash: str, older_than: float | None = None) -> bool:
+    """Delete the venv of ``env_hash`` unless it is being built, or (with ``older_than``) was used
+    since that time. The folder disappears at once (renamed aside, then deleted)."""
+    target = venv_path(env_hash)
+    fd = try_lock(_lock_path(target))
+    if fd is None:
+        return False  # a build of it is running
+    try:
+        if not target.exists():
+            return False
+        last = venv_last_used(env_hash)
+        if older_than is not None and last is not None and last >= older_than:
+            return False
+        trash = target.parent / f"{TRASH_PREFIX}{target.name}-{os.getpid()}"
+        os.rename(target, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return True  # the lock file stays: deleting it would let two processes lock different files
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers() -> list[Path]:
+    """Delete scratch and trash folders of builds that were killed (none of them is in use)."""
+    root = venvs_root()
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for folder in root.iterdir():
+        if not folder.name.startswith((SCRATCH_PREFIX, TRASH_PREFIX)):
+            continue
+        name = folder.name.split("-", 2)[1] if folder.name.count("-") >= 2 else ""
+        fd = try_lock(_lock_path(root / name)) if name else None
+        if fd is None:
+            continue
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        finally:
+            os.close(fd)
+    return removed

@@ -1,0 +1,340 @@
+"""``mltrain envs ...``: list, show, build and prune environments.
+
+``envs build NAME`` composes the ``environment`` config group the way ``python -m mltrain`` does
+(mltrain's conf/ plus the project's ./conf, with overrides), locks it in the workspace and builds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.cli.output import fmt_bytes, fmt_time, print_json, print_kv, print_table
+
+if TYPE_CHECKING:
+    from mltrain.cli.main import Context
+    from mltrain.environments.base import EnvironmentBuilder
+
+# keys of the environment config node: `mltrain envs build NAME python=3.12` means environment.python
+_ENV_KEYS = ("name", "version", "build", "python", "pip", "requirements_file", "conda_file", "env_vars", "docker")
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    envs = sub.add_parser("envs", help="list, show, build and prune environments")
+    esub = envs.add_subparsers(dest="command", metavar="ACTION")
+    esub.required = True
+
+    p = esub.add_parser("list", parents=[common], help="environments this workspace built or used")
+    p.set_defaults(handler=cmd_list)
+
+    p = esub.add_parser("show", parents=[common], help="spec, lock, size and last use of an environment")
+    p.add_argument("ident", metavar="HASH|NAME", help="an environment hash (or a unique prefix), or a name")
+    p.set_defaults(handler=cmd_show)
+
+    p = esub.add_parser(
+        "build",
+        parents=[common],
+        help="lock and build an environment of the config group (conf/environment/NAME.yaml)",
+        description="Compose environment=NAME (mltrain's conf/ and ./conf) with OVERRIDES, lock it on "
+        "first use and build it unless it is cached. Example: mltrain envs build sklearn environment.python=3.12",
+    )
+    p.add_argument("name", metavar="NAME", help="an option of the environment config group, e.g. sklearn")
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="config overrides, e.g. environment.python=3.12")
+    p.add_argument("--rebuild", action="store_true", help="lock the spec again and rebuild, even when cached")
+    p.add_argument(
+        "--dockerfile",
+        metavar="DIR",
+        help="write a Dockerfile and build context for the environment into DIR instead of building it",
+    )
+    p.set_defaults(handler=cmd_build)
+
+    p = esub.add_parser(
+        "prune",
+        parents=[common],
+        help="delete environments unused for a while (venvs, docker images) and their records",
+    )
+    p.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="unused for at least this long: 30d, 12h, 90m, 1d12h"
+    )
+    p.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
+    p.set_defaults(handler=cmd_prune)
+
+
+# -- composing the environment config group -----------------------------------------------------------
+def _qualify(override: str) -> str:
+    """``python=3.12`` → ``environment.python=3.12`` (keys of the environment node only)."""
+    head = override.lstrip("+~")
+    prefix = override[: len(override) - len(head)]
+    key = head.split("=", 1)[0]
+    if key.split(".", 1)[0] in _ENV_KEYS:
+        return f"{prefix}environment.{head}"
+    return override
+
+
+def environment_options() -> list[str]:
+    """The options of the environment config group (mltrain's and the project's ./conf)."""
+    import os
+
+    from mltrain.bundled import bundled_dir
+
+    roots = [bundled_dir("conf") / "environment"]
+    project = Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / "environment"
+    roots.append(project)
+    return sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
+
+
+def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
+    """The ``environment`` node of the config ``python -m mltrain environment=NAME OVERRIDES`` composes."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import MissingConfigException
+    from omegaconf import OmegaConf
+
+    from mltrain.bundled import bundled_dir
+    from mltrain.config.app import _register_resolvers
+    from mltrain.config.errors import describe_config_error
+    from mltrain.config.schema import register_schemas
+    from mltrain.errors import ConfigError
+
+    register_schemas()
+    _register_resolvers()
+    try:
+        with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
+            cfg = compose("config", overrides=[f"environment={name}", *(_qualify(o) for o in overrides)])
+        node = OmegaConf.to_container(cfg.environment, resolve=True)
+    except MissingConfigException as exc:
+        if f"environment/{name}" in str(exc):
+            raise ConfigError(
+                f"no environment {name!r} in the environment config group",
+                hint="options: " + ", ".join(environment_options()) + " (add your own as ./conf/environment/NAME.yaml)",
+            ) from exc
+        raise ConfigError(describe_config_error(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
+        raise ConfigError(describe_config_error(exc)) from exc
+    assert isinstance(node, dict)
+    return node
+
+
+def builder_for(kind: str) -> EnvironmentBuilder:
+    """The builder of ``environment.build`` (docker: the engine of $DOCKER_HOST)."""
+    if kind == "venv":
+        from mltrain.environments.venv import VenvBuilder
+
+        return VenvBuilder()
+    if kind == "system":
+        from mltrain.environments.system import SystemBuilder
+
+        return SystemBuilder()
+    from mltrain.environments.docker import DockerBuilder
+
+    return DockerBuilder()
+
+
+# -- commands -------------------------------------------------------------------------------------------
+def _exists(rec: dict[str, Any]) -> bool | None:
+    """Whether a built environment is still there (None: cannot tell cheaply)."""
+    if rec["builder"] == "venv":
+        from mltrain.environments.venv import READY_MARKER
+
+        return bool(rec["location"]) and (Path(rec["location"]) / READY_MARKER).exists()
+    if rec["builder"] == "system":
+        return bool(rec["location"]) and Path(rec["location"]).exists()
+    return None
+
+
+def _fill_sizes(ctx: Context, records: list[dict[str, Any]]) -> None:
+    """Measure venvs recorded without a size (used from the cache, built by another workspace)."""
+    from mltrain.environments.cache import dir_size
+    from mltrain.environments.records import set_size
+
+    for rec in records:
+        if rec["size_bytes"] is None and rec["builder"] == "venv" and _exists(rec):
+            rec["size_bytes"] = dir_size(Path(rec["location"]))
+            set_size(ctx.ws, rec["hash"], rec["builder"], rec["size_bytes"])
+
+
+def _json_record(rec: dict[str, Any]) -> dict[str, Any]:
+    return {**rec, "exists": _exists(rec)}
+
+
+def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.environments.records import list_environments
+
+    records = list_environments(ctx.ws)
+    _fill_sizes(ctx, records)
+    if args.json:
+        print_json([{k: v for k, v in _json_record(r).items() if k != "lock"} for r in records])
+        return 0
+    rows = []
+    for r in records:
+        location = r["location"] or "-"
+        if _exists(r) is False:
+            location += " (missing)"
+        rows.append(
+            (
+                r["name"],
+                r["builder"],
+                r["hash"][:12],
+                r["python"],
+                fmt_bytes(r["size_bytes"]),
+                fmt_time(r["last_used_at"]),
+                location,
+            )
+        )
+    print_table(
+        rows,
+        ["NAME", "BUILDER", "HASH", "PYTHON", "SIZE", "LAST USED", "LOCATION"],
+        "no environments yet (they are recorded when a run or `mltrain envs build NAME` uses them)",
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.environments.records import find_environment
+
+    rec, others = find_environment(ctx.ws, args.ident)
+    _fill_sizes(ctx, [rec])
+    machine_use = None
+    if rec["builder"] == "venv":
+        from mltrain.environments.venv import venv_last_used
+
+        machine_use = venv_last_used(rec["hash"])
+    if args.json:
+        print_json({**_json_record(rec), "last_used_on_machine": machine_use, "others": [o["hash"] for o in others]})
+        return 0
+    import yaml
+
+    exists = _exists(rec)
+    print_kv(
+        [
+            ("name", rec["name"] + (f" (version {rec['version']})" if rec["version"] else "")),
+            ("builder", rec["builder"]),
+            ("hash", rec["hash"]),
+            ("python", rec["python"]),
+            ("location", (rec["location"] or "-") + (" (missing: it was removed)" if exists is False else "")),
+            ("size", fmt_bytes(rec["size_bytes"])),
+            ("created", fmt_time(rec["created_at"])),
+            ("last used", fmt_time(rec["last_used_at"])),
+        ]
+        + ([("last used here", fmt_time(machine_use))] if machine_use else [])
+    )
+    if others:
+        print(f"\nOther environments named {rec['name']}:")
+        print_table(
+            [(o["hash"][:12], o["builder"], fmt_time(o["last_used_at"])) for o in others],
+            ["HASH", "BUILDER", "LAST USED"],
+        )
+    print("\nSpec:")
+    print("  " + yaml.safe_dump(rec["spec"], sort_keys=False).rstrip().replace("\n", "\n  "))
+    print("\nLock:")
+    lock = (rec["lock"] or "").strip()
+    print("  " + lock.replace("\n", "\n  ") if lock else "  (nothing to install)")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.environments.base import record_use
+    from mltrain.environments.resolve import resolve
+    from mltrain.environments.spec import EnvSpec
+    from mltrain.errors import EnvironmentSpecError
+
+    node = compose_environment(args.name, args.overrides)
+    spec = EnvSpec.from_config(node, base_dir=Path.cwd())
+    if args.dockerfile:
+        env = resolve(spec, ctx.ws, relock=args.rebuild)
+        try:
+            from mltrain.environments.docker import write_build_context
+        except ImportError as exc:
+            raise EnvironmentSpecError(
+                "this mltrain cannot write Dockerfiles (mltrain.environments.docker has no write_build_context)",
+                hint="upgrade mltrain",
+            ) from exc
+        dest = Path(args.dockerfile)
+        written = Path(write_build_context(env, dest))
+        dockerfile = written if written.is_file() else written / "Dockerfile"
+        if args.json:
+            print_json({"name": spec.name, "hash": env.hash, "dockerfile": str(dockerfile), "context": str(dest)})
+        else:
+            print(f"wrote {dockerfile} and the build context of environment {spec.name} ({env.hash[:12]})")
+            print(f"build it with: docker build --network {spec.docker_network} {dest}")
+        return 0
+    out = sys.stderr if args.json else sys.stdout
+    started = time.monotonic()
+    env = resolve(spec, ctx.ws, relock=args.rebuild)
+    builder = builder_for(spec.build)
+    builder.check(env)
+
+    def log(line: str) -> None:
+        print(f"[build] {line}", file=out, flush=True)
+
+    built = builder.materialise(env, log, rebuild=args.rebuild)
+    size = built.size_bytes
+    if size is None and built.builder == "venv":
+        from mltrain.environments.cache import dir_size
+
+        size = dir_size(Path(built.location))
+    elif size is None and built.builder == "docker":
+        try:
+            from mltrain.environments.docker import image_size
+
+            size = image_size(getattr(builder, "api"), built.location)  # noqa: B009 - DockerBuilder only
+        except Exception:  # noqa: BLE001 - the size is only informative
+            size = None
+    record_use(ctx.ws, env, built, size_bytes=size)
+    took = time.monotonic() - started
+    if args.json:
+        print_json(
+            {
+                "name": spec.name,
+                "builder": built.builder,
+                "hash": built.hash,
+                "python": spec.python,
+                "location": built.location,
+                "cached": built.cached,
+                "size_bytes": size,
+                "seconds": round(took, 3),
+            }
+        )
+        return 0
+    state = "cached" if built.cached else f"built in {took:.1f} s"
+    print(f"environment {spec.name} ({built.builder}, Python {spec.python}, hash {built.hash[:12]}): {state}")
+    print(f"  location: {built.location}")
+    print(f"  python:   {built.python}")
+    if size is not None:
+        print(f"  size:     {fmt_bytes(size)}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.environments import prune
+
+    cutoff = time.time() - prune.parse_duration(args.older_than)
+    items = prune.plan(ctx.ws, cutoff)
+    if not args.dry_run:
+        items = prune.apply(ctx.ws, items, cutoff)
+    removed = [i for i in items if i.remove]
+    freed = sum(i.size_bytes or 0 for i in removed)
+    if args.json:
+        print_json({"dry_run": args.dry_run, "freed_bytes": freed, "environments": [vars(i) for i in items]})
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    if not items:
+        print(f"nothing unused for {args.older_than}")
+        return 0
+    rows = [
+        (
+            verb if i.remove else "kept",
+            i.name or "-",
+            i.builder,
+            i.hash[:12],
+            fmt_time(i.last_used),
+            fmt_bytes(i.size_bytes),
+            i.note,
+        )
+        for i in items
+    ]
+    print_table(rows, ["ACTION", "NAME", "BUILDER", "HASH", "LAST USED", "SIZE", "NOTE"])
+    print(f"\n{verb} {len(removed)} environments, {fmt_bytes(freed)}" + (" (dry run)" if args.dry_run else ""))
+    return 0
