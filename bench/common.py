@@ -20,8 +20,9 @@ VENVS = BENCH_DIR / ".venvs"
 
 def wall(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     """Seconds one run of ``cmd`` takes (it must succeed)."""
+    full_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env={**full_env, **(env or {})}, capture_output=True, text=True)
     took = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")

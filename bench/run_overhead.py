@@ -51,8 +51,6 @@ def main() -> None:
         "job.script=noop.py",
         "experiment_name=bench",
     ]
-    if args.env == "sklearn":
-        from mltrain.environments.venv import venv_path  # noqa: F401 - the venv python runs the script
     cases = {
         "python noop.py": [py, "src/noop.py"],
         "bare hydra app": [
@@ -64,6 +62,7 @@ def main() -> None:
             "hydra/hydra_logging=disabled",
         ],
         "python -m mltrain": mltrain,
+        "same, no prefork": ["env", "MLTRAIN_NO_PREFORK=1", *mltrain],
     }
     interleaved(cases, 1, work)  # warm-up: environment built, caches and .pyc files hot
     times = interleaved(cases, args.repeats, work)
