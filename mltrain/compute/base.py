@@ -70,13 +70,14 @@ class RunHandle(ABC):
         """A local process id that identifies the job, if there is one."""
         return None
 
-    def read_metrics(self) -> bytes:
-        """New bytes of the job's metrics file since the last call (the local file by default)."""
+    def read_metrics(self, limit: int = 8 << 20) -> bytes:
+        """Up to ``limit`` new bytes of the job's metrics file since the last call (b"" when there
+        are none); reads the local run folder by default."""
         path = self.spec.run_dir / METRICS_REL
         try:
             with open(path, "rb") as f:
                 f.seek(self._metrics_offset)
-                data = f.read()
+                data = f.read(limit)
         except FileNotFoundError:
             return b""
         self._metrics_offset += len(data)
@@ -133,10 +134,14 @@ class ComputeTarget(ABC):
         return self.name
 
 
-def job_environment(spec: RunSpec, env: Materialised, run_dir: str, shim_dir: str | None) -> dict[str, str]:
-    """The environment variables of a job: the caller's, then the environment's and the job's own,
-    plus where to report (``MLTRAIN_RUN_DIR``) and the in-script API on ``PYTHONPATH``."""
-    base = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "VIRTUAL_ENV")}
+def job_environment(
+    spec: RunSpec, env: Materialised, run_dir: str, shim_dir: str | None, inherit: bool = True
+) -> dict[str, str]:
+    """The environment variables of a job: the caller's (unless ``inherit`` is False, e.g. for a
+    container), then the environment's and the job's own, plus where to report
+    (``MLTRAIN_RUN_DIR``) and the in-script API on ``PYTHONPATH``."""
+    skip = ("HYDRA_FULL_ERROR", "VIRTUAL_ENV")
+    base = {k: v for k, v in os.environ.items() if k not in skip} if inherit else {}
     out = {**base, **env.env_vars, **spec.env_vars}
     out.update(
         {
