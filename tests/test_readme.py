@@ -59,3 +59,18 @@ def test_every_documented_command_exists():
             [sys.executable, "-m", "mltrain.cli.main", group, action, "--help"], capture_output=True, text=True
         )
         assert proc.returncode == 0, f"mltrain {group} {action}: {proc.stderr}"
+
+
+def test_environment_example_is_a_valid_spec(project):
+    block = re.search(r"```yaml\n# conf/environment/myenv.yaml\n(.*?)```", README, flags=re.S)
+    assert block
+    (project / "conf" / "environment").mkdir(parents=True)
+    (project / "conf" / "environment" / "myenv.yaml").write_text(block.group(1))
+    proc = _bash("python -m mltrain environment=myenv --cfg job --resolve", project)
+    assert proc.returncode == 0, proc.stderr
+    import yaml
+
+    from mltrain.environments.spec import EnvSpec
+
+    spec = EnvSpec.from_config(yaml.safe_load(proc.stdout)["environment"])
+    assert spec.python == "3.11" and "pandas" in spec.requirements and spec.env_vars == {"OMP_NUM_THREADS": "1"}
