@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from mltrain.errors import NotFoundError, SnapshotError
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
-from mltrain.workspace.db import Database, now
+from mltrain.workspace.db import Database, now, upsert
 
 IGNORE_FILES = (".mltrainignore", ".amlignore", ".gitignore")
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".mltrain/")
@@ -140,16 +140,17 @@ class SnapshotStore:
         manifest = json.dumps([[f.path, f.sha256, f.size, f.mode] for f in files], separators=(",", ":"))
         snap_id = self.blobs.put_bytes(manifest.encode())
         with self.db.write() as conn:
-            if conn.execute(select(t.snapshots.c.id).where(t.snapshots.c.id == snap_id)).first() is None:
-                conn.execute(
-                    insert(t.snapshots).values(
-                        id=snap_id,
-                        source_dir=str(src),
-                        file_count=len(files),
-                        total_bytes=sum(f.size for f in files),
-                        created_at=now(),
-                    )
-                )
+            upsert(
+                conn,
+                t.snapshots,
+                {"id": snap_id},
+                {
+                    "source_dir": str(src),
+                    "file_count": len(files),
+                    "total_bytes": sum(f.size for f in files),
+                    "created_at": now(),
+                },
+            )
         return Snapshot(snap_id, str(src), tuple(files))
 
     def get(self, snapshot_id: str) -> Snapshot:

@@ -71,34 +71,25 @@ def record_use(ws: Workspace, env: ResolvedEnvironment, built: Materialised, siz
 
 
 def _record(ws: Workspace, env: ResolvedEnvironment, built: Materialised, size_bytes: int | None) -> None:
-    from sqlalchemy import insert, select, update
-
     from mltrain.workspace import tables as t
-    from mltrain.workspace.db import now
+    from mltrain.workspace.db import now, upsert
 
-    key = (t.environments.c.hash == built.hash) & (t.environments.c.builder == built.builder)
     ts = now()
+    changed: dict[str, object] = {"last_used_at": ts, "location": built.location, "name": env.spec.name}
+    if env.spec.version is not None:
+        changed["version"] = env.spec.version
+    if size_bytes is not None:
+        changed["size_bytes"] = size_bytes
+    first = {
+        "name": env.spec.name,
+        "version": env.spec.version,
+        "python": env.spec.python,
+        "spec": json.dumps({**env.spec.as_dict(), "lock": env.lock}),
+        "spec_hash": env.spec.spec_hash,
+        "location": built.location,
+        "size_bytes": size_bytes,
+        "created_at": ts,
+        "last_used_at": ts,
+    }
     with ws.db.write() as conn:
-        if conn.execute(select(t.environments.c.hash).where(key)).first() is None:
-            conn.execute(
-                insert(t.environments).values(
-                    hash=built.hash,
-                    builder=built.builder,
-                    name=env.spec.name,
-                    version=env.spec.version,
-                    python=env.spec.python,
-                    spec=json.dumps({**env.spec.as_dict(), "lock": env.lock}),
-                    spec_hash=env.spec.spec_hash,
-                    location=built.location,
-                    size_bytes=size_bytes,
-                    created_at=ts,
-                    last_used_at=ts,
-                )
-            )
-        else:
-            values: dict[str, object] = {"last_used_at": ts, "location": built.location, "name": env.spec.name}
-            if env.spec.version is not None:
-                values["version"] = env.spec.version
-            if size_bytes is not None:
-                values["size_bytes"] = size_bytes
-            conn.execute(update(t.environments).where(key).values(**values))
+        upsert(conn, t.environments, {"hash": built.hash, "builder": built.builder}, first, changed)

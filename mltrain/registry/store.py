@@ -1,4 +1,4 @@
-"""Model versions: register, look up (``NAME``, ``NAME:VERSION``, ``NAME@alias``), download.
+"""Model versions: register, look up (``NAME``, ``NAME:VERSION``, ``NAME@alias``), load, download.
 
 Versions of a name are 1, 2, 3, ... in registration order; concurrent registrations of one name
 get distinct versions (the next version is chosen inside the write transaction, and the unique
@@ -21,7 +21,7 @@ from mltrain.errors import NotFoundError, RegistryError
 from mltrain.registry.formats import detect_format
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
-from mltrain.workspace.db import Database, now
+from mltrain.workspace.db import Database, now, upsert
 
 _REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.-]+))?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -147,7 +147,7 @@ class ModelRegistry:
                 continue
         raise RegistryError(f"could not allocate a version for {name}: too many concurrent registrations")
 
-    def get(self, ref: str, include_archived: bool = True) -> ModelVersion:
+    def get(self, ref: str, include_archived: bool = False) -> ModelVersion:
         """The version ``ref`` points at: NAME (latest not archived), NAME:VERSION or NAME@ALIAS."""
         name, version, alias = parse_ref(ref)
         with self.db.read() as conn:
@@ -169,9 +169,10 @@ class ModelRegistry:
                 q = q.where(t.models.c.archived.is_(False))
             row = conn.execute(q.order_by(t.models.c.version.desc()).limit(1)).first()
             if row is None:
-                raise NotFoundError(
-                    f"no model {ref!r} in this workspace", hint="list models with `mltrain models list`"
-                )
+                hint = "list models with `mltrain models list`"
+                if version is None and conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first():
+                    hint = f"every version of {name} is archived: name one (NAME:VERSION) or restore it"
+                raise NotFoundError(f"no model {ref!r} in this workspace", hint=hint)
             files = [
                 dict(r._mapping)
                 for r in conn.execute(
@@ -231,13 +232,7 @@ class ModelRegistry:
         parse_ref(f"{name}@{alias}")
         self.get(f"{name}:{version}")
         with self.db.write() as conn:
-            done = conn.execute(
-                update(t.model_aliases)
-                .where(t.model_aliases.c.name == name, t.model_aliases.c.alias == alias)
-                .values(version=version)
-            ).rowcount
-            if not done:
-                conn.execute(insert(t.model_aliases).values(name=name, alias=alias, version=version))
+            upsert(conn, t.model_aliases, {"name": name, "alias": alias}, {"version": version}, {"version": version})
         return self.get(f"{name}:{version}")
 
     def set_archived(self, ref: str, archived: bool = True) -> ModelVersion:
@@ -245,6 +240,16 @@ class ModelRegistry:
         with self.db.write() as conn:
             conn.execute(update(t.models).where(t.models.c.id == mv.id).values(archived=archived))
         return self.get(mv.ref)
+
+    def load(self, ref: str, trusted: list[str] | tuple[str, ...] | None = None) -> Any:
+        """The estimator of ``ref`` loaded in this process, after checking the stored file's sha256.
+
+        joblib files are unpickled (load only models you trust); skops files load only when every
+        type they hold is trusted by skops or named in ``trusted`` (RegistryError lists the others).
+        """
+        from mltrain.registry.loading import load_version
+
+        return load_version(self.blobs, self.get(ref), trusted)
 
     def download(self, ref: str, dest: str | os.PathLike[str]) -> Path:
         """Write the model's file(s) under ``dest``, each checked against its sha256; return the path."""

@@ -104,6 +104,32 @@ class Database:
         self.engine.dispose()
 
 
+def upsert(
+    conn: Connection, table: Any, keys: dict[str, Any], values: dict[str, Any], update: dict[str, Any] | None = None
+) -> None:
+    """Insert ``keys`` + ``values``; where a row with ``keys`` exists, set ``update`` on it instead
+    (nothing when ``update`` is empty). Atomic against concurrent writers on SQLite and PostgreSQL."""
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        stmt = dialect_insert(table).values(**keys, **values)
+        if update:
+            conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update))
+        else:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)))
+        return
+    from sqlalchemy import and_, insert
+    from sqlalchemy import update as sql_update
+
+    where = and_(*(table.c[k] == v for k, v in keys.items()))
+    updated = bool(update) and conn.execute(sql_update(table).where(where).values(**update)).rowcount
+    if not updated and conn.execute(select(table.c[next(iter(keys))]).where(where)).first() is None:
+        conn.execute(insert(table).values(**keys, **values))
+
+
 _COMPILED: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[int] | None]] = {}
 
 

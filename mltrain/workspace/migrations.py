@@ -35,8 +35,12 @@ def _v2_environments(conn: Connection) -> None:
     tables.environments.create(conn)
 
 
+def _v3_endpoints(conn: Connection) -> None:
+    tables.endpoints.create(conn)
+
+
 # version N -> the step that upgrades a database of version N-1 to N
-STEPS: dict[int, Callable[[Connection], None]] = {2: _v2_environments}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _v2_environments, 3: _v3_endpoints}
 
 
 def create_version(conn: Connection, version: int) -> None:

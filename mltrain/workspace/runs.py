@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
-from mltrain.workspace.db import Database, now
+from mltrain.workspace.db import Database, now, upsert
 
 QUEUED, PREPARING, RUNNING, FINALIZING = "Queued", "Preparing", "Running", "Finalizing"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -51,10 +51,8 @@ class RunStore:
     # -- experiments ---------------------------------------------------------------------------
     def experiment_id(self, conn: Connection, name: str) -> int:
         """The id of experiment ``name``, created on first use (inside the caller's transaction)."""
-        found = conn.execute(select(t.experiments.c.id).where(t.experiments.c.name == name)).scalar()
-        if found is not None:
-            return int(found)
-        return int(conn.execute(insert(t.experiments).values(name=name, created_at=now())).inserted_primary_key[0])
+        upsert(conn, t.experiments, {"name": name}, {"created_at": now()})
+        return int(conn.execute(select(t.experiments.c.id).where(t.experiments.c.name == name)).scalar_one())
 
     def experiments(self) -> list[dict[str, Any]]:
         """Every experiment with its run count and latest run time."""
@@ -175,11 +173,7 @@ class RunStore:
             return
         with self.db.write() as conn:
             for key, value in tags.items():
-                done = conn.execute(
-                    update(t.tags).where(t.tags.c.run_id == run_id, t.tags.c.key == key).values(value=str(value))
-                ).rowcount
-                if not done:
-                    conn.execute(insert(t.tags).values(run_id=run_id, key=key, value=str(value)))
+                upsert(conn, t.tags, {"run_id": run_id, "key": key}, {"value": str(value)}, {"value": str(value)})
 
     def tags(self, run_id: str) -> dict[str, str]:
         with self.db.read() as conn:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -195,3 +195,36 @@ environments = Table(
     Column("last_used_at", Float, nullable=False),
 )
 Index("ix_environments_name", environments.c.name)
+
+# -- version 3: endpoints ----------------------------------------------------------------------
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("model_name", String(256), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("target", String(32), nullable=False),  # local | docker
+    Column("state", String(16), nullable=False),  # Creating | Running | Failed (as last recorded)
+    Column("uri", Text),  # base URL of the server, e.g. http://127.0.0.1:8123
+    Column("host", String(256)),
+    Column("port", Integer),
+    Column("folder", Text),  # <workspace>/endpoints/<name>: config, model, keys, log
+    Column("pid", Integer),  # local: the server's supervisor process (a process group leader)
+    Column("pid_start", String(64)),  # its start token, guards against PID reuse
+    Column("container_id", String(128)),  # docker: the container
+    Column("base_url", Text),  # docker: the engine address
+    Column("env_hash", String(64)),  # the serving environment
+    Column("env_location", Text),  # its venv folder or image tag
+    Column("auth", Boolean, nullable=False, default=True),
+    Column("primary_key_sha256", String(64)),  # keys are stored hashed only
+    Column("secondary_key_sha256", String(64)),
+    Column("keys_updated_at", Float),
+    Column("cpu", Float),
+    Column("memory_gb", Float),
+    Column("workers", Integer),
+    Column("options", Text),  # the deploy options, JSON
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
