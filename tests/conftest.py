@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 TEST_CACHE = Path(os.environ.get("MLTRAIN_TEST_CACHE", Path.home() / ".cache" / "mltrain-test"))
 
 
@@ -75,11 +74,3 @@ def cli_json(cli: Callable[..., Proc]) -> Callable[..., object]:
         return json.loads(proc.stdout)
 
     return call
-
-
-def write_script(folder: Path, name: str, body: str) -> Path:
-    """Write a job script into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(body)
-    return path

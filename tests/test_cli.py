@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from support import write_script
 
 SYSTEM = ["environment=system", "~register", "job.source_dir=src"]
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, write_script
+from support import ROOT, write_script
 
 
 def _no_workspace(project: Path) -> bool:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from support import write_script
 
 SYSTEM = ["environment=system", "~register", "job.source_dir=src", "experiment_name=life"]
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from support import write_script
 
 
 def _free_port() -> int:
@@ -41,20 +41,26 @@ def pg_url() -> Iterator[str]:
         shutil.chown(folder, "nobody", "nogroup")
         as_user = ["runuser", "-u", "nobody", "--"]
     data = folder / "data"
-    init = subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mltrain"],
-                          capture_output=True, text=True)
+    init = subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mltrain"],
+        capture_output=True,
+        text=True,
+    )
     if init.returncode != 0:
         pytest.skip(f"initdb failed: {init.stderr[-500:]}")
     port = _free_port()
     log = open(folder / "postgres.log", "w")  # noqa: SIM115 - closed at teardown
     server = subprocess.Popen(
         [*as_user, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(folder)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"postgresql+psycopg://mltrain@127.0.0.1:{port}/postgres"
     try:
         for _ in range(100):
-            ready = subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True)
+            ready = subprocess.run(
+                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            )
             if ready.returncode == 0:
                 break
             time.sleep(0.1)
@@ -82,12 +88,32 @@ def pg_env(pg_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 def test_runs_and_metrics_from_parallel_drivers(mltrain, cli_json, project, pg_env):
-    write_script(project / "src", "m.py", "from mltrain import Run\nr = Run.get_context()\n"
-                 "[r.log('v', i, step=i) for i in range(2000)]\nr.log_row('t', a=1)\n")
-    procs = [subprocess.Popen([sys.executable, "-m", "mltrain", "environment=system", "~register", "job.source_dir=src",
-                               "job.script=m.py", "experiment_name=team"], cwd=project,
-                              env={**os.environ, **pg_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    write_script(
+        project / "src",
+        "m.py",
+        "from mltrain import Run\nr = Run.get_context()\n"
+        "[r.log('v', i, step=i) for i in range(2000)]\nr.log_row('t', a=1)\n",
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mltrain",
+                "environment=system",
+                "~register",
+                "job.source_dir=src",
+                "job.script=m.py",
+                "experiment_name=team",
+            ],
+            cwd=project,
+            env={**os.environ, **pg_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, out + err
@@ -102,11 +128,20 @@ def test_runs_and_metrics_from_parallel_drivers(mltrain, cli_json, project, pg_e
 def test_registry_versions_under_concurrency(pg_env, tmp_path):
     model = tmp_path / "m.joblib"
     model.write_bytes(b"model")
-    script = ("import sys\nfrom mltrain.workspace import Workspace\nws = Workspace.open(sys.argv[1])\n"
-              "print(' '.join(str(ws.models.register('team-model', sys.argv[2]).version) for _ in range(5)))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "ws"), str(model)],
-                              env={**os.environ, **pg_env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(6)]
+    script = (
+        "import sys\nfrom mltrain.workspace import Workspace\nws = Workspace.open(sys.argv[1])\n"
+        "print(' '.join(str(ws.models.register('team-model', sys.argv[2]).version) for _ in range(5)))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "ws"), str(model)],
+            env={**os.environ, **pg_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
     versions = []
     for p in procs:
         out, err = p.communicate(timeout=300)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_script
+from support import write_script
 
 from mltrain.errors import SnapshotError
 from mltrain.workspace import Workspace

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import write_script
 from sqlalchemy import create_engine, insert, select
+from support import write_script
 
 from mltrain.workspace import Workspace, tables
 from mltrain.workspace import migrations as mig

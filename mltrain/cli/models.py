@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import fmt_bytes, fmt_time, print_json, print_kv, print_table
+from mltrain.errors import RegistryError
+
+FORMATS = ("joblib", "skops")  # mltrain/registry/formats.py (not imported: keeps --help fast)
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -32,6 +35,39 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("ref", metavar="NAME[:VERSION|@ALIAS]")
     p.add_argument("--dest", "-o", default=".", help="destination folder (default: .)")
     p.set_defaults(handler=cmd_download)
+
+    p = msub.add_parser(
+        "register",
+        parents=[common],
+        help="register a file or folder as the next version of a model",
+        description="Register a model file or folder: a local --path, or --run ID --path outputs/... (a path "
+        "inside that run's folder, with lineage to the run and its environment). Nothing is loaded: for a "
+        "joblib or skops file without --framework, the framework is ScikitLearn at the scikit-learn version of "
+        "the run's environment (--run) or of the interpreter mltrain runs on (--path alone).",
+    )
+    p.add_argument("name", metavar="NAME", help="model name; each registration adds a version")
+    p.add_argument("--path", "-p", help="the file or folder (with --run: relative to the run folder)")
+    p.add_argument("--run", metavar="ID", help="register from this run (id or unique prefix)")
+    p.add_argument("--format", choices=FORMATS, help="joblib or skops (default: from the file)")
+    p.add_argument("--framework", help="e.g. ScikitLearn (default: see above)")
+    p.add_argument("--framework-version", help="e.g. 1.7.2")
+    p.add_argument("--description", help="free text")
+    p.add_argument("--cpu", type=float, help="cores for a deployment (serving workers)")
+    p.add_argument("--memory-gb", type=float, help="memory limit of a deployment, in GB")
+    p.add_argument("--tags", nargs="+", default=[], metavar="K=V", help="tags, e.g. --tags stage=dev team=ml")
+    p.add_argument("--properties", nargs="+", default=[], metavar="K=V", help="properties (like tags)")
+    p.set_defaults(handler=cmd_register)
+
+    p = msub.add_parser("alias", parents=[common], help="point NAME@ALIAS at a version (moving it from any other)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("version", metavar="VERSION", type=int)
+    p.add_argument("alias", metavar="ALIAS", help="e.g. production; then NAME@production works everywhere")
+    p.set_defaults(handler=cmd_alias)
+
+    p = msub.add_parser("archive", parents=[common], help="hide a version from listings and NAME (latest)")
+    p.add_argument("ref", metavar="NAME:VERSION")
+    p.add_argument("--restore", action="store_true", help="un-archive it")
+    p.set_defaults(handler=cmd_archive)
 
 
 def model_json(mv: ModelVersion) -> dict[str, Any]:
@@ -62,6 +98,11 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _resources(mv: ModelVersion) -> str | None:
+    parts = [f"cpu {mv.cpu:g}" if mv.cpu else "", f"memory {mv.memory_gb:g} GB" if mv.memory_gb else ""]
+    return ", ".join(p for p in parts if p) or None
+
+
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     ws = ctx.ws
     mv = ws.models.get(args.ref)
@@ -90,7 +131,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("framework", f"{mv.framework} {mv.framework_version or ''}".strip() if mv.framework else None),
             ("sha256", mv.sha256),
             ("size", fmt_bytes(sum(f["size"] for f in mv.files))),
-            ("resources", f"cpu {mv.cpu}, memory {mv.memory_gb} GB" if mv.cpu or mv.memory_gb else None),
+            ("resources", _resources(mv)),
             ("description", mv.description),
             ("tags", ", ".join(f"{k}={v}" for k, v in mv.tags.items()) or None),
             ("properties", ", ".join(f"{k}={v}" for k, v in mv.properties.items()) or None),
@@ -114,4 +155,71 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     path = ctx.ws.models.download(args.ref, Path(args.dest))
     print(f"{args.ref} downloaded to {path} (sha256 verified)")
+    return 0
+
+
+def parse_pairs(items: list[str], option: str) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; a clear error for an item without ``=``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RegistryError(f"{option} {item!r} is not KEY=VALUE", hint=f"write e.g. {option} stage=dev")
+        out[key] = value
+    return out
+
+
+def cmd_register(args: argparse.Namespace, ctx: Context) -> int:
+    request = {
+        "format": args.format,
+        "framework": args.framework,
+        "framework_version": args.framework_version,
+        "description": args.description,
+        "cpu": args.cpu,
+        "memory_gb": args.memory_gb,
+        "tags": parse_pairs(args.tags, "--tags"),
+        "properties": parse_pairs(args.properties, "--properties"),
+    }
+    for option in ("cpu", "memory_gb"):
+        if request[option] is not None and request[option] <= 0:
+            raise RegistryError(f"--{option.replace('_', '-')} must be positive, got {request[option]}")
+    if args.run:
+        from mltrain.registry.from_run import register_from_run_id
+
+        mv = register_from_run_id(ctx.ws, args.run, {"name": args.name, "path": args.path, **request})
+    else:
+        if not args.path:
+            raise RegistryError("give the model with --path FILE (or --run ID --path outputs/...)")
+        from mltrain.registry.from_file import register_file
+
+        mv = register_file(ctx.ws, args.name, args.path, **request)
+    if args.json:
+        print_json(model_json(mv))
+        return 0
+    framework = f" ({' '.join(x for x in (mv.framework, mv.framework_version) if x)})" if mv.framework else ""
+    source = f" from run {mv.run_id}" if mv.run_id else ""
+    print(f"registered {mv.name} version {mv.version}{framework}{source}, sha256 {mv.sha256[:12]}")
+    return 0
+
+
+def cmd_alias(args: argparse.Namespace, ctx: Context) -> int:
+    mv = ctx.ws.models.set_alias(args.name, args.version, args.alias)
+    if args.json:
+        print_json(model_json(mv))
+        return 0
+    print(f"{mv.name}@{args.alias} -> version {mv.version}")
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.registry.store import parse_ref
+
+    name, version, _alias = parse_ref(args.ref)
+    if version is None:
+        raise RegistryError(f"archive needs a version: {args.ref!r}", hint=f"write {name}:VERSION")
+    mv = ctx.ws.models.set_archived(args.ref, archived=not args.restore)
+    if args.json:
+        print_json(model_json(mv))
+        return 0
+    print(f"{mv.ref} {'archived' if mv.archived else 'restored'}")
     return 0

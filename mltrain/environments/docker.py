@@ -44,13 +44,15 @@ DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the classic builder colours the steps' stderr
 
 
+# Bump when the generated Dockerfile changes what an image holds, so cached images are rebuilt.
+RECIPE_VERSION = 2
+
+
 def image_key(env: ResolvedEnvironment) -> str:
-    """The content hash an image is tagged by: the environment's hash, with the base image mixed in
-    when the hash leaves it out (a venv spec run on docker compute)."""
-    if env.spec.build == "docker":
-        return env.hash
-    payload = json.dumps({"env": env.hash, "base_image": env.spec.base_image}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """The content hash an image is tagged by: the environment's hash, the base image (which the
+    hash of a venv spec leaves out) and the version of the Dockerfile recipe."""
+    payload = {"env": env.hash, "base_image": env.spec.base_image, "recipe": RECIPE_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def image_tag(key: str) -> str:
@@ -174,7 +176,9 @@ def dockerfile(env: ResolvedEnvironment, copy_uv: bool, with_ca: bool) -> str:
     uv_env = f"{ca}UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 UV_LINK_MODE=copy"
     install = f"{uv_env} {UV_IN_IMAGE} venv --quiet --python {py} {VENV}"
     if env.lock.strip():
-        install += f" && {uv_env} {UV_IN_IMAGE} pip sync --python {PYTHON} {PREFIX}/requirements.lock"
+        install += (
+            f" && {uv_env} {UV_IN_IMAGE} pip sync --compile-bytecode --python {PYTHON} {PREFIX}/requirements.lock"
+        )
     lines.append(f"RUN {install}")
     lines.append(f"ENV VIRTUAL_ENV={VENV} PATH={VENV}/bin:$PATH")
     # last, so that the layers above are shared by every environment on the same base image

@@ -188,6 +188,10 @@ class RunDriver:
         started = time.time()
         compute = build_compute(self.cfg["compute"])
         compute.check()
+        if self.cfg.get("deploy") is not None:  # a bad deploy option fails before anything runs
+            from mltrain.deploy.from_config import check_deploy_config
+
+            check_deploy_config(self.cfg["deploy"])
         source, script, argv = self._job()
         env = self._environment(compute)
         settings = self.ws.settings

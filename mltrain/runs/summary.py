@@ -35,6 +35,8 @@ def print_summary(result: RunResult) -> None:
         lines.append(f"  model:   {mv.name} version {mv.version}{framework}")
     if result.endpoint:
         lines.append(f"  endpoint: {result.endpoint.get('name')} at {result.endpoint.get('uri')}")
+        for slot, key in (result.endpoint.get("keys") or {}).items():
+            lines.append(f"  {slot} key: {key}  (shown only now; `mltrain endpoints keys` makes new ones)")
     lines.append(f"  outputs: {result.run_dir / 'outputs'}")
     lines.append(f"  details: mltrain runs show {result.run_id}")
     for problem in result.problems:

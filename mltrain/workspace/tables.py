@@ -210,6 +210,7 @@ endpoints = Table(
     Column("host", String(256)),
     Column("port", Integer),
     Column("folder", Text),  # <workspace>/endpoints/<name>: config, model, keys, log
+    Column("machine", String(256)),  # host name of the machine that started the server
     Column("pid", Integer),  # local: the server's supervisor process (a process group leader)
     Column("pid_start", String(64)),  # its start token, guards against PID reuse
     Column("container_id", String(128)),  # docker: the container

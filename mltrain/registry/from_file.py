@@ -1,0 +1,54 @@
+"""Registration of a plain file or folder (``mltrain models register NAME --path FILE``).
+
+Nothing is loaded. When the caller names no framework and the file is a joblib or skops file
+(recognised by its first bytes), the framework is ScikitLearn at the scikit-learn version of the
+interpreter mltrain runs on: the best guess without loading the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.errors import RegistryError
+from mltrain.registry.formats import detect_format, sniff_format
+from mltrain.registry.from_run import SKLEARN
+
+if TYPE_CHECKING:
+    from mltrain.registry.store import ModelVersion
+    from mltrain.workspace import Workspace
+
+
+def current_sklearn_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scikit-learn")
+    except PackageNotFoundError:
+        return None
+
+
+def register_file(ws: Workspace, name: str, path: str | Path, **request: Any) -> ModelVersion:
+    """Register ``path`` as the next version of ``name``; ``request`` holds the optional fields of
+    :meth:`ModelRegistry.register` (format, framework, framework_version, description, cpu, ...)."""
+    src = Path(path).expanduser()
+    if not src.exists():
+        raise RegistryError(f"cannot register {name}: {src} does not exist", hint="check --path")
+    declared = request.pop("format", None)
+    framework = request.pop("framework", None)
+    framework_version = request.pop("framework_version", None)
+    fmt = detect_format(src.name, declared) if src.is_file() else declared
+    if src.is_file():
+        found = sniff_format(src)
+        if declared and found and found != declared:
+            raise RegistryError(
+                f"{src} is a {found} file, not {declared}", hint=f"drop --format, or pass --format {found}"
+            )
+        if found and not declared:
+            fmt = found
+        if framework is None and found:
+            framework = SKLEARN
+            framework_version = framework_version or current_sklearn_version()
+    return ws.models.register(
+        name, src, format=fmt, framework=framework, framework_version=framework_version, **request
+    )
