@@ -46,9 +46,11 @@ def env_tags(docker_client) -> set[str]:
 
 
 def test_iris_in_a_container_then_reuse_then_rebuild(mltrain, cli_json, project, python_image, docker_client):
+    for old in docker_client.images.list(filters={"label": "mltrain.env.name=sklearn"}):  # built by other tests
+        docker_client.images.remove(old.id, force=True)
     first = mltrain("+compute=docker", f"environment.docker.base_image={python_image}")
     assert first.returncode == 0, first.output
-    assert "building image" in first.stdout  # each test session has an engine of its own
+    assert "building image" in first.stdout
     run = only_run(cli_json)
     assert run["status"] == "Completed"
     assert run["compute"].startswith("docker")
