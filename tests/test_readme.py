@@ -25,14 +25,35 @@ def _bash(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+def _run_block(lines: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a README block as one shell session (variables carry over), stopping at the first failure."""
+    return _bash("set -euo pipefail\n" + "\n".join(lines), cwd)
+
+
+def _block_with(text: str) -> list[str]:
+    return next(b for b in console_blocks() if any(text in line for line in b))
+
+
 def test_quick_start_runs_as_written(project):
     quick = console_blocks()[0]
     assert quick[0] == "python -m mltrain"
-    for line in quick:
-        proc = _bash(line, project)
-        assert proc.returncode == 0, f"{line}\n{proc.stdout}\n{proc.stderr}"
-    shown = _bash("mltrain models show sklearn-iris:2", project)
-    assert "sklearn-iris version 2" in shown.stdout
+    proc = _run_block(quick, project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sklearn-iris version 2" in proc.stdout
+
+
+def test_models_and_endpoints_examples_run_as_written(project):
+    try:
+        models = _run_block(_block_with("mltrain models alias"), project)
+        assert models.returncode == 0, models.stdout + models.stderr
+        assert "production" in models.stdout
+        served = _run_block(_block_with("endpoints deploy"), project)
+        assert served.returncode == 0, served.stdout + served.stderr
+        assert '{"predictions":[0,2]}' in served.stdout
+        assert "iris-prod deleted" in served.stdout
+    finally:
+        for name in ("sklearn-iris", "iris-prod"):
+            _bash(f"mltrain endpoints delete {name} --missing-ok", project)
 
 
 def test_user_project_example_runs(project):
@@ -74,3 +95,27 @@ def test_environment_example_is_a_valid_spec(project):
 
     spec = EnvSpec.from_config(yaml.safe_load(proc.stdout)["environment"])
     assert spec.python == "3.11" and "pandas" in spec.requirements and spec.env_vars == {"OMP_NUM_THREADS": "1"}
+
+
+def test_in_script_api_example_runs_in_a_job(project):
+    block = re.search(r"```python\n(from mltrain import Run\n.*?)```", README, flags=re.S)
+    assert block
+    setup = (
+        "import os, joblib\nfrom sklearn.dummy import DummyClassifier\nos.makedirs('outputs', exist_ok=True)\n"
+        "joblib.dump(DummyClassifier().fit([[0]], [0]), 'outputs/model.joblib')\n"
+        "open('summary.md', 'w').write('# summary')\n"
+    )
+    (project / "src").mkdir()
+    (project / "src" / "api.py").write_text(setup + block.group(1))
+    proc = _bash("python -m mltrain environment=system '~register' job.source_dir=src job.script=api.py", project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = _bash("mltrain models show my-model --json", project)
+    assert '"stage": "baseline"' not in shown.stdout and '"data": "v2"' in shown.stdout
+    run = _bash(
+        'mltrain runs show $(mltrain runs list --json | python -c "import json,sys; '
+        "print(json.load(sys.stdin)[0]['id'])\") --json",
+        project,
+    )
+    assert (
+        '"accuracy": 0.97' in run.stdout and "reports/summary.md" in run.stdout and '"stage": "baseline"' in run.stdout
+    )
