@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -49,16 +50,28 @@ class LocalHandle(RunHandle):
         assert proc.stdout is not None and proc.stderr is not None
         self._pumps = [pump(proc.stdout, "stdout", sink), pump(proc.stderr, "stderr", sink)]
         self._stopper: threading.Thread | None = None
+        self._pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            try:
+                self._pidfd = os.pidfd_open(proc.pid)
+            except OSError:  # kernel without pidfd
+                self._pidfd = None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid
 
     def wait(self, timeout: float | None) -> int | None:
+        if self._pidfd is not None and self.proc.returncode is None:
+            # wakes the moment the job exits (Popen.wait with a timeout polls with growing sleeps)
+            select.select([self._pidfd], [], [], timeout)
         try:
-            code = self.proc.wait(timeout)
+            code = self.proc.wait(0 if self._pidfd is not None else timeout)
         except subprocess.TimeoutExpired:
             return None
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         for t in self._pumps:  # the group may hold the pipes open a little longer
             t.join(timeout=5)
         return code

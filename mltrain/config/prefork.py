@@ -46,6 +46,7 @@ def main(argv: list[str]) -> int:
     try:
         from mltrain.runs import driver  # the expensive imports, while the child composes
 
+        driver.prewarm()
         data = _read_all(read_fd)
     finally:
         os.close(read_fd)

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from mltrain.compute.base import ComputeTarget, RunHandle, RunSpec
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.procs import hostname, start_token
 from mltrain.run_context import RUN_INFO_FILE
+from mltrain.runs.control import RunCanceled, RunControl
 from mltrain.workspace import Workspace, WorkspaceSettings
 from mltrain.workspace.runs import (
     CANCELED,
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 POLL_S = 0.25
 HEARTBEAT_S = 2.0
 EXIT_CODES = {COMPLETED: 0, FAILED: 1, CANCELED: 130}
-
-
-class RunCanceled(Exception):
-    """Raised in the driver when a cancel arrives before the job has started."""
 
 
 @dataclass
@@ -87,9 +83,42 @@ def job_argv(arguments: Any, args: Any) -> list[str]:
     return argv + [str(a) for a in (args or [])]
 
 
+_PREWARMED: dict[WorkspaceSettings, Workspace] = {}
+
+
 def open_workspace(config: dict[str, Any]) -> Workspace:
     w = config["workspace"]
-    return Workspace(WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"]))
+    settings = WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+    return _PREWARMED.pop(settings, None) or Workspace(settings)
+
+
+def prewarm() -> None:
+    """Do what a run needs that does not depend on its config, while something else is busy (the
+    prefork child composing the config): import the modules a run uses, and open the default
+    workspace when it already exists (so nothing is created where the config may point elsewhere)."""
+    import importlib
+
+    for name in (
+        "mltrain.compute.local",
+        "mltrain.environments.resolve",
+        "mltrain.environments.spec",
+        "mltrain.environments.system",
+        "mltrain.environments.venv",
+        "mltrain.runs.output",
+        "mltrain.runs.shim",
+        "mltrain.runs.ingest",
+        "mltrain.runs.finalize",
+        "mltrain.runs.summary",
+        "mltrain.registry.from_run",
+        "mltrain.registry.store",
+        "mltrain.snapshot",
+        "pathspec",
+        "subprocess",
+    ):
+        importlib.import_module(name)
+    settings = WorkspaceSettings.resolve()
+    if settings.db_url.startswith("sqlite:///") and Path(settings.db_url.removeprefix("sqlite:///")).is_file():
+        _PREWARMED[settings] = Workspace(settings)
 
 
 def build_compute(node: Any) -> ComputeTarget:
@@ -100,40 +129,6 @@ def build_compute(node: Any) -> ComputeTarget:
     from mltrain.config.plugins import instantiate_plugin
 
     return instantiate_plugin(node, "compute", ComputeTarget)
-
-
-class CancelOnSignals:
-    """While active (main thread only), SIGINT/SIGTERM cancel the run: gracefully the first time,
-    by SIGKILL the second."""
-
-    def __init__(self) -> None:
-        self.handle: RunHandle | None = None
-        self.reason: str | None = None
-        self.finishing = False  # the job ended: signals no longer interrupt (finalizing must finish)
-        self._count = 0
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> CancelOnSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._on_signal)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self._count += 1
-        if self.finishing:
-            print("\n[mltrain] the run is finishing; its files are being stored", file=sys.stderr)
-            return
-        self.reason = self.reason or f"canceled by {signal.Signals(signum).name}"
-        if self.handle is None:
-            raise RunCanceled(self.reason)
-        self.handle.cancel(self.reason, force=self._count > 1)
-        if self._count == 1:
-            print("\n[mltrain] stopping the run (press Ctrl-C again to kill it at once)", file=sys.stderr)
 
 
 class RunDriver:
@@ -241,8 +236,9 @@ class RunDriver:
         result = RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=compute.describe())
         out.log(f"run {run_id} (experiment {experiment}) on {compute.describe()}; Ctrl-C cancels it")
         handle: RunHandle | None = None
+        control = RunControl.current()
         try:
-            with CancelOnSignals() as signals:
+            with control.signals(), control.tracking() as slot:
                 try:
                     self.ws.runs.set_status(run_id, PREPARING)
                     built = compute.prepare(self.ws, env, out.build_log, rebuild=env.spec.rebuild)
@@ -250,21 +246,22 @@ class RunDriver:
                         out.log(f"environment {env.spec.name} ready ({built.location})")
                     compute.upload(self.ws, spec)
                     self._write_run_info(run_dir, run_id, experiment)
+                    control.check()
                     handle = compute.start(spec, built, out)
-                    signals.handle = handle
+                    control.started(slot, handle)
                     self.ws.runs.set_status(
                         run_id,
                         RUNNING,
                         child_pid=handle.pid,
                         child_start=start_token(handle.pid) if handle.pid else None,
                     )
-                    self._follow(handle, result, signals)
+                    self._follow(handle, result, control)
                 except RunCanceled as exc:
                     result.status, result.error = CANCELED, str(exc)
                 except MltrainError as exc:
                     result.status, result.error = FAILED, str(exc)
                     out.log(f"error: {exc}")
-                signals.finishing = True
+                slot.finishing = True
                 self._finalize(compute, spec, handle, result, out, env)
         finally:
             out.close()
@@ -278,7 +275,7 @@ class RunDriver:
         info.parent.mkdir(parents=True, exist_ok=True)
         info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))
 
-    def _follow(self, handle: RunHandle, result: RunResult, signals: CancelOnSignals) -> None:
+    def _follow(self, handle: RunHandle, result: RunResult, control: RunControl) -> None:
         from mltrain.runs.ingest import MetricsIngest
 
         self._ingest = ingest = MetricsIngest(self.ws, result.run_id)
@@ -302,7 +299,7 @@ class RunDriver:
             ingest.feed(data)
         ingest.feed(b"", final=True)
         result.exit_code = code
-        reason = handle.cancel_reason or (signals.reason if code != 0 else None)
+        reason = handle.cancel_reason or (control.reason if code != 0 else None)
         if reason:
             result.status, result.error = CANCELED, reason
         elif code == 0:
