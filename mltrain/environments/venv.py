@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -146,6 +147,8 @@ class VenvBuilder(EnvironmentBuilder):
                 lock_file.write_text(env.lock)
                 sync = [uv_bin(), "pip", "sync", "--python", str(scratch / "bin" / "python"), str(lock_file)]
                 self._step(env, sync, log, cmd_env)
+            info = {"hash": env.hash, "name": env.spec.name, "python": env.spec.python, "built_at": time.time()}
+            (scratch / READY_MARKER).write_text(json.dumps(info) + "\n")
             trash = None
             if target.exists():
                 trash = root / f"{TRASH_PREFIX}{target.name}-{os.getpid()}"
@@ -154,13 +157,7 @@ class VenvBuilder(EnvironmentBuilder):
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        try:
-            _compile_bytecode(target, log)  # in place, so tracebacks name the final paths
-            info = {"hash": env.hash, "name": env.spec.name, "python": env.spec.python, "built_at": time.time()}
-            (target / READY_MARKER).write_text(json.dumps(info) + "\n")  # complete only now
-        except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
-            raise
+        _compile_in_background(target, log)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
         size = dir_size(target)
@@ -168,16 +165,24 @@ class VenvBuilder(EnvironmentBuilder):
         return size
 
 
-def _compile_bytecode(target: Path, log: LogFn) -> None:
-    """Compile the venv's modules once, so jobs do not compile (or re-read) sources on every start."""
-    log("compiling bytecode")
-    python = str(target / "bin" / "python")
+def _compile_in_background(target: Path, log: LogFn) -> None:
+    """Compile the venv's modules to bytecode in a detached, low-priority process, so the build is
+    ready at once and later jobs neither compile sources nor depend on PYTHONDONTWRITEBYTECODE."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    code, tail = run_streaming(
-        [python, "-m", "compileall", "-q", "-j", "0", str(target / "lib")], lambda _: None, env=env
-    )
-    if code != 0:  # a module that does not compile (e.g. for another Python) is not a failed build
-        log("bytecode compilation reported problems: " + " | ".join(tail[-3:]))
+    cmd = [str(target / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", str(target / "lib")]
+    try:
+        subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=lambda: os.nice(10),
+        )
+        log("compiling bytecode in the background")
+    except OSError as exc:  # only a speed-up: a venv without bytecode works
+        log(f"could not start bytecode compilation: {exc}")
 
 
 def venv_size(env_hash: str) -> int:
