@@ -3,7 +3,11 @@ conftest of its own)."""
 
 from __future__ import annotations
 
+import http.client
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -14,3 +18,35 @@ def write_script(folder: Path, name: str, body: str) -> Path:
     path = folder / name
     path.write_text(body)
     return path
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    chunked: bool = False,
+) -> Response:
+    """One HTTP request on a fresh connection to ``url`` (http://127.0.0.1:PORT)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        if chunked:
+            conn.request(method, path, body=iter([body or b""]), headers=headers or {}, encode_chunked=True)
+        else:
+            conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,20 +42,10 @@ class LocalTarget(DeployTarget):
 
     kind = "local"
 
-    def __init__(
-        self,
-        name: str | None = None,
-        cpu: float | None = None,
-        memory_gb: float | None = None,
-        auth: bool = True,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        max_body_mb: float = 1.0,
-        trusted_types: list[str] | None = None,
-        ready_timeout_s: float = 300.0,
-    ) -> None:
-        super().__init__(name, cpu, memory_gb, auth, host, port, max_body_mb, trusted_types, ready_timeout_s)
-        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+    @cached_property
+    def _procs(self) -> dict[int, subprocess.Popen[bytes]]:
+        """Servers this object started (so their exit status can be collected)."""
+        return {}
 
     def _environ(self, plan: ServerPlan) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}

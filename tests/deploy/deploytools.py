@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -13,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support import Response, request  # noqa: F401 - shared HTTP helpers
 
 # the model's own predictions, computed in the model's environment (its scikit-learn version)
 PREDICT = """
@@ -50,30 +51,6 @@ def run_json(cwd: Path, *args: str, timeout: float = 900) -> Any:
     res = run(cwd, *args, "--json", timeout=timeout)
     assert res.returncode == 0, res.output
     return json.loads(res.stdout)
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def request(
-    uri: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-) -> Response:
-    """One HTTP request on a fresh connection to ``uri`` (http://127.0.0.1:PORT)."""
-    host, port = uri.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
 
 
 def score(uri: str, payload: Any, key: str | None = None, raw: bytes | None = None) -> Response:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import signal
@@ -15,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support import Response, request  # noqa: F401 - shared HTTP helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIMARY_KEY = "primary-key-0123456789"
@@ -30,38 +31,6 @@ def write_keys(path: Path, primary: str, secondary: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"primary": sha256_hex(primary.encode()), "secondary": sha256_hex(secondary.encode())}))
     os.replace(tmp, path)
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def request(
-    url: str,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    chunked: bool = False,
-) -> Response:
-    """One request on a fresh connection."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        if chunked:
-            conn.request(method, path, body=iter([body or b""]), headers=headers or {}, encode_chunked=True)
-        else:
-            conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
 
 
 @dataclass
