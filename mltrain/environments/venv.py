@@ -185,12 +185,6 @@ def _compile_in_background(target: Path, log: LogFn) -> None:
         log(f"could not start bytecode compilation: {exc}")
 
 
-def venv_size(env_hash: str) -> int:
-    """Disk use of the venv of ``env_hash`` (0 when it is not built)."""
-    target = venv_path(env_hash)
-    return dir_size(target) if target.exists() else 0
-
-
 def venv_last_used(env_hash: str) -> float | None:
     """When any workspace on this machine last used the venv (None when it is not built)."""
     try:

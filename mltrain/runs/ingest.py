@@ -24,8 +24,6 @@ class MetricsIngest:
         self.ws = ws
         self.run_id = run_id
         self._partial = b""
-        self.stored = 0
-        self.latest: dict[str, Any] = {}  # last scalar per key, for progress display
         self.register_requests: list[dict[str, Any]] = []
 
     def feed(self, data: bytes, final: bool = False) -> int:
@@ -35,14 +33,10 @@ class MetricsIngest:
         lines = (self._partial + data).split(b"\n")
         self._partial = b"" if final else lines.pop()
         metrics, tags, registers = parse_records(lines)
-        for rec in metrics:
-            if rec.get("type", "scalar") == "scalar":
-                self.latest[str(rec.get("k"))] = rec.get("v")
         self.register_requests += registers
         if tags:
             self.ws.runs.set_tags(self.run_id, tags)
-        self.stored += self.ws.metrics.add(self.run_id, metrics)
-        return len(metrics)
+        return self.ws.metrics.add(self.run_id, metrics)
 
 
 def _decode(lines: list[bytes]) -> list[Any]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
@@ -230,8 +230,3 @@ class RunStore:
                 elif (rec["heartbeat_at"] or 0) < stale:
                     lost.append(rec)
         return lost
-
-    def active_children(self, parent_run_id: str) -> list[str]:
-        with self.db.read() as conn:
-            q = select(t.runs.c.id).where(and_(t.runs.c.parent_run_id == parent_run_id, t.runs.c.status.in_(ACTIVE)))
-            return [str(r) for r in conn.execute(q).scalars()]
