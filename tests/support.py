@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,25 @@ def write_script(folder: Path, name: str, body: str) -> Path:
     path = folder / name
     path.write_text(body)
     return path
+
+
+def start_mltrain(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``python -m mltrain ARGS`` in ``cwd`` (output captured as text), without waiting."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mltrain", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_all_ok(procs: list[subprocess.Popen[str]], timeout: float = 600) -> None:
+    """Wait for every process; each must exit 0."""
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, out + err
 
 
 @dataclass

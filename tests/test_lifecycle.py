@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import write_script
+from support import start_mltrain, write_script
 
 SYSTEM = ["environment=system", "~register", "job.source_dir=src", "experiment_name=life"]
 
@@ -33,13 +33,7 @@ time.sleep(600)
 
 
 def _start(project: Path, *overrides: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mltrain", *SYSTEM, *overrides],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_mltrain(project, *SYSTEM, *overrides)
 
 
 def _wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float = 120) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import write_script
+from support import start_mltrain, wait_all_ok, write_script
 
 
 def _free_port() -> int:
@@ -94,29 +94,8 @@ def test_runs_and_metrics_from_parallel_drivers(mltrain, cli_json, project, pg_e
         "from mltrain import Run\nr = Run.get_context()\n"
         "[r.log('v', i, step=i) for i in range(2000)]\nr.log_row('t', a=1)\n",
     )
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mltrain",
-                "environment=system",
-                "~register",
-                "job.source_dir=src",
-                "job.script=m.py",
-                "experiment_name=team",
-            ],
-            cwd=project,
-            env={**os.environ, **pg_env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, out + err
+    args = ("environment=system", "~register", "job.source_dir=src", "job.script=m.py", "experiment_name=team")
+    wait_all_ok([start_mltrain(project, *args, env=pg_env) for _ in range(4)], timeout=300)
     runs = cli_json("runs", "list", env=pg_env)
     assert len(runs) == 4 and {r["status"] for r in runs} == {"Completed"}
     for run in runs:

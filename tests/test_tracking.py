@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, select
-from support import write_script
+from support import start_mltrain, wait_all_ok, write_script
 
 from mltrain.workspace import Workspace, tables
 from mltrain.workspace import migrations as mig
@@ -35,19 +35,7 @@ run.log("name", "text value")
 
 def test_eight_parallel_runs_of_10000_metrics_lose_nothing(project, cli_json):
     write_script(project / "src", "many.py", TEN_THOUSAND)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "mltrain", *SYSTEM, "job.script=many.py", f"job.args=[w{i}]"],
-            cwd=project,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(8)
-    ]
-    for p in procs:
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, out + err
+    wait_all_ok([start_mltrain(project, *SYSTEM, "job.script=many.py", f"job.args=[w{i}]") for i in range(8)])
     ws = Workspace.open(str(project / ".mltrain"))
     runs = ws.runs.list()
     assert len(runs) == 8 and all(r["status"] == "Completed" for r in runs)
@@ -73,13 +61,7 @@ def test_metrics_are_stored_while_the_job_runs(project):
         "import time\nfrom mltrain import Run\nrun = Run.get_context()\n"
         "run.log('early', 1)\nrun.flush()\nprint('LOGGED', flush=True)\ntime.sleep(30)\n",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mltrain", *SYSTEM, "job.script=live.py"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_mltrain(project, *SYSTEM, "job.script=live.py")
     try:
         assert proc.stdout is not None
         while "LOGGED" not in proc.stdout.readline():
