@@ -84,9 +84,11 @@ def owns_group(pgid: int | None, leader_token: str | None) -> bool:
     return current is None or leader_token is None or current == leader_token
 
 
-def stop_group(pgid: int, grace_s: float = 5.0) -> None:
-    """Stop a process group: SIGINT, then SIGTERM, then SIGKILL, ``grace_s`` apart."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+def stop_group(pgid: int, grace_s: float = 5.0, first: int = signal.SIGINT) -> None:
+    """Stop a process group: SIGINT (as Ctrl-C would), then SIGTERM, then SIGKILL, ``grace_s`` apart;
+    ``first=SIGTERM`` skips the SIGINT. Returns once the group is gone."""
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+    for sig in sigs[sigs.index(first) :]:
         if not signal_group(pgid, sig):
             return
         deadline = time.monotonic() + (grace_s if sig != signal.SIGKILL else 2.0)

@@ -108,8 +108,9 @@ def test_registry_versions_under_concurrency(pg_env, tmp_path):
     model = tmp_path / "m.joblib"
     model.write_bytes(b"model")
     script = (
-        "import sys\nfrom mltrain.workspace import Workspace\nws = Workspace.open(sys.argv[1])\n"
-        "print(' '.join(str(ws.models.register('team-model', sys.argv[2]).version) for _ in range(5)))\n"
+        "import sys\nfrom mltrain.registry.store import ModelRegistry\nfrom mltrain.workspace import Workspace\n"
+        "ws = Workspace.open(sys.argv[1])\n"
+        "print(' '.join(str(ModelRegistry.of(ws).register('team-model', sys.argv[2]).version) for _ in range(5)))\n"
     )
     procs = [
         subprocess.Popen(

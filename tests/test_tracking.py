@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, insert, select
 from support import start_mltrain, wait_all_ok, write_script
 
+from mltrain.registry.store import ModelRegistry
 from mltrain.workspace import Workspace, tables
 from mltrain.workspace import migrations as mig
 
@@ -118,9 +119,9 @@ def test_registry_versions_under_concurrency(project, tmp_path):
     model_file = tmp_path / "m.joblib"
     model_file.write_bytes(b"model bytes")
     script = (
-        "import sys\nfrom mltrain.workspace import Workspace\n"
+        "import sys\nfrom mltrain.registry.store import ModelRegistry\nfrom mltrain.workspace import Workspace\n"
         "ws = Workspace.open(sys.argv[1])\n"
-        "print(' '.join(str(ws.models.register('shared', sys.argv[2]).version) for _ in range(5)))\n"
+        "print(' '.join(str(ModelRegistry.of(ws).register('shared', sys.argv[2]).version) for _ in range(5)))\n"
     )
     procs = [
         subprocess.Popen(
@@ -140,7 +141,7 @@ def test_registry_versions_under_concurrency(project, tmp_path):
     # threads of one process too
     ws = Workspace.open(str(project / ".mltrain"))
     with ThreadPoolExecutor(4) as pool:
-        more = list(pool.map(lambda _: ws.models.register("shared", model_file).version, range(8)))
+        more = list(pool.map(lambda _: ModelRegistry.of(ws).register("shared", model_file).version, range(8)))
     assert sorted(more) == list(range(31, 39))
 
 

@@ -94,6 +94,7 @@ def _deploy_node(target: str) -> dict[str, Any]:
         if path.is_file():
             node = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
             assert isinstance(node, dict)
+            node.pop("defaults", None)  # the typed schema: its fields are the target's options
             return node
     options = sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
     raise ConfigError(f"no deploy target {target!r}", hint=f"use one of: {', '.join(options)}")
@@ -102,7 +103,7 @@ def _deploy_node(target: str) -> dict[str, Any]:
 def target_from_args(args: argparse.Namespace) -> DeployTarget:
     import yaml
 
-    from mltrain.deploy.from_config import target_from_config
+    from mltrain.deploy.targets import target_from_config
     from mltrain.errors import ConfigError
 
     node = _deploy_node(args.target)
@@ -139,7 +140,7 @@ def cmd_deploy(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.deploy.service import deploy
 
     target = target_from_args(args)
-    mv = ctx.ws.models.get(args.ref)
+    mv = ctx.models.get(args.ref)
     info = deploy(ctx.ws, mv, target)
     if args.json:
         print_json(info)
@@ -240,8 +241,8 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.deploy.base import target_for_record
     from mltrain.deploy.store import EndpointStore
+    from mltrain.deploy.targets import target_for_record
 
     rec = EndpointStore(ctx.ws).get(args.name)
     target_for_record(rec).logs(rec, args.follow)

@@ -16,7 +16,6 @@ from mltrain.cli.output import fmt_bytes, fmt_time, print_json, print_kv, print_
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
-    from mltrain.environments.base import EnvironmentBuilder
 
 # keys of the environment config node: `mltrain envs build NAME python=3.12` means environment.python
 _ENV_KEYS = ("name", "version", "build", "python", "pip", "requirements_file", "conda_file", "env_vars", "docker")
@@ -115,21 +114,6 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
         raise ConfigError(describe_config_error(exc)) from exc
     assert isinstance(node, dict)
     return node
-
-
-def builder_for(kind: str) -> EnvironmentBuilder:
-    """The builder of ``environment.build`` (docker: the engine of $DOCKER_HOST)."""
-    if kind == "venv":
-        from mltrain.environments.venv import VenvBuilder
-
-        return VenvBuilder()
-    if kind == "system":
-        from mltrain.environments.system import SystemBuilder
-
-        return SystemBuilder()
-    from mltrain.environments.docker import DockerBuilder
-
-    return DockerBuilder()
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -263,7 +247,9 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     out = sys.stderr if args.json else sys.stdout
     started = time.monotonic()
     env = resolve(spec, ctx.ws, relock=args.rebuild)
-    builder = builder_for(spec.build)
+    from mltrain.environments.builders import builder_for
+
+    builder = builder_for(spec.build)  # docker: the engine of $DOCKER_HOST
     builder.check(env)
 
     def log(line: str) -> None:

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
 
 COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots")
@@ -26,9 +27,19 @@ class Context:
 
     @cached_property
     def ws(self) -> Workspace:
+        from mltrain.runs.recovery import recover_orphans
         from mltrain.workspace import Workspace
 
-        return Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root)
+        ws = Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root)
+        if getattr(self.args, "recover", True):  # runs whose driver died: Failed, their jobs stopped
+            recover_orphans(ws)
+        return ws
+
+    @cached_property
+    def models(self) -> ModelRegistry:
+        from mltrain.registry.store import ModelRegistry
+
+        return ModelRegistry.of(self.ws)
 
 
 Handler = Callable[[argparse.Namespace, Context], int]

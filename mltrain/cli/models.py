@@ -14,7 +14,7 @@ FORMATS = ("joblib", "skops")  # mltrain/registry/formats.py (not imported: keep
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -77,7 +77,7 @@ def model_json(mv: ModelVersion) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    versions = ctx.ws.models.list(args.name, include_archived=args.all)
+    versions = ctx.models.list(args.name, include_archived=args.all)
     if args.json:
         print_json([model_json(m) for m in versions])
         return 0
@@ -105,7 +105,7 @@ def _resources(mv: ModelVersion) -> str | None:
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     ws = ctx.ws
-    mv = ws.models.get(args.ref)
+    mv = ctx.models.get(args.ref)
     lineage: dict[str, Any] = {}
     if mv.run_id:
         run = ws.runs.get(mv.run_id)
@@ -153,7 +153,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
-    path = ctx.ws.models.download(args.ref, Path(args.dest))
+    path = ctx.models.download(args.ref, Path(args.dest))
     print(f"{args.ref} downloaded to {path} (sha256 verified)")
     return 0
 
@@ -203,7 +203,7 @@ def cmd_register(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_alias(args: argparse.Namespace, ctx: Context) -> int:
-    mv = ctx.ws.models.set_alias(args.name, args.version, args.alias)
+    mv = ctx.models.set_alias(args.name, args.version, args.alias)
     if args.json:
         print_json(model_json(mv))
         return 0
@@ -212,12 +212,12 @@ def cmd_alias(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.registry.store import parse_ref
+    from mltrain.registry.version import parse_ref
 
     name, version, _alias = parse_ref(args.ref)
     if version is None:
         raise RegistryError(f"archive needs a version: {args.ref!r}", hint=f"write {name}:VERSION")
-    mv = ctx.ws.models.set_archived(args.ref, archived=not args.restore)
+    mv = ctx.models.set_archived(args.ref, archived=not args.restore)
     if args.json:
         print_json(model_json(mv))
         return 0

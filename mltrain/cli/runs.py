@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -42,7 +40,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = rsub.add_parser("cancel", parents=[common], help="cancel a run (and its children)")
     p.add_argument("run_id", metavar="ID")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to stop (default 30)")
-    p.set_defaults(handler=cmd_cancel)
+    p.set_defaults(handler=cmd_cancel, recover=False)  # a lost run is canceled, not recovered as Failed
 
     p = rsub.add_parser("download", help="the run's artifacts (outputs/, logs/, uploads) into a folder")
     p.add_argument("run_id", metavar="ID")
@@ -89,7 +87,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     metrics = ws.metrics.summary(run["id"])
     artifacts = ws.runs.artifacts(run["id"])
     tags = ws.runs.tags(run["id"])
-    models = ws.models.by_run(run["id"])
+    models = ctx.models.by_run(run["id"])
     if args.json:
         print_json(
             {
@@ -191,28 +189,14 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.procs import hostname, is_alive
+    from mltrain.runs.cancel import cancel_run
     from mltrain.workspace.runs import TERMINAL
 
-    ws = ctx.ws
-    run = ws.runs.get(args.run_id)
+    run = ctx.ws.runs.get(args.run_id)
     if run["status"] in TERMINAL:
         print(f"run {run['id']} already ended: {run['status']}")
         return 0
-    ws.runs.request_cancel(run["id"])
-    targets = [run] + ws.runs.list(parent_run_id=run["id"], limit=None)
-    here = hostname()
-    for r in targets:
-        local_driver = r["driver_host"] == here and r["driver_pid"] != os.getpid()
-        if r["status"] not in TERMINAL and local_driver and is_alive(r["driver_pid"], r["driver_start"]):
-            os.kill(r["driver_pid"], signal.SIGTERM)
-            break  # one driver per process: a sweep's driver cancels its children itself
-    deadline = time.monotonic() + args.wait
-    while time.monotonic() < deadline:
-        run = ws.runs.get(run["id"])
-        if run["status"] in TERMINAL:
-            break
-        time.sleep(0.2)
+    run = cancel_run(ctx.ws, run["id"], wait_s=args.wait)
     if args.json:
         print_json({"id": run["id"], "status": run["status"]})
     elif run["status"] in TERMINAL:

@@ -4,7 +4,11 @@
 runs) → ``upload`` (the snapshot into the run folder there) → ``start`` (returns a RunHandle that
 streams output) → ``RunHandle.cancel`` (on request) → ``collect`` (outputs/ and logs/ back into the
 local run folder) → ``cleanup``. Local, Docker, SSH and Ray targets implement the same steps; the
-driver (mltrain/runs/driver.py) and sweep launchers call only these.
+run plan and its trials (mltrain/runs/) and sweep launchers call only these.
+
+A started job is described by a small JSON reference (``RunHandle.ref``, a :data:`JobRef`) that is
+stored on the run, so another process can rebuild its handle (``attach``) or stop it (``stop``):
+``mltrain runs cancel`` and driver-lost recovery go through the target that started the run.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from mltrain.compute.configs import ComputeConfig
 from mltrain.errors import ComputeError
+from mltrain.run_context import METRICS_FILE
 
 if TYPE_CHECKING:
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
 
-METRICS_REL = ".mltrain/metrics.jsonl"
+JobRef = dict[str, Any]  # JSON-serialisable; "kind" names the target kind that made it
 
 
 @dataclass
@@ -49,13 +55,28 @@ class OutputSink(Protocol):
         """A line of mltrain's own about the run."""
 
 
+class NullSink:
+    """An OutputSink that drops everything (a handle attached only to stop or collect a job)."""
+
+    def write(self, data: bytes, stream: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
 class RunHandle(ABC):
-    """A started job."""
+    """A started job (or one re-attached from its reference)."""
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
         self._metrics_offset = 0
         self.cancel_reason: str | None = None
+
+    @property
+    @abstractmethod
+    def ref(self) -> JobRef:
+        """The durable reference of this job: enough for ``attach``/``stop`` in another process."""
 
     @abstractmethod
     def wait(self, timeout: float | None) -> int | None:
@@ -65,15 +86,10 @@ class RunHandle(ABC):
     def cancel(self, reason: str, force: bool = False) -> None:
         """Begin stopping the job (without blocking); ``force`` kills at once."""
 
-    @property
-    def pid(self) -> int | None:
-        """A local process id that identifies the job, if there is one."""
-        return None
-
     def read_metrics(self, limit: int = 8 << 20) -> bytes:
         """Up to ``limit`` new bytes of the job's metrics file since the last call (b"" when there
         are none); reads the local run folder by default."""
-        path = self.spec.run_dir / METRICS_REL
+        path = self.spec.run_dir / METRICS_FILE
         try:
             with open(path, "rb") as f:
                 f.seek(self._metrics_offset)
@@ -85,28 +101,35 @@ class RunHandle(ABC):
 
 
 class ComputeTarget(ABC):
-    """A place where jobs run. Subclasses are instantiated from ``conf/compute/*.yaml``."""
+    """A place where jobs run. Built-in targets are created from their typed ``Config``
+    (``conf/compute/*.yaml``); a user's own subclass may take whatever options it likes."""
 
-    name: str = "compute"
+    name: ClassVar[str] = "compute"
+    Config: ClassVar[type[ComputeConfig]] = ComputeConfig
+    builds: ClassVar[tuple[str, ...]] = ("system", "venv")  # environment.build values it runs directly
+
+    def __init__(self, **options: Any) -> None:
+        self.config = self.Config(**options)
+
+    @property
+    def cancel_grace_s(self) -> float:
+        config = getattr(self, "config", None)
+        return config.cancel_grace_s if isinstance(config, ComputeConfig) else 5.0
 
     def check(self) -> None:
         """Raise ComputeError when the target cannot run jobs now (called before anything runs)."""
 
     def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
-        """The environment builder for ``env`` on this target (venv or system by default)."""
-        build = env.spec.build
-        if build == "system":
-            from mltrain.environments.system import SystemBuilder
+        """The environment builder for ``env`` on this target."""
+        from mltrain.environments.builders import builder_for
 
-            return SystemBuilder()
-        if build == "venv":
-            from mltrain.environments.venv import VenvBuilder
-
-            return VenvBuilder()
-        raise ComputeError(
-            f"environment {env.spec.name} is built as a Docker image, which {self.name} compute cannot run",
-            hint="run it with +compute=docker, or set environment.build=venv",
-        )
+        if env.spec.build not in self.builds:
+            raise ComputeError(
+                f"environment {env.spec.name} is built with build: {env.spec.build}, which {self.name} compute "
+                "cannot run",
+                hint=f"use an environment with build: {' or '.join(self.builds)}, or another compute target",
+            )
+        return builder_for(env.spec.build)
 
     def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
         """Materialise ``env`` where jobs run (built only on a cache miss) and record its use."""
@@ -124,11 +147,25 @@ class ComputeTarget(ABC):
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         """Start the job; output streams to ``sink`` until it ends."""
 
+    @abstractmethod
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        """The handle of the job ``ref`` (started by this kind of target, maybe in another process),
+        or None when it no longer exists. Output that was not streamed to its driver may be lost."""
+
+    @abstractmethod
+    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
+        """Stop the job ``ref`` from any process: a polite signal (SIGTERM, so the in-script API
+        flushes), ``grace_s`` (default ``cancel_grace_s``) to end, then a kill. Blocks until it is gone;
+        False when there was nothing to stop. ComputeError when the target cannot be reached."""
+
     def collect(self, spec: RunSpec, handle: RunHandle) -> None:
         """Bring outputs/ and logs/ into ``spec.run_dir`` (nothing to do when they are there)."""
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """Release what the run used on the target."""
+
+    def close(self) -> None:
+        """Release connections this target object holds (after the last trial of a plan)."""
 
     def describe(self) -> str:
         return self.name

@@ -5,17 +5,19 @@ outputs, logs and metrics land where the driver reads them and nothing has to be
 in-script API is mounted read-only at ``/mltrain/shim`` and put on ``PYTHONPATH``. The container
 gets only the job's environment (never the caller's), runs as the caller's uid:gid by default so
 the files it writes are the caller's, with ``docker-init`` as PID 1 so signals reach the script.
+Its reference is ``{"kind": "docker", "container", "engine"}``: any process that reaches the engine
+can follow, stop and remove it.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.base import ComputeTarget, OutputSink, RunHandle, RunSpec, job_environment
-from mltrain.errors import ComputeError, ConfigError
+from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
+from mltrain.compute.configs import DockerComputeConfig
+from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -33,22 +35,19 @@ LABEL_EXPERIMENT = "mltrain.experiment"
 class DockerHandle(RunHandle):
     """A started container: output pumped to the sink, exit code from the engine's wait."""
 
-    def __init__(
-        self, spec: RunSpec, compute: DockerCompute, container_id: str, sink: OutputSink, pid: int | None
-    ) -> None:
+    def __init__(self, spec: RunSpec, compute: DockerCompute, container_id: str, sink: OutputSink) -> None:
         super().__init__(spec)
         self.compute = compute
         self.container_id = container_id
         self.sink = sink
-        self._pid = pid
         self._code: int | None = None
         self._done = threading.Event()
         self._stopper: threading.Thread | None = None
         self._pump: threading.Thread | None = None
 
     @property
-    def pid(self) -> int | None:
-        return self._pid
+    def ref(self) -> JobRef:
+        return {"kind": "docker", "container": self.container_id, "engine": self.compute.address}
 
     def follow(self, stream: Any, client: APIClient) -> None:
         """Start copying the attached ``stream`` (of ``client``) to the sink and waiting for the exit code."""
@@ -138,29 +137,21 @@ class DockerCompute(ComputeTarget):
     """Runs jobs in containers on a Docker engine."""
 
     name = "docker"
+    Config = DockerComputeConfig
+    builds = ("venv", "docker")
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        cpus: float | None = None,
-        memory_gb: float | None = None,
-        network: str = "host",
-        user: str | None = None,
-        cancel_grace_s: float = 5.0,
-        keep_container: bool = False,
-    ) -> None:
-        if cpus is not None and float(cpus) <= 0:
-            raise ConfigError(f"compute.cpus={cpus} must be positive", hint="set it to a number of cores, or null")
-        if memory_gb is not None and float(memory_gb) <= 0:
-            raise ConfigError(f"compute.memory_gb={memory_gb} must be positive", hint="set it in GB, or null")
-        self.base_url = base_url or None
-        self.cpus = None if cpus is None else float(cpus)
-        self.memory_gb = None if memory_gb is None else float(memory_gb)
-        self.network = str(network or "host")
-        self.user = None if user is None else str(user)
-        self.cancel_grace_s = float(cancel_grace_s)
-        self.keep_container = bool(keep_container)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        cfg = self.config
+        assert isinstance(cfg, DockerComputeConfig)
+        self.base_url = cfg.base_url
+        self.cpus = cfg.cpus
+        self.memory_gb = cfg.memory_gb
+        self.network = cfg.network
+        self.user = cfg.user
+        self.keep_container = cfg.keep_container
         self._api: APIClient | None = None
+        self._api_lock = threading.Lock()
 
     # -- the engine ---------------------------------------------------------------------------------
     @property
@@ -171,9 +162,11 @@ class DockerCompute(ComputeTarget):
 
     @property
     def api(self) -> APIClient:
-        if self._api is None:
-            self._api = self.client()
-        return self._api
+        """The client this target's own calls share (trials of a plan run in threads)."""
+        with self._api_lock:
+            if self._api is None:
+                self._api = self.client()
+            return self._api
 
     def client(self, timeout: float | None = 120) -> APIClient:
         """A new client of the engine (threads each use their own)."""
@@ -189,9 +182,10 @@ class DockerCompute(ComputeTarget):
 
     # -- environment --------------------------------------------------------------------------------
     def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
-        from mltrain.environments.docker import DockerBuilder, require_base_image
+        from mltrain.environments.builders import builder_for
+        from mltrain.environments.docker import require_base_image
 
-        if env.spec.build == "system":
+        if env.spec.build not in self.builds:
             raise ComputeError(
                 f"environment {env.spec.name} is the interpreter mltrain runs on (build: system), "
                 "which cannot run in a Docker container",
@@ -199,7 +193,7 @@ class DockerCompute(ComputeTarget):
                 "or run without +compute=docker",
             )
         require_base_image(env)
-        return DockerBuilder(self.base_url, api=self._api)
+        return builder_for("docker", base_url=self.base_url, api=self._api)  # every spec becomes an image
 
     def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
         from mltrain.environments.base import record_use
@@ -210,54 +204,41 @@ class DockerCompute(ComputeTarget):
         return built
 
     # -- the job ------------------------------------------------------------------------------------
-    def _user(self) -> str:
-        return self.user if self.user is not None else f"{os.getuid()}:{os.getgid()}"
-
-    def _environment(self, spec: RunSpec, env: Materialised) -> dict[str, str]:
-        environ = job_environment(spec, env, RUN_DIR, SHIM_DIR if spec.shim_dir else None, inherit=False)
-        if self._user().split(":")[0] not in ("0", "root"):
-            environ.setdefault("HOME", "/tmp")  # a uid without a passwd entry has no writable home
-        return environ
-
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         import docker
+
+        from mltrain.environments.docker import create_container
 
         api = self.api
         binds = {str(spec.run_dir.resolve()): {"bind": RUN_DIR, "mode": "rw"}}
         if spec.shim_dir:
             binds[str(spec.shim_dir.resolve())] = {"bind": SHIM_DIR, "mode": "ro"}
-        limits: dict[str, Any] = {}
-        if self.cpus is not None:
-            limits["nano_cpus"] = int(self.cpus * 1e9)
-        if self.memory_gb is not None:
-            limits["mem_limit"] = limits["memswap_limit"] = int(self.memory_gb * 1024**3)
-        host_config = api.create_host_config(binds=binds, network_mode=self.network, init=True, **limits)
         try:
-            container = api.create_container(
+            cid = create_container(
+                api,
                 env.location,
-                command=[env.python, spec.script, *spec.arguments],
-                working_dir=RUN_DIR,
-                environment=self._environment(spec, env),
-                user=self._user(),
-                labels={LABEL_RUN: spec.run_id, LABEL_EXPERIMENT: spec.experiment},
+                [env.python, spec.script, *spec.arguments],
                 name=f"mltrain-{spec.run_id}",
-                host_config=host_config,
-                stdin_open=False,
-                tty=False,
+                labels={LABEL_RUN: spec.run_id, LABEL_EXPERIMENT: spec.experiment},
+                binds=binds,
+                environment=job_environment(spec, env, RUN_DIR, SHIM_DIR if spec.shim_dir else None, inherit=False),
+                working_dir=RUN_DIR,
+                user=self.user,
+                network=self.network,
+                cpus=self.cpus,
+                memory_gb=self.memory_gb,
             )
         except docker.errors.APIError as exc:
             raise ComputeError(
                 f"cannot create the container of run {spec.run_id}: {exc.explanation or exc}",
                 hint="check compute.network, compute.user and the limits in the compute config",
             ) from exc
-        cid = container["Id"]
         stream_client: APIClient | None = None
         try:
             # attach before start so that no output is missed; a client without a read timeout
             stream_client = self.client(timeout=None)
             stream = stream_client.attach(cid, stdout=True, stderr=True, stream=True, logs=True, demux=True)
             api.start(cid)
-            state = api.inspect_container(cid).get("State") or {}
         except BaseException as exc:
             if stream_client is not None:
                 stream_client.close()
@@ -268,11 +249,47 @@ class DockerCompute(ComputeTarget):
                 f"the container of run {spec.run_id} did not start: {exc.explanation or exc}",
                 hint="check compute.user and the limits in the compute config",
             ) from exc
-        # State.Pid is a process of this machine only when the engine is local
-        pid = (int(state.get("Pid") or 0) or None) if self.address.startswith("unix://") else None
-        handle = DockerHandle(spec, self, cid, sink, pid)
+        handle = DockerHandle(spec, self, cid, sink)
         handle.follow(stream, stream_client)
         return handle
+
+    def _for_ref(self, ref: JobRef) -> DockerCompute:
+        """This target, or one on the engine the job ran on when that is another."""
+        engine = ref.get("engine")
+        return self if not engine or engine == self.address else DockerCompute(base_url=engine)
+
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        import docker
+
+        compute = self._for_ref(ref)
+        cid = str(ref["container"])
+        try:
+            state = compute.api.inspect_container(cid).get("State") or {}
+        except docker.errors.NotFound:
+            return None
+        handle = DockerHandle(spec, compute, cid, sink)
+        stream_client = compute.client(timeout=None)
+        if state.get("Running"):
+            stream = stream_client.attach(cid, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+        else:
+            stream = iter(())
+        handle.follow(stream, stream_client)
+        return handle
+
+    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
+        """``docker stop``: SIGTERM, then SIGKILL after the grace period (``cleanup`` removes it)."""
+        import docker
+
+        compute = self._for_ref(ref)
+        grace = self.cancel_grace_s if grace_s is None else grace_s
+        try:
+            state = compute.api.inspect_container(str(ref["container"])).get("State") or {}
+            if not state.get("Running"):
+                return False
+            compute.api.stop(str(ref["container"]), timeout=max(1, round(grace)))
+        except docker.errors.NotFound:
+            return False
+        return True
 
     def _remove(self, container_id: str) -> None:
         try:
@@ -283,9 +300,11 @@ class DockerCompute(ComputeTarget):
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         if isinstance(handle, DockerHandle):
             if not self.keep_container:
-                self._remove(handle.container_id)
+                handle.compute._remove(handle.container_id)
         elif self._api is not None:  # canceled while starting: no handle, but maybe a container
             self._remove(f"mltrain-{spec.run_id}")
+
+    def close(self) -> None:
         if self._api is not None:
             self._api.close()
             self._api = None

@@ -1,4 +1,8 @@
-"""Local compute: the job runs as a process group of its own on this machine, in its run folder."""
+"""Local compute: the job runs as a process group of its own on this machine, in its run folder.
+
+Its reference is ``{"kind": "local", "host", "pgid", "start"}``: the process group and the start
+token of its leader, so a later process never mistakes another group that reused the id for it.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,23 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import IO
 
-from mltrain.compute.base import ComputeTarget, OutputSink, RunHandle, RunSpec, job_environment
+from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
+from mltrain.compute.configs import LocalComputeConfig
 from mltrain.environments.base import Materialised
-from mltrain.procs import signal_group, stop_group
+from mltrain.errors import ComputeError
+from mltrain.procs import group_exists, hostname, owns_group, signal_group, start_token, stop_group
 
 _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the job gets SIGKILL if the driver thread that started it dies (e.g. kill -9)."""
+    """Linux: the job gets SIGTERM if the driver thread that started it dies (e.g. kill -9), so the
+    in-script API flushes what it logged before the job ends; recovery stops what is left."""
     try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
 
@@ -42,10 +50,15 @@ def pump(stream: IO[bytes], name: str, sink: OutputSink) -> threading.Thread:
     return thread
 
 
+def local_ref(pgid: int) -> JobRef:
+    return {"kind": "local", "host": hostname(), "pgid": pgid, "start": start_token(pgid)}
+
+
 class LocalHandle(RunHandle):
     def __init__(self, spec: RunSpec, proc: subprocess.Popen[bytes], sink: OutputSink, grace_s: float) -> None:
         super().__init__(spec)
         self.proc = proc
+        self._ref = local_ref(proc.pid)
         self.grace_s = grace_s
         assert proc.stdout is not None and proc.stderr is not None
         self._pumps = [pump(proc.stdout, "stdout", sink), pump(proc.stderr, "stderr", sink)]
@@ -58,8 +71,8 @@ class LocalHandle(RunHandle):
                 self._pidfd = None
 
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid
+    def ref(self) -> JobRef:
+        return self._ref
 
     def wait(self, timeout: float | None) -> int | None:
         if self._pidfd is not None and self.proc.returncode is None:
@@ -88,13 +101,41 @@ class LocalHandle(RunHandle):
             self._stopper.start()
 
 
+class AttachedLocalHandle(RunHandle):
+    """A job of this machine started by another process: followed through its process group (its
+    output went to its driver); the exit code is unknown (-1 once it is gone)."""
+
+    def __init__(self, spec: RunSpec, ref: JobRef, grace_s: float) -> None:
+        super().__init__(spec)
+        self._ref = ref
+        self.grace_s = grace_s
+
+    @property
+    def ref(self) -> JobRef:
+        return self._ref
+
+    def wait(self, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while group_exists(int(self._ref["pgid"])):
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        return -1
+
+    def cancel(self, reason: str, force: bool = False) -> None:
+        self.cancel_reason = self.cancel_reason or reason
+        pgid = int(self._ref["pgid"])
+        if force:
+            signal_group(pgid, signal.SIGKILL)
+        else:
+            threading.Thread(target=stop_group, args=(pgid, self.grace_s), daemon=True).start()
+
+
 class LocalCompute(ComputeTarget):
     """Runs jobs on this machine."""
 
     name = "local"
-
-    def __init__(self, cancel_grace_s: float = 5.0) -> None:
-        self.cancel_grace_s = float(cancel_grace_s)
+    Config = LocalComputeConfig
 
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         shim = str(spec.shim_dir) if spec.shim_dir and env.builder != "system" else None
@@ -111,6 +152,27 @@ class LocalCompute(ComputeTarget):
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         return LocalHandle(spec, proc, sink, self.cancel_grace_s)
+
+    def _owned(self, ref: JobRef) -> int | None:
+        """The process group of ``ref`` when it still runs here, else None."""
+        if ref.get("host") != hostname():
+            raise ComputeError(
+                f"the job ran on {ref.get('host')}, not on this machine ({hostname()})",
+                hint=f"run this command on {ref.get('host')}",
+            )
+        pgid = int(ref.get("pgid") or 0)
+        return pgid if owns_group(pgid, ref.get("start")) else None
+
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        pgid = self._owned(ref)
+        return None if pgid is None else AttachedLocalHandle(spec, ref, self.cancel_grace_s)
+
+    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
+        pgid = self._owned(ref)
+        if pgid is None:
+            return False
+        stop_group(pgid, self.cancel_grace_s if grace_s is None else grace_s, first=signal.SIGTERM)
+        return True
 
     def describe(self) -> str:
         return f"local ({os.uname().nodename})"

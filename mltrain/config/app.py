@@ -1,4 +1,9 @@
-"""The ``python -m mltrain`` Hydra application: compose the config, run the task, report errors."""
+"""The ``python -m mltrain`` Hydra application: compose the config, run the task, report errors.
+
+Each invocation is an :class:`App` object: its bound ``task`` is Hydra's task function, returns the
+run's exit code and records it on the App (never in module state), so a launcher that receives the
+task function can report its trials' codes to the same App (``task.__self__``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,7 @@ from typing import Any
 
 from mltrain.bundled import bundled_dir
 
-_exit_codes: list[int] = []
-# Set in a prefork child (mltrain/config/prefork.py): receives the composed job instead of running it.
-handoff: Callable[[dict[str, Any], list[str]], None] | None = None
+Handoff = Callable[[dict[str, Any], list[str]], None]
 
 
 def _register_resolvers() -> None:
@@ -22,51 +25,67 @@ def _register_resolvers() -> None:
 
 
 def hydra_overrides() -> list[str]:
-    """The command-line overrides of the current Hydra job."""
+    """The command-line overrides of the current Hydra job (main thread of a single run only)."""
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task)
 
 
-def task(cfg: Any) -> None:
-    """Hydra task function: one run (or one job of a sweep) of the composed config."""
-    from omegaconf import OmegaConf
+class App:
+    """One ``python -m mltrain`` invocation. ``handoff`` (the prefork child's) receives the composed
+    job instead of running it."""
 
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(config, dict)
-    if handoff is not None:
-        handoff(config, hydra_overrides())
-        return
-    from mltrain.runs.driver import run_from_config
+    def __init__(self, handoff: Handoff | None = None) -> None:
+        self.handoff = handoff
+        self.exit_codes: list[int] = []
 
-    _exit_codes.append(run_from_config(config, hydra_overrides()))
+    def report(self, code: int) -> int:
+        """Record a run's (or a sweep trial's) exit code; the process exits with the worst one."""
+        self.exit_codes.append(code)
+        return code
+
+    def task(self, cfg: Any) -> int:
+        """Hydra task function: one run of the composed config; returns its exit code."""
+        from omegaconf import OmegaConf
+
+        config = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(config, dict)
+        if self.handoff is not None:
+            self.handoff(config, hydra_overrides())
+            return 0
+        from mltrain.runs.driver import run_from_config
+
+        return self.report(run_from_config(config, hydra_overrides()))
+
+    def main(self, argv: list[str] | None = None) -> int:
+        """Run the app on ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
+        import hydra
+
+        from mltrain.config.errors import report_config_error
+        from mltrain.config.schema import register_schemas
+
+        register_schemas()
+        _register_resolvers()
+        if argv is not None:
+            sys.argv = [sys.argv[0], *argv]
+        user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach report_config_error
+        app: Any = hydra.main(config_path=str(bundled_dir("conf")), config_name="config", version_base="1.3")(self.task)
+        try:
+            app()
+        except KeyboardInterrupt:
+            sys.stderr.write("mltrain: interrupted\n")
+            return 130
+        except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
+            if user_full_error:
+                raise
+            return report_config_error(exc)
+        finally:
+            if not user_full_error:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+        return max(self.exit_codes, default=0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the app on ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
-    import hydra
-
-    from mltrain.config.errors import report_config_error
-    from mltrain.config.schema import register_schemas
-
-    register_schemas()
-    _register_resolvers()
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach report_config_error
-    _exit_codes.clear()
-    app: Any = hydra.main(config_path=str(bundled_dir("conf")), config_name="config", version_base="1.3")(task)
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.stderr.write("mltrain: interrupted\n")
-        return 130
-    except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
-        if user_full_error:
-            raise
-        return report_config_error(exc)
-    finally:
-        if not user_full_error:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-    return max(_exit_codes, default=0)
+    """``python -m mltrain`` in this process."""
+    return App().main(argv)

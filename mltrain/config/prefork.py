@@ -36,8 +36,7 @@ def main(argv: list[str]) -> int:
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(json.dumps({"config": config, "overrides": overrides}).encode())
 
-            app.handoff = send
-            code = app.main(argv)
+            code = app.App(handoff=send).main(argv)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -46,7 +45,7 @@ def main(argv: list[str]) -> int:
     try:
         from mltrain.runs import driver  # the expensive imports, while the child composes
 
-        driver.prewarm()
+        prewarmed = driver.prewarm()
         data = _read_all(read_fd)
     finally:
         os.close(read_fd)
@@ -55,4 +54,4 @@ def main(argv: list[str]) -> int:
     if not data:  # composition failed (the child said why) or there was nothing to run
         return code
     payload = json.loads(data)
-    return driver.run_from_config(payload["config"], payload["overrides"])
+    return driver.run_from_config(payload["config"], payload["overrides"], prewarmed=prewarmed)

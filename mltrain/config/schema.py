@@ -1,7 +1,8 @@
 """Config schemas, registered in Hydra's ConfigStore so a typo in a key fails before anything runs.
 
-Groups that pick an implementation (``compute``, ``deploy``) are free-form nodes with a
-``_target_``; their keys are checked against the target's constructor when it is instantiated.
+Groups that pick an implementation (``compute``, ``deploy``) are nodes with a ``_target_``; the
+built-in ones extend a typed schema (``compute/local_schema``, ``deploy/docker_schema``, ...) stored
+here, so their options are checked at composition too. A user's own target may be untyped.
 """
 
 from __future__ import annotations
@@ -85,14 +86,21 @@ class MLTrainConfig:
     compute: Any = None  # null: local; else a node with _target_ (conf/compute/*.yaml)
     register: RegisterConfig | None = None  # what to register after a Completed run
     deploy: Any = None  # a node with _target_ (conf/deploy/*.yaml)
-    sweep: Any = None  # sweep settings (conf/sweep/*.yaml)
 
 
 SCHEMA_NAME = "mltrain_schema"
 
 
 def register_schemas() -> None:
-    """Store the root schema as ``mltrain_schema`` (the first entry of conf/config.yaml's defaults)."""
+    """Store the root schema as ``mltrain_schema`` (the first entry of conf/config.yaml's defaults) and
+    the typed schemas of the built-in compute and deploy targets in their groups."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name=SCHEMA_NAME, node=MLTrainConfig)
+    from mltrain.compute.configs import COMPUTE_SCHEMAS
+    from mltrain.deploy.configs import DEPLOY_SCHEMAS
+
+    store = ConfigStore.instance()
+    store.store(name=SCHEMA_NAME, node=MLTrainConfig)
+    for group, schemas in (("compute", COMPUTE_SCHEMAS), ("deploy", DEPLOY_SCHEMAS)):
+        for name, node in schemas.items():
+            store.store(group=group, name=name, node=node)

@@ -12,32 +12,21 @@ stops it and frees its port; ``logs(record, follow)`` prints its output.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from mltrain.errors import ConfigError
+from mltrain.deploy.configs import DeployConfig
 
 if TYPE_CHECKING:
     from mltrain.environments.base import Materialised
 
-_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CONFIG_FILE = "config.json"
 KEYS_FILE = "keys.json"
 READY_FILE = "ready.json"
 LOG_FILE = "server.log"
 LABEL_WORKSPACE = "mltrain.workspace"  # plan label: the workspace folder the endpoint belongs to
-
-
-def check_endpoint_name(name: str) -> str:
-    if not _ENDPOINT_NAME.match(name):
-        raise ConfigError(
-            f"{name!r} is not a valid endpoint name",
-            hint="use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
-        )
-    return name
 
 
 @dataclass
@@ -80,46 +69,22 @@ class Started:
 
 
 class DeployTarget(ABC):
-    """Options shared by every target; subclasses add their own (each option is a constructor argument)."""
+    """Where and how an endpoint's server runs; the options are the fields of ``Config``."""
 
     kind: str = ""
+    Config: ClassVar[type[DeployConfig]] = DeployConfig
 
-    def __init__(
-        self,
-        name: str | None = None,
-        cpu: float | None = None,
-        memory_gb: float | None = None,
-        auth: bool = True,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        max_body_mb: float = 1.0,
-        trusted_types: list[str] | None = None,
-        ready_timeout_s: float = 300.0,
-    ) -> None:
-        for option, value in (("cpu", cpu), ("memory_gb", memory_gb), ("max_body_mb", max_body_mb)):
-            if value is not None and (isinstance(value, bool) or not float(value) > 0):
-                raise ConfigError(
-                    f"deploy.{option}={value!r} must be a positive number", hint="or null for the default"
-                )
-        if not isinstance(auth, bool):
-            raise ConfigError(f"deploy.auth={auth!r} must be true or false")
-        if isinstance(port, bool) or not 0 <= int(port) <= 65535:
-            raise ConfigError(f"deploy.port={port!r} is not a port", hint="0 picks a free port")
-        if not float(ready_timeout_s) > 0:
-            raise ConfigError(f"deploy.ready_timeout_s={ready_timeout_s!r} must be positive")
-        if trusted_types is not None and (
-            not isinstance(trusted_types, (list, tuple)) or not all(isinstance(t, str) for t in trusted_types)
-        ):
-            raise ConfigError(f"deploy.trusted_types={trusted_types!r} must be a list of type names")
-        self.name = check_endpoint_name(str(name)) if name else None
-        self.cpu = None if cpu is None else float(cpu)
-        self.memory_gb = None if memory_gb is None else float(memory_gb)
-        self.auth = auth
-        self.host = str(host or "127.0.0.1")
-        self.port = int(port)
-        self.max_body_mb = float(max_body_mb)
-        self.trusted_types = list(trusted_types or [])
-        self.ready_timeout_s = float(ready_timeout_s)
+    def __init__(self, **options: Any) -> None:
+        self.config = cfg = self.Config(**options)
+        self.name = cfg.name
+        self.cpu = cfg.cpu
+        self.memory_gb = cfg.memory_gb
+        self.auth = cfg.auth
+        self.host = cfg.host
+        self.port = cfg.port
+        self.max_body_mb = cfg.max_body_mb
+        self.trusted_types = cfg.trusted_types
+        self.ready_timeout_s = cfg.ready_timeout_s
 
     # -- environment ------------------------------------------------------------------------------
     env_build: str = "venv"  # the builder of the serving environment (venv | docker)
@@ -131,17 +96,9 @@ class DeployTarget(ABC):
 
     def options(self) -> dict[str, Any]:
         """The options as recorded with the endpoint."""
-        return {
-            "name": self.name,
-            "cpu": self.cpu,
-            "memory_gb": self.memory_gb,
-            "auth": self.auth,
-            "host": self.host,
-            "port": self.port,
-            "max_body_mb": self.max_body_mb,
-            "trusted_types": self.trusted_types,
-            "ready_timeout_s": self.ready_timeout_s,
-        }
+        from dataclasses import asdict
+
+        return {k: v for k, v in asdict(self.config).items() if k != "_target_"}
 
     # -- the server -------------------------------------------------------------------------------
     @abstractmethod
@@ -167,14 +124,3 @@ class DeployTarget(ABC):
     @abstractmethod
     def logs(self, record: dict[str, Any], follow: bool) -> None:
         """Print the server's output to stdout; with ``follow``, until it stops or Ctrl-C."""
-
-
-def target_for_record(record: dict[str, Any]) -> DeployTarget:
-    """The target that manages a recorded endpoint (its engine address included)."""
-    if record["target"] == "docker":
-        from mltrain.deploy.docker import DockerTarget
-
-        return DockerTarget(base_url=record.get("base_url"))
-    from mltrain.deploy.local import LocalTarget
-
-    return LocalTarget()

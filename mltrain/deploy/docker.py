@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.deploy.base import CONFIG_FILE, LABEL_WORKSPACE, READY_FILE, DeployTarget, ServerPlan, Started
+from mltrain.deploy.configs import DockerDeployConfig
 from mltrain.errors import DeployError
 
 if TYPE_CHECKING:
@@ -40,29 +41,16 @@ class DockerTarget(DeployTarget):
     kind = "docker"
     env_build = "docker"
 
-    def __init__(
-        self,
-        name: str | None = None,
-        cpu: float | None = None,
-        memory_gb: float | None = None,
-        auth: bool = True,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        max_body_mb: float = 1.0,
-        trusted_types: list[str] | None = None,
-        ready_timeout_s: float = 300.0,
-        base_url: str | None = None,
-        base_image: str | None = None,
-        user: str | None = None,
-    ) -> None:
-        super().__init__(name, cpu, memory_gb, auth, host, port, max_body_mb, trusted_types, ready_timeout_s)
-        self.base_url = base_url or None
-        self.base_image = base_image or None
-        self.user = None if user is None else str(user)
-        self._api: APIClient | None = None
+    Config = DockerDeployConfig
 
-    def options(self) -> dict[str, Any]:
-        return {**super().options(), "base_url": self.base_url, "base_image": self.base_image, "user": self.user}
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        cfg = self.config
+        assert isinstance(cfg, DockerDeployConfig)
+        self.base_url = cfg.base_url
+        self.base_image = cfg.base_image
+        self.user = None if cfg.user is None else str(cfg.user)
+        self._api: APIClient | None = None
 
     @property
     def api(self) -> APIClient:

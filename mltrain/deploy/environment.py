@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from mltrain.errors import DeployError
 
 if TYPE_CHECKING:
-    from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
+    from mltrain.environments.base import LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.environments.spec import EnvSpec
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
 
 PLAIN_FILE_PACKAGES = ("joblib", "numpy", "scipy")
@@ -68,25 +68,12 @@ def serving_spec(ws: Workspace, mv: ModelVersion, fmt: str, build: str, base_ima
     )
 
 
-def _builder(spec: EnvSpec, base_url: str | None) -> EnvironmentBuilder:
-    if spec.build == "system":
-        from mltrain.environments.system import SystemBuilder
-
-        return SystemBuilder()
-    if spec.build == "docker":
-        from mltrain.environments.docker import DockerBuilder
-
-        return DockerBuilder(base_url)
-    from mltrain.environments.venv import VenvBuilder
-
-    return VenvBuilder()
-
-
 def prepare_serving_environment(
     ws: Workspace, spec: EnvSpec, log: LogFn, base_url: str | None = None
 ) -> tuple[ResolvedEnvironment, Materialised]:
     """Lock (once per workspace), build (once per machine) and record the serving environment."""
     from mltrain.environments.base import record_use
+    from mltrain.environments.builders import builder_for
     from mltrain.environments.resolve import resolve
 
     if spec.build == "docker" and not spec.base_image:
@@ -97,7 +84,7 @@ def prepare_serving_environment(
             f"to an image with Python {spec.python}",
         )
     env = resolve(spec, ws)
-    builder = _builder(spec, base_url)
+    builder = builder_for(spec.build, base_url=base_url) if spec.build == "docker" else builder_for(spec.build)
     builder.check(env)
     built = builder.materialise(env, log)
     record_use(ws, env, built)

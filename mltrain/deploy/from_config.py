@@ -9,26 +9,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mltrain.deploy.base import DeployTarget
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
-
-
-def target_from_config(node: Any) -> DeployTarget:
-    """The deploy target of a ``deploy`` config node (a ``_target_`` class and its options)."""
-    from mltrain.config.plugins import instantiate_plugin
-    from mltrain.deploy.base import DeployTarget
-
-    return instantiate_plugin(node, "deploy", DeployTarget)
 
 
 def check_deploy_config(node: Any) -> None:
     """Raise ConfigError naming the bad option of a ``deploy`` node; nothing is deployed."""
+    from mltrain.deploy.targets import target_from_config
+
     target_from_config(node)
 
 
 def deploy_from_config(ws: Workspace, node: Any, model_version: ModelVersion) -> dict[str, Any]:
     """Deploy ``model_version`` with the target of ``node``; what the run summary shows (name, uri, keys...)."""
     from mltrain.deploy.service import deploy
+    from mltrain.deploy.targets import target_from_config
 
     return deploy(ws, model_version, target_from_config(node))

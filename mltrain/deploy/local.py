@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mltrain.deploy.base import CONFIG_FILE, LOG_FILE, READY_FILE, DeployTarget, ServerPlan, Started
+from mltrain.deploy.configs import LocalDeployConfig
 from mltrain.errors import DeployError
 from mltrain.procs import group_exists, hostname, is_alive, signal_group, start_token, stop_group
 
@@ -41,6 +42,7 @@ class LocalTarget(DeployTarget):
     """Serves on this machine (``python -m mltrain +deploy=local``, ``--target local``)."""
 
     kind = "local"
+    Config = LocalDeployConfig
 
     @cached_property
     def _procs(self) -> dict[int, subprocess.Popen[bytes]]:

@@ -19,23 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from mltrain.deploy.base import (
-    KEYS_FILE,
-    LABEL_WORKSPACE,
-    READY_FILE,
-    ServerPlan,
-    check_endpoint_name,
-    target_for_record,
-)
+from mltrain.deploy.base import KEYS_FILE, LABEL_WORKSPACE, READY_FILE, ServerPlan
+from mltrain.deploy.configs import check_endpoint_name
 from mltrain.deploy.keys import SLOTS, digest, new_key, write_keys_file
 from mltrain.deploy.store import CREATING, FAILED, RUNNING, UNHEALTHY, EndpointStore
+from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError, MltrainError
 from mltrain.procs import hostname
 
 if TYPE_CHECKING:
     from mltrain.deploy.base import DeployTarget
     from mltrain.environments.base import LogFn
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
 
 UNKNOWN = "Unknown"
@@ -63,7 +58,7 @@ def endpoint_lock(ws: Workspace, name: str) -> Iterator[None]:
 def serving_shim() -> Path:
     """A folder with ``mltrain/__init__.py``, ``run_context.py`` and ``serving/*.py``: the server's code."""
     from mltrain.bundled import package_dir
-    from mltrain.runs.shim import SHIM_FILES, ensure_shim
+    from mltrain.environments.shim import SHIM_FILES, ensure_shim
 
     serving = sorted(f"serving/{p.name}" for p in (package_dir() / "serving").glob("*.py"))
     return ensure_shim((*SHIM_FILES, *serving))

@@ -17,7 +17,9 @@ LogFn = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Materialised:
-    """A built environment: a Python executable (venv, system) or an image tag (docker)."""
+    """A built environment: a Python executable (venv, system) or an image tag (docker), and where
+    it lives: ``local`` (this machine) or the target that holds it (``docker:ENGINE``, ``ssh:HOST``,
+    ...), so an environment elsewhere is never mistaken for a local one."""
 
     builder: str
     hash: str
@@ -26,6 +28,12 @@ class Materialised:
     env_vars: dict[str, str] = field(default_factory=dict)
     cached: bool = False  # True when nothing had to be built
     size_bytes: int | None = None  # disk use, when the builder measured it (after a build)
+    where: str = "local"
+
+    @property
+    def record_kind(self) -> str:
+        """The ``builder`` key of its workspace record: the kind, plus ``@WHERE`` when not local."""
+        return self.builder if self.where == "local" else f"{self.builder}@{self.where}"
 
 
 class EnvironmentBuilder(ABC):
@@ -92,4 +100,4 @@ def _record(ws: Workspace, env: ResolvedEnvironment, built: Materialised, size_b
         "last_used_at": ts,
     }
     with ws.db.write() as conn:
-        upsert(conn, t.environments, {"hash": built.hash, "builder": built.builder}, first, changed)
+        upsert(conn, t.environments, {"hash": built.hash, "builder": built.record_kind}, first, changed)

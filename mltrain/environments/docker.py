@@ -86,6 +86,57 @@ def connect(base_url: str | None = None, timeout: float | None = 120) -> APIClie
     return api
 
 
+def container_user(user: str | None) -> str:
+    """``user`` (uid:gid), else the caller's, so files a container writes in a mount are the caller's."""
+    return str(user) if user is not None else f"{os.getuid()}:{os.getgid()}"
+
+
+def create_container(
+    api: APIClient,
+    image: str,
+    command: list[str],
+    *,
+    name: str,
+    labels: dict[str, str],
+    binds: dict[str, dict[str, str]],
+    environment: dict[str, str],
+    working_dir: str,
+    user: str | None = None,
+    network: str = "host",
+    cpus: float | None = None,
+    memory_gb: float | None = None,
+    restart_policy: dict[str, Any] | None = None,
+) -> str:
+    """Create (not start) a container the way every mltrain container runs: ``docker-init`` as PID 1
+    so signals reach the program, the caller's uid:gid, the given limits (memory without swap beyond
+    it); its environment is passed at start, never baked into an image. Returns the container id."""
+    limits: dict[str, Any] = {}
+    if cpus is not None:
+        limits["nano_cpus"] = int(cpus * 1e9)
+    if memory_gb is not None:
+        limits["mem_limit"] = limits["memswap_limit"] = int(memory_gb * 1024**3)
+    if restart_policy:
+        limits["restart_policy"] = restart_policy
+    uid_gid = container_user(user)
+    environment = dict(environment)
+    if uid_gid.split(":")[0] not in ("0", "root"):
+        environment.setdefault("HOME", "/tmp")  # a uid without a passwd entry has no writable home
+    host_config = api.create_host_config(binds=binds, network_mode=network, init=True, **limits)
+    container = api.create_container(
+        image,
+        command=command,
+        working_dir=working_dir,
+        environment=environment,
+        user=uid_gid,
+        labels=labels,
+        name=name,
+        host_config=host_config,
+        stdin_open=False,
+        tty=False,
+    )
+    return str(container["Id"])
+
+
 def require_base_image(env: ResolvedEnvironment) -> str:
     """The spec's base image; EnvironmentSpecError naming the config key when it has none."""
     if env.spec.base_image:
@@ -297,7 +348,11 @@ class DockerBuilder(EnvironmentBuilder):
         return True
 
     def _result(self, env: ResolvedEnvironment, tag: str, cached: bool, size: int | None = None) -> Materialised:
-        return Materialised(self.kind, env.hash, tag, PYTHON, dict(env.spec.env_vars), cached=cached, size_bytes=size)
+        address = engine_address(self.base_url)
+        where = "local" if address.startswith("unix://") else f"docker:{address}"  # an engine elsewhere holds it
+        return Materialised(
+            self.kind, env.hash, tag, PYTHON, dict(env.spec.env_vars), cached=cached, size_bytes=size, where=where
+        )
 
     def _image(self, tag: str, key: str) -> dict[str, Any] | None:
         """The inspection of ``tag`` when it is the image of ``key``, else None."""

@@ -50,18 +50,16 @@ class PruneItem:
 
 
 def _builder(kind: str) -> EnvironmentBuilder | None:
+    """The builder that can remove environments of ``kind`` on this machine (None for ``system``
+    and for environments recorded as living elsewhere, ``KIND@WHERE``)."""
+    from mltrain.environments.builders import builder_for, builder_kinds
+
+    if kind == "system" or kind not in builder_kinds():
+        return None
     try:
-        if kind == "venv":
-            from mltrain.environments.venv import VenvBuilder
-
-            return VenvBuilder()
-        if kind == "docker":
-            from mltrain.environments.docker import DockerBuilder
-
-            return DockerBuilder()
+        return builder_for(kind)
     except Exception:  # noqa: BLE001 - a builder that cannot even start just prunes nothing
         return None
-    return None
 
 
 def plan(ws: Workspace, cutoff: float) -> list[PruneItem]:

@@ -15,7 +15,7 @@ from mltrain.registry.formats import detect_format, sniff_format
 from mltrain.registry.from_run import SKLEARN
 
 if TYPE_CHECKING:
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
 
 
@@ -49,6 +49,8 @@ def register_file(ws: Workspace, name: str, path: str | Path, **request: Any) ->
         if framework is None and found:
             framework = SKLEARN
             framework_version = framework_version or current_sklearn_version()
-    return ws.models.register(
+    from mltrain.registry.store import ModelRegistry
+
+    return ModelRegistry.of(ws).register(
         name, src, format=fmt, framework=framework, framework_version=framework_version, **request
     )

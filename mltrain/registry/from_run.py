@@ -18,7 +18,7 @@ from mltrain.errors import RegistryError
 
 if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
 
 SKLEARN = "ScikitLearn"
@@ -85,7 +85,9 @@ def register_run_model(
         resources = request.get("resources") or {}
         cpu = request.get("cpu")
         memory_gb = request.get("memory_gb")
-        return ws.models.register(
+        from mltrain.registry.store import ModelRegistry
+
+        return ModelRegistry.of(ws).register(
             str(request["name"]),
             source,
             format=request.get("format"),

@@ -14,7 +14,7 @@ from mltrain.errors import RegistryError
 from mltrain.registry.formats import MODEL_EXTENSIONS, detect_format
 
 if TYPE_CHECKING:
-    from mltrain.registry.store import ModelVersion
+    from mltrain.registry.version import ModelVersion
     from mltrain.workspace.blobs import BlobStore
 
 

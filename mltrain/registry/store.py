@@ -10,59 +10,23 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mltrain.errors import NotFoundError, RegistryError
 from mltrain.registry.formats import detect_format
+from mltrain.registry.version import ModelVersion, parse_ref
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
 
-_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.-]+))?$")
+if TYPE_CHECKING:
+    from mltrain.workspace import Workspace
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
-
-
-@dataclass
-class ModelVersion:
-    """One registered version of a model."""
-
-    name: str
-    version: int
-    path: str
-    sha256: str
-    format: str
-    framework: str | None = None
-    framework_version: str | None = None
-    description: str | None = None
-    cpu: float | None = None
-    memory_gb: float | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, str] = field(default_factory=dict)
-    run_id: str | None = None
-    env_hash: str | None = None
-    created_at: float = 0.0
-    archived: bool = False
-    files: list[dict[str, Any]] = field(default_factory=list)
-    aliases: list[str] = field(default_factory=list)
-    id: int = 0
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-
-def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
-    """Split ``NAME[:VERSION|@ALIAS]``."""
-    m = _REF.match(ref.strip())
-    if not m:
-        raise RegistryError(f"{ref!r} is not a model reference", hint="write NAME, NAME:VERSION or NAME@ALIAS")
-    version = m.group("version")
-    return m.group("name"), int(version) if version else None, m.group("alias")
 
 
 def _files_of(src: Path) -> list[tuple[str, Path]]:
@@ -77,6 +41,11 @@ class ModelRegistry:
     def __init__(self, db: Database, blobs: BlobStore) -> None:
         self.db = db
         self.blobs = blobs
+
+    @classmethod
+    def of(cls, ws: Workspace) -> ModelRegistry:
+        """The registry of workspace ``ws``."""
+        return cls(ws.db, ws.blobs)
 
     def register(
         self,

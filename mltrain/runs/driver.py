@@ -1,375 +1,77 @@
-"""The run driver: a resolved config through the whole run lifecycle.
+"""The driver of ``python -m mltrain``: a resolved config becomes a plan with one trial, run and summed up.
 
-resolve environment → snapshot → record (Queued) → Preparing (build env, make run folder) →
-Running (stream output, ingest metrics, heartbeat, cancel) → Finalizing (collect files) →
-Completed | Failed | Canceled → register → deploy. Everything that can be checked is checked
-before the run is recorded, so a config error leaves no trace.
+Everything that can be checked is checked while the plan is built, before the run is recorded, so a
+config error leaves no trace. ``prewarm`` does the config-independent start-up work while the
+prefork child composes the config (mltrain/config/prefork.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mltrain.compute.base import ComputeTarget, RunHandle, RunSpec
-from mltrain.errors import ConfigError, MltrainError
-from mltrain.procs import hostname, start_token
-from mltrain.run_context import RUN_INFO_FILE
-from mltrain.runs.control import RunCanceled, RunControl
+from mltrain.errors import MltrainError
+from mltrain.runs.control import RunCanceled
+from mltrain.runs.plan import RunPlan, open_workspace
+from mltrain.runs.result import EXIT_CODES
+from mltrain.runs.trial import Trial
 from mltrain.workspace import Workspace, WorkspaceSettings
-from mltrain.workspace.runs import (
-    CANCELED,
-    COMPLETED,
-    FAILED,
-    FINALIZING,
-    PREPARING,
-    RUNNING,
-    new_run_id,
+from mltrain.workspace.runs import CANCELED
+
+PREWARM_MODULES = (
+    "mltrain.compute.local",
+    "mltrain.environments.builders",
+    "mltrain.environments.resolve",
+    "mltrain.environments.shim",
+    "mltrain.environments.spec",
+    "mltrain.environments.system",
+    "mltrain.environments.venv",
+    "mltrain.runs.finalize",
+    "mltrain.runs.ingest",
+    "mltrain.runs.output",
+    "mltrain.runs.recovery",
+    "mltrain.runs.summary",
+    "mltrain.runs.trial",
+    "mltrain.registry.from_run",
+    "mltrain.registry.store",
+    "mltrain.workspace.snapshots",
+    "pathspec",
+    "subprocess",
 )
 
-if TYPE_CHECKING:
-    from mltrain.environments.resolve import ResolvedEnvironment
-    from mltrain.registry.store import ModelVersion
-    from mltrain.runs.output import RunOutput
 
-POLL_S = 0.25
-HEARTBEAT_S = 2.0
-EXIT_CODES = {COMPLETED: 0, FAILED: 1, CANCELED: 130}
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    experiment: str
-    status: str
-    run_dir: Path
-    duration_s: float
-    exit_code: int | None = None
-    error: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    models: list[ModelVersion] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # registration / deployment errors
-    compute: str = "local"
-    endpoint: dict[str, Any] | None = None
-
-    @property
-    def process_exit_code(self) -> int:
-        code = EXIT_CODES.get(self.status, 1)
-        return code if code or not self.problems else 1
-
-
-def job_argv(arguments: Any, args: Any) -> list[str]:
-    """``job.arguments`` ({key: value} as ``--key value``, or a list as is) followed by ``job.args``."""
-    argv: list[str] = []
-    if isinstance(arguments, dict):
-        for key, value in arguments.items():
-            if value is None:
-                continue
-            flag = key if str(key).startswith("-") else f"--{key}"
-            if isinstance(value, bool):
-                argv += [flag, "true" if value else "false"]
-            elif isinstance(value, (list, tuple)):
-                argv += [flag, *(str(v) for v in value)]
-            else:
-                argv += [flag, str(value)]
-    elif isinstance(arguments, (list, tuple)):
-        argv += [str(a) for a in arguments]
-    return argv + [str(a) for a in (args or [])]
-
-
-_PREWARMED: dict[WorkspaceSettings, Workspace] = {}
-
-
-def open_workspace(config: dict[str, Any]) -> Workspace:
-    w = config["workspace"]
-    settings = WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
-    return _PREWARMED.pop(settings, None) or Workspace(settings)
-
-
-def prewarm() -> None:
-    """Do what a run needs that does not depend on its config, while something else is busy (the
-    prefork child composing the config): import the modules a run uses, and open the default
-    workspace when it already exists (so nothing is created where the config may point elsewhere)."""
+def prewarm() -> Workspace | None:
+    """Import the modules a run uses and open the default workspace when it already exists (nothing
+    is created where the config may point elsewhere); return that workspace."""
     import importlib
 
-    for name in (
-        "mltrain.compute.local",
-        "mltrain.environments.resolve",
-        "mltrain.environments.spec",
-        "mltrain.environments.system",
-        "mltrain.environments.venv",
-        "mltrain.runs.output",
-        "mltrain.runs.shim",
-        "mltrain.runs.ingest",
-        "mltrain.runs.finalize",
-        "mltrain.runs.summary",
-        "mltrain.registry.from_run",
-        "mltrain.registry.store",
-        "mltrain.snapshot",
-        "pathspec",
-        "subprocess",
-    ):
+    for name in PREWARM_MODULES:
         importlib.import_module(name)
     settings = WorkspaceSettings.resolve()
     if settings.db_url.startswith("sqlite:///") and Path(settings.db_url.removeprefix("sqlite:///")).is_file():
-        _PREWARMED[settings] = Workspace(settings)
+        return Workspace(settings)
+    return None
 
 
-def build_compute(node: Any) -> ComputeTarget:
-    if node is None:
-        from mltrain.compute.local import LocalCompute
-
-        return LocalCompute()
-    from mltrain.config.plugins import instantiate_plugin
-
-    return instantiate_plugin(node, "compute", ComputeTarget)
-
-
-class RunDriver:
-    """Runs one job of a composed config; ``run()`` returns its result."""
-
-    def __init__(
-        self,
-        config: dict[str, Any],
-        ws: Workspace | None = None,
-        parent_run_id: str | None = None,
-        echo: bool = True,
-        overrides: list[str] | None = None,
-    ) -> None:
-        self.cfg = config
-        self.ws = ws or open_workspace(config)
-        self.parent_run_id = parent_run_id
-        self.echo = echo
-        self.overrides = overrides or []
-
-    # -- checks before anything is recorded ------------------------------------------------------
-    def _job(self) -> tuple[Path, str, list[str]]:
-        job = self.cfg["job"]
-        source = Path(str(job["source_dir"])).expanduser()
-        source = (source if source.is_absolute() else Path.cwd() / source).resolve()
-        if not source.is_dir():
-            raise ConfigError(f"job.source_dir {source} does not exist", hint="set job.source_dir to your code folder")
-        script = str(job["script"])
-        if not (source / script).is_file():
-            pys = sorted(p.name for p in source.glob("*.py"))[:10]
-            raise ConfigError(
-                f"job.script {script!r} not found in {source}",
-                hint=f"set job.script to one of: {', '.join(pys)}" if pys else "check job.source_dir and job.script",
-            )
-        return source, script, job_argv(job["arguments"], job["args"])
-
-    def _environment(self, compute: ComputeTarget) -> ResolvedEnvironment:
-        from mltrain.environments.resolve import resolve
-        from mltrain.environments.spec import EnvSpec
-
-        spec = EnvSpec.from_config(self.cfg["environment"], base_dir=Path.cwd())
-        env = resolve(spec, self.ws)
-        # refuses a build this compute cannot run (or a missing Python), before anything is recorded
-        compute.builder(env).check(env)
-        return env
-
-    # -- the lifecycle ----------------------------------------------------------------------------
-    def run(self) -> RunResult:
-        from mltrain.runs.output import RunOutput
-        from mltrain.runs.shim import ensure_shim
-        from mltrain.snapshot import git_info
-
-        started = time.time()
-        compute = build_compute(self.cfg["compute"])
-        compute.check()
-        if self.cfg.get("deploy") is not None:  # a bad deploy option fails before anything runs
-            from mltrain.deploy.from_config import check_deploy_config
-
-            check_deploy_config(self.cfg["deploy"])
-        source, script, argv = self._job()
-        env = self._environment(compute)
-        settings = self.ws.settings
-        limits = self.cfg["job"]["snapshot"]
-        snapshot = self.ws.snapshots.take(
-            source,
-            max_files=int(limits["max_files"]),
-            max_size_mb=float(limits["max_size_mb"]),
-            exclude=(settings.root, settings.artifact_root),
-        )
-        commit, dirty = git_info(source)
-        run_id = new_run_id()
-        experiment = str(self.cfg["experiment_name"])
-        run_dir = self.ws.run_dir(run_id)
-        run_dir.mkdir(parents=True)
-        self.ws.runs.create(
-            run_id,
-            experiment,
-            parent_run_id=self.parent_run_id,
-            config=self.cfg,
-            overrides=self.overrides,
-            script=script,
-            arguments=argv,
-            compute=compute.describe(),
-            env_name=env.spec.name,
-            env_hash=env.hash,
-            snapshot_id=snapshot.id,
-            source_dir=str(source),
-            git_commit=commit,
-            git_dirty=dirty,
-            run_dir=str(run_dir),
-            driver_host=hostname(),
-            driver_pid=os.getpid(),
-            driver_start=start_token(os.getpid()),
-        )
-        out = RunOutput(run_dir, echo=self.echo)
-        spec = RunSpec(
-            run_id=run_id,
-            experiment=experiment,
-            run_dir=run_dir,
-            snapshot_id=snapshot.id,
-            script=script,
-            arguments=argv,
-            env_vars={str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()},
-            shim_dir=ensure_shim(),
-        )
-        result = RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=compute.describe())
-        out.log(f"run {run_id} (experiment {experiment}) on {compute.describe()}; Ctrl-C cancels it")
-        handle: RunHandle | None = None
-        control = RunControl.current()
-        try:
-            with control.signals(), control.tracking() as slot:
-                try:
-                    self.ws.runs.set_status(run_id, PREPARING)
-                    built = compute.prepare(self.ws, env, out.build_log, rebuild=env.spec.rebuild)
-                    if not built.cached:
-                        out.log(f"environment {env.spec.name} ready ({built.location})")
-                    compute.upload(self.ws, spec)
-                    self._write_run_info(run_dir, run_id, experiment)
-                    control.check()
-                    handle = compute.start(spec, built, out)
-                    control.started(slot, handle)
-                    self.ws.runs.set_status(
-                        run_id,
-                        RUNNING,
-                        child_pid=handle.pid,
-                        child_start=start_token(handle.pid) if handle.pid else None,
-                    )
-                    self._follow(handle, result, control)
-                except RunCanceled as exc:
-                    result.status, result.error = CANCELED, str(exc)
-                except MltrainError as exc:
-                    result.status, result.error = FAILED, str(exc)
-                    out.log(f"error: {exc}")
-                slot.finishing = True
-                self._finalize(compute, spec, handle, result, out, env)
-        finally:
-            out.close()
-            compute.cleanup(spec, handle)
-        result.duration_s = time.time() - started
-        return result
-
-    @staticmethod
-    def _write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
-        info = run_dir / RUN_INFO_FILE
-        info.parent.mkdir(parents=True, exist_ok=True)
-        info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))
-
-    def _follow(self, handle: RunHandle, result: RunResult, control: RunControl) -> None:
-        from mltrain.runs.ingest import MetricsIngest
-
-        self._ingest = ingest = MetricsIngest(self.ws, result.run_id)
-        max_s = self.cfg["job"]["max_run_duration_s"]
-        deadline = time.monotonic() + float(max_s) if max_s else None
-        next_heartbeat = time.monotonic() + HEARTBEAT_S
-        while True:
-            code = handle.wait(POLL_S)
-            ingest.feed(handle.read_metrics())
-            now = time.monotonic()
-            if code is not None:
-                break
-            if now >= next_heartbeat:
-                next_heartbeat = now + HEARTBEAT_S
-                if self.ws.runs.heartbeat(result.run_id):
-                    handle.cancel("canceled with `mltrain runs cancel`")
-            if deadline is not None and now > deadline:
-                handle.cancel(f"canceled: ran longer than job.max_run_duration_s={max_s}")
-                deadline = None
-        while data := handle.read_metrics():
-            ingest.feed(data)
-        ingest.feed(b"", final=True)
-        result.exit_code = code
-        reason = handle.cancel_reason or (control.reason if code != 0 else None)
-        if reason:
-            result.status, result.error = CANCELED, reason
-        elif code == 0:
-            result.status = COMPLETED
-        else:
-            result.status = FAILED
-            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-            result.error = f"the script failed ({how})"
-
-    def _finalize(
-        self,
-        compute: ComputeTarget,
-        spec: RunSpec,
-        handle: RunHandle | None,
-        result: RunResult,
-        out: RunOutput,
-        env: ResolvedEnvironment,
-    ) -> None:
-        from mltrain.runs.finalize import collect_artifacts
-
-        run_id = result.run_id
-        self.ws.runs.set_status(run_id, FINALIZING)
-        try:
-            if handle is not None:
-                compute.collect(spec, handle)
-        except MltrainError as exc:
-            result.problems.append(f"collecting the run's files failed: {exc}")
-        ingest = getattr(self, "_ingest", None)
-        if result.status == FAILED and result.exit_code not in (None, 0):
-            tail = out.stderr_tail()
-            if tail:
-                result.error = f"{result.error}; last lines of stderr:\n" + "\n".join(tail)
-        collect_artifacts(self.ws, run_id, spec.run_dir)
-        self.ws.runs.set_status(
-            run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
-        )
-        result.metrics = self.ws.metrics.summary(run_id)
-        if result.status == COMPLETED:
-            self._register(result, env, ingest.register_requests if ingest else [])
-            if result.models and self.cfg.get("deploy") is not None:
-                self._deploy(result)
-
-    def _register(self, result: RunResult, env: ResolvedEnvironment, requested: list[dict[str, Any]]) -> None:
-        from mltrain.registry.from_run import register_run_model
-
-        requests = list(requested)
-        if self.cfg.get("register") is not None:
-            requests.insert(0, dict(self.cfg["register"]))
-        run = self.ws.runs.get(result.run_id)
-        for req in requests:
-            try:
-                result.models.append(register_run_model(self.ws, run, req, env))
-            except MltrainError as exc:
-                result.problems.append(f"registration of {req.get('name')} failed: {exc}")
-
-    def _deploy(self, result: RunResult) -> None:
-        from mltrain.deploy.from_config import deploy_from_config
-
-        try:
-            result.endpoint = deploy_from_config(self.ws, self.cfg["deploy"], result.models[0])
-        except MltrainError as exc:
-            result.problems.append(f"deployment failed: {exc}")
+def _workspace(config: dict[str, Any], prewarmed: Workspace | None) -> Workspace:
+    w = config["workspace"]
+    if prewarmed is not None and prewarmed.settings == WorkspaceSettings.resolve(
+        w["root"], w["db_url"], w["artifact_root"]
+    ):
+        return prewarmed
+    return open_workspace(config)
 
 
-def run_from_config(config: dict[str, Any], overrides: list[str] | None = None) -> int:
+def run_from_config(
+    config: dict[str, Any], overrides: list[str] | None = None, prewarmed: Workspace | None = None
+) -> int:
     """Run the job of a resolved ``config`` (plain containers), print its summary; return the exit code."""
     from mltrain.runs.summary import print_summary
 
     try:
-        result = RunDriver(config, overrides=overrides).run()
+        with RunPlan.build(config, _workspace(config, prewarmed)) as plan:
+            result = Trial(plan, plan.config, overrides or []).run()
     except MltrainError as exc:
         print(f"mltrain: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -1,40 +1,108 @@
 """Recovery of orphaned runs: a run whose driver died (killed, machine rebooted) is marked Failed
-("driver lost") by the next mltrain command, with everything its folder holds stored."""
+("driver lost") by the next mltrain command that calls ``recover_orphans``; its job is stopped
+through the compute target that started it (from the stored job reference: a local process group,
+a container, a remote job) and everything its folder holds is stored."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.base import METRICS_REL
-from mltrain.procs import hostname, is_alive, owns_group, stop_group
+from mltrain.compute.base import JobRef, NullSink, RunSpec
+from mltrain.procs import hostname, is_alive
+from mltrain.run_context import METRICS_FILE
 from mltrain.workspace.runs import FAILED
 
 if TYPE_CHECKING:
+    from mltrain.compute.base import ComputeTarget
     from mltrain.workspace import Workspace
 
 DRIVER_LOST = "driver lost: the mltrain process that ran this run ended without finishing it"
 
 
-def recover_orphans(ws: Workspace) -> list[str]:
-    """Mark every orphaned run Failed; stop its leftover job on this host; return their ids."""
+def job_ref_of(run: dict[str, Any]) -> JobRef | None:
+    """The run's job reference; runs recorded before references existed had a local process group."""
+    if run.get("job_ref"):
+        return dict(run["job_ref"])
+    if run.get("child_pid"):
+        return {"kind": "local", "host": run["driver_host"], "pgid": run["child_pid"], "start": run["child_start"]}
+    return None
+
+
+def compute_of(run: dict[str, Any]) -> ComputeTarget:
+    """The compute target that ran ``run``, rebuilt from its recorded config."""
+    from mltrain.compute.targets import compute_from_config
+
+    return compute_from_config((run.get("config") or {}).get("compute"))
+
+
+def spec_of(run: dict[str, Any]) -> RunSpec:
+    """Enough of the run's spec to attach to, stop and collect its job."""
+    return RunSpec(
+        run_id=run["id"],
+        experiment=str(run.get("experiment") or ""),
+        run_dir=Path(run["run_dir"] or "."),
+        snapshot_id=run.get("snapshot_id") or "",
+        script=run.get("script") or "",
+        arguments=list(run.get("arguments") or []),
+    )
+
+
+def stop_job(run: dict[str, Any], reason: str) -> list[str]:
+    """Stop the job of ``run`` through its target and bring its files back into the run folder;
+    returns the problems met (a target that cannot be reached, ...), never raises for them."""
+    from mltrain.errors import MltrainError
+
+    ref = job_ref_of(run)
+    if ref is None:
+        return []
+    problems = []
+    try:
+        compute = compute_of(run)
+        spec = spec_of(run)
+        handle = compute.attach(ref, spec, NullSink())
+        compute.stop(ref)
+        if handle is not None:
+            handle.cancel_reason = reason
+            handle.wait(30)
+            compute.collect(spec, handle)
+        compute.cleanup(spec, handle)
+        compute.close()
+    except MltrainError as exc:
+        problems.append(f"could not stop its job: {exc}")
+    return problems
+
+
+def store_run_folder(ws: Workspace, run: dict[str, Any]) -> None:
+    """Store the metrics and files a run folder of this machine holds (what its driver did not)."""
     from mltrain.runs.finalize import collect_artifacts
     from mltrain.runs.ingest import parse_records
 
-    here = hostname()
+    run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
+    if run.get("driver_host") != hostname() or run_dir is None or not run_dir.is_dir():
+        return
+    metrics_file = run_dir / METRICS_FILE
+    if metrics_file.is_file():
+        metrics, tags, _ = parse_records(metrics_file.read_bytes().split(b"\n"))
+        ws.metrics.replace(run["id"], metrics)
+        ws.runs.set_tags(run["id"], tags)
+    collect_artifacts(ws, run["id"], run_dir)
+
+
+def recover_orphans(ws: Workspace) -> list[str]:
+    """Mark every orphaned run Failed, stop its job through its target, store its folder; return
+    their ids. A run that cannot be recovered fully keeps the reason in its error; the others go on."""
     recovered = []
-    for rec in ws.runs.orphans(here, is_alive):
-        if not ws.runs.set_status(rec["id"], FAILED, detail="driver lost", error=DRIVER_LOST):
+    for run in ws.runs.orphans(hostname(), is_alive):
+        if not ws.runs.set_status(run["id"], FAILED, detail="driver lost", error=DRIVER_LOST):
             continue  # finished or recovered by another process meanwhile
-        recovered.append(rec["id"])
-        if rec["driver_host"] == here and owns_group(rec["child_pid"], rec["child_start"]):
-            stop_group(rec["child_pid"], grace_s=2.0)
-        run_dir = Path(rec["run_dir"]) if rec["run_dir"] else None
-        if rec["driver_host"] == here and run_dir is not None and run_dir.is_dir():
-            metrics_file = run_dir / METRICS_REL
-            if metrics_file.is_file():
-                metrics, tags, _ = parse_records(metrics_file.read_bytes().split(b"\n"))
-                ws.metrics.replace(rec["id"], metrics)
-                ws.runs.set_tags(rec["id"], tags)
-            collect_artifacts(ws, rec["id"], run_dir)
+        recovered.append(run["id"])
+        try:
+            problems = stop_job(run, DRIVER_LOST)
+            store_run_folder(ws, run)
+        except Exception as exc:  # noqa: BLE001 - one damaged record must not stop the others
+            problems = [f"recovery failed: {type(exc).__name__}: {exc}"]
+        if problems:
+            print(f"mltrain: run {run['id']} (driver lost): " + "; ".join(problems), file=sys.stderr)
     return recovered

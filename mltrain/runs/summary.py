@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mltrain.runs.driver import RunResult
+    from mltrain.runs.result import RunResult
 
 
 def format_value(value: Any) -> str:

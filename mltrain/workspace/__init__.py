@@ -2,7 +2,8 @@
 
 ``Workspace.open()`` resolves the location from its arguments, then ``MLTRAIN_WORKSPACE``,
 ``MLTRAIN_DB_URL`` and ``MLTRAIN_ARTIFACT_ROOT``, then ``./.mltrain``; the schema is created or
-upgraded on open, and runs whose driver died are marked Failed.
+upgraded on open. Opening only opens the store: recovering runs whose driver died is the caller's
+explicit step (``mltrain.runs.recovery.recover_orphans``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mltrain.registry.store import ModelRegistry
-    from mltrain.snapshot import SnapshotStore
     from mltrain.workspace.blobs import BlobStore
     from mltrain.workspace.db import Database
     from mltrain.workspace.metrics import MetricStore
     from mltrain.workspace.runs import RunStore
+    from mltrain.workspace.snapshots import SnapshotStore
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class WorkspaceSettings:
 class Workspace:
     """Entry point to everything recorded: runs, metrics, snapshots, blobs, models."""
 
-    def __init__(self, settings: WorkspaceSettings, recover: bool = True) -> None:
+    def __init__(self, settings: WorkspaceSettings) -> None:
         from mltrain.workspace.blobs import BlobStore
         from mltrain.workspace.db import Database
 
@@ -49,10 +49,6 @@ class Workspace:
         settings.root.mkdir(parents=True, exist_ok=True)
         self.db: Database = Database(settings.db_url)
         self.blobs: BlobStore = BlobStore(settings.artifact_root)
-        if recover:
-            from mltrain.runs.recovery import recover_orphans
-
-            recover_orphans(self)
 
     @classmethod
     def open(cls, root: str | None = None, db_url: str | None = None, artifact_root: str | None = None) -> Workspace:
@@ -80,12 +76,6 @@ class Workspace:
 
     @cached_property
     def snapshots(self) -> SnapshotStore:
-        from mltrain.snapshot import SnapshotStore
+        from mltrain.workspace.snapshots import SnapshotStore
 
         return SnapshotStore(self.db, self.blobs)
-
-    @cached_property
-    def models(self) -> ModelRegistry:
-        from mltrain.registry.store import ModelRegistry
-
-        return ModelRegistry(self.db, self.blobs)

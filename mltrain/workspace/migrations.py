@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, insert, inspect, update
 
 from mltrain.workspace import tables
 
@@ -39,8 +39,14 @@ def _v3_endpoints(conn: Connection) -> None:
     tables.endpoints.create(conn)
 
 
+def _v4_job_refs(conn: Connection) -> None:
+    # version-1 tables are made from today's definitions (create_version), which already have it
+    if "job_ref" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN job_ref TEXT")
+
+
 # version N -> the step that upgrades a database of version N-1 to N
-STEPS: dict[int, Callable[[Connection], None]] = {2: _v2_environments, 3: _v3_endpoints}
+STEPS: dict[int, Callable[[Connection], None]] = {2: _v2_environments, 3: _v3_endpoints, 4: _v4_job_refs}
 
 
 def create_version(conn: Connection, version: int) -> None:

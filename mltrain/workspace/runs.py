@@ -25,7 +25,7 @@ ACTIVE = (QUEUED, PREPARING, RUNNING, FINALIZING)
 TERMINAL = (COMPLETED, FAILED, CANCELED)
 STATUSES = (*ACTIVE, *TERMINAL)
 
-JSON_FIELDS = ("config", "overrides", "arguments")
+JSON_FIELDS = ("config", "overrides", "arguments", "job_ref")
 HEARTBEAT_TIMEOUT_S = 600.0  # a run of another host without heartbeat for this long is lost
 
 
@@ -40,6 +40,10 @@ def _row(row: Any) -> dict[str, Any]:
         if rec.get(key) is not None:
             rec[key] = json.loads(rec[key])
     return rec
+
+
+def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in fields.items()}
 
 
 class RunStore:
@@ -73,7 +77,7 @@ class RunStore:
     # -- runs ----------------------------------------------------------------------------------
     def create(self, run_id: str, experiment: str, **fields: Any) -> dict[str, Any]:
         """Record a new run in status Queued."""
-        values = {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in fields.items()}
+        values = _encode(fields)
         ts = now()
         with self.db.write() as conn:
             exp_id = self.experiment_id(conn, experiment)
@@ -89,7 +93,7 @@ class RunStore:
         """Move a run to ``status`` (recording when); False if it had already finished."""
         assert status in STATUSES, status
         ts = now()
-        values: dict[str, Any] = {"status": status, "heartbeat_at": ts, **fields}
+        values: dict[str, Any] = {"status": status, "heartbeat_at": ts, **_encode(fields)}
         if status == RUNNING:
             values.setdefault("started_at", ts)
         if status in TERMINAL:
@@ -101,12 +105,6 @@ class RunStore:
             if changed:
                 conn.execute(insert(t.run_status).values(run_id=run_id, status=status, ts=ts, detail=detail))
         return bool(changed)
-
-    def update(self, run_id: str, **fields: Any) -> None:
-        """Set fields of a run record."""
-        values = {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in fields.items()}
-        with self.db.write() as conn:
-            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**values))
 
     def resolve_id(self, run_id: str) -> str:
         """The full id of ``run_id`` or of the one run whose id starts with it."""
@@ -223,7 +221,7 @@ class RunStore:
         lost = []
         with self.db.read() as conn:
             for row in conn.execute(q):
-                rec = dict(row._mapping)
+                rec = _row(row)
                 if rec["driver_host"] == host:
                     if not is_alive(rec["driver_pid"], rec["driver_start"]):
                         lost.append(rec)

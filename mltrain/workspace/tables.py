@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -71,6 +71,8 @@ runs = Table(
     Column("child_start", String(64)),
     Column("heartbeat_at", Float),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # version 4: the started job's reference (JSON, mltrain.compute.base.JobRef), for cancel and recovery
+    Column("job_ref", Text),
 )
 Index("ix_runs_experiment", runs.c.experiment_id, runs.c.created_at)
 Index("ix_runs_status", runs.c.status)

@@ -14,6 +14,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from mltrain.errors import RegistryError
+from mltrain.registry.store import ModelRegistry
 from mltrain.workspace import Workspace
 
 
@@ -122,24 +123,24 @@ def test_load_checks_sha256_and_skops_trusts_only_what_it_is_told(project: Path,
     pipe = make_pipeline(FunctionTransformer(deploy_custom.double), LogisticRegression(max_iter=300)).fit(x, y)
     skops_io.dump(pipe, project / "pipe.skops")
     ws = Workspace.open(str(project / ".mltrain"))
-    mv = ws.models.register("pipe", project / "pipe.skops")
+    mv = ModelRegistry.of(ws).register("pipe", project / "pipe.skops")
     assert mv.format == "skops"
 
     with pytest.raises(RegistryError) as refused:
-        ws.models.load("pipe")
+        ModelRegistry.of(ws).load("pipe")
     assert "not trusted: deploy_custom.double" in str(refused.value)
     assert "trusted=" in (refused.value.hint or "")
-    loaded = ws.models.load("pipe:1", trusted=["deploy_custom.double"])
+    loaded = ModelRegistry.of(ws).load("pipe:1", trusted=["deploy_custom.double"])
     assert (loaded.predict(x) == pipe.predict(x)).all()
 
     # the stored file no longer matches its sha256: refused, whatever the format
-    lr = ws.models.register("lr", _dump_lr(project, x, y))
-    assert ws.models.load("lr").predict(x[:5]).shape == (5,)
+    lr = ModelRegistry.of(ws).register("lr", _dump_lr(project, x, y))
+    assert ModelRegistry.of(ws).load("lr").predict(x[:5]).shape == (5,)
     blob = ws.blobs.path(lr.sha256)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes() + b"tampered")
     with pytest.raises(RegistryError, match="failed verification"):
-        ws.models.load("lr")
+        ModelRegistry.of(ws).load("lr")
 
 
 def _dump_lr(folder: Path, x, y) -> Path:

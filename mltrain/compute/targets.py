@@ -1,0 +1,19 @@
+"""Compute targets built from a ``compute`` config node (or a run's recorded config)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mltrain.compute.base import ComputeTarget
+
+
+def compute_from_config(node: Mapping[str, Any] | None) -> ComputeTarget:
+    """The compute target of a ``compute`` config node (None: local)."""
+    if node is None:
+        from mltrain.compute.local import LocalCompute
+
+        return LocalCompute()
+    from mltrain.plugin import instantiate_plugin
+
+    return instantiate_plugin(node, "compute", ComputeTarget)

@@ -1,0 +1,225 @@
+"""One trial of a run plan: its own record, run folder, arguments, job, metrics and result.
+
+Queued (recorded) → Preparing (the plan's environment, the snapshot into the run folder) → Running
+(output streamed, metrics ingested, heartbeat, cancel) → Finalizing (files collected) →
+Completed | Failed | Canceled → register → deploy. The started job's reference is stored on the run
+so cancel and recovery can reach it from another process. Trials of one plan may run in threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.compute.base import RunHandle, RunSpec
+from mltrain.errors import ConfigError, MltrainError
+from mltrain.procs import hostname, start_token
+from mltrain.run_context import RUN_INFO_FILE
+from mltrain.runs.arguments import job_argv
+from mltrain.runs.control import RunCanceled, RunControl
+from mltrain.runs.result import RunResult
+from mltrain.workspace.runs import CANCELED, COMPLETED, FAILED, FINALIZING, PREPARING, RUNNING, new_run_id
+
+if TYPE_CHECKING:
+    from mltrain.runs.ingest import MetricsIngest
+    from mltrain.runs.output import RunOutput
+    from mltrain.runs.plan import RunPlan
+
+POLL_S = 0.25
+HEARTBEAT_S = 2.0
+CANCELED_BY_COMMAND = "canceled with `mltrain runs cancel`"
+
+
+class Trial:
+    """One run of ``plan`` with ``config``'s per-trial values; ``run()`` returns its result."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        config: dict[str, Any],
+        overrides: list[str],
+        parent_run_id: str | None = None,
+        echo: bool = True,
+        control: RunControl | None = None,
+    ) -> None:
+        if config is not plan.config and not plan.shares(config):
+            raise ConfigError(
+                "this trial changes more than its arguments (environment, compute or job folder)",
+                hint="a sweep over those needs one plan per value",
+            )
+        self.plan = plan
+        self.cfg = config
+        self.overrides = overrides
+        self.parent_run_id = parent_run_id
+        self.echo = echo
+        self.control = control or RunControl.current()
+        self.argv = job_argv(config["job"]["arguments"], config["job"]["args"])
+        self.run_id = new_run_id()
+        self._ingest: MetricsIngest | None = None
+
+    @property
+    def ws(self):  # noqa: ANN201 - the plan's Workspace
+        return self.plan.ws
+
+    def _record(self) -> tuple[RunSpec, RunResult]:
+        plan, run_id = self.plan, self.run_id
+        experiment = str(self.cfg["experiment_name"])
+        run_dir = self.ws.run_dir(run_id)
+        run_dir.mkdir(parents=True)
+        self.ws.runs.create(
+            run_id,
+            experiment,
+            parent_run_id=self.parent_run_id,
+            config=self.cfg,
+            overrides=self.overrides,
+            script=plan.script,
+            arguments=self.argv,
+            compute=plan.compute.describe(),
+            env_name=plan.env.spec.name,
+            env_hash=plan.env.hash,
+            snapshot_id=plan.snapshot.id,
+            source_dir=str(plan.source),
+            git_commit=plan.git_commit,
+            git_dirty=plan.git_dirty,
+            run_dir=str(run_dir),
+            driver_host=hostname(),
+            driver_pid=os.getpid(),
+            driver_start=start_token(os.getpid()),
+        )
+        spec = RunSpec(
+            run_id=run_id,
+            experiment=experiment,
+            run_dir=run_dir,
+            snapshot_id=plan.snapshot.id,
+            script=plan.script,
+            arguments=self.argv,
+            env_vars={str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()},
+            shim_dir=plan.shim_dir,
+        )
+        return spec, RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=plan.compute.describe())
+
+    def run(self) -> RunResult:
+        from mltrain.runs.output import RunOutput
+
+        started = time.time()
+        compute = self.plan.compute
+        spec, result = self._record()
+        out = RunOutput(spec.run_dir, echo=self.echo)
+        out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; Ctrl-C cancels it")
+        handle: RunHandle | None = None
+        control = self.control
+        try:
+            with control.signals(), control.tracking() as slot:
+                try:
+                    self.ws.runs.set_status(spec.run_id, PREPARING)
+                    built = self.plan.prepare(out.build_log)
+                    if not built.cached:
+                        out.log(f"environment {self.plan.env.spec.name} ready ({built.location})")
+                    compute.upload(self.ws, spec)
+                    _write_run_info(spec.run_dir, spec.run_id, spec.experiment)
+                    control.check()
+                    handle = compute.start(spec, built, out)
+                    control.started(slot, handle)
+                    self.ws.runs.set_status(spec.run_id, RUNNING, job_ref=handle.ref)
+                    self._follow(handle, result, control)
+                except RunCanceled as exc:
+                    result.status, result.error = CANCELED, str(exc)
+                except MltrainError as exc:
+                    result.status, result.error = FAILED, str(exc)
+                    out.log(f"error: {exc}")
+                slot.finishing = True
+                self._finalize(spec, handle, result, out)
+        finally:
+            out.close()
+            compute.cleanup(spec, handle)
+        result.duration_s = time.time() - started
+        return result
+
+    def _follow(self, handle: RunHandle, result: RunResult, control: RunControl) -> None:
+        from mltrain.runs.ingest import MetricsIngest
+
+        self._ingest = ingest = MetricsIngest(self.ws, result.run_id)
+        max_s = self.cfg["job"]["max_run_duration_s"]
+        deadline = time.monotonic() + float(max_s) if max_s else None
+        next_heartbeat = time.monotonic() + HEARTBEAT_S
+        while True:
+            code = handle.wait(POLL_S)
+            ingest.feed(handle.read_metrics())
+            now = time.monotonic()
+            if code is not None:
+                break
+            if now >= next_heartbeat:
+                next_heartbeat = now + HEARTBEAT_S
+                if self.ws.runs.heartbeat(result.run_id):
+                    handle.cancel(CANCELED_BY_COMMAND)
+            if deadline is not None and now > deadline:
+                handle.cancel(f"canceled: ran longer than job.max_run_duration_s={max_s}")
+                deadline = None
+        while data := handle.read_metrics():
+            ingest.feed(data)
+        ingest.feed(b"", final=True)
+        result.exit_code = code
+        reason = handle.cancel_reason or (control.reason if code != 0 else None)
+        if reason:
+            result.status, result.error = CANCELED, reason
+        elif code == 0:
+            result.status = COMPLETED
+        else:
+            result.status = FAILED
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            result.error = f"the script failed ({how})"
+
+    def _finalize(self, spec: RunSpec, handle: RunHandle | None, result: RunResult, out: RunOutput) -> None:
+        from mltrain.runs.finalize import collect_artifacts
+
+        run_id = result.run_id
+        self.ws.runs.set_status(run_id, FINALIZING)
+        try:
+            if handle is not None:
+                self.plan.compute.collect(spec, handle)
+        except MltrainError as exc:
+            result.problems.append(f"collecting the run's files failed: {exc}")
+        if result.status == FAILED and result.exit_code not in (None, 0):
+            tail = out.stderr_tail()
+            if tail:
+                result.error = f"{result.error}; last lines of stderr:\n" + "\n".join(tail)
+        collect_artifacts(self.ws, run_id, spec.run_dir)
+        self.ws.runs.set_status(
+            run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
+        )
+        result.metrics = self.ws.metrics.summary(run_id)
+        if result.status == COMPLETED:
+            self._register(result, self._ingest.register_requests if self._ingest else [])
+            if result.models and self.cfg.get("deploy") is not None:
+                self._deploy(result)
+
+    def _register(self, result: RunResult, requested: list[dict[str, Any]]) -> None:
+        from mltrain.registry.from_run import register_run_model
+
+        requests = list(requested)
+        if self.cfg.get("register") is not None:
+            requests.insert(0, dict(self.cfg["register"]))
+        run = self.ws.runs.get(result.run_id)
+        for req in requests:
+            try:
+                result.models.append(register_run_model(self.ws, run, req, self.plan.env))
+            except MltrainError as exc:
+                result.problems.append(f"registration of {req.get('name')} failed: {exc}")
+
+    def _deploy(self, result: RunResult) -> None:
+        from mltrain.deploy.from_config import deploy_from_config
+
+        try:
+            result.endpoint = deploy_from_config(self.ws, self.cfg["deploy"], result.models[0])
+        except MltrainError as exc:
+            result.problems.append(f"deployment failed: {exc}")
+
+
+def _write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
+    info = run_dir / RUN_INFO_FILE
+    info.parent.mkdir(parents=True, exist_ok=True)
+    info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))
