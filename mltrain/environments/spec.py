@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mltrain.environments.builders import builder_kinds
+from mltrain.environments.kinds import builder_kinds
 from mltrain.errors import EnvironmentSpecError
 
 # environment variables that change what a build installs (index URLs, resolver options)
