@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from support import ROOT, write_script
 
@@ -65,6 +66,38 @@ def test_unknown_compute_option_names_valid_options(mltrain, project):
     proc = mltrain("+compute=local", "+compute.grace=1", "environment=system")
     assert proc.returncode == 2
     assert "grace" in proc.stderr and "cancel_grace_s" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("compute.cpuss=2", "Key 'cpuss' not in 'DockerComputeConfig'"),
+        ("compute.cpus=many", "Value 'many' of type 'str' could not be converted to Float"),
+        ("compute.keep_container=perhaps", "compute.keep_container"),
+    ],
+)
+def test_typed_compute_options_fail_at_composition(mltrain, project, override, named):
+    # no engine is needed: a wrong option or type is refused while the config is composed
+    proc = mltrain("+compute=docker", override, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 2, proc.output
+    assert "config error" in proc.stderr and named in proc.stderr
+    if "cpuss" in override:
+        assert "Valid keys under compute: _target_, base_url, cancel_grace_s, cpus" in proc.stderr
+    assert "cannot be reached" not in proc.stderr  # refused before the target was even created
+    assert not (project / ".mltrain").exists()
+
+
+def test_typed_deploy_options_fail_at_composition(mltrain, project):
+    proc = mltrain("+deploy=local", "deploy.prot=8080")
+    assert proc.returncode == 2
+    assert "Key 'prot' not in 'LocalDeployConfig'" in proc.stderr and "port" in proc.stderr
+    assert not (project / ".mltrain").exists()
+
+
+def test_a_value_check_of_a_typed_option_names_it(mltrain, project):
+    proc = mltrain("+compute=docker", "compute.memory_gb=-1", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 2
+    assert "compute.memory_gb=-1.0 must be a positive number" in proc.stderr
 
 
 def test_typo_in_a_users_job_file_is_caught(mltrain, project):
