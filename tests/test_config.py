@@ -125,8 +125,28 @@ Run.get_context().log("alpha_seen", a.alpha)
 """
 
 
+USER_TARGET = '''
+from mltrain.compute.local import LocalCompute
+
+
+class ChattyCompute(LocalCompute):
+    """A user's own, untyped compute target: explicit options, no config dataclass."""
+
+    def __init__(self, greeting: str = "hi") -> None:
+        super().__init__()
+        self.greeting = greeting
+
+    def describe(self) -> str:
+        return f"chatty ({self.greeting})"
+'''
+
+
 def _make_user_project(folder: Path) -> None:
+    (folder / "conf" / "compute").mkdir(parents=True)
+    (folder / "conf" / "compute" / "chatty.yaml").write_text("_target_: mytargets.ChattyCompute\ngreeting: hello\n")
+    write_script(folder, "mytargets.py", USER_TARGET)
     (folder / "conf" / "job").mkdir(parents=True)
+
     (folder / "conf" / "job" / "myjob.yaml").write_text(USER_JOB)
     (folder / "conf" / "environment").mkdir()
     (folder / "conf" / "environment" / "mine.yaml").write_text("name: mine\nbuild: system\n")
@@ -143,6 +163,16 @@ def test_user_project_conf_extends_the_builtin_groups(mltrain, cli_json, project
     # built-in options stay available beside the user's
     listed = mltrain("environment=system", "job=myjob", "--cfg", "job")
     assert listed.returncode == 0 and "name: system" in listed.stdout
+
+
+def test_a_users_own_untyped_compute_target_works_and_its_options_are_checked(mltrain, cli_json, project):
+    _make_user_project(project)
+    proc = mltrain("job=myjob", "environment=mine", "+compute=chatty", "compute.greeting=hey")
+    assert proc.returncode == 0, proc.output
+    assert cli_json("runs", "list")[0]["compute"] == "chatty (hey)"
+    typo = mltrain("job=myjob", "environment=mine", "+compute=chatty", "+compute.greting=hey")
+    assert typo.returncode == 2
+    assert "has no option 'greting'" in typo.stderr and "valid options: greeting" in typo.stderr
 
 
 def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):
