@@ -12,18 +12,17 @@ stops it and frees its port; ``logs(record, follow)`` prints its output.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import ConfigError
+from mltrain.workspace.names import check_name
 
 if TYPE_CHECKING:
     from mltrain.environments.base import Materialised
 
-_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CONFIG_FILE = "config.json"
 KEYS_FILE = "keys.json"
 READY_FILE = "ready.json"
@@ -32,12 +31,8 @@ LABEL_WORKSPACE = "mltrain.workspace"  # plan label: the workspace folder the en
 
 
 def check_endpoint_name(name: str) -> str:
-    if not _ENDPOINT_NAME.match(name):
-        raise ConfigError(
-            f"{name!r} is not a valid endpoint name",
-            hint="use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
-        )
-    return name
+    """``name`` if it is a valid endpoint name (:mod:`mltrain.workspace.names`), else ConfigError."""
+    return check_name(name, "endpoint", ConfigError)
 
 
 @dataclass

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import RegistryError
+from mltrain.workspace.paths import safe_join
 
 if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
@@ -63,7 +64,7 @@ def _source(ws: Workspace, run: dict[str, Any], rel: str) -> Iterator[Path | Non
         return
     with tempfile.TemporaryDirectory(prefix="mltrain-register-") as tmp:
         for item in items:
-            ws.blobs.copy_to(item["sha256"], Path(tmp) / item["path"], verify=True)
+            ws.blobs.copy_to(item["sha256"], safe_join(tmp, item["path"]), verify=True)
         yield Path(tmp) / want
 
 

@@ -22,9 +22,10 @@ from mltrain.registry.formats import detect_format
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.names import check_name
+from mltrain.workspace.paths import check_relpath, safe_join
 
 _REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.-]+))?$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
 
 @dataclass
@@ -95,11 +96,7 @@ class ModelRegistry:
         env_hash: str | None = None,
     ) -> ModelVersion:
         """Store the file or folder ``source`` as the next version of ``name``."""
-        if not _NAME.match(name):
-            raise RegistryError(
-                f"{name!r} is not a valid model name",
-                hint="use letters, digits, '.', '_' and '-', starting with a letter or digit",
-            )
+        check_name(name, "model", RegistryError)
         src = Path(source)
         if not src.exists():
             raise RegistryError(
@@ -256,8 +253,8 @@ class ModelRegistry:
         mv = self.get(ref)
         root = Path(dest)
         single = len(mv.files) == 1 and mv.files[0]["relpath"] == mv.path
-        target = root / mv.path
-        for f in mv.files:
-            out = target if single else target / f["relpath"]
+        target = safe_join(root, mv.path)
+        outs = [target if single else safe_join(target, check_relpath(f["relpath"])) for f in mv.files]
+        for f, out in zip(mv.files, outs, strict=True):
             self.blobs.copy_to(f["sha256"], out, verify=True)
         return target

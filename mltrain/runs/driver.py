@@ -21,6 +21,7 @@ from mltrain.compute.base import ComputeTarget, RunHandle, RunSpec
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.procs import hostname, start_token
 from mltrain.run_context import RUN_INFO_FILE
+from mltrain.runs.checks import check_job
 from mltrain.runs.control import RunCanceled, RunControl
 from mltrain.workspace import Workspace, WorkspaceSettings
 from mltrain.workspace.runs import (
@@ -155,7 +156,7 @@ class RunDriver:
         source = (source if source.is_absolute() else Path.cwd() / source).resolve()
         if not source.is_dir():
             raise ConfigError(f"job.source_dir {source} does not exist", hint="set job.source_dir to your code folder")
-        script = str(job["script"])
+        script = check_job(self.cfg, source)
         if not (source / script).is_file():
             pys = sorted(p.name for p in source.glob("*.py"))[:10]
             raise ConfigError(
@@ -223,6 +224,8 @@ class RunDriver:
             driver_start=start_token(os.getpid()),
         )
         out = RunOutput(run_dir, echo=self.echo)
+        for line in snapshot.skipped:
+            out.log(f"warning: snapshot of {source}: {line}")
         spec = RunSpec(
             run_id=run_id,
             experiment=experiment,
@@ -332,7 +335,7 @@ class RunDriver:
             tail = out.stderr_tail()
             if tail:
                 result.error = f"{result.error}; last lines of stderr:\n" + "\n".join(tail)
-        collect_artifacts(self.ws, run_id, spec.run_dir)
+        collect_artifacts(self.ws, run_id, spec.run_dir, out.log)
         self.ws.runs.set_status(
             run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
         )

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.names import check_name
 
 QUEUED, PREPARING, RUNNING, FINALIZING = "Queued", "Preparing", "Running", "Finalizing"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -72,7 +73,8 @@ class RunStore:
 
     # -- runs ----------------------------------------------------------------------------------
     def create(self, run_id: str, experiment: str, **fields: Any) -> dict[str, Any]:
-        """Record a new run in status Queued."""
+        """Record a new run in status Queued (the experiment name is checked first)."""
+        check_name(experiment, "experiment")
         values = {k: (json.dumps(v) if k in JSON_FIELDS and v is not None else v) for k, v in fields.items()}
         ts = now()
         with self.db.write() as conn:
@@ -181,8 +183,10 @@ class RunStore:
             return {r.key: r.value for r in rows}
 
     def add_artifacts(self, run_id: str, items: Iterable[tuple[str, str, int]]) -> None:
-        """Record artifacts (path, sha256, size); a path recorded again is replaced."""
-        rows = [{"run_id": run_id, "path": p, "sha256": s, "size": n} for p, s, n in items]
+        """Record artifacts (path, sha256, size); a path recorded again, or given twice, is replaced
+        (the last one given wins)."""
+        latest = {p: (s, n) for p, s, n in items}
+        rows = [{"run_id": run_id, "path": p, "sha256": s, "size": n} for p, (s, n) in latest.items()]
         if not rows:
             return
         with self.db.write() as conn:
