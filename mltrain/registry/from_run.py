@@ -40,6 +40,18 @@ def sklearn_version(env: ResolvedEnvironment | None) -> str | None:
     return env.pinned("scikit-learn")
 
 
+def holds_sklearn(source: Path) -> bool:
+    """Whether ``source`` (a model file, or a folder with exactly one) holds a scikit-learn estimator."""
+    from mltrain.registry.formats import MODEL_EXTENSIONS, is_sklearn_estimator
+
+    if source.is_dir():
+        models = [p for p in source.rglob("*") if p.suffix.lower() in MODEL_EXTENSIONS and p.is_file()]
+        if len(models) != 1:
+            return False
+        source = models[0]
+    return is_sklearn_estimator(source)
+
+
 def _inside(run_dir: Path, rel: str) -> Path:
     source = (run_dir / rel).resolve()
     if run_dir not in (source, *source.parents):
@@ -81,7 +93,7 @@ def register_run_model(
                 "(register.path, or --path outputs/...)",
             )
         version = sklearn_version(env)
-        framework = request.get("framework") or (SKLEARN if version else None)
+        framework = request.get("framework") or (SKLEARN if version and holds_sklearn(source) else None)
         framework_version = request.get("framework_version") or (version if framework == SKLEARN else None)
         resources = request.get("resources") or {}
         cpu = request.get("cpu")

@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mltrain.errors import NotFoundError, RegistryError
-from mltrain.registry.formats import detect_format
+from mltrain.registry.formats import check_model_file, detect_format
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
@@ -103,14 +103,18 @@ class ModelRegistry:
                 f"cannot register {name}: {src} does not exist",
                 hint="check the model path (relative to the run folder for a run's model)",
             )
-        stored = [(rel, *self.blobs.put_file(p)) for rel, p in _files_of(src)]
+        files = _files_of(src)
+        found = [check_model_file(p, rel, format if src.is_file() else None) for rel, p in files]
+        stored = [(rel, *self.blobs.put_file(p)) for rel, p in files]
         if not stored:
             raise RegistryError(f"cannot register {name}: the folder {src} is empty")
         if src.is_file():
             sha = stored[0][1]
         else:
             sha = self.blobs.put_bytes(json.dumps([list(f) for f in stored], separators=(",", ":")).encode())
-        fmt = detect_format(stored[0][0] if src.is_file() else src.name, format)
+        fmt = (found[0] if src.is_file() else None) or detect_format(
+            stored[0][0] if src.is_file() else src.name, format
+        )
         values = {
             "name": name,
             "path": src.name,

@@ -42,7 +42,8 @@ def _run_with_artifacts(ws: Workspace, paths: list[str]) -> str:
     ws.runs.create("20260101_000000_abcdef", "exp", run_dir=None)
     with ws.db.write() as conn:
         conn.execute(
-            insert(tables.artifacts), [{"run_id": "20260101_000000_abcdef", "path": p, "sha256": sha, "size": 7} for p in paths]
+            insert(tables.artifacts),
+            [{"run_id": "20260101_000000_abcdef", "path": p, "sha256": sha, "size": 7} for p in paths],
         )
     return "20260101_000000_abcdef"
 
@@ -67,7 +68,9 @@ def test_snapshot_restore_refuses_a_manifest_that_escapes(project, cli):
     manifest = json.dumps([["../../escaped.txt", snap.files[0].sha256, snap.files[0].size, 0o644]]).encode()
     evil = ws.blobs.put_bytes(manifest)
     with ws.db.write() as conn:
-        conn.execute(insert(tables.snapshots).values(id=evil, source_dir="x", file_count=1, total_bytes=1, created_at=0))
+        conn.execute(
+            insert(tables.snapshots).values(id=evil, source_dir="x", file_count=1, total_bytes=1, created_at=0)
+        )
     proc = cli("snapshots", "restore", evil[:16], "restored/deeper")
     assert proc.returncode == 2 and "refusing the stored path" in proc.stderr, proc.output
     assert not (project / "escaped.txt").exists()
