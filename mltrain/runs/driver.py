@@ -119,7 +119,10 @@ def prewarm() -> None:
         importlib.import_module(name)
     settings = WorkspaceSettings.resolve()
     if settings.db_url.startswith("sqlite:///") and Path(settings.db_url.removeprefix("sqlite:///")).is_file():
-        _PREWARMED[settings] = Workspace(settings)
+        try:
+            _PREWARMED[settings] = Workspace(settings)
+        except MltrainError:  # an empty or damaged database: reported when the run opens it
+            pass
 
 
 def build_compute(node: Any) -> ComputeTarget:
