@@ -13,10 +13,11 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mltrain.errors import MltrainError
     from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
 
-COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots")
+COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "workspace")
 
 
 class Context:
@@ -74,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _damaged_database(exc: Exception, args: argparse.Namespace) -> MltrainError | None:
+    """A clear error for a database error raised mid-command (e.g. a damaged page), else None."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.DatabaseError) or isinstance(exc, sa_exc.OperationalError):
+        return None
+    from mltrain.workspace import WorkspaceSettings
+    from mltrain.workspace.db import damaged
+
+    settings = WorkspaceSettings.resolve(args.workspace, args.db_url, args.artifact_root)
+    return damaged(settings.db_url.removeprefix("sqlite:///"), exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mltrain`` console script."""
     from mltrain.errors import MltrainError
@@ -89,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     except MltrainError as exc:
         print(f"mltrain: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        damaged = _damaged_database(exc, args)
+        if damaged is None:
+            raise
+        print(f"mltrain: error: {damaged}", file=sys.stderr)
+        return damaged.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

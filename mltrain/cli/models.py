@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,10 +71,29 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_archive)
 
 
+CODE_EXECUTING = ("joblib",)  # formats whose loading runs code from the file (mltrain/serving/formats.py)
+
+
 def model_json(mv: ModelVersion) -> dict[str, Any]:
     data = asdict(mv)
     data.pop("id", None)
+    data["code_executing"] = mv.format in CODE_EXECUTING
     return data
+
+
+def _format_line(mv: ModelVersion) -> str:
+    if mv.format in CODE_EXECUTING:
+        return f"{mv.format} (code-executing: loading runs code from the file; trusted only knowingly)"
+    return f"{mv.format} (not code-executing: only trusted types load)"
+
+
+def trust_note(mv: ModelVersion) -> str | None:
+    """The warning printed when a pickle-based model is registered, else None."""
+    if mv.format not in CODE_EXECUTING:
+        return None
+    from mltrain.registry.formats import TRUST_NOTE
+
+    return "note: " + TRUST_NOTE.format(ref=mv.ref, fmt=mv.format)
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
@@ -127,7 +147,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("model", f"{mv.name} version {mv.version}" + (" (archived)" if mv.archived else "")),
             ("aliases", ", ".join(mv.aliases) or None),
             ("path", mv.path),
-            ("format", mv.format),
+            ("format", _format_line(mv)),
             ("framework", f"{mv.framework} {mv.framework_version or ''}".strip() if mv.framework else None),
             ("sha256", mv.sha256),
             ("size", fmt_bytes(sum(f["size"] for f in mv.files))),
@@ -193,6 +213,9 @@ def cmd_register(args: argparse.Namespace, ctx: Context) -> int:
         from mltrain.registry.from_file import register_file
 
         mv = register_file(ctx.ws, args.name, args.path, **request)
+    note = trust_note(mv)
+    if note:
+        print(f"mltrain: {note}", file=sys.stderr)
     if args.json:
         print_json(model_json(mv))
         return 0

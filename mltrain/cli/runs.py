@@ -211,14 +211,29 @@ def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     ws = ctx.ws
     run = ws.runs.get(args.run_id)
+    from mltrain.errors import WorkspaceError
+    from mltrain.workspace.paths import safe_join
+
     dest = Path(args.dest or run["id"])
     arts = ws.runs.artifacts(run["id"])
-    for art in arts:
-        ws.blobs.copy_to(art["sha256"], dest / art["path"], verify=True)
-    print(f"{len(arts)} files of run {run['id']} in {dest}")
+    targets = [safe_join(dest, art["path"]) for art in arts]  # any unsafe stored path: refused before writing
+    bad: list[str] = []
+    for art, target in zip(arts, targets, strict=True):
+        try:
+            ws.blobs.copy_to(art["sha256"], target, verify=True)
+        except WorkspaceError as exc:
+            bad.append(f"{art['path']}: {exc.message}")
+    print(f"{len(arts) - len(bad)} files of run {run['id']} in {dest}")
     if args.snapshot and run["snapshot_id"]:
         snap = ws.snapshots.restore(run["snapshot_id"], dest / "source")
         print(f"snapshot {snap.id[:12]} ({len(snap.files)} files) in {dest / 'source'}")
+    if bad:
+        print(f"mltrain: error: {len(bad)} files were not downloaded (nothing was written for them):", file=sys.stderr)
+        for line in bad:
+            print(f"  {line}", file=sys.stderr)
+        hint = "restore the blobs from a backup; `mltrain workspace check` lists every bad blob"
+        print(f"  hint: {hint}", file=sys.stderr)
+        return 1
     return 0
 
 

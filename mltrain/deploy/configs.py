@@ -7,22 +7,16 @@ from its command-line options).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from mltrain.compute.configs import positive
 from mltrain.errors import ConfigError
-
-_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+from mltrain.workspace.names import check_name
 
 
 def check_endpoint_name(name: str) -> str:
-    if not _ENDPOINT_NAME.match(name):
-        raise ConfigError(
-            f"{name!r} is not a valid endpoint name",
-            hint="use up to 63 letters, digits, '.', '_' and '-', starting with a letter or digit",
-        )
-    return name
+    """``name`` if it is a valid endpoint name (:mod:`mltrain.workspace.names`), else ConfigError."""
+    return check_name(name, "endpoint", ConfigError)
 
 
 @dataclass

@@ -34,6 +34,18 @@ def container_name(name: str, workspace_root: str) -> str:
     return f"mltrain-endpoint-{name}-{tag}"
 
 
+RESTART_POLICY = {"Name": "unless-stopped"}  # an engine restart (or a crash) brings the endpoint back
+
+
+def free_port(host: str) -> int:
+    """A port free on ``host`` right now (the container uses the host's network)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 class DockerTarget(DeployTarget):
     """Serves in a Docker container (``+deploy=docker``, ``--target docker``)."""
 
@@ -83,6 +95,8 @@ class DockerTarget(DeployTarget):
 
         folder = plan.folder.resolve()
         config = plan.server_config(ENDPOINT_DIR, memory_watchdog=False)
+        if not config.get("port"):  # fixed, so a container restarted by the engine keeps the endpoint's URI
+            config["port"] = free_port(str(config.get("host") or "127.0.0.1"))
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         (folder / READY_FILE).unlink(missing_ok=True)
         name = container_name(plan.name, plan.labels.get(LABEL_WORKSPACE, str(folder)))
@@ -106,6 +120,7 @@ class DockerTarget(DeployTarget):
                 user=self.user,
                 cpus=plan.cpu,
                 memory_gb=plan.memory_gb,
+                restart_policy=RESTART_POLICY,
             )
             api.start(container_id)
         except docker.errors.APIError as exc:

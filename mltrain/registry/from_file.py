@@ -1,8 +1,8 @@
 """Registration of a plain file or folder (``mltrain models register NAME --path FILE``).
 
-Nothing is loaded. When the caller names no framework and the file is a joblib or skops file
-(recognised by its first bytes), the framework is ScikitLearn at the scikit-learn version of the
-interpreter mltrain runs on: the best guess without loading the model.
+Nothing is loaded. When the caller names no framework and the file holds a scikit-learn estimator
+(the class of its root object, read without loading it), the framework is ScikitLearn at the
+scikit-learn version of the interpreter mltrain runs on: the best guess without loading the model.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import RegistryError
-from mltrain.registry.formats import detect_format, sniff_format
+from mltrain.registry.formats import check_model_file, detect_format, is_sklearn_estimator
 from mltrain.registry.from_run import SKLEARN
 
 if TYPE_CHECKING:
@@ -30,23 +30,21 @@ def current_sklearn_version() -> str | None:
 
 def register_file(ws: Workspace, name: str, path: str | Path, **request: Any) -> ModelVersion:
     """Register ``path`` as the next version of ``name``; ``request`` holds the optional fields of
-    :meth:`ModelRegistry.register` (format, framework, framework_version, description, cpu, ...)."""
+    :meth:`ModelRegistry.register` (format, framework, framework_version, description, cpu, ...).
+
+    The format from the name (or ``format``) and from the content must agree (RegistryError naming both).
+    """
     src = Path(path).expanduser()
     if not src.exists():
         raise RegistryError(f"cannot register {name}: {src} does not exist", hint="check --path")
     declared = request.pop("format", None)
     framework = request.pop("framework", None)
     framework_version = request.pop("framework_version", None)
-    fmt = detect_format(src.name, declared) if src.is_file() else declared
+    fmt = declared
     if src.is_file():
-        found = sniff_format(src)
-        if declared and found and found != declared:
-            raise RegistryError(
-                f"{src} is a {found} file, not {declared}", hint=f"drop --format, or pass --format {found}"
-            )
-        if found and not declared:
-            fmt = found
-        if framework is None and found:
+        found = check_model_file(src, src.name, declared)
+        fmt = found or detect_format(src.name, declared)
+        if framework is None and found and is_sklearn_estimator(src, found):
             framework = SKLEARN
             framework_version = framework_version or current_sklearn_version()
     from mltrain.registry.store import ModelRegistry

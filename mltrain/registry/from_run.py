@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import RegistryError
+from mltrain.workspace.paths import safe_join
 
 if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
@@ -37,6 +38,18 @@ def sklearn_version(env: ResolvedEnvironment | None) -> str | None:
         except PackageNotFoundError:
             return None
     return env.pinned("scikit-learn")
+
+
+def holds_sklearn(source: Path) -> bool:
+    """Whether ``source`` (a model file, or a folder with exactly one) holds a scikit-learn estimator."""
+    from mltrain.registry.formats import MODEL_EXTENSIONS, is_sklearn_estimator
+
+    if source.is_dir():
+        models = [p for p in source.rglob("*") if p.suffix.lower() in MODEL_EXTENSIONS and p.is_file()]
+        if len(models) != 1:
+            return False
+        source = models[0]
+    return is_sklearn_estimator(source)
 
 
 def _inside(run_dir: Path, rel: str) -> Path:
@@ -63,7 +76,7 @@ def _source(ws: Workspace, run: dict[str, Any], rel: str) -> Iterator[Path | Non
         return
     with tempfile.TemporaryDirectory(prefix="mltrain-register-") as tmp:
         for item in items:
-            ws.blobs.copy_to(item["sha256"], Path(tmp) / item["path"], verify=True)
+            ws.blobs.copy_to(item["sha256"], safe_join(tmp, item["path"]), verify=True)
         yield Path(tmp) / want
 
 
@@ -80,7 +93,7 @@ def register_run_model(
                 "(register.path, or --path outputs/...)",
             )
         version = sklearn_version(env)
-        framework = request.get("framework") or (SKLEARN if version else None)
+        framework = request.get("framework") or (SKLEARN if version and holds_sklearn(source) else None)
         framework_version = request.get("framework_version") or (version if framework == SKLEARN else None)
         resources = request.get("resources") or {}
         cpu = request.get("cpu")

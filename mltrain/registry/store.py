@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +16,16 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mltrain.errors import NotFoundError, RegistryError
-from mltrain.registry.formats import detect_format
+from mltrain.registry.formats import check_model_file, detect_format
 from mltrain.registry.version import ModelVersion, parse_ref
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.names import check_name
+from mltrain.workspace.paths import check_relpath, safe_join
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
 
 def _files_of(src: Path) -> list[tuple[str, Path]]:
@@ -64,25 +63,25 @@ class ModelRegistry:
         env_hash: str | None = None,
     ) -> ModelVersion:
         """Store the file or folder ``source`` as the next version of ``name``."""
-        if not _NAME.match(name):
-            raise RegistryError(
-                f"{name!r} is not a valid model name",
-                hint="use letters, digits, '.', '_' and '-', starting with a letter or digit",
-            )
+        check_name(name, "model", RegistryError)
         src = Path(source)
         if not src.exists():
             raise RegistryError(
                 f"cannot register {name}: {src} does not exist",
                 hint="check the model path (relative to the run folder for a run's model)",
             )
-        stored = [(rel, *self.blobs.put_file(p)) for rel, p in _files_of(src)]
+        files = _files_of(src)
+        found = [check_model_file(p, rel, format if src.is_file() else None) for rel, p in files]
+        stored = [(rel, *self.blobs.put_file(p)) for rel, p in files]
         if not stored:
             raise RegistryError(f"cannot register {name}: the folder {src} is empty")
         if src.is_file():
             sha = stored[0][1]
         else:
             sha = self.blobs.put_bytes(json.dumps([list(f) for f in stored], separators=(",", ":")).encode())
-        fmt = detect_format(stored[0][0] if src.is_file() else src.name, format)
+        fmt = (found[0] if src.is_file() else None) or detect_format(
+            stored[0][0] if src.is_file() else src.name, format
+        )
         values = {
             "name": name,
             "path": src.name,
@@ -225,8 +224,8 @@ class ModelRegistry:
         mv = self.get(ref)
         root = Path(dest)
         single = len(mv.files) == 1 and mv.files[0]["relpath"] == mv.path
-        target = root / mv.path
-        for f in mv.files:
-            out = target if single else target / f["relpath"]
+        target = safe_join(root, mv.path)
+        outs = [target if single else safe_join(target, check_relpath(f["relpath"])) for f in mv.files]
+        for f, out in zip(mv.files, outs, strict=True):
             self.blobs.copy_to(f["sha256"], out, verify=True)
         return target

@@ -11,7 +11,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mltrain.procs import hostname, is_alive
-from mltrain.runs.recovery import stop_job, store_run_folder
+from mltrain.runs.recovery import stop_job
+from mltrain.runs.salvage import salvage_orphan
 from mltrain.runs.trial import CANCELED_BY_COMMAND
 from mltrain.workspace.runs import CANCELED, TERMINAL
 
@@ -31,7 +32,7 @@ def cancel_run(ws: Workspace, run_id: str, wait_s: float = 30.0) -> dict[str, An
         orphan = orphans.get(rid)
         if orphan is not None and ws.runs.set_status(rid, CANCELED, detail=reason, error=reason):
             stop_job(orphan, reason)
-            store_run_folder(ws, orphan)
+            salvage_orphan(ws, orphan, hostname())
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         run = ws.runs.get(run["id"])

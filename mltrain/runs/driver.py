@@ -50,7 +50,10 @@ def prewarm() -> Workspace | None:
         importlib.import_module(name)
     settings = WorkspaceSettings.resolve()
     if settings.db_url.startswith("sqlite:///") and Path(settings.db_url.removeprefix("sqlite:///")).is_file():
-        return Workspace(settings)
+        try:
+            return Workspace(settings)
+        except MltrainError:  # an empty or damaged database: reported when the run opens it
+            return None
     return None
 
 

@@ -1,35 +1,47 @@
-"""Collection of a finished run's files into the workspace: outputs/, logs/ and uploaded files."""
+"""Collection of a finished run's files into the workspace: outputs/, logs/ and uploaded files.
+
+The run folder is untrusted (a container may write into it): a symlink that resolves outside the run
+folder is never followed (skipped, with a warning); one inside is stored as the file it points to.
+When a script writes ``outputs/x`` and also uploads a file named ``outputs/x`` with
+``run.upload_file``, the upload wins: the artifact is the uploaded file.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mltrain.run_context import UPLOADS_DIR
+from mltrain.workspace.paths import check_relpath, walk_files
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 COLLECTED_DIRS = ("outputs", "logs")
+log = logging.getLogger("mltrain")
 
 
-def collect_artifacts(ws: Workspace, run_id: str, run_dir: Path) -> list[tuple[str, str, int]]:
-    """Store outputs/, logs/ and uploads of ``run_dir`` as the run's artifacts; return them."""
-    items: list[tuple[str, str, int]] = []
+def _log_warning(line: str) -> None:
+    log.warning("%s", line)
+
+
+def collect_artifacts(
+    ws: Workspace, run_id: str, run_dir: Path, warn: Callable[[str], None] | None = None
+) -> list[tuple[str, str, int]]:
+    """Store outputs/, logs/ and uploads of ``run_dir`` as the run's artifacts; return them.
+
+    ``warn`` gets a line for every file left out (a symlink out of the run folder); by default it is logged.
+    """
+    say = warn or _log_warning
+    found: dict[str, tuple[str, int]] = {}
     for top in COLLECTED_DIRS:
-        base = run_dir / top
-        for dirpath, _dirs, files in os.walk(base):
-            for name in sorted(files):
-                full = Path(dirpath, name)
-                if full.is_file():
-                    sha, size = ws.blobs.put_file(full)
-                    items.append((full.relative_to(run_dir).as_posix(), sha, size))
-    uploads = run_dir / UPLOADS_DIR
-    for dirpath, _dirs, files in os.walk(uploads):
-        for name in sorted(files):
-            full = Path(dirpath, name)
-            sha, size = ws.blobs.put_file(full)
-            items.append((full.relative_to(uploads).as_posix(), sha, size))
+        for rel, full in walk_files(run_dir / top, lambda m: say(f"warning: {m}"), root=run_dir):
+            found[f"{top}/{rel}"] = ws.blobs.put_file(full)
+    for rel, full in walk_files(run_dir / UPLOADS_DIR, lambda m: say(f"warning: {m}"), root=run_dir):
+        check_relpath(rel)
+        found[rel] = ws.blobs.put_file(full)  # after outputs/ and logs/: the upload wins
+    items = [(path, sha, size) for path, (sha, size) in found.items()]
     ws.runs.add_artifacts(run_id, items)
     return items

@@ -59,13 +59,16 @@ def open_workspace(config: Mapping[str, Any]) -> Workspace:
     return Workspace(WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"]))
 
 
-def job_source(job: Mapping[str, Any]) -> tuple[Path, str]:
-    """The job's source folder (absolute) and script, checked to exist."""
+def job_source(config: Mapping[str, Any]) -> tuple[Path, str]:
+    """The job's source folder (absolute) and script: a relative path inside it that exists."""
+    from mltrain.runs.checks import check_job
+
+    job = config["job"]
     source = Path(str(job["source_dir"])).expanduser()
     source = (source if source.is_absolute() else Path.cwd() / source).resolve()
     if not source.is_dir():
         raise ConfigError(f"job.source_dir {source} does not exist", hint="set job.source_dir to your code folder")
-    script = str(job["script"])
+    script = check_job(dict(config), source)
     if not (source / script).is_file():
         pys = sorted(p.name for p in source.glob("*.py"))[:10]
         raise ConfigError(
@@ -110,7 +113,7 @@ class RunPlan:
             from mltrain.deploy.from_config import check_deploy_config
 
             check_deploy_config(config["deploy"])
-        source, script = job_source(config["job"])
+        source, script = job_source(config)
         env = resolve(EnvSpec.from_config(config["environment"], base_dir=Path.cwd()), ws)
         compute.builder(env).check(env)  # a build this target cannot run, a missing Python: refused now
         limits = config["job"]["snapshot"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import JobRef, NullSink, RunSpec
 from mltrain.procs import hostname, is_alive
-from mltrain.run_context import METRICS_FILE
+from mltrain.runs.salvage import salvage_orphan
 from mltrain.workspace.runs import FAILED
 
 if TYPE_CHECKING:
@@ -74,22 +74,6 @@ def stop_job(run: dict[str, Any], reason: str) -> list[str]:
     return problems
 
 
-def store_run_folder(ws: Workspace, run: dict[str, Any]) -> None:
-    """Store the metrics and files a run folder of this machine holds (what its driver did not)."""
-    from mltrain.runs.finalize import collect_artifacts
-    from mltrain.runs.ingest import parse_records
-
-    run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
-    if run.get("driver_host") != hostname() or run_dir is None or not run_dir.is_dir():
-        return
-    metrics_file = run_dir / METRICS_FILE
-    if metrics_file.is_file():
-        metrics, tags, _ = parse_records(metrics_file.read_bytes().split(b"\n"))
-        ws.metrics.replace(run["id"], metrics)
-        ws.runs.set_tags(run["id"], tags)
-    collect_artifacts(ws, run["id"], run_dir)
-
-
 def recover_orphans(ws: Workspace) -> list[str]:
     """Mark every orphaned run Failed, stop its job through its target, store its folder; return
     their ids. A run that cannot be recovered fully keeps the reason in its error; the others go on."""
@@ -100,9 +84,9 @@ def recover_orphans(ws: Workspace) -> list[str]:
         recovered.append(run["id"])
         try:
             problems = stop_job(run, DRIVER_LOST)
-            store_run_folder(ws, run)
         except Exception as exc:  # noqa: BLE001 - one damaged record must not stop the others
-            problems = [f"recovery failed: {type(exc).__name__}: {exc}"]
+            problems = [f"its job could not be stopped: {type(exc).__name__}: {exc}"]
+        salvage_orphan(ws, run, hostname())
         if problems:
             print(f"mltrain: run {run['id']} (driver lost): " + "; ".join(problems), file=sys.stderr)
     return recovered

@@ -20,6 +20,8 @@ def format_value(value: Any) -> str:
 
 def print_summary(result: RunResult) -> None:
     """Run id, status, duration, metrics, registered models, where the outputs are."""
+    from mltrain.registry.formats import TRUST_NOTE, is_code_executing
+
     lines = [
         "",
         f"Run {result.run_id}: {result.status} in {result.duration_s:.1f} s "
@@ -33,6 +35,8 @@ def print_summary(result: RunResult) -> None:
     for mv in result.models:
         framework = f" ({mv.framework} {mv.framework_version})" if mv.framework else ""
         lines.append(f"  model:   {mv.name} version {mv.version}{framework}")
+        if is_code_executing(mv.format):
+            lines.append("  note:    " + TRUST_NOTE.format(ref=mv.ref, fmt=mv.format))
     if result.endpoint:
         lines.append(f"  endpoint: {result.endpoint.get('name')} at {result.endpoint.get('uri')}")
         for slot, key in (result.endpoint.get("keys") or {}).items():

@@ -109,6 +109,8 @@ class Trial:
         compute = self.plan.compute
         spec, result = self._record()
         out = RunOutput(spec.run_dir, echo=self.echo)
+        for line in self.plan.snapshot.skipped:
+            out.log(f"warning: snapshot of {self.plan.source}: {line}")
         out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; Ctrl-C cancels it")
         handle: RunHandle | None = None
         control = self.control
@@ -187,7 +189,7 @@ class Trial:
             tail = out.stderr_tail()
             if tail:
                 result.error = f"{result.error}; last lines of stderr:\n" + "\n".join(tail)
-        collect_artifacts(self.ws, run_id, spec.run_dir)
+        collect_artifacts(self.ws, run_id, spec.run_dir, out.log)
         self.ws.runs.set_status(
             run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
         )

@@ -61,6 +61,7 @@ _TEXT = (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
 _CLOSE = [(b"connection", b"close")]
 ROUTES = "POST /score, GET /swagger.json, GET /health/live, GET /health/ready, GET /metrics"
 _GET_ONLY = [(b"allow", b"GET")]
+_TWO_KEYS = "more than one Authorization header: send exactly one"
 
 
 def _to_builtin(value: Any) -> Any:
@@ -162,14 +163,18 @@ class ScoringApp:
         if scope["method"] != "POST":
             raise BadRequest(405, f"{scope['method']} is not allowed on /score: use POST", [(b"allow", b"POST")])
         auth = ctype = length = None
+        auths = 0
         for name, value in scope["headers"]:
             if name == b"authorization":
                 auth = value
+                auths += 1
             elif name == b"content-type":
                 ctype = value
             elif name == b"content-length":
                 length = value
         if self.keys is not None:
+            if auths > 1:
+                raise BadRequest(400, _TWO_KEYS)
             self.keys.check(auth, start)
         if ctype is None or not _is_json(ctype):
             got = ctype.decode("latin-1") if ctype is not None else "none"
@@ -249,11 +254,10 @@ class ScoringApp:
             raise BadRequest(405, f"{scope['method']} is not allowed on {path}: use GET", _GET_ONLY)
         if path == "/metrics":
             if self.keys is not None:
-                auth = None
-                for name, value in scope["headers"]:
-                    if name == b"authorization":
-                        auth = value
-                self.keys.check(auth, start)
+                found = [value for name, value in scope["headers"] if name == b"authorization"]
+                if len(found) > 1:
+                    raise BadRequest(400, _TWO_KEYS)
+                self.keys.check(found[0] if found else None, start)
             await _send(send, 200, self.metrics.render(self.labels, self.workers), _TEXT)
             return 200
         if path == "/health/ready" and not self.ready:

@@ -3,7 +3,8 @@
 The deployer writes this JSON; ``python -m mltrain.serving CONFIG.json`` and ``create_app(config)`` read it.
 Contract keys: name, model_name, model_version, model_path, model_sha256, model_format, trusted_types, host,
 port, workers, auth, keys_file, max_body_bytes, memory_gb, ready_file. Server tuning keys (optional):
-batch_max_rows, watchdog_interval_s, graceful_timeout_s, timeout_keep_alive_s, access_log, log_level.
+batch_max_rows, watchdog_interval_s, graceful_timeout_s, timeout_keep_alive_s, max_header_bytes,
+header_timeout_s, body_timeout_s, max_connections, access_log, log_level.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ class ServingConfig:
     batch_max_rows: int = DEFAULT_BATCH_MAX_ROWS  # concurrent requests are scored in one call up to this; <= 1: off
     watchdog_interval_s: float = 1.0  # how often the supervisor checks workers' liveness and memory
     graceful_timeout_s: float = 10.0  # on SIGTERM, how long in-flight requests may take before workers are killed
-    timeout_keep_alive_s: int = 5
+    timeout_keep_alive_s: int = 5  # an idle keep-alive connection is closed after this
+    max_header_bytes: int = 32 * 1024  # a larger request head gets a 431
+    header_timeout_s: float = 10.0  # a request head must arrive within this (else 408 / closed)
+    body_timeout_s: float = 30.0  # a request body must arrive within this of its head
+    max_connections: int = 1024  # per worker; past it the longest-waiting idle connection is closed
     access_log: bool = False
     log_level: str = "warning"
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept and reported
@@ -133,6 +138,10 @@ def parse_config(data: dict[str, Any]) -> ServingConfig:
         watchdog_interval_s=_as_float(data, "watchdog_interval_s") or 1.0,
         graceful_timeout_s=_as_float(data, "graceful_timeout_s") or 10.0,
         timeout_keep_alive_s=_as_int(data, "timeout_keep_alive_s", 1) or 5,
+        max_header_bytes=_as_int(data, "max_header_bytes", 1024) or 32 * 1024,
+        header_timeout_s=_as_float(data, "header_timeout_s") or 10.0,
+        body_timeout_s=_as_float(data, "body_timeout_s") or 30.0,
+        max_connections=_as_int(data, "max_connections", 1) or 1024,
         access_log=bool(data.get("access_log", False)),
         log_level=log_level,
         extra=extra,

@@ -18,6 +18,7 @@ from typing import Any
 
 from mltrain.serving.config import ServingConfig
 from mltrain.serving.errors import ServingError
+from mltrain.serving.formats import sniff_format
 
 log = logging.getLogger("mltrain.serving")
 
@@ -85,9 +86,21 @@ def _load_skops(path: str, trusted_types: tuple[str, ...]) -> Any:
     return sio.load(path, trusted=untrusted)
 
 
+def check_format(config: ServingConfig) -> None:
+    """Refuse a file whose content is not in the format its record names (e.g. a pickle recorded as skops)."""
+    found = sniff_format(config.model_path)
+    if found != config.model_format:
+        what = f"a {found} file" if found else "neither a joblib nor a skops file"
+        raise ServingError(
+            f"model file {config.model_path} is {what}, but its record says {config.model_format}: refusing to load it",
+            "register the file again with the format its content has (mltrain models register --format)",
+        )
+
+
 def load_model(config: ServingConfig) -> Any:
     """Verify and load the model object (raises :class:`ServingError` with a hint on any refusal)."""
     verify_file(config)
+    check_format(config)
     path = config.model_path
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -9,7 +9,9 @@ from mltrain.serving.model import ModelSpec
 
 
 def _row_schemas(spec: ModelSpec) -> list[dict[str, Any]]:
-    number = {"type": "number", "nullable": True}
+    # true/false count as 1/0; null is a missing value, only for models that accept them
+    numeric: dict[str, Any] = {"type": "number", "nullable": True} if spec.allow_nan else {"type": "number"}
+    number: dict[str, Any] = {"anyOf": [numeric, {"type": "boolean"}]}
     array: dict[str, Any] = {"type": "array", "items": number, "description": "one row: feature values in order"}
     if spec.n_features is not None:
         array["minItems"] = array["maxItems"] = spec.n_features
@@ -43,6 +45,19 @@ def _output_schema(spec: ModelSpec, method: str) -> dict[str, Any]:
     }
 
 
+def _unique(schemas: Any) -> list[dict[str, Any]]:
+    """The distinct schemas (two methods may return the same shape, e.g. predict_proba and decision_function)."""
+    out: list[dict[str, Any]] = []
+    for schema in schemas:
+        shape = {k: v for k, v in schema.items() if k != "description"}
+        same = next((o for o in out if {k: v for k, v in o.items() if k != "description"} == shape), None)
+        if same is None:
+            out.append(schema)
+        else:
+            same["description"] += "; " + schema["description"]
+    return out
+
+
 def build_openapi(config: ServingConfig, spec: ModelSpec) -> dict[str, Any]:
     rows = _row_schemas(spec)
     example_row: Any = [0.0] * (spec.n_features or 1)
@@ -52,12 +67,15 @@ def build_openapi(config: ServingConfig, spec: ModelSpec) -> dict[str, Any]:
     methods = list(spec.methods)
     error = {"$ref": "#/components/schemas/Error"}
     json_error = {"application/json": {"schema": error}}
+    # every row of one request in the same form: a list of lists, or a list of objects
+    forms = [{"type": "array", "minItems": 1, "items": row} for row in rows]
+    data = forms[0] if len(forms) == 1 else {"oneOf": forms}
     request = {
         "type": "object",
         "required": ["data"],
         "additionalProperties": False,
         "properties": {
-            "data": {"type": "array", "minItems": 1, "items": rows[0] if len(rows) == 1 else {"oneOf": rows}},
+            "data": data,
             "method": {"type": "string", "enum": methods, "default": "predict"},
         },
         "example": {"data": [example_row]},
@@ -69,11 +87,17 @@ def build_openapi(config: ServingConfig, spec: ModelSpec) -> dict[str, Any]:
             "predictions": (
                 _output_schema(spec, methods[0])
                 if len(methods) == 1
-                else {"oneOf": [_output_schema(spec, m) for m in methods], "description": "depends on method"}
+                else {"anyOf": _unique(_output_schema(spec, m) for m in methods), "description": "depends on method"}
             )
         },
     }
     security = [{"bearer": []}] if config.auth else []
+    auth_errors: dict[str, Any] = {}
+    if config.auth:
+        auth_errors = {
+            "400": {"description": "More than one Authorization header", "content": json_error},
+            "401": {"description": "Missing or invalid key", "content": json_error},
+        }
     health = {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}}
     doc: dict[str, Any] = {
         "openapi": "3.0.3",
@@ -97,8 +121,11 @@ def build_openapi(config: ServingConfig, spec: ModelSpec) -> dict[str, Any]:
                             "description": "Predictions, one per row",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreResponse"}}},
                         },
-                        "400": {"description": "Bad input", "content": json_error},
-                        "401": {"description": "Missing or invalid key", "content": json_error},
+                        **auth_errors,
+                        "400": {
+                            "description": "Bad input, or more than one Authorization header",
+                            "content": json_error,
+                        },
                         "413": {"description": "Body too large", "content": json_error},
                         "415": {"description": "Content-Type is not application/json", "content": json_error},
                         "422": {"description": "The model could not score the input", "content": json_error},
@@ -111,7 +138,13 @@ def build_openapi(config: ServingConfig, spec: ModelSpec) -> dict[str, Any]:
                 "get": {
                     "summary": "Prometheus metrics (all workers)",
                     "security": security,
-                    "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **auth_errors,
+                    },
                 }
             },
         },

@@ -33,13 +33,34 @@ def _die_with_parent(parent: int) -> None:
         sys.exit(0)
 
 
+def _http_protocol(cfg: Any) -> Any:
+    """uvicorn's httptools protocol with the connection limits of :mod:`mltrain.serving.guard`."""
+    from mltrain.serving.guard import Limits, guarded_protocol
+
+    limits = Limits(cfg.max_header_bytes, cfg.header_timeout_s, cfg.body_timeout_s, cfg.max_connections)
+    return guarded_protocol(limits)
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Allow ``wanted`` open files (up to the hard limit), so max_connections sockets fit."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _uvicorn_config(app: Any, cfg: Any) -> Any:
     import uvicorn
 
     return uvicorn.Config(
         app,
         loop="auto",  # uvloop when installed
-        http="auto",  # httptools when installed
+        http=_http_protocol(cfg),  # httptools, with header size, read times and connections bounded
         ws="none",
         lifespan="off",
         interface="asgi3",
@@ -88,6 +109,7 @@ def main() -> int:
     except ServingError as exc:
         os.write(ready_fd, f"error:{exc}".encode())
         return exc.exit_code
+    _raise_open_files_limit(cfg.max_connections + 256)
     server = _server_class()(_uvicorn_config(app, cfg))
     server.ready_fd = ready_fd
     server.run(sockets=[socket.socket(fileno=job["listen_fd"])])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -87,14 +86,31 @@ class BlobStore:
             ) from exc
 
     def copy_to(self, sha256: str, dest: str | os.PathLike[str], verify: bool = False) -> None:
-        """Write the blob to ``dest`` (a new, writable file); check its hash when ``verify``."""
+        """Write the blob to ``dest`` (a new, writable file); check its hash when ``verify``.
+
+        The content goes to a temporary file beside ``dest`` first and is renamed into place only when
+        complete (and, with ``verify``, when its hash matches), so a bad blob never leaves a file behind.
+        """
         src = self.path(sha256)
         if not src.is_file():
             self.read_bytes(sha256)  # raises the explanatory error
-        Path(dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
-        if verify and sha256_file(dest) != sha256:
-            raise WorkspaceError(
-                f"blob {sha256} is corrupted (its content no longer matches its hash)",
-                hint=f"restore {src} from a backup",
-            )
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:40]}.", suffix=".part")
+        try:
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+                for chunk in iter(lambda: f.read(CHUNK), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+            if verify and h.hexdigest() != sha256:
+                raise WorkspaceError(
+                    f"blob {sha256} is corrupted (its content no longer matches its hash)",
+                    hint=f"restore {src} from a backup (`mltrain workspace check` lists every bad blob)",
+                )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from mltrain.errors import WorkspaceError
 from mltrain.workspace import migrations, tables
@@ -41,12 +42,60 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+EMPTY_FILE_WAIT_S = 2.0  # a database file another process is creating gets its header within this
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse (WorkspaceError naming the file) an existing database file that is empty or not SQLite,
+    before anything opens it, so nothing is ever written over it. A missing file is a new workspace."""
+    restore = "restore it from a backup (`mltrain workspace backup DEST` makes one)"
+    deadline = time.monotonic() + EMPTY_FILE_WAIT_S
+    while True:
+        try:
+            with open(path, "rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise WorkspaceError(f"cannot read the workspace database {path}: {exc}") from None
+        if header or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)  # maybe being created by another mltrain process right now
+    if not header:
+        raise WorkspaceError(
+            f"the workspace database {path} is empty (0 bytes): its runs, models and endpoints are not in it",
+            hint=f"{restore}; only if this workspace never held anything, delete the file to start afresh",
+        )
+    if header != SQLITE_HEADER:
+        raise WorkspaceError(
+            f"the workspace database {path} is damaged: it is not an SQLite database (it was not opened)",
+            hint=restore,
+        )
+
+
 class Database:
-    """An engine on the workspace database, with the schema brought up to date on open."""
+    """An engine on the workspace database, with the schema brought up to date on open.
+
+    An existing SQLite file that is empty or damaged is an error naming the file; nothing is written to it.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.path = sqlite_path(url) if self.is_sqlite else None
+        if self.path is not None:
+            check_sqlite_file(self.path)
         try:
             self.engine = _sqlite_engine(url) if self.is_sqlite else create_engine(url, pool_pre_ping=True)
             self._ensure_schema()
@@ -55,6 +104,8 @@ class Database:
                 f"cannot open the workspace database {self.safe_url}: {exc.orig}",
                 hint="check workspace.db_url / MLTRAIN_DB_URL and that the database is reachable",
             ) from exc
+        except DatabaseError as exc:
+            raise damaged(self.safe_url, exc) from exc
 
     @property
     def safe_url(self) -> str:
@@ -102,6 +153,15 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def damaged(where: str, exc: BaseException) -> WorkspaceError:
+    """The error for a database that SQLite (or the server) reports as damaged."""
+    detail = getattr(exc, "orig", None) or exc
+    return WorkspaceError(
+        f"the workspace database {where} is damaged: {detail}",
+        hint="run `mltrain workspace check` to see what is affected, then restore the database from a backup",
+    )
 
 
 def upsert(

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.names import check_name
 
 QUEUED, PREPARING, RUNNING, FINALIZING = "Queued", "Preparing", "Running", "Finalizing"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -76,7 +77,8 @@ class RunStore:
 
     # -- runs ----------------------------------------------------------------------------------
     def create(self, run_id: str, experiment: str, **fields: Any) -> dict[str, Any]:
-        """Record a new run in status Queued."""
+        """Record a new run in status Queued (the experiment name is checked first)."""
+        check_name(experiment, "experiment")
         values = _encode(fields)
         ts = now()
         with self.db.write() as conn:
@@ -105,6 +107,11 @@ class RunStore:
             if changed:
                 conn.execute(insert(t.run_status).values(run_id=run_id, status=status, ts=ts, detail=detail))
         return bool(changed)
+
+    def update(self, run_id: str, **fields: Any) -> None:
+        """Set fields of a run record (whatever its status)."""
+        with self.db.write() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**_encode(fields)))
 
     def resolve_id(self, run_id: str) -> str:
         """The full id of ``run_id`` or of the one run whose id starts with it."""
@@ -179,8 +186,10 @@ class RunStore:
             return {r.key: r.value for r in rows}
 
     def add_artifacts(self, run_id: str, items: Iterable[tuple[str, str, int]]) -> None:
-        """Record artifacts (path, sha256, size); a path recorded again is replaced."""
-        rows = [{"run_id": run_id, "path": p, "sha256": s, "size": n} for p, s, n in items]
+        """Record artifacts (path, sha256, size); a path recorded again, or given twice, is replaced
+        (the last one given wins)."""
+        latest = {p: (s, n) for p, s, n in items}
+        rows = [{"run_id": run_id, "path": p, "sha256": s, "size": n} for p, (s, n) in latest.items()]
         if not rows:
             return
         with self.db.write() as conn:

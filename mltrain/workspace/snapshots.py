@@ -12,7 +12,8 @@ import json
 import os
 import stat
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from mltrain.errors import NotFoundError, SnapshotError
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.paths import inside, safe_join
 
 IGNORE_FILES = (".mltrainignore", ".amlignore", ".gitignore")
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".mltrain/")
@@ -40,6 +42,7 @@ class Snapshot:
     id: str
     source_dir: str
     files: tuple[SnapshotFile, ...]
+    skipped: tuple[str, ...] = field(default=(), compare=False)  # symlinks out of the folder, not stored
 
     @property
     def total_bytes(self) -> int:
@@ -52,11 +55,19 @@ def _spec(lines: list[str]) -> Any:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def list_files(source_dir: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
-    """(relative path, absolute path) of every file of ``source_dir`` that the ignore rules keep."""
+def list_files(
+    source_dir: Path, exclude: tuple[Path, ...] = (), warn: Callable[[str], None] | None = None
+) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of every file of ``source_dir`` that the ignore rules keep.
+
+    A symlink is followed only when it resolves inside ``source_dir`` (its target's content is
+    stored under the link's name); one pointing outside is skipped and reported through ``warn``.
+    """
     specs: list[tuple[str, Any]] = [("", _spec(list(ALWAYS_IGNORED)))]
     excluded = {os.path.realpath(p) for p in exclude}
     found: list[tuple[str, Path]] = []
+    top = source_dir.resolve()
+    seen: set[str] = set()
 
     def ignored(rel: str, is_dir: bool) -> bool:
         candidate = rel + "/" if is_dir else rel
@@ -67,23 +78,37 @@ def list_files(source_dir: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[s
                 return True
         return False
 
-    for dirpath, dirnames, filenames in os.walk(source_dir):
+    def escapes(full: Path, rel: str) -> bool:
+        if full.is_symlink() and not inside(top, full):
+            if warn:
+                warn(f"skipped {rel}: a symlink to {os.readlink(full)}, outside {top}")
+            return True
+        return False
+
+    for dirpath, dirnames, filenames in os.walk(source_dir, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink back into a folder already walked
+            dirnames[:] = []
+            continue
+        seen.add(real)
         rel_dir = os.path.relpath(dirpath, source_dir)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         lines = []
         for name in IGNORE_FILES:
-            if name in filenames:
+            if name in filenames and not escapes(Path(dirpath, name), prefix + name):
                 lines += Path(dirpath, name).read_text(errors="replace").splitlines()
         if lines:
             specs.append((prefix, _spec(lines)))
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if not ignored(prefix + d, True) and os.path.realpath(os.path.join(dirpath, d)) not in excluded
+            if not ignored(prefix + d, True)
+            and os.path.realpath(os.path.join(dirpath, d)) not in excluded
+            and not escapes(Path(dirpath, d), prefix + d + "/")
         )
         for name in sorted(filenames):
             full = Path(dirpath, name)
-            if not ignored(prefix + name, False) and full.is_file():
+            if not ignored(prefix + name, False) and not escapes(full, prefix + name) and full.is_file():
                 found.append((prefix + name, full))
     return found
 
@@ -129,7 +154,8 @@ class SnapshotStore:
         src = Path(source_dir).resolve()
         if not src.is_dir():
             raise SnapshotError(f"job.source_dir {src} is not a folder", hint="set job.source_dir to your code folder")
-        listed = [(rel, full, full.stat().st_size) for rel, full in list_files(src, exclude)]
+        skipped: list[str] = []
+        listed = [(rel, full, full.stat().st_size) for rel, full in list_files(src, exclude, skipped.append)]
         max_bytes = int(max_size_mb * 1e6)
         if len(listed) > max_files or sum(s for _, _, s in listed) > max_bytes:
             raise _too_big(src, listed, max_files, max_bytes)
@@ -151,7 +177,7 @@ class SnapshotStore:
                     "created_at": now(),
                 },
             )
-        return Snapshot(snap_id, str(src), tuple(files))
+        return Snapshot(snap_id, str(src), tuple(files), tuple(skipped))
 
     def get(self, snapshot_id: str) -> Snapshot:
         with self.db.read() as conn:
@@ -162,12 +188,15 @@ class SnapshotStore:
         return Snapshot(row.id, row.source_dir, tuple(SnapshotFile(*e) for e in entries))
 
     def restore(self, snapshot_id: str, dest: str | os.PathLike[str]) -> Snapshot:
-        """Write the files of a snapshot into ``dest`` (created if needed)."""
+        """Write the files of a snapshot into ``dest`` (created if needed); a stored path that is
+        absolute, holds ``..`` or resolves outside ``dest`` is refused before anything is written."""
         snap = self.get(snapshot_id)
         root = Path(dest)
         root.mkdir(parents=True, exist_ok=True)
         for f in snap.files:
-            target = root / f.path
+            safe_join(root, f.path)
+        for f in snap.files:
+            target = safe_join(root, f.path)
             self.blobs.copy_to(f.sha256, target)
             os.chmod(target, f.mode | stat.S_IWUSR)
         return snap

@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -77,6 +78,7 @@ def test_train_and_deploy_in_docker_with_limits(mltrain, cli, cli_json, project,
         host_config = info["HostConfig"]
         assert host_config["Memory"] == int(0.75 * GIB) and host_config["MemorySwap"] == int(0.75 * GIB)
         assert host_config["NanoCpus"] == 1_000_000_000 and host_config["NetworkMode"] == "host"
+        assert host_config["RestartPolicy"]["Name"] == "unless-stopped"  # an engine restart brings it back
         assert info["Config"]["Image"] == shown["env_location"]
         image = docker_client.images.get(shown["env_location"])
         assert image.labels["mltrain.env.name"] == "sklearn-serving"
@@ -89,6 +91,22 @@ def test_train_and_deploy_in_docker_with_limits(mltrain, cli, cli_json, project,
         status, body = post_score(uri, {"data": truth["rows"]}, key)
         assert status == 200 and body["predictions"] == truth["predictions"]
         assert post_score(uri, {"data": truth["rows"][:2]}, None)[0] == 401
+
+        # the server stops inside the container (not by the user): the engine restarts it on the same URI
+        exec_id = docker_client.api.exec_create(shown["container_id"], ["sh", "-c", "kill -TERM 1"])["Id"]
+        docker_client.api.exec_start(exec_id)
+        deadline = time.monotonic() + 120
+        while docker_client.api.inspect_container(shown["container_id"])["RestartCount"] < 1:
+            assert time.monotonic() < deadline, "the container was not restarted"
+            time.sleep(0.2)
+        while True:
+            try:
+                status, body = post_score(uri, {"data": truth["rows"][:3]}, key)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the restarted endpoint does not answer"
+                time.sleep(0.5)
+        assert status == 200 and body["predictions"] == truth["predictions"][:3]
 
         # the CLI path, resources as options: cpu 2 -> 2 workers and a 2-CPU limit; the serving image is reused
         res = cli("endpoints", "deploy", "sklearn-iris:1", "--target", "docker", "--name", "iris-docker",

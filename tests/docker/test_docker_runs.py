@@ -325,3 +325,19 @@ def test_stdout_and_stderr_are_kept_apart_and_a_failing_script_fails_the_run(mlt
     assert run["exit_code"] == 3
     assert "exit code 3" in run["error"]
     assert "to stderr, no newline" in run["error"]  # the partial last line of stderr
+
+
+def test_environment_variables_reach_the_container_but_not_the_image(
+    mltrain, cli_json, project, python_image, docker_client
+):
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    write_script(project / "src", "info.py", LIMITS_SCRIPT)
+    proc = mltrain(*bare(python_image, "job.script=info.py"), f"+environment.env_vars.MLTRAIN_TEST_SECRET={secret}")
+    assert proc.returncode == 0, proc.output
+    run = only_run(cli_json)
+    info = json.loads((Path(run["run_dir"]) / "outputs" / "info.json").read_text())
+    assert info["env"]["MLTRAIN_TEST_SECRET"] == secret  # passed when the container starts
+    tag = next(e for e in cli_json("envs", "list") if e["hash"] == run["env_hash"])["location"]
+    image = docker_client.images.get(tag)
+    assert not any("MLTRAIN_TEST_SECRET" in e for e in image.attrs["Config"].get("Env") or [])
+    assert secret not in json.dumps(image.history()) and secret not in json.dumps(image.attrs)

@@ -1,0 +1,101 @@
+"""Stored relative paths and symlinks, treated as untrusted.
+
+Every path read back from the workspace (artifacts, snapshot manifests, model files) is joined onto a
+destination with :func:`safe_join`: it must be relative, hold no ``..`` and resolve inside the
+destination, else :class:`UnsafePathError`. Walking a source or run folder goes through
+:func:`walk_files`, which never follows a symlink out of the folder being walked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from mltrain.errors import WorkspaceError
+
+
+class UnsafePathError(WorkspaceError):
+    """A stored path would write outside its destination."""
+
+
+def check_relpath(rel: str) -> str:
+    """``rel`` if it is a plain relative path (no root, drive, ``..``, NUL or empty part), else raise."""
+    posix = PurePosixPath(rel)
+    bad = (
+        not rel
+        or "\x00" in rel
+        or posix.is_absolute()
+        or PureWindowsPath(rel).is_absolute()
+        or PureWindowsPath(rel).drive
+        or rel.startswith("\\")
+        or any(part == ".." for part in rel.replace("\\", "/").split("/"))
+    )
+    if bad:
+        raise UnsafePathError(
+            f"refusing the stored path {rel!r}: it is absolute or leaves its folder",
+            hint="the workspace record was tampered with or damaged; run `mltrain workspace check`",
+        )
+    return rel
+
+
+def safe_join(dest: str | os.PathLike[str], rel: str) -> Path:
+    """``dest / rel`` once ``rel`` is checked and the result resolves inside ``dest`` (symlinks included)."""
+    check_relpath(rel)
+    root = Path(dest).resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafePathError(
+            f"refusing the stored path {rel!r}: it resolves to {target}, outside {root}",
+            hint=f"remove the symlink in {root} that points elsewhere, or choose another destination",
+        )
+    return root / rel
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` (resolved, symlinks followed) is ``root`` or lies under it (``root`` resolved)."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing target, or a symlink loop
+        return False
+    return resolved == root or root in resolved.parents
+
+
+def walk_files(
+    base: Path, warn: Callable[[str], None] | None = None, root: Path | None = None
+) -> Iterator[tuple[str, Path]]:
+    """(path relative to ``base``, path) of every regular file under ``base``, sorted per folder.
+
+    A symlink (to a file or a folder) is followed only when its target resolves inside ``root``
+    (default ``base``); any other link is skipped and reported through ``warn``. A link inside is
+    yielded as the file it points to, so its content is what gets stored.
+    """
+    shown = root or base
+    top = shown.resolve()
+    if not base.is_dir():
+        return
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        here = Path(dirpath)
+        real = os.path.realpath(here)
+        if real in seen:  # a link back up the tree
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        kept = []
+        for d in sorted(dirnames):
+            full = here / d
+            if full.is_symlink() and not inside(top, full):
+                if warn:
+                    warn(f"skipped {os.path.relpath(full, shown)}/: a symlink to {os.readlink(full)}, outside {top}")
+                continue
+            kept.append(d)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            full = here / name
+            if full.is_symlink() and not inside(top, full):
+                if warn:
+                    warn(f"skipped {os.path.relpath(full, shown)}: a symlink to {os.readlink(full)}, outside {top}")
+                continue
+            if full.is_file():
+                yield full.relative_to(base).as_posix(), full
