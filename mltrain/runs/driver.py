@@ -64,22 +64,50 @@ class RunResult:
         return code if code or not self.problems else 1
 
 
-def job_argv(arguments: Any, args: Any) -> list[str]:
-    """``job.arguments`` ({key: value} as ``--key value``, or a list as is) followed by ``job.args``."""
+def job_argv(arguments: Any, args: Any, bool_style: str = "flag") -> list[str]:
+    """``job.arguments`` followed by ``job.args``.
+
+    A dict gives ``--key value`` (``true`` a bare ``--key`` and ``false`` nothing, argparse's
+    ``store_true`` convention, unless ``bool_style`` is ``value``: ``--key true|false``; a list
+    gives ``--key v1 v2``; null leaves the key out); a list is passed as is. A nested dict, or any
+    other shape, is a ConfigError.
+    """
+    if bool_style not in ("flag", "value"):
+        raise ConfigError(f"job.bool_style is {bool_style!r}", hint="set job.bool_style to flag or value")
     argv: list[str] = []
     if isinstance(arguments, dict):
         for key, value in arguments.items():
             if value is None:
                 continue
             flag = key if str(key).startswith("-") else f"--{key}"
+            if isinstance(value, dict):
+                raise ConfigError(
+                    f"job.arguments.{key} is a nested mapping; a script argument takes a value or a list",
+                    hint=f"give job.arguments.{key} a scalar or a list, or pass it as JSON text: "
+                    f"job.arguments.{key}='{{...}}' quoted",
+                )
             if isinstance(value, bool):
-                argv += [flag, "true" if value else "false"]
+                if bool_style == "value":
+                    argv += [flag, "true" if value else "false"]
+                elif value:
+                    argv.append(flag)
             elif isinstance(value, (list, tuple)):
                 argv += [flag, *(str(v) for v in value)]
             else:
                 argv += [flag, str(value)]
     elif isinstance(arguments, (list, tuple)):
+        for item in arguments:
+            if isinstance(item, (dict, list, tuple)):
+                raise ConfigError(
+                    f"job.arguments has a nested item {item!r}; a list of arguments holds plain values",
+                    hint="write the list as it would be typed: job.arguments=[--C,2,--verbose]",
+                )
         argv += [str(a) for a in arguments]
+    elif arguments is not None:
+        raise ConfigError(
+            f"job.arguments is {arguments!r}; expected a mapping (--key value) or a list (passed as is)",
+            hint="e.g. job.arguments={C: 2} or job.arguments=[--C,2]",
+        )
     return argv + [str(a) for a in (args or [])]
 
 
@@ -162,7 +190,7 @@ class RunDriver:
                 f"job.script {script!r} not found in {source}",
                 hint=f"set job.script to one of: {', '.join(pys)}" if pys else "check job.source_dir and job.script",
             )
-        return source, script, job_argv(job["arguments"], job["args"])
+        return source, script, job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
 
     def _environment(self, compute: ComputeTarget) -> ResolvedEnvironment:
         from mltrain.environments.resolve import resolve
@@ -176,8 +204,8 @@ class RunDriver:
 
     # -- the lifecycle ----------------------------------------------------------------------------
     def run(self) -> RunResult:
+        from mltrain.runs.compat import job_shim
         from mltrain.runs.output import RunOutput
-        from mltrain.runs.shim import ensure_shim
         from mltrain.snapshot import git_info
 
         started = time.time()
@@ -223,6 +251,7 @@ class RunDriver:
             driver_start=start_token(os.getpid()),
         )
         out = RunOutput(run_dir, echo=self.echo)
+        shim_dir, shim_env = job_shim(self.cfg["job"], env)
         spec = RunSpec(
             run_id=run_id,
             experiment=experiment,
@@ -230,8 +259,8 @@ class RunDriver:
             snapshot_id=snapshot.id,
             script=script,
             arguments=argv,
-            env_vars={str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()},
-            shim_dir=ensure_shim(),
+            env_vars={**{str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()}, **shim_env},
+            shim_dir=shim_dir,
         )
         result = RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=compute.describe())
         out.log(f"run {run_id} (experiment {experiment}) on {compute.describe()}; Ctrl-C cancels it")
@@ -245,7 +274,7 @@ class RunDriver:
                     if not built.cached:
                         out.log(f"environment {env.spec.name} ready ({built.location})")
                     compute.upload(self.ws, spec)
-                    self._write_run_info(run_dir, run_id, experiment)
+                    self._write_run_info(run_dir, run_id, experiment, self.parent_run_id)
                     control.check()
                     handle = compute.start(spec, built, out)
                     control.started(slot, handle)
@@ -270,10 +299,10 @@ class RunDriver:
         return result
 
     @staticmethod
-    def _write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
+    def _write_run_info(run_dir: Path, run_id: str, experiment: str, parent_run_id: str | None = None) -> None:
         info = run_dir / RUN_INFO_FILE
         info.parent.mkdir(parents=True, exist_ok=True)
-        info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))
+        info.write_text(json.dumps({"run_id": run_id, "experiment": experiment, "parent_run_id": parent_run_id}))
 
     def _follow(self, handle: RunHandle, result: RunResult, control: RunControl) -> None:
         from mltrain.runs.ingest import MetricsIngest
