@@ -149,7 +149,9 @@ class Run:
         """Log a whole table as a dict of equally long columns."""
         self._record("table", name, dict(value))
 
-    def log_image(self, name: str, path: str | os.PathLike[str] | None = None, plot: Any = None, description: str = "") -> None:
+    def log_image(
+        self, name: str, path: str | os.PathLike[str] | None = None, plot: Any = None, description: str = ""
+    ) -> None:
         """Store an image as the artifact ``images/<name>.png`` (or the file's own name) and record
         it as the metric ``name``: ``path`` is an image file, ``plot`` a matplotlib figure (or
         ``matplotlib.pyplot``)."""

@@ -21,7 +21,9 @@ def azureml_files() -> tuple[str, ...]:
     """The package-relative files of the azureml stand-in (``compat/azureml/...``)."""
     root = package_dir()
     return tuple(
-        sorted(p.relative_to(root).as_posix() for p in (root / AZUREML_DIR).rglob("*.py") if "__pycache__" not in p.parts)
+        sorted(
+            p.relative_to(root).as_posix() for p in (root / AZUREML_DIR).rglob("*.py") if "__pycache__" not in p.parts
+        )
     )
 
 

@@ -208,7 +208,6 @@ class RunDriver:
         from mltrain.runs.output import RunOutput
         from mltrain.snapshot import git_info
 
-        started = time.time()
         compute = build_compute(self.cfg["compute"])
         compute.check()
         if self.cfg.get("deploy") is not None:  # a bad deploy option fails before anything runs
@@ -295,7 +294,7 @@ class RunDriver:
         finally:
             out.close()
             compute.cleanup(spec, handle)
-        result.duration_s = time.time() - started
+        result.duration_s = self.ws.runs.duration(run_id)  # as `mltrain runs show` has it
         return result
 
     @staticmethod

@@ -87,7 +87,6 @@ class Database:
             finally:
                 dbapi.execute("PRAGMA foreign_keys=ON")
 
-
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads (a consistent snapshot on SQLite)."""

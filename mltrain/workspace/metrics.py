@@ -198,11 +198,7 @@ class MetricStore:
             .group_by(m.key)
             .subquery()
         )
-        q = (
-            select(agg, m.value, m.data)
-            .join(t.metrics, m.id == agg.c.last_id)
-            .order_by(agg.c.first_id)
-        )
+        q = select(agg, m.value, m.data).join(t.metrics, m.id == agg.c.last_id).order_by(agg.c.first_id)
         with self.db.read() as conn:
             return [
                 {

@@ -182,9 +182,7 @@ class RunStore:
         for key, value in (tags or {}).items():
             tag = t.tags.alias()
             q = q.where(
-                select(tag.c.run_id)
-                .where(tag.c.run_id == t.runs.c.id, tag.c.key == key, tag.c.value == value)
-                .exists()
+                select(tag.c.run_id).where(tag.c.run_id == t.runs.c.id, tag.c.key == key, tag.c.value == value).exists()
             )
         if experiment:
             q = q.where(t.experiments.c.name == experiment)
@@ -196,6 +194,13 @@ class RunStore:
             q = q.limit(limit)
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(q)]
+
+    def duration(self, run_id: str) -> float:
+        """Seconds from the run's record to its end (to now while it is active): what the run's
+        summary and ``mltrain runs`` show."""
+        with self.db.read() as conn:
+            row = conn.execute(select(t.runs.c.created_at, t.runs.c.ended_at).where(t.runs.c.id == run_id)).one()
+        return float((row.ended_at or now()) - row.created_at)
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
         """The status timeline of a run, oldest first."""

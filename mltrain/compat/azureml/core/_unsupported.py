@@ -17,8 +17,10 @@ class UnsupportedImport(NotSupportedByMltrain, ImportError):
 
 def _text(what: str, hint: str) -> str:
     text = f"{what} is not supported by mltrain's azureml stand-in (no azureml-core in this environment)"
-    return text + "; " + (
-        hint or "add azureml-core to the job's environment to use the real SDK, or set job.azureml_compat=false"
+    return (
+        text
+        + "; "
+        + (hint or "add azureml-core to the job's environment to use the real SDK, or set job.azureml_compat=false")
     )
 
 

@@ -148,9 +148,9 @@ class Run:
         labels = [str(label) for label in data["class_labels"]]
         thresholds = data["probability_thresholds"]
         columns: dict[str, list[Any]] = {k: [] for k in ("class", "threshold", "tp", "fp", "tn", "fn")}
-        for label, rows in zip(labels, data["probability_tables"]):
-            for threshold, (tp, fp, tn, fn) in zip(thresholds, rows):
-                for key, v in zip(columns, (label, threshold, tp, fp, tn, fn)):
+        for label, rows in zip(labels, data["probability_tables"], strict=True):
+            for threshold, (tp, fp, tn, fn) in zip(thresholds, rows, strict=True):
+                for key, v in zip(columns, (label, threshold, tp, fp, tn, fn), strict=True):
                     columns[key].append(v)
         self._run.log_table(name, columns)
 
