@@ -1,6 +1,7 @@
 """What a job gets so that scripts written for other platforms run as-is: the ``azureml`` stand-in
 (mltrain/compat/azureml) on its PYTHONPATH when its environment has no real ``azureml-core`` and
-``job.azureml_compat`` is on."""
+``job.azureml_compat`` is on; an MLflow tracking server (mltrain/runs/mlflow_api.py) when its
+environment has mlflow."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 from mltrain.bundled import package_dir
 
 if TYPE_CHECKING:
+    from mltrain.compute.base import RunSpec
     from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.runs.mlflow_api import TrackingServer
+    from mltrain.workspace import Workspace
 
 AZUREML_DIR = "compat/azureml"
 
@@ -54,3 +58,15 @@ def job_shim(job: dict[str, Any], env: ResolvedEnvironment) -> tuple[Path, dict[
         inherited = inherited or os.environ.get("PYTHONPATH", "")
         extra["PYTHONPATH"] = os.pathsep.join(p for p in (str(ensure_shim(compat)), inherited) if p)
     return ensure_shim((*SHIM_FILES, *compat)), extra
+
+
+def serve_tracking(ws: Workspace, spec: RunSpec, env: ResolvedEnvironment) -> TrackingServer | None:
+    """Start the MLflow tracking server of a run whose environment has mlflow and add its variables
+    to the job's environment (``spec.env_vars``); None, with nothing imported or started, otherwise."""
+    if not (has_package(env, "mlflow", "mlflow") or has_package(env, "mlflow-skinny", "mlflow")):
+        return None
+    from mltrain.runs.mlflow_api import TrackingServer
+
+    server = TrackingServer(ws, spec.run_id, spec.experiment, spec.run_dir)
+    spec.env_vars.update(server.env)
+    return server

@@ -261,6 +261,9 @@ class RunDriver:
             env_vars={**{str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()}, **shim_env},
             shim_dir=shim_dir,
         )
+        from mltrain.runs.compat import serve_tracking
+
+        tracking = serve_tracking(self.ws, spec, env)  # MLflow calls of the script record into this run
         result = RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=compute.describe())
         out.log(f"run {run_id} (experiment {experiment}) on {compute.describe()}; Ctrl-C cancels it")
         handle: RunHandle | None = None
@@ -292,6 +295,8 @@ class RunDriver:
                 slot.finishing = True
                 self._finalize(compute, spec, handle, result, out, env)
         finally:
+            if tracking is not None:
+                tracking.close()
             out.close()
             compute.cleanup(spec, handle)
         result.duration_s = self.ws.runs.duration(run_id)  # as `mltrain runs show` has it
