@@ -2,8 +2,9 @@
 
 A snapshot is a manifest (path, sha256, size, mode of every file) stored as a blob; its id is the
 manifest's sha256, so an unchanged folder gives the same id and adds nothing to the store.
-Ignore files (gitignore syntax) are read in every folder: ``.mltrainignore``, ``.amlignore`` and
-``.gitignore``; ``.git``, ``__pycache__`` and mltrain's own workspace folders are always left out.
+Ignore files (gitignore syntax) are read in every folder, as Azure ML does: ``.amlignore`` or
+``.mltrainignore`` where a folder has one, else its ``.gitignore``; ``.git``, ``__pycache__``,
+mltrain's own workspace folders and the top-level ``outputs/`` and ``logs/`` are always left out.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
 
-IGNORE_FILES = (".mltrainignore", ".amlignore", ".gitignore")
+OWN_IGNORE_FILES = (".mltrainignore", ".amlignore")  # in a folder that has one, .gitignore is not read
+GIT_IGNORE = ".gitignore"
+IGNORE_FILES = (*OWN_IGNORE_FILES, GIT_IGNORE)
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".mltrain/")
+RUN_OWNED = ("outputs/", "logs/")  # at the top of the source folder: what a run writes, never snapshotted
+ALWAYS = "always left out"
+RUN_OWNED_RULE = "top-level outputs/ and logs/ hold what a run writes"
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,21 @@ class Snapshot:
     id: str
     source_dir: str
     files: tuple[SnapshotFile, ...]
+    left_out: tuple[str, ...] = ()  # run-owned folders (outputs/, logs/) found at the top and left out
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file or folder of a source folder: included, or left out by ``rule``."""
+
+    path: str  # relative, '/'-separated; a folder ends with '/'
+    size: int  # bytes (of everything under it, for a folder)
+    files: int  # 1 for a file; how many files a folder holds
+    rule: str | None  # why it is left out (ignore file and pattern), None when included
 
 
 def _spec(lines: list[str]) -> Any:
@@ -52,40 +69,97 @@ def _spec(lines: list[str]) -> Any:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def list_files(source_dir: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
-    """(relative path, absolute path) of every file of ``source_dir`` that the ignore rules keep."""
-    specs: list[tuple[str, Any]] = [("", _spec(list(ALWAYS_IGNORED)))]
-    excluded = {os.path.realpath(p) for p in exclude}
-    found: list[tuple[str, Path]] = []
+def _decision(spec: Any, path: str) -> tuple[bool, str] | None:
+    """(ignored?, pattern) of the last pattern of ``spec`` that matches ``path``, None if none does."""
+    found = None
+    for pattern in spec.patterns:
+        if pattern.include is not None and pattern.match_file(path) is not None:
+            found = (bool(pattern.include), str(pattern.pattern))
+    return found
 
-    def ignored(rel: str, is_dir: bool) -> bool:
+
+def _folder_size(folder: str) -> tuple[int, int]:
+    size = count = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                size, count = size + st.st_size, count + 1
+    return size, count
+
+
+def scan(source_dir: Path, exclude: tuple[Path, ...] = (), report: bool = False) -> list[tuple[str, Path, Entry]]:
+    """Walk ``source_dir`` with its ignore rules: (relative path, absolute path, entry) of every
+    file kept and, with ``report``, of every file and folder left out, with the rule that did it.
+
+    Rules as Azure ML applies them: in a folder with ``.amlignore`` or ``.mltrainignore`` those are
+    read instead of its ``.gitignore``; a deeper folder's rules override its parents'
+    (``!pattern`` re-includes); ``.git``, ``__pycache__``, ``.mltrain`` and the top-level
+    ``outputs/`` and ``logs/`` are always left out. Symlinks to folders are not followed.
+    """
+    always = _spec(list(ALWAYS_IGNORED))
+    run_owned = _spec([f"/{d}" for d in RUN_OWNED])
+    specs: list[tuple[str, str, Any]] = []  # (folder prefix, ignore file, spec), outermost first
+    excluded = {os.path.realpath(p) for p in exclude}
+    found: list[tuple[str, Path, Entry]] = []
+
+    def rule_for(rel: str, is_dir: bool) -> str | None:
         candidate = rel + "/" if is_dir else rel
-        for base, spec in specs:
+        if always.match_file(candidate):
+            return f"{ALWAYS}: {', '.join(ALWAYS_IGNORED)}"
+        if run_owned.match_file(candidate):
+            return RUN_OWNED_RULE
+        verdict: str | None = None
+        for base, source, spec in specs:
             if base and not candidate.startswith(base):
                 continue
-            if spec.match_file(candidate[len(base) :]):
-                return True
-        return False
+            decided = _decision(spec, candidate[len(base) :])
+            if decided is not None:
+                verdict = f"{base}{source}: {decided[1]}" if decided[0] else None
+        return verdict
 
     for dirpath, dirnames, filenames in os.walk(source_dir):
         rel_dir = os.path.relpath(dirpath, source_dir)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        lines = []
-        for name in IGNORE_FILES:
-            if name in filenames:
-                lines += Path(dirpath, name).read_text(errors="replace").splitlines()
-        if lines:
-            specs.append((prefix, _spec(lines)))
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not ignored(prefix + d, True) and os.path.realpath(os.path.join(dirpath, d)) not in excluded
-        )
+        own = [name for name in OWN_IGNORE_FILES if name in filenames]
+        for name in own or ([GIT_IGNORE] if GIT_IGNORE in filenames else []):
+            lines = Path(dirpath, name).read_text(errors="replace").splitlines()
+            specs.append((prefix, name, _spec(lines)))
+        kept_dirs = []
+        for d in sorted(dirnames):
+            full_dir = os.path.join(dirpath, d)
+            rule = "mltrain's workspace" if os.path.realpath(full_dir) in excluded else rule_for(prefix + d, True)
+            if rule is None and not os.path.islink(full_dir):
+                kept_dirs.append(d)
+            elif report and rule is not None:
+                size, count = _folder_size(full_dir)
+                found.append((prefix + d + "/", Path(full_dir), Entry(prefix + d + "/", size, count, rule)))
+        dirnames[:] = kept_dirs
         for name in sorted(filenames):
             full = Path(dirpath, name)
-            if not ignored(prefix + name, False) and full.is_file():
-                found.append((prefix + name, full))
+            if full.is_symlink() and not full.resolve().is_relative_to(source_dir.resolve()):
+                rule: str | None = "a symlink out of the source folder"
+            else:
+                rule = rule_for(prefix + name, False)
+            if rule is None and not full.is_file():
+                continue
+            if rule is None or report:
+                size = full.stat().st_size if rule is None else (full.lstat().st_size if full.exists() else 0)
+                found.append((prefix + name, full, Entry(prefix + name, size, 1, rule)))
     return found
+
+
+def list_files(source_dir: Path, exclude: tuple[Path, ...] = ()) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of every file of ``source_dir`` that the ignore rules keep."""
+    return [(rel, full) for rel, full, _ in scan(source_dir, exclude)]
+
+
+def run_owned_present(source_dir: Path) -> tuple[str, ...]:
+    """The run-owned folders (outputs/, logs/) at the top of ``source_dir``, which snapshots leave out."""
+    return tuple(d for d in RUN_OWNED if (source_dir / d.rstrip("/")).is_dir())
 
 
 def _too_big(source_dir: Path, files: list[tuple[str, Path, int]], max_files: int, max_bytes: int) -> SnapshotError:
@@ -97,6 +171,11 @@ def _too_big(source_dir: Path, files: list[tuple[str, Path, int]], max_files: in
             folders[top] = folders.get(top, 0) + size
     largest = sorted(files, key=lambda f: -f[2])[:5]
     big_dirs = sorted(folders.items(), key=lambda kv: -kv[1])[:5]
+    counts: dict[str, int] = {}
+    for rel, _, _ in files:
+        parent = rel.rsplit("/", 1)[0] + "/" if "/" in rel else "./"
+        counts[parent] = counts.get(parent, 0) + 1
+    crowded = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
     lines = [
         f"the snapshot of {source_dir} is too large: {len(files)} files, {total / 1e6:.1f} MB "
         f"(limits: {max_files} files, {max_bytes / 1e6:.0f} MB)",
@@ -104,9 +183,12 @@ def _too_big(source_dir: Path, files: list[tuple[str, Path, int]], max_files: in
     ]
     if big_dirs:
         lines.append("largest folders: " + ", ".join(f"{d} ({size / 1e6:.1f} MB)" for d, size in big_dirs))
+    if len(files) > max_files:
+        lines.append("folders with the most files: " + ", ".join(f"{d} ({n} files)" for d, n in crowded))
     return SnapshotError(
         "\n".join(lines),
-        hint=f"list what the job does not need in {source_dir / '.mltrainignore'} (gitignore syntax), "
+        hint=f"list what the job does not need in {source_dir / '.mltrainignore'} or .amlignore (gitignore "
+        f"syntax; `mltrain snapshots preview {source_dir}` shows what is included and why), "
         "or raise job.snapshot.max_size_mb / job.snapshot.max_files",
     )
 
@@ -151,7 +233,7 @@ class SnapshotStore:
                     "created_at": now(),
                 },
             )
-        return Snapshot(snap_id, str(src), tuple(files))
+        return Snapshot(snap_id, str(src), tuple(files), run_owned_present(src))
 
     def get(self, snapshot_id: str) -> Snapshot:
         with self.db.read() as conn:

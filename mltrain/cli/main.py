@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots")
+CREATING = {("models", "register"), ("envs", "build")}  # commands that may make a new workspace
 
 
 class Context:
@@ -28,7 +29,8 @@ class Context:
     def ws(self) -> Workspace:
         from mltrain.workspace import Workspace
 
-        return Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root)
+        create = (self.args.group, getattr(self.args, "command", None)) in CREATING
+        return Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root, create=create)
 
 
 Handler = Callable[[argparse.Namespace, Context], int]

@@ -250,6 +250,10 @@ class RunDriver:
             driver_start=start_token(os.getpid()),
         )
         out = RunOutput(run_dir, echo=self.echo)
+        if snapshot.left_out:
+            out.log(
+                f"snapshot: left out {' and '.join(snapshot.left_out)} of {source}: a run's outputs are what it writes"
+            )
         shim_dir, shim_env = job_shim(self.cfg["job"], env)
         spec = RunSpec(
             run_id=run_id,
@@ -400,14 +404,22 @@ class RunDriver:
 def run_from_config(config: dict[str, Any], overrides: list[str] | None = None) -> int:
     """Run the job of a resolved ``config`` (plain containers), print its summary; return the exit code."""
     from mltrain.runs.summary import print_summary
+    from mltrain.workspace import discard_new, is_new
 
+    w = config["workspace"]
+    settings = WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+    new = is_new(settings)  # a run refused by its checks leaves no workspace behind
     try:
         result = RunDriver(config, overrides=overrides).run()
     except MltrainError as exc:
         print(f"mltrain: error: {exc}", file=sys.stderr)
+        if new:
+            discard_new(settings)
         return exc.exit_code
     except RunCanceled as exc:
         print(f"mltrain: {exc}; nothing was run", file=sys.stderr)
+        if new:
+            discard_new(settings)
         return EXIT_CODES[CANCELED]
     print_summary(result)
     return result.process_exit_code
