@@ -49,7 +49,7 @@ def test_series_history_compare_filter_and_sort(mltrain, cli, cli_json, project)
 
     shown = cli("runs", "show", high).stdout
     series = shown.split("Series", 1)[1]
-    assert "loss" in series and " 5 " in series and "0.25" in series  # count, last, max
+    assert next(x for x in series.splitlines() if x.startswith("loss")).split() == ["loss", "5", "0.1", "0.1", "0.5"]
     assert json.loads(cli("runs", "show", high, "--json").stdout)["series"][0] == {
         "key": "loss",
         "count": 5,
@@ -58,12 +58,12 @@ def test_series_history_compare_filter_and_sort(mltrain, cli, cli_json, project)
         "max": 0.5,
     }
 
-    assert [r["id"] for r in cli_json("runs", "list", "--where", "accuracy>0.85")] == [high, mid]
+    assert [r["id"] for r in cli_json("runs", "list", "--where", "accuracy>0.86")] == [high, mid]
     assert [r["id"] for r in cli_json("runs", "list", "--where", "kernel=linear")] == [mid, low]
     assert [r["id"] for r in cli_json("runs", "list", "--tag", "stage=tuned")] == [high]
     assert [r["id"] for r in cli_json("runs", "list", "--sort", "accuracy")] == [high, mid, low]
     assert [r["id"] for r in cli_json("runs", "list", "--sort", "accuracy", "--asc", "-n", "1")] == [low]
-    bad = cli("runs", "list", "--where", "accuracy>>1")
+    bad = cli("runs", "list", "--where", "accuracy")
     assert bad.returncode == 2 and "cannot read the filter" in bad.stderr
 
     table = cli("runs", "compare", low, high).stdout
