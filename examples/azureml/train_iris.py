@@ -19,7 +19,7 @@ from sklearn.svm import SVC
 run = Run.get_context()
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kernel", type=str, default="linear", help="kernel type of the SVC")
     parser.add_argument("--penalty", type=float, default=1.0, help="penalty parameter C of the error term")
@@ -32,7 +32,7 @@ def main():
     model = SVC(kernel=args.kernel, C=args.penalty).fit(x_train, y_train)
     predictions = model.predict(x_test)
     accuracy = model.score(x_test, y_test)
-    print("Accuracy of SVM classifier on test set: {:.2f}".format(accuracy))
+    print(f"Accuracy of SVM classifier on test set: {accuracy:.2f}")
     run.log("Accuracy", np.float64(accuracy))
     print(confusion_matrix(y_test, predictions))
 
