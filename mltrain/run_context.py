@@ -72,6 +72,9 @@ class Run:
         self.id: str = info.get("run_id", "OfflineRun")
         self.experiment_name: str = info.get("experiment", "offline")
         self.properties: dict[str, Any] = dict(info.get("properties", {}))
+        self.parent_id: str | None = info.get("parent_run_id")
+        self._target: str | None = None  # set on the parent's proxy: records go to that run
+        self._offline_records: list[dict[str, Any]] = []
         if self._file is not None:
             atexit.register(self.flush)
             self._install_sigterm_flush()
@@ -94,12 +97,24 @@ class Run:
         """True outside an mltrain run: records are printed, not stored."""
         return self._file is None
 
+    @property
+    def parent(self) -> Run | None:
+        """The parent run (a sweep's run for one of its trials), else None; what is logged on it
+        is recorded in the parent run."""
+        if not self.parent_id or self._target is not None:
+            return None
+        proxy = object.__new__(Run)
+        proxy.__dict__.update(self.__dict__)
+        proxy.id, proxy._target, proxy.parent_id = self.parent_id, self.parent_id, None
+        proxy._keys = {}
+        return proxy
+
     # -- metrics ------------------------------------------------------------------------------
     def log(self, name: str, value: Any, step: int | None = None, description: str = "") -> None:
         """Log a scalar (number or string) under ``name``, optionally at ``step``."""
         f = self._file
-        if f is None:
-            self._offline(name, value)
+        if f is None or self._target is not None:
+            self._record("scalar", name, value, step)
             return
         t = _now()
         key = self._keys.get(name)
@@ -134,6 +149,37 @@ class Run:
         """Log a whole table as a dict of equally long columns."""
         self._record("table", name, dict(value))
 
+    def log_image(
+        self, name: str, path: str | os.PathLike[str] | None = None, plot: Any = None, description: str = ""
+    ) -> None:
+        """Store an image as the artifact ``images/<name>.png`` (or the file's own name) and record
+        it as the metric ``name``: ``path`` is an image file, ``plot`` a matplotlib figure (or
+        ``matplotlib.pyplot``)."""
+        if (path is None) == (plot is None):
+            self._warn(ValueError(f"log_image({name!r}) needs exactly one of path= or plot="))
+            return
+        if plot is not None:
+            import io
+
+            buffer = io.BytesIO()
+            try:
+                plot.savefig(buffer, format="png")
+            except Exception as exc:  # noqa: BLE001 - a script must never fail because of its metrics
+                self._warn(exc)
+                return
+            buffer.seek(0)
+            artifact = f"images/{name}.png"
+            self.upload_file(artifact, buffer)
+        else:
+            artifact = f"images/{Path(str(path)).name}"
+            self.upload_file(artifact, path)
+        self._record("image", name, {"artifact": artifact})
+
+    def add_properties(self, properties: dict[str, Any]) -> None:
+        """Add properties to the run (stored as tags: string key/value pairs)."""
+        self.set_tags(properties)
+        self.properties.update(properties)
+
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Set tags (string key/value pairs) on the run."""
         self._record("tags", None, {str(k): str(v) for k, v in tags.items()})
@@ -149,6 +195,9 @@ class Run:
             self._offline(f"upload_file {name}", path_or_stream)
             return
         try:
+            parts = str(name).replace("\\", "/").split("/")
+            if not name or str(name).startswith("/") or ".." in parts:
+                raise ValueError(f"upload name {name!r} must be a relative path without '..'")
             dest = self.run_dir / UPLOADS_DIR / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             if hasattr(path_or_stream, "read"):
@@ -159,6 +208,58 @@ class Run:
             self._record("upload", name, str(dest.relative_to(self.run_dir)))
         except (OSError, ValueError, TypeError) as exc:
             self._warn(exc)
+
+    def upload_folder(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Store every file under the folder ``path`` as the run artifacts ``name/<relative path>``."""
+        root = Path(path)
+        if not root.is_dir():
+            self._warn(ValueError(f"upload_folder({name!r}): {root} is not a folder"))
+            return
+        for dirpath, _dirs, files in os.walk(root):
+            for file in sorted(files):
+                full = Path(dirpath, file)
+                if full.is_symlink():
+                    continue  # never follow a link out of the folder
+                self.upload_file(f"{name.rstrip('/')}/{full.relative_to(root).as_posix()}", full)
+
+    def get_metrics(self, name: str | None = None) -> dict[str, Any]:
+        """What this run logged so far, by name: a value logged once, a list of the values of a
+        name logged several times (or with log_list), a table {column: [...]} of rows."""
+        self.flush()
+        records: list[dict[str, Any]] = list(self._offline_records)
+        if self.run_dir is not None:
+            try:
+                with open(self.run_dir / METRICS_FILE, "rb") as f:
+                    for line in f:
+                        try:
+                            rec = json.loads(line)
+                        except ValueError:
+                            continue
+                        if isinstance(rec, dict) and rec.get("r") == self._target:
+                            records.append(rec)
+            except OSError as exc:
+                self._warn(exc)
+        out: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+        for rec in records:
+            kind, key, value = rec.get("type", "scalar"), rec.get("k"), rec.get("v")
+            if key is None or (name is not None and key != name):
+                continue
+            if kind == "scalar":
+                counts[key] = counts.get(key, 0) + 1
+                if counts[key] == 1:
+                    out[key] = value
+                elif counts[key] == 2:
+                    out[key] = [out[key], value]
+                else:
+                    out[key].append(value)
+            elif kind == "row":
+                table = out.setdefault(key, {})
+                for col, v in (value or {}).items():
+                    table.setdefault(col, []).append(v)
+            elif kind in ("list", "table", "image"):
+                out[key] = value
+        return out
 
     def register_model(
         self,
@@ -201,13 +302,20 @@ class Run:
             except (OSError, ValueError):
                 pass
 
-    def _record(self, kind: str, name: str | None, value: Any) -> None:
-        if self._file is None:
-            self._offline(f"{kind} {name}" if name else kind, value)
-            return
-        rec: dict[str, Any] = {"t": _now(), "type": kind, "v": value}
+    def _record(self, kind: str, name: str | None, value: Any, step: int | None = None) -> None:
+        rec: dict[str, Any] = {"t": _now(), "v": value}
+        if kind != "scalar":
+            rec["type"] = kind
         if name is not None:
             rec["k"] = str(name)
+        if step is not None:
+            rec["s"] = int(step)
+        if self._file is None:
+            self._offline_records.append(rec)
+            self._offline(f"{kind} {name}" if kind != "scalar" else str(name), value)
+            return
+        if self._target is not None:
+            rec["r"] = self._target
         try:
             self._file.write(_dumps(rec) + "\n")
             self.flush()

@@ -50,10 +50,10 @@ def test_ignore_files_at_every_level(ws, project):
     )
     snap = ws.snapshots.take(src)
     paths = {f.path for f in snap.files}
-    assert {"train.py", "data/keep.csv", "pkg/mod.py", ".mltrainignore"} <= paths
+    # the top folder has .mltrainignore/.amlignore: as in Azure ML its .gitignore is not read there
+    assert {"train.py", "data/keep.csv", "pkg/mod.py", ".mltrainignore", "notes.tmp"} <= paths
     assert not paths & {
         "data/big.csv",
-        "notes.tmp",
         "secret.env",
         "pkg/scratch/out.bin",
         ".git/HEAD",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "workspace")
+CREATING = {("models", "register"), ("envs", "build")}  # commands that may make a new workspace
 
 
 class Context:
@@ -31,7 +32,8 @@ class Context:
         from mltrain.runs.recovery import recover_orphans
         from mltrain.workspace import Workspace
 
-        ws = Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root)
+        create = (self.args.group, getattr(self.args, "command", None)) in CREATING
+        ws = Workspace.open(self.args.workspace, self.args.db_url, self.args.artifact_root, create=create)
         if getattr(self.args, "recover", True):  # runs whose driver died: Failed, their jobs stopped
             recover_orphans(ws)
         return ws

@@ -14,13 +14,13 @@ def fmt_time(ts: float | None) -> str:
 
 
 def fmt_duration(start: float | None, end: float | None) -> str:
+    """From ``start`` to ``end`` (now while running); a run's duration is from its record
+    (created_at) to its end, the same the run's summary shows."""
+    from mltrain.runs.summary import format_seconds
+
     if not start:
         return "-"
-    seconds = (end or time.time()) - start
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    return format_seconds((end or time.time()) - start)
 
 
 def fmt_bytes(n: int | None) -> str:

@@ -25,11 +25,35 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", "-e", help="only this experiment")
     p.add_argument("--status", "-s", help="only this status (e.g. Running, Failed)")
     p.add_argument("--limit", "-n", type=int, default=50, help="at most this many (0: all; default 50)")
+    p.add_argument(
+        "--where",
+        "-w",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help='only runs whose last value of a metric matches, e.g. "accuracy>0.9", "kernel=rbf" (repeatable)',
+    )
+    p.add_argument(
+        "--tag", "-t", action="append", default=[], metavar="K=V", help="only runs with this tag (repeatable)"
+    )
+    p.add_argument("--sort", metavar="METRIC", help="order by the last value of a metric, highest first")
+    p.add_argument("--asc", action="store_true", help="with --sort: lowest first")
     p.set_defaults(handler=cmd_list)
 
     p = rsub.add_parser("show", parents=[common], help="config, metrics, status timeline and artifacts of a run")
     p.add_argument("run_id", metavar="ID", help="run id (or a unique prefix)")
     p.set_defaults(handler=cmd_show)
+
+    p = rsub.add_parser("metrics", help="every logged value of a run's metrics, with step and time")
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these metrics (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--csv", action="store_true", help="print CSV (name, step, value, time)")
+    p.set_defaults(handler=cmd_metrics)
+
+    p = rsub.add_parser("compare", parents=[common], help="arguments and final metrics of runs side by side")
+    p.add_argument("run_ids", nargs="+", metavar="ID")
+    p.set_defaults(handler=cmd_compare)
 
     p = rsub.add_parser("logs", help="the output of a run")
     p.add_argument("run_id", metavar="ID")
@@ -60,7 +84,17 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    runs = ctx.ws.runs.list(args.experiment, args.status, limit=args.limit or None)
+    from mltrain.cli.metrics import parse_tags, parse_where
+
+    runs = ctx.ws.runs.list(
+        args.experiment,
+        args.status,
+        limit=args.limit or None,
+        where=[parse_where(w) for w in args.where],
+        tags=parse_tags(args.tag),
+        sort=args.sort,
+        ascending=args.asc,
+    )
     if args.json:
         print_json([_run_json(r) for r in runs])
         return 0
@@ -70,7 +104,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
             r["experiment"],
             r["status"],
             fmt_time(r["created_at"]),
-            fmt_duration(r["started_at"] or r["created_at"], r["ended_at"]),
+            fmt_duration(r["created_at"], r["ended_at"]),
             r["compute"],
             r["script"],
         )
@@ -94,6 +128,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 **_run_json(run),
                 "history": history,
                 "metrics": metrics,
+                "series": ws.metrics.series(run["id"]),
                 "tags": tags,
                 "artifacts": artifacts,
                 "models": [m.ref for m in models],
@@ -109,7 +144,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("experiment", run["experiment"]),
             ("status", run["status"]),
             ("created", fmt_time(run["created_at"])),
-            ("duration", fmt_duration(run["started_at"] or run["created_at"], run["ended_at"])),
+            ("duration", fmt_duration(run["created_at"], run["ended_at"])),
             ("compute", run["compute"]),
             ("command", " ".join([run["script"] or "", *(run["arguments"] or [])])),
             ("overrides", " ".join(run["overrides"] or []) or None),
@@ -132,6 +167,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     print_table(rows, ["STATUS", "AT", "AFTER", "DETAIL"])
     print("\nMetrics:")
     print_table([(k, format_value(v)) for k, v in metrics.items()], ["NAME", "VALUE"], "(none)")
+    from mltrain.cli.metrics import print_series
+
+    print_series(ws, run["id"])
     if tags:
         print("\nTags:")
         print_table(sorted(tags.items()), ["KEY", "VALUE"])
@@ -149,6 +187,18 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
         print("\nConfig:")
         print("  " + yaml.safe_dump(run["config"], sort_keys=False).rstrip().replace("\n", "\n  "))
     return 0
+
+
+def cmd_metrics(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.cli.metrics import print_history
+
+    return print_history(ctx.ws, args.run_id, args.names, "json" if args.json else "csv" if args.csv else "table")
+
+
+def cmd_compare(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.cli.metrics import compare
+
+    return compare(ctx.ws, args.run_ids, args.json)
 
 
 def _log_bytes(ctx: Context, run: dict[str, Any], rel: str, offset: int) -> bytes:

@@ -28,7 +28,9 @@ def hydra_overrides() -> list[str]:
     """The command-line overrides of the current Hydra job (main thread of a single run only)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return list(HydraConfig.get().overrides.task)
+    from mltrain.config.overrides import user_overrides
+
+    return user_overrides(list(HydraConfig.get().overrides.task))
 
 
 class App:
@@ -66,8 +68,9 @@ class App:
 
         register_schemas()
         _register_resolvers()
-        if argv is not None:
-            sys.argv = [sys.argv[0], *argv]
+        from mltrain.config.overrides import expand
+
+        sys.argv = [sys.argv[0], *expand(list(sys.argv[1:] if argv is None else argv))]
         user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
         os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach report_config_error
         app: Any = hydra.main(config_path=str(bundled_dir("conf")), config_name="config", version_base="1.3")(self.task)

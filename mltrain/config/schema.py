@@ -31,11 +31,13 @@ class JobConfig:
     name: str = "default"  # experiment name used when experiment_name is not set
     source_dir: str = "."  # folder snapshotted and used as the script's working directory
     script: str = MISSING  # path of the script inside source_dir
-    arguments: dict[str, Any] = field(default_factory=dict)  # passed as --key value
+    arguments: Any = None  # {key: value} as --key value (true: --key), or a list passed as is
+    bool_style: str = "flag"  # flag: true → --key, false → omitted; value: --key true|false
     args: list[str] = field(default_factory=list)  # passed verbatim after the arguments
     env_vars: dict[str, str] = field(default_factory=dict)  # extra environment of the script
     max_run_duration_s: float | None = None  # cancel the run after this many seconds
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    azureml_compat: bool = True  # `import azureml.core` works in the job when its environment lacks azureml-core
 
 
 @dataclass

@@ -187,5 +187,12 @@ def resolve(spec: EnvSpec, ws: Workspace, relock: bool = False) -> ResolvedEnvir
     found = stored_lock(ws, spec.spec_hash)
     if found is not None and not (relock and found[1] < process_started_at()):
         return ResolvedEnvironment(spec, found[0])
+    if spec.requirements:
+        print(
+            f"mltrain: locking environment {spec.name} ({len(spec.requirements)} requirements, Python {spec.python}) "
+            "with uv pip compile; the lock is stored and reused by later runs",
+            file=sys.stderr,
+            flush=True,
+        )
     lock = _store_lock(ws, spec, compile_lock(spec), replace=found is not None)
     return ResolvedEnvironment(spec, lock)

@@ -1,5 +1,7 @@
 """The in-script API made importable in any job environment: a copy of mltrain's standard-library
-modules (``mltrain/__init__.py``, ``mltrain/run_context.py``) in a cache folder put on PYTHONPATH."""
+modules (``mltrain/__init__.py``, ``mltrain/run_context.py``) in a cache folder put on PYTHONPATH.
+Files under ``compat/`` (stand-ins of other platforms' packages, e.g. ``compat/azureml/...``) are
+copied to the top of the folder (``azureml/...``)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def ensure_shim(files: tuple[str, ...] = SHIM_FILES) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".shim-", dir=target.parent))
     for f, src in zip(files, sources, strict=True):
-        dest = scratch / "mltrain" / f
+        dest = scratch / (f.removeprefix("compat/") if f.startswith("compat/") else f"mltrain/{f}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
     try:

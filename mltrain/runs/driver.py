@@ -71,15 +71,21 @@ def run_from_config(
 ) -> int:
     """Run the job of a resolved ``config`` (plain containers), print its summary; return the exit code."""
     from mltrain.runs.summary import print_summary
+    from mltrain.workspace import discard_new, is_new
 
+    w = config["workspace"]
+    settings = WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+    new = is_new(settings)  # a run refused by its checks leaves no workspace behind
     try:
         with RunPlan.build(config, _workspace(config, prewarmed)) as plan:
             result = Trial(plan, plan.config, overrides or []).run()
-    except MltrainError as exc:
-        print(f"mltrain: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except RunCanceled as exc:
-        print(f"mltrain: {exc}; nothing was run", file=sys.stderr)
-        return EXIT_CODES[CANCELED]
+    except (MltrainError, RunCanceled) as exc:
+        if isinstance(exc, MltrainError):
+            print(f"mltrain: error: {exc}", file=sys.stderr)
+        else:
+            print(f"mltrain: {exc}; nothing was run", file=sys.stderr)
+        if new:
+            discard_new(settings)
+        return exc.exit_code if isinstance(exc, MltrainError) else EXIT_CODES[CANCELED]
     print_summary(result)
     return result.process_exit_code

@@ -1,59 +1,98 @@
 """Ingest of the in-script API's records (``.mltrain/metrics.jsonl``) into the workspace.
 
 Records are fed as raw bytes (from a local file, a remote tail, ...); partial lines wait for the
-rest. Metrics are written in batches; tags at once; model-registration requests are kept for the
-driver, which registers them only after the run completes.
+rest. A background thread stores them while the job runs, so a run that logs a million values
+ends moments after its script: metrics go in large batches through the workspace's bulk path
+(decoded by SQLite itself where it can), tags at once; model-registration requests are kept for
+the driver, which registers them only after the run completes. A record may name the run's
+parent (``"r"``: what a trial logs on ``run.parent``); any other run it names is ignored.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import queue
+import threading
 from typing import TYPE_CHECKING, Any
 
-from mltrain.workspace.metrics import METRIC_KINDS
+from mltrain.workspace.metrics import METRIC_KINDS, decode_lines
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
+TYPED = b'"type":'  # only records of other kinds than scalars carry it
+
 
 class MetricsIngest:
-    """Decodes metric records of one run and stores them."""
+    """Decodes the metric records of one run and stores them, in a thread of its own."""
 
-    def __init__(self, ws: Workspace, run_id: str) -> None:
+    def __init__(self, ws: Workspace, run_id: str, parent_run_id: str | None = None) -> None:
         self.ws = ws
         self.run_id = run_id
+        self.parent_run_id = parent_run_id or ws.runs.get(run_id).get("parent_run_id")
         self._partial = b""
         self.register_requests: list[dict[str, Any]] = []
+        self.stored = 0
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def feed(self, data: bytes, final: bool = False) -> int:
-        """Store the complete records in ``data`` (and a trailing partial one when ``final``)."""
-        if not data and not (final and self._partial):
-            return 0
-        lines = (self._partial + data).split(b"\n")
-        self._partial = b"" if final else lines.pop()
-        metrics, tags, registers = parse_records(lines)
-        self.register_requests += registers
-        if tags:
-            self.ws.runs.set_tags(self.run_id, tags)
-        return self.ws.metrics.add(self.run_id, metrics)
+        """Queue ``data`` for storing; with ``final``, store what is left (a trailing partial
+        record too) and wait until everything is stored. Returns how many records are stored."""
+        if data:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="mltrain-ingest", daemon=True)
+                self._thread.start()
+            self._queue.put(data)
+        if final:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+            if self._partial:
+                self._store(self._partial + b"\n")
+                self._partial = b""
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+        return self.stored
+
+    def _work(self) -> None:
+        done = False
+        while not done:
+            chunks = [self._queue.get()]
+            while len(chunks) < 64:  # take what has piled up: fewer, larger transactions
+                try:
+                    chunks.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if chunks[-1] is None:
+                done = True
+                chunks.pop()
+            data = self._partial + b"".join(c for c in chunks if c)
+            cut = data.rfind(b"\n") + 1
+            self._partial = data[cut:]
+            if cut and self._error is None:
+                try:
+                    self._store(data[:cut])
+                except BaseException as exc:  # noqa: BLE001 - re-raised by feed(final=True)
+                    self._error = exc
+
+    def _store(self, lines: bytes) -> None:
+        if TYPED in lines:
+            typed = [raw for raw in lines.split(b"\n") if TYPED in raw]
+            self.register_requests += parse_records(typed)[2]
+            for run_id, run_tags in _tags_by_run(typed, self.run_id, self.parent_run_id).items():
+                self.ws.runs.set_tags(run_id, run_tags)
+        self.stored += self.ws.metrics.add_jsonl(self.run_id, lines, self.parent_run_id)
 
 
-def _decode(lines: list[bytes]) -> list[Any]:
-    """Decode JSON lines: all at once when they are well formed (fast), else one by one."""
-    lines = [raw for raw in lines if raw.strip()]
-    if not lines:
-        return []
-    try:
-        return json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
-        pass
-    out = []
-    for raw in lines:
-        try:
-            out.append(json.loads(raw))
-        except ValueError:
-            print(f"mltrain: skipped an unreadable metric record: {raw[:200]!r}", file=sys.stderr)
+def _tags_by_run(lines: list[bytes], run_id: str, parent_run_id: str | None) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for rec in decode_lines(lines):
+        if isinstance(rec, dict) and rec.get("type") == "tags":
+            target = parent_run_id if parent_run_id and rec.get("r") == parent_run_id else run_id
+            out.setdefault(target, {}).update({str(k): str(v) for k, v in (rec.get("v") or {}).items()})
     return out
 
 
@@ -62,7 +101,7 @@ def parse_records(lines: list[bytes]) -> tuple[list[dict[str, Any]], dict[str, s
     metrics: list[dict[str, Any]] = []
     tags: dict[str, str] = {}
     registers: list[dict[str, Any]] = []
-    for rec in _decode(lines):
+    for rec in decode_lines(lines):
         if not isinstance(rec, dict):
             continue
         kind = rec.get("type", "scalar")

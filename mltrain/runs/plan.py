@@ -91,7 +91,8 @@ class RunPlan:
     snapshot: Snapshot
     git_commit: str | None
     git_dirty: bool | None
-    shim_dir: Path
+    shim_dir: Path | None
+    shim_env: dict[str, str]
     _key: str = ""
     _built: Materialised | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,8 +101,8 @@ class RunPlan:
     def build(cls, config: dict[str, Any], ws: Workspace | None = None) -> RunPlan:
         """Check ``config`` and build what its trials share; nothing is recorded as a run."""
         from mltrain.environments.resolve import resolve
-        from mltrain.environments.shim import ensure_shim
         from mltrain.environments.spec import EnvSpec
+        from mltrain.runs.compat import job_shim
         from mltrain.runs.recovery import recover_orphans
         from mltrain.workspace.snapshots import git_info
 
@@ -125,8 +126,9 @@ class RunPlan:
             exclude=(settings.root, settings.artifact_root),
         )
         commit, dirty = git_info(source)
+        shim_dir, shim_env = job_shim(config["job"], env)  # the in-script API (and Azure's, unless turned off)
         return cls(
-            config, ws, compute, env, source, script, snapshot, commit, dirty, ensure_shim(), _key=plan_key(config)
+            config, ws, compute, env, source, script, snapshot, commit, dirty, shim_dir, shim_env, _key=plan_key(config)
         )
 
     def __enter__(self) -> RunPlan:

@@ -9,6 +9,14 @@ if TYPE_CHECKING:
     from mltrain.runs.result import RunResult
 
 
+def format_seconds(seconds: float) -> str:
+    """A duration as the summary and ``mltrain runs`` show it: ``5.3s``, ``2m05s``, ``1h02m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -24,7 +32,7 @@ def print_summary(result: RunResult) -> None:
 
     lines = [
         "",
-        f"Run {result.run_id}: {result.status} in {result.duration_s:.1f} s "
+        f"Run {result.run_id}: {result.status} in {format_seconds(result.duration_s)} "
         f"(experiment {result.experiment}, compute {result.compute})",
     ]
     if result.error:

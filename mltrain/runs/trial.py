@@ -57,7 +57,8 @@ class Trial:
         self.parent_run_id = parent_run_id
         self.echo = echo
         self.control = control or RunControl.current()
-        self.argv = job_argv(config["job"]["arguments"], config["job"]["args"])
+        job = config["job"]
+        self.argv = job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
         self.run_id = new_run_id()
         self._ingest: MetricsIngest | None = None
 
@@ -97,7 +98,7 @@ class Trial:
             snapshot_id=plan.snapshot.id,
             script=plan.script,
             arguments=self.argv,
-            env_vars={str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()},
+            env_vars={**{str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()}, **plan.shim_env},
             shim_dir=plan.shim_dir,
         )
         return spec, RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=plan.compute.describe())
@@ -105,13 +106,18 @@ class Trial:
     def run(self) -> RunResult:
         from mltrain.runs.output import RunOutput
 
-        started = time.time()
         compute = self.plan.compute
         spec, result = self._record()
         out = RunOutput(spec.run_dir, echo=self.echo)
         for line in self.plan.snapshot.skipped:
             out.log(f"warning: snapshot of {self.plan.source}: {line}")
+        if self.plan.snapshot.left_out:
+            left_out = " and ".join(self.plan.snapshot.left_out)
+            out.log(f"snapshot: left out {left_out} of {self.plan.source}: a run's outputs are what it writes")
         out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; Ctrl-C cancels it")
+        from mltrain.runs.compat import serve_tracking
+
+        tracking = serve_tracking(self.ws, spec, self.plan.env)  # MLflow calls of the script record into this run
         handle: RunHandle | None = None
         control = self.control
         try:
@@ -122,7 +128,7 @@ class Trial:
                     if not built.cached:
                         out.log(f"environment {self.plan.env.spec.name} ready ({built.location})")
                     compute.upload(self.ws, spec)
-                    write_run_info(spec.run_dir, spec.run_id, spec.experiment)
+                    write_run_info(spec.run_dir, spec.run_id, spec.experiment, self.parent_run_id)
                     control.check()
                     handle = compute.start(spec, built, out)
                     control.started(slot, handle)
@@ -136,9 +142,11 @@ class Trial:
                 slot.finishing = True
                 self._finalize(spec, handle, result, out)
         finally:
+            if tracking is not None:
+                tracking.close()
             out.close()
             compute.cleanup(spec, handle)
-        result.duration_s = time.time() - started
+        result.duration_s = self.ws.runs.duration(spec.run_id)  # as `mltrain runs show` has it
         return result
 
     def _follow(self, handle: RunHandle, result: RunResult, control: RunControl) -> None:
@@ -221,8 +229,8 @@ class Trial:
             result.problems.append(f"deployment failed: {exc}")
 
 
-def write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
-    """Where the in-script API reports: the run's id and experiment, in its run folder."""
+def write_run_info(run_dir: Path, run_id: str, experiment: str, parent_run_id: str | None = None) -> None:
+    """Where the in-script API reports: the run's id, experiment and parent, in its run folder."""
     info = run_dir / RUN_INFO_FILE
     info.parent.mkdir(parents=True, exist_ok=True)
-    info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))
+    info.write_text(json.dumps({"run_id": run_id, "experiment": experiment, "parent_run_id": parent_run_id}))

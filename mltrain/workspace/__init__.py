@@ -1,14 +1,16 @@
 """The workspace: a database (SQLite file by default) and an artifact root (a folder by default).
 
 ``Workspace.open()`` resolves the location from its arguments, then ``MLTRAIN_WORKSPACE``,
-``MLTRAIN_DB_URL`` and ``MLTRAIN_ARTIFACT_ROOT``, then ``./.mltrain``; the schema is created or
-upgraded on open. Opening only opens the store: recovering runs whose driver died is the caller's
-explicit step (``mltrain.runs.recovery.recover_orphans``).
+``MLTRAIN_DB_URL`` and ``MLTRAIN_ARTIFACT_ROOT``, then the ``.mltrain/`` of the current folder or
+of its nearest parent that has one (as git finds its repository), else ``./.mltrain``; the schema
+is created or upgraded on open. Opening only opens the store: recovering runs whose driver died is
+the caller's explicit step (``mltrain.runs.recovery.recover_orphans``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +24,34 @@ if TYPE_CHECKING:
     from mltrain.workspace.snapshots import SnapshotStore
 
 
+DEFAULT_ROOT = ".mltrain"
+DB_FILE = "mltrain.db"
+
+
+def find_workspace(start: Path) -> Path | None:
+    """The ``.mltrain`` folder (holding a workspace database) of ``start`` or its nearest parent."""
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_ROOT
+        if (candidate / DB_FILE).is_file():
+            return candidate
+    return None
+
+
+def is_new(settings: WorkspaceSettings) -> bool:
+    """True when nothing of the (embedded, default-layout) workspace exists yet."""
+    return not settings.root.exists()
+
+
+def discard_new(settings: WorkspaceSettings) -> None:
+    """Remove a workspace folder made by a command that then created nothing in it (a run refused
+    by its checks): only the default layout, database and artifacts inside the folder."""
+    inside = settings.db_url == f"sqlite:///{settings.root / DB_FILE}" and settings.artifact_root.is_relative_to(
+        settings.root
+    )
+    if inside and settings.root.name == DEFAULT_ROOT:
+        shutil.rmtree(settings.root, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class WorkspaceSettings:
     root: Path  # local folder: run folders, the default database and artifact root
@@ -32,27 +62,51 @@ class WorkspaceSettings:
     def resolve(
         cls, root: str | None = None, db_url: str | None = None, artifact_root: str | None = None
     ) -> WorkspaceSettings:
-        base = Path(root or os.environ.get("MLTRAIN_WORKSPACE") or ".mltrain").expanduser().absolute()
-        url = db_url or os.environ.get("MLTRAIN_DB_URL") or f"sqlite:///{base / 'mltrain.db'}"
+        """The settings from the arguments, else the environment, else the nearest ``.mltrain/``
+        (the relative default ``.mltrain`` is searched for in the current folder and its parents)."""
+        given = root or os.environ.get("MLTRAIN_WORKSPACE") or DEFAULT_ROOT
+        base = (find_workspace(Path.cwd()) if given == DEFAULT_ROOT else None) or Path(given).expanduser().absolute()
+        url = db_url or os.environ.get("MLTRAIN_DB_URL") or f"sqlite:///{base / DB_FILE}"
         art = artifact_root or os.environ.get("MLTRAIN_ARTIFACT_ROOT") or str(base / "artifacts")
         return cls(base, url, Path(art).expanduser().absolute())
+
+
+def require_existing(settings: WorkspaceSettings) -> None:
+    """Raise WorkspaceError when the workspace of ``settings`` does not exist (an SQLite file)."""
+    from mltrain.errors import WorkspaceError
+
+    db_file = settings.db_url.removeprefix("sqlite:///") if settings.db_url.startswith("sqlite:///") else None
+    if db_file is not None and not Path(db_file).is_file():
+        raise WorkspaceError(
+            f"no mltrain workspace here: no {DEFAULT_ROOT}/{DB_FILE} in {Path.cwd()} or its parents"
+            if settings.root.name == DEFAULT_ROOT
+            else f"no mltrain workspace at {settings.root}",
+            hint="run `python -m mltrain` in your project first, or point at a workspace with --workspace DIR "
+            "or MLTRAIN_WORKSPACE",
+        )
 
 
 class Workspace:
     """Entry point to everything recorded: runs, metrics, snapshots, blobs, models."""
 
-    def __init__(self, settings: WorkspaceSettings) -> None:
+    def __init__(self, settings: WorkspaceSettings, create: bool = True) -> None:
         from mltrain.workspace.blobs import BlobStore
         from mltrain.workspace.db import Database
 
+        if not create:
+            require_existing(settings)
         self.settings = settings
         settings.root.mkdir(parents=True, exist_ok=True)
         self.db: Database = Database(settings.db_url)
         self.blobs: BlobStore = BlobStore(settings.artifact_root)
 
     @classmethod
-    def open(cls, root: str | None = None, db_url: str | None = None, artifact_root: str | None = None) -> Workspace:
-        return cls(WorkspaceSettings.resolve(root, db_url, artifact_root))
+    def open(
+        cls, root: str | None = None, db_url: str | None = None, artifact_root: str | None = None, create: bool = True
+    ) -> Workspace:
+        """The workspace at the resolved location; with ``create=False`` a missing one is an error
+        (read-only commands create nothing)."""
+        return cls(WorkspaceSettings.resolve(root, db_url, artifact_root), create=create)
 
     @property
     def root(self) -> Path:

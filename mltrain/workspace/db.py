@@ -121,6 +121,24 @@ class Database:
             yield conn
 
     @contextmanager
+    def bulk_write(self) -> Iterator[Connection]:
+        """``write()`` for bulk loads whose references are known to exist (metrics of a recorded
+        run): on SQLite the per-row foreign-key checks are off for this transaction only."""
+        if not self.is_sqlite:
+            with self.write() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            dbapi = conn.connection.driver_connection
+            assert dbapi is not None
+            dbapi.execute("PRAGMA foreign_keys=OFF")  # no effect inside a transaction: before BEGIN
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                dbapi.execute("PRAGMA foreign_keys=ON")
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads (a consistent snapshot on SQLite)."""
         with self.engine.connect() as conn:

@@ -1,7 +1,9 @@
-"""Metrics of runs: scalars (numbers or strings), lists, table rows and whole tables.
+"""Metrics of runs: scalars (numbers or strings), lists, table rows, whole tables and images.
 
 Records arrive in batches from the driver, which tails ``.mltrain/metrics.jsonl`` (the format the
-in-script API writes: ``{"t": ts, "k": name, "v": value[, "s": step][, "type": kind]}``).
+in-script API writes: ``{"t": ts, "k": name, "v": value[, "s": step][, "type": kind][, "r": run]}``).
+On SQLite a batch of JSON lines is decoded and inserted by one SQL statement (``add_jsonl``): no
+per-record Python work, the bulk path that keeps up with a script logging in a tight loop.
 """
 
 from __future__ import annotations
@@ -10,15 +12,66 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, bulk_insert
 
-METRIC_KINDS = ("scalar", "list", "row", "table")
+METRIC_KINDS = ("scalar", "list", "row", "table", "image")
 
 
 COLUMNS = ("run_id", "key", "kind", "value", "data", "step", "ts")
+
+# One statement decodes a JSON array of records and inserts the metric ones (?1 run, ?2 parent, ?3
+# the array): numbers go to ``value``, anything else as JSON text to ``data``, as to_row does.
+_NUMERIC = "json_type(j.value, '$.v') IN ('integer', 'real') AND j.value ->> '$.type' IS NULL"
+_JSONL_INSERT = f"""
+INSERT INTO metrics (run_id, key, kind, value, data, step, ts)
+SELECT CASE WHEN ?2 IS NOT NULL AND j.value ->> '$.r' = ?2 THEN ?2 ELSE ?1 END,
+       coalesce(j.value ->> '$.k', ''),
+       coalesce(j.value ->> '$.type', 'scalar'),
+       CASE WHEN {_NUMERIC} THEN j.value ->> '$.v' END,
+       CASE WHEN {_NUMERIC} THEN NULL ELSE coalesce(j.value -> '$.v', 'null') END,
+       j.value ->> '$.s',
+       coalesce(j.value ->> '$.t', 0.0)
+FROM json_each(?3) AS j
+WHERE j.type = 'object' AND coalesce(j.value ->> '$.type', 'scalar') IN ({", ".join(f"'{k}'" for k in METRIC_KINDS)})
+"""
+
+
+# The same for a batch of plain scalars (no "type", no "r": what Run.log writes), with less work per row.
+_JSONL_INSERT_SCALARS = """
+INSERT INTO metrics (run_id, key, kind, value, data, step, ts)
+SELECT ?1, coalesce(j.value ->> 'k', ''), 'scalar',
+       CASE WHEN json_type(j.value, '$.v') IN ('integer', 'real') THEN j.value ->> 'v' END,
+       CASE WHEN json_type(j.value, '$.v') IN ('integer', 'real') THEN NULL ELSE coalesce(j.value -> 'v', 'null') END,
+       j.value ->> 's',
+       coalesce(j.value ->> 't', 0.0)
+FROM json_each(?3) AS j
+WHERE j.type = 'object'
+"""
+
+
+def decode_lines(lines: list[bytes]) -> list[Any]:
+    """Decode JSON lines: all at once when they are well formed (fast), else one by one (an
+    unreadable line is skipped with a note on stderr)."""
+    import sys
+
+    lines = [raw for raw in lines if raw.strip()]
+    if not lines:
+        return []
+    try:
+        return list(json.loads(b"[" + b",".join(lines) + b"]"))
+    except ValueError:
+        pass
+    out = []
+    for raw in lines:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            print(f"mltrain: skipped an unreadable metric record: {raw[:200]!r}", file=sys.stderr)
+    return out
 
 
 def to_row(run_id: str, rec: dict[str, Any]) -> tuple[Any, ...]:
@@ -43,6 +96,33 @@ class MetricStore:
     def add(self, run_id: str, records: Iterable[dict[str, Any]]) -> int:
         """Store metric records (kinds in METRIC_KINDS) in one transaction; return how many."""
         rows = [to_row(run_id, r) for r in records]
+        if rows:
+            with self.db.write() as conn:
+                bulk_insert(conn, t.metrics, COLUMNS, rows)
+        return len(rows)
+
+    def add_jsonl(self, run_id: str, lines: bytes, parent_run_id: str | None = None) -> int:
+        """Store the metric records among complete JSON lines (other kinds are skipped) in one
+        transaction; a record whose ``"r"`` is ``parent_run_id`` goes to the parent. Return how many."""
+        body = lines.strip()
+        if not body:
+            return 0
+        if self.db.is_sqlite:
+            batch = b"[" + body.replace(b"\r", b"").replace(b"\n\n", b"\n").replace(b"\n", b",") + b"]"
+            try:
+                text = batch.decode("utf-8")
+                plain = b'"type":' not in body and b'"r":' not in body
+                with self.db.bulk_write() as conn:
+                    sql = _JSONL_INSERT_SCALARS if plain else _JSONL_INSERT
+                    return int(conn.exec_driver_sql(sql, (run_id, parent_run_id, text)).rowcount)
+            except (OperationalError, UnicodeDecodeError):
+                pass  # NaN/Infinity or a damaged line: decode record by record below
+        records = [r for r in decode_lines(body.split(b"\n")) if isinstance(r, dict)]
+        rows = [
+            to_row(parent_run_id if parent_run_id and r.get("r") == parent_run_id else run_id, r)
+            for r in records
+            if r.get("type", "scalar") in METRIC_KINDS
+        ]
         if rows:
             with self.db.write() as conn:
                 bulk_insert(conn, t.metrics, COLUMNS, rows)
@@ -76,14 +156,95 @@ class MetricStore:
             return int(conn.execute(select(func.count()).where(t.metrics.c.run_id == run_id)).scalar() or 0)
 
     def summary(self, run_id: str) -> dict[str, Any]:
-        """Per key: the last scalar, the last list or table, or all rows of a row-logged table."""
-        out: dict[str, Any] = {}
-        for rec in self.history(run_id):
-            key, kind, value = rec["key"], rec["kind"], rec["value"]
-            if kind == "row":
-                table = out.setdefault(key, {})
-                for col, v in value.items():
+        """Per key, in the order first logged: the last scalar, list, table or image, or all rows
+        of a row-logged table as {column: [...]} (read in SQL: cheap for a million-value series)."""
+        m = t.metrics.c
+        last = (
+            select(m.key, func.max(m.id).label("last_id"), func.min(m.id).label("first_id"))
+            .where(m.run_id == run_id, m.kind != "row")
+            .group_by(m.key)
+            .subquery()
+        )
+        q = select(m.key, m.kind, m.value, m.data, last.c.first_id).join(last, m.id == last.c.last_id)
+        rows_q = select(m.key, m.data, m.id).where(m.run_id == run_id, m.kind == "row").order_by(m.id)
+        entries: list[tuple[int, str, Any]] = []
+        with self.db.read() as conn:
+            for r in conn.execute(q):
+                entries.append((r.first_id, r.key, _value(dict(r._mapping))))
+            tables: dict[str, dict[str, list[Any]]] = {}
+            first_row: dict[str, int] = {}
+            for r in conn.execute(rows_q):
+                first_row.setdefault(r.key, r.id)
+                table = tables.setdefault(r.key, {})
+                for col, v in (json.loads(r.data) or {}).items():
                     table.setdefault(col, []).append(v)
-            else:
-                out[key] = value
-        return out
+        entries += [(first_row[k], k, v) for k, v in tables.items()]
+        return {key: value for _, key, value in sorted(entries, key=lambda e: e[0])}
+
+    def series(self, run_id: str) -> list[dict[str, Any]]:
+        """Every scalar series of a run, in the order first logged: key, count, last, min, max
+        (min/max over its numbers; None for a series of strings)."""
+        m = t.metrics.c
+        agg = (
+            select(
+                m.key,
+                func.count().label("count"),
+                func.min(m.value).label("min"),
+                func.max(m.value).label("max"),
+                func.min(m.id).label("first_id"),
+                func.max(m.id).label("last_id"),
+            )
+            .where(m.run_id == run_id, m.kind == "scalar")
+            .group_by(m.key)
+            .subquery()
+        )
+        q = select(agg, m.value, m.data).join(t.metrics, m.id == agg.c.last_id).order_by(agg.c.first_id)
+        with self.db.read() as conn:
+            return [
+                {
+                    "key": r.key,
+                    "count": int(r.count),
+                    "last": _value({"value": r.value, "data": r.data}),
+                    "min": r.min,
+                    "max": r.max,
+                }
+                for r in conn.execute(q)
+            ]
+
+    def sampled(self, run_id: str, key: str, points: int = 24) -> list[float]:
+        """A numeric series cut into ``points`` buckets in logging order, the mean of each (for a
+        sparkline): the database does the work, whatever the series' length."""
+        m = t.metrics.c
+        numbered = (
+            select(m.value, func.ntile(points).over(order_by=m.id).label("bucket"))
+            .where(m.run_id == run_id, m.key == key, m.kind == "scalar", m.value.is_not(None))
+            .subquery()
+        )
+        q = select(func.avg(numbered.c.value)).group_by(numbered.c.bucket).order_by(numbered.c.bucket)
+        with self.db.read() as conn:
+            return [float(v) for (v,) in conn.execute(q)]
+
+
+def last_value(run_id_column: Any, key: str) -> Any:
+    """A correlated SQL expression: the last numeric scalar logged as ``key`` by the run whose id
+    is ``run_id_column`` (uses the (run_id, key) index)."""
+    m = t.metrics.alias("lv")
+    return (
+        select(m.c.value)
+        .where(m.c.run_id == run_id_column, m.c.key == key, m.c.kind == "scalar")
+        .order_by(m.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def last_data(run_id_column: Any, key: str) -> Any:
+    """Like :func:`last_value`, for the JSON of a non-numeric scalar (a string's JSON text)."""
+    m = t.metrics.alias("ld")
+    return (
+        select(m.c.data)
+        .where(m.c.run_id == run_id_column, m.c.key == key, m.c.kind == "scalar")
+        .order_by(m.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )

@@ -35,6 +35,17 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d_%H%M%S") + "_" + secrets.token_hex(3)
 
 
+def _compare(expr: Any, op: str, value: Any) -> Any:
+    """``expr OP value`` for the operators of ``runs list --where``."""
+    if op in ("=", "=="):
+        return expr == value
+    if op == "!=":
+        return expr != value
+    if isinstance(value, str):
+        raise ValueError(f"{op} compares numbers only")
+    return {">": expr > value, ">=": expr >= value, "<": expr < value, "<=": expr <= value}[op]
+
+
 def _row(row: Any) -> dict[str, Any]:
     rec = dict(row._mapping)
     for key in JSON_FIELDS:
@@ -146,13 +157,38 @@ class RunStore:
         status: str | None = None,
         parent_run_id: str | None = None,
         limit: int | None = 50,
+        where: Iterable[tuple[str, str, float | str]] = (),
+        tags: dict[str, str] | None = None,
+        sort: str | None = None,
+        ascending: bool = False,
     ) -> list[dict[str, Any]]:
-        """Runs, newest first."""
+        """Runs, newest first; ``where`` keeps runs whose last value of a metric compares as given
+        (``("accuracy", ">", 0.9)``; a string compares with ``=``/``!=`` only), ``tags`` runs with
+        all those tags, ``sort`` orders by the last value of a metric (highest first unless
+        ``ascending``; runs without it last). All in SQL."""
+        from mltrain.workspace.metrics import last_data, last_value
+
+        order = [t.runs.c.created_at.desc(), t.runs.c.id.desc()]
+        if sort:
+            metric = last_value(t.runs.c.id, sort)
+            order = [metric.is_(None), metric.asc() if ascending else metric.desc(), *order]
         q = (
             select(t.runs, t.experiments.c.name.label("experiment"))
             .join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
-            .order_by(t.runs.c.created_at.desc(), t.runs.c.id.desc())
+            .order_by(*order)
         )
+        for key, op, value in where:
+            if isinstance(value, str):
+                expr = last_data(t.runs.c.id, key)
+                target: Any = json.dumps(value)
+            else:
+                expr, target = last_value(t.runs.c.id, key), value
+            q = q.where(_compare(expr, op, target))
+        for key, value in (tags or {}).items():
+            tag = t.tags.alias()
+            q = q.where(
+                select(tag.c.run_id).where(tag.c.run_id == t.runs.c.id, tag.c.key == key, tag.c.value == value).exists()
+            )
         if experiment:
             q = q.where(t.experiments.c.name == experiment)
         if status:
@@ -163,6 +199,13 @@ class RunStore:
             q = q.limit(limit)
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(q)]
+
+    def duration(self, run_id: str) -> float:
+        """Seconds from the run's record to its end (to now while it is active): what the run's
+        summary and ``mltrain runs`` show."""
+        with self.db.read() as conn:
+            row = conn.execute(select(t.runs.c.created_at, t.runs.c.ended_at).where(t.runs.c.id == run_id)).one()
+        return float((row.ended_at or now()) - row.created_at)
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
         """The status timeline of a run, oldest first."""

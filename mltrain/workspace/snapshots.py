@@ -2,8 +2,9 @@
 
 A snapshot is a manifest (path, sha256, size, mode of every file) stored as a blob; its id is the
 manifest's sha256, so an unchanged folder gives the same id and adds nothing to the store.
-Ignore files (gitignore syntax) are read in every folder: ``.mltrainignore``, ``.amlignore`` and
-``.gitignore``; ``.git``, ``__pycache__`` and mltrain's own workspace folders are always left out.
+Ignore files (gitignore syntax) are read in every folder, as Azure ML does: ``.amlignore`` or
+``.mltrainignore`` where a folder has one, else its ``.gitignore``; ``.git``, ``__pycache__``,
+mltrain's own workspace folders and the top-level ``outputs/`` and ``logs/`` are always left out.
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
 from mltrain.workspace.paths import inside, safe_join
 
-IGNORE_FILES = (".mltrainignore", ".amlignore", ".gitignore")
+OWN_IGNORE_FILES = (".mltrainignore", ".amlignore")  # in a folder that has one, .gitignore is not read
+GIT_IGNORE = ".gitignore"
+IGNORE_FILES = (*OWN_IGNORE_FILES, GIT_IGNORE)
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".mltrain/")
+RUN_OWNED = ("outputs/", "logs/")  # at the top of the source folder: what a run writes, never snapshotted
+ALWAYS = "always left out"
+RUN_OWNED_RULE = "top-level outputs/ and logs/ hold what a run writes"
+SYMLINK_OUT = "a symlink out of the source folder"
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,22 @@ class Snapshot:
     id: str
     source_dir: str
     files: tuple[SnapshotFile, ...]
+    left_out: tuple[str, ...] = ()  # run-owned folders (outputs/, logs/) found at the top and left out
     skipped: tuple[str, ...] = field(default=(), compare=False)  # symlinks out of the folder, not stored
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file or folder of a source folder: included, or left out by ``rule``."""
+
+    path: str  # relative, '/'-separated; a folder ends with '/'
+    size: int  # bytes (of everything under it, for a folder)
+    files: int  # 1 for a file; how many files a folder holds
+    rule: str | None  # why it is left out (ignore file and pattern), None when included
 
 
 def _spec(lines: list[str]) -> Any:
@@ -55,28 +73,51 @@ def _spec(lines: list[str]) -> Any:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def list_files(
-    source_dir: Path, exclude: tuple[Path, ...] = (), warn: Callable[[str], None] | None = None
-) -> list[tuple[str, Path]]:
-    """(relative path, absolute path) of every file of ``source_dir`` that the ignore rules keep.
+def _decision(spec: Any, path: str) -> tuple[bool, str] | None:
+    """(ignored?, pattern) of the last pattern of ``spec`` that matches ``path``, None if none does."""
+    found = None
+    for pattern in spec.patterns:
+        if pattern.include is not None and pattern.match_file(path) is not None:
+            found = (bool(pattern.include), str(pattern.pattern))
+    return found
 
-    A symlink is followed only when it resolves inside ``source_dir`` (its target's content is
-    stored under the link's name); one pointing outside is skipped and reported through ``warn``.
+
+def _folder_size(folder: str) -> tuple[int, int]:
+    size = count = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                size, count = size + st.st_size, count + 1
+    return size, count
+
+
+def scan(
+    source_dir: Path,
+    exclude: tuple[Path, ...] = (),
+    report: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> list[tuple[str, Path, Entry]]:
+    """Walk ``source_dir`` with its ignore rules: (relative path, absolute path, entry) of every
+    file kept and, with ``report``, of every file and folder left out, with the rule that did it.
+
+    Rules as Azure ML applies them: in a folder with ``.amlignore`` or ``.mltrainignore`` those are
+    read instead of its ``.gitignore``; a deeper folder's rules override its parents'
+    (``!pattern`` re-includes); ``.git``, ``__pycache__``, ``.mltrain`` and the top-level
+    ``outputs/`` and ``logs/`` are always left out. A symlink (to a file or a folder) is followed
+    only when it resolves inside ``source_dir`` (stored under the link's name); one pointing outside
+    is left out and reported through ``warn``.
     """
-    specs: list[tuple[str, Any]] = [("", _spec(list(ALWAYS_IGNORED)))]
+    always = _spec(list(ALWAYS_IGNORED))
+    run_owned = _spec([f"/{d}" for d in RUN_OWNED])
+    specs: list[tuple[str, str, Any]] = []  # (folder prefix, ignore file, spec), outermost first
     excluded = {os.path.realpath(p) for p in exclude}
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[str, Path, Entry]] = []
     top = source_dir.resolve()
     seen: set[str] = set()
-
-    def ignored(rel: str, is_dir: bool) -> bool:
-        candidate = rel + "/" if is_dir else rel
-        for base, spec in specs:
-            if base and not candidate.startswith(base):
-                continue
-            if spec.match_file(candidate[len(base) :]):
-                return True
-        return False
 
     def escapes(full: Path, rel: str) -> bool:
         if full.is_symlink() and not inside(top, full):
@@ -84,6 +125,21 @@ def list_files(
                 warn(f"skipped {rel}: a symlink to {os.readlink(full)}, outside {top}")
             return True
         return False
+
+    def rule_for(rel: str, is_dir: bool) -> str | None:
+        candidate = rel + "/" if is_dir else rel
+        if always.match_file(candidate):
+            return f"{ALWAYS}: {', '.join(ALWAYS_IGNORED)}"
+        if run_owned.match_file(candidate):
+            return RUN_OWNED_RULE
+        verdict: str | None = None
+        for base, source, spec in specs:
+            if base and not candidate.startswith(base):
+                continue
+            decided = _decision(spec, candidate[len(base) :])
+            if decided is not None:
+                verdict = f"{base}{source}: {decided[1]}" if decided[0] else None
+        return verdict
 
     for dirpath, dirnames, filenames in os.walk(source_dir, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -93,24 +149,50 @@ def list_files(
         seen.add(real)
         rel_dir = os.path.relpath(dirpath, source_dir)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        lines = []
-        for name in IGNORE_FILES:
-            if name in filenames and not escapes(Path(dirpath, name), prefix + name):
-                lines += Path(dirpath, name).read_text(errors="replace").splitlines()
-        if lines:
-            specs.append((prefix, _spec(lines)))
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not ignored(prefix + d, True)
-            and os.path.realpath(os.path.join(dirpath, d)) not in excluded
-            and not escapes(Path(dirpath, d), prefix + d + "/")
-        )
+        filenames = [n for n in filenames if n not in IGNORE_FILES or not escapes(Path(dirpath, n), prefix + n)]
+        own = [name for name in OWN_IGNORE_FILES if name in filenames]
+        for name in own or ([GIT_IGNORE] if GIT_IGNORE in filenames else []):
+            lines = Path(dirpath, name).read_text(errors="replace").splitlines()
+            specs.append((prefix, name, _spec(lines)))
+        kept_dirs = []
+        for d in sorted(dirnames):
+            full_dir = os.path.join(dirpath, d)
+            if os.path.realpath(full_dir) in excluded:
+                rule = "mltrain's workspace"
+            elif escapes(Path(full_dir), prefix + d + "/"):
+                rule = SYMLINK_OUT
+            else:
+                rule = rule_for(prefix + d, True)
+            if rule is None:
+                kept_dirs.append(d)
+            elif report and rule is not None:
+                size, count = _folder_size(full_dir)
+                found.append((prefix + d + "/", Path(full_dir), Entry(prefix + d + "/", size, count, rule)))
+        dirnames[:] = kept_dirs
         for name in sorted(filenames):
             full = Path(dirpath, name)
-            if not ignored(prefix + name, False) and not escapes(full, prefix + name) and full.is_file():
-                found.append((prefix + name, full))
+            if escapes(full, prefix + name):
+                rule: str | None = SYMLINK_OUT
+            else:
+                rule = rule_for(prefix + name, False)
+            if rule is None and not full.is_file():
+                continue
+            if rule is None or report:
+                size = full.stat().st_size if rule is None else (full.lstat().st_size if full.exists() else 0)
+                found.append((prefix + name, full, Entry(prefix + name, size, 1, rule)))
     return found
+
+
+def list_files(
+    source_dir: Path, exclude: tuple[Path, ...] = (), warn: Callable[[str], None] | None = None
+) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of every file of ``source_dir`` that the ignore rules keep."""
+    return [(rel, full) for rel, full, _ in scan(source_dir, exclude, warn=warn)]
+
+
+def run_owned_present(source_dir: Path) -> tuple[str, ...]:
+    """The run-owned folders (outputs/, logs/) at the top of ``source_dir``, which snapshots leave out."""
+    return tuple(d for d in RUN_OWNED if (source_dir / d.rstrip("/")).is_dir())
 
 
 def _too_big(source_dir: Path, files: list[tuple[str, Path, int]], max_files: int, max_bytes: int) -> SnapshotError:
@@ -122,6 +204,11 @@ def _too_big(source_dir: Path, files: list[tuple[str, Path, int]], max_files: in
             folders[top] = folders.get(top, 0) + size
     largest = sorted(files, key=lambda f: -f[2])[:5]
     big_dirs = sorted(folders.items(), key=lambda kv: -kv[1])[:5]
+    counts: dict[str, int] = {}
+    for rel, _, _ in files:
+        parent = rel.rsplit("/", 1)[0] + "/" if "/" in rel else "./"
+        counts[parent] = counts.get(parent, 0) + 1
+    crowded = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
     lines = [
         f"the snapshot of {source_dir} is too large: {len(files)} files, {total / 1e6:.1f} MB "
         f"(limits: {max_files} files, {max_bytes / 1e6:.0f} MB)",
@@ -129,9 +216,12 @@ def _too_big(source_dir: Path, files: list[tuple[str, Path, int]], max_files: in
     ]
     if big_dirs:
         lines.append("largest folders: " + ", ".join(f"{d} ({size / 1e6:.1f} MB)" for d, size in big_dirs))
+    if len(files) > max_files:
+        lines.append("folders with the most files: " + ", ".join(f"{d} ({n} files)" for d, n in crowded))
     return SnapshotError(
         "\n".join(lines),
-        hint=f"list what the job does not need in {source_dir / '.mltrainignore'} (gitignore syntax), "
+        hint=f"list what the job does not need in {source_dir / '.mltrainignore'} or .amlignore (gitignore "
+        f"syntax; `mltrain snapshots preview {source_dir}` shows what is included and why), "
         "or raise job.snapshot.max_size_mb / job.snapshot.max_files",
     )
 
@@ -177,7 +267,7 @@ class SnapshotStore:
                     "created_at": now(),
                 },
             )
-        return Snapshot(snap_id, str(src), tuple(files), tuple(skipped))
+        return Snapshot(snap_id, str(src), tuple(files), run_owned_present(src), tuple(skipped))
 
     def get(self, snapshot_id: str) -> Snapshot:
         with self.db.read() as conn:

@@ -1,0 +1,72 @@
+"""What a job gets so that scripts written for other platforms run as-is: the ``azureml`` stand-in
+(mltrain/compat/azureml) on its PYTHONPATH when its environment has no real ``azureml-core`` and
+``job.azureml_compat`` is on; an MLflow tracking server (mltrain/runs/mlflow_api.py) when its
+environment has mlflow."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.bundled import package_dir
+
+if TYPE_CHECKING:
+    from mltrain.compute.base import RunSpec
+    from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.runs.mlflow_api import TrackingServer
+    from mltrain.workspace import Workspace
+
+AZUREML_DIR = "compat/azureml"
+
+
+def azureml_files() -> tuple[str, ...]:
+    """The package-relative files of the azureml stand-in (``compat/azureml/...``)."""
+    root = package_dir()
+    return tuple(
+        sorted(
+            p.relative_to(root).as_posix() for p in (root / AZUREML_DIR).rglob("*.py") if "__pycache__" not in p.parts
+        )
+    )
+
+
+def has_package(env: ResolvedEnvironment, distribution: str, module: str) -> bool:
+    """Whether the job's environment provides ``distribution`` (importable as ``module``)."""
+    if env.spec.build == "system":
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+    return env.pinned(distribution) is not None
+
+
+def job_shim(job: dict[str, Any], env: ResolvedEnvironment) -> tuple[Path, dict[str, str]]:
+    """The shim folder of a job and the environment variables it needs on top of ``job.env_vars``.
+
+    The folder holds mltrain's in-script API, plus the ``azureml`` stand-in when it applies. A
+    ``system`` environment already imports mltrain itself, so the stand-in goes on PYTHONPATH alone.
+    """
+    from mltrain.environments.shim import SHIM_FILES, ensure_shim
+
+    if not job.get("azureml_compat", True) or has_package(env, "azureml-core", "azureml.core"):
+        return ensure_shim(), {}
+    compat = azureml_files()
+    extra: dict[str, str] = {}
+    if env.spec.build == "system":
+        inherited = job.get("env_vars", {}).get("PYTHONPATH") or env.spec.env_vars.get("PYTHONPATH")
+        inherited = inherited or os.environ.get("PYTHONPATH", "")
+        extra["PYTHONPATH"] = os.pathsep.join(p for p in (str(ensure_shim(compat)), inherited) if p)
+    return ensure_shim((*SHIM_FILES, *compat)), extra
+
+
+def serve_tracking(ws: Workspace, spec: RunSpec, env: ResolvedEnvironment) -> TrackingServer | None:
+    """Start the MLflow tracking server of a run whose environment has mlflow and add its variables
+    to the job's environment (``spec.env_vars``); None, with nothing imported or started, otherwise."""
+    if not (has_package(env, "mlflow", "mlflow") or has_package(env, "mlflow-skinny", "mlflow")):
+        return None
+    from mltrain.runs.mlflow_api import TrackingServer
+
+    server = TrackingServer(ws, spec.run_id, spec.experiment, spec.run_dir)
+    spec.env_vars.update(server.env)
+    return server
