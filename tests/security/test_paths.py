@@ -51,6 +51,7 @@ def _run_with_artifacts(ws: Workspace, paths: list[str]) -> str:
 
 @pytest.mark.parametrize("rel", ["../escaped.txt", "/tmp/mltrain-abs-escape-run.txt", "outputs/../../escaped.txt"])
 def test_runs_download_refuses_a_stored_path_that_escapes(project, cli, rel):
+    Path("/tmp/mltrain-abs-escape-run.txt").unlink(missing_ok=True)  # left by an earlier, broken version
     ws = _workspace(project)
     run_id = _run_with_artifacts(ws, ["outputs/fine.txt", rel])
     proc = cli("runs", "download", run_id, "--dest", "out")
@@ -160,7 +161,7 @@ def test_bad_experiment_names_are_refused(project, mltrain, name):
 
 @pytest.mark.parametrize("name", ["../../evil", "a/b", "", "y" * 10_000, ".hidden"])
 def test_bad_model_and_endpoint_names_are_refused(project, name):
-    from mltrain.deploy.base import check_endpoint_name
+    from mltrain.deploy.configs import check_endpoint_name
 
     ws = _workspace(project)
     model = project / "m.joblib"
