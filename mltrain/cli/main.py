@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
-COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots")
+COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "ui")
 
 
 class Context:

@@ -87,3 +87,65 @@ class MetricStore:
             else:
                 out[key] = value
         return out
+
+    def keys(self, run_id: str) -> list[dict[str, Any]]:
+        """Per key of a run: its kind, how many records, how many of them numeric (chartable)."""
+        from sqlalchemy import func
+
+        m = t.metrics
+        q = (
+            select(m.c.key, m.c.kind, func.count().label("count"), func.count(m.c.value).label("numeric"))
+            .where(m.c.run_id == run_id)
+            .group_by(m.c.key, m.c.kind)
+            .order_by(m.c.key)
+        )
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def series(self, run_id: str, key: str, after_id: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """The numeric scalars of one key, in logging order, as columns: ``step`` (None where not
+        given), ``ts``, ``value``, and ``last_id`` (pass it as ``after_id`` to get only newer points)."""
+        m = t.metrics
+        q = (
+            select(m.c.id, m.c.step, m.c.ts, m.c.value)
+            .where(m.c.run_id == run_id, m.c.key == key, m.c.value.is_not(None), m.c.id > after_id)
+            .order_by(m.c.id)
+        )
+        if limit:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+        return {
+            "step": [r[1] for r in rows],
+            "ts": [r[2] for r in rows],
+            "value": [r[3] for r in rows],
+            "last_id": rows[-1][0] if rows else after_id,
+        }
+
+    def numeric_since(
+        self, run_id: str, after_id: int, limit: int = 100_000
+    ) -> list[tuple[int, str, Any, float, float]]:
+        """Numeric scalars of a run stored after record ``after_id``: (id, key, step, ts, value), in order."""
+        m = t.metrics
+        q = (
+            select(m.c.id, m.c.key, m.c.step, m.c.ts, m.c.value)
+            .where(m.c.run_id == run_id, m.c.id > after_id, m.c.value.is_not(None))
+            .order_by(m.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
+
+    def last_id(self, run_id: str) -> int:
+        """The id of the run's latest stored record (0 if none): a watermark for ``numeric_since``."""
+        from sqlalchemy import func
+
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.max(t.metrics.c.id)).where(t.metrics.c.run_id == run_id)).scalar() or 0)
+
+    def all_keys(self, limit: int = 1000) -> list[str]:
+        """Metric keys of every run, sorted (what runs can be sorted and filtered by)."""
+        m = t.metrics
+        q = select(m.c.key).distinct().order_by(m.c.key).limit(limit)
+        with self.db.read() as conn:
+            return [str(k) for k in conn.execute(q).scalars()]

@@ -11,13 +11,16 @@ import json
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
+
+if TYPE_CHECKING:
+    from mltrain.workspace.run_pages import RunQuery
 
 QUEUED, PREPARING, RUNNING, FINALIZING = "Queued", "Preparing", "Running", "Finalizing"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -158,6 +161,12 @@ class RunStore:
             q = q.limit(limit)
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(q)]
+
+    def page(self, query: RunQuery) -> tuple[list[dict[str, Any]], int]:
+        """One page of runs (filtered and sorted in SQL, metrics too) and how many match in all."""
+        from mltrain.workspace.run_pages import page_runs
+
+        return page_runs(self.db, query)
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
         """The status timeline of a run, oldest first."""
