@@ -19,6 +19,7 @@ PAGE_LIMIT = 500
 MAX_COMPARE = 20
 MAX_CHILDREN = 2000
 LOG_CHUNK = 256 * 1024
+MAX_SERIES_POINTS = 2_000_000
 PREVIEW_BYTES = 1 << 20
 PREVIEW_ROWS = 200
 TABLE_ROWS = 500
@@ -215,7 +216,6 @@ def get_run(request: Request) -> Response:
     ws = ws_of(request)
     run = run_of(request)
     run_id = run["id"]
-    watermark = ws.metrics.last_id(run_id)  # before the series are read: live events start after it
     keys = ws.metrics.keys(run_id)
     children, _ = ws.runs.page(_children_query(run_id, 1))
     return json_response(
@@ -226,7 +226,6 @@ def get_run(request: Request) -> Response:
             "history": ws.runs.history(run_id),
             "tags": ws.runs.tags(run_id),
             "metric_keys": keys,
-            "last_metric_id": watermark,
             "scalars": _latest(ws, run_id),
             "tables": _tables(ws, run_id, keys),
             "artifacts": ws.runs.artifacts(run_id),
@@ -259,12 +258,19 @@ def _children_query(parent: str, limit: int) -> Any:
 
 
 def series(request: Request) -> Response:
+    """The numeric series of one metric (``key``), or of every metric of the run (no ``key``; only
+    the columns in ``fields``), as columns; only points stored after record ``after`` when given."""
     ws = ws_of(request)
     run = run_of(request)
     key = text(request, "key")
-    if not key:
-        raise ApiError(400, "parameter 'key' (the metric name) is required")
     after = integer(request, "after", 0, 0, 2**62)
+    if key is None:
+        if after:
+            return json_response(ws.metrics.numeric_series(run["id"], after, MAX_SERIES_POINTS))
+        fields = tuple((text(request, "fields") or "step,ts,value").split(","))
+        if not fields or not set(fields) <= {"step", "ts", "value"} or len(set(fields)) != len(fields):
+            raise ApiError(400, f"'fields' must name some of step, ts, value, got {','.join(fields)[:60]!r}")
+        return json_response(ws.metrics.all_series(run["id"], MAX_SERIES_POINTS, fields))
     return json_response({"key": key, **ws.metrics.series(run["id"], key, after_id=after)})
 
 

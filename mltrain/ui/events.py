@@ -24,26 +24,15 @@ def _event(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS) + b"\n\n"
 
 
-def _poll(request: Request, run_id: str, after: int, offset: int) -> tuple[dict[str, Any], list[Any], bytes]:
+def _poll(request: Request, run_id: str, after: int, offset: int) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     from mltrain.runs.output import STD_LOG
     from mltrain.workspace.run_files import read_run_file
 
     ws = ws_of(request)
     run = ws.runs.get(run_id)
-    points = ws.metrics.numeric_since(run_id, after, MAX_POINTS)
+    points = ws.metrics.numeric_series(run_id, after, MAX_POINTS)
     log = read_run_file(ws, run, STD_LOG, offset, LOG_CHUNK)
     return run, points, log
-
-
-def _columns(points: list[Any]) -> dict[str, dict[str, list[Any]]]:
-    out: dict[str, dict[str, list[Any]]] = {}
-    for rid, key, step, ts, value in points:
-        col = out.setdefault(key, {"id": [], "step": [], "ts": [], "value": []})
-        col["id"].append(rid)
-        col["step"].append(step)
-        col["ts"].append(ts)
-        col["value"].append(value)
-    return out
 
 
 async def run_events(request: Request) -> Response:
@@ -77,16 +66,16 @@ async def run_events(request: Request) -> Response:
                 if rec["status"] != status:
                     status = rec["status"]
                     yield _event("status", {"status": status, "ended_at": rec["ended_at"]})
-                if points:
-                    after = points[-1][0]
-                    yield _event("metrics", {"last_id": after, "series": _columns(points)})
+                if points["count"]:
+                    after = points["last_id"]
+                    yield _event("metrics", {"last_id": after, "series": points["series"]})
                 if log:
                     text = log.decode("utf-8", "replace")
                     yield _event("log", {"offset": offset, "next_offset": offset + len(log), "text": text})
                     offset += len(log)
-                if points or log:
+                if points["count"] or log:
                     quiet_since = time.monotonic()
-                    if len(points) >= MAX_POINTS or len(log) >= LOG_CHUNK:
+                    if points["count"] >= MAX_POINTS or len(log) >= LOG_CHUNK:
                         continue  # more is waiting: no sleep
                 elif status in TERMINAL:
                     yield _event("end", {"status": status})

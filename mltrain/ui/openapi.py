@@ -28,8 +28,9 @@ PARAMS: dict[str, list[tuple[str, str, str]]] = {  # path -> (name, type, descri
         ("limit", "integer", "runs per page, 1..500 (default 50)"),
     ],
     "/api/runs/{run_id}/series": [
-        ("key", "string", "the metric (required)"),
+        ("key", "string", "one metric; without it every numeric metric of the run"),
         ("after", "integer", "only points stored after this record id (the last_id of a previous answer)"),
+        ("fields", "string", "without key: the columns, some of step,ts,value (default all three)"),
     ],
     "/api/runs/{run_id}/log": [
         ("offset", "integer", "byte offset to read from (default 0)"),

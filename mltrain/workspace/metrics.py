@@ -34,6 +34,11 @@ def _value(row: dict[str, Any]) -> Any:
     return row["value"] if row["data"] is None else json.loads(row["data"])
 
 
+def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...], skip: int = 0) -> dict[str, list[Any]]:
+    """Rows as one list per column (``names[i]`` is column i); the first ``skip`` columns are left out."""
+    return {name: [r[i] for r in rows] for i, name in enumerate(names) if i >= skip}
+
+
 class MetricStore:
     """Metric records of one workspace."""
 
@@ -89,22 +94,29 @@ class MetricStore:
         return out
 
     def keys(self, run_id: str) -> list[dict[str, Any]]:
-        """Per key of a run: its kind, how many records, how many of them numeric (chartable)."""
+        """Per key of a run: how many records, and the kind of its latest one and whether that is
+        numeric (chartable). Index-only counts, one lookup per key."""
         from sqlalchemy import func
 
         m = t.metrics
-        q = (
-            select(m.c.key, m.c.kind, func.count().label("count"), func.count(m.c.value).label("numeric"))
-            .where(m.c.run_id == run_id)
-            .group_by(m.c.key, m.c.kind)
-            .order_by(m.c.key)
-        )
+        counts = select(m.c.key, func.count().label("count")).where(m.c.run_id == run_id).group_by(m.c.key)
+        out = []
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            for key, count in conn.execute(counts.order_by(m.c.key)).all():
+                last = conn.execute(
+                    select(m.c.kind, m.c.value)
+                    .where(m.c.run_id == run_id, m.c.key == key)
+                    .order_by(m.c.id.desc())
+                    .limit(1)
+                ).one()
+                out.append({"key": key, "kind": last.kind, "count": count, "numeric": last.value is not None})
+        return out
 
     def series(self, run_id: str, key: str, after_id: int = 0, limit: int | None = None) -> dict[str, Any]:
         """The numeric scalars of one key, in logging order, as columns: ``step`` (None where not
         given), ``ts``, ``value``, and ``last_id`` (pass it as ``after_id`` to get only newer points)."""
+        from mltrain.workspace.db import fetch_tuples
+
         m = t.metrics
         q = (
             select(m.c.id, m.c.step, m.c.ts, m.c.value)
@@ -114,18 +126,44 @@ class MetricStore:
         if limit:
             q = q.limit(limit)
         with self.db.read() as conn:
-            rows = conn.execute(q).all()
-        return {
-            "step": [r[1] for r in rows],
-            "ts": [r[2] for r in rows],
-            "value": [r[3] for r in rows],
-            "last_id": rows[-1][0] if rows else after_id,
-        }
+            rows = fetch_tuples(conn, q)
+        return {**_columns(rows, ("id", "step", "ts", "value"), skip=1), "last_id": rows[-1][0] if rows else after_id}
 
-    def numeric_since(
-        self, run_id: str, after_id: int, limit: int = 100_000
-    ) -> list[tuple[int, str, Any, float, float]]:
-        """Numeric scalars of a run stored after record ``after_id``: (id, key, step, ts, value), in order."""
+    def all_series(
+        self, run_id: str, limit_per_key: int = 1_000_000, fields: tuple[str, ...] = ("step", "ts", "value")
+    ) -> dict[str, Any]:
+        """Every numeric series of a run, read in one snapshot: ``{"last_id", "count", "series":
+        {key: {field: [...]}}}`` with ``fields`` of step, ts, value; ``last_id`` is the newest record
+        read, so ``numeric_series(run_id, last_id)`` returns exactly what was stored since."""
+        from sqlalchemy import func
+
+        from mltrain.workspace.db import fetch_tuples
+
+        m = t.metrics
+        series: dict[str, Any] = {}
+        count = 0
+        with self.db.read() as conn:
+            last = int(conn.execute(select(func.max(m.c.id)).where(m.c.run_id == run_id)).scalar() or 0)
+            keys = conn.execute(select(m.c.key).where(m.c.run_id == run_id).distinct().order_by(m.c.key)).scalars()
+            for key in list(keys):
+                q = (
+                    select(*(m.c[f] for f in fields))
+                    .where(m.c.run_id == run_id, m.c.key == key, m.c.value.is_not(None), m.c.id <= last)
+                    .order_by(m.c.id)
+                    .limit(limit_per_key)
+                )
+                rows = fetch_tuples(conn, q)
+                if rows:
+                    series[key] = _columns(rows, fields)
+                    count += len(rows)
+        return {"last_id": last, "count": count, "series": series}
+
+    def numeric_series(self, run_id: str, after_id: int, limit: int = 100_000) -> dict[str, Any]:
+        """The numeric scalars of a run stored after record ``after_id`` (at most ``limit``; for live
+        updates), as columns per key: ``{"last_id", "count", "series": {key: {"id", "step", "ts",
+        "value"}}}``; pass ``last_id`` as ``after_id`` next time."""
+        from mltrain.workspace.db import fetch_tuples
+
         m = t.metrics
         q = (
             select(m.c.id, m.c.key, m.c.step, m.c.ts, m.c.value)
@@ -134,14 +172,17 @@ class MetricStore:
             .limit(limit)
         )
         with self.db.read() as conn:
-            return [tuple(r) for r in conn.execute(q)]  # type: ignore[misc]
-
-    def last_id(self, run_id: str) -> int:
-        """The id of the run's latest stored record (0 if none): a watermark for ``numeric_since``."""
-        from sqlalchemy import func
-
-        with self.db.read() as conn:
-            return int(conn.execute(select(func.max(t.metrics.c.id)).where(t.metrics.c.run_id == run_id)).scalar() or 0)
+            rows = fetch_tuples(conn, q)
+        series: dict[str, dict[str, list[Any]]] = {}
+        for rid, key, step, ts, value in rows:
+            col = series.get(key)
+            if col is None:
+                col = series[key] = {"id": [], "step": [], "ts": [], "value": []}
+            col["id"].append(rid)
+            col["step"].append(step)
+            col["ts"].append(ts)
+            col["value"].append(value)
+        return {"last_id": rows[-1][0] if rows else after_id, "count": len(rows), "series": series}
 
     def all_keys(self, limit: int = 1000) -> list[str]:
         """Metric keys of every run, sorted (what runs can be sorted and filtered by)."""

@@ -79,13 +79,23 @@ def test_run_detail_has_timeline_arguments_artifacts_models_and_series(ui, seede
         "logs/std_log.txt",
     }
     assert [(m["name"], m["version"]) for m in d["models"]] == [("iris-model", 1)]
-    assert {k["key"]: k["numeric"] for k in d["metric_keys"]} == {"accuracy": 3, "loss": 3, "kernel": 0}
-    assert d["terminal"] is True and d["last_metric_id"] > 0
+    assert {k["key"]: (k["count"], k["numeric"]) for k in d["metric_keys"]} == {
+        "accuracy": (3, True),
+        "loss": (3, True),
+        "kernel": (1, False),
+    }
+    assert d["terminal"] is True
     assert "driver_start" not in d["run"]
     s = ok(ui, f"/api/runs/{seeded['a']}/series?key=accuracy")
     assert s["value"] == [0.5, 0.8, 0.93] and s["step"] == [0, 1, 2]
     newer = ok(ui, f"/api/runs/{seeded['a']}/series?key=accuracy&after={s['last_id'] - 1}")
     assert newer["value"] == [0.93]
+    every = ok(ui, f"/api/runs/{seeded['a']}/series")
+    assert (
+        sorted(every["series"]) == ["accuracy", "loss"] and every["count"] == 6
+    )  # the string 'kernel' is not a series
+    assert every["series"]["loss"]["value"] == [1.0, 0.4, 0.2] and every["last_id"] >= s["last_id"]
+    assert ok(ui, f"/api/runs/{seeded['a']}/series?after={every['last_id']}")["count"] == 0
     assert ok(ui, f"/api/runs/{seeded['a'][:-2]}")["run"]["id"] == seeded["a"]  # a unique prefix works
 
 
@@ -155,7 +165,6 @@ BAD = [
     ("/api/runs/20990101_000000_ffffff", 404, "no run"),
     ("/api/runs/2026", 404, "several runs"),
     ("/api/runs/20990101_000000_ffffff/series?key=a", 404, "no run"),
-    ("/api/runs/{a}/series", 400, "key"),
     ("/api/runs/{a}/series?key=loss&after=-5", 400, "after"),
     ("/api/runs/{a}/log?offset=x", 400, "offset"),
     ("/api/runs/{a}/log?limit=99999999", 400, "limit"),
@@ -287,8 +296,9 @@ def test_live_events_send_new_points_log_and_status_until_the_run_ends(tmp_path)
     ws.runs.set_status("20260103_000000_live00", RUNNING)
     ws.metrics.add("20260103_000000_live00", [{"t": 1.0, "k": "loss", "v": 1.0, "s": 0}])
     with serving(root, poll_interval=0.1) as server:
-        detail = get(server, "/api/runs/20260103_000000_live00").json()
-        path = f"/api/runs/20260103_000000_live00/events?after={detail['last_metric_id']}&offset=0"
+        so_far = get(server, "/api/runs/20260103_000000_live00/series").json()
+        assert so_far["series"]["loss"]["value"] == [1.0]
+        path = f"/api/runs/20260103_000000_live00/events?after={so_far['last_id']}&offset=0"
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         conn.request("GET", path)
         resp = conn.getresponse()

@@ -89,6 +89,14 @@ def test_a_running_jobs_chart_and_log_grow_while_watched(project, page, console_
                 f"() => document.querySelector('#log').textContent.includes('step {before + 5} done')", timeout=60_000
             )
             assert page.locator("#run-status").inner_text() == "Running"
+            # x = time fetches the points' times once; live points keep arriving, none lost or doubled
+            page.select_option(".controls select", "time")
+            grown = int(chart.get_attribute("data-points"))
+            page.wait_for_function(
+                f"() => Number(document.querySelector('.chart[data-key=loss]').dataset.points) >= {grown + 3}",
+                timeout=60_000,
+            )
+            page.check(".controls input[type=checkbox]")  # log scale
             proc.send_signal(signal.SIGINT)
             page.wait_for_function(
                 "() => document.querySelector('#run-status').textContent === 'Canceled'", timeout=60_000

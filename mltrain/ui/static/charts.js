@@ -89,7 +89,7 @@ class MetricChart {
   append(i, pts) {
     const l = this.lines[i];
     l.step.push(...pts.step);
-    l.ts.push(...pts.ts);
+    if (l.ts) l.ts.push(...pts.ts);
     l.value.push(...pts.value);
     this.u.setData(this.data(), !this.zoomed);
   }

@@ -28,7 +28,10 @@ class ApiError extends Error {
 }
 
 async function api(path, opts = {}) {
-  const resp = await fetch(path, opts);
+  return parseResponse(await fetch(path, opts));
+}
+
+async function parseResponse(resp) {
   const type = resp.headers.get("content-type") || "";
   const body = type.includes("application/json") ? await resp.json() : await resp.text();
   if (!resp.ok) {

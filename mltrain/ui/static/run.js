@@ -66,7 +66,12 @@ function artifactList(runId, artifacts) {
 }
 
 async function renderRun(main, runId) {
-  const d = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  // the run and all its numeric series at once (times only when x is time): the series' last_id
+  // is where live events start
+  const enc = encodeURIComponent(runId);
+  const pre = window.mltrainPrefetch;
+  const seriesP = pre && decodeURIComponent(pre.id) === runId ? pre.series.then(parseResponse) : api(`/api/runs/${enc}/series?fields=step,value`);
+  const [d, all] = await Promise.all([api(`/api/runs/${enc}`), seriesP]);
   const r = d.run;
   document.title = `${r.id} · mltrain`;
   const actions = h("div", { class: "actions" });
@@ -112,7 +117,7 @@ async function renderRun(main, runId) {
     section("Metrics", Object.keys(d.scalars).length
       ? table(["metric", "latest"], Object.entries(d.scalars).map(([k, v]) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "num" }, fmtValue(v)))))
       : h("p", { class: "muted" }, "none yet")),
-    section("Charts", chartControls((m) => charts.forEach((c) => c.setMode(m)), (l) => charts.forEach((c) => c.setLog(l))), chartsBox),
+    section("Charts", chartControls((m) => setMode(m).catch(showError), (l) => charts.forEach((c) => c.setLog(l))), chartsBox),
     Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null,
     section("Output", h("label", { class: "muted" }, h("input", { type: "checkbox", id: "follow", checked: true }), " follow"), logBox),
     section("Artifacts", artifactList(r.id, d.artifacts)),
@@ -131,10 +136,34 @@ async function renderRun(main, runId) {
     charts.set(key, new MetricChart(box, key, [{ label: key, step: s.step, ts: s.ts, value: s.value }], { mode: "step" }));
     lastIds.set(key, s.last_id);
   };
-  const numeric = d.metric_keys.filter((k) => k.kind === "scalar" && k.numeric > 0);
-  const all = await Promise.all(numeric.map((k) => fetchSeries(r.id, k.key)));
-  numeric.forEach((k, i) => addChart(k.key, all[i]));
-  if (!numeric.length) chartsBox.append(h("p", { class: "muted", id: "no-charts" }, "no numeric metrics yet"));
+  for (const key of Object.keys(all.series).sort()) {
+    const sr = all.series[key];
+    addChart(key, { ...sr, last_id: all.last_id });
+  }
+  if (!all.count) chartsBox.append(h("p", { class: "muted", id: "no-charts" }, "no numeric metrics yet"));
+
+  // x = time needs the points' times: fetched once, then kept up to date by the live events
+  let buffering = null;
+  let haveTimes = false;
+  const setMode = async (mode) => {
+    if (mode === "time" && !haveTimes) {
+      buffering = [];
+      try {
+        const full = await api(`/api/runs/${enc}/series`);
+        for (const [key, sr] of Object.entries(full.series)) {
+          if (charts.has(key)) charts.get(key).lines[0] = { label: key, ...sr };
+          else addChart(key, { ...sr, last_id: full.last_id });
+          lastIds.set(key, full.last_id);
+        }
+        haveTimes = true;
+      } finally {
+        const queued = buffering;
+        buffering = null;
+        queued.forEach(applyMetrics);
+      }
+    }
+    charts.forEach((c) => c.setMode(mode));
+  };
 
   // the log so far
   let offset = 0;
@@ -151,9 +180,13 @@ async function renderRun(main, runId) {
   if (d.terminal) return;
 
   // live: one event stream for the charts, the log and the status
-  const es = new EventSource(`/api/runs/${encodeURIComponent(r.id)}/events?after=${d.last_metric_id}&offset=${offset}`);
+  const es = new EventSource(`/api/runs/${encodeURIComponent(r.id)}/events?after=${all.last_id}&offset=${offset}`);
   es.addEventListener("metrics", (ev) => {
     const m = JSON.parse(ev.data);
+    if (buffering) buffering.push(m);
+    else applyMetrics(m);
+  });
+  function applyMetrics(m) {
     for (const [key, s] of Object.entries(m.series)) {
       const seen = lastIds.get(key) || 0;
       let i = 0;
@@ -168,7 +201,7 @@ async function renderRun(main, runId) {
         addChart(key, { ...pts, last_id: s.id[s.id.length - 1] });
       }
     }
-  });
+  }
   es.addEventListener("log", (ev) => {
     const l = JSON.parse(ev.data);
     if (l.offset === offset) { appendLog(l.text); offset = l.next_offset; }
