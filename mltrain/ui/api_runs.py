@@ -217,7 +217,7 @@ def get_run(request: Request) -> Response:
     run = run_of(request)
     run_id = run["id"]
     keys = ws.metrics.keys(run_id)
-    children, _ = ws.runs.page(_children_query(run_id, 1))
+    children = ws.runs.list(parent_run_id=run_id, limit=1)
     return json_response(
         {
             "run": public(run),
@@ -225,8 +225,8 @@ def get_run(request: Request) -> Response:
             "terminal": run["status"] in TERMINAL,
             "history": ws.runs.history(run_id),
             "tags": ws.runs.tags(run_id),
-            "metric_keys": keys,
-            "scalars": _latest(ws, run_id),
+            "metric_keys": [{k: v for k, v in key.items() if k != "latest"} for key in keys],
+            "scalars": {k["key"]: k["latest"] for k in keys if k["kind"] == "scalar"},
             "tables": _tables(ws, run_id, keys),
             "artifacts": ws.runs.artifacts(run_id),
             "models": [
@@ -243,18 +243,6 @@ def get_run(request: Request) -> Response:
             "has_children": bool(children),
         }
     )
-
-
-def _latest(ws: Workspace, run_id: str) -> dict[str, Any]:
-    from mltrain.workspace.run_pages import latest_scalars
-
-    return latest_scalars(ws.db, [run_id])[run_id]
-
-
-def _children_query(parent: str, limit: int) -> Any:
-    from mltrain.workspace.run_pages import RunQuery
-
-    return RunQuery(parent=parent, sort="created_at", descending=False, limit=limit)
 
 
 def series(request: Request) -> Response:

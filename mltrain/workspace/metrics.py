@@ -94,8 +94,8 @@ class MetricStore:
         return out
 
     def keys(self, run_id: str) -> list[dict[str, Any]]:
-        """Per key of a run: how many records, and the kind of its latest one and whether that is
-        numeric (chartable). Index-only counts, one lookup per key."""
+        """Per key of a run: how many records, and its latest record's ``kind``, ``latest`` value and
+        whether that is ``numeric`` (chartable). Index-only counts, one lookup per key."""
         from sqlalchemy import func
 
         m = t.metrics
@@ -104,12 +104,15 @@ class MetricStore:
         with self.db.read() as conn:
             for key, count in conn.execute(counts.order_by(m.c.key)).all():
                 last = conn.execute(
-                    select(m.c.kind, m.c.value)
+                    select(m.c.kind, m.c.value, m.c.data)
                     .where(m.c.run_id == run_id, m.c.key == key)
                     .order_by(m.c.id.desc())
                     .limit(1)
                 ).one()
-                out.append({"key": key, "kind": last.kind, "count": count, "numeric": last.value is not None})
+                latest = last.value if last.data is None else json.loads(last.data)
+                out.append(
+                    {"key": key, "kind": last.kind, "count": count, "numeric": last.value is not None, "latest": latest}
+                )
         return out
 
     def series(self, run_id: str, key: str, after_id: int = 0, limit: int | None = None) -> dict[str, Any]:

@@ -66,12 +66,37 @@ function artifactList(runId, artifacts) {
 }
 
 async function renderRun(main, runId) {
-  // the run and all its numeric series at once (times only when x is time): the series' last_id
-  // is where live events start
+  // the run and all its numeric series are fetched at once (times only when x is time); the charts
+  // draw as soon as their series arrive. The series' last_id is where live events start.
   const enc = encodeURIComponent(runId);
   const pre = window.mltrainPrefetch;
   const seriesP = pre && decodeURIComponent(pre.id) === runId ? pre.series.then(parseResponse) : api(`/api/runs/${enc}/series?fields=step,value`);
-  const [d, all] = await Promise.all([api(`/api/runs/${enc}`), seriesP]);
+  const detailP = api(`/api/runs/${enc}`);
+  const top = h("div", {}, h("h1", {}, "Run ", h("span", { class: "mono" }, runId)));
+  const middle = h("div");
+  const bottom = h("div");
+  const chartsBox = h("div", { class: "charts", id: "charts" });
+  const logBox = h("pre", { class: "log", id: "log" });
+  fill(main, top,
+    section("Charts", chartControls((m) => setMode(m).catch(showError), (l) => charts.forEach((c) => c.setLog(l))), chartsBox),
+    middle,
+    section("Output", h("label", { class: "muted" }, h("input", { type: "checkbox", id: "follow", checked: true }), " follow"), logBox),
+    bottom);
+
+  // charts: one per numeric series
+  const charts = new Map();
+  const lastIds = new Map();
+  const addChart = (key, s) => {
+    const box = h("div", { class: "chart", dataset: { key } });
+    chartsBox.append(box);
+    charts.set(key, new MetricChart(box, key, [{ label: key, step: s.step, ts: s.ts, value: s.value }], { mode: "step" }));
+    lastIds.set(key, s.last_id);
+  };
+  const all = await seriesP;
+  for (const key of Object.keys(all.series).sort()) addChart(key, { ...all.series[key], last_id: all.last_id });
+  if (!all.count) chartsBox.append(h("p", { class: "muted", id: "no-charts" }, "no numeric metrics yet"));
+
+  const d = await detailP;
   const r = d.run;
   document.title = `${r.id} · mltrain`;
   const actions = h("div", { class: "actions" });
@@ -86,10 +111,8 @@ async function renderRun(main, runId) {
   if (d.has_children) actions.append(h("a", { class: "button", href: `/compare?sweep=${encodeURIComponent(r.id)}` }, "Compare the sweep's runs"));
   const git = r.git_commit ? `${short(r.git_commit)}${r.git_dirty ? " (dirty)" : ""}` : null;
   const status = h("span", { id: "run-status" }, statusBadge(r.status));
-  const chartsBox = h("div", { class: "charts", id: "charts" });
-  const logBox = h("pre", { class: "log", id: "log" });
   const snap = d.snapshot;
-  fill(main, 
+  fill(top,
     h("h1", {}, "Run ", h("span", { class: "mono" }, r.id), " ", status),
     actions,
     h("div", { class: "grid" },
@@ -116,31 +139,14 @@ async function renderRun(main, runId) {
     ),
     section("Metrics", Object.keys(d.scalars).length
       ? table(["metric", "latest"], Object.entries(d.scalars).map(([k, v]) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "num" }, fmtValue(v)))))
-      : h("p", { class: "muted" }, "none yet")),
-    section("Charts", chartControls((m) => setMode(m).catch(showError), (l) => charts.forEach((c) => c.setLog(l))), chartsBox),
-    Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null,
-    section("Output", h("label", { class: "muted" }, h("input", { type: "checkbox", id: "follow", checked: true }), " follow"), logBox),
+      : h("p", { class: "muted" }, "none yet")));
+  fill(middle, Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null);
+  fill(bottom,
     section("Artifacts", artifactList(r.id, d.artifacts)),
     section("Registered models", d.models.length
       ? table(["model", "version", "format", "framework"], d.models.map((m) => h("tr", {}, h("td", {}, h("a", { href: `/models/${encodeURIComponent(m.name)}` }, m.name)), h("td", {}, m.version), h("td", {}, m.format), h("td", {}, `${m.framework || "-"} ${m.framework_version || ""}`))))
       : h("p", { class: "muted" }, "none")),
-    section("Resolved config", h("details", {}, h("summary", {}, "config"), h("pre", { class: "config" }, JSON.stringify(r.config, null, 2)))),
-  );
-
-  // charts: one per numeric series
-  const charts = new Map();
-  const lastIds = new Map();
-  const addChart = (key, s) => {
-    const box = h("div", { class: "chart", dataset: { key } });
-    chartsBox.append(box);
-    charts.set(key, new MetricChart(box, key, [{ label: key, step: s.step, ts: s.ts, value: s.value }], { mode: "step" }));
-    lastIds.set(key, s.last_id);
-  };
-  for (const key of Object.keys(all.series).sort()) {
-    const sr = all.series[key];
-    addChart(key, { ...sr, last_id: all.last_id });
-  }
-  if (!all.count) chartsBox.append(h("p", { class: "muted", id: "no-charts" }, "no numeric metrics yet"));
+    section("Resolved config", h("details", {}, h("summary", {}, "config"), h("pre", { class: "config" }, JSON.stringify(r.config, null, 2)))));
 
   // x = time needs the points' times: fetched once, then kept up to date by the live events
   let buffering = null;
