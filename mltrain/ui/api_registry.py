@@ -170,6 +170,22 @@ def endpoint_metrics(request: Request) -> Response:
 
 # -- environments ------------------------------------------------------------------------------------
 def list_environments(request: Request) -> Response:
-    from mltrain.environments.records import list_environments as records
+    """Every environment record (spec, lock, size, last use). A venv recorded without a size is
+    measured here (once per dashboard process, not stored: the dashboard does not write on reads)."""
+    from pathlib import Path
 
-    return json_response(records(ws_of(request)))
+    from mltrain.environments.cache import dir_size
+    from mltrain.environments.records import list_environments as records
+    from mltrain.environments.venv import READY_MARKER
+
+    sizes: dict[str, int] = request.app.state.__dict__.setdefault("_env_sizes", {})
+    out = records(ws_of(request))
+    for rec in out:
+        if rec["builder"] == "venv" and rec.get("location"):
+            folder = Path(rec["location"])
+            rec["present"] = (folder / READY_MARKER).exists()
+            if rec["size_bytes"] is None and rec["present"]:
+                if rec["hash"] not in sizes:
+                    sizes[rec["hash"]] = dir_size(folder)
+                rec["size_bytes"] = sizes[rec["hash"]]
+    return json_response(out)

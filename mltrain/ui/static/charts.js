@@ -66,7 +66,7 @@ class MetricChart {
       axes: [this.mode === "time" ? {} : { label: "step", incrs: STEP_INCRS }, {}],
       series: [
         { label: this.mode === "time" ? "time" : "step" },
-        ...this.lines.map((l, i) => ({ label: l.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: multi, points: { show: false } })),
+        ...this.lines.map((l, i) => ({ label: l.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: multi })),
       ],
       cursor: { drag: { x: true, y: false } },
       hooks: {

@@ -10,7 +10,8 @@ async function renderMode() {
   }
   const input = h("input", { type: "password", id: "token", placeholder: "token for actions", value: getToken(), autocomplete: "off", size: 18 });
   input.addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, input.value));
-  box.replaceChildren(input);
+  const form = h("form", { class: "inline", onsubmit: (e) => { e.preventDefault(); sessionStorage.setItem(TOKEN_KEY, input.value); } }, input);
+  box.replaceChildren(form);
 }
 
 async function route() {

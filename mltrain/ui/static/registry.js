@@ -75,12 +75,12 @@ async function renderEndpoints(main) {
         out.replaceChildren(h("span", { class: "muted" }, err.message));
       }
     };
-    const btn = h("button", { class: "small", onclick: () => { last = null; clearInterval(timer); read(); timer = setInterval(read, 5000); } }, "Read metrics");
+    const btn = h("button", { type: "button", class: "small", onclick: () => { last = null; clearInterval(timer); read(); timer = setInterval(read, 5000); } }, "Read metrics");
     return h("tr", {}, h("td", {}, e.name), h("td", {}, h("a", { href: `/models/${encodeURIComponent(e.model_name)}` }, `${e.model_name}:${e.model_version}`)),
       h("td", {}, e.target), h("td", {}, statusBadge(e.state), e.reason ? h("div", { class: "muted small" }, e.reason) : null),
       h("td", { class: "mono" }, e.scoring_uri || "-"), h("td", {}, e.auth ? "key" : "off"),
       h("td", {}, `cpu ${e.cpu ?? "-"} · ${e.workers ?? "-"} worker(s)${e.memory_gb ? ` · ${e.memory_gb} GB` : ""}`),
-      h("td", {}, keyIn, " ", btn, out));
+      h("td", {}, h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); btn.click(); } }, keyIn, " ", btn), out));
   });
   fill(main, h("h1", {}, "Endpoints"),
     rows.length ? table(["endpoint", "model", "target", "state", "scoring URI", "auth", "resources", "requests and latency (from /metrics; the key is not stored)"], rows, { id: "endpoints" })
@@ -91,7 +91,7 @@ async function renderEnvironments(main) {
   const envs = await api("/api/environments");
   const rows = envs.map((e) => h("tr", { id: e.hash },
     h("td", {}, e.name, e.version ? ` ${e.version}` : ""), h("td", {}, e.builder), h("td", { class: "mono" }, short(e.hash, 16)),
-    h("td", {}, e.python || "-"), h("td", { class: "num" }, fmtBytes(e.size_bytes)), h("td", {}, fmtTime(e.created_at)), h("td", {}, fmtTime(e.last_used_at)),
+    h("td", {}, e.python || "-"), h("td", { class: "num" }, e.present === false ? "removed" : fmtBytes(e.size_bytes)), h("td", {}, fmtTime(e.created_at)), h("td", {}, fmtTime(e.last_used_at)),
     h("td", {}, h("details", {}, h("summary", {}, "spec"), h("pre", {}, JSON.stringify(e.spec, null, 2))),
       e.lock ? h("details", {}, h("summary", {}, "lock"), h("pre", {}, e.lock)) : null)));
   fill(main, h("h1", {}, "Environments"),
