@@ -49,7 +49,6 @@ async def run_events(request: Request) -> Response:
     offset = integer(request, "offset", 0, 0, 2**62)
     if state.streams >= state.max_streams:
         raise ApiError(429, f"too many live streams open ({state.max_streams})", hint="close other dashboard tabs")
-    state.streams += 1
 
     async def stream() -> AsyncIterator[bytes]:
         import time
@@ -59,6 +58,7 @@ async def run_events(request: Request) -> Response:
         nonlocal after, offset
         status = None
         quiet_since = time.monotonic()
+        state.streams += 1  # counted while the generator runs (its finally always follows)
         try:
             yield b"retry: 3000\n\n"
             while not await request.is_disconnected():

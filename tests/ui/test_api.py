@@ -333,3 +333,45 @@ def test_live_events_send_new_points_log_and_status_until_the_run_ends(tmp_path)
     assert text == "first line\nsecond line\n"
     assert [e["status"] for n, e in events if n == "status"] == ["Running", "Completed"]
     ws.db.dispose()
+
+
+def test_mltrain_ui_serves_until_interrupted(seeded):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mltrain.cli.main",
+            "--workspace",
+            str(seeded["root"]),
+            "ui",
+            "--port",
+            "0",
+            "--allow-write",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        first = proc.stdout.readline()
+        assert " at http://127.0.0.1:" in first, first + proc.stderr.read()
+        url = first.split(" at ")[1].strip().rstrip("/")
+        lines = [proc.stdout.readline() for _ in range(2)]
+        token = next(line.split(": ", 1)[1].strip() for line in lines if "token for write actions" in line)
+        assert request(url, "GET", "/api/runs").json()["total"] == 4
+        assert request(url, "GET", "/").body.startswith(b"<!doctype html>")
+        body = json.dumps({"version": 2, "alias": "cli"}).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        alias = request(url, "POST", "/api/models/iris-model/aliases", body, headers)
+        assert alias.status == 200 and alias.json()["aliases"] == ["cli"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "dashboard stopped" in err
