@@ -1,6 +1,6 @@
 """Dashboard speed: a run with a 100,000-point series drawn in headless Chromium (time from
 navigation start until its chart has drawn), and the runs page API over a 10,000-run workspace
-(HTTP round trips on 127.0.0.1, so an upper bound of the server-side time). Budgets: < 1 s and
+(server side: the app's own time, from its Server-Timing header; HTTP round trips on 127.0.0.1 too). Budgets: < 1 s and
 < 100 ms. No peer: absolute figures.
 
     .venv/bin/python bench/ui_bench.py
@@ -80,13 +80,19 @@ def api_times(url: str) -> dict[str, dict[str, float]]:
     out = {}
     for name, path in queries.items():
         assert request(url, "GET", path).status == 200, path  # warm
-        times = []
+        times, server = [], []
         for _ in range(REPEATS):
             start = time.perf_counter()
             resp = request(url, "GET", path)
             times.append(time.perf_counter() - start)
             assert resp.status == 200
-        out[name] = {"median_ms": median(times) * 1000, "max_ms": max(times) * 1000, "total": resp.json()["total"]}
+            server.append(float(resp.headers["server-timing"].split("dur=")[1]) / 1000)  # the app's own time
+        out[name] = {
+            "server_median_ms": median(server) * 1000,
+            "server_max_ms": max(server) * 1000,
+            "round_trip_median_ms": median(times) * 1000,
+            "total": resp.json()["total"],
+        }
     return out
 
 
@@ -130,13 +136,16 @@ def main() -> None:
             server.terminate()
             server.communicate(timeout=30)
     for name, r in api.items():
-        print(f"runs API, {name:38s} median {r['median_ms']:6.1f} ms, max {r['max_ms']:6.1f} ms ({r['total']} match)")
-    worst = max(r["median_ms"] for r in api.values())
+        print(
+            f"runs API, {name:37s} server median {r['server_median_ms']:5.1f} ms, max {r['server_max_ms']:5.1f} ms; "
+            f"round trip median {r['round_trip_median_ms']:5.1f} ms ({r['total']} match)"
+        )
+    worst = max(r["server_median_ms"] for r in api.values())
     print(f"chart of {POINTS} points drawn after {median(charts):.3f} s (median of {len(charts)}; all: "
           f"{', '.join(f'{c:.3f}' for c in charts)})")  # fmt: skip
     verdict = {"chart_budget_s": 1.0, "chart_ok": median(charts) < 1.0, "api_budget_ms": 100, "api_ok": worst < 100}
     print(f"budgets: chart < 1 s {'met' if verdict['chart_ok'] else 'MISSED'}; runs API < 100 ms "
-          f"{'met' if verdict['api_ok'] else 'MISSED'} (slowest median {worst:.1f} ms)")  # fmt: skip
+          f"{'met' if verdict['api_ok'] else 'MISSED'} (slowest server median {worst:.1f} ms)")  # fmt: skip
     path = save("ui_bench", {"runs": RUNS, "points": POINTS, "api": api, "chart_s": charts, **verdict})
     print(f"results: {path}")
 

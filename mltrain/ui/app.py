@@ -10,6 +10,7 @@ the ``Authorization`` header (else 401). Errors are JSON ``{"error", "hint"}``, 
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -246,10 +247,17 @@ def create_app(ws: Workspace, settings: UiSettings) -> ASGIApp:
     app.state.streams = 0
 
     async def headers(scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+
         async def send_with(message: Any) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                extra = [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"server-timing", took),
+                ]
                 if b"content-security-policy" not in names:
                     extra.append((b"content-security-policy", CSP.encode()))
                 message["headers"] = [*message.get("headers", []), *extra]
