@@ -29,8 +29,8 @@ def png_bytes(width: int = 8, height: int = 8) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-def open_ws(root: Path) -> Workspace:
-    return Workspace(WorkspaceSettings.resolve(str(root)), recover=False)
+def open_ws(root: Path, db_url: str | None = None) -> Workspace:
+    return Workspace(WorkspaceSettings.resolve(str(root), db_url), recover=False)
 
 
 def finished_run(
@@ -79,10 +79,10 @@ def add_artifact(ws: Workspace, run_id: str, path: str, data: bytes) -> None:
     ws.runs.add_artifacts(run_id, [(path, sha, len(data))])
 
 
-def seed(root: Path) -> dict[str, Any]:
+def seed(root: Path, db_url: str | None = None) -> dict[str, Any]:
     """Two experiments, a tagged run with an image and a CSV, a failed run, and a sweep of six
     children over (C, kernel); returns their ids."""
-    ws = open_ws(root)
+    ws = open_ws(root, db_url)
     a = finished_run(ws, "20260101_000001_aaaaaa", "iris", {"C": 1.0, "kernel": "rbf"},
                      {"accuracy": [0.5, 0.8, 0.93], "loss": [1.0, 0.4, 0.2]}, tags={"stage": "baseline"})  # fmt: skip
     b = finished_run(ws, "20260101_000002_bbbbbb", "iris", {"C": 0.1, "kernel": "linear"},
@@ -118,12 +118,12 @@ def seed(root: Path) -> dict[str, Any]:
 class UiServer:
     """The dashboard on 127.0.0.1 (a free port) in a thread of this process, served by uvicorn."""
 
-    def __init__(self, root: Path, settings: UiSettings) -> None:
+    def __init__(self, root: Path, settings: UiSettings, db_url: str | None = None) -> None:
         import uvicorn
 
         from mltrain.ui.server import bind, uvicorn_config
 
-        self.ws = open_ws(root)
+        self.ws = open_ws(root, db_url)
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,7 +147,7 @@ class UiServer:
 
 
 @contextmanager
-def serving(root: Path, **settings: Any) -> Iterator[UiServer]:
+def serving(root: Path, db_url: str | None = None, **settings: Any) -> Iterator[UiServer]:
     hosts = ("127.0.0.1", "localhost", "::1", "[::1]")
-    with UiServer(root, UiSettings(hosts=hosts, **settings)) as server:
+    with UiServer(root, UiSettings(hosts=hosts, **settings), db_url) as server:
         yield server
