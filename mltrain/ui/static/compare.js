@@ -133,7 +133,8 @@ async function renderSweep(main, id) {
   const draw = () => {
     const metric = metricSel.value;
     if (!metric) { pc.replaceChildren(h("p", { class: "muted" }, "the runs have no numeric metrics yet")); return; }
-    pc.replaceChildren(parallelCoordinates(d.children, d.arguments, metric));
+    pc.replaceChildren(parallelCoordinates(d.children, d.arguments, metric),
+      d.arguments.length ? "" : h("p", { class: "muted" }, "the runs of this sweep record no arguments"));
     sc.replaceChildren(...d.arguments.map((a) => scatter(d.children, a, metric)));
   };
   metricSel.addEventListener("change", draw);

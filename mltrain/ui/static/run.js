@@ -41,8 +41,8 @@ function loggedTables(tables) {
   });
 }
 
-function artifactList(runId, artifacts) {
-  if (!artifacts.length) return h("p", { class: "muted" }, "none yet (outputs/ and logs/ are stored when the run ends)");
+function artifactList(runId, artifacts, terminal) {
+  if (!artifacts.length) return h("p", { class: "muted" }, terminal ? "none" : "none yet (outputs/ and logs/ are stored when the run ends)");
   const base = `/api/runs/${encodeURIComponent(runId)}/artifacts/`;
   const url = (p) => base + p.split("/").map(encodeURIComponent).join("/");
   const previews = h("div", { class: "previews" });
@@ -142,7 +142,7 @@ async function renderRun(main, runId) {
       : h("p", { class: "muted" }, "none yet")));
   fill(middle, Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null);
   fill(bottom,
-    section("Artifacts", artifactList(r.id, d.artifacts)),
+    section("Artifacts", artifactList(r.id, d.artifacts, d.terminal)),
     section("Registered models", d.models.length
       ? table(["model", "version", "format", "framework"], d.models.map((m) => h("tr", {}, h("td", {}, h("a", { href: `/models/${encodeURIComponent(m.name)}` }, m.name)), h("td", {}, m.version), h("td", {}, m.format), h("td", {}, `${m.framework || "-"} ${m.framework_version || ""}`))))
       : h("p", { class: "muted" }, "none")),
