@@ -1,6 +1,6 @@
 """The dashboard's Starlette application: pages, static files, the JSON API and its guards.
 
-Guards, in order: the request line and query string are bounded (414); on a loopback address the
+Guards, in order: the request line and query string are bounded (414), the headers too (431); on a loopback address the
 ``Host`` header must name this server (no DNS rebinding); when a token is required for reads (any
 non-loopback address) every request carries it (``Authorization: Bearer T``, or the cookie set by
 opening a page with ``?token=T``); write actions need ``--allow-write`` (else 403) and the token in
@@ -35,6 +35,7 @@ STATIC = Path(__file__).parent / "static"
 COOKIE = "mltrain_ui_token"
 MAX_PATH = 2048
 MAX_QUERY = 4096
+MAX_HEADERS = 16 * 1024  # also the h11 limit of uvicorn_config, for headers that arrive in pieces
 PAGES = ("/", "/runs/{run_id}", "/compare", "/models", "/models/{name}", "/endpoints", "/environments")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -93,6 +94,8 @@ class Guard:
         s = self.settings
         if len(request.url.path) > MAX_PATH or len(request.scope.get("query_string", b"")) > MAX_QUERY:
             return error_body(414, "the request URL is too long")
+        if sum(len(k) + len(v) for k, v in request.scope["headers"]) > MAX_HEADERS:
+            return error_body(431, "the request headers are too large")
         if s.hosts and _host_name(request.headers.get("host") or "") not in s.hosts:
             return error_body(
                 400, "unexpected Host header", hint="open the dashboard at the address mltrain ui printed"

@@ -63,6 +63,7 @@ def uvicorn_config(app: Any, host: str, port: int) -> Any:
         port=port,
         log_level="warning",
         access_log=False,
+        http="h11",  # h11 enforces the header size limit below (httptools takes any size)
         limit_concurrency=128,
         timeout_keep_alive=5,
         timeout_graceful_shutdown=2,

@@ -193,6 +193,16 @@ def test_bad_parameters_get_a_4xx_json_error(ui, seeded, path, status, words):
     assert words in body["error"] + (body.get("hint") or ""), body
 
 
+def test_oversized_headers_are_refused(ui):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", ui.port), timeout=30) as sock:
+        sock.sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        answer = sock.recv(200)
+    assert answer.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400")), answer
+    assert get(ui, "/api/info").status == 200  # and the server keeps serving
+
+
 def test_host_header_of_another_site_is_refused(ui):
     resp = get(ui, "/api/runs", headers={"Host": "attacker.example:8765"})
     assert resp.status == 400 and "Host" in resp.json()["error"]
