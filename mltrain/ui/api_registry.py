@@ -9,8 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.api_runs import ws_of
-from mltrain.ui.params import ApiError, json_body, json_response
+from mltrain.ui.params import ApiError, json_body, json_response, ws_of
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 ALIAS = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")

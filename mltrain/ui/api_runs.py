@@ -1,87 +1,27 @@
-"""API of runs: the paged list, one run, its metric series, log, artifacts, compare and sweeps, cancel."""
+"""API of runs: the paged list, one run, its metric series and log, cancel."""
 
 from __future__ import annotations
 
-import re
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 
-from mltrain.ui.params import ApiError, flag, integer, json_body, json_response, number, text
+from mltrain.ui.arguments import arguments_of
+from mltrain.ui.params import RUN_ID, ApiError, flag, integer, json_body, json_response, number, run_of, text, ws_of
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
-RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PAGE_LIMIT = 500
-MAX_COMPARE = 20
-MAX_CHILDREN = 2000
 LOG_CHUNK = 256 * 1024
 MAX_SERIES_POINTS = 2_000_000
-PREVIEW_BYTES = 1 << 20
-PREVIEW_ROWS = 200
 TABLE_ROWS = 500
-IMAGE_TYPES = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".gif": "image/gif",
-    ".webp": "image/webp",
-}
-TEXT_SUFFIXES = {".txt", ".log", ".csv", ".tsv", ".json", ".jsonl", ".md", ".yaml", ".yml", ".py", ".toml", ".cfg"}
 HIDDEN = ("driver_start", "child_start")
-
-
-def ws_of(request: Request) -> Workspace:
-    return request.app.state.ws  # type: ignore[no-any-return]
-
-
-def run_of(request: Request) -> dict[str, Any]:
-    """The run named by the path (full id or unique prefix); 400 for a malformed id, 404 if none."""
-    run_id = request.path_params["run_id"]
-    if not RUN_ID.match(run_id):
-        raise ApiError(400, f"{run_id[:80]!r} is not a run id", hint="run ids are letters, digits, '_', '.', '-'")
-    return ws_of(request).runs.get(run_id)
 
 
 def public(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if k not in HIDDEN}
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-
-
-def arguments_of(run: dict[str, Any]) -> dict[str, Any]:
-    """The run's script arguments by name: ``job.arguments`` of its config, else ``--key value`` pairs of argv."""
-    cfg = run.get("config")
-    job = cfg.get("job") if isinstance(cfg, dict) else None
-    if isinstance(job, dict) and isinstance(job.get("arguments"), dict):
-        out: dict[str, Any] = {}
-        _flatten("", job["arguments"], out)
-        return out
-    argv = run.get("arguments") or []
-    out = {}
-    i = 0
-    while i < len(argv):
-        item = str(argv[i])
-        if item.startswith("--"):
-            key, sep, value = item[2:].partition("=")
-            if sep:
-                out[key] = value
-            elif i + 1 < len(argv) and not str(argv[i + 1]).startswith("--"):
-                out[key] = argv[i + 1]
-                i += 1
-            else:
-                out[key] = True
-        i += 1
-    return out
 
 
 # -- the runs list ----------------------------------------------------------------------------------
@@ -273,128 +213,6 @@ def log(request: Request) -> Response:
     rel = BUILD_LOG if flag(request, "build") else STD_LOG
     data = read_run_file(ws, run, rel, offset, limit)
     return json_response({"offset": offset, "next_offset": offset + len(data), "text": data.decode("utf-8", "replace")})
-
-
-def _artifact(request: Request, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    ws = ws_of(request)
-    run = run_of(request)
-    for art in ws.runs.artifacts(run["id"]):
-        if art["path"] == path:
-            if not ws.blobs.exists(art["sha256"]):
-                raise ApiError(410, f"the content of artifact {path!r} is missing from the artifact root")
-            return run, art
-    raise ApiError(404, f"run {run['id']} has no artifact {path[:200]!r}", hint="GET /api/runs/ID lists its artifacts")
-
-
-def artifact(request: Request) -> Response:
-    ws = ws_of(request)
-    path = request.path_params["path"]
-    _run, art = _artifact(request, path)
-    name = PurePosixPath(path).name
-    suffix = PurePosixPath(path).suffix.lower()
-    download = flag(request, "download")
-    if suffix in IMAGE_TYPES and not download:
-        media, disposition = IMAGE_TYPES[suffix], "inline"
-    elif suffix in TEXT_SUFFIXES and not download:
-        media, disposition = "text/plain; charset=utf-8", "inline"
-    else:
-        media, disposition = "application/octet-stream", "attachment"
-    from urllib.parse import quote
-
-    headers = {
-        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
-        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'",
-        "X-Content-Type-Options": "nosniff",
-    }
-    return FileResponse(ws.blobs.path(art["sha256"]), media_type=media, headers=headers)
-
-
-def preview(request: Request) -> Response:
-    """The first rows of a CSV/TSV artifact."""
-    import csv
-    import io
-
-    path = text(request, "path", max_chars=1024)
-    if not path:
-        raise ApiError(400, "parameter 'path' (the artifact) is required")
-    suffix = PurePosixPath(path).suffix.lower()
-    if suffix not in (".csv", ".tsv"):
-        raise ApiError(
-            400,
-            f"no table preview for {suffix or 'files without a suffix'}",
-            hint="tables preview from .csv and .tsv artifacts",
-        )
-    _run, art = _artifact(request, path)
-    with open(ws_of(request).blobs.path(art["sha256"]), "rb") as f:
-        data = f.read(PREVIEW_BYTES)
-    lines = data.decode("utf-8", "replace").splitlines()
-    complete = art["size"] <= PREVIEW_BYTES
-    if not complete:
-        lines = lines[:-1]  # the last line may be cut
-    rows = list(
-        csv.reader(io.StringIO("\n".join(lines[: PREVIEW_ROWS + 1])), delimiter="\t" if suffix == ".tsv" else ",")
-    )
-    header, body = (rows[0], rows[1:]) if rows else ([], [])
-    return json_response({"columns": header, "rows": body, "truncated": len(lines) > PREVIEW_ROWS + 1 or not complete})
-
-
-# -- compare and sweeps ------------------------------------------------------------------------------
-def _summaries(ws: Workspace, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from mltrain.workspace.run_pages import latest_scalars
-
-    metrics = latest_scalars(ws.db, [r["id"] for r in runs])
-    return [
-        {
-            "id": r["id"],
-            "experiment": r["experiment"],
-            "status": r["status"],
-            "created_at": r["created_at"],
-            "args": arguments_of(r),
-            "metrics": metrics.get(r["id"], {}),
-        }
-        for r in runs
-    ]
-
-
-def compare(request: Request) -> Response:
-    ws = ws_of(request)
-    raw = text(request, "runs", max_chars=MAX_COMPARE * 65) or ""
-    ids = [i for i in raw.split(",") if i]
-    if not 1 <= len(ids) <= MAX_COMPARE:
-        raise ApiError(400, f"give 1 to {MAX_COMPARE} run ids in 'runs' (comma-separated), got {len(ids)}")
-    for i in ids:
-        if not RUN_ID.match(i):
-            raise ApiError(400, f"{i[:80]!r} is not a run id")
-    runs = [ws.runs.get(i) for i in ids]
-    return json_response({"runs": _summaries(ws, runs)})
-
-
-def sweep(request: Request) -> Response:
-    ws = ws_of(request)
-    parent = run_of(request)
-    children = ws.runs.list(parent_run_id=parent["id"], limit=MAX_CHILDREN)
-    if not children:
-        raise ApiError(
-            404, f"run {parent['id']} has no child runs (it is not a sweep)", hint="compare runs with /compare?runs=A,B"
-        )
-    items = _summaries(ws, children)
-    args = sorted({k for c in items for k in c["args"]})
-    metrics = sorted(
-        {k for c in items for k, v in c["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    )
-    primary = None
-    cfg = parent.get("config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("sweep"), dict):
-        primary = cfg["sweep"].get("primary_metric")
-    return json_response(
-        {
-            "parent": _summaries(ws, [parent])[0],
-            "children": items,
-            "arguments": args,
-            "metrics": metrics,
-            "primary_metric": primary,
-        }
-    )
 
 
 # -- writes ------------------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mltrain.ui import api_artifacts as artifacts
+from mltrain.ui import api_compare as compare
 from mltrain.ui import api_registry as reg
 from mltrain.ui import api_runs as runs
 from mltrain.ui.events import run_events
-from mltrain.ui.params import ApiError, error_body, json_response
+from mltrain.ui.params import ApiError, error_body, json_response, ws_of
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -155,7 +157,7 @@ def info(request: Request) -> Response:
     from mltrain import __version__
 
     s: UiSettings = request.app.state.settings
-    ws = runs.ws_of(request)
+    ws = ws_of(request)
     return json_response(
         {
             "version": __version__,
@@ -187,11 +189,11 @@ API = [
     Route("/api/runs/{run_id}/series", runs.series),
     Route("/api/runs/{run_id}/log", runs.log),
     Route("/api/runs/{run_id}/events", run_events),
-    Route("/api/runs/{run_id}/artifacts/{path:path}", runs.artifact),
-    Route("/api/runs/{run_id}/preview", runs.preview),
+    Route("/api/runs/{run_id}/artifacts/{path:path}", artifacts.artifact),
+    Route("/api/runs/{run_id}/preview", artifacts.preview),
     Route("/api/runs/{run_id}/cancel", writer(runs.cancel), methods=["POST"]),
-    Route("/api/sweeps/{run_id}", runs.sweep),
-    Route("/api/compare", runs.compare),
+    Route("/api/sweeps/{run_id}", compare.sweep),
+    Route("/api/compare", compare.compare),
     Route("/api/models", reg.list_models),
     Route("/api/models/{name}", reg.get_model),
     Route("/api/models/{name}/aliases", writer(reg.set_alias), methods=["POST"]),

@@ -13,8 +13,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from mltrain.ui.api_runs import LOG_CHUNK, run_of, ws_of
-from mltrain.ui.params import ApiError, integer
+from mltrain.ui.api_runs import LOG_CHUNK
+from mltrain.ui.params import ApiError, integer, run_of, ws_of
 
 MAX_POINTS = 20_000  # per event; more arrive in the next one
 KEEPALIVE_S = 15.0

@@ -1,13 +1,19 @@
-"""Request parameters of the dashboard API: parsed and bounded, or a 4xx with a JSON error."""
+"""Request parameters of the dashboard API: parsed and bounded, or a 4xx with a JSON error; the
+workspace and the run a request names."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+if TYPE_CHECKING:
+    from mltrain.workspace import Workspace
+
+RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_PARAM_CHARS = 256
 MAX_BODY_BYTES = 16 * 1024
 
@@ -96,3 +102,15 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
+
+
+def ws_of(request: Request) -> Workspace:
+    return request.app.state.ws  # type: ignore[no-any-return]
+
+
+def run_of(request: Request) -> dict[str, Any]:
+    """The run named by the path (full id or unique prefix); 400 for a malformed id, 404 if none."""
+    run_id = request.path_params["run_id"]
+    if not RUN_ID.match(run_id):
+        raise ApiError(400, f"{run_id[:80]!r} is not a run id", hint="run ids are letters, digits, '_', '.', '-'")
+    return ws_of(request).runs.get(run_id)
