@@ -34,6 +34,7 @@ def _artifact(request: Request, path: str) -> tuple[dict[str, Any], dict[str, An
 
 
 def artifact(request: Request) -> Response:
+    """An artifact of the run: images and text inline, anything else (or with ``download=1``) as an attachment."""
     ws = ws_of(request)
     path = request.path_params["path"]
     _run, art = _artifact(request, path)

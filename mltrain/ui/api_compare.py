@@ -35,6 +35,7 @@ def _summaries(ws: Workspace, runs: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def compare(request: Request) -> Response:
+    """Runs side by side: arguments and latest metrics."""
     ws = ws_of(request)
     raw = text(request, "runs", max_chars=MAX_COMPARE * 65) or ""
     ids = [i for i in raw.split(",") if i]
@@ -48,6 +49,7 @@ def compare(request: Request) -> Response:
 
 
 def sweep(request: Request) -> Response:
+    """A sweep (a run with children): its runs' arguments and latest metrics, argument and metric names."""
     ws = ws_of(request)
     parent = run_of(request)
     children = ws.runs.list(parent_run_id=parent["id"], limit=MAX_CHILDREN)

@@ -31,6 +31,7 @@ def _version_json(mv: Any) -> dict[str, Any]:
 
 
 def list_models(request: Request) -> Response:
+    """The latest version of every model (archived ones too)."""
     ws = ws_of(request)
     latest = ws.models.list(include_archived=True)
     return json_response([_version_json(m) for m in latest])
@@ -68,6 +69,7 @@ def get_model(request: Request) -> Response:
 
 
 async def set_alias(request: Request) -> Response:
+    """Point NAME@alias at a version (needs --allow-write and the token)."""
     from starlette.concurrency import run_in_threadpool
 
     name = _name(request)
@@ -82,6 +84,7 @@ async def set_alias(request: Request) -> Response:
 
 
 async def archive(request: Request) -> Response:
+    """Archive or restore a version (needs --allow-write and the token)."""
     from starlette.concurrency import run_in_threadpool
 
     name = _name(request)
@@ -118,6 +121,7 @@ def _endpoint_json(rec: dict[str, Any], state: str, reason: str) -> dict[str, An
 
 
 def list_endpoints(request: Request) -> Response:
+    """Every endpoint with its live state, model, target, scoring URI and resources (no key material)."""
     from mltrain.deploy.service import endpoint_status
     from mltrain.deploy.store import EndpointStore
 

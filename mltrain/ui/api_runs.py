@@ -79,6 +79,7 @@ def run_query(request: Request) -> Any:
 
 
 def list_runs(request: Request) -> Response:
+    """A page of runs, filtered and sorted on the server, each with its latest metrics, tags and child count."""
     from mltrain.workspace.run_pages import latest_scalars, tags_of
 
     ws = ws_of(request)
@@ -94,10 +95,12 @@ def list_runs(request: Request) -> Response:
 
 
 def experiments(request: Request) -> Response:
+    """Every experiment with its run count and latest run time."""
     return json_response(ws_of(request).runs.experiments())
 
 
 def metric_keys(request: Request) -> Response:
+    """Metric names of every run (what runs can be sorted and filtered by)."""
     return json_response(ws_of(request).metrics.all_keys())
 
 
@@ -151,6 +154,8 @@ def _snapshot(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
 
 
 def get_run(request: Request) -> Response:
+    """One run: record, arguments, status history, tags, metric keys and latest values, logged tables,
+    artifacts, registered models, snapshot."""
     from mltrain.workspace.runs import TERMINAL
 
     ws = ws_of(request)
@@ -203,6 +208,7 @@ def series(request: Request) -> Response:
 
 
 def log(request: Request) -> Response:
+    """The run's output log (or build log) from byte ``offset``: ``{offset, next_offset, text}``."""
     from mltrain.runs.output import BUILD_LOG, STD_LOG
     from mltrain.workspace.run_files import read_run_file
 
@@ -217,6 +223,7 @@ def log(request: Request) -> Response:
 
 # -- writes ------------------------------------------------------------------------------------------
 async def cancel(request: Request) -> Response:
+    """Request the cancel of an active run and its children (needs --allow-write and the token)."""
     from starlette.concurrency import run_in_threadpool
 
     from mltrain.workspace.runs import TERMINAL

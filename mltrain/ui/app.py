@@ -154,6 +154,7 @@ def favicon(_request: Request) -> Response:
 
 
 def info(request: Request) -> Response:
+    """The dashboard: mltrain version, workspace, database (password hidden), whether writes are allowed."""
     from mltrain import __version__
 
     s: UiSettings = request.app.state.settings
@@ -170,12 +171,14 @@ def info(request: Request) -> Response:
 
 
 def openapi(request: Request) -> Response:
+    """This OpenAPI 3.1 document."""
     from mltrain.ui.openapi import document
 
     return json_response(document(request.app.routes))
 
 
 def api_not_found(request: Request) -> Response:
+    """404 for any other API path."""
     raise ApiError(404, f"no API route {request.url.path[:200]!r}", hint="GET /api/openapi.json lists the routes")
 
 
