@@ -115,6 +115,7 @@ def chart_times(url: str, run_id: str) -> list[float]:
 
 
 def main() -> None:
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (figures scale with it)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         start = time.perf_counter()

@@ -50,6 +50,12 @@ def test_runs_page_lists_runs_and_filters_them(ui, seeded, page, console_errors)
     page.select_option("select[name=sort]", "-metric:accuracy")
     page.click("#filters button[type=submit]")
     page.wait_for_function(f"() => document.querySelector('#runs tbody tr').dataset.run === '{seeded['c']}'")
+    page.check("input[name=flat]")  # the sweep's runs as rows of their own
+    page.click("#filters button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#page-info').textContent === '1–10 of 10'")
+    page.uncheck("input[name=flat]")
+    page.click("#filters button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#page-info').textContent === '1–4 of 4'")
     # the sweep is one row; it opens to its six runs
     sweep = page.locator(f"tr[data-run='{seeded['sweep']}'] td.toggle button")
     sweep.click()

@@ -6,7 +6,7 @@ const SORTS = [["-created_at", "newest first"], ["created_at", "oldest first"], 
 
 function runsQuery(q) {
   const p = new URLSearchParams();
-  for (const k of ["experiment", "status", "tag", "metric", "sort", "offset", "limit", "parent"]) {
+  for (const k of ["experiment", "status", "tag", "metric", "sort", "flat", "offset", "limit", "parent"]) {
     if (q.get(k)) p.set(k, q.get(k));
   }
   return p;
@@ -69,6 +69,7 @@ async function renderRuns(main) {
     h("label", {}, "tag ", h("input", { name: "tag", placeholder: "key or key=value", value: q.get("tag") || "", size: 14 })),
     h("label", {}, "metric ", h("input", { name: "metric", placeholder: "accuracy>=0.9", value: q.get("metric") || "", size: 14 })),
     h("label", {}, "sort ", sel("sort", [...SORTS, ...keys.flatMap((k) => [[`-metric:${k}`, `${k} ↓`], [`metric:${k}`, `${k} ↑`]])], q.get("sort") || "-created_at")),
+    h("label", { title: "list the runs of sweeps as rows of their own" }, h("input", { type: "checkbox", name: "flat", value: "1", checked: q.get("flat") === "1" }), " sweep runs as rows"),
     h("button", { type: "submit" }, "Apply"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
