@@ -180,6 +180,7 @@ BAD = [
     ("/api/models/bad name", 400, "name"),
     ("/api/models/nosuchmodel", 404, "no model"),
     ("/api/endpoints/nosuch/metrics", 404, "no endpoint"),
+    ("/api/runs/{a}/series?fields=step,bogus", 400, "fields"),
     ("/api/nothing/here", 404, "no API route"),
     ("/api/runs?" + "x=1&" * 2000, 414, "too long"),
 ]
@@ -191,6 +192,33 @@ def test_bad_parameters_get_a_4xx_json_error(ui, seeded, path, status, words):
     assert resp.status == status, (resp.status, resp.body[:300])
     body = resp.json()
     assert words in body["error"] + (body.get("hint") or ""), body
+
+
+NASTY = ["", "-1", "0", "99999999999999999999", "1e309", "nan", "%00", "x" * 300, "../../etc/passwd",
+         "'; drop table runs; --", "%E2%88%9E", "[]", "a,b,,", ">", "metric:", "-metric:x",
+         "accuracy>=", "=1"]  # fmt: skip
+
+
+def test_no_parameter_value_makes_a_500(ui, seeded):
+    """Every query parameter of every documented GET route, with hostile values: 2xx or 4xx, never 5xx."""
+    from urllib.parse import quote
+
+    doc = ok(ui, "/api/openapi.json")
+    checked = 0
+    for path, ops in doc["paths"].items():
+        if "get" not in ops or path.endswith("/events"):
+            continue
+        concrete = (
+            path.replace("{run_id}", seeded["a"]).replace("{name}", "iris-model").replace("{path}", "outputs/x.csv")
+        )
+        for param in [p["name"] for p in ops["get"]["parameters"] if p["in"] == "query"]:
+            for value in NASTY:
+                resp = get(ui, f"{concrete}?{param}={quote(value, safe='%')}")
+                assert resp.status < 500, (concrete, param, value, resp.body[:200])
+                if resp.status >= 400:
+                    assert "error" in resp.json()
+                checked += 1
+    assert checked > 200
 
 
 def test_oversized_headers_are_refused(ui):
