@@ -268,6 +268,8 @@ def create_app(ws: Workspace, settings: UiSettings) -> ASGIApp:
                 ]
                 if b"content-security-policy" not in names:
                     extra.append((b"content-security-policy", CSP.encode()))
+                if b"cache-control" not in names:  # revalidate: pages and scripts change with mltrain
+                    extra.append((b"cache-control", b"no-cache"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
