@@ -91,8 +91,6 @@ def _where(q: RunQuery) -> list[ColumnElement[bool]]:
 def page_runs(db: Database, q: RunQuery) -> tuple[list[dict[str, Any]], int]:
     """The runs of page ``q`` (each with ``children``: how many runs it is the parent of) and how
     many runs match in all."""
-    ch = t.runs.alias("ch")
-    children = select(func.count()).select_from(ch).where(ch.c.parent_run_id == t.runs.c.id).scalar_subquery()
     cols = [
         t.runs.c.id,
         t.runs.c.parent_run_id,
@@ -105,7 +103,6 @@ def page_runs(db: Database, q: RunQuery) -> tuple[list[dict[str, Any]], int]:
         t.runs.c.env_name,
         t.runs.c.error,
         t.experiments.c.name.label("experiment"),
-        children.label("children"),
     ]
     joined = t.runs.join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
     conds = _where(q)
@@ -123,6 +120,20 @@ def page_runs(db: Database, q: RunQuery) -> tuple[list[dict[str, Any]], int]:
     with db.read() as conn:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
         total = int(conn.execute(count).scalar() or 0)
+        # child counts of this page's runs only (a correlated count would run for every sorted row)
+        ids = [r["id"] for r in rows]
+        counts = (
+            conn.execute(
+                select(t.runs.c.parent_run_id, func.count())
+                .where(t.runs.c.parent_run_id.in_(ids))
+                .group_by(t.runs.c.parent_run_id)
+            ).all()
+            if ids
+            else []
+        )
+    children = dict(counts)  # type: ignore[arg-type]
+    for r in rows:
+        r["children"] = int(children.get(r["id"], 0))
     return rows, total
 
 
