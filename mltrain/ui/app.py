@@ -111,7 +111,9 @@ class Guard:
         given = request.query_params.get("token")
         if given is not None and _token_ok(s, given) and request.method == "GET":
             # a page opened with ?token=T: remember it in a cookie, drop it from the address bar
-            query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token")
+            from urllib.parse import urlencode
+
+            query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
             response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict")
             return response

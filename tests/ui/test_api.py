@@ -310,6 +310,8 @@ def test_a_token_guards_reads_off_loopback(seeded):
         assert get(server, "/api/runs", {"Authorization": f"Bearer {TOKEN}"}).status == 200
         login = get(server, f"/models?token={TOKEN}")
         assert login.status == 303 and login.headers["location"] == "/models"
+        kept = get(server, f"/compare?runs=a%2Cb&token={TOKEN}&x=%0D%0Aevil:1")
+        assert kept.headers["location"] == "/compare?runs=a%2Cb&x=%0D%0Aevil%3A1" and "evil" not in kept.headers
         cookie = login.headers["set-cookie"].split(";")[0]
         assert "httponly" in login.headers["set-cookie"].lower()
         assert get(server, "/api/runs", {"Cookie": cookie}).status == 200
