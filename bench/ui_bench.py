@@ -34,7 +34,7 @@ def seed(root: Path) -> str:
     from mltrain.workspace import tables as t
     from mltrain.workspace.db import bulk_insert
 
-    ws = Workspace(WorkspaceSettings.resolve(str(root)), recover=False)
+    ws = Workspace(WorkspaceSettings.resolve(str(root)))
     rng = random.Random(1)
     now = time.time() - RUNS
     runs, status, metrics, tags = [], [], [], []

@@ -28,14 +28,13 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def cmd_ui(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.ui.server import serve, ui_settings
-    from mltrain.workspace import Workspace, WorkspaceSettings
 
     if not 0 <= args.port <= 65535:
         from mltrain.ui.server import UiError
 
         raise UiError(f"--port must be 0..65535, got {args.port}")
     settings, generated = ui_settings(args.host, args.token, args.allow_write)
-    ws = Workspace(WorkspaceSettings.resolve(args.workspace, args.db_url, args.artifact_root), recover=False)
+    ws = ctx.ws  # opened as every command opens it (runs whose driver died are recorded as such)
 
     def announce(url: str) -> None:
         print(f"mltrain dashboard of {ws.root} at {url}", flush=True)

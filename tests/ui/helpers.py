@@ -30,7 +30,7 @@ def png_bytes(width: int = 8, height: int = 8) -> bytes:
 
 
 def open_ws(root: Path, db_url: str | None = None) -> Workspace:
-    return Workspace(WorkspaceSettings.resolve(str(root), db_url), recover=False)
+    return Workspace(WorkspaceSettings.resolve(str(root), db_url))
 
 
 def finished_run(
