@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.params import ApiError, json_body, json_response, ws_of
+from mltrain.ui.params import ApiError, json_body, json_response, models_of, ws_of
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 ALIAS = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -32,8 +32,7 @@ def _version_json(mv: Any) -> dict[str, Any]:
 
 def list_models(request: Request) -> Response:
     """The latest version of every model (archived ones too)."""
-    ws = ws_of(request)
-    latest = ws.models.list(include_archived=True)
+    latest = models_of(request).list(include_archived=True)
     return json_response([_version_json(m) for m in latest])
 
 
@@ -43,12 +42,13 @@ def get_model(request: Request) -> Response:
 
     ws = ws_of(request)
     name = _name(request)
-    versions = ws.models.list(name, include_archived=True)
+    models = models_of(request)
+    versions = models.list(name, include_archived=True)
     if not versions:
         raise NotFoundError(f"no model {name!r} in this workspace")
     out = []
     for mv in versions:
-        full = ws.models.get(mv.ref, include_archived=True)
+        full = models.get(mv.ref, include_archived=True)
         item = _version_json(full)
         if full.run_id:
             try:
@@ -79,7 +79,7 @@ async def set_alias(request: Request) -> Response:
         raise ApiError(400, "'version' must be a positive integer")
     if not isinstance(alias, str) or not ALIAS.match(alias):
         raise ApiError(400, "'alias' must be letters, digits, '.', '_' or '-' (at most 128)")
-    mv = await run_in_threadpool(ws_of(request).models.set_alias, name, version, alias)
+    mv = await run_in_threadpool(models_of(request).set_alias, name, version, alias)
     return json_response(_version_json(mv))
 
 
@@ -93,7 +93,7 @@ async def archive(request: Request) -> Response:
     archived = body.get("archived", True)
     if not isinstance(archived, bool):
         raise ApiError(400, "'archived' must be true or false")
-    mv = await run_in_threadpool(ws_of(request).models.set_archived, f"{name}:{version}", archived)
+    mv = await run_in_threadpool(models_of(request).set_archived, f"{name}:{version}", archived)
     return json_response(_version_json(mv))
 
 

@@ -8,7 +8,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mltrain.ui.arguments import arguments_of
-from mltrain.ui.params import RUN_ID, ApiError, flag, integer, json_body, json_response, number, run_of, text, ws_of
+from mltrain.ui.params import (
+    RUN_ID,
+    ApiError,
+    flag,
+    integer,
+    json_body,
+    json_response,
+    models_of,
+    number,
+    run_of,
+    text,
+    ws_of,
+)
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -182,7 +194,7 @@ def get_run(request: Request) -> Response:
                     "framework": m.framework,
                     "framework_version": m.framework_version,
                 }
-                for m in ws.models.by_run(run_id)
+                for m in models_of(request).by_run(run_id)
             ],
             "snapshot": _snapshot(ws, run["snapshot_id"]),
             "has_children": bool(children),

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
+    from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -106,6 +107,14 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 def ws_of(request: Request) -> Workspace:
     return request.app.state.ws  # type: ignore[no-any-return]
+
+
+def models_of(request: Request) -> ModelRegistry:
+    """The model registry of the dashboard's workspace."""
+    from mltrain.registry.store import ModelRegistry
+
+    ws = ws_of(request)
+    return ModelRegistry(ws.db, ws.blobs)
 
 
 def run_of(request: Request) -> dict[str, Any]:

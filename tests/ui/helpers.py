@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mltrain.registry.store import ModelRegistry
 from mltrain.ui.app import UiSettings, create_app
 from mltrain.workspace import Workspace, WorkspaceSettings
 
@@ -27,6 +28,10 @@ def png_bytes(width: int = 8, height: int = 8) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def registry(ws: Workspace) -> ModelRegistry:
+    return ModelRegistry(ws.db, ws.blobs)
 
 
 def open_ws(root: Path, db_url: str | None = None) -> Workspace:
@@ -109,8 +114,8 @@ def seed(root: Path, db_url: str | None = None) -> dict[str, Any]:
         )
     model_file = root.parent / "model.joblib"
     model_file.write_bytes(b"not really a model, never loaded here")
-    ws.models.register("iris-model", model_file, run_id=a, tags={"data": "v1"})
-    ws.models.register("iris-model", model_file, run_id=c)
+    registry(ws).register("iris-model", model_file, run_id=a, tags={"data": "v1"})
+    registry(ws).register("iris-model", model_file, run_id=c)
     ws.db.dispose()
     return {"a": a, "b": b, "c": c, "sweep": sweep, "children": children}
 

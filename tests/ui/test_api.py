@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import request
 
-from .helpers import TOKEN, open_ws, serving
+from .helpers import TOKEN, open_ws, registry, serving
 
 
 @pytest.fixture(scope="module")
@@ -276,9 +276,9 @@ def test_writes_need_allow_write_and_the_token(tmp_path):
 
         alias = "/api/models/iris-model/aliases"
         assert post(rw, alias, {"version": 1, "alias": "production"}).status == 401
-        assert ws.models.get("iris-model:1").aliases == []
+        assert registry(ws).get("iris-model:1").aliases == []
         assert post(rw, alias, {"version": 1, "alias": "production"}, TOKEN).status == 200
-        assert ws.models.get("iris-model@production").version == 1
+        assert registry(ws).get("iris-model@production").version == 1
         for bad in (
             {"version": "1", "alias": "x"},
             {"version": 1, "alias": "no spaces"},
@@ -294,7 +294,7 @@ def test_writes_need_allow_write_and_the_token(tmp_path):
         archive = "/api/models/iris-model/versions/2/archive"
         assert post(rw, archive, {"archived": True}).status == 401
         assert post(rw, archive, {"archived": True}, TOKEN).status == 200
-        assert ws.models.get("iris-model:2").archived is True
+        assert registry(ws).get("iris-model:2").archived is True
         assert post(rw, archive, {"archived": "yes"}, TOKEN).status == 400
         assert post(rw, "/api/models/iris-model/versions/7/archive", {}, TOKEN).status == 404
     ws.db.dispose()

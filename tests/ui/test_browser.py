@@ -11,7 +11,7 @@ import time
 import pytest
 from support import start_mltrain, write_script
 
-from .helpers import TOKEN, open_ws, serving
+from .helpers import TOKEN, open_ws, registry, serving
 
 SLOW_JOB = """
 import time
@@ -164,14 +164,14 @@ def test_write_action_without_the_token_is_refused(tmp_path, page):
         page.click("#alias-form button")
         page.wait_for_function("() => !document.querySelector('#flash').hidden")
         assert "token" in page.locator("#flash").inner_text()
-        assert ws.models.get("iris-model:1").aliases == []
+        assert registry(ws).get("iris-model:1").aliases == []
         page.fill("#token", TOKEN)
         page.dispatch_event("#token", "change")
         page.click("#alias-form button")
         page.wait_for_function(
             "() => document.querySelector('#versions tr[data-version=\"1\"]').textContent.includes('@production')"
         )
-        assert ws.models.get("iris-model@production").version == 1
+        assert registry(ws).get("iris-model@production").version == 1
     ws.db.dispose()
 
 
