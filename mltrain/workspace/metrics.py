@@ -186,10 +186,3 @@ class MetricStore:
             col["ts"].append(ts)
             col["value"].append(value)
         return {"last_id": rows[-1][0] if rows else after_id, "count": len(rows), "series": series}
-
-    def all_keys(self, limit: int = 1000) -> list[str]:
-        """Metric keys of every run, sorted (what runs can be sorted and filtered by)."""
-        m = t.metrics
-        q = select(m.c.key).distinct().order_by(m.c.key).limit(limit)
-        with self.db.read() as conn:
-            return [str(k) for k in conn.execute(q).scalars()]

@@ -1,7 +1,8 @@
 """One page of runs for a dashboard: filtered, sorted (by a metric too) and counted in SQL.
 
-A metric's value for a run is its latest numeric scalar of that key; the correlated sub-queries
-use the ``(run_id, key)`` index of ``metrics``, so a page of a 10,000-run workspace stays fast.
+A metric's value for a run is its latest numeric scalar of that key; every query seeks the
+``(run_id, key)`` index of ``metrics`` instead of scanning a run's points, so a page of a 10,000-run
+workspace stays fast however long the runs' series are.
 """
 
 from __future__ import annotations
@@ -137,19 +138,50 @@ def page_runs(db: Database, q: RunQuery) -> tuple[list[dict[str, Any]], int]:
     return rows, total
 
 
+def _run_keys(run_ids: Any) -> Any:
+    """A recursive CTE of (run_id, key): every metric key of the runs ``run_ids`` (a list or a
+    SELECT of ids), found by one index seek per key ("loose index scan"), so its cost does not grow
+    with the number of points a run logged."""
+    a, b = t.metrics.alias("ka"), t.metrics.alias("kb")
+    first = select(
+        t.runs.c.id.label("run_id"),
+        select(func.min(a.c.key)).where(a.c.run_id == t.runs.c.id).scalar_subquery().label("key"),
+    ).where(t.runs.c.id.in_(run_ids))
+    keys = first.cte("run_keys", recursive=True)
+    following = select(func.min(b.c.key)).where(b.c.run_id == keys.c.run_id, b.c.key > keys.c.key)
+    return keys.union_all(select(keys.c.run_id, following.scalar_subquery()).where(keys.c.key.is_not(None)))
+
+
 def latest_scalars(db: Database, run_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Per run: the latest scalar (number or string) of each of its keys logged as scalars."""
     if not run_ids:
         return {}
-    m = t.metrics
-    # the last record of each (run, key): an index-only group-by on (run_id, key)
-    last = select(func.max(m.c.id)).where(m.c.run_id.in_(run_ids)).group_by(m.c.run_id, m.c.key)
-    stmt = select(m.c.run_id, m.c.key, m.c.value, m.c.data).where(m.c.id.in_(last), m.c.kind == "scalar")
+    m, c = t.metrics, t.metrics.alias("kc")
+    keys = _run_keys(run_ids)
+    last = (
+        select(c.c.id)
+        .where(c.c.run_id == keys.c.run_id, c.c.key == keys.c.key)
+        .order_by(c.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = select(m.c.run_id, m.c.key, m.c.value, m.c.data).where(
+        m.c.id.in_(select(last).where(keys.c.key.is_not(None))), m.c.kind == "scalar"
+    )
     out: dict[str, dict[str, Any]] = {r: {} for r in run_ids}
     with db.read() as conn:
         for r in conn.execute(stmt):
             out[r.run_id][r.key] = r.value if r.data is None else json.loads(r.data)
     return out
+
+
+def recent_keys(db: Database, runs: int = 1000, limit: int = 1000) -> list[str]:
+    """Metric keys of the ``runs`` newest runs, sorted (what runs can be sorted and filtered by)."""
+    newest = select(t.runs.c.id).order_by(t.runs.c.created_at.desc()).limit(runs)
+    keys = _run_keys(newest)
+    stmt = select(keys.c.key).where(keys.c.key.is_not(None)).distinct().order_by(keys.c.key).limit(limit)
+    with db.read() as conn:
+        return [str(k) for k in conn.execute(stmt).scalars()]
 
 
 def tags_of(db: Database, run_ids: list[str]) -> dict[str, dict[str, str]]:

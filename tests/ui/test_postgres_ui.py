@@ -20,6 +20,7 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
             return resp.json()
 
         assert ok("/api/runs")["total"] == 4
+        assert ok("/api/metric-keys") == ["accuracy", "kernel", "loss"]
         ranked = [r["id"] for r in ok("/api/runs?flat=1&sort=-metric:accuracy")["runs"]]
         assert ranked[:2] == [ids["c"], ids["a"]] and ranked[-1] == ids["sweep"]
         assert {r["id"] for r in ok("/api/runs?metric=accuracy>=0.9&tag=stage")["runs"]} == {ids["a"]}
