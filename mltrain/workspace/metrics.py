@@ -94,15 +94,16 @@ class MetricStore:
         return out
 
     def keys(self, run_id: str) -> list[dict[str, Any]]:
-        """Per key of a run: how many records, and its latest record's ``kind``, ``latest`` value and
-        whether that is ``numeric`` (chartable). Index-only counts, one lookup per key."""
-        from sqlalchemy import func
+        """Per key of a run, sorted: its latest record's ``kind``, ``latest`` value and whether that is
+        ``numeric`` (chartable). Index seeks per key, whatever the number of points."""
+        from mltrain.workspace.run_pages import run_keys_cte
 
         m = t.metrics
-        counts = select(m.c.key, func.count().label("count")).where(m.c.run_id == run_id).group_by(m.c.key)
+        run_keys = run_keys_cte([run_id])
         out = []
         with self.db.read() as conn:
-            for key, count in conn.execute(counts.order_by(m.c.key)).all():
+            keys = sorted(conn.execute(select(run_keys.c.key).where(run_keys.c.key.is_not(None))).scalars())
+            for key in keys:
                 last = conn.execute(
                     select(m.c.kind, m.c.value, m.c.data)
                     .where(m.c.run_id == run_id, m.c.key == key)
@@ -110,9 +111,7 @@ class MetricStore:
                     .limit(1)
                 ).one()
                 latest = last.value if last.data is None else json.loads(last.data)
-                out.append(
-                    {"key": key, "kind": last.kind, "count": count, "numeric": last.value is not None, "latest": latest}
-                )
+                out.append({"key": key, "kind": last.kind, "numeric": last.value is not None, "latest": latest})
         return out
 
     def series(self, run_id: str, key: str, after_id: int = 0, limit: int | None = None) -> dict[str, Any]:
@@ -138,17 +137,26 @@ class MetricStore:
         """Every numeric series of a run, read in one snapshot: ``{"last_id", "count", "series":
         {key: {field: [...]}}}`` with ``fields`` of step, ts, value; ``last_id`` is the newest record
         read, so ``numeric_series(run_id, last_id)`` returns exactly what was stored since."""
-        from sqlalchemy import func
 
         from mltrain.workspace.db import fetch_tuples
 
         m = t.metrics
         series: dict[str, Any] = {}
         count = 0
+        from mltrain.workspace.run_pages import run_keys_cte
+
+        run_keys = run_keys_cte([run_id])
         with self.db.read() as conn:
-            last = int(conn.execute(select(func.max(m.c.id)).where(m.c.run_id == run_id)).scalar() or 0)
-            keys = conn.execute(select(m.c.key).where(m.c.run_id == run_id).distinct().order_by(m.c.key)).scalars()
-            for key in list(keys):
+            # the run's keys and its newest record by index seeks, not by scanning its points
+            keys = sorted(conn.execute(select(run_keys.c.key).where(run_keys.c.key.is_not(None))).scalars())
+            newest = [
+                conn.execute(
+                    select(m.c.id).where(m.c.run_id == run_id, m.c.key == k).order_by(m.c.id.desc()).limit(1)
+                ).scalar()
+                for k in keys
+            ]
+            last = int(max(newest, default=0) or 0)
+            for key in keys:
                 q = (
                     select(*(m.c[f] for f in fields))
                     .where(m.c.run_id == run_id, m.c.key == key, m.c.value.is_not(None), m.c.id <= last)

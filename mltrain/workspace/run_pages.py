@@ -138,7 +138,7 @@ def page_runs(db: Database, q: RunQuery) -> tuple[list[dict[str, Any]], int]:
     return rows, total
 
 
-def _run_keys(run_ids: Any) -> Any:
+def run_keys_cte(run_ids: Any) -> Any:
     """A recursive CTE of (run_id, key): every metric key of the runs ``run_ids`` (a list or a
     SELECT of ids), found by one index seek per key ("loose index scan"), so its cost does not grow
     with the number of points a run logged."""
@@ -157,7 +157,7 @@ def latest_scalars(db: Database, run_ids: list[str]) -> dict[str, dict[str, Any]
     if not run_ids:
         return {}
     m, c = t.metrics, t.metrics.alias("kc")
-    keys = _run_keys(run_ids)
+    keys = run_keys_cte(run_ids)
     last = (
         select(c.c.id)
         .where(c.c.run_id == keys.c.run_id, c.c.key == keys.c.key)
@@ -178,7 +178,7 @@ def latest_scalars(db: Database, run_ids: list[str]) -> dict[str, dict[str, Any]
 def recent_keys(db: Database, runs: int = 1000, limit: int = 1000) -> list[str]:
     """Metric keys of the ``runs`` newest runs, sorted (what runs can be sorted and filtered by)."""
     newest = select(t.runs.c.id).order_by(t.runs.c.created_at.desc()).limit(runs)
-    keys = _run_keys(newest)
+    keys = run_keys_cte(newest)
     stmt = select(keys.c.key).where(keys.c.key.is_not(None)).distinct().order_by(keys.c.key).limit(limit)
     with db.read() as conn:
         return [str(k) for k in conn.execute(stmt).scalars()]

@@ -79,11 +79,12 @@ def test_run_detail_has_timeline_arguments_artifacts_models_and_series(ui, seede
         "logs/std_log.txt",
     }
     assert [(m["name"], m["version"]) for m in d["models"]] == [("iris-model", 1)]
-    assert {k["key"]: (k["count"], k["numeric"]) for k in d["metric_keys"]} == {
-        "accuracy": (3, True),
-        "loss": (3, True),
-        "kernel": (1, False),
+    assert {k["key"]: (k["kind"], k["numeric"]) for k in d["metric_keys"]} == {
+        "accuracy": ("scalar", True),
+        "loss": ("scalar", True),
+        "kernel": ("scalar", False),
     }
+    assert d["scalars"] == {"accuracy": 0.93, "loss": 0.2, "kernel": "rbf"}
     assert d["terminal"] is True
     assert "driver_start" not in d["run"]
     s = ok(ui, f"/api/runs/{seeded['a']}/series?key=accuracy")
