@@ -114,7 +114,8 @@ class Guard:
             from urllib.parse import urlencode
 
             query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
-            response = RedirectResponse(request.url.path + (f"?{query}" if query else ""), status_code=303)
+            path = "/" + request.url.path.lstrip("/")  # never //host: a redirect stays on this server
+            response = RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
             response.set_cookie(COOKIE, given, httponly=True, samesite="strict")
             return response
         return error_body(

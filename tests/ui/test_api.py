@@ -313,6 +313,7 @@ def test_a_token_guards_reads_off_loopback(seeded):
         assert login.status == 303 and login.headers["location"] == "/models"
         kept = get(server, f"/compare?runs=a%2Cb&token={TOKEN}&x=%0D%0Aevil:1")
         assert kept.headers["location"] == "/compare?runs=a%2Cb&x=%0D%0Aevil%3A1" and "evil" not in kept.headers
+        assert get(server, f"//attacker.example/x?token={TOKEN}").headers["location"] == "/attacker.example/x"
         cookie = login.headers["set-cookie"].split(";")[0]
         assert "httponly" in login.headers["set-cookie"].lower()
         assert get(server, "/api/runs", {"Cookie": cookie}).status == 200
