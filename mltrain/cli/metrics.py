@@ -67,7 +67,7 @@ def sparkline(values: list[float]) -> str:
 def print_series(ws: Workspace, run_id: str) -> None:
     """The run's scalar series logged more than once: count, last, min, max (and a sparkline on a
     terminal)."""
-    series = [s for s in ws.metrics.series(run_id) if s["count"] > 1]
+    series = [s for s in ws.metrics.series_stats(run_id) if s["count"] > 1]
     if not series:
         return
     tty = sys.stdout.isatty()

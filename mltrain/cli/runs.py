@@ -128,7 +128,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 **_run_json(run),
                 "history": history,
                 "metrics": metrics,
-                "series": ws.metrics.series(run["id"]),
+                "series": ws.metrics.series_stats(run["id"]),
                 "tags": tags,
                 "artifacts": artifacts,
                 "models": [m.ref for m in models],
@@ -202,15 +202,9 @@ def cmd_compare(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _log_bytes(ctx: Context, run: dict[str, Any], rel: str, offset: int) -> bytes:
-    run_dir = Path(run["run_dir"]) if run["run_dir"] else None
-    if run_dir is not None and (run_dir / rel).is_file():
-        with open(run_dir / rel, "rb") as f:
-            f.seek(offset)
-            return f.read()
-    for art in ctx.ws.runs.artifacts(run["id"]):
-        if art["path"] == rel:
-            return ctx.ws.blobs.read_bytes(art["sha256"])[offset:]
-    return b""
+    from mltrain.workspace.run_files import read_run_file
+
+    return read_run_file(ctx.ws, run, rel, offset)
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:

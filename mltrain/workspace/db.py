@@ -236,3 +236,17 @@ def bulk_insert(conn: Connection, table: Any, columns: tuple[str, ...], rows: li
 def now() -> float:
     """Timestamps stored in the workspace: seconds since the epoch."""
     return time.time()
+
+
+def fetch_tuples(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """Rows of a SELECT as plain tuples straight from the driver's cursor, inside ``conn``'s
+    transaction: the read path for large results (a metric series), without per-row result objects."""
+    compiled = stmt.compile(dialect=conn.dialect)
+    params = compiled.params
+    args: Any = tuple(params[name] for name in compiled.positiontup) if compiled.positional else params
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return cursor.fetchall()  # type: ignore[no-any-return]
+    finally:
+        cursor.close()

@@ -87,6 +87,11 @@ def _value(row: dict[str, Any]) -> Any:
     return row["value"] if row["data"] is None else json.loads(row["data"])
 
 
+def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...], skip: int = 0) -> dict[str, list[Any]]:
+    """Rows as one list per column (``names[i]`` is column i); the first ``skip`` columns are left out."""
+    return {name: [r[i] for r in rows] for i, name in enumerate(names) if i >= skip}
+
+
 class MetricStore:
     """Metric records of one workspace."""
 
@@ -181,7 +186,7 @@ class MetricStore:
         entries += [(first_row[k], k, v) for k, v in tables.items()]
         return {key: value for _, key, value in sorted(entries, key=lambda e: e[0])}
 
-    def series(self, run_id: str) -> list[dict[str, Any]]:
+    def series_stats(self, run_id: str) -> list[dict[str, Any]]:
         """Every scalar series of a run, in the order first logged: key, count, last, min, max
         (min/max over its numbers; None for a series of strings)."""
         m = t.metrics.c
@@ -223,6 +228,108 @@ class MetricStore:
         q = select(func.avg(numbered.c.value)).group_by(numbered.c.bucket).order_by(numbered.c.bucket)
         with self.db.read() as conn:
             return [float(v) for (v,) in conn.execute(q)]
+
+    def keys(self, run_id: str) -> list[dict[str, Any]]:
+        """Per key of a run, sorted: its latest record's ``kind``, ``latest`` value and whether that is
+        ``numeric`` (chartable). Index seeks per key, whatever the number of points."""
+        from mltrain.workspace.run_pages import run_keys_cte
+
+        m = t.metrics
+        run_keys = run_keys_cte([run_id])
+        out = []
+        with self.db.read() as conn:
+            keys = sorted(conn.execute(select(run_keys.c.key).where(run_keys.c.key.is_not(None))).scalars())
+            for key in keys:
+                last = conn.execute(
+                    select(m.c.kind, m.c.value, m.c.data)
+                    .where(m.c.run_id == run_id, m.c.key == key)
+                    .order_by(m.c.id.desc())
+                    .limit(1)
+                ).one()
+                latest = last.value if last.data is None else json.loads(last.data)
+                out.append({"key": key, "kind": last.kind, "numeric": last.value is not None, "latest": latest})
+        return out
+
+    def series(self, run_id: str, key: str, after_id: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """The numeric scalars of one key, in logging order, as columns: ``step`` (None where not
+        given), ``ts``, ``value``, and ``last_id`` (pass it as ``after_id`` to get only newer points)."""
+        from mltrain.workspace.db import fetch_tuples
+
+        m = t.metrics
+        q = (
+            select(m.c.id, m.c.step, m.c.ts, m.c.value)
+            .where(m.c.run_id == run_id, m.c.key == key, m.c.value.is_not(None), m.c.id > after_id)
+            .order_by(m.c.id)
+        )
+        if limit:
+            q = q.limit(limit)
+        with self.db.read() as conn:
+            rows = fetch_tuples(conn, q)
+        return {**_columns(rows, ("id", "step", "ts", "value"), skip=1), "last_id": rows[-1][0] if rows else after_id}
+
+    def all_series(
+        self, run_id: str, limit_per_key: int = 1_000_000, fields: tuple[str, ...] = ("step", "ts", "value")
+    ) -> dict[str, Any]:
+        """Every numeric series of a run, read in one snapshot: ``{"last_id", "count", "series":
+        {key: {field: [...]}}}`` with ``fields`` of step, ts, value; ``last_id`` is the newest record
+        read, so ``numeric_series(run_id, last_id)`` returns exactly what was stored since."""
+
+        from mltrain.workspace.db import fetch_tuples
+
+        m = t.metrics
+        series: dict[str, Any] = {}
+        count = 0
+        from mltrain.workspace.run_pages import run_keys_cte
+
+        run_keys = run_keys_cte([run_id])
+        with self.db.read() as conn:
+            # the run's keys and its newest record by index seeks, not by scanning its points
+            keys = sorted(conn.execute(select(run_keys.c.key).where(run_keys.c.key.is_not(None))).scalars())
+            newest = [
+                conn.execute(
+                    select(m.c.id).where(m.c.run_id == run_id, m.c.key == k).order_by(m.c.id.desc()).limit(1)
+                ).scalar()
+                for k in keys
+            ]
+            last = int(max(newest, default=0) or 0)
+            for key in keys:
+                q = (
+                    select(*(m.c[f] for f in fields))
+                    .where(m.c.run_id == run_id, m.c.key == key, m.c.value.is_not(None), m.c.id <= last)
+                    .order_by(m.c.id)
+                    .limit(limit_per_key)
+                )
+                rows = fetch_tuples(conn, q)
+                if rows:
+                    series[key] = _columns(rows, fields)
+                    count += len(rows)
+        return {"last_id": last, "count": count, "series": series}
+
+    def numeric_series(self, run_id: str, after_id: int, limit: int = 100_000) -> dict[str, Any]:
+        """The numeric scalars of a run stored after record ``after_id`` (at most ``limit``; for live
+        updates), as columns per key: ``{"last_id", "count", "series": {key: {"id", "step", "ts",
+        "value"}}}``; pass ``last_id`` as ``after_id`` next time."""
+        from mltrain.workspace.db import fetch_tuples
+
+        m = t.metrics
+        q = (
+            select(m.c.id, m.c.key, m.c.step, m.c.ts, m.c.value)
+            .where(m.c.run_id == run_id, m.c.id > after_id, m.c.value.is_not(None))
+            .order_by(m.c.id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            rows = fetch_tuples(conn, q)
+        series: dict[str, dict[str, list[Any]]] = {}
+        for rid, key, step, ts, value in rows:
+            col = series.get(key)
+            if col is None:
+                col = series[key] = {"id": [], "step": [], "ts": [], "value": []}
+            col["id"].append(rid)
+            col["step"].append(step)
+            col["ts"].append(ts)
+            col["value"].append(value)
+        return {"last_id": rows[-1][0] if rows else after_id, "count": len(rows), "series": series}
 
 
 def last_value(run_id_column: Any, key: str) -> Any:

@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
@@ -19,6 +19,9 @@ from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
 from mltrain.workspace.names import check_name
+
+if TYPE_CHECKING:
+    from mltrain.workspace.run_pages import RunQuery
 
 QUEUED, PREPARING, RUNNING, FINALIZING = "Queued", "Preparing", "Running", "Finalizing"
 COMPLETED, FAILED, CANCELED = "Completed", "Failed", "Canceled"
@@ -206,6 +209,12 @@ class RunStore:
         with self.db.read() as conn:
             row = conn.execute(select(t.runs.c.created_at, t.runs.c.ended_at).where(t.runs.c.id == run_id)).one()
         return float((row.ended_at or now()) - row.created_at)
+
+    def page(self, query: RunQuery) -> tuple[list[dict[str, Any]], int]:
+        """One page of runs (filtered and sorted in SQL, metrics too) and how many match in all."""
+        from mltrain.workspace.run_pages import page_runs
+
+        return page_runs(self.db, query)
 
     def history(self, run_id: str) -> list[dict[str, Any]]:
         """The status timeline of a run, oldest first."""

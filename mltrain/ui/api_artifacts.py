@@ -1,0 +1,86 @@
+"""API of a run's artifacts: the file (inline for images and text, else an attachment), table previews."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from mltrain.ui.params import ApiError, flag, json_response, run_of, text, ws_of
+
+PREVIEW_BYTES = 1 << 20
+PREVIEW_ROWS = 200
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+TEXT_SUFFIXES = {".txt", ".log", ".csv", ".tsv", ".json", ".jsonl", ".md", ".yaml", ".yml", ".py", ".toml", ".cfg"}
+
+
+def _artifact(request: Request, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    ws = ws_of(request)
+    run = run_of(request)
+    for art in ws.runs.artifacts(run["id"]):
+        if art["path"] == path:
+            if not ws.blobs.exists(art["sha256"]):
+                raise ApiError(410, f"the content of artifact {path!r} is missing from the artifact root")
+            return run, art
+    raise ApiError(404, f"run {run['id']} has no artifact {path[:200]!r}", hint="GET /api/runs/ID lists its artifacts")
+
+
+def artifact(request: Request) -> Response:
+    """An artifact of the run: images and text inline, anything else (or with ``download=1``) as an attachment."""
+    ws = ws_of(request)
+    path = request.path_params["path"]
+    _run, art = _artifact(request, path)
+    name = PurePosixPath(path).name
+    suffix = PurePosixPath(path).suffix.lower()
+    download = flag(request, "download")
+    if suffix in IMAGE_TYPES and not download:
+        media, disposition = IMAGE_TYPES[suffix], "inline"
+    elif suffix in TEXT_SUFFIXES and not download:
+        media, disposition = "text/plain; charset=utf-8", "inline"
+    else:
+        media, disposition = "application/octet-stream", "attachment"
+    from urllib.parse import quote
+
+    headers = {
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+        "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return FileResponse(ws.blobs.path(art["sha256"]), media_type=media, headers=headers)
+
+
+def preview(request: Request) -> Response:
+    """The first rows of a CSV/TSV artifact."""
+    import csv
+    import io
+
+    path = text(request, "path", max_chars=1024)
+    if not path:
+        raise ApiError(400, "parameter 'path' (the artifact) is required")
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix not in (".csv", ".tsv"):
+        raise ApiError(
+            400,
+            f"no table preview for {suffix or 'files without a suffix'}",
+            hint="tables preview from .csv and .tsv artifacts",
+        )
+    _run, art = _artifact(request, path)
+    with open(ws_of(request).blobs.path(art["sha256"]), "rb") as f:
+        data = f.read(PREVIEW_BYTES)
+    lines = data.decode("utf-8", "replace").splitlines()
+    complete = art["size"] <= PREVIEW_BYTES
+    if not complete:
+        lines = lines[:-1]  # the last line may be cut
+    rows = list(
+        csv.reader(io.StringIO("\n".join(lines[: PREVIEW_ROWS + 1])), delimiter="\t" if suffix == ".tsv" else ",")
+    )
+    header, body = (rows[0], rows[1:]) if rows else ([], [])
+    return json_response({"columns": header, "rows": body, "truncated": len(lines) > PREVIEW_ROWS + 1 or not complete})

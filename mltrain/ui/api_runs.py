@@ -1,0 +1,252 @@
+"""API of runs: the paged list, one run, its metric series and log, cancel."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mltrain.ui.arguments import arguments_of
+from mltrain.ui.params import (
+    RUN_ID,
+    ApiError,
+    flag,
+    integer,
+    json_body,
+    json_response,
+    models_of,
+    number,
+    run_of,
+    text,
+    ws_of,
+)
+
+if TYPE_CHECKING:
+    from mltrain.workspace import Workspace
+
+PAGE_LIMIT = 500
+LOG_CHUNK = 256 * 1024
+MAX_SERIES_POINTS = 2_000_000
+TABLE_ROWS = 500
+HIDDEN = ("driver_start", "child_start")
+
+
+def public(run: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in run.items() if k not in HIDDEN}
+
+
+# -- the runs list ----------------------------------------------------------------------------------
+def _metric_filter(raw: str) -> Any:
+    from mltrain.workspace.run_pages import OPERATORS, MetricFilter
+
+    for op in OPERATORS:
+        key, sep, value = raw.partition(op)
+        if sep and key.strip():
+            return MetricFilter(key.strip(), op, number(value.strip(), f"the value of metric filter {raw!r}"))
+    raise ApiError(
+        400,
+        f"metric filter {raw[:80]!r} is not KEY OP NUMBER",
+        hint="e.g. accuracy>=0.9 (ops: " + " ".join(OPERATORS) + ")",
+    )
+
+
+def run_query(request: Request) -> Any:
+    from mltrain.workspace.run_pages import SORT_COLUMNS, RunQuery
+    from mltrain.workspace.runs import STATUSES
+
+    status = text(request, "status")
+    if status and status.lower() not in {s.lower() for s in STATUSES}:
+        raise ApiError(400, f"unknown status {status[:40]!r}", hint="one of " + ", ".join(STATUSES))
+    tag = None
+    raw_tag = text(request, "tag")
+    if raw_tag:
+        key, sep, value = raw_tag.partition("=")
+        tag = (key, value if sep else None)
+    metric = _metric_filter(raw) if (raw := text(request, "metric")) else None
+    sort = text(request, "sort", "-created_at") or "-created_at"
+    descending = sort.startswith("-")
+    sort = sort.lstrip("-")
+    if sort not in SORT_COLUMNS and not (sort.startswith("metric:") and len(sort) > 7):
+        raise ApiError(
+            400,
+            f"cannot sort by {sort[:60]!r}",
+            hint="sort by " + ", ".join(SORT_COLUMNS) + " or metric:KEY (prefix - for descending)",
+        )
+    parent = text(request, "parent")
+    if parent and not RUN_ID.match(parent):
+        raise ApiError(400, f"{parent[:80]!r} is not a run id")
+    return RunQuery(
+        experiment=text(request, "experiment"),
+        status=status,
+        tag=tag,
+        metric=metric,
+        parent=parent,
+        flat=flag(request, "flat"),
+        sort=sort,
+        descending=descending,
+        offset=integer(request, "offset", 0, 0, 10_000_000),
+        limit=integer(request, "limit", 50, 1, PAGE_LIMIT),
+    )
+
+
+def list_runs(request: Request) -> Response:
+    """A page of runs, filtered and sorted on the server, each with its latest metrics, tags and child count."""
+    from mltrain.workspace.run_pages import latest_scalars, tags_of
+
+    ws = ws_of(request)
+    query = run_query(request)
+    rows, total = ws.runs.page(query)
+    ids = [r["id"] for r in rows]
+    metrics = latest_scalars(ws.db, ids)
+    tags = tags_of(ws.db, ids)
+    for r in rows:
+        r["metrics"] = metrics.get(r["id"], {})
+        r["tags"] = tags.get(r["id"], {})
+    return json_response({"runs": rows, "total": total, "offset": query.offset, "limit": query.limit})
+
+
+def experiments(request: Request) -> Response:
+    """Every experiment with its run count and latest run time."""
+    return json_response(ws_of(request).runs.experiments())
+
+
+def metric_keys(request: Request) -> Response:
+    """Metric names of the 1,000 newest runs (what runs can be sorted and filtered by)."""
+    from mltrain.workspace.run_pages import recent_keys
+
+    return json_response(recent_keys(ws_of(request).db))
+
+
+# -- one run -----------------------------------------------------------------------------------------
+def _tables(ws: Workspace, run_id: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lists and tables the run logged (bounded to TABLE_ROWS rows each)."""
+    out: dict[str, Any] = {}
+    for k in keys:
+        if k["kind"] not in ("list", "row", "table") or k["key"] in out:
+            continue
+        records = ws.metrics.history(run_id, k["key"])
+        if k["kind"] == "row":
+            table: dict[str, list[Any]] = {}
+            for rec in records[:TABLE_ROWS]:
+                if isinstance(rec["value"], dict):
+                    for col, v in rec["value"].items():
+                        table.setdefault(col, []).append(v)
+            out[k["key"]] = {"kind": "row", "columns": table}
+        elif records:
+            value = records[-1]["value"]
+            if isinstance(value, dict):
+                out[k["key"]] = {
+                    "kind": "table",
+                    "columns": {c: list(v)[:TABLE_ROWS] if isinstance(v, list) else [v] for c, v in value.items()},
+                }
+            else:
+                out[k["key"]] = {
+                    "kind": "list",
+                    "values": list(value)[:TABLE_ROWS] if isinstance(value, list) else [value],
+                }
+    return out
+
+
+def _snapshot(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
+    from mltrain.errors import MltrainError
+
+    if not snapshot_id:
+        return None
+    try:
+        snap = ws.snapshots.get(snapshot_id)
+    except MltrainError as exc:
+        return {"id": snapshot_id, "error": str(exc)}
+    files = [{"path": f.path, "size": f.size} for f in snap.files[:200]]
+    return {
+        "id": snap.id,
+        "source_dir": snap.source_dir,
+        "file_count": len(snap.files),
+        "total_bytes": snap.total_bytes,
+        "files": files,
+    }
+
+
+def get_run(request: Request) -> Response:
+    """One run: record, arguments, status history, tags, metric keys and latest values, logged tables,
+    artifacts, registered models, snapshot."""
+    from mltrain.workspace.runs import TERMINAL
+
+    ws = ws_of(request)
+    run = run_of(request)
+    run_id = run["id"]
+    keys = ws.metrics.keys(run_id)
+    children = ws.runs.list(parent_run_id=run_id, limit=1)
+    return json_response(
+        {
+            "run": public(run),
+            "args": arguments_of(run),
+            "terminal": run["status"] in TERMINAL,
+            "history": ws.runs.history(run_id),
+            "tags": ws.runs.tags(run_id),
+            "metric_keys": [{k: v for k, v in key.items() if k != "latest"} for key in keys],
+            "scalars": {k["key"]: k["latest"] for k in keys if k["kind"] == "scalar"},
+            "tables": _tables(ws, run_id, keys),
+            "artifacts": ws.runs.artifacts(run_id),
+            "models": [
+                {
+                    "name": m.name,
+                    "version": m.version,
+                    "format": m.format,
+                    "framework": m.framework,
+                    "framework_version": m.framework_version,
+                }
+                for m in models_of(request).by_run(run_id)
+            ],
+            "snapshot": _snapshot(ws, run["snapshot_id"]),
+            "has_children": bool(children),
+        }
+    )
+
+
+def series(request: Request) -> Response:
+    """The numeric series of one metric (``key``), or of every metric of the run (no ``key``; only
+    the columns in ``fields``), as columns; only points stored after record ``after`` when given."""
+    ws = ws_of(request)
+    run = run_of(request)
+    key = text(request, "key")
+    after = integer(request, "after", 0, 0, 2**62)
+    if key is None:
+        if after:
+            return json_response(ws.metrics.numeric_series(run["id"], after, MAX_SERIES_POINTS))
+        fields = tuple((text(request, "fields") or "step,ts,value").split(","))
+        if not fields or not set(fields) <= {"step", "ts", "value"} or len(set(fields)) != len(fields):
+            raise ApiError(400, f"'fields' must name some of step, ts, value, got {','.join(fields)[:60]!r}")
+        return json_response(ws.metrics.all_series(run["id"], MAX_SERIES_POINTS, fields))
+    return json_response({"key": key, **ws.metrics.series(run["id"], key, after_id=after)})
+
+
+def log(request: Request) -> Response:
+    """The run's output log (or build log) from byte ``offset``: ``{offset, next_offset, text}``."""
+    from mltrain.runs.output import BUILD_LOG, STD_LOG
+    from mltrain.workspace.run_files import read_run_file
+
+    ws = ws_of(request)
+    run = run_of(request)
+    offset = integer(request, "offset", 0, 0, 2**62)
+    limit = integer(request, "limit", LOG_CHUNK, 1, 4 * LOG_CHUNK)
+    rel = BUILD_LOG if flag(request, "build") else STD_LOG
+    data = read_run_file(ws, run, rel, offset, limit)
+    return json_response({"offset": offset, "next_offset": offset + len(data), "text": data.decode("utf-8", "replace")})
+
+
+# -- writes ------------------------------------------------------------------------------------------
+async def cancel(request: Request) -> Response:
+    """Request the cancel of an active run and its children (needs --allow-write and the token)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from mltrain.runs.cancel import cancel_run
+    from mltrain.workspace.runs import TERMINAL
+
+    await json_body(request)
+    run = await run_in_threadpool(run_of, request)
+    if run["status"] in TERMINAL:
+        raise ApiError(409, f"run {run['id']} already ended: {run['status']}")
+    # its driver acts on the flag; a run whose driver is gone is stopped through its compute target
+    rec = await run_in_threadpool(cancel_run, ws_of(request), run["id"], 0.0)
+    return json_response({"id": rec["id"], "status": rec["status"], "cancel_requested": bool(rec["cancel_requested"])})

@@ -1,0 +1,30 @@
+"""Reading a file of a run: from its folder while it exists (live), else from its stored artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mltrain.workspace import Workspace
+
+
+def read_run_file(ws: Workspace, run: dict[str, Any], rel: str, offset: int = 0, limit: int | None = None) -> bytes:
+    """Bytes ``offset`` .. ``offset + limit`` of the run's file ``rel`` (e.g. ``logs/std_log.txt``);
+    empty when the run has no such file. ``rel`` must be a path the run records, never user input
+    joined blindly: it is looked up in the run folder only when it stays inside it."""
+    run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
+    if run_dir is not None:
+        path = run_dir / rel
+        if path.resolve().is_relative_to(run_dir.resolve()) and path.is_file():
+            with open(path, "rb") as f:
+                f.seek(offset)
+                return f.read() if limit is None else f.read(limit)
+    for art in ws.runs.artifacts(run["id"]):
+        if art["path"] == rel:
+            if not ws.blobs.exists(art["sha256"]):
+                ws.blobs.read_bytes(art["sha256"])  # raises the explanatory error
+            with open(ws.blobs.path(art["sha256"]), "rb") as f:
+                f.seek(offset)
+                return f.read() if limit is None else f.read(limit)
+    return b""

@@ -1,0 +1,158 @@
+"""Helpers of the dashboard tests: a workspace with runs, a sweep, artifacts and a model, recorded
+through the workspace's own stores; the dashboard served by uvicorn on 127.0.0.1 in a thread."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mltrain.registry.store import ModelRegistry
+from mltrain.ui.app import UiSettings, create_app
+from mltrain.workspace import Workspace, WorkspaceSettings
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+def png_bytes(width: int = 8, height: int = 8) -> bytes:
+    """A small valid PNG (a red square)."""
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def registry(ws: Workspace) -> ModelRegistry:
+    return ModelRegistry(ws.db, ws.blobs)
+
+
+def open_ws(root: Path, db_url: str | None = None) -> Workspace:
+    return Workspace(WorkspaceSettings.resolve(str(root), db_url))
+
+
+def finished_run(
+    ws: Workspace,
+    run_id: str,
+    experiment: str,
+    args: dict[str, Any],
+    metrics: dict[str, list[float]],
+    parent: str | None = None,
+    status: str = "Completed",
+    tags: dict[str, str] | None = None,
+) -> str:
+    """A run recorded as the driver does (created, Running, metrics, ended), with ``args`` as its
+    job.arguments and ``metrics`` as series of numeric scalars (step = index)."""
+    from mltrain.workspace.runs import RUNNING
+
+    argv = [x for k, v in args.items() for x in (f"--{k}", str(v))]
+    ws.runs.create(
+        run_id,
+        experiment,
+        parent_run_id=parent,
+        config={"job": {"arguments": args}, "experiment_name": experiment},
+        overrides=[f"job.arguments.{k}={v}" for k, v in args.items()],
+        script="train.py",
+        arguments=argv,
+        compute="local",
+        env_name="system",
+    )
+    ws.runs.set_status(run_id, RUNNING)
+    t0 = time.time()
+    records = [
+        {"t": t0 + i * 0.01, "k": key, "v": value, "s": i}
+        for key, values in metrics.items()
+        for i, value in enumerate(values)
+    ]
+    records.append({"t": t0, "k": "kernel", "v": str(args.get("kernel", "rbf"))})
+    ws.metrics.add(run_id, records)
+    if tags:
+        ws.runs.set_tags(run_id, tags)
+    ws.runs.set_status(run_id, status, exit_code=0 if status == "Completed" else 1)
+    return run_id
+
+
+def add_artifact(ws: Workspace, run_id: str, path: str, data: bytes) -> None:
+    sha = ws.blobs.put_bytes(data)
+    ws.runs.add_artifacts(run_id, [(path, sha, len(data))])
+
+
+def seed(root: Path, db_url: str | None = None) -> dict[str, Any]:
+    """Two experiments, a tagged run with an image and a CSV, a failed run, and a sweep of six
+    children over (C, kernel); returns their ids."""
+    ws = open_ws(root, db_url)
+    a = finished_run(ws, "20260101_000001_aaaaaa", "iris", {"C": 1.0, "kernel": "rbf"},
+                     {"accuracy": [0.5, 0.8, 0.93], "loss": [1.0, 0.4, 0.2]}, tags={"stage": "baseline"})  # fmt: skip
+    b = finished_run(ws, "20260101_000002_bbbbbb", "iris", {"C": 0.1, "kernel": "linear"},
+                     {"accuracy": [0.4, 0.7], "loss": [1.2, 0.6]}, status="Failed")  # fmt: skip
+    c = finished_run(ws, "20260101_000003_cccccc", "digits", {"C": 3.0, "kernel": "poly"}, {"accuracy": [0.6, 0.97]})
+    add_artifact(ws, a, "outputs/confusion.png", png_bytes())
+    add_artifact(ws, a, "outputs/predictions.csv", b"label,predicted\n0,0\n1,2\n2,2\n")
+    add_artifact(ws, a, "logs/std_log.txt", b"epoch 1\nepoch 2\n")
+    sweep = finished_run(ws, "20260101_000010_sweep0", "tuning", {}, {})
+    children = []
+    for i, (c_value, kernel) in enumerate(
+        [(0.1, "rbf"), (1.0, "rbf"), (10.0, "rbf"), (0.1, "linear"), (1.0, "linear"), (10.0, "linear")]
+    ):
+        acc = 0.6 + 0.03 * i
+        children.append(
+            finished_run(
+                ws,
+                f"20260101_00002{i}_child{i}",
+                "tuning",
+                {"C": c_value, "kernel": kernel},
+                {"accuracy": [acc - 0.2, acc], "loss": [1.0, 1 - acc]},
+                parent=sweep,
+            )  # fmt: skip
+        )
+    model_file = root.parent / "model.joblib"
+    model_file.write_bytes(b"not really a model, never loaded here")
+    registry(ws).register("iris-model", model_file, run_id=a, tags={"data": "v1"})
+    registry(ws).register("iris-model", model_file, run_id=c)
+    ws.db.dispose()
+    return {"a": a, "b": b, "c": c, "sweep": sweep, "children": children}
+
+
+class UiServer:
+    """The dashboard on 127.0.0.1 (a free port) in a thread of this process, served by uvicorn."""
+
+    def __init__(self, root: Path, settings: UiSettings, db_url: str | None = None) -> None:
+        import uvicorn
+
+        from mltrain.ui.server import bind, uvicorn_config
+
+        self.ws = open_ws(root, db_url)
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn_config(create_app(self.ws, settings), "127.0.0.1", self.port))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> UiServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the dashboard did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+        self.ws.db.dispose()
+
+
+@contextmanager
+def serving(root: Path, db_url: str | None = None, **settings: Any) -> Iterator[UiServer]:
+    hosts = ("127.0.0.1", "localhost", "::1", "[::1]")
+    with UiServer(root, UiSettings(hosts=hosts, **settings), db_url) as server:
+        yield server

@@ -1,0 +1,36 @@
+"""The dashboard's queries (paging, sorting and filtering by metric, series, sweeps, live increments)
+on a team workspace: a real PostgreSQL server started on 127.0.0.1."""
+
+from __future__ import annotations
+
+from support import request
+from test_postgres import pg_url  # noqa: F401 - the fixture that starts the server
+
+from .helpers import open_ws, seed, serving
+
+
+def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
+    root = tmp_path / "ws"
+    ids = seed(root, pg_url)
+    with serving(root, pg_url) as ui:
+
+        def ok(path):
+            resp = request(ui.url, "GET", path)
+            assert resp.status == 200, (path, resp.body[:300])
+            return resp.json()
+
+        assert ok("/api/runs")["total"] == 4
+        assert ok("/api/metric-keys") == ["accuracy", "kernel", "loss"]
+        ranked = [r["id"] for r in ok("/api/runs?flat=1&sort=-metric:accuracy")["runs"]]
+        assert ranked[:2] == [ids["c"], ids["a"]] and ranked[-1] == ids["sweep"]
+        assert {r["id"] for r in ok("/api/runs?metric=accuracy>=0.9&tag=stage")["runs"]} == {ids["a"]}
+        assert ok(f"/api/runs?parent={ids['sweep']}")["total"] == 6
+        every = ok(f"/api/runs/{ids['a']}/series")
+        assert every["series"]["accuracy"]["value"] == [0.5, 0.8, 0.93]
+        ws = open_ws(root, pg_url)
+        ws.metrics.add(ids["a"], [{"t": 9.0, "k": "accuracy", "v": 0.95, "s": 3}])
+        newer = ok(f"/api/runs/{ids['a']}/series?after={every['last_id']}")
+        assert newer["series"]["accuracy"]["value"] == [0.95] and newer["count"] == 1
+        assert ok(f"/api/runs/{ids['a']}")["scalars"]["accuracy"] == 0.95
+        assert len(ok(f"/api/sweeps/{ids['sweep']}")["children"]) == 6
+        ws.db.dispose()
