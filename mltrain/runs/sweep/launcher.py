@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from omegaconf import open_dict
+
 from mltrain.errors import ConfigError
 from mltrain.runs.sweep.session import TrialOutcome, TrialRequest, TrialSource, run_sweep
 
@@ -47,18 +49,19 @@ class HydraTrials:
         self.hydra_context = hydra_context
         self.config = config
         self.composed: dict[int, Any] = {}
+        self._templates: dict[tuple[str, ...], Any] = {}
 
     def base(self) -> tuple[dict[str, Any], list[str]]:
         return task_container(self.config), [str(o) for o in self.config.hydra.overrides.task]
 
     def compose(self, overrides: list[str], number: int) -> tuple[dict[str, Any], list[str]]:
+        """The resolved task config of one trial and its task overrides."""
         from hydra.core.hydra_config import HydraConfig
         from hydra.errors import HydraException
-        from omegaconf import open_dict
         from omegaconf.errors import OmegaConfBaseException
 
         try:
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            sweep_config = self._load(list(overrides))
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = number
                 sweep_config.hydra.job.num = number
@@ -68,6 +71,42 @@ class HydraTrials:
             raise ConfigError(f"cannot compose the trial {' '.join(overrides)}: {exc}") from exc
         self.composed[number] = sweep_config
         return container, [str(o) for o in sweep_config.hydra.overrides.task]
+
+    def _load(self, overrides: list[str]) -> Any:
+        """``load_sweep_config(config, overrides)``. Trials that select the same config groups share
+        one composition of their defaults list, onto a copy of which each applies its own value
+        overrides, as Hydra's loader does after composing (composition dominates small trials)."""
+        import copy
+
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from omegaconf import OmegaConf
+
+        loader = self.hydra_context.config_loader
+        repo = getattr(loader, "repository", None)
+        apply = getattr(ConfigLoaderImpl, "_apply_overrides_to_config", None)
+        if repo is None or apply is None:
+            return loader.load_sweep_config(self.config, overrides)
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        groups = [o for o in parsed if o.is_hydra_override() or repo.group_exists(o.key_or_group)]
+        values = [o for o in parsed if o not in groups]
+        key = tuple(o.input_line for o in groups)
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = loader.load_sweep_config(self.config, [o.input_line for o in groups])
+        cfg = copy.deepcopy(template)
+        apply(values, cfg)
+        job = cfg.hydra.job
+        with open_dict(cfg.hydra):
+            cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+            job.override_dirname = get_overrides_dirname(
+                overrides=[o for o in parsed if not o.is_hydra_override()],
+                kv_sep=job.config.override_dirname.kv_sep,
+                item_sep=job.config.override_dirname.item_sep,
+                exclude_keys=job.config.override_dirname.exclude_keys,
+            )
+        OmegaConf.copy_cache(from_config=self.config, to_config=cfg)
+        return cfg
 
 
 def task_container(config: Any) -> dict[str, Any]:

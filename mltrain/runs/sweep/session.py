@@ -287,7 +287,7 @@ class Sweep:
                     source.done(outcome)
                     if outcome.status == FAILED and self.settings.get("fail_fast") and not self.stop_reason:
                         self.stop(f"canceled: child #{outcome.number} failed and sweep.fail_fast is set")
-                self._follow(running, curves, cancels)
+                self._follow(running, curves, cancels, getattr(source, "report", None))
                 now = time.monotonic()
                 if now >= next_heartbeat:
                     next_heartbeat = now + HEARTBEAT_S
@@ -385,8 +385,10 @@ class Sweep:
         running: dict[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]],
         curves: dict[str, list[float]],
         cancels: dict[int, str],
+        report: Callable[[TrialOutcome, list[float]], None] | None,
     ) -> None:
-        """Live state of the running children: progress lines, early termination."""
+        """Live state of the running children: progress lines, intermediate values for the source,
+        early termination."""
         assert self.progress is not None
         if not running:
             return
@@ -398,6 +400,8 @@ class Sweep:
             if self.metric:
                 curves[outcome.run_id] = self._curve(outcome.run_id)
                 outcome.value = curves[outcome.run_id][-1] if curves[outcome.run_id] else None
+                if report is not None:
+                    report(outcome, curves[outcome.run_id])
             if "id" in thread:
                 threads[outcome.run_id] = thread["id"]
             self.progress.update(outcome)
