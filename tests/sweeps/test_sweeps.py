@@ -6,24 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from mltrain.workspace import Workspace, WorkspaceSettings
-
-
-def workspace(project: Path) -> Workspace:
-    return Workspace(WorkspaceSettings.resolve(str(project / ".mltrain")))
-
-
-def the_sweep(ws: Workspace) -> tuple[dict, list[dict]]:
-    parents = [r for r in ws.runs.list(limit=None) if r["parent_run_id"] is None]
-    assert len(parents) == 1, parents
-    children = ws.runs.list(parent_run_id=parents[0]["id"], limit=None)
-    return parents[0], sorted(children, key=lambda r: r["created_at"])
-
-
-def x_of(run: dict) -> float:
-    args = run["arguments"]
-    return float(args[args.index("--x") + 1])
+from sweeptools import the_sweep, workspace, x_of
 
 
 def test_grid_sweep_parent_children_and_ranking(project, mltrain, cli, cli_json, curve_job):
