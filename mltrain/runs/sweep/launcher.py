@@ -52,7 +52,14 @@ class HydraTrials:
         self._templates: dict[tuple[str, ...], Any] = {}
 
     def base(self) -> tuple[dict[str, Any], list[str]]:
-        return task_container(self.config), [str(o) for o in self.config.hydra.overrides.task]
+        """The sweep's own config and command-line overrides. ``sweep.resume`` is taken as written:
+        Hydra's grammar would read a run id such as ``20261201_142333_208e23`` as a number."""
+        config, overrides = task_container(self.config), [str(o) for o in self.config.hydra.overrides.task]
+        for override in overrides:
+            key, _, value = override.partition("=")
+            if key.lstrip("+") == "sweep.resume" and value and isinstance(config.get("sweep"), dict):
+                config["sweep"]["resume"] = value.strip("'\"")
+        return config, overrides
 
     def compose(self, overrides: list[str], number: int) -> tuple[dict[str, Any], list[str]]:
         """The resolved task config of one trial and its task overrides."""

@@ -254,6 +254,11 @@ class Sweep:
                     self.stop_reason = self.control.reason
                 if deadline and time.time() - self.started > float(deadline) and not self.stop_reason:
                     self.stop(f"canceled: the sweep ran longer than sweep.max_duration_s={deadline}")
+                now = time.monotonic()  # a child just ended: a cancel may be why, check before the next
+                if now >= next_heartbeat:
+                    next_heartbeat = now + HEARTBEAT_S
+                    if self.ws.runs.heartbeat(self.sweep_id) and not self.stop_reason:
+                        self.stop("canceled with `mltrain runs cancel`")
                 while not exhausted and not self.stop_reason and len(running) < self.max_concurrent:
                     if self.max_total is not None and self._counted() >= int(self.max_total):
                         exhausted = True
@@ -287,12 +292,9 @@ class Sweep:
                     source.done(outcome)
                     if outcome.status == FAILED and self.settings.get("fail_fast") and not self.stop_reason:
                         self.stop(f"canceled: child #{outcome.number} failed and sweep.fail_fast is set")
+                if done:
+                    next_heartbeat = 0.0
                 self._follow(running, curves, cancels, getattr(source, "report", None))
-                now = time.monotonic()
-                if now >= next_heartbeat:
-                    next_heartbeat = now + HEARTBEAT_S
-                    if self.ws.runs.heartbeat(self.sweep_id) and not self.stop_reason:
-                        self.stop("canceled with `mltrain runs cancel`")
                 if self.stop_reason:
                     for _, _, thread in running.values():
                         if "id" in thread:
