@@ -11,7 +11,8 @@ from mltrain.workspace import Workspace, WorkspaceSettings
 
 # --x: the metric "score" is x (or x * k for k = 1..steps with --steps);
 # --fail_at X: exit with status 3 after logging when x == X; --hold FILE: after logging, wait while FILE exists
-# (until stopped); --hold_at X: hold only when x == X.
+# (until stopped); --hold_at X: hold only when x == X; --hold_after N: hold only from the
+# (N+1)-th trial on that reaches this point (counted in FILE).
 CURVE = """
 import argparse, os, sys, time
 from mltrain import Run
@@ -22,14 +23,19 @@ p.add_argument("--steps", type=int, default=1)
 p.add_argument("--fail_at", type=float, default=-1.0)
 p.add_argument("--hold", default="")
 p.add_argument("--hold_at", type=float, default=None)
+p.add_argument("--hold_after", type=int, default=0)
 a = p.parse_args()
 run = Run.get_context()
 for k in range(1, a.steps + 1):
     run.log("score", a.x * k, step=k)
 run.flush()
 print(f"x={a.x}", flush=True)
-if a.hold and a.hold_at in (None, a.x):
-    while os.path.exists(a.hold):
+if a.hold and a.hold_at in (None, a.x) and os.path.exists(a.hold):
+    with open(a.hold, "a+") as f:
+        f.seek(0)
+        before = len(f.read().splitlines())
+        f.write("arrived\\n")
+    while before >= a.hold_after and os.path.exists(a.hold):
         time.sleep(0.05)
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/x.txt", "w") as f:

@@ -78,3 +78,54 @@ def test_runs_cancel_stops_the_sweep_and_its_children(project, cli, curve_job):
     assert kids[1.0]["status"] == "Completed"  # what finished is kept
     assert kids[2.0]["status"] == "Canceled"
     assert 3.0 not in kids
+
+
+TUNE = """
+sampler: random
+search_space:
+  job.arguments.x: uniform(0, 1)
+max_total_runs: 3
+seed: 3
+"""
+
+
+def test_resumed_random_sweep_continues_the_study(project, mltrain, curve_job):
+    (project / "conf" / "sweep").mkdir()
+    (project / "conf" / "sweep" / "tune.yaml").write_text(TUNE)
+    hold = project / "hold"
+    hold.touch()
+    args = [
+        "-m",
+        *curve_job,
+        "+sweep=tune",
+        "sweep.max_concurrent_runs=1",
+        f"+job.arguments.hold={hold}",
+        "+job.arguments.hold_after=1",
+    ]
+    proc = start_mltrain(project, *args)
+    ws = workspace(project)
+
+    def second_running():
+        for parent in sweeps(ws):
+            kids = [k["status"] for k in children(ws, parent["id"])]
+            if kids == ["Completed", "Running"]:
+                return parent["id"]
+        return None
+
+    sweep_id = wait_for(second_running)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    first = children(ws, sweep_id)
+    hold.unlink()
+    again = mltrain(*args, f"sweep.resume={sweep_id}")
+    assert again.returncode == 0, again.output
+    kids = children(ws, sweep_id)
+    completed = [x_of(k) for k in kids if k["status"] == "Completed"]
+    assert len(completed) == 3
+    assert [k["id"] for k in kids if x_of(k) == x_of(first[0])] == [first[0]["id"]]  # kept, not run again
+    assert x_of(first[1]) in completed  # the interrupted trial ran again with the same parameters
+    fresh = mltrain("-m", *curve_job, "+sweep=tune")  # the same study from scratch samples the same trials
+    assert fresh.returncode == 0, fresh.output
+    new = next(p for p in sweeps(ws) if p["id"] != sweep_id)
+    assert sorted(x_of(k) for k in children(ws, new["id"])) == sorted(completed)

@@ -14,7 +14,8 @@ def test_sweeps_examples_run_as_written(project):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"Sweep \S+: Completed \(6 completed", proc.stdout)
     assert "Children (sorted by accuracy)" in proc.stdout
-    assert re.search(r"Sweep \S+: Completed \(4 completed", proc.stdout)
+    # median stopping may stop a child that logged a poor accuracy before it ended
+    assert re.search(r"Sweep \S+: Completed \(\d completed, 0 failed, 0 canceled, \d stopped early\)", proc.stdout)
 
 
 def test_sweep_config_example_runs(project, mltrain):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,34 @@ def test_trials_are_isolated(project, mltrain, prewarm):
         assert state == {"shared": n, "leaked": [], "probe": 1, "cwd": child["run_dir"]}
         # forked by a warm server (prewarm), or started by the driver itself
         assert (ppid != child["driver_pid"]) == prewarm
+
+
+def test_progress_is_redrawn_in_place_on_a_terminal(project, curve_job):
+    import os
+    import subprocess
+    import sys
+
+    main, child = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltrain", "-m", *curve_job, "job.arguments.x=1,2"],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=300) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[" in text  # lines moved over and redrawn
+    assert "[sweep] #0 job.arguments.x=1: Running" not in text  # no plain line per change
+    assert re.search(r"#1 +\S+ +Completed +2 +job\.arguments\.x=2", text)
