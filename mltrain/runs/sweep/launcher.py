@@ -50,6 +50,7 @@ class HydraTrials:
         self.config = config
         self.composed: dict[int, Any] = {}
         self._templates: dict[tuple[str, ...], Any] = {}
+        self._current: Any = None  # the composed config HydraConfig holds
 
     def base(self) -> tuple[dict[str, Any], list[str]]:
         """The sweep's own config and command-line overrides. ``sweep.resume`` is taken as written:
@@ -63,57 +64,70 @@ class HydraTrials:
 
     def compose(self, overrides: list[str], number: int) -> tuple[dict[str, Any], list[str]]:
         """The resolved task config of one trial and its task overrides."""
-        from hydra.core.hydra_config import HydraConfig
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
         try:
-            sweep_config = self._load(list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = number
-                sweep_config.hydra.job.num = number
-            HydraConfig.instance().set_config(sweep_config)  # this thread only composes; workers never read it
-            container = task_container(sweep_config)
+            task, template, task_overrides = self._load(list(overrides), number)
+            container = task_container(task)
         except (HydraException, OmegaConfBaseException) as exc:
             raise ConfigError(f"cannot compose the trial {' '.join(overrides)}: {exc}") from exc
-        self.composed[number] = sweep_config
-        return container, [str(o) for o in sweep_config.hydra.overrides.task]
+        self.composed[number] = (task, template, task_overrides)
+        return container, task_overrides
 
-    def _load(self, overrides: list[str]) -> Any:
-        """``load_sweep_config(config, overrides)``. Trials that select the same config groups share
-        one composition of their defaults list, onto a copy of which each applies its own value
-        overrides, as Hydra's loader does after composing (composition dominates small trials)."""
+    def _load(self, overrides: list[str], number: int) -> tuple[Any, Any, list[str]]:
+        """(the trial's task config, the composed config its Hydra part comes from, its task overrides):
+        ``load_sweep_config(config, overrides)``, where trials that select the same config groups share
+        one composition of their defaults list, onto a copy of whose task part each applies its own
+        value overrides, as Hydra's loader does after composing (composition dominates small trials).
+        ``HydraConfig`` (read by ``${hydra:...}``) is set in this thread, for this trial."""
         import copy
 
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from hydra.core.hydra_config import HydraConfig
         from hydra.core.override_parser.overrides_parser import OverridesParser
-        from omegaconf import OmegaConf
+        from omegaconf import read_write
 
         loader = self.hydra_context.config_loader
         repo = getattr(loader, "repository", None)
         apply = getattr(ConfigLoaderImpl, "_apply_overrides_to_config", None)
         if repo is None or apply is None:
-            return loader.load_sweep_config(self.config, overrides)
+            full = loader.load_sweep_config(self.config, overrides)
+            _number(full, number)
+            HydraConfig.instance().set_config(full)
+            self._current = full
+            return full, full, [str(o) for o in full.hydra.overrides.task]
         parsed = OverridesParser.create().parse_overrides(overrides)
         groups = [o for o in parsed if o.is_hydra_override() or repo.group_exists(o.key_or_group)]
         values = [o for o in parsed if o not in groups]
         key = tuple(o.input_line for o in groups)
-        template = self._templates.get(key)
-        if template is None:
-            template = self._templates[key] = loader.load_sweep_config(self.config, [o.input_line for o in groups])
-        cfg = copy.deepcopy(template)
-        apply(values, cfg)
-        job = cfg.hydra.job
-        with open_dict(cfg.hydra):
-            cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
-            job.override_dirname = get_overrides_dirname(
-                overrides=[o for o in parsed if not o.is_hydra_override()],
-                kv_sep=job.config.override_dirname.kv_sep,
-                item_sep=job.config.override_dirname.item_sep,
-                exclude_keys=job.config.override_dirname.exclude_keys,
-            )
-        OmegaConf.copy_cache(from_config=self.config, to_config=cfg)
-        return cfg
+        entry = self._templates.get(key)
+        if entry is None:
+            full = loader.load_sweep_config(self.config, [o.input_line for o in groups])
+            _number(full, number)
+            HydraConfig.instance().set_config(full)
+            self._current = full
+            task = copy.deepcopy(full)
+            with open_dict(task):
+                del task["hydra"]
+            entry = self._templates[key] = (full, task)
+        full, template = entry
+        if self._current is not full:
+            HydraConfig.instance().set_config(full)
+            self._current = full
+        current = HydraConfig.instance().cfg
+        if current is not None:
+            with read_write(current.hydra.job):
+                current.hydra.job.num = current.hydra.job.id = number
+        task = copy.deepcopy(template)
+        apply(values, task)
+        return task, full, [o.input_line for o in parsed if not o.is_hydra_override()]
+
+
+def _number(config: Any, number: int) -> None:
+    with open_dict(config):
+        config.hydra.job.id = number
+        config.hydra.job.num = number
 
 
 def task_container(config: Any) -> dict[str, Any]:
@@ -130,8 +144,12 @@ def task_container(config: Any) -> dict[str, Any]:
 
 def job_returns(trials: HydraTrials, source: ListSource) -> list[Any]:
     """One Hydra JobReturn per requested job (return value: the child's exit code)."""
+    import copy
+
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.utils import JobReturn, JobStatus
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import OmegaConf
 
     returns = []
     for request in source.requests:
@@ -140,12 +158,20 @@ def job_returns(trials: HydraTrials, source: ListSource) -> list[Any]:
         ret.overrides = list(request.overrides)
         composed = trials.composed.get(outcome.number) if outcome is not None else None
         if composed is not None:
-            ret.hydra_cfg = OmegaConf.create({"hydra": OmegaConf.to_container(composed.hydra)})
-            task = OmegaConf.create(OmegaConf.to_container(composed))
-            with open_dict(task):
-                del task["hydra"]
-            ret.cfg = task
-            ret.task_name = str(composed.hydra.job.name)
+            task, full, task_overrides = composed
+            hydra = copy.deepcopy(full.hydra)
+            with open_dict(hydra):
+                hydra.overrides.task = task_overrides
+                hydra.job.num = hydra.job.id = outcome.number
+                hydra.job.override_dirname = get_overrides_dirname(
+                    overrides=OverridesParser.create().parse_overrides(task_overrides),
+                    kv_sep=hydra.job.config.override_dirname.kv_sep,
+                    item_sep=hydra.job.config.override_dirname.item_sep,
+                    exclude_keys=hydra.job.config.override_dirname.exclude_keys,
+                )
+            ret.hydra_cfg = OmegaConf.create({"hydra": OmegaConf.to_container(hydra)})
+            ret.cfg = task if "hydra" not in task else OmegaConf.masked_copy(task, [k for k in task if k != "hydra"])
+            ret.task_name = str(hydra.job.name)
         ret.working_dir = str(outcome.result.run_dir) if outcome is not None and outcome.result else ""
         ret.status = JobStatus.COMPLETED
         ret.return_value = outcome.exit_code if outcome is not None else 130

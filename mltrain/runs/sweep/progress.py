@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from mltrain.runs.output import STD_LOG
 from mltrain.runs.summary import format_value
-from mltrain.workspace.runs import FAILED
+from mltrain.workspace.runs import FAILED, FINALIZING, PREPARING, QUEUED
+
+QUIET = (QUEUED, PREPARING, FINALIZING)  # states not worth a line of their own (shown live on a terminal)
 
 if TYPE_CHECKING:
     from mltrain.runs.sweep.session import TrialOutcome
@@ -70,7 +72,7 @@ class Progress:
 
     def update(self, outcome: TrialOutcome) -> None:
         state = state_of(outcome)
-        if self.shown.get(outcome.number) == state:
+        if self.shown.get(outcome.number) == state or state in QUIET:
             return
         self.shown[outcome.number] = state
         line = f"[sweep] #{outcome.number} {describe(outcome)}: {state}"
