@@ -6,7 +6,7 @@
 2. warm resolution of the sklearn environment (cache hit): ``EnvSpec.from_config`` + ``resolve`` +
    ``builder.materialise``, median of N; target <= 0.1 s.
 3. how long ``python -m mltrain environment=system`` (no-op script, warm) spends resolving its
-   environment: the driver's ``_environment`` (spec, lock, check) and ``prepare`` (materialise,
+   environment: the run plan's ``resolve`` (spec and lock) and ``prepare`` (materialise,
    record), timed inside the real command (with .pyc files written, as after an install);
    reported, no target.
 
@@ -34,7 +34,7 @@ import json, sys, time
 start = time.perf_counter()
 timings = {}
 import mltrain.compute.base as compute_base
-import mltrain.runs.driver as driver
+import mltrain.environments.resolve as env_resolve
 
 def timed(cls, name):
     original = getattr(cls, name)
@@ -46,7 +46,7 @@ def timed(cls, name):
             timings[name] = time.perf_counter() - t
     setattr(cls, name, wrapper)
 
-timed(driver.RunDriver, "_environment")
+timed(env_resolve, "resolve")
 timed(compute_base.ComputeTarget, "prepare")
 from mltrain.config.app import main
 code = main(sys.argv[1:])
@@ -176,7 +176,7 @@ def main() -> None:
 
     ratio = pip_s / uv_s
     warm_median = median(warm)
-    sys_env = median([t["_environment"] for t in system])
+    sys_env = median([t["resolve"] for t in system])
     sys_prep = median([t["prepare"] for t in system])
     sys_total = median([t["total"] for t in system])
     rows = [
@@ -189,7 +189,7 @@ def main() -> None:
             "target <= 100 ms: " + ("met" if warm_median <= 0.1 else "MISSED"),
         ),
         (
-            f"python -m mltrain environment=system: _environment (median of {len(system)})",
+            f"python -m mltrain environment=system: resolve (median of {len(system)})",
             f"{sys_env * 1000:.1f} ms",
             "",
         ),

@@ -3,7 +3,10 @@
 Peers in the same run, interleaved: the plain script and a bare Hydra app (the floor any Hydra CLI
 pays). The environment is cached (one warm-up run first). Usage:
 
-    python bench/run_overhead.py [--repeats 15] [--env system|sklearn]
+    python bench/run_overhead.py [--repeats 15] [--env system|sklearn] [--baseline PYTHON]
+
+``--baseline PYTHON`` also times ``PYTHON -m mltrain`` (e.g. the venv of a checkout of an earlier
+commit) in the same run, so a change is compared with what came before it on the same machine state.
 
 Target (issue 2): overhead <= 0.5 s, measured where a bare Hydra app takes 0.37 s; on a slower or
 busier machine compare the ratio overhead / (bare Hydra - plain script), whose budget is 0.5/0.37 = 1.35.
@@ -34,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--env", default="system", choices=["system", "sklearn"], help="environment of the job")
+    parser.add_argument("--baseline", metavar="PYTHON", help="an interpreter with another mltrain to compare")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mltrain-bench-overhead-"))
@@ -41,16 +45,14 @@ def main() -> None:
     (work / "src" / "noop.py").write_text("pass\n")
     (work / "hydra_app.py").write_text(BARE_HYDRA)
     py = sys.executable
-    mltrain = [
-        py,
-        "-m",
-        "mltrain",
+    overrides = [
         f"environment={args.env}",
         "~register",
         "job.source_dir=src",
         "job.script=noop.py",
         "experiment_name=bench",
     ]
+    mltrain = [py, "-m", "mltrain", *overrides]
     cases = {
         "python noop.py": [py, "src/noop.py"],
         "bare hydra app": [
@@ -64,6 +66,16 @@ def main() -> None:
         "python -m mltrain": mltrain,
         "same, no prefork": ["env", "MLTRAIN_NO_PREFORK=1", *mltrain],
     }
+    if args.baseline:
+        # its own workspace: the two versions may differ in schema
+        cases["baseline mltrain"] = [
+            "env",
+            "MLTRAIN_WORKSPACE=.mltrain-baseline",
+            args.baseline,
+            "-m",
+            "mltrain",
+            *overrides,
+        ]
     interleaved(cases, 1, work)  # warm-up: environment built, caches and .pyc files hot
     times = interleaved(cases, args.repeats, work)
     med = {name: median(v) for name, v in times.items()}
@@ -77,6 +89,9 @@ def main() -> None:
     print(f"bare Hydra overhead over the plain script: {hydra_overhead:.3f} s")
     print(f"ratio mltrain / bare Hydra overhead: {ratio:.2f} (budget 0.5 / 0.37 = 1.35)")
     print(f"same-machine equivalent of the 0.5 s budget: {1.35 * hydra_overhead:.3f} s")
+    if args.baseline:
+        base_overhead = med["baseline mltrain"] - med["python noop.py"]
+        print(f"baseline overhead: {base_overhead:.3f} s; this mltrain / baseline: {overhead / base_overhead:.2f}")
     path = save(
         f"run_overhead_{args.env}",
         {

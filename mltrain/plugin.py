@@ -16,23 +16,30 @@ T = TypeVar("T")
 
 
 def _check_options(node: Mapping[str, Any], group: str, target: str) -> None:
-    """Refuse options a typed target does not have (``+compute.KEY=...`` gets past the schema)."""
+    """Refuse options the target's class does not take (``+compute.KEY=...`` gets past a typed schema,
+    and a user's own class has no schema): its explicit constructor parameters, plus the fields of its
+    typed ``Config`` when the constructor takes them as ``**options``."""
     import dataclasses
+    import inspect
 
     from hydra.utils import get_class
 
     try:
-        config = getattr(get_class(target), "Config", None)
+        cls = get_class(target)
+        params = list(inspect.signature(cls).parameters.values())
     except Exception:  # noqa: BLE001 - instantiate reports a target that cannot be imported
         return
-    if not dataclasses.is_dataclass(config):
-        return
-    valid = [f.name for f in dataclasses.fields(config) if f.name != "_target_"]
+    config = getattr(cls, "Config", None)
+    valid = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if any(p.kind == p.VAR_KEYWORD for p in params):
+        if not dataclasses.is_dataclass(config):
+            return  # takes anything
+        valid += [f.name for f in dataclasses.fields(config) if f.name != "_target_"]
     unknown = sorted(k for k in node if k != "_target_" and k not in valid)
     if unknown:
         raise ConfigError(
             f"{group}: {target} has no option {', '.join(map(repr, unknown))}",
-            hint=f"valid options: {', '.join(valid)}",
+            hint=f"valid options: {', '.join(valid) or '(none)'}",
         )
 
 

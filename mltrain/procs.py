@@ -64,12 +64,26 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def group_exists(pgid: int) -> bool:
-    """True while any process of the group ``pgid`` exists."""
+    """True while any process of the group ``pgid`` runs (zombies waiting to be reaped do not count)."""
     try:
         os.killpg(pgid, 0)
-        return True
     except (ProcessLookupError, PermissionError):
         return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc (macOS): a signal-able group exists
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":  # fields: state, ppid, pgrp, ...
+            return True
+    return False
 
 
 def owns_group(pgid: int | None, leader_token: str | None) -> bool:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from support import ROOT, write_script
 
@@ -67,6 +68,38 @@ def test_unknown_compute_option_names_valid_options(mltrain, project):
     assert "grace" in proc.stderr and "cancel_grace_s" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("compute.cpuss=2", "Key 'cpuss' not in 'DockerComputeConfig'"),
+        ("compute.cpus=many", "Value 'many' of type 'str' could not be converted to Float"),
+        ("compute.keep_container=perhaps", "compute.keep_container"),
+    ],
+)
+def test_typed_compute_options_fail_at_composition(mltrain, project, override, named):
+    # no engine is needed: a wrong option or type is refused while the config is composed
+    proc = mltrain("+compute=docker", override, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 2, proc.output
+    assert "config error" in proc.stderr and named in proc.stderr
+    if "cpuss" in override:
+        assert "Valid keys under compute: _target_, base_url, cancel_grace_s, cpus" in proc.stderr
+    assert "cannot be reached" not in proc.stderr  # refused before the target was even created
+    assert not (project / ".mltrain").exists()
+
+
+def test_typed_deploy_options_fail_at_composition(mltrain, project):
+    proc = mltrain("+deploy=local", "deploy.prot=8080")
+    assert proc.returncode == 2
+    assert "Key 'prot' not in 'LocalDeployConfig'" in proc.stderr and "port" in proc.stderr
+    assert not (project / ".mltrain").exists()
+
+
+def test_a_value_check_of_a_typed_option_names_it(mltrain, project):
+    proc = mltrain("+compute=docker", "compute.memory_gb=-1", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 2
+    assert "compute.memory_gb=-1.0 must be a positive number" in proc.stderr
+
+
 def test_typo_in_a_users_job_file_is_caught(mltrain, project):
     conf = project / "conf" / "job"
     conf.mkdir(parents=True)
@@ -92,8 +125,28 @@ Run.get_context().log("alpha_seen", a.alpha)
 """
 
 
+USER_TARGET = '''
+from mltrain.compute.local import LocalCompute
+
+
+class ChattyCompute(LocalCompute):
+    """A user's own, untyped compute target: explicit options, no config dataclass."""
+
+    def __init__(self, greeting: str = "hi") -> None:
+        super().__init__()
+        self.greeting = greeting
+
+    def describe(self) -> str:
+        return f"chatty ({self.greeting})"
+'''
+
+
 def _make_user_project(folder: Path) -> None:
+    (folder / "conf" / "compute").mkdir(parents=True)
+    (folder / "conf" / "compute" / "chatty.yaml").write_text("_target_: mytargets.ChattyCompute\ngreeting: hello\n")
+    write_script(folder, "mytargets.py", USER_TARGET)
     (folder / "conf" / "job").mkdir(parents=True)
+
     (folder / "conf" / "job" / "myjob.yaml").write_text(USER_JOB)
     (folder / "conf" / "environment").mkdir()
     (folder / "conf" / "environment" / "mine.yaml").write_text("name: mine\nbuild: system\n")
@@ -110,6 +163,16 @@ def test_user_project_conf_extends_the_builtin_groups(mltrain, cli_json, project
     # built-in options stay available beside the user's
     listed = mltrain("environment=system", "job=myjob", "--cfg", "job")
     assert listed.returncode == 0 and "name: system" in listed.stdout
+
+
+def test_a_users_own_untyped_compute_target_works_and_its_options_are_checked(mltrain, cli_json, project):
+    _make_user_project(project)
+    proc = mltrain("job=myjob", "environment=mine", "+compute=chatty", "compute.greeting=hey")
+    assert proc.returncode == 0, proc.output
+    assert cli_json("runs", "list")[0]["compute"] == "chatty (hey)"
+    typo = mltrain("job=myjob", "environment=mine", "+compute=chatty", "+compute.greting=hey")
+    assert typo.returncode == 2
+    assert "has no option 'greting'" in typo.stderr and "valid options: greeting" in typo.stderr
 
 
 def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):

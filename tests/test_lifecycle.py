@@ -160,6 +160,28 @@ def test_runs_cancel_command_and_logs_follow(cli, cli_json, project):
     assert proc.returncode == 130
     out, err = follower.communicate(timeout=30)
     assert "READY" in out and "Canceled" in err
+    run = cli_json("runs", "show", run_id)
+    assert run["error"] == "canceled with `mltrain runs cancel`"  # the command is named, not a signal
+    assert run["job_ref"]["kind"] == "local" and run["job_ref"]["pgid"] > 0
+
+
+def test_runs_cancel_of_a_run_whose_driver_died_stops_its_job_through_the_target(cli, cli_json, project):
+    write_script(project / "src", "long.py", LONG_JOB)
+    proc = _start(project, "job.script=long.py")
+    _wait_for_line(proc, "READY")
+    run_dir = next((project / ".mltrain" / "runs").iterdir())
+    grandchild = int((run_dir / "outputs" / "grandchild.pid").read_text())
+    # the script itself ends with its driver (parent-death signal), its grandchild is left in the group
+    proc.kill()
+    proc.wait(timeout=30)
+    canceled = cli("runs", "cancel", run_dir.name)
+    assert canceled.returncode == 0, canceled.output
+    run = cli_json("runs", "show", run_dir.name)
+    assert run["status"] == "Canceled"
+    assert run["error"] == "canceled with `mltrain runs cancel` (its driver was gone)"
+    assert _wait_dead(grandchild), "the job's process group survived the cancel"
+    assert run["metrics"]["loss"] == pytest.approx(1 / 50)
+    assert "outputs/partial.txt" in {a["path"] for a in run["artifacts"]}
 
 
 def test_max_run_duration_cancels(mltrain, cli_json, project):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,9 +68,6 @@ class DockerTarget(DeployTarget):
     def check(self) -> None:
         self.api  # noqa: B018 - connects and pings; an error naming the address when it cannot
 
-    def _user(self) -> str:
-        return self.user if self.user is not None else f"{os.getuid()}:{os.getgid()}"
-
     def _remove(self, ident: str) -> None:
         import docker
 
@@ -83,7 +79,7 @@ class DockerTarget(DeployTarget):
     def start(self, plan: ServerPlan) -> Started:
         import docker
 
-        from mltrain.environments.docker import PYTHON
+        from mltrain.environments.docker import PYTHON, create_container
 
         folder = plan.folder.resolve()
         config = plan.server_config(ENDPOINT_DIR, memory_watchdog=False)
@@ -91,37 +87,33 @@ class DockerTarget(DeployTarget):
         (folder / READY_FILE).unlink(missing_ok=True)
         name = container_name(plan.name, plan.labels.get(LABEL_WORKSPACE, str(folder)))
         self._remove(name)  # a container left by a deploy that was killed
-        limits: dict[str, Any] = {"nano_cpus": int(plan.cpu * 1e9)}
-        if plan.memory_gb is not None:
-            limits["mem_limit"] = limits["memswap_limit"] = int(plan.memory_gb * 1024**3)
         binds = {
             str(folder): {"bind": ENDPOINT_DIR, "mode": "rw"},
             str(plan.shim_dir.resolve()): {"bind": SHIM_DIR, "mode": "ro"},
         }
         environment = {**plan.built.env_vars, "PYTHONPATH": SHIM_DIR, "PYTHONUNBUFFERED": "1"}
-        user = self._user()
-        if user.split(":")[0] not in ("0", "root"):
-            environment.setdefault("HOME", "/tmp")
         api = self.api
         try:
-            host_config = api.create_host_config(binds=binds, network_mode="host", init=True, **limits)
-            container = api.create_container(
+            container_id = create_container(
+                api,
                 plan.built.location,
-                command=[PYTHON, "-m", "mltrain.serving", f"{ENDPOINT_DIR}/{CONFIG_FILE}"],
-                working_dir=ENDPOINT_DIR,
-                environment=environment,
-                user=user,
-                labels={LABEL_ENDPOINT: plan.name, **plan.labels},
+                [PYTHON, "-m", "mltrain.serving", f"{ENDPOINT_DIR}/{CONFIG_FILE}"],
                 name=name,
-                host_config=host_config,
+                labels={LABEL_ENDPOINT: plan.name, **plan.labels},
+                binds=binds,
+                environment=environment,
+                working_dir=ENDPOINT_DIR,
+                user=self.user,
+                cpus=plan.cpu,
+                memory_gb=plan.memory_gb,
             )
-            api.start(container["Id"])
+            api.start(container_id)
         except docker.errors.APIError as exc:
             raise DeployError(
                 f"the container of endpoint {plan.name} did not start: {exc.explanation or exc}",
                 hint="check the deploy options (cpu, memory_gb, user) and the engine at " + self.address,
             ) from exc
-        return Started(container_id=container["Id"], base_url=self.address)
+        return Started(container_id=container_id, base_url=self.address)
 
     def _state(self, container_id: str) -> dict[str, Any] | None:
         import docker

@@ -52,7 +52,8 @@ class PruneItem:
 def _builder(kind: str) -> EnvironmentBuilder | None:
     """The builder that can remove environments of ``kind`` on this machine (None for ``system``
     and for environments recorded as living elsewhere, ``KIND@WHERE``)."""
-    from mltrain.environments.builders import builder_for, builder_kinds
+    from mltrain.environments.builders import builder_for
+    from mltrain.environments.kinds import builder_kinds
 
     if kind == "system" or kind not in builder_kinds():
         return None

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mltrain.environments.kinds import builder_kinds
 from mltrain.errors import EnvironmentSpecError
 
-BUILDS = ("venv", "docker", "system")
 # environment variables that change what a build installs (index URLs, resolver options)
 BUILD_ENV_PREFIXES = ("PIP_", "UV_")
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
@@ -53,10 +53,10 @@ class EnvSpec:
         get = cfg.get if hasattr(cfg, "get") else lambda k, d=None: getattr(cfg, k, d)
         name = str(get("name") or "unnamed")
         build = str(get("build") or "venv")
-        if build not in BUILDS:
+        if build not in builder_kinds():
             raise EnvironmentSpecError(
                 f"environment {name}: unknown build {build!r}",
-                hint=f"set environment.build to one of {', '.join(BUILDS)}",
+                hint=f"set environment.build to one of {', '.join(builder_kinds())}",
             )
         python = get("python")
         pip = get("pip") or []

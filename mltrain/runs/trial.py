@@ -122,7 +122,7 @@ class Trial:
                     if not built.cached:
                         out.log(f"environment {self.plan.env.spec.name} ready ({built.location})")
                     compute.upload(self.ws, spec)
-                    _write_run_info(spec.run_dir, spec.run_id, spec.experiment)
+                    write_run_info(spec.run_dir, spec.run_id, spec.experiment)
                     control.check()
                     handle = compute.start(spec, built, out)
                     control.started(slot, handle)
@@ -225,7 +225,8 @@ class Trial:
             result.problems.append(f"deployment failed: {exc}")
 
 
-def _write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
+def write_run_info(run_dir: Path, run_id: str, experiment: str) -> None:
+    """Where the in-script API reports: the run's id and experiment, in its run folder."""
     info = run_dir / RUN_INFO_FILE
     info.parent.mkdir(parents=True, exist_ok=True)
     info.write_text(json.dumps({"run_id": run_id, "experiment": experiment}))

@@ -8,11 +8,9 @@ batch_max_rows, watchdog_interval_s, graceful_timeout_s, timeout_keep_alive_s, a
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from mltrain.serving.errors import ServingError
@@ -139,17 +137,6 @@ def parse_config(data: dict[str, Any]) -> ServingConfig:
         log_level=log_level,
         extra=extra,
     )
-
-
-def load_config(path: str | os.PathLike[str]) -> ServingConfig:
-    """Read and validate a config JSON file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ServingError(f"config file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise ServingError(f"cannot read config file {path}: {exc}") from None
-    return parse_config(data)
 
 
 def warn_unknown_keys(config: ServingConfig) -> None:

@@ -298,13 +298,11 @@ def test_container_of_a_killed_driver_is_stopped_by_orphan_recovery(project, cli
     run = cli_json("runs", "show", run_id)  # the next command finds the orphan and stops its job
     assert run["status"] == "Failed"
     assert "driver lost" in run["error"]
+    assert run["job_ref"] == {"kind": "docker", "container": container.id, "engine": os.environ["DOCKER_HOST"]}
     assert "outputs/partial.txt" in {a["path"] for a in run["artifacts"]}
-    deadline = time.monotonic() + 60  # the engine learns of the exit asynchronously
-    while container.status == "running" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        container.reload()
-    assert container.status != "running"
-    container.remove(force=True)
+    assert run["metrics"]["step"] >= 0
+    # stopped through the stored reference, then removed
+    assert docker_client.containers.list(all=True, filters={"label": f"mltrain.run_id={run_id}"}) == []
 
 
 FAILING_SCRIPT = """
