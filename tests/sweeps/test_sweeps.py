@@ -150,3 +150,29 @@ def test_progress_is_redrawn_in_place_on_a_terminal(project, curve_job):
     assert "\x1b[" in text  # lines moved over and redrawn
     assert "[sweep] #0 job.arguments.x=1: Running" not in text  # no plain line per change
     assert re.search(r"#1 +\S+ +Completed +2 +job\.arguments\.x=2", text)
+
+
+def test_max_duration_ends_the_sweep(project, mltrain, curve_job):
+    hold = project / "hold"
+    hold.touch()
+    proc = mltrain(
+        "-m",
+        *curve_job,
+        "sweep.max_concurrent_runs=1",
+        "sweep.max_duration_s=2",
+        f"+job.arguments.hold={hold}",
+        "job.arguments.x=1,2",
+    )
+    assert proc.returncode == 0, proc.output  # a time budget that ran out is not a failure
+    parent, children = the_sweep(workspace(project))
+    assert [(x_of(c), c["status"]) for c in children] == [(1.0, "Canceled")]  # x=2 never started
+    assert "max_duration_s=2" in children[0]["error"]
+    assert parent["status"] == "Completed"
+
+
+def test_a_sweep_that_cannot_be_composed_is_a_config_error(project, mltrain, curve_job):
+    proc = mltrain("-m", *curve_job, "job.arguments.x=1,2", "job.snapshot.max_files=many,2")
+    assert proc.returncode == 2, proc.output
+    assert "job.snapshot.max_files" in proc.stderr
+    parent, children = the_sweep(workspace(project))
+    assert children == [] and parent["status"] == "Failed"

@@ -120,6 +120,7 @@ class Progress:
         outcomes: list[TrialOutcome],
         best: TrialOutcome | None,
         maximize: bool,
+        models: list[Any],
         problems: list[str],
     ) -> None:
         if self.live:
@@ -129,9 +130,8 @@ class Progress:
         lines += table(outcomes, self.metric, maximize)
         if best is not None:
             lines.append(f"  best:    #{best.number} {best.run_id} {self.metric}={format_value(best.value)}")
-            if best.result is not None:
-                for mv in best.result.models:
-                    lines.append(f"  model:   {mv.name} version {mv.version}")
+            for mv in models:
+                lines.append(f"  model:   {mv.name} version {mv.version}")
         elif self.metric is None:
             lines.append("  best:    - (no sweep.primary_metric.name: children are not ranked)")
         for problem in problems:

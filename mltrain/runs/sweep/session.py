@@ -333,6 +333,8 @@ class Sweep:
                 defer_models=self.settings["register"] != "all",
             )
         except MltrainError as exc:
+            if not self.outcomes:  # the first trial cannot be composed or planned: the sweep is wrong
+                raise
             outcome.status, outcome.error = FAILED, f"{exc}"
             self.outcomes.append(outcome)
             self.progress.finished(outcome)
@@ -428,16 +430,6 @@ class Sweep:
         stopped = [o for o in self.outcomes if o.early_terminated]
         done = [o for o in self.outcomes if o.status == COMPLETED]
         best = self.best()
-        problems: list[str] = []
-        if best is not None and self.settings["register"] == "best" and not best.kept:
-            trial = self.trials.get(best.run_id or "")
-            if trial is not None and best.result is not None:
-                if trial.cfg.get("register") is not None:
-                    register = dict(trial.cfg["register"])
-                    register["tags"] = {**(register.get("tags") or {}), "sweep": self.sweep_id}
-                    trial.cfg = {**trial.cfg, "register": register}
-                trial.finish_models(best.result)
-                problems += best.result.problems
         if (
             self.stop_reason
             and not self.stop_reason.endswith("fail_fast is set")
@@ -448,6 +440,9 @@ class Sweep:
             status = FAILED
         else:
             status = COMPLETED
+        models, problems = [], []
+        if best is not None and self.settings["register"] == "best" and status != CANCELED:
+            models, problems = self._register_best(best)
         summary = f"{len(done)} completed, {len(failed)} failed, {len(canceled)} canceled, {len(stopped)} stopped early"
         records = [
             {"k": "children_completed", "v": len(done), "t": time.time()},
@@ -463,10 +458,30 @@ class Sweep:
         self.ws.runs.set_tags(self.sweep_id, tags)
         error = self.stop_reason if status == CANCELED else (f"{len(failed)} children failed" if failed else None)
         self.ws.runs.set_status(self.sweep_id, status, detail=summary, error=error)
-        self.progress.summary(self.sweep_id, status, summary, self.outcomes, best, self.maximize, problems)
+        self.progress.summary(self.sweep_id, status, summary, self.outcomes, best, self.maximize, models, problems)
         if status == CANCELED:
             return EXIT_CODES[CANCELED]
         return 1 if failed or problems else 0
+
+    def _register_best(self, best: TrialOutcome) -> tuple[list[Any], list[str]]:
+        """Register the best child's model (tagged with the sweep); (model versions, problems)."""
+        trial = self.trials.get(best.run_id or "")
+        config = trial.cfg if trial is not None else (best.config or self.base)
+        register = dict(config["register"]) if config.get("register") is not None else None
+        if register is not None:
+            register["tags"] = {**(register.get("tags") or {}), "sweep": self.sweep_id}
+        if trial is not None and best.result is not None:
+            trial.cfg = {**trial.cfg, "register": register}
+            trial.finish_models(best.result)
+            return list(best.result.models), list(best.result.problems)
+        if register is None or best.run_id is None:  # kept from an earlier attempt: its config's request only
+            return [], []
+        from mltrain.registry.from_run import register_from_run_id
+
+        try:
+            return [register_from_run_id(self.ws, best.run_id, register)], []
+        except MltrainError as exc:
+            return [], [f"registration of {register.get('name')} failed: {exc}"]
 
     def __enter__(self) -> Sweep:
         return self.open()
