@@ -122,6 +122,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     artifacts = ws.runs.artifacts(run["id"])
     tags = ws.runs.tags(run["id"])
     models = ctx.models.by_run(run["id"])
+    from mltrain.runs.sweep.report import sweep_children
+
+    sweep = sweep_children(ws, run["id"])
     if args.json:
         print_json(
             {
@@ -132,6 +135,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 "tags": tags,
                 "artifacts": artifacts,
                 "models": [m.ref for m in models],
+                **({"children": sweep[1]} if sweep else {}),
             }
         )
         return 0
@@ -175,6 +179,22 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
         print_table(sorted(tags.items()), ["KEY", "VALUE"])
     print("\nArtifacts:")
     print_table([(a["path"], fmt_bytes(a["size"]), a["sha256"][:12]) for a in artifacts], ["PATH", "SIZE", "SHA256"])
+    if sweep is not None:
+        metric, children = sweep
+        print(f"\nChildren (sorted by {metric or 'trial: no primary metric'}):")
+        print_table(
+            [
+                (
+                    f"#{c['trial']}",
+                    c["id"],
+                    c["status"],
+                    format_value(c["value"]) if c["value"] is not None else "-",
+                    c["arguments"],
+                )
+                for c in children
+            ],
+            ["TRIAL", "RUN ID", "STATUS", (metric or "METRIC").upper(), "ARGUMENTS"],
+        )
     if models:
         print("\nRegistered models:")
         print_table(

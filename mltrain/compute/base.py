@@ -143,6 +143,11 @@ class ComputeTarget(ABC):
         """Make the run folder where the job runs: the snapshot's files (locally by default)."""
         ws.snapshots.restore(spec.snapshot_id, spec.run_dir)
 
+    def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
+        """Optionally make later ``start`` calls of ``env`` cheap (``workers`` warm interpreters that
+        imported ``modules``); False when the target does not (the default)."""
+        return False
+
     @abstractmethod
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         """Start the job; output streams to ``sink`` until it ends."""

@@ -14,13 +14,16 @@ import subprocess
 import sys
 import threading
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
 from mltrain.compute.configs import LocalComputeConfig
 from mltrain.environments.base import Materialised
 from mltrain.errors import ComputeError
 from mltrain.procs import group_exists, hostname, owns_group, signal_group, start_token, stop_group
+
+if TYPE_CHECKING:
+    from mltrain.compute.forkserver import ForkServer, ForkServerPool
 
 _PR_SET_PDEATHSIG = 1
 
@@ -131,15 +134,88 @@ class AttachedLocalHandle(RunHandle):
             threading.Thread(target=stop_group, args=(pgid, self.grace_s), daemon=True).start()
 
 
+class ForkedHandle(RunHandle):
+    """A job forked by a pre-warmed fork server (mltrain/compute/forkserver.py): a process group of
+    its own like a Popen'd job; its exit status comes from the server, which is released after."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        pool: ForkServerPool,
+        server: ForkServer,
+        forked: tuple[int, int, int],
+        sink: OutputSink,
+        grace_s: float,
+    ) -> None:
+        super().__init__(spec)
+        self.pool, self.server = pool, server
+        self.pid, out_r, err_r = forked
+        self._ref = local_ref(self.pid)
+        self.grace_s = grace_s
+        self._pumps = [pump(open(out_r, "rb", 0), "stdout", sink), pump(open(err_r, "rb", 0), "stderr", sink)]  # noqa: SIM115
+        self._code: int | None = None
+        self._stopper: threading.Thread | None = None
+
+    @property
+    def ref(self) -> JobRef:
+        return self._ref
+
+    def wait(self, timeout: float | None) -> int | None:
+        if self._code is None:
+            code = self.server.wait_exit(timeout)
+            if code is None:
+                return None
+            if not self.server.ready:  # the server died: its job got SIGTERM, make sure it is gone
+                stop_group(self.pid, self.grace_s, first=signal.SIGTERM)
+            for t in self._pumps:
+                t.join(timeout=5)
+            self.pool.release(self.server)
+            self._code = code
+        return self._code
+
+    def cancel(self, reason: str, force: bool = False) -> None:
+        self.cancel_reason = self.cancel_reason or reason
+        if force:
+            signal_group(self.pid, signal.SIGKILL)
+        elif self._stopper is None:
+            self._stopper = threading.Thread(
+                target=stop_group, args=(self.pid, self.grace_s), name="mltrain-stop", daemon=True
+            )
+            self._stopper.start()
+
+
 class LocalCompute(ComputeTarget):
     """Runs jobs on this machine."""
 
     name = "local"
     Config = LocalComputeConfig
 
+    _pools: dict[str, ForkServerPool] | None = None
+
+    def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
+        """Start ``workers`` fork servers of ``env`` that import ``modules``; later jobs of ``env``
+        are forked from them (``spec``: a job of the sweep, for the environment variables)."""
+        from mltrain.compute.forkserver import ForkServerPool
+
+        if self._pools is None:
+            self._pools = {}
+        if env.python not in self._pools:
+            shim = str(spec.shim_dir) if spec.shim_dir and env.builder != "system" else None
+            environ = job_environment(spec, env, "/", shim)
+            for key in ("MLTRAIN_RUN_DIR", "MLTRAIN_RUN_ID", "MLTRAIN_EXPERIMENT"):
+                environ.pop(key, None)
+            self._pools[env.python] = ForkServerPool(env.python, environ, modules, workers)
+        return True
+
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         shim = str(spec.shim_dir) if spec.shim_dir and env.builder != "system" else None
         environ = job_environment(spec, env, str(spec.run_dir), shim)
+        pool = self._pools.get(env.python) if self._pools else None
+        server = pool.acquire() if pool is not None else None
+        if pool is not None and server is not None:
+            forked = server.fork(spec, environ)
+            if forked is not None:
+                return ForkedHandle(spec, pool, server, forked, sink, self.cancel_grace_s)
         argv = [env.python, spec.script, *spec.arguments]
         proc = subprocess.Popen(
             argv,
@@ -173,6 +249,11 @@ class LocalCompute(ComputeTarget):
             return False
         stop_group(pgid, self.cancel_grace_s if grace_s is None else grace_s, first=signal.SIGTERM)
         return True
+
+    def close(self) -> None:
+        for pool in (self._pools or {}).values():
+            pool.close()
+        self._pools = None
 
     def describe(self) -> str:
         return f"local ({os.uname().nodename})"

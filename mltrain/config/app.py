@@ -37,6 +37,8 @@ class App:
     """One ``python -m mltrain`` invocation. ``handoff`` (the prefork child's) receives the composed
     job instead of running it."""
 
+    sweep_trials = True  # mltrain's launcher runs this app's sweep jobs as trials of one sweep run
+
     def __init__(self, handoff: Handoff | None = None) -> None:
         self.handoff = handoff
         self.exit_codes: list[int] = []

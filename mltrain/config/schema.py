@@ -80,6 +80,41 @@ class RegisterConfig:
 
 
 @dataclass
+class PrimaryMetricConfig:
+    name: str | None = None  # metric the sweep ranks children by (the last value each child logged)
+    goal: str = "maximize"  # maximize | minimize
+
+
+@dataclass
+class EarlyTerminationConfig:
+    policy: str | None = None  # null | bandit | median_stopping | truncation_selection
+    evaluation_interval: int = 1  # evaluate every N reports of the primary metric
+    delay_evaluation: int = 0  # first evaluation after this many reports
+    slack_factor: float | None = None  # bandit: stop when worse than best / (1 + slack_factor) (maximize)
+    slack_amount: float | None = None  # bandit: stop when worse than best - slack_amount (maximize)
+    truncation_percentage: int = 20  # truncation_selection: stop the worst N percent at each evaluation
+
+
+@dataclass
+class SweepConfig:
+    """``python -m mltrain -m ...``: one parent run, one child per trial (conf/sweep/*.yaml)."""
+
+    sampler: str = "grid"  # grid | random | bayesian (with +sweep=NAME; plain -m sweeps the command line)
+    search_space: dict[str, str] = field(default_factory=dict)  # key: choice(..)|uniform|loguniform|quniform|randint
+    primary_metric: PrimaryMetricConfig = field(default_factory=PrimaryMetricConfig)
+    max_total_runs: int | None = None  # at most this many children (random and bayesian: required)
+    max_concurrent_runs: int | None = None  # null: the CPU count
+    max_duration_s: float | None = None  # stop starting children and cancel running ones after this
+    seed: int | None = None  # random and bayesian sampling seed
+    early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)
+    fail_fast: bool = False  # cancel the sweep when a child fails
+    register: str = "best"  # best | all | none: whose models are registered
+    prewarm: bool = True  # fork children from warm interpreters (local compute); false: a fresh process each
+    prewarm_modules: list[str] | None = None  # modules the warm interpreters import; null: the script's imports
+    resume: str | None = None  # id of an interrupted sweep to continue
+
+
+@dataclass
 class MLTrainConfig:
     experiment_name: str = "${job.name}"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
@@ -88,6 +123,7 @@ class MLTrainConfig:
     compute: Any = None  # null: local; else a node with _target_ (conf/compute/*.yaml)
     register: RegisterConfig | None = None  # what to register after a Completed run
     deploy: Any = None  # a node with _target_ (conf/deploy/*.yaml)
+    sweep: SweepConfig = field(default_factory=SweepConfig)  # used by -m (multirun) only
 
 
 SCHEMA_NAME = "mltrain_schema"

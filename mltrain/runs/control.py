@@ -88,6 +88,16 @@ class RunControl:
         if self.reason:
             handle.cancel(self.reason)
 
+    def cancel_thread(self, thread: int, reason: str) -> bool:
+        """Cancel the started job of the run that ``thread`` drives (e.g. a sweep trial stopped early);
+        False when it has no started job (yet)."""
+        with self._lock:
+            slots = [s for s in self._slots if s.thread == thread and s.handle is not None and not s.finishing]
+        for slot in slots:
+            assert slot.handle is not None
+            slot.handle.cancel(reason)
+        return bool(slots)
+
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._count += 1
         self.reason = self.reason or f"canceled by {signal.Signals(signum).name}"

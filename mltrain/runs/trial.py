@@ -45,6 +45,7 @@ class Trial:
         parent_run_id: str | None = None,
         echo: bool = True,
         control: RunControl | None = None,
+        defer_models: bool = False,
     ) -> None:
         if config is not plan.config and not plan.shares(config):
             raise ConfigError(
@@ -57,6 +58,7 @@ class Trial:
         self.parent_run_id = parent_run_id
         self.echo = echo
         self.control = control or RunControl.current()
+        self.defer_models = defer_models  # register/deploy only when finish_models() is called (a sweep's best)
         job = config["job"]
         self.argv = job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
         self.run_id = new_run_id()
@@ -202,10 +204,14 @@ class Trial:
             run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
         )
         result.metrics = self.ws.metrics.summary(run_id)
-        if result.status == COMPLETED:
-            self._register(result, self._ingest.register_requests if self._ingest else [])
-            if result.models and self.cfg.get("deploy") is not None:
-                self._deploy(result)
+        if result.status == COMPLETED and not self.defer_models:
+            self.finish_models(result)
+
+    def finish_models(self, result: RunResult) -> None:
+        """Register the completed run's models (config and in-script requests), then deploy if configured."""
+        self._register(result, self._ingest.register_requests if self._ingest else [])
+        if result.models and self.cfg.get("deploy") is not None:
+            self._deploy(result)
 
     def _register(self, result: RunResult, requested: list[dict[str, Any]]) -> None:
         from mltrain.registry.from_run import register_run_model

@@ -127,6 +127,25 @@ class RunStore:
         with self.db.write() as conn:
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**_encode(fields)))
 
+    def reopen(self, run_id: str, detail: str, **fields: Any) -> None:
+        """Move a finished run back to Running (a resumed sweep; ``fields``: its new driver); its end
+        time, error and cancel request are cleared."""
+        ts = now()
+        with self.db.write() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(
+                    status=RUNNING,
+                    ended_at=None,
+                    error=None,
+                    heartbeat_at=ts,
+                    cancel_requested=False,
+                    **_encode(fields),
+                )
+            )
+            conn.execute(insert(t.run_status).values(run_id=run_id, status=RUNNING, ts=ts, detail=detail))
+
     def resolve_id(self, run_id: str) -> str:
         """The full id of ``run_id`` or of the one run whose id starts with it."""
         with self.db.read() as conn:

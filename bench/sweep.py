@@ -1,0 +1,165 @@
+"""A 32-trial sweep: the iris SVC over 32 values of C, two at a time where the tool runs in parallel.
+
+Cases, interleaved in the same run (median of ``--repeats``):
+- ``python -m mltrain -m``: every trial an isolated, recorded child run of one sweep (its own process,
+  folder, argv, logs, metrics), forked from pre-warmed interpreters, 2 at a time;
+- the same with ``sweep.prewarm=false`` (a fresh interpreter per trial);
+- hydra-joblib-launcher (n_jobs=2) running the same training as a Hydra task function;
+- Hydra's basic launcher running that task function in process, one after another;
+- one ``python train.py --C x`` process per trial, two at a time (``xargs -P 2``).
+The peers run from a venv of their own (bench/.venvs/hydra-joblib) with the same scikit-learn.
+
+    python bench/sweep.py [--repeats 3] [--trials 32]
+
+Target (issue 12): mltrain <= 0.65x the hydra-joblib-launcher time and >= 4.5x faster than one
+process per trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved, median, peer_venv, save  # noqa: E402
+
+TRAIN = """
+import argparse
+
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+from mltrain import Run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--C", type=float, default=1.0)
+    args = parser.parse_args()
+    x, y = datasets.load_iris(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
+    accuracy = SVC(C=args.C).fit(x_train, y_train).score(x_test, y_test)
+    Run.get_context().log("accuracy", accuracy)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+TASK_APP = """
+import hydra
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+
+@hydra.main(version_base=None, config_path=None, config_name=None)
+def main(cfg) -> float:
+    x, y = datasets.load_iris(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
+    accuracy = SVC(C=cfg.C).fit(x_train, y_train).score(x_test, y_test)
+    print(f"C={cfg.C} accuracy={accuracy:.4f}")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+JOB = """
+name: bench-sweep
+source_dir: src
+script: train.py
+arguments:
+  C: 1.0
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=32)
+    args = parser.parse_args()
+
+    sklearn = importlib.metadata.version("scikit-learn")
+    hydra = importlib.metadata.version("hydra-core")
+    peer = str(
+        peer_venv(
+            "hydra-joblib", [f"hydra-core=={hydra}", "hydra-joblib-launcher", f"scikit-learn=={sklearn}", "joblib"]
+        )
+    )
+    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-sweep-"))
+    (work / "src").mkdir()
+    (work / "src" / "train.py").write_text(TRAIN)
+    (work / "task_app.py").write_text(TASK_APP)
+    (work / "conf" / "job").mkdir(parents=True)
+    (work / "conf" / "job" / "bench.yaml").write_text(JOB)
+    values = [f"{10 ** (-2 + 4 * i / (args.trials - 1)):.6g}" for i in range(args.trials)]
+    sweep = ",".join(values)
+    py = sys.executable
+    mltrain = [
+        py,
+        "-m",
+        "mltrain",
+        "-m",
+        "environment=system",
+        "job=bench",
+        "experiment_name=bench-sweep",
+        "sweep.primary_metric.name=accuracy",
+        "sweep.max_concurrent_runs=2",
+        f"job.arguments.C={sweep}",
+    ]
+    hydra_common = [f"+C={sweep}", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"]
+    cases = {
+        "mltrain -m (prewarmed)": mltrain,
+        "mltrain -m, prewarm off": [*mltrain, "sweep.prewarm=false"],
+        "hydra-joblib-launcher": [
+            peer,
+            "task_app.py",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            *hydra_common,
+        ],
+        "hydra basic launcher": [peer, "task_app.py", "-m", *hydra_common],
+        "process per trial": [
+            "sh",
+            "-c",
+            f"printf '%s\\n' {' '.join(values)} | xargs -P 2 -I{{}} {py} src/train.py --C {{}}",
+        ],
+    }
+    interleaved({"mltrain -m (prewarmed)": mltrain}, 1, work)  # warm-up: workspace, caches, .pyc files
+    times = interleaved(cases, args.repeats, work)
+    med = {name: median(v) for name, v in times.items()}
+    ours = med["mltrain -m (prewarmed)"]
+    print(f"{args.trials} trials, 2 at a time; median of {args.repeats}")
+    print(f"{'case':<26} {'median s':>9} {'min s':>7}")
+    for name, vals in times.items():
+        print(f"{name:<26} {med[name]:>9.2f} {min(vals):>7.2f}")
+    vs_joblib = ours / med["hydra-joblib-launcher"]
+    vs_process = med["process per trial"] / ours
+    print(f"\nmltrain / hydra-joblib-launcher: {vs_joblib:.2f}x (target <= 0.65)")
+    print(f"process per trial / mltrain: {vs_process:.2f}x faster (target >= 4.5)")
+    print(f"mltrain / hydra basic launcher: {ours / med['hydra basic launcher']:.2f}x")
+    path = save(
+        "sweep",
+        {
+            "trials": args.trials,
+            "repeats": args.repeats,
+            "median_s": med,
+            "all_s": times,
+            "mltrain_over_joblib": vs_joblib,
+            "process_per_trial_over_mltrain": vs_process,
+        },
+    )
+    print(f"results: {path}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

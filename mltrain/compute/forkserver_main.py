@@ -1,0 +1,167 @@
+"""A pre-warmed fork server, run by a job environment's own Python (standard library only).
+
+``python forkserver_main.py FD MODULES_JSON``: imports the modules named (failures are ignored),
+reports ``{"ready": ...}`` on the SOCK_SEQPACKET socket ``FD``, then serves one job at a time: a
+request ``{"script", "argv", "cwd", "env"}`` arrives with two file descriptors (the job's stdout and
+stderr); the server forks a child that becomes a process group of its own, moves into ``cwd``,
+takes ``env`` as its whole environment and ``argv`` as ``sys.argv``, and runs ``script`` as
+``__main__`` (``runpy``), exactly as ``python script ...`` would, then exits with the script's
+status. The server answers ``{"pid": PID}`` at once and ``{"exit": CODE}`` when the child ended
+(negative: killed by that signal). It never runs user code itself, so every job starts from the
+same clean, warm state. It ends when the socket closes.
+"""
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _warm(modules: list) -> dict:
+    imported, failed = [], []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+            imported.append(name)
+        except BaseException:  # noqa: BLE001 - a module that cannot be imported here is simply not warm
+            failed.append(name)
+    return {"ready": True, "imported": imported, "failed": failed}
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int) -> None:  # pragma: no cover - forked
+    code = 1
+    try:
+        os.setsid()
+        if sys.platform.startswith("linux"):
+            _die_with_parent()
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sock.close()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in (devnull, out_fd, err_fd):
+            os.close(fd)
+        import io
+
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
+        )
+        os.chdir(req["cwd"])
+        os.environ.clear()
+        os.environ.update(req["env"])
+        script = req["script"]
+        sys.argv = [script, *req["argv"]]
+        sys.path[0] = os.path.dirname(os.path.abspath(script))
+        import runpy
+
+        code = 0
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exc:
+            code = _exit_code(exc)
+        except KeyboardInterrupt:
+            import traceback
+
+            traceback.print_exc()
+            code = 128 + signal.SIGINT
+        except BaseException:  # noqa: BLE001 - reported as python would, with exit status 1
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        try:  # what the interpreter does at exit: join non-daemon threads, run atexit handlers
+            import threading
+
+            threading._shutdown()  # type: ignore[attr-defined]
+        except BaseException:  # noqa: BLE001
+            pass
+        import atexit
+
+        atexit._run_exitfuncs()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+
+
+def serve(sock: socket.socket) -> None:
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 4)
+        except (ConnectionError, OSError):
+            return
+        if not data:
+            return
+        try:
+            req = json.loads(data)
+            out_fd, err_fd = fds
+        except (ValueError, TypeError):
+            for fd in fds:
+                os.close(fd)
+            sock.send(json.dumps({"error": "bad request"}).encode())
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(sock, req, out_fd, err_fd)
+        os.close(out_fd)
+        os.close(err_fd)
+        try:
+            sock.send(json.dumps({"pid": pid}).encode())
+        except OSError:
+            pass
+        _, status = os.waitpid(pid, 0)
+        try:
+            sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+        except OSError:
+            return
+
+
+def main() -> None:
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    sys.path.pop(0)  # this file's folder is no job's business
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; jobs restore the default
+    ready = _warm(json.loads(sys.argv[2]))
+    import gc
+
+    gc.collect()
+    gc.freeze()  # children's collections skip the warm objects: fewer copy-on-write page copies
+    sock.send(json.dumps(ready).encode())
+    serve(sock)
+
+
+if __name__ == "__main__":
+    main()

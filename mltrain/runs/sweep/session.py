@@ -1,0 +1,515 @@
+"""A sweep: one parent run and its children, run concurrently from shared run plans.
+
+``Sweep.run(source)`` asks ``source`` for trials while fewer than ``sweep.max_concurrent_runs`` run,
+composes each trial's config (``compose``: Hydra, in the calling thread), runs it as a
+:class:`~mltrain.runs.trial.Trial` of the plan it shares in a worker thread, follows the children's
+live metrics (progress, early termination), heartbeats the parent (``mltrain runs cancel SWEEP``
+reaches every child) and tells ``source`` each outcome. ``finish()`` gives the parent its final
+status and summary, registers the best child's model (``sweep.register``) and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mltrain.errors import ConfigError, MltrainError
+from mltrain.procs import hostname, start_token
+from mltrain.runs.control import RunControl
+from mltrain.runs.plan import RunPlan, open_workspace
+from mltrain.runs.result import EXIT_CODES, RunResult
+from mltrain.runs.sweep.policies import EARLY_TERMINATION, make_policy
+from mltrain.runs.trial import Trial
+from mltrain.workspace.runs import ACTIVE, CANCELED, COMPLETED, FAILED, QUEUED, RUNNING, new_run_id
+
+if TYPE_CHECKING:
+    from mltrain.runs.sweep.progress import Progress
+    from mltrain.workspace import Workspace
+
+POLL_S = 0.3
+HEARTBEAT_S = 2.0
+SWEEP_TAG = "mltrain.sweep"  # on the parent: "parent"; on a child: the parent's id
+TRIAL_TAG = "mltrain.sweep.trial"  # a child's trial number
+PARAMS_TAG = "mltrain.sweep.params"  # a child's sampled parameters (JSON), for resume
+KEY_TAG = "mltrain.sweep.key"  # a child's defining overrides (JSON list), for resume
+Compose = Callable[[list[str], int], tuple[dict[str, Any], list[str]]]
+
+
+@dataclass
+class TrialRequest:
+    """A trial a source wants: its overrides (all of them, for composition) and what defines it."""
+
+    overrides: list[str]
+    label: list[str]  # the overrides that distinguish it (shown, and its identity on resume)
+    params: dict[str, Any] = field(default_factory=dict)
+    token: Any = None  # the source's own handle (an Optuna trial)
+
+
+@dataclass
+class TrialOutcome:
+    request: TrialRequest
+    number: int
+    run_id: str | None
+    status: str
+    value: float | None = None  # last value of the primary metric
+    error: str | None = None
+    kept: bool = False  # completed in an earlier attempt of a resumed sweep, not run again
+    curve: list[float] = field(default_factory=list)
+    result: RunResult | None = None
+    config: dict[str, Any] | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def early_terminated(self) -> bool:
+        return self.status == CANCELED and self.error == EARLY_TERMINATION
+
+    @property
+    def exit_code(self) -> int:
+        if self.result is not None:
+            return self.result.process_exit_code
+        return EXIT_CODES.get(self.status, 1)
+
+
+class TrialSource(Protocol):
+    def next_request(self) -> TrialRequest | None:
+        """The next trial to run; None when there are no more."""
+
+    def done(self, outcome: TrialOutcome) -> None:
+        """A trial ended (or was kept from the sweep being resumed)."""
+
+
+def label_key(label: list[str]) -> str:
+    return json.dumps(sorted(label))
+
+
+def settings_of(config: dict[str, Any]) -> dict[str, Any]:
+    """``config["sweep"]`` checked: a clear error for each bad value."""
+    s = dict(config.get("sweep") or {})
+    metric = dict(s.get("primary_metric") or {})
+    if metric.get("goal", "maximize") not in ("maximize", "minimize"):
+        raise ConfigError(f"sweep.primary_metric.goal={metric.get('goal')!r}", hint="use maximize or minimize")
+    if s.get("register", "best") not in ("best", "all", "none"):
+        raise ConfigError(f"sweep.register={s.get('register')!r}", hint="use best, all or none")
+    for key in ("max_total_runs", "max_concurrent_runs"):
+        if s.get(key) is not None and int(s[key]) < 1:
+            raise ConfigError(f"sweep.{key}={s[key]!r} must be at least 1", hint="or null for no limit")
+    s["primary_metric"] = {"name": metric.get("name"), "goal": metric.get("goal", "maximize")}
+    return s
+
+
+class Sweep:
+    """One sweep (a parent run) of mltrain trials; use as a context manager around :meth:`run`."""
+
+    def __init__(self, base_config: dict[str, Any], overrides: list[str], compose: Compose, echo: bool = True) -> None:
+        self.base = base_config
+        self.settings = settings_of(base_config)
+        self.overrides = overrides
+        self.compose = compose
+        self.echo = echo
+        self.metric = self.settings["primary_metric"]["name"]
+        self.maximize = self.settings["primary_metric"]["goal"] == "maximize"
+        self.policy = make_policy(self.settings.get("early_termination"), self.maximize)
+        self.max_concurrent = int(self.settings.get("max_concurrent_runs") or os.cpu_count() or 1)
+        self.max_total = self.settings.get("max_total_runs")
+        self.ws: Workspace = open_workspace(base_config)
+        self.control = RunControl.current()
+        self.plans: list[RunPlan] = []
+        self.outcomes: list[TrialOutcome] = []
+        self.trials: dict[str, Trial] = {}
+        self.kept: dict[str, TrialOutcome] = {}
+        self.next_number = 0
+        self.started = time.time()
+        self.sweep_id = ""
+        self.stop_reason: str | None = None
+        self.progress: Progress | None = None
+
+    # -- the parent run ---------------------------------------------------------------------------
+    def open(self) -> Sweep:
+        from mltrain.runs.sweep.progress import Progress
+
+        plan = self._plan_for(self.base)
+        driver = {"driver_host": hostname(), "driver_pid": os.getpid(), "driver_start": start_token(os.getpid())}
+        resume = self.settings.get("resume")
+        if resume:
+            self.sweep_id = self._reopen(str(resume), driver)
+        else:
+            self.sweep_id = new_run_id()
+            run_dir = self.ws.run_dir(self.sweep_id)
+            run_dir.mkdir(parents=True)
+            self.ws.runs.create(
+                self.sweep_id,
+                str(self.base["experiment_name"]),
+                config=self.base,
+                overrides=self.overrides,
+                script=plan.script,
+                arguments=[],
+                compute=plan.compute.describe(),
+                env_name=plan.env.spec.name,
+                env_hash=plan.env.hash,
+                snapshot_id=plan.snapshot.id,
+                source_dir=str(plan.source),
+                git_commit=plan.git_commit,
+                git_dirty=plan.git_dirty,
+                run_dir=str(run_dir),
+                **driver,
+            )
+            self.ws.runs.set_tags(
+                self.sweep_id,
+                {
+                    SWEEP_TAG: "parent",
+                    "mltrain.sweep.sampler": str(self.settings.get("sampler") or "grid"),
+                    "mltrain.sweep.primary_metric": str(self.metric or ""),
+                    "mltrain.sweep.goal": self.settings["primary_metric"]["goal"],
+                },
+            )
+            self.ws.runs.set_status(self.sweep_id, RUNNING, detail="sweep started")
+        self.progress = Progress(self.ws.run_dir(self.sweep_id), self.metric, echo=self.echo)
+        self.progress.note(
+            f"sweep {self.sweep_id} (experiment {self.base['experiment_name']}): up to {self.max_concurrent} "
+            f"children at a time; `mltrain runs cancel {self.sweep_id}` or Ctrl-C cancels it"
+        )
+        return self
+
+    def _reopen(self, sweep_id: str, driver: dict[str, Any]) -> str:
+        from mltrain.runs.recovery import recover_orphans
+
+        recover_orphans(self.ws)
+        run = self.ws.runs.get(sweep_id)
+        if self.ws.runs.tags(run["id"]).get(SWEEP_TAG) != "parent":
+            raise ConfigError(
+                f"run {run['id']} is not a sweep", hint="give sweep.resume the id of a sweep's parent run"
+            )
+        if run["status"] in ACTIVE:
+            raise ConfigError(f"sweep {run['id']} is still {run['status']}", hint="cancel it first, or wait")
+        for child in self.ws.runs.list(parent_run_id=run["id"], limit=None):
+            tags = self.ws.runs.tags(child["id"])
+            self.next_number = max(self.next_number, int(tags.get(TRIAL_TAG, -1)) + 1)
+            if child["status"] != COMPLETED or KEY_TAG not in tags:
+                continue
+            label = json.loads(tags[KEY_TAG])
+            metrics = self.ws.metrics.summary(child["id"])
+            request = TrialRequest(overrides=label, label=label, params=json.loads(tags.get(PARAMS_TAG, "{}")))
+            self.kept[label_key(label)] = TrialOutcome(
+                request,
+                int(tags.get(TRIAL_TAG, 0)),
+                child["id"],
+                COMPLETED,
+                value=_number(metrics.get(self.metric)) if self.metric else None,
+                kept=True,
+            )
+        self.ws.runs.reopen(run["id"], detail=f"resumed ({len(self.kept)} completed children kept)", **driver)
+        return str(run["id"])
+
+    def _plan_for(self, config: dict[str, Any]) -> RunPlan:
+        for plan in self.plans:
+            if plan.shares(config):
+                return plan
+        plan = RunPlan.build(config, self.ws)
+        self.plans.append(plan)
+        if self.settings.get("prewarm", True):
+            self._prewarm(plan, config)
+        return plan
+
+    def _prewarm(self, plan: RunPlan, config: dict[str, Any]) -> None:
+        from mltrain.compute.base import RunSpec
+        from mltrain.compute.forkserver import script_imports
+
+        built = plan.prepare(lambda line: print(f"[build] {line}", flush=True))
+        modules = self.settings.get("prewarm_modules")
+        if modules is None:
+            modules = script_imports(plan.source, plan.script)
+        spec = RunSpec(
+            run_id="",
+            experiment="",
+            run_dir=plan.source,
+            snapshot_id=plan.snapshot.id,
+            script=plan.script,
+            env_vars={str(k): str(v) for k, v in config["job"]["env_vars"].items()},
+            shim_dir=plan.shim_dir,
+        )
+        plan.compute.prewarm(built, spec, list(modules), self.max_concurrent)
+
+    # -- running trials ---------------------------------------------------------------------------
+    def run(self, source: TrialSource) -> list[TrialOutcome]:
+        """Run the trials ``source`` gives (see the module docstring); their outcomes."""
+        assert self.progress is not None
+        running: dict[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]] = {}
+        curves: dict[str, list[float]] = {}
+        cancels: dict[int, str] = {}  # worker thread -> reason, re-applied until its trial ends
+        exhausted = False
+        next_heartbeat = 0.0
+        deadline = self.settings.get("max_duration_s")
+        outcomes: list[TrialOutcome] = []
+        pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="mltrain-trial")
+        with pool, self.control.signals():
+            while True:
+                if self.control.reason and not self.stop_reason:
+                    self.stop_reason = self.control.reason
+                if deadline and time.time() - self.started > float(deadline) and not self.stop_reason:
+                    self.stop(f"canceled: the sweep ran longer than sweep.max_duration_s={deadline}")
+                now = time.monotonic()  # a child just ended: a cancel may be why, check before the next
+                if now >= next_heartbeat:
+                    next_heartbeat = now + HEARTBEAT_S
+                    if self.ws.runs.heartbeat(self.sweep_id) and not self.stop_reason:
+                        self.stop("canceled with `mltrain runs cancel`")
+                while not exhausted and not self.stop_reason and len(running) < self.max_concurrent:
+                    if self.max_total is not None and self._counted() >= int(self.max_total):
+                        exhausted = True
+                        break
+                    request = source.next_request()
+                    if request is None:
+                        exhausted = True
+                        break
+                    kept = self.kept.get(label_key(request.label))
+                    if kept is not None:
+                        kept.request.token = request.token
+                        outcomes.append(kept)
+                        self.outcomes.append(kept)
+                        self.progress.kept(kept)
+                        source.done(kept)
+                        continue
+                    started = self._start(pool, request)
+                    if started is not None:
+                        running[started[0]] = started[1]
+                    else:  # could not even be composed/recorded: counted as failed
+                        source.done(self.outcomes[-1])
+                        outcomes.append(self.outcomes[-1])
+                if not running and (exhausted or self.stop_reason):
+                    break
+                done, _ = wait(list(running), timeout=POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome, trial, thread = running.pop(future)
+                    self._finished(outcome, trial, future, curves)
+                    cancels.pop(thread.get("id", -1), None)
+                    outcomes.append(outcome)
+                    source.done(outcome)
+                    if outcome.status == FAILED and self.settings.get("fail_fast") and not self.stop_reason:
+                        self.stop(f"canceled: child #{outcome.number} failed and sweep.fail_fast is set")
+                if done:
+                    next_heartbeat = 0.0
+                self._follow(running, curves, cancels, getattr(source, "report", None))
+                if self.stop_reason:
+                    for _, _, thread in running.values():
+                        if "id" in thread:
+                            cancels.setdefault(thread["id"], self.stop_reason)
+                for thread_id, reason in cancels.items():
+                    self.control.cancel_thread(thread_id, reason)
+        return outcomes
+
+    def stop(self, reason: str) -> None:
+        """Start no more children and cancel the running ones with ``reason``."""
+        self.stop_reason = reason
+        if self.progress is not None:
+            self.progress.note(reason)
+
+    def _counted(self) -> int:
+        return sum(1 for o in self.outcomes if not o.kept) + len(self.kept)
+
+    def _start(
+        self, pool: ThreadPoolExecutor, request: TrialRequest
+    ) -> tuple[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]] | None:
+        assert self.progress is not None
+        number = self.next_number
+        self.next_number += 1
+        outcome = TrialOutcome(request, number, None, QUEUED)
+        try:
+            config, overrides = self.compose(request.overrides, number)
+            config = dict(config)
+            outcome.config, outcome.overrides = config, overrides
+            trial = Trial(
+                self._plan_for(config),
+                config,
+                overrides,
+                parent_run_id=self.sweep_id,
+                echo=False,
+                control=self.control,
+                defer_models=self.settings["register"] != "all",
+            )
+        except MltrainError as exc:
+            if not self.outcomes:  # the first trial cannot be composed or planned: the sweep is wrong
+                raise
+            outcome.status, outcome.error = FAILED, f"{exc}"
+            self.outcomes.append(outcome)
+            self.progress.finished(outcome)
+            return None
+        outcome.run_id = trial.run_id
+        self.trials[trial.run_id] = trial
+        self.outcomes.append(outcome)
+        self.progress.add(outcome)
+        thread: dict[str, int] = {}
+
+        def work() -> RunResult:
+            thread["id"] = threading.get_ident()
+            result = trial.run()
+            self.ws.runs.set_tags(
+                trial.run_id,
+                {
+                    SWEEP_TAG: self.sweep_id,
+                    TRIAL_TAG: str(number),
+                    KEY_TAG: json.dumps(request.label),
+                    PARAMS_TAG: json.dumps(request.params, default=str),
+                },
+            )
+            return result
+
+        return pool.submit(work), (outcome, trial, thread)
+
+    def _finished(
+        self, outcome: TrialOutcome, trial: Trial, future: Future[RunResult], curves: dict[str, list[float]]
+    ) -> None:
+        assert self.progress is not None
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - a trial that crashed the driver thread is a failed child
+            outcome.status, outcome.error = FAILED, f"{type(exc).__name__}: {exc}"
+            self.ws.runs.set_status(trial.run_id, FAILED, detail=outcome.error, error=outcome.error)
+        else:
+            outcome.result = result
+            outcome.status, outcome.error = result.status, result.error
+            if self.metric:
+                outcome.value = _number(result.metrics.get(self.metric))
+        if self.metric and outcome.run_id:
+            curves[outcome.run_id] = self._curve(outcome.run_id)
+            outcome.curve = curves[outcome.run_id]
+        self.progress.finished(outcome)
+
+    def _curve(self, run_id: str) -> list[float]:
+        values = (_number(r["value"]) for r in self.ws.metrics.history(run_id, self.metric))
+        return [v for v in values if v is not None]
+
+    def _follow(
+        self,
+        running: dict[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]],
+        curves: dict[str, list[float]],
+        cancels: dict[int, str],
+        report: Callable[[TrialOutcome, list[float]], None] | None,
+    ) -> None:
+        """Live state of the running children: progress lines, intermediate values for the source,
+        early termination."""
+        assert self.progress is not None
+        if not running:
+            return
+        states = {r["id"]: r["status"] for r in self.ws.runs.list(parent_run_id=self.sweep_id, limit=None)}
+        threads: dict[str, int] = {}
+        for outcome, _, thread in running.values():
+            assert outcome.run_id is not None
+            outcome.status = states.get(outcome.run_id, outcome.status)
+            if self.metric:
+                curves[outcome.run_id] = self._curve(outcome.run_id)
+                outcome.value = curves[outcome.run_id][-1] if curves[outcome.run_id] else None
+                if report is not None:
+                    report(outcome, curves[outcome.run_id])
+            if "id" in thread:
+                threads[outcome.run_id] = thread["id"]
+            self.progress.update(outcome)
+        if self.policy is not None:
+            live = {rid for rid in threads if states.get(rid) == RUNNING}
+            for run_id in self.policy.to_stop(curves, live):
+                cancels.setdefault(threads[run_id], EARLY_TERMINATION)
+        self.progress.render()
+
+    # -- the end ------------------------------------------------------------------------------------
+    def best(self) -> TrialOutcome | None:
+        scored = [o for o in self.outcomes if o.status == COMPLETED and o.value is not None]
+        if not scored:
+            return None
+        return max(scored, key=lambda o: o.value if self.maximize else -o.value)  # type: ignore[operator]
+
+    def finish(self) -> int:
+        """Final status, summary and registration; the exit code of the sweep."""
+        assert self.progress is not None
+        failed = [o for o in self.outcomes if o.status == FAILED]
+        canceled = [o for o in self.outcomes if o.status == CANCELED and not o.early_terminated]
+        stopped = [o for o in self.outcomes if o.early_terminated]
+        done = [o for o in self.outcomes if o.status == COMPLETED]
+        best = self.best()
+        if (
+            self.stop_reason
+            and not self.stop_reason.endswith("fail_fast is set")
+            and "max_duration" not in (self.stop_reason)
+        ):
+            status = CANCELED
+        elif failed:
+            status = FAILED
+        else:
+            status = COMPLETED
+        models, problems = [], []
+        if best is not None and self.settings["register"] == "best" and status != CANCELED:
+            models, problems = self._register_best(best)
+        summary = f"{len(done)} completed, {len(failed)} failed, {len(canceled)} canceled, {len(stopped)} stopped early"
+        records = [
+            {"k": "children_completed", "v": len(done), "t": time.time()},
+            {"k": "children_failed", "v": len(failed), "t": time.time()},
+            {"k": "children_canceled", "v": len(canceled), "t": time.time()},
+            {"k": "children_early_terminated", "v": len(stopped), "t": time.time()},
+        ]
+        tags: dict[str, str] = {}
+        if best is not None and best.run_id:
+            records.append({"k": f"best_{self.metric}", "v": best.value, "t": time.time()})
+            tags["mltrain.sweep.best_run"] = best.run_id
+        self.ws.metrics.add(self.sweep_id, records)
+        self.ws.runs.set_tags(self.sweep_id, tags)
+        error = self.stop_reason if status == CANCELED else (f"{len(failed)} children failed" if failed else None)
+        self.ws.runs.set_status(self.sweep_id, status, detail=summary, error=error)
+        self.progress.summary(self.sweep_id, status, summary, self.outcomes, best, self.maximize, models, problems)
+        if status == CANCELED:
+            return EXIT_CODES[CANCELED]
+        return 1 if failed or problems else 0
+
+    def _register_best(self, best: TrialOutcome) -> tuple[list[Any], list[str]]:
+        """Register the best child's model (tagged with the sweep); (model versions, problems)."""
+        trial = self.trials.get(best.run_id or "")
+        config = trial.cfg if trial is not None else (best.config or self.base)
+        register = dict(config["register"]) if config.get("register") is not None else None
+        if register is not None:
+            register["tags"] = {**(register.get("tags") or {}), "sweep": self.sweep_id}
+        if trial is not None and best.result is not None:
+            trial.cfg = {**trial.cfg, "register": register}
+            trial.finish_models(best.result)
+            return list(best.result.models), list(best.result.problems)
+        if register is None or best.run_id is None:  # kept from an earlier attempt: its config's request only
+            return [], []
+        from mltrain.registry.from_run import register_from_run_id
+
+        try:
+            return [register_from_run_id(self.ws, best.run_id, register)], []
+        except MltrainError as exc:
+            return [], [f"registration of {register.get('name')} failed: {exc}"]
+
+    def __enter__(self) -> Sweep:
+        return self.open()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is not None and self.sweep_id:
+            self.ws.runs.set_status(self.sweep_id, FAILED, detail="sweep error", error=str(exc))
+        for plan in self.plans:
+            plan.close()
+        if self.progress is not None:
+            self.progress.close()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def run_sweep(
+    base_config: dict[str, Any], overrides: list[str], compose: Compose, source: TrialSource, echo: bool = True
+) -> tuple[int, list[TrialOutcome]]:
+    """Run a whole sweep; (exit code, outcomes in the order they ended). Errors in the config are
+    reported and give exit code 2 (nothing is recorded)."""
+    try:
+        with Sweep(base_config, overrides, compose, echo=echo) as sweep:
+            outcomes = sweep.run(source)
+            return sweep.finish(), outcomes
+    except MltrainError as exc:
+        print(f"mltrain: error: {exc}", file=sys.stderr)
+        return exc.exit_code, []

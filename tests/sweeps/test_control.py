@@ -1,0 +1,131 @@
+"""A running sweep is canceled by Ctrl-C or `mltrain runs cancel`, and an interrupted one resumes."""
+
+from __future__ import annotations
+
+import signal
+
+from support import start_mltrain
+from sweeptools import children, sweeps, wait_for, workspace, x_of
+
+
+def _held_sweep(project, curve_job, hold):
+    """A sweep of x=1,2,3, one child at a time, whose child x=2 waits while ``hold`` exists; returns the
+    process and the sweep's id once x=1 completed and x=2 runs."""
+    hold.touch()
+    proc = start_mltrain(
+        project,
+        "-m",
+        *curve_job,
+        "sweep.max_concurrent_runs=1",
+        f"+job.arguments.hold={hold}",
+        "+job.arguments.hold_at=2",
+        "job.arguments.x=1,2,3",
+    )
+    ws = workspace(project)
+
+    def second_running():
+        for parent in sweeps(ws):
+            kids = {x_of(k): k["status"] for k in children(ws, parent["id"])}
+            if kids.get(1.0) == "Completed" and kids.get(2.0) == "Running":
+                return parent["id"]
+        return None
+
+    return proc, wait_for(second_running)
+
+
+def test_ctrl_c_cancels_then_resume_finishes(project, mltrain, curve_job):
+    hold = project / "hold"
+    proc, sweep_id = _held_sweep(project, curve_job, hold)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    ws = workspace(project)
+    assert ws.runs.get(sweep_id)["status"] == "Canceled"
+    first = {x_of(k): k["status"] for k in children(ws, sweep_id)}
+    assert first == {1.0: "Completed", 2.0: "Canceled"}  # x=3 never started
+
+    hold.unlink()
+    again = mltrain(
+        "-m",
+        *curve_job,
+        "sweep.max_concurrent_runs=1",
+        f"+job.arguments.hold={hold}",
+        "+job.arguments.hold_at=2",
+        "job.arguments.x=1,2,3",
+        f"sweep.resume={sweep_id}",
+    )
+    assert again.returncode == 0, again.output
+    assert len(sweeps(ws)) == 1  # the same sweep continued
+    assert ws.runs.get(sweep_id)["status"] == "Completed"
+    kids = children(ws, sweep_id)
+    runs = sorted((x_of(k), k["status"]) for k in kids)
+    assert runs == [(1.0, "Completed"), (2.0, "Canceled"), (2.0, "Completed"), (3.0, "Completed")]
+    numbers = [int(ws.runs.tags(k["id"])["mltrain.sweep.trial"]) for k in kids]
+    assert len(set(numbers)) == len(numbers)  # trial numbers (and run folders) do not collide
+    assert len({k["run_dir"] for k in kids}) == len(kids)
+    assert "Completed (kept)" in again.stdout
+
+
+def test_runs_cancel_stops_the_sweep_and_its_children(project, cli, curve_job):
+    proc, sweep_id = _held_sweep(project, curve_job, project / "hold")
+    canceled = cli("runs", "cancel", sweep_id)
+    assert canceled.returncode == 0, canceled.output
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    ws = workspace(project)
+    assert ws.runs.get(sweep_id)["status"] == "Canceled"
+    kids = {x_of(k): k for k in children(ws, sweep_id)}
+    assert kids[1.0]["status"] == "Completed"  # what finished is kept
+    assert kids[2.0]["status"] == "Canceled"
+    assert 3.0 not in kids
+
+
+TUNE = """
+sampler: random
+search_space:
+  job.arguments.x: uniform(0, 1)
+max_total_runs: 3
+seed: 3
+"""
+
+
+def test_resumed_random_sweep_continues_the_study(project, mltrain, curve_job):
+    (project / "conf" / "sweep").mkdir()
+    (project / "conf" / "sweep" / "tune.yaml").write_text(TUNE)
+    hold = project / "hold"
+    hold.touch()
+    args = [
+        "-m",
+        *curve_job,
+        "+sweep=tune",
+        "sweep.max_concurrent_runs=1",
+        f"+job.arguments.hold={hold}",
+        "+job.arguments.hold_after=1",
+    ]
+    proc = start_mltrain(project, *args)
+    ws = workspace(project)
+
+    def second_running():
+        for parent in sweeps(ws):
+            kids = [k["status"] for k in children(ws, parent["id"])]
+            if kids == ["Completed", "Running"]:
+                return parent["id"]
+        return None
+
+    sweep_id = wait_for(second_running)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    first = children(ws, sweep_id)
+    hold.unlink()
+    again = mltrain(*args, f"sweep.resume={sweep_id}")
+    assert again.returncode == 0, again.output
+    kids = children(ws, sweep_id)
+    completed = [x_of(k) for k in kids if k["status"] == "Completed"]
+    assert len(completed) == 3
+    assert [k["id"] for k in kids if x_of(k) == x_of(first[0])] == [first[0]["id"]]  # kept, not run again
+    assert x_of(first[1]) in completed  # the interrupted trial ran again with the same parameters
+    fresh = mltrain("-m", *curve_job, "+sweep=tune")  # the same study from scratch samples the same trials
+    assert fresh.returncode == 0, fresh.output
+    new = next(p for p in sweeps(ws) if p["id"] != sweep_id)
+    assert sorted(x_of(k) for k in children(ws, new["id"])) == sorted(completed)

@@ -1,0 +1,178 @@
+"""Sweeps end to end: a parent run and its children, ranking, failures, registration, isolation."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from sweeptools import the_sweep, workspace, x_of
+
+
+def test_grid_sweep_parent_children_and_ranking(project, mltrain, cli, cli_json, curve_job):
+    proc = mltrain("-m", *curve_job, "job.arguments.x=1,3,2")
+    assert proc.returncode == 0, proc.output
+    ws = workspace(project)
+    parent, children = the_sweep(ws)
+    assert parent["status"] == "Completed"
+    assert sorted(x_of(c) for c in children) == [1.0, 2.0, 3.0]
+    assert all(c["status"] == "Completed" and c["parent_run_id"] == parent["id"] for c in children)
+    for child in children:  # every child recorded its own metric and outputs
+        assert ws.metrics.summary(child["id"])["score"] == x_of(child)
+        assert Path(child["run_dir"], "outputs", "x.txt").read_text() == str(x_of(child))
+    best = next(c for c in children if x_of(c) == 3.0)
+    assert ws.runs.tags(parent["id"])["mltrain.sweep.best_run"] == best["id"]
+    # the final table is sorted by the primary metric, best first
+    table = proc.stdout[proc.stdout.index("Sweep " + parent["id"]) :]
+    assert table.index("job.arguments.x=3") < table.index("job.arguments.x=2")
+    assert table.index("job.arguments.x=2") < table.index("job.arguments.x=1")
+    shown = cli_json("runs", "show", parent["id"])
+    assert [c["value"] for c in shown["children"]] == [3.0, 2.0, 1.0]
+    listed = {r["id"] for r in cli_json("runs", "list")}
+    assert parent["id"] in listed and all(c["id"] in listed for c in children)
+
+
+def test_failed_child_reported_others_go_on(project, mltrain, curve_job):
+    proc = mltrain("-m", *curve_job, "+job.arguments.fail_at=2", "job.arguments.x=1,2,3")
+    assert proc.returncode == 1, proc.output
+    parent, children = the_sweep(workspace(project))
+    status = {x_of(c): c["status"] for c in children}
+    assert status == {1.0: "Completed", 2.0: "Failed", 3.0: "Completed"}
+    assert parent["status"] == "Failed"
+    assert "failed: the script failed (exit code 3)" in proc.stdout
+
+
+def test_fail_fast_stops_the_sweep(project, mltrain, curve_job):
+    proc = mltrain(
+        "-m",
+        *curve_job,
+        "sweep.max_concurrent_runs=1",
+        "sweep.fail_fast=true",
+        "+job.arguments.fail_at=1",
+        "job.arguments.x=1,2,3",
+    )
+    assert proc.returncode == 1, proc.output
+    parent, children = the_sweep(workspace(project))
+    assert [(x_of(c), c["status"]) for c in children] == [(1.0, "Failed")]
+    assert parent["status"] == "Failed"
+    assert "fail_fast" in proc.stdout
+
+
+def test_best_child_model_registered_with_sweep_lineage(project, mltrain, cli_json):
+    proc = mltrain("-m", "environment=system", "experiment_name=iris-sweep", "job.arguments.penalty=0.01,1")
+    assert proc.returncode == 0, proc.output
+    ws = workspace(project)
+    parent, children = the_sweep(ws)
+    versions = cli_json("models", "list", "sklearn-iris", "--all")
+    assert len(versions) == 1, versions  # register: best -> one version, not one per child
+    model = cli_json("models", "show", "sklearn-iris")
+    best = ws.runs.tags(parent["id"])["mltrain.sweep.best_run"]
+    assert model["run_id"] == best
+    assert ws.runs.get(best)["parent_run_id"] == parent["id"]
+    assert model["tags"]["sweep"] == parent["id"]
+
+
+ISOLATION = """
+import json, os, sys
+import isolation_probe  # a module of the job's folder, imported in every trial
+with open("shared.txt", "a") as f:  # the same relative file in every trial
+    f.write(sys.argv[-1])
+leaked = [name for name in ("MARK",) if hasattr(json, name)] + [k for k in os.environ if k == "TRIAL_MARK"]
+print("leaked:", leaked, "probe:", isolation_probe.COUNT)
+json.MARK = sys.argv[-1]  # a global of a module the warm interpreter had imported
+os.environ["TRIAL_MARK"] = "1"
+isolation_probe.COUNT += 1
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/state.json", "w") as f:
+    json.dump({"shared": open("shared.txt").read(), "leaked": leaked, "probe": isolation_probe.COUNT,
+               "cwd": os.getcwd(), "ppid": os.getppid()}, f)
+os.chdir("/")
+sys.exit(int(sys.argv[-1]) % 2 * 5)  # odd trials exit 5
+"""
+
+
+@pytest.mark.parametrize("prewarm", [True, False])
+def test_trials_are_isolated(project, mltrain, prewarm):
+    (project / "src").mkdir()
+    (project / "src" / "iso.py").write_text(ISOLATION)
+    (project / "src" / "isolation_probe.py").write_text("COUNT = 0\n")
+    (project / "conf" / "job").mkdir(parents=True)
+    (project / "conf" / "job" / "iso.yaml").write_text("name: iso\nsource_dir: src\nscript: iso.py\n")
+    proc = mltrain(
+        "-m",
+        "environment=system",
+        "job=iso",
+        "sweep.max_concurrent_runs=1",
+        "sweep.prewarm_modules=[json,isolation_probe]",
+        "job.args=[1],[2],[3]",
+        f"sweep.prewarm={str(prewarm).lower()}",
+    )
+    assert proc.returncode == 1, proc.output  # the odd trials failed
+    parent, children = the_sweep(workspace(project))
+    assert [c["status"] for c in children] == ["Failed", "Completed", "Failed"]
+    assert [c["exit_code"] for c in children] == [5, 0, 5]
+    for child in children:
+        state = json.loads(Path(child["run_dir"], "outputs", "state.json").read_text())
+        n = child["arguments"][-1]
+        ppid = state.pop("ppid")
+        assert state == {"shared": n, "leaked": [], "probe": 1, "cwd": child["run_dir"]}
+        # forked by a warm server (prewarm), or started by the driver itself
+        assert (ppid != child["driver_pid"]) == prewarm
+
+
+def test_progress_is_redrawn_in_place_on_a_terminal(project, curve_job):
+    import os
+    import subprocess
+    import sys
+
+    main, child = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltrain", "-m", *curve_job, "job.arguments.x=1,2"],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    assert proc.wait(timeout=300) == 0
+    text = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[" in text  # lines moved over and redrawn
+    assert "[sweep] #0 job.arguments.x=1: Running" not in text  # no plain line per change
+    assert re.search(r"#1 +\S+ +Completed +2 +job\.arguments\.x=2", text)
+
+
+def test_max_duration_ends_the_sweep(project, mltrain, curve_job):
+    hold = project / "hold"
+    hold.touch()
+    proc = mltrain(
+        "-m",
+        *curve_job,
+        "sweep.max_concurrent_runs=1",
+        "sweep.max_duration_s=2",
+        f"+job.arguments.hold={hold}",
+        "job.arguments.x=1,2",
+    )
+    assert proc.returncode == 0, proc.output  # a time budget that ran out is not a failure
+    parent, children = the_sweep(workspace(project))
+    assert [(x_of(c), c["status"]) for c in children] == [(1.0, "Canceled")]  # x=2 never started
+    assert "max_duration_s=2" in children[0]["error"]
+    assert parent["status"] == "Completed"
+
+
+def test_a_sweep_that_cannot_be_composed_is_a_config_error(project, mltrain, curve_job):
+    proc = mltrain("-m", *curve_job, "job.arguments.x=1,2", "job.snapshot.max_files=many,2")
+    assert proc.returncode == 2, proc.output
+    assert "job.snapshot.max_files" in proc.stderr
+    parent, children = the_sweep(workspace(project))
+    assert children == [] and parent["status"] == "Failed"
