@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import joblib
 import pytest
 from support import start_mltrain, wait_all_ok, write_script
 
@@ -106,7 +107,7 @@ def test_runs_and_metrics_from_parallel_drivers(mltrain, cli_json, project, pg_e
 
 def test_registry_versions_under_concurrency(pg_env, tmp_path):
     model = tmp_path / "m.joblib"
-    model.write_bytes(b"model")
+    joblib.dump({"weights": [1, 2, 3]}, model)  # a real joblib file: its content must match its name
     script = (
         "import sys\nfrom mltrain.registry.store import ModelRegistry\nfrom mltrain.workspace import Workspace\n"
         "ws = Workspace.open(sys.argv[1])\n"

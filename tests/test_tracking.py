@@ -8,6 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import joblib
 import pytest
 from sqlalchemy import create_engine, insert, select
 from support import start_mltrain, wait_all_ok, write_script
@@ -117,7 +118,7 @@ def test_in_script_registration_happens_only_after_completion(mltrain, cli_json,
 
 def test_registry_versions_under_concurrency(project, tmp_path):
     model_file = tmp_path / "m.joblib"
-    model_file.write_bytes(b"model bytes")
+    joblib.dump({"weights": [1, 2, 3]}, model_file)  # a real joblib file: its content must match its name
     script = (
         "import sys\nfrom mltrain.registry.store import ModelRegistry\nfrom mltrain.workspace import Workspace\n"
         "ws = Workspace.open(sys.argv[1])\n"
