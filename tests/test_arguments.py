@@ -8,7 +8,7 @@ import pytest
 from support import write_script
 
 from mltrain.errors import ConfigError
-from mltrain.runs.driver import job_argv
+from mltrain.runs.arguments import job_argv
 
 ARGV = "import json, sys\nprint('argv=' + json.dumps(sys.argv[1:]))\n"
 BASE = ("environment=system", "~register", "job.source_dir=src", "job.script=argv.py")
