@@ -15,6 +15,7 @@ with heartbeats, so a host that goes silent is "connection lost" within 3 × ``k
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import struct
@@ -71,6 +72,7 @@ class SSHHandle(RunHandle):
         sink: OutputSink,
         offsets: tuple[int, int, int] = (0, 0, 0),
         mirror: bool = True,
+        channel: Any = None,
     ) -> None:
         super().__init__(spec)
         self.compute = compute
@@ -82,6 +84,8 @@ class SSHHandle(RunHandle):
         self.code: int | None = None
         self.lost: ComputeError | None = None
         self.attempt = 0
+        self.removed = False  # the remote run folder is gone (collected and removed in one go)
+        self._channel = channel  # the start command's channel, which goes on as the follow stream
         self._metrics = bytearray()
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -120,11 +124,13 @@ class SSHHandle(RunHandle):
             return False
 
     def _stream(self) -> None:
-        beat = self.compute.config.keepalive_s
-        args = ("follow", self.spec.run_id, ",".join(map(str, self.offsets)), str(beat))
-        chan = self.remote.channel(self.remote.agent_command(*args), timeout=beat * 3)
-        try:
+        beat = self.compute.cfg.keepalive_s
+        chan, self._channel = self._channel, None
+        if chan is None:
+            args = ("follow", self.spec.run_id, ",".join(map(str, self.offsets)), str(beat))
+            chan = self.remote.channel(self.remote.agent_command(*args), timeout=beat * 3)
             chan.shutdown_write()
+        try:
             while True:
                 head = _read_exact(chan, 5)
                 if head is None:
@@ -153,9 +159,9 @@ class SSHHandle(RunHandle):
         finally:
             chan.close()
 
-    def restarted(self, remote: Remote, pgid: int) -> None:
+    def restarted(self, remote: Remote, pgid: int, channel: Any) -> None:
         """The run was started again on ``remote`` (a retry): follow it from the start."""
-        self.remote, self.pgid, self.offsets = remote, pgid, [0, 0, 0]
+        self.remote, self.pgid, self.offsets, self._channel = remote, pgid, [0, 0, 0], channel
         self.attempt += 1
 
     # -- the contract -----------------------------------------------------------------------------
@@ -369,24 +375,30 @@ class SSHCompute(ComputeTarget):
         self._send(remote, spec.run_id, up)
 
     def _send(self, remote: Remote, run_id: str, up: Upload) -> None:
-        missing = remote.agent("missing", request=sorted(up.local))
+        """One round trip when the host has every blob; else the missing ones go by SFTP, then one more."""
+        request = {"files": up.files}
+        missing = remote.agent("materialise", run_id, request=request)["missing"]
         sent = 0
         for sha in missing:
+            if sha not in up.local:
+                raise ComputeError(f"{remote.label} asked for a blob that is not part of run {run_id}: {sha}")
             sent += remote.put_blob(up.local[sha], sha)
+        if missing and remote.agent("materialise", run_id, request=request)["missing"]:
+            raise ComputeError(f"the upload of run {run_id} to {remote.label} did not complete")
         with self._stats_lock:
             self.stats["blobs_sent"] += len(missing)
             self.stats["bytes_sent"] += sent
             self.stats["blobs_present"] += len(up.local) - len(missing)
-        remote.agent("materialise", run_id, request={"files": up.files})
 
     # -- the job ----------------------------------------------------------------------------------
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         remote = self._held.get(spec.run_id) or self.acquire(spec.run_id)
-        pgid = self._start_on(remote, spec, env)
+        pgid, channel = self._start_on(remote, spec, env)
         self._job_envs[spec.run_id] = env
-        return SSHHandle(spec, self, remote, pgid, sink)
+        return SSHHandle(spec, self, remote, pgid, sink, channel=channel)
 
-    def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> int:
+    def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> tuple[int, Any]:
+        """Start the job on ``remote``: its pgid and the channel that goes on streaming its output."""
         assert remote.probe is not None
         env = self._env_for(remote, env)
         run_dir = f"{remote.probe['workdir']}/runs/{spec.run_id}"
@@ -403,8 +415,28 @@ class SSHCompute(ComputeTarget):
             "path_prepend": path.rstrip(os.pathsep),
             "files": files,
         }
-        answer = remote.agent("start", spec.run_id, request=request)
-        return int(answer["pgid"])
+        beat = self.cfg.keepalive_s
+        chan = remote.channel(remote.agent_command("start", spec.run_id, str(beat)), timeout=max(90.0, beat * 3))
+        try:
+            chan.sendall(json.dumps(request).encode())
+            chan.shutdown_write()
+            head = _read_exact(chan, 5)
+            body = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
+        except (OSError, EOFError) as exc:
+            chan.close()
+            raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
+        if body is None:
+            err = b""
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            code = chan.recv_exit_status()
+            chan.close()
+            raise ComputeError(
+                f"run {spec.run_id} did not start on {remote.label} (exit {code}): {err.decode(errors='replace')[-800:]}",
+                hint="check the environment and job.script",
+            )
+        chan.settimeout(beat * 3)
+        return int(json.loads(body)["pgid"]), chan
 
     def retry(self, handle: SSHHandle, message: str) -> bool:
         """Start ``handle``'s run again on another host after ``message`` (its host was lost);
@@ -418,14 +450,14 @@ class SSHCompute(ComputeTarget):
         try:
             remote = self.acquire(handle.spec.run_id, exclude=(lost.label,))
             self._send(remote, handle.spec.run_id, self._uploads[handle.spec.run_id])
-            pgid = self._start_on(remote, handle.spec, self._job_envs[handle.spec.run_id])
+            pgid, channel = self._start_on(remote, handle.spec, self._job_envs[handle.spec.run_id])
         except ComputeError as exc:
             handle.sink.log(f"{message}; no other host could run it again: {exc}")
             return False
         handle.sink.log(
             f"{message}; running it again on {remote.label} (retry {handle.attempt + 1} of {self.cfg.retries})"
         )
-        handle.restarted(remote, pgid)
+        handle.restarted(remote, pgid, channel)
         return True
 
     def _remote_for(self, ref: JobRef) -> Remote:
@@ -456,9 +488,13 @@ class SSHCompute(ComputeTarget):
         """outputs/, logs/, uploads and the metrics file of the remote run folder, into ``spec.run_dir``."""
         assert isinstance(handle, SSHHandle)
         remote = handle.remote
-        code, data, err = remote.execute(remote.agent_command("pack", spec.run_id), timeout=120)
+        ok = handle.lost is None and handle.code == 0
+        remove = ok or not self.cfg.keep_failed  # collect and clean up in one round trip
+        command = remote.agent_command("pack", spec.run_id, "remove" if remove else "keep")
+        code, data, err = remote.execute(command, timeout=120)
         if code != 0:
             raise ComputeError(f"cannot fetch the files of run {spec.run_id} from {remote.label}: {err.decode()[-300:]}")
+        handle.removed = remove
         extract(data, spec.run_dir)
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
@@ -468,6 +504,8 @@ class SSHCompute(ComputeTarget):
         self._uploads.pop(spec.run_id, None)
         self._job_envs.pop(spec.run_id, None)
         if remote is None or remote.probe is None:
+            return
+        if isinstance(handle, SSHHandle) and handle.removed:
             return
         failed = not isinstance(handle, SSHHandle) or handle.lost is not None or handle.code != 0
         if failed and self.cfg.keep_failed:

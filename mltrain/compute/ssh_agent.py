@@ -95,8 +95,9 @@ def find_uv(work):
 
 
 def has_pip():
-    return subprocess.run([sys.executable, "-m", "pip", "--version"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
+    import importlib.util
+
+    return importlib.util.find_spec("pip") is not None
 
 
 # -- commands ------------------------------------------------------------------------------------------
@@ -127,16 +128,21 @@ def cmd_materialise(work, run_id):
     """Make the run folder from cached blobs: files = [[path, sha256, size, mode], ...]."""
     req = json.load(sys.stdin)
     run_dir = run_dir_of(work, run_id)
+    blobs = os.path.join(work, "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    missing = sorted({sha for _p, sha, _s, _m in req["files"] if not os.path.isfile(os.path.join(blobs, sha))})
+    if missing:  # the caller uploads these and asks again
+        return answer({"missing": missing})
     os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
     for path, sha, _size, mode in req["files"]:
-        src = os.path.join(work, "blobs", sha)
-        if len(sha) != 64 or not os.path.isfile(src):
-            fail("blob %s of %s was not uploaded" % (sha, path))
+        src = os.path.join(blobs, sha)
+        if len(sha) != 64 or "/" in sha:
+            fail("bad blob name %r of %s" % (sha, path))
         dest = inside(run_dir, path)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copyfile(src, dest)
         os.chmod(dest, (int(mode) & 0o777) | 0o200)
-    answer({"run_dir": os.path.realpath(run_dir)})
+    answer({"run_dir": os.path.realpath(run_dir), "missing": []})
 
 
 def cmd_venv(work):
@@ -204,8 +210,9 @@ def start_token(pid):
         return None
 
 
-def cmd_start(work, run_id):
-    """Start the supervisor of the job; answer once the job's process group exists."""
+def cmd_start(work, run_id, heartbeat=None):
+    """Start the supervisor of the job; answer once the job's process group exists. With
+    ``heartbeat``, the answer is a 'j' frame and the command goes on as ``follow`` (one round trip)."""
     req = json.load(sys.stdin)
     run_dir = run_dir_of(work, run_id)
     if not os.path.isdir(run_dir):
@@ -229,7 +236,11 @@ def cmd_start(work, run_id):
                     text = f.read()
                 if name == START_ERROR:
                     fail("the job could not start: " + text, 6)
-                return answer(dict(json.loads(text), run_dir=os.path.realpath(run_dir)))
+                started = dict(json.loads(text), run_dir=os.path.realpath(run_dir))
+                if heartbeat is None:
+                    return answer(started)
+                frame("j", json.dumps(started).encode())
+                return cmd_follow(work, run_id, "0,0,0", heartbeat)
         time.sleep(0.02)
     fail("the job did not start within 60 s", 6)
 
@@ -363,13 +374,17 @@ def cmd_follow(work, run_id, offsets, heartbeat):
         time.sleep(0.05)
 
 
-def cmd_pack(work, run_id):
-    """A tar of outputs/, logs/ and the metrics file of the run, on stdout."""
+def cmd_pack(work, run_id, then=""):
+    """A tar of outputs/, logs/, uploads and the metrics file of the run, on stdout; ``then=remove``
+    deletes the run folder afterwards (collect and cleanup in one round trip)."""
     run_dir = run_dir_of(work, run_id)
     with tarfile.open(fileobj=sys.stdout.buffer, mode="w|gz") as tar:
         for name in PACKED:
             if os.path.lexists(os.path.join(run_dir, name)):
                 tar.add(os.path.join(run_dir, name), arcname=name)
+    sys.stdout.flush()
+    if then == "remove":
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def cmd_remove(work, run_id):
