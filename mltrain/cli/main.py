@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
 
-COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots")
+COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "compute")
 
 
 class Context:

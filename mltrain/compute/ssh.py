@@ -262,6 +262,24 @@ class SSHCompute(ComputeTarget):
         for label, why in self.down.items():
             print(f"mltrain: skipping SSH host {label}: {why}", file=__import__("sys").stderr)
 
+    def report(self) -> list[dict[str, Any]]:
+        """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots."""
+        self.down.clear()
+        threads = [threading.Thread(target=self._reach, args=(r,), daemon=True) for r in self.remotes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rows: list[dict[str, Any]] = []
+        for r in self.remotes:
+            if r.label in self.down:
+                rows.append({"host": r.label, "ok": False, "error": self.down[r.label]})
+            else:
+                assert r.probe is not None
+                keys = ("python", "uv", "pip", "docker", "free_bytes", "cpus", "workdir")
+                rows.append({"host": r.label, "ok": True, "slots": r.slots, **{k: r.probe.get(k) for k in keys}})
+        return rows
+
     def _none_left(self) -> ComputeError:
         detail = "\n".join(f"  {label}: {why}" for label, why in self.down.items())
         first = next(iter(self.down.values()), "")

@@ -97,8 +97,12 @@ def keygen(path: Path) -> str:
     return path.with_suffix(".pub").read_text().split(" ", 2)[0] + " " + path.with_suffix(".pub").read_text().split()[1]
 
 
-def start_sshd(folder: Path, addr: str, client_key: Path, extra: str = "") -> Host:
-    """An sshd on ``addr`` (a free port) accepting ``client_key`` as root."""
+# The machine's TLS set-up, given to sessions as a host's admin would (uv on the host needs it here)
+HOST_ENV = {k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ}
+
+
+def start_sshd(folder: Path, addr: str, client_key: Path, env: dict[str, str] | None = None) -> Host:
+    """An sshd on ``addr`` (a free port) accepting ``client_key`` as root; ``env`` is set in its sessions."""
     if not Path(SSHD).exists():
         pytest.skip("openssh-server is not installed (scripts/system-deps.sh installs it)")
     Path("/run/sshd").mkdir(exist_ok=True)
@@ -112,7 +116,8 @@ def start_sshd(folder: Path, addr: str, client_key: Path, extra: str = "") -> Ho
         f"Port {port}\nListenAddress {addr}\nHostKey {folder / 'host_key'}\nPidFile {folder / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
-        f"Subsystem sftp internal-sftp\n{extra}"
+        "Subsystem sftp internal-sftp\n"
+        + ("SetEnv " + " ".join(f"{k}={v}" for k, v in {**HOST_ENV, **(env or {})}.items()) + "\n")
     )
     proc = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(folder / "sshd.log")])
     deadline = time.monotonic() + 20
@@ -169,8 +174,8 @@ def ssh_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     keygen(client_key)
     started: list[Host] = []
 
-    def make_host(addr: str, name: str, extra: str = "") -> Host:
-        host = start_sshd(root / name, addr, client_key, extra)
+    def make_host(addr: str, name: str, env: dict[str, str] | None = None) -> Host:
+        host = start_sshd(root / name, addr, client_key, env)
         started.append(host)
         return host
 
