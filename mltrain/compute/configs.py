@@ -72,6 +72,7 @@ class SSHHostConfig:
     key_file: str | None = None  # private key; null: ssh-agent, ~/.ssh/config and the default keys
     slots: int = 1  # jobs this host runs at once
     workdir: str | None = None  # this host's folder for mltrain; null: compute.workdir
+    python: str = "python3"  # the interpreter mltrain's helper (and build: system jobs) run with there
 
 
 HOST_KEY_POLICIES = ("reject", "accept-new")

@@ -224,6 +224,7 @@ class SSHCompute(ComputeTarget):
         self._busy: dict[str, int] = {r.label: 0 for r in self.remotes}
         self._held: dict[str, Remote] = {}  # run id -> the host whose slot it holds
         self.down: dict[str, str] = {}  # host label -> why it was skipped
+        self._hints: dict[str, str | None] = {}
         self._envs: dict[str, ResolvedEnvironment] = {}
         self._built: dict[tuple[str, str], Materialised] = {}
         self._env_lock = threading.Lock()
@@ -245,7 +246,8 @@ class SSHCompute(ComputeTarget):
             return True
         except ComputeError as exc:
             with self._cond:
-                self.down[remote.label] = str(exc)
+                self.down[remote.label] = exc.message
+                self._hints[remote.label] = exc.hint
                 self._cond.notify_all()
             return False
 
@@ -282,8 +284,7 @@ class SSHCompute(ComputeTarget):
 
     def _none_left(self) -> ComputeError:
         detail = "\n".join(f"  {label}: {why}" for label, why in self.down.items())
-        first = next(iter(self.down.values()), "")
-        hint = first.split("hint: ", 1)[1] if "hint: " in first else "check compute.hosts (mltrain compute check)"
+        hint = next((h for h in self._hints.values() if h), None) or "check compute.hosts (mltrain compute check)"
         return ComputeError(f"no SSH host of compute.hosts can run jobs:\n{detail}", hint=hint)
 
     def free_slots(self) -> dict[str, int]:

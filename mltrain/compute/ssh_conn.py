@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     import paramiko
 
 AGENT_SOURCE = Path(__file__).with_name("ssh_agent.py")
-PYTHON = "python3"  # the interpreter the helper runs with on a host
 
 
 class ConnectionLost(ComputeError):
@@ -236,7 +235,8 @@ class Remote:
         if self.probe is None:
             self.bootstrap()
         assert self.probe is not None
-        return " ".join(shlex.quote(a) for a in (PYTHON, self.probe["agent"], self.probe["workdir"], *args))
+        python = self.entry.python
+        return " ".join(shlex.quote(a) for a in (python, self.probe["agent"], self.probe["workdir"], *args))
 
     def agent(
         self,
@@ -256,19 +256,21 @@ class Remote:
     def bootstrap(self) -> dict[str, Any]:
         """Put the helper on the host (once) and probe it: python, uv, docker, free disk; one round trip."""
         source = AGENT_SOURCE.read_bytes()
+        python = shlex.quote(self.entry.python)
         name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}.py"
         workdir = self.entry.workdir or self.config.workdir
         shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
         script = (
             f"W={shell_dir}; A=\"$W/{name}\"; "
             f'if [ ! -f "$A" ]; then mkdir -p "$W" && cat > "$A.$$" && mv "$A.$$" "$A" || exit 90; fi; '
-            f'command -v {PYTHON} >/dev/null 2>&1 || exit 91; exec {PYTHON} "$A" "$W" probe'
+            f'command -v {python} >/dev/null 2>&1 || exit 91; exec {python} "$A" "$W" probe'
         )
         code, out, err = self.execute(script, source, timeout=60)
         if code == 91:
             raise ComputeError(
-                f"{self.label} has no {PYTHON} on its PATH: mltrain needs Python 3 on the host",
-                hint=f"install Python 3 on {self.entry.host} (e.g. apt-get install python3 python3-venv)",
+                f"{self.label} has no {self.entry.python} on its PATH: mltrain needs Python 3 on the host",
+                hint=f"install Python 3 on {self.entry.host} (e.g. apt-get install python3 python3-venv), "
+                "or name its interpreter in compute.hosts[].python",
             )
         if code != 0:
             raise ComputeError(

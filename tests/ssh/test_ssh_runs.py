@@ -137,11 +137,10 @@ def test_wrong_key_wrong_port_and_no_python_fail_before_the_run(mltrain, cli_jso
     bad[1] = bad[1].replace(f"port:{host.port}", "port:9")
     proc = mltrain(*bad)
     assert proc.returncode != 0 and "cannot connect to root@127.0.0.2:9" in proc.stderr, proc.output
-    no_python = ssh_pool.make_host("127.0.0.5", f"nopython-{time.monotonic_ns()}", env={"PATH": "/nonexistent"})
-    known = tmp_path / "kh"
-    known.write_text(no_python.known_hosts_line())
-    proc = mltrain(*ssh_pool.overrides(no_python)[:2], f"compute.known_hosts={known}")
-    assert proc.returncode != 0 and "has no python3" in proc.stderr, proc.output
+    bad = ssh_pool.overrides(host)
+    bad[1] = bad[1].replace("}", ",python:python3-not-there}")  # a host without that interpreter
+    proc = mltrain(*bad)
+    assert proc.returncode != 0 and "has no python3-not-there" in proc.stderr, proc.output
     assert cli_json("runs", "list") == []  # nothing was recorded
 
 
