@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import struct
 import tarfile
 import threading
@@ -102,7 +101,7 @@ class SSHHandle(RunHandle):
             try:
                 self._stream()
                 break
-            except (ConnectionLost, OSError, EOFError, socket.timeout) as exc:
+            except (ConnectionLost, OSError, EOFError) as exc:
                 if self._reconnected():
                     continue  # the job kept running; resume where the stream stopped
                 message = str(exc) if isinstance(exc, ConnectionLost) else f"connection lost to {self.remote.label}"
@@ -287,6 +286,11 @@ class SSHCompute(ComputeTarget):
         hint = next((h for h in self._hints.values() if h), None) or "check compute.hosts (mltrain compute check)"
         return ComputeError(f"no SSH host of compute.hosts can run jobs:\n{detail}", hint=hint)
 
+    def capacity(self) -> int:
+        """Slots of the hosts not known to be down: how many trials a launcher may run at once."""
+        with self._cond:
+            return sum(r.slots for r in self.remotes if r.label not in self.down)
+
     def free_slots(self) -> dict[str, int]:
         """Free slots per reachable host (for a launcher deciding how many trials to run at once)."""
         with self._cond:
@@ -450,8 +454,9 @@ class SSHCompute(ComputeTarget):
                 err += chan.recv_stderr(65536)
             code = chan.recv_exit_status()
             chan.close()
+            detail = err.decode(errors="replace")[-800:]
             raise ComputeError(
-                f"run {spec.run_id} did not start on {remote.label} (exit {code}): {err.decode(errors='replace')[-800:]}",
+                f"run {spec.run_id} did not start on {remote.label} (exit {code}): {detail}",
                 hint="check the environment and job.script",
             )
         chan.settimeout(beat * 3)
@@ -512,7 +517,9 @@ class SSHCompute(ComputeTarget):
         command = remote.agent_command("pack", spec.run_id, "remove" if remove else "keep")
         code, data, err = remote.execute(command, timeout=120)
         if code != 0:
-            raise ComputeError(f"cannot fetch the files of run {spec.run_id} from {remote.label}: {err.decode()[-300:]}")
+            raise ComputeError(
+                f"cannot fetch the files of run {spec.run_id} from {remote.label}: {err.decode()[-300:]}"
+            )
         handle.removed = remove
         extract(data, spec.run_dir)
 
@@ -555,5 +562,3 @@ def extract(data: bytes, dest: Path) -> None:
             assert src is not None
             with open(target, "wb") as f:
                 f.write(src.read())
-
-

@@ -11,6 +11,8 @@ outlives the connection) and the supervisor records ``.mltrain/job.json`` (pgid,
 ``.mltrain/exit_code``. Nothing here trusts paths from the request beyond WORKDIR.
 """
 
+from __future__ import annotations
+
 import fcntl
 import hashlib
 import json
@@ -23,6 +25,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from typing import Any, NoReturn
 
 JOB_FILE = ".mltrain/job.json"
 EXIT_FILE = ".mltrain/exit_code"
@@ -32,43 +35,43 @@ PACKED = ("outputs", "logs", ".mltrain/metrics.jsonl", ".mltrain/uploads")
 READY = ".mltrain-ready"
 
 
-def fail(message, code=3):
+def fail(message: str, code: int = 3) -> NoReturn:
     sys.stderr.write(message + "\n")
     sys.exit(code)
 
 
-def answer(value):
+def answer(value: object) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
     sys.stdout.flush()
 
 
-def write_atomic(path, data):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
+def write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
 
 
-def inside(root, rel):
+def inside(root: str, rel: str) -> str:
     """``root/rel``, refused when ``rel`` escapes ``root``."""
     full = os.path.realpath(os.path.join(root, rel))
     if os.path.isabs(rel) or not (full == os.path.realpath(root) or full.startswith(os.path.realpath(root) + os.sep)):
-        fail("path %r is outside %s" % (rel, root))
+        fail(f"path {rel!r} is outside {root}")
     return full
 
 
-def run_dir_of(work, run_id):
+def run_dir_of(work: str, run_id: str) -> str:
     if not run_id or "/" in run_id or run_id.startswith("."):
-        fail("bad run id %r" % run_id)
+        fail(f"bad run id {run_id!r}")
     return os.path.join(work, "runs", run_id)
 
 
-def free_bytes(path):
+def free_bytes(path: str) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
 
 
-def version_of(python):
+def version_of(python: str) -> str | None:
     try:
         out = subprocess.run(
             [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -81,7 +84,7 @@ def version_of(python):
     return out.stdout.decode().strip() if out.returncode == 0 else None
 
 
-def find_python(version):
+def find_python(version: str) -> str | None:
     for name in ("python" + version, "python3", "python"):
         found = shutil.which(name)
         if found and version_of(found) == version:
@@ -89,24 +92,24 @@ def find_python(version):
     return None
 
 
-def find_uv(work):
+def find_uv(work: str) -> str | None:
     own = os.path.join(work, "tools", "uv", "bin", "uv")
     return shutil.which("uv") or (own if os.access(own, os.X_OK) else None)
 
 
-def has_pip():
+def has_pip() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("pip") is not None
 
 
 # -- commands ------------------------------------------------------------------------------------------
-def cmd_probe(work):
+def cmd_probe(work: str) -> None:
     os.makedirs(work, exist_ok=True)
     answer(
         {
             "workdir": os.path.realpath(work),
-            "python": "%d.%d.%d" % sys.version_info[:3],
+            "python": ".".join(map(str, sys.version_info[:3])),
             "executable": sys.executable,
             "uv": find_uv(work),
             "pip": has_pip(),
@@ -117,14 +120,14 @@ def cmd_probe(work):
     )
 
 
-def cmd_missing(work):
+def cmd_missing(work: str) -> None:
     wanted = json.load(sys.stdin)
     blobs = os.path.join(work, "blobs")
     os.makedirs(blobs, exist_ok=True)
     answer([sha for sha in wanted if len(sha) != 64 or not os.path.isfile(os.path.join(blobs, sha))])
 
 
-def cmd_materialise(work, run_id):
+def cmd_materialise(work: str, run_id: str) -> None:
     """Make the run folder from cached blobs: files = [[path, sha256, size, mode], ...]."""
     req = json.load(sys.stdin)
     run_dir = run_dir_of(work, run_id)
@@ -132,12 +135,13 @@ def cmd_materialise(work, run_id):
     os.makedirs(blobs, exist_ok=True)
     missing = sorted({sha for _p, sha, _s, _m in req["files"] if not os.path.isfile(os.path.join(blobs, sha))})
     if missing:  # the caller uploads these and asks again
-        return answer({"missing": missing})
+        answer({"missing": missing})
+        return
     os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
     for path, sha, _size, mode in req["files"]:
         src = os.path.join(blobs, sha)
         if len(sha) != 64 or "/" in sha:
-            fail("bad blob name %r of %s" % (sha, path))
+            fail(f"bad blob name {sha!r} of {path}")
         dest = inside(run_dir, path)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copyfile(src, dest)
@@ -145,7 +149,7 @@ def cmd_materialise(work, run_id):
     answer({"run_dir": os.path.realpath(run_dir), "missing": []})
 
 
-def cmd_venv(work):
+def cmd_venv(work: str) -> None:
     """Build (once; serialised per hash by a file lock) a venv with uv; build output on stderr."""
     req = json.load(sys.stdin)
     env_hash, version, lock = req["hash"], req["python"], req.get("lock", "")
@@ -155,14 +159,16 @@ def cmd_venv(work):
     result = {"location": target, "python": os.path.join(target, "bin", "python")}
     if os.path.exists(os.path.join(target, READY)):
         os.utime(os.path.join(target, READY))
-        return answer(dict(result, cached=True))
+        answer(dict(result, cached=True))
+        return
     with open(os.path.join(root, "." + env_hash[:24] + ".lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(target, READY)):
-            return answer(dict(result, cached=True))
+            answer(dict(result, cached=True))
+            return
         interpreter = find_python(version)
         if interpreter is None:
-            fail("Python %s is not installed on this host (looked for python%s, python3, python)" % (version, version))
+            fail(f"Python {version} is not installed on this host (looked for python{version}, python3, python)")
         uv = find_uv(work) or install_uv(work)
         scratch = tempfile.mkdtemp(prefix=".build-", dir=root)
         env = dict(os.environ, **req.get("env", {}))
@@ -172,8 +178,17 @@ def cmd_venv(work):
             if lock.strip():
                 with open(os.path.join(scratch, "requirements.lock"), "w") as f:
                     f.write(lock)
-                step([uv, "pip", "sync", "--python", os.path.join(scratch, "bin", "python"),
-                      os.path.join(scratch, "requirements.lock")], env)
+                step(
+                    [
+                        uv,
+                        "pip",
+                        "sync",
+                        "--python",
+                        os.path.join(scratch, "bin", "python"),
+                        os.path.join(scratch, "requirements.lock"),
+                    ],
+                    env,
+                )
             with open(os.path.join(scratch, READY), "w") as f:
                 json.dump({"hash": env_hash, "built_at": time.time()}, f)
             if os.path.exists(target):
@@ -185,38 +200,38 @@ def cmd_venv(work):
     answer(dict(result, cached=False))
 
 
-def step(cmd, env):
+def step(cmd: list[str], env: dict[str, str]) -> None:
     sys.stderr.flush()
     code = subprocess.run(cmd, env=env, stdout=sys.stderr, stderr=sys.stderr).returncode
     if code != 0:
-        fail("%s exited %d" % (" ".join(cmd[:3]), code), 4)
+        fail(f"{' '.join(cmd[:3])} exited {code}", 4)
 
 
-def install_uv(work):
+def install_uv(work: str) -> str:
     if not has_pip():
-        fail("uv is not installed on this host and %s has no pip to install it" % sys.executable, 5)
+        fail(f"uv is not installed on this host and {sys.executable} has no pip to install it", 5)
     tools = os.path.join(work, "tools", "uv")
-    sys.stderr.write("installing uv into %s\n" % tools)
+    sys.stderr.write(f"installing uv into {tools}\n")
     step([sys.executable, "-m", "venv", tools], dict(os.environ))
     step([os.path.join(tools, "bin", "python"), "-m", "pip", "install", "--quiet", "uv"], dict(os.environ))
     return os.path.join(tools, "bin", "uv")
 
 
-def start_token(pid):
+def start_token(pid: int) -> str | None:
     try:
-        with open("/proc/%d/stat" % pid) as f:
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
 
 
-def cmd_start(work, run_id, heartbeat=None):
+def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
     """Start the supervisor of the job; answer once the job's process group exists. With
     ``heartbeat``, the answer is a 'j' frame and the command goes on as ``follow`` (one round trip)."""
     req = json.load(sys.stdin)
     run_dir = run_dir_of(work, run_id)
     if not os.path.isdir(run_dir):
-        fail("run folder %s does not exist (upload first)" % run_dir)
+        fail(f"run folder {run_dir} does not exist (upload first)")
     for rel, text in req.get("files", {}).items():
         dest = inside(run_dir, rel)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -224,8 +239,11 @@ def cmd_start(work, run_id, heartbeat=None):
     write_atomic(os.path.join(run_dir, ".mltrain", "request.json"), json.dumps(req).encode())
     subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), work, "supervise", run_id],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
     )
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -238,35 +256,46 @@ def cmd_start(work, run_id, heartbeat=None):
                     fail("the job could not start: " + text, 6)
                 started = dict(json.loads(text), run_dir=os.path.realpath(run_dir))
                 if heartbeat is None:
-                    return answer(started)
+                    answer(started)
+                    return
                 frame("j", json.dumps(started).encode())
                 return cmd_follow(work, run_id, "0,0,0", heartbeat)
         time.sleep(0.02)
     fail("the job did not start within 60 s", 6)
 
 
-def cmd_supervise(work, run_id):
+def cmd_supervise(work: str, run_id: str) -> None:
     run_dir = run_dir_of(work, run_id)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with open(os.path.join(run_dir, ".mltrain", "request.json")) as f:
         req = json.load(f)
-    out = open(os.path.join(run_dir, STREAMS["o"]), "ab")
-    err = open(os.path.join(run_dir, STREAMS["e"]), "ab")
+    env = dict(os.environ, **req["env"])
+    if req.get("path_prepend"):
+        env["PATH"] = req["path_prepend"] + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
     try:
-        env = dict(os.environ, **req["env"])
-        if req.get("path_prepend"):
-            env["PATH"] = req["path_prepend"] + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
-        proc = subprocess.Popen(req["argv"], cwd=run_dir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, start_new_session=True)
+        with (
+            open(os.path.join(run_dir, STREAMS["o"]), "ab") as out,
+            open(os.path.join(run_dir, STREAMS["e"]), "ab") as err,
+        ):
+            proc = subprocess.Popen(
+                req["argv"],
+                cwd=run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
     except OSError as exc:
         write_atomic(os.path.join(run_dir, START_ERROR), str(exc).encode())
         return
-    write_atomic(os.path.join(run_dir, JOB_FILE), json.dumps({"pgid": proc.pid, "start": start_token(proc.pid)}).encode())
+    job = {"pgid": proc.pid, "start": start_token(proc.pid)}
+    write_atomic(os.path.join(run_dir, JOB_FILE), json.dumps(job).encode())
     code = proc.wait()
     write_atomic(os.path.join(run_dir, EXIT_FILE), str(code).encode())
 
 
-def job_of(run_dir):
+def job_of(run_dir: str) -> dict[str, Any] | None:
     try:
         with open(os.path.join(run_dir, JOB_FILE)) as f:
             return json.load(f)
@@ -274,7 +303,7 @@ def job_of(run_dir):
         return None
 
 
-def group_alive(job):
+def group_alive(job: dict[str, Any] | None) -> bool:
     """True while the job's process group exists (and is the job's, not a reused id)."""
     if not job:
         return False
@@ -289,7 +318,7 @@ def group_alive(job):
     return token is None or job.get("start") is None or token == job["start"]
 
 
-def exit_code(run_dir):
+def exit_code(run_dir: str) -> int | None:
     try:
         with open(os.path.join(run_dir, EXIT_FILE)) as f:
             return int(f.read().strip())
@@ -297,13 +326,13 @@ def exit_code(run_dir):
         return None
 
 
-def cmd_status(work, run_id):
+def cmd_status(work: str, run_id: str) -> None:
     run_dir = run_dir_of(work, run_id)
     job = job_of(run_dir)
     answer({"exists": os.path.isdir(run_dir), "job": job, "running": group_alive(job), "exit": exit_code(run_dir)})
 
 
-def signal_group(job, sig):
+def signal_group(job: dict[str, Any], sig: int) -> bool:
     try:
         os.killpg(int(job["pgid"]), sig)
         return True
@@ -311,14 +340,15 @@ def signal_group(job, sig):
         return False
 
 
-def cmd_stop(work, run_id, grace, first):
+def cmd_stop(work: str, run_id: str, grace: str, first: str) -> None:
     """SIGINT (unless first=TERM), SIGTERM, SIGKILL, ``grace`` seconds apart, until the group is gone."""
     run_dir = run_dir_of(work, run_id)
     job = job_of(run_dir)
     if not group_alive(job):
-        return answer({"stopped": False})
+        answer({"stopped": False})
+        return
     sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
-    sigs = sigs[sigs.index(getattr(signal, "SIG" + first)):]
+    sigs = sigs[sigs.index(getattr(signal, "SIG" + first)) :]
     for sig in sigs:
         if not group_alive(job) or not signal_group(job, sig):
             break
@@ -328,21 +358,21 @@ def cmd_stop(work, run_id, grace, first):
     answer({"stopped": True})
 
 
-def cmd_kill(work, run_id):
+def cmd_kill(work: str, run_id: str) -> None:
     job = job_of(run_dir_of(work, run_id))
     answer({"killed": group_alive(job) and signal_group(job, signal.SIGKILL)})
 
 
-def frame(kind, data):
+def frame(kind: str, data: bytes) -> None:
     sys.stdout.buffer.write(kind.encode() + struct.pack(">I", len(data)) + data)
 
 
-def cmd_follow(work, run_id, offsets, heartbeat):
+def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str) -> None:
     """Frames (kind, length, data) of new output ('o', 'e') and metrics ('m') from the given byte
     offsets (-1: from the end), 'h' every ``heartbeat`` seconds, then 'x' with the exit code."""
     run_dir = run_dir_of(work, run_id)
     pos = {}
-    for kind, off in zip("oem", offsets.split(",")):
+    for kind, off in zip("oem", offsets.split(","), strict=False):
         path = os.path.join(run_dir, STREAMS[kind])
         pos[kind] = int(off) if int(off) >= 0 else (os.path.getsize(path) if os.path.exists(path) else 0)
     beat = float(heartbeat)
@@ -374,7 +404,7 @@ def cmd_follow(work, run_id, offsets, heartbeat):
         time.sleep(0.05)
 
 
-def cmd_pack(work, run_id, then=""):
+def cmd_pack(work: str, run_id: str, then: str = "") -> None:
     """A tar of outputs/, logs/, uploads and the metrics file of the run, on stdout; ``then=remove``
     deletes the run folder afterwards (collect and cleanup in one round trip)."""
     run_dir = run_dir_of(work, run_id)
@@ -387,29 +417,39 @@ def cmd_pack(work, run_id, then=""):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def cmd_remove(work, run_id):
+def cmd_remove(work: str, run_id: str) -> None:
     run_dir = run_dir_of(work, run_id)
     existed = os.path.isdir(run_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     answer({"removed": existed})
 
 
-def cmd_sha(work, path):
+def cmd_sha(work: str, path: str) -> None:
     """sha256 of a file under WORKDIR (tests and audits)."""
     with open(inside(work, path), "rb") as f:
         answer(hashlib.sha256(f.read()).hexdigest())
 
 
 COMMANDS = {
-    "probe": cmd_probe, "missing": cmd_missing, "materialise": cmd_materialise, "venv": cmd_venv,
-    "start": cmd_start, "supervise": cmd_supervise, "status": cmd_status, "stop": cmd_stop, "kill": cmd_kill,
-    "follow": cmd_follow, "pack": cmd_pack, "remove": cmd_remove, "sha": cmd_sha,
+    "probe": cmd_probe,
+    "missing": cmd_missing,
+    "materialise": cmd_materialise,
+    "venv": cmd_venv,
+    "start": cmd_start,
+    "supervise": cmd_supervise,
+    "status": cmd_status,
+    "stop": cmd_stop,
+    "kill": cmd_kill,
+    "follow": cmd_follow,
+    "pack": cmd_pack,
+    "remove": cmd_remove,
+    "sha": cmd_sha,
 }
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[1] not in COMMANDS:
-        fail("usage: agent.py WORKDIR {%s} ..." % ",".join(COMMANDS), 2)
+        fail("usage: agent.py WORKDIR {{{}}} ...".format(",".join(COMMANDS)), 2)
     work = os.path.expanduser(argv[0])
     COMMANDS[argv[1]](work, *argv[2:])
 

@@ -261,7 +261,7 @@ class Remote:
         workdir = self.entry.workdir or self.config.workdir
         shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
         script = (
-            f"W={shell_dir}; A=\"$W/{name}\"; "
+            f'W={shell_dir}; A="$W/{name}"; '
             f'if [ ! -f "$A" ]; then mkdir -p "$W" && cat > "$A.$$" && mv "$A.$$" "$A" || exit 90; fi; '
             f'command -v {python} >/dev/null 2>&1 || exit 91; exec {python} "$A" "$W" probe'
         )

@@ -160,9 +160,7 @@ class Pool:
     def overrides(self, *hosts: Host, **changes: Any) -> list[str]:
         """``python -m mltrain`` overrides selecting these hosts."""
         chosen = hosts or tuple(self.hosts)
-        entries = ",".join(
-            "{" + ",".join(f"{k}:{v}" for k, v in h.entry().items()) + "}" for h in chosen
-        )
+        entries = ",".join("{" + ",".join(f"{k}:{v}" for k, v in h.entry().items()) + "}" for h in chosen)
         out = ["+compute=ssh", f"compute.hosts=[{entries}]", f"compute.known_hosts={self.known_hosts}"]
         return out + [f"compute.{k}={v}" for k, v in changes.items()]
 

@@ -191,7 +191,9 @@ def test_host_lost_mid_run_fails_in_bounded_time_then_retries_elsewhere(project,
     assert proc.returncode == 0, out + err
     assert "connection lost" in out + err and "running it again on" in out + err
     assert "FINISHED" in out
-    assert cli_json("runs", "list")[0]["status"] == "Completed"
+    run = cli_json("runs", "list")[0]
+    assert run["status"] == "Completed"
+    assert cli_json("runs", "show", run["id"])["job_ref"]["host"] == b.addr  # the stored reference followed it
 
 
 def _wait_for_job(workdir: Path, timeout: float = 120) -> Path:
