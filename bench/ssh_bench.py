@@ -18,10 +18,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
 sys.path.insert(0, str(BENCH.parent / "tests"))
+sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
 from common import interleaved, median, save  # noqa: E402
-from conftest import keygen, start_sshd, stop_host  # noqa: E402
+from loopback_sshd import keygen, start_sshd, stop_host  # noqa: E402
 
 
 def in_process_costs(work: Path, host_entry: dict, known: Path) -> dict[str, dict[str, int]]:
@@ -112,7 +112,7 @@ def main() -> None:
         env = {"MLTRAIN_WORKSPACE": str(work / "ws")}
         interleaved(cases, 1, work, env)  # warm-up: helper on the host, caches hot
         times = interleaved(cases, args.repeats, work, env)
-        costs = in_process_costs(work, entry, known)
+        costs = in_process_costs(work, {**entry, "workdir": str(work / "cold-workdir")}, known)
     finally:
         stop_host(host)
     med = {name: median(v) for name, v in times.items()}

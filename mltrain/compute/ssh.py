@@ -84,6 +84,8 @@ class SSHHandle(RunHandle):
         self.lost: ComputeError | None = None
         self.attempt = 0
         self.removed = False  # the remote run folder is gone (collected and removed in one go)
+        self.packed: bytes | None = None  # outputs/, logs/, uploads, metrics: tar sent at the job's end
+        self.finisher: Any = None  # the ended job's stream, open until cleanup says remove or keep
         self._channel = channel  # the start command's channel, which goes on as the follow stream
         self._metrics = bytearray()
         self._lock = threading.Lock()
@@ -123,25 +125,28 @@ class SSHHandle(RunHandle):
             return False
 
     def _stream(self) -> None:
+        """Follow the job to its end. A started job's stream (``mirror``) also brings the packed run
+        folder ('p') and stays open afterwards, so that ``cleanup`` needs no command of its own."""
         beat = self.compute.cfg.keepalive_s
         chan, self._channel = self._channel, None
         if chan is None:
-            args = ("follow", self.spec.run_id, ",".join(map(str, self.offsets)), str(beat))
+            finish = "pack" if self.mirror else ""
+            args = ("follow", self.spec.run_id, ",".join(map(str, self.offsets)), str(beat), finish)
             chan = self.remote.channel(self.remote.agent_command(*args), timeout=beat * 3)
-            chan.shutdown_write()
+            if not finish:
+                chan.shutdown_write()
+        keep = False
         try:
             while True:
-                head = _read_exact(chan, 5)
-                if head is None:
-                    raise ConnectionLost(f"connection lost to {self.remote.label}")
-                kind, size = chr(head[0]), struct.unpack(">I", head[1:])[0]
-                data = _read_exact(chan, size) if size else b""
-                if data is None:
-                    raise ConnectionLost(f"connection lost to {self.remote.label}")
+                kind, data = _read_frame(chan, self.remote)
                 if kind == "x":
                     self.code = int(data)
+                    keep = self.mirror
+                    self.finisher = chan if keep else None
                     return
-                if kind in "oem":
+                if kind == "p":
+                    self.packed = data
+                elif kind in "oem":
                     self.offsets["oem".index(kind)] += len(data)
                 if kind == "o":
                     self.sink.write(data, "stdout")
@@ -155,6 +160,23 @@ class SSHHandle(RunHandle):
                         path.parent.mkdir(parents=True, exist_ok=True)
                         with open(path, "ab") as f:
                             f.write(data)
+        finally:
+            if not keep:
+                chan.close()
+
+    def finish(self, remove: bool) -> bool:
+        """Tell the open stream of an ended job to remove (or keep) its run folder; False when that
+        stream is not open any more (the caller uses a command instead)."""
+        chan, self.finisher = self.finisher, None
+        if chan is None:
+            return False
+        try:
+            chan.settimeout(60)
+            chan.sendall(b"remove\n" if remove else b"keep\n")
+            kind, _ = _read_frame(chan, self.remote)
+            return kind == "r"
+        except (ComputeError, OSError, EOFError):
+            return False
         finally:
             chan.close()
 
@@ -194,6 +216,15 @@ class SSHHandle(RunHandle):
             self.remote.agent(*args, timeout=self.compute.cancel_grace_s * 3 + 60)
         except ComputeError as exc:
             self.sink.log(f"could not signal the job on {self.remote.label}: {exc}")
+
+
+def _read_frame(chan: Any, remote: Remote) -> tuple[str, bytes]:
+    """One (kind, data) frame of the helper's stream; ConnectionLost when it ends without one."""
+    head = _read_exact(chan, 5)
+    data = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head is not None else None
+    if head is None or data is None:
+        raise ConnectionLost(f"connection lost to {remote.label}")
+    return chr(head[0]), data
 
 
 def _read_exact(chan: Any, size: int) -> bytes | None:
@@ -441,8 +472,7 @@ class SSHCompute(ComputeTarget):
         beat = self.cfg.keepalive_s
         chan = remote.channel(remote.agent_command("start", spec.run_id, str(beat)), timeout=max(90.0, beat * 3))
         try:
-            chan.sendall(json.dumps(request).encode())
-            chan.shutdown_write()
+            chan.sendall(json.dumps(request).encode() + b"\n")
             head = _read_exact(chan, 5)
             body = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
         except (OSError, EOFError) as exc:
@@ -509,11 +539,15 @@ class SSHCompute(ComputeTarget):
         return bool(answer["stopped"])
 
     def collect(self, spec: RunSpec, handle: RunHandle) -> None:
-        """outputs/, logs/, uploads and the metrics file of the remote run folder, into ``spec.run_dir``."""
+        """outputs/, logs/, uploads and the metrics file of the remote run folder, into ``spec.run_dir``
+        (sent at the job's end on its stream; fetched with a command for a re-attached job)."""
         assert isinstance(handle, SSHHandle)
+        if handle.packed is not None:
+            extract(handle.packed, spec.run_dir)
+            return
         remote = handle.remote
         ok = handle.lost is None and handle.code == 0
-        remove = ok or not self.cfg.keep_failed  # collect and clean up in one round trip
+        remove = handle.finisher is None and (ok or not self.cfg.keep_failed)  # collect and clean up at once
         command = remote.agent_command("pack", spec.run_id, "remove" if remove else "keep")
         code, data, err = remote.execute(command, timeout=120)
         if code != 0:
@@ -531,10 +565,11 @@ class SSHCompute(ComputeTarget):
         self._job_envs.pop(spec.run_id, None)
         if remote is None or remote.probe is None:
             return
-        if isinstance(handle, SSHHandle) and handle.removed:
-            return
         failed = not isinstance(handle, SSHHandle) or handle.lost is not None or handle.code != 0
-        if failed and self.cfg.keep_failed:
+        keep = failed and self.cfg.keep_failed
+        if isinstance(handle, SSHHandle) and (handle.removed or handle.finish(remove=not keep)):
+            return
+        if keep:
             return
         try:
             remote.agent("remove", spec.run_id, timeout=60)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -228,7 +229,7 @@ def start_token(pid: int) -> str | None:
 def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
     """Start the supervisor of the job; answer once the job's process group exists. With
     ``heartbeat``, the answer is a 'j' frame and the command goes on as ``follow`` (one round trip)."""
-    req = json.load(sys.stdin)
+    req = json.loads(sys.stdin.readline())  # one line: stdin stays open for the follow that comes next
     run_dir = run_dir_of(work, run_id)
     if not os.path.isdir(run_dir):
         fail(f"run folder {run_dir} does not exist (upload first)")
@@ -259,7 +260,7 @@ def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
                     answer(started)
                     return
                 frame("j", json.dumps(started).encode())
-                return cmd_follow(work, run_id, "0,0,0", heartbeat)
+                return cmd_follow(work, run_id, "0,0,0", heartbeat, "pack")
         time.sleep(0.02)
     fail("the job did not start within 60 s", 6)
 
@@ -367,22 +368,26 @@ def frame(kind: str, data: bytes) -> None:
     sys.stdout.buffer.write(kind.encode() + struct.pack(">I", len(data)) + data)
 
 
-def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str) -> None:
+def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str, finish: str = "") -> None:
     """Frames (kind, length, data) of new output ('o', 'e') and metrics ('m') from the given byte
-    offsets (-1: from the end), 'h' every ``heartbeat`` seconds, then 'x' with the exit code."""
+    offsets (-1: from the end), 'h' every ``heartbeat`` seconds, then 'x' with the exit code.
+    ``finish=pack``: before 'x', a 'p' frame holds the tar of what ``pack`` sends; after 'x', a line on
+    stdin says what to do with the run folder ("remove" or "keep"), answered by an 'r' frame, so a
+    whole run needs no other command."""
     run_dir = run_dir_of(work, run_id)
     pos = {}
-    for kind, off in zip("oem", offsets.split(","), strict=False):
+    for kind, off in zip("oem", offsets.split(",")):  # noqa: B905 - hosts may run Python < 3.10
         path = os.path.join(run_dir, STREAMS[kind])
         pos[kind] = int(off) if int(off) >= 0 else (os.path.getsize(path) if os.path.exists(path) else 0)
     beat = float(heartbeat)
     last = 0.0
+    dead_since = None
     while True:
         code = exit_code(run_dir)
-        job = job_of(run_dir)
-        gone = code is None and job is not None and not group_alive(job) and exit_code(run_dir) is None
-        if not os.path.isdir(run_dir):
-            gone = True
+        gone = not os.path.isdir(run_dir)
+        if code is None and not gone and not group_alive(job_of(run_dir)) and job_of(run_dir) is not None:
+            dead_since = dead_since or time.time()
+            gone = time.time() - dead_since > 2.0  # no exit code from its supervisor: it died too
         for kind in "oem":
             try:
                 with open(os.path.join(run_dir, STREAMS[kind]), "rb") as f:
@@ -394,14 +399,31 @@ def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str) -> None:
                 pos[kind] += len(data)
                 frame(kind, data)
         if code is not None or gone:
-            frame("x", str(code if code is not None else -1).encode())
-            sys.stdout.flush()
-            return
+            break
         if time.time() - last >= beat:
             frame("h", b"")
             last = time.time()
         sys.stdout.flush()
         time.sleep(0.05)
+    if finish == "pack":
+        frame("p", pack_bytes(run_dir))
+    frame("x", str(code if code is not None else -1).encode())
+    sys.stdout.flush()
+    if finish == "pack":
+        what = sys.stdin.readline().strip()
+        if what == "remove":
+            shutil.rmtree(run_dir, ignore_errors=True)
+        frame("r", what.encode())
+        sys.stdout.flush()
+
+
+def pack_bytes(run_dir: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in PACKED:
+            if os.path.lexists(os.path.join(run_dir, name)):
+                tar.add(os.path.join(run_dir, name), arcname=name)
+    return buf.getvalue()
 
 
 def cmd_pack(work: str, run_id: str, then: str = "") -> None:

@@ -216,7 +216,10 @@ class Remote:
                 if timeout is not None and time.monotonic() - last > timeout:
                     self.close()
                     raise ConnectionLost(f"connection lost to {self.label}: no answer within {timeout:.0f} s")
-                select.select([chan], [], [], 1.0)
+                if chan.eof_received:  # only the exit status is still to come: it sets no select event
+                    chan.status_event.wait(0.2)
+                else:
+                    select.select([chan], [], [], 1.0)
             if on_stderr and pending:
                 on_stderr(pending.decode(errors="replace"))
             return chan.recv_exit_status(), bytes(out), bytes(err)
@@ -235,7 +238,7 @@ class Remote:
         if self.probe is None:
             self.bootstrap()
         assert self.probe is not None
-        python = self.entry.python
+        python = self.probe.get("executable") or self.entry.python  # the real path: no shims on the way
         return " ".join(shlex.quote(a) for a in (python, self.probe["agent"], self.probe["workdir"], *args))
 
     def agent(
