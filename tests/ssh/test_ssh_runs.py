@@ -232,3 +232,74 @@ def test_compute_check_reports_each_host(cli, project, ssh_pool):
     for host in ssh_pool.hosts:
         assert f"{host.addr}:{host.port}" in proc.stdout
     assert "python 3." in proc.stdout and "free disk" in proc.stdout and "slots 2" in proc.stdout
+
+
+COUNTING = """
+import os, sys, time
+marks = sys.argv[1]
+me = os.path.join(marks, os.environ["HOST_LABEL"] + "--" + os.environ["MLTRAIN_RUN_ID"])
+open(me, "w").close()
+time.sleep(1.5)
+mine = [m for m in os.listdir(marks) if m.startswith(os.environ["HOST_LABEL"] + "--")]
+print("CONCURRENT", len(mine), flush=True)
+os.remove(me)
+"""
+
+
+def test_trials_from_threads_spread_over_hosts_by_free_slots(tmp_path, ssh_pool):
+    """What a sweep launcher does: many trials at once from threads; each takes a host's free slot at
+    upload and gives it back at cleanup; an unreachable host is reported and skipped."""
+    import threading
+
+    from conformance import RecordingSink
+
+    from mltrain.compute.base import RunSpec
+    from mltrain.environments.shim import ensure_shim
+    from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace.runs import new_run_id
+
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
+    source = tmp_path / "src"
+    write_script(source, "job.py", COUNTING)
+    snap = ws.snapshots.take(source)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    a, b = ssh_pool.hosts
+    dead = {"host": "127.0.0.9", "port": 9, "user": "root", "key_file": str(a.client_key), "slots": 4}
+    target = SSHCompute(
+        hosts=[a.entry(slots=1), b.entry(slots=2), dead], known_hosts=str(ssh_pool.known_hosts), connect_timeout_s=5
+    )
+    results: list[tuple[str, int, str]] = []
+    try:
+        env, built = _prepared(ws, target, tmp_path)
+
+        def trial() -> None:
+            run_id = new_run_id()
+            run_dir = ws.run_dir(run_id)
+            run_dir.mkdir(parents=True)
+            spec = RunSpec(run_id, "pool", run_dir, snap.id, "job.py", [str(marks)], {}, ensure_shim())
+            target.upload(ws, spec)
+            label = target._held[run_id].label
+            spec.env_vars["HOST_LABEL"] = label.replace("/", "_")
+            sink = RecordingSink()
+            handle = target.start(spec, built, sink)
+            code = handle.wait(120)
+            target.collect(spec, handle)
+            target.cleanup(spec, handle)
+            results.append((label, int(code), sink.text()))
+
+        threads = [threading.Thread(target=trial) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+    finally:
+        target.close()
+    assert len(results) == 6 and all(code == 0 for _, code, _ in results), results
+    used = {label for label, _, _ in results}
+    assert used == {a.entry()["user"] + f"@{a.addr}:{a.port}", f"root@{b.addr}:{b.port}"}  # never the dead host
+    assert "root@127.0.0.9:9" in target.down and "cannot connect" in target.down["root@127.0.0.9:9"]
+    slots = {f"root@{a.addr}:{a.port}": 1, f"root@{b.addr}:{b.port}": 2}
+    for label, _, out in results:
+        assert 1 <= int(out.split("CONCURRENT")[1].split()[0]) <= slots[label], (label, out)
+    assert target.free_slots() == slots  # every slot was given back
