@@ -303,3 +303,25 @@ def test_trials_from_threads_spread_over_hosts_by_free_slots(tmp_path, ssh_pool)
     for label, _, out in results:
         assert 1 <= int(out.split("CONCURRENT")[1].split()[0]) <= slots[label], (label, out)
     assert target.free_slots() == slots  # every slot was given back
+
+
+def test_keep_failed_keeps_the_remote_folder_of_a_failed_run_only(tmp_path, ssh_pool):
+    from mltrain.workspace import Workspace, WorkspaceSettings
+
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
+    host = ssh_pool.hosts[0]
+    target = SSHCompute(**ssh_pool.options(host, keep_failed=True))
+    try:
+        env, built = _prepared(ws, target, tmp_path)
+        source = tmp_path / "ok"
+        write_script(source, "job.py", "print('fine')\n")
+        before = set((host.workdir / "runs").glob("*")) if (host.workdir / "runs").exists() else set()
+        assert _run_once(ws, target, source, env, built)[0] == 0
+        assert set((host.workdir / "runs").glob("*")) == before  # a completed run leaves nothing
+        source = tmp_path / "bad"
+        write_script(source, "job.py", "raise SystemExit(4)\n")
+        assert _run_once(ws, target, source, env, built)[0] == 4
+        kept = set((host.workdir / "runs").glob("*")) - before
+        assert len(kept) == 1 and (kept.pop() / "job.py").is_file()  # the failed one is kept for a look
+    finally:
+        target.close()
