@@ -325,3 +325,19 @@ def test_keep_failed_keeps_the_remote_folder_of_a_failed_run_only(tmp_path, ssh_
         assert len(kept) == 1 and (kept.pop() / "job.py").is_file()  # the failed one is kept for a look
     finally:
         target.close()
+
+
+def test_ctrl_c_stops_the_remote_process_group(project, cli_json, ssh_pool):
+    write_script(project / "job", "slow.py", SLOW)
+    host = ssh_pool.hosts[0]
+    base = ["job.source_dir=job", "job.script=slow.py", "environment=system", "~register"]
+    proc = start_mltrain(project, *base, *ssh_pool.overrides(host), "compute.cancel_grace_s=2")
+    run_dir = _wait_for_job(host.workdir)
+    pgid = json.loads((run_dir / ".mltrain" / "job.json").read_text())["pgid"]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    run = cli_json("runs", "list")[0]
+    assert run["status"] == "Canceled", out + err
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pgid, 0)
+    assert not run_dir.exists()
