@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 SHIM_IN_RUN = ".mltrain/shim"  # where the in-script API goes in a remote run folder
+MAX_FRAME = 2 << 30  # bytes in one frame of the helper's stream (the packed run folder is the largest)
 
 
 @dataclass
@@ -221,7 +222,10 @@ class SSHHandle(RunHandle):
 def _read_frame(chan: Any, remote: Remote) -> tuple[str, bytes]:
     """One (kind, data) frame of the helper's stream; ConnectionLost when it ends without one."""
     head = _read_exact(chan, 5)
-    data = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head is not None else None
+    size = struct.unpack(">I", head[1:])[0] if head is not None else 0
+    if size > MAX_FRAME:
+        raise ComputeError(f"{remote.label} sent a frame of {size} bytes; mltrain's helper never does")
+    data = _read_exact(chan, size) if head is not None else None
     if head is None or data is None:
         raise ConnectionLost(f"connection lost to {remote.label}")
     return chr(head[0]), data

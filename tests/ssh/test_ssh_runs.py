@@ -341,3 +341,23 @@ def test_ctrl_c_stops_the_remote_process_group(project, cli_json, ssh_pool):
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
     assert not run_dir.exists()
+
+
+def test_ssh_config_alias_and_the_default_known_hosts_work(project, cli_json, ssh_pool):
+    """A host named by its ~/.ssh/config alias (HostName, Port, User, IdentityFile from there) and
+    checked against ~/.ssh/known_hosts, as `ssh` would."""
+    host = ssh_pool.hosts[1]
+    home = project.parent / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host pool-b\n  HostName {host.addr}\n  Port {host.port}\n  User root\n  IdentityFile {host.client_key}\n"
+    )
+    (home / ".ssh" / "known_hosts").write_text(host.known_hosts_line())
+    write_script(project / "job", "hello.py", "print('hello from the alias', flush=True)\n")
+    base = ["job.source_dir=job", "job.script=hello.py", "environment=system", "~register"]
+    hosts = f"compute.hosts=[{{host:pool-b,workdir:{host.workdir}}}]"
+    proc = start_mltrain(project, *base, "+compute=ssh", hosts, env={"HOME": str(home)})
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert "hello from the alias" in out
+    assert cli_json("runs", "list")[0]["status"] == "Completed"
