@@ -18,6 +18,7 @@ import io
 import json
 import os
 import struct
+import sys
 import tarfile
 import threading
 from dataclasses import dataclass, replace
@@ -296,7 +297,7 @@ class SSHCompute(ComputeTarget):
         if len(self.down) == len(self.remotes):
             raise self._none_left()
         for label, why in self.down.items():
-            print(f"mltrain: skipping SSH host {label}: {why}", file=__import__("sys").stderr)
+            print(f"mltrain: skipping SSH host {label}: {why}", file=sys.stderr)
 
     def report(self) -> list[dict[str, Any]]:
         """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from conformance import ComputeTargetSuite
@@ -25,5 +26,5 @@ class TestSSHCompute(ComputeTargetSuite):
         # the "host" is this machine: its run folder and the job's process group are gone
         assert isinstance(target, SSHCompute)
         workdir = target.remotes[0].probe["workdir"]
-        assert not (__import__("pathlib").Path(workdir) / "runs" / spec.run_id).exists()
+        assert not (Path(workdir) / "runs" / spec.run_id).exists()
         assert not group_exists(int(ref["pgid"]))
