@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
 
-COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "workspace", "ui")
+COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "workspace", "compute", "ui")
 CREATING = {("models", "register"), ("envs", "build")}  # commands that may make a new workspace
 
 

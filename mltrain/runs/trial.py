@@ -158,6 +158,7 @@ class Trial:
         max_s = self.cfg["job"]["max_run_duration_s"]
         deadline = time.monotonic() + float(max_s) if max_s else None
         next_heartbeat = time.monotonic() + HEARTBEAT_S
+        job_ref = handle.ref
         while True:
             code = handle.wait(POLL_S)
             ingest.feed(handle.read_metrics())
@@ -168,6 +169,9 @@ class Trial:
                 next_heartbeat = now + HEARTBEAT_S
                 if self.ws.runs.heartbeat(result.run_id):
                     handle.cancel(CANCELED_BY_COMMAND)
+                if handle.ref != job_ref:  # the target started the job again elsewhere (an SSH retry)
+                    job_ref = handle.ref
+                    self.ws.runs.set_job_ref(result.run_id, job_ref)
             if deadline is not None and now > deadline:
                 handle.cancel(f"canceled: ran longer than job.max_run_duration_s={max_s}")
                 deadline = None

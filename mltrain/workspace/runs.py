@@ -283,6 +283,11 @@ class RunStore:
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(heartbeat_at=now()))
             return bool(conn.execute(select(t.runs.c.cancel_requested).where(t.runs.c.id == run_id)).scalar())
 
+    def set_job_ref(self, run_id: str, ref: dict[str, Any]) -> None:
+        """Replace the job reference of a running run (its target started the job again elsewhere)."""
+        with self.db.write() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**_encode({"job_ref": ref})))
+
     def request_cancel(self, run_id: str) -> dict[str, Any]:
         """Flag a run (and its active children) for cancellation; return the run record."""
         run_id = self.resolve_id(run_id)

@@ -1,0 +1,143 @@
+"""Overhead of a run on an SSH host: `python -m mltrain +compute=ssh` on a no-op script vs a bare
+`ssh HOST python3 noop.py` (OpenSSH client, the script already on the host), interleaved in the same run,
+against a real sshd started on 127.0.0.2 for the benchmark. Also reports, for one run in process,
+the SSH round trips (commands) and the bytes uploaded with a cold and with a warm blob cache.
+
+    python bench/ssh_bench.py [--repeats 10]
+
+Reported as the ratio mltrain-over-SSH / bare ssh, and the overhead in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent / "tests"))
+sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
+from common import interleaved, median, save  # noqa: E402
+from loopback_sshd import keygen, start_sshd, stop_host  # noqa: E402
+
+
+def in_process_costs(work: Path, host_entry: dict, known: Path) -> dict[str, dict[str, int]]:
+    """Round trips and upload bytes of one run with a cold blob cache, then one with a warm cache."""
+    from conformance import RecordingSink
+
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ssh import SSHCompute
+    from mltrain.environments.resolve import resolve
+    from mltrain.environments.shim import ensure_shim
+    from mltrain.environments.spec import EnvSpec
+    from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace.runs import new_run_id
+
+    ws = Workspace(WorkspaceSettings.resolve(str(work / "ws-inproc")))
+    snap = ws.snapshots.take(work / "src")
+    from dataclasses import asdict
+
+    from mltrain.config.schema import EnvironmentConfig
+
+    env = resolve(EnvSpec.from_config({**asdict(EnvironmentConfig()), "name": "system", "build": "system"}), ws)
+    target = SSHCompute(hosts=[host_entry], known_hosts=str(known))
+    out: dict[str, dict[str, int]] = {}
+    try:
+        built = target.prepare(ws, env, lambda line: None)
+        remote = target.remotes[0]
+        for label in ("cold cache", "warm cache"):
+            trips, sent = remote.round_trips, target.stats["bytes_sent"]
+            run_id = new_run_id()
+            run_dir = ws.run_dir(run_id)
+            run_dir.mkdir(parents=True)
+            spec = RunSpec(run_id, "bench", run_dir, snap.id, "noop.py", [], {}, ensure_shim())
+            target.upload(ws, spec)
+            handle = target.start(spec, built, RecordingSink())
+            assert handle.wait(120) == 0
+            target.collect(spec, handle)
+            target.cleanup(spec, handle)
+            sent = target.stats["bytes_sent"] - sent
+            out[label] = {"round_trips": remote.round_trips - trips, "bytes_uploaded": sent}
+    finally:
+        target.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-ssh-"))
+    (work / "src").mkdir()
+    (work / "src" / "noop.py").write_text("pass\n")
+    client_key = work / "client_key"
+    keygen(client_key)
+    host = start_sshd(work / "host", "127.0.0.2", client_key)
+    try:
+        known = work / "known_hosts"
+        known.write_text(host.known_hosts_line())
+        entry = host.entry(slots=1)
+        hosts = "[{" + ",".join(f"{k}:{v}" for k, v in entry.items()) + "}]"
+        ssh = ["ssh", "-i", str(client_key), "-p", str(host.port), "-o", f"UserKnownHostsFile={known}"]
+        ssh += ["-o", "BatchMode=yes", f"root@{host.addr}"]
+        cases = {
+            "ssh host python3 noop.py": [*ssh, "python3", str(work / "src" / "noop.py")],
+            "mltrain +compute=ssh": [
+                sys.executable,
+                "-m",
+                "mltrain",
+                "environment=system",
+                "~register",
+                "job.source_dir=src",
+                "job.script=noop.py",
+                "experiment_name=bench",
+                "+compute=ssh",
+                f"compute.hosts={hosts}",
+                f"compute.known_hosts={known}",
+            ],
+            "mltrain (local)": [
+                sys.executable,
+                "-m",
+                "mltrain",
+                "environment=system",
+                "~register",
+                "job.source_dir=src",
+                "job.script=noop.py",
+                "experiment_name=bench",
+            ],
+        }
+        env = {"MLTRAIN_WORKSPACE": str(work / "ws")}
+        interleaved(cases, 1, work, env)  # warm-up: helper on the host, caches hot
+        times = interleaved(cases, args.repeats, work, env)
+        costs = in_process_costs(work, {**entry, "workdir": str(work / "cold-workdir")}, known)
+    finally:
+        stop_host(host)
+    med = {name: median(v) for name, v in times.items()}
+    bare = med["ssh host python3 noop.py"]
+    ours = med["mltrain +compute=ssh"]
+    print(f"{'case':<28} {'median s':>9} {'min s':>7}")
+    for name, values in times.items():
+        print(f"{name:<28} {med[name]:>9.3f} {min(values):>7.3f}")
+    print(f"\nratio mltrain over SSH / bare ssh: {ours / bare:.2f}; overhead {ours - bare:.3f} s per run")
+    print(f"mltrain over SSH minus mltrain local: {ours - med['mltrain (local)']:.3f} s")
+    for label, c in costs.items():
+        print(f"one run, {label}: {c['round_trips']} SSH commands, {c['bytes_uploaded']} bytes uploaded")
+    path = save(
+        "ssh_bench",
+        {
+            "repeats": args.repeats,
+            "median_s": med,
+            "ratio_to_bare_ssh": ours / bare,
+            "overhead_s": ours - bare,
+            "per_run": costs,
+            "cpus": os.cpu_count(),
+        },
+    )
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""``mltrain compute check``: connect to the selected compute target and report what it has
+(for SSH: per host python, uv, docker, free disk and slots)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from mltrain.cli.output import fmt_bytes, print_json, print_table
+
+if TYPE_CHECKING:
+    from mltrain.cli.main import Context
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    group = sub.add_parser("compute", help="compute targets")
+    csub = group.add_subparsers(dest="command", metavar="ACTION")
+    csub.required = True
+    p = csub.add_parser("check", parents=[common], help="connect to the compute target and report what it has")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="config overrides selecting the compute, e.g. +compute=ssh 'compute.hosts=[{host: gpu1}]'",
+    )
+    p.set_defaults(handler=cmd_check)
+
+
+def compose_compute(overrides: list[str]) -> dict[str, Any] | None:
+    """The ``compute`` node ``python -m mltrain OVERRIDES`` composes (None: local)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mltrain.bundled import bundled_dir
+    from mltrain.config.app import _register_resolvers
+    from mltrain.config.errors import describe_config_error
+    from mltrain.config.schema import register_schemas
+    from mltrain.errors import ConfigError
+
+    register_schemas()
+    _register_resolvers()
+    try:
+        with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+        node = OmegaConf.to_container(cfg.compute, resolve=True) if "compute" in cfg else None
+    except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
+        raise ConfigError(describe_config_error(exc)) from exc
+    assert node is None or isinstance(node, dict)
+    return node
+
+
+def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.compute.targets import compute_from_config
+
+    target = compute_from_config(compose_compute(args.overrides))
+    report = getattr(target, "report", None)
+    try:
+        if report is None:  # targets without per-host detail: reachable or not
+            target.check()
+            rows: list[dict[str, Any]] = [{"host": target.describe(), "ok": True}]
+        else:
+            rows = report()
+    finally:
+        target.close()
+    if args.json:
+        print_json(rows)
+    else:
+        table = []
+        for r in rows:
+            if not r["ok"]:
+                table.append((r["host"], "UNREACHABLE", r.get("error", "").splitlines()[0], "", "", ""))
+                continue
+            table.append(
+                (
+                    r["host"],
+                    f"python {r['python']}" if r.get("python") else "ok",
+                    f"uv {r['uv']}" if r.get("uv") else ("uv: will be installed with pip" if r.get("pip") else "no uv"),
+                    f"docker {r['docker']}" if r.get("docker") else "no docker",
+                    f"free disk {fmt_bytes(r['free_bytes'])}" if "free_bytes" in r else "",
+                    f"slots {r['slots']}" if "slots" in r else "",
+                )
+            )
+        print_table(table, ["HOST", "PYTHON", "UV", "DOCKER", "DISK", "SLOTS"])
+        for r in rows:
+            if not r["ok"]:
+                print(f"\n{r['host']}: {r.get('error')}")
+    return 0 if all(r["ok"] for r in rows) else 1
