@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import RunHandle, RunSpec
+from mltrain.compute.configs import redact_secrets
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.procs import hostname, start_token
 from mltrain.run_context import RUN_INFO_FILE
@@ -74,7 +75,7 @@ class Trial:
             run_id,
             experiment,
             parent_run_id=self.parent_run_id,
-            config=self.cfg,
+            config=redact_secrets(self.cfg),
             overrides=self.overrides,
             script=plan.script,
             arguments=self.argv,
