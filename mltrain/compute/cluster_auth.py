@@ -49,7 +49,8 @@ def _read_file(path: str, source: str) -> Token:
     try:
         text = p.read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read the cluster token from {source} ({p}): {exc.strerror}", hint=TOKEN_HINT) from None
+        what = f"cannot read the cluster token from {source} ({p}): {exc.strerror}"
+        raise ConfigError(what, hint=TOKEN_HINT) from None
     return _checked(text, source)
 
 

@@ -172,7 +172,8 @@ def main(argv: list[str]) -> int:
         shutil.copytree(os.getcwd(), run_dir, symlinks=True, dirs_exist_ok=True)
         os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
         with open(os.path.join(run_dir, RUN_INFO_FILE), "w") as f:
-            json.dump({"run_id": os.environ.get("MLTRAIN_RUN_ID"), "experiment": os.environ.get("MLTRAIN_EXPERIMENT")}, f)
+            info = {"run_id": os.environ.get("MLTRAIN_RUN_ID"), "experiment": os.environ.get("MLTRAIN_EXPERIMENT")}
+            json.dump(info, f)
         env = {k: v for k, v in os.environ.items() if k not in WRAPPER_ENV}
         env["MLTRAIN_RUN_DIR"] = run_dir
         emit.marked(STARTED, socket.gethostname())

@@ -71,9 +71,7 @@ def requirements(location: str) -> list[str]:
     try:
         lines = Path(location).read_text().splitlines()
     except OSError as exc:
-        raise EnvironmentSpecError(
-            f"the environment's lock {location} is gone", hint="run again to write it"
-        ) from exc
+        raise EnvironmentSpecError(f"the environment's lock {location} is gone", hint="run again to write it") from exc
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith(("#", "-"))]
 
 
