@@ -162,8 +162,13 @@ def job_client(url: str, token: Token | None) -> JobSubmissionClient:
                 f"{var}={os.environ[var]} is set: Ray's job client would use it instead of compute.address",
                 hint=f"unset {var} to use compute.address",
             )
+    import logging
+
     from ray.job_submission import JobSubmissionClient
 
+    # Ray's client logs every package upload and closed log stream at INFO: not the user's business
+    for name in ("ray.dashboard.modules.job.sdk", "ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return JobSubmissionClient(url, headers=headers(token))
     except Exception as exc:  # noqa: BLE001 - requests/ray errors of an unreachable server

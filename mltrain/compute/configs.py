@@ -132,6 +132,16 @@ def redact_secrets(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "compute": {k: (REDACTED if k in SECRET_KEYS and v else v) for k, v in compute.items()}}
 
 
+def redact_overrides(overrides: list[str]) -> list[str]:
+    """Command-line overrides with the values of secret compute options replaced, for storing."""
+    secret = {f"compute.{k}" for k in SECRET_KEYS}
+    out = []
+    for item in overrides:
+        key, sep, _ = item.partition("=")
+        out.append(f"{key}={REDACTED}" if sep and key.lstrip("+~") in secret else item)
+    return out
+
+
 # ConfigStore name (in group ``compute``) → schema; conf/compute/NAME.yaml lists NAME_schema in its defaults
 COMPUTE_SCHEMAS: dict[str, type[ComputeConfig]] = {
     "local_schema": LocalComputeConfig,

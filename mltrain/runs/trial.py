@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import RunHandle, RunSpec
-from mltrain.compute.configs import redact_secrets
+from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.procs import hostname, start_token
 from mltrain.run_context import RUN_INFO_FILE
@@ -76,7 +76,7 @@ class Trial:
             experiment,
             parent_run_id=self.parent_run_id,
             config=redact_secrets(self.cfg),
-            overrides=self.overrides,
+            overrides=redact_overrides(self.overrides),
             script=plan.script,
             arguments=self.argv,
             compute=plan.compute.describe(),
