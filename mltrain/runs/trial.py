@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import RunHandle, RunSpec
+from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.procs import hostname, start_token
 from mltrain.run_context import RUN_INFO_FILE
@@ -77,8 +78,8 @@ class Trial:
             run_id,
             experiment,
             parent_run_id=self.parent_run_id,
-            config=self.cfg,
-            overrides=self.overrides,
+            config=redact_secrets(self.cfg),
+            overrides=redact_overrides(self.overrides),
             script=plan.script,
             arguments=self.argv,
             compute=plan.compute.describe(),

@@ -1,0 +1,499 @@
+"""Ray cluster compute: each run is a Ray job, submitted through Ray's Job Submission API.
+
+The job's runtime_env is the run's environment (the lock as ``pip``/``uv`` packages, installed and
+cached by each node) plus the snapshot as ``working_dir`` and the in-script API and the job
+wrapper (:mod:`mltrain.compute.ray_job`) as ``py_modules``. Ray places the job on any node with
+the resources asked for (``num_cpus``, ``memory_gb``, ``resources``: the entrypoint's resources, so
+Ray's resource accounting queues runs when the cluster is full). The wrapper streams the script's
+output and metrics through the job's log and sends outputs/ and logs/ back the same way when the
+script ends, so they return whichever node ran it (:mod:`mltrain.compute.cluster_stream`).
+
+A run's reference is ``{"kind": "ray", "address", "api", "job", "mark"}``: the job server and the
+submission id stem; attempt N of the run is the Ray job ``<job>-N``. A job whose node died
+(its supervisor actor died) is submitted again, up to ``max_retries`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.cluster_auth import Token, find_token, job_client, job_server_url, probe
+from mltrain.compute.cluster_stream import JobStream, extract_outputs
+from mltrain.compute.configs import ClusterComputeConfig
+from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV
+from mltrain.errors import ComputeError
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+    from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
+    from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.workspace import Workspace
+
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
+STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
+ENTRY_MODULE = "mltrain.compute.ray_job"
+SHIM_EXTRA = ("compute/ray_job.py",)
+
+
+def _status(info: Any) -> str:
+    status = getattr(info, "status", None)
+    return str(getattr(status, "value", status) or "")
+
+
+class ClusterHandle(RunHandle):
+    """One run on the cluster, across its attempts; a thread follows the current attempt's log."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        compute: ClusterCompute,
+        job: str,
+        mark: str,
+        sink: OutputSink,
+        attempt: int,
+        submit: dict[str, Any] | None,
+    ) -> None:
+        super().__init__(spec)
+        self.compute = compute
+        self.job = job
+        self.mark = mark
+        self.sink = sink
+        self.attempt = attempt
+        self._submit = submit  # the submit_job arguments (None: attached, never resubmitted)
+        self._code: int | None = None
+        self._done = threading.Event()
+        self._stop_requested = False
+        self._timed_out = False
+        self._lock = threading.Lock()
+        self.stream = self._new_stream()
+        self.streams: list[JobStream] = [self.stream]
+        self._thread = threading.Thread(target=self._follow, name="mltrain-ray-follow", daemon=True)
+        self._thread.start()
+
+    @property
+    def sid(self) -> str:
+        return f"{self.job}-{self.attempt}"
+
+    @property
+    def ref(self) -> JobRef:
+        return {
+            "kind": "ray",
+            "address": self.compute.config.address,
+            "api": self.compute.api,
+            "job": self.job,
+            "mark": self.mark,
+        }
+
+    def _new_stream(self) -> JobStream:
+        archive = self.spec.run_dir / ".mltrain" / f"ray-outputs-{self.attempt}.tar.gz"
+        return JobStream(self.mark, self.sink, archive)
+
+    # -- following ------------------------------------------------------------------------------
+    def _follow(self) -> None:
+        code = 1
+        try:
+            while True:
+                info = self._follow_attempt()
+                if self.stream.exit_code is not None:
+                    code = self.stream.exit_code
+                    break
+                if self._stop_requested:
+                    code = 1 if self._timed_out else -15
+                    break
+                if self._retry(info):
+                    continue
+                code = self._failed(info)
+                break
+        except Exception as exc:  # noqa: BLE001 - the cluster went away: the run fails, it does not hang
+            self.sink.write(f"[mltrain] lost the Ray job {self.sid}: {exc}\n".encode(), "stderr")
+            code = 1
+        self._code = code
+        self._done.set()
+
+    def _follow_attempt(self) -> Any:
+        client = self.compute.client
+        sid = self.sid
+        watcher = threading.Thread(target=self._watch_start, args=(sid,), daemon=True)
+        watcher.start()
+        for _ in range(1000):
+            try:
+                asyncio.run(self._tail(client, sid))
+            except Exception:  # noqa: BLE001 - the stream broke (node died, server restarted)
+                pass
+            info = self._info(sid)
+            if info is None or _status(info) in TERMINAL:
+                break
+            time.sleep(1)
+            self.stream.replay()
+        if self.stream.exit_code is None and info is not None:
+            # the tail ended before the last lines (e.g. the job ended between two reads): read them all
+            try:
+                logs = client.get_job_logs(sid)
+            except Exception:  # noqa: BLE001 - logs gone with the node
+                logs = ""
+            if logs:
+                self.stream.replay()
+                self.stream.feed(logs)
+        self.stream.close()
+        return info
+
+    async def _tail(self, client: JobSubmissionClient, sid: str) -> None:
+        async for chunk in client.tail_job_logs(sid):
+            self.stream.feed(chunk)
+
+    def _info(self, sid: str) -> Any:
+        for _ in range(5):
+            try:
+                return self.compute.client.get_job_info(sid)
+            except Exception as exc:  # noqa: BLE001
+                if "does not exist" in str(exc) or "404" in str(exc):
+                    return None
+                time.sleep(1)
+        return None
+
+    def _watch_start(self, sid: str) -> None:
+        """Report the node the job runs on; stop a job that stays pending past start_timeout_s."""
+        limit = self.compute.config.start_timeout_s
+        started = time.monotonic()
+        while not self._done.is_set() and sid == self.sid:
+            info = self._info(sid)
+            status = _status(info)
+            if status == "RUNNING":
+                node = str(getattr(info, "driver_agent_http_address", "") or "").split("://")[-1].rsplit(":", 1)[0]
+                self.sink.log(f"Ray job {sid} runs on node {node or '?'}")
+                return
+            if not status or status in TERMINAL:
+                return
+            if limit is not None and time.monotonic() - started > limit:
+                self.sink.write(
+                    f"[mltrain] no node of the cluster could start Ray job {sid} within compute.start_timeout_s="
+                    f"{limit:g} s (resources asked: {self.compute.resources_text()})\n".encode(),
+                    "stderr",
+                )
+                self._timed_out = self._stop_requested = True
+                self.compute.stop_job(sid)
+                return
+            time.sleep(1)
+
+    def _retry(self, info: Any) -> bool:
+        """Submit the next attempt when the node of this one died and retries are left."""
+        if self._submit is None or info is None or _status(info) != "FAILED":
+            return False
+        error_type = str(getattr(getattr(info, "error_type", None), "value", getattr(info, "error_type", "")) or "")
+        if not any(e in error_type for e in NODE_DIED):
+            return False
+        retries = self.compute.config.max_retries
+        if self.attempt > retries:
+            return False
+        message = str(getattr(info, "message", "") or "").strip().splitlines()
+        self.sink.log(
+            f"Ray job {self.sid} was lost with its node ({message[0] if message else error_type}); "
+            f"retry {self.attempt} of {retries}"
+        )
+        with self._lock:
+            if self._stop_requested:
+                return False
+            self.attempt += 1
+            self.stream = self._new_stream()
+            self.streams.append(self.stream)
+            self.compute.submit(self.sid, self._submit)
+        return True
+
+    def _failed(self, info: Any) -> int:
+        status = _status(info)
+        message = str(getattr(info, "message", "") or "").strip()
+        error_type = str(getattr(getattr(info, "error_type", None), "value", "") or "")
+        if any(e in error_type for e in NODE_DIED):
+            retries = self.compute.config.max_retries
+            what = f"the node running Ray job {self.sid} died"
+            tried = f"after {self.attempt - 1} retr{'y' if self.attempt == 2 else 'ies'}" if self.attempt > 1 else ""
+            reason = f"{what} {tried} (compute.max_retries={retries}): {message.splitlines()[0] if message else ''}"
+        elif status == "FAILED":
+            first = message.splitlines()[0] if message else "no reason given"
+            reason = f"Ray job {self.sid} failed before its script ended: {first}"
+        else:
+            reason = f"Ray job {self.sid} ended ({status or 'gone'}) without an exit code"
+        self.sink.write(f"[mltrain] {reason}\n".encode(), "stderr")
+        code = getattr(info, "driver_exit_code", None)
+        return int(code) if code not in (None, 0) else 1
+
+    # -- the RunHandle contract ------------------------------------------------------------------
+    def wait(self, timeout: float | None) -> int | None:
+        if not self._done.wait(timeout):
+            return None
+        return self._code
+
+    def cancel(self, reason: str, force: bool = False) -> None:
+        self.cancel_reason = self.cancel_reason or reason
+        with self._lock:
+            if self._stop_requested or self._done.is_set():
+                return
+            self._stop_requested = True
+            sid = self.sid
+        threading.Thread(target=self.compute.stop_job, args=(sid,), name="mltrain-ray-stop", daemon=True).start()
+
+    def read_metrics(self, limit: int = 8 << 20) -> bytes:
+        return self.stream.read_metrics(limit)
+
+
+class ClusterCompute(ComputeTarget):
+    """Runs jobs on a Ray cluster."""
+
+    name = "cluster"
+    Config = ClusterComputeConfig
+    builds = ("venv", "system")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        assert isinstance(self.config, ClusterComputeConfig)
+        self.config: ClusterComputeConfig = self.config
+        self._token: Token | None = None
+        self._token_read = False
+        self._api: str | None = None
+        self._client: JobSubmissionClient | None = None
+        self._lock = threading.Lock()
+        self._stage_root: Path | None = None
+
+    # -- the cluster ---------------------------------------------------------------------------
+    @property
+    def token(self) -> Token | None:
+        if not self._token_read:
+            self._token, self._token_read = find_token(self.config), True
+        return self._token
+
+    @property
+    def api(self) -> str:
+        """The job server's URL (asked of the cluster once for GCS and ray:// addresses)."""
+        with self._lock:
+            if self._api is None:
+                if self.config.address == "local":
+                    raise ComputeError(
+                        "compute.address=local is not supported yet",
+                        hint="start a cluster (`ray start --head`) and give its dashboard URL",
+                    )
+                self._api = job_server_url(self.config.address, self.token, self.config.submit_timeout_s)
+            return self._api
+
+    @property
+    def client(self) -> JobSubmissionClient:
+        api = self.api
+        with self._lock:
+            if self._client is None:
+                probe(api, self.token, self.config.submit_timeout_s)
+                self._client = job_client(api, self.token)
+            return self._client
+
+    def check(self) -> None:
+        self.client  # noqa: B018 - reaches the job server with our token; a clear error when refused
+
+    def describe(self) -> str:
+        return f"cluster ({self.config.address})"
+
+    def resources_text(self) -> str:
+        cfg = self.config
+        parts = [f"num_cpus={cfg.num_cpus:g}"]
+        if cfg.memory_gb:
+            parts.append(f"memory_gb={cfg.memory_gb:g}")
+        parts += [f"{k}={v:g}" for k, v in cfg.resources.items()]
+        return ", ".join(parts)
+
+    # -- environment and snapshot --------------------------------------------------------------
+    def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
+        from mltrain.environments.ray_runtime import RayRuntimeEnvBuilder
+
+        builder = RayRuntimeEnvBuilder(where=f"ray:{self.config.address}")
+        builder.check(env)
+        return builder
+
+    def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
+        from mltrain.environments.base import record_use
+
+        built = self.builder(env).materialise(env, log, rebuild=rebuild)
+        record_use(ws, env, built)
+        return built
+
+    def _stage(self, snapshot_id: str) -> Path:
+        with self._lock:
+            if self._stage_root is None:
+                self._stage_root = Path(tempfile.mkdtemp(prefix="mltrain-ray-"))
+            return self._stage_root / snapshot_id
+
+    def upload(self, ws: Workspace, spec: RunSpec) -> None:
+        """The snapshot into a staging folder (the job's working_dir, shared by a sweep's trials);
+        the local run folder receives only what comes back."""
+        stage = self._stage(spec.snapshot_id)
+        if stage.is_dir():
+            return
+        scratch = stage.with_name(f".{stage.name}-{secrets.token_hex(4)}")
+        ws.snapshots.restore(spec.snapshot_id, scratch)
+        try:
+            scratch.rename(stage)
+        except OSError:  # another trial staged it meanwhile
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def _submit_args(self, spec: RunSpec, env: Materialised, mark: str) -> dict[str, Any]:
+        from mltrain.environments.ray_runtime import packages_field
+        from mltrain.environments.shim import SHIM_FILES, ensure_shim
+
+        cfg = self.config
+        stage = self._stage(spec.snapshot_id)
+        if not stage.is_dir():
+            raise ComputeError(f"the snapshot of run {spec.run_id} was not staged", hint="call upload() before start()")
+        shim = ensure_shim(SHIM_FILES + SHIM_EXTRA)
+        extra = dict(cfg.runtime_env)
+        env_vars = {str(k): str(v) for k, v in dict(extra.pop("env_vars", None) or {}).items()}
+        env_vars.update(env.env_vars)
+        env_vars.update(spec.env_vars)
+        env_vars.update(
+            {
+                "MLTRAIN_RUN_ID": spec.run_id,
+                "MLTRAIN_EXPERIMENT": spec.experiment,
+                "PYTHONUNBUFFERED": "1",
+                MARK_ENV: mark,
+                GRACE_ENV: f"{self.cancel_grace_s:g}",
+                MAX_OUTPUT_ENV: f"{cfg.max_output_mb:g}",
+                # Ray's stop: SIGTERM to the job's processes, SIGKILL after this (the wrapper ends sooner)
+                "RAY_JOB_STOP_WAIT_TIME_S": str(math.ceil(self.cancel_grace_s) + STOP_MARGIN_S),
+            }
+        )
+        runtime_env: dict[str, Any] = {
+            **extra,
+            "working_dir": str(stage),
+            "py_modules": [*list(extra.pop("py_modules", None) or []), str(shim / "mltrain")],
+            "env_vars": env_vars,
+            **packages_field(env.location, cfg.installer),
+        }
+        args: dict[str, Any] = {
+            "entrypoint": f"python -m {ENTRY_MODULE} {shlex.join([spec.script, *spec.arguments])}",
+            "runtime_env": runtime_env,
+            "metadata": {"mltrain_run_id": spec.run_id, "mltrain_experiment": spec.experiment},
+            "entrypoint_num_cpus": cfg.num_cpus,
+        }
+        if cfg.memory_gb:
+            args["entrypoint_memory"] = int(cfg.memory_gb * 1024**3)
+        if cfg.resources:
+            args["entrypoint_resources"] = dict(cfg.resources)
+        return args
+
+    def submit(self, sid: str, args: dict[str, Any]) -> None:
+        try:
+            self.client.submit_job(submission_id=sid, **args)
+        except ComputeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - RuntimeError/ValueError/requests errors of the job server
+            raise ComputeError(
+                f"the Ray cluster did not accept job {sid}: {exc}",
+                hint="check compute.runtime_env and the resources asked for",
+            ) from exc
+
+    def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
+        mark = f"\x1emltrain:{secrets.token_hex(6)}:"
+        job = f"mltrain-{spec.run_id}"
+        args = self._submit_args(spec, env, mark)
+        self.submit(f"{job}-1", args)
+        return ClusterHandle(spec, self, job, mark, sink, attempt=1, submit=args)
+
+    def stop_job(self, sid: str) -> bool:
+        """Ask Ray to stop ``sid`` (SIGTERM to its processes); False when it was not running."""
+        try:
+            return bool(self.client.stop_job(sid))
+        except Exception:  # noqa: BLE001 - gone already
+            return False
+
+    def _attempts(self, job: str) -> list[tuple[str, str]]:
+        """``(submission id, status)`` of each attempt of ``job`` the cluster still knows."""
+        out = []
+        for n in range(1, 1000):
+            sid = f"{job}-{n}"
+            try:
+                info = self.client.get_job_info(sid)
+            except Exception:  # noqa: BLE001 - no such job: no later attempt either
+                break
+            out.append((sid, _status(info)))
+        return out
+
+    def _for_ref(self, ref: JobRef) -> ClusterCompute:
+        """This target, or one of the cluster the job ran on when that is another."""
+        api = ref.get("api")
+        if not api or api == self._api or (self._api is None and ref.get("address") == self.config.address):
+            return self
+        options = {k: getattr(self.config, k) for k in ("token", "token_file", "token_env", "cancel_grace_s")}
+        return ClusterCompute(address=str(api), **options)
+
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        compute = self._for_ref(ref)
+        attempts = compute._attempts(str(ref["job"]))
+        if not attempts:
+            return None
+        return ClusterHandle(spec, compute, str(ref["job"]), str(ref["mark"]), sink, len(attempts), submit=None)
+
+    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
+        """Stop every running attempt of the job and wait until Ray reports it ended. (The grace
+        period is the one the job was submitted with: Ray cannot change it afterwards.)"""
+        compute = self._for_ref(ref)
+        running = [sid for sid, status in compute._attempts(str(ref["job"])) if status not in TERMINAL]
+        for sid in running:
+            compute.stop_job(sid)
+        deadline = time.monotonic() + math.ceil(self.cancel_grace_s) + STOP_MARGIN_S + 60
+        for sid in running:
+            while time.monotonic() < deadline:
+                try:
+                    if _status(compute.client.get_job_info(sid)) in TERMINAL:
+                        break
+                except Exception:  # noqa: BLE001 - gone
+                    break
+                time.sleep(0.5)
+        return bool(running)
+
+    def collect(self, spec: RunSpec, handle: RunHandle) -> None:
+        """Unpack the outputs archive the job sent through its log into the run folder."""
+        if not isinstance(handle, ClusterHandle):
+            return
+        handle.wait(60)
+        stream = handle.stream
+        if stream.archive_ok:
+            try:
+                extract_outputs(stream.archive_path, spec.run_dir, self.config.max_output_mb * 1024 * 1024)
+            finally:
+                stream.archive_path.unlink(missing_ok=True)
+        elif stream.problem:
+            raise ComputeError(stream.problem)
+        for old in handle.streams:
+            old.archive_path.unlink(missing_ok=True)
+
+    def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
+        """Delete the run's finished Ray jobs (unless ``keep_job``); one still running is stopped first."""
+        if self.config.keep_job or self._client is None:
+            return
+        job = handle.job if isinstance(handle, ClusterHandle) else f"mltrain-{spec.run_id}"
+        compute = handle.compute if isinstance(handle, ClusterHandle) else self
+        try:
+            attempts = compute._attempts(job)
+            if any(status not in TERMINAL for _, status in attempts):
+                compute.stop({"job": job, "api": compute._api})
+            for sid, _ in attempts:
+                try:
+                    compute.client.delete_job(sid)
+                except Exception:  # noqa: BLE001 - already deleted
+                    pass
+        except ComputeError:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._stage_root is not None:
+                shutil.rmtree(self._stage_root, ignore_errors=True)
+                self._stage_root = None

@@ -1,0 +1,195 @@
+"""The driver's side of a Ray job's log stream (written by :mod:`mltrain.compute.ray_job`).
+
+:class:`JobStream` splits the text Ray streams into the script's stdout and stderr (to the sink),
+its metrics records (read by the trial through ``read_metrics``), the node it runs on, its exit
+code and the archive of its outputs; :func:`extract_outputs` unpacks that archive into the run
+folder. The archive comes from the cluster: it is checked like any untrusted input (sha256, size,
+regular files only, no absolute or ``..`` paths, only outputs/, logs/ and the run's uploads/metrics).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import tarfile
+import threading
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from mltrain.compute.ray_job import (
+    ARCHIVE_END,
+    CHUNK,
+    EXIT,
+    METRICS,
+    PACKED,
+    PARTIAL,
+    STARTED,
+    STDERR,
+    TOO_LARGE,
+)
+from mltrain.errors import ComputeError
+
+if TYPE_CHECKING:
+    from mltrain.compute.base import OutputSink
+
+ENTRYPOINT_LINE = "Running entrypoint for job "
+
+
+class JobStream:
+    """Decodes one attempt's log; ``feed`` text as it arrives, ``close`` at the end."""
+
+    def __init__(self, mark: str, sink: OutputSink, archive: Path) -> None:
+        self.mark = mark
+        self.sink = sink
+        self.archive_path = archive
+        self.started = False  # the wrapper runs (lines before it are Ray's own)
+        self.host: str | None = None
+        self.exit_code: int | None = None
+        self.archive_ok = False
+        self.problem: str | None = None  # why the outputs did not come back
+        self.lines = 0  # complete lines handled (a re-opened stream skips them)
+        self._skip = 0
+        self._partial = ""
+        self._metrics = bytearray()
+        self._lock = threading.Lock()
+        self._digest = hashlib.sha256()
+        self._archive = None
+
+    def replay(self) -> None:
+        """The stream is read again from its start: skip the lines already handled."""
+        self._skip, self._partial = self.lines, ""
+
+    def feed(self, text: str) -> None:
+        parts = (self._partial + text).split("\n")
+        self._partial = parts.pop()
+        for line in parts:
+            if self._skip:
+                self._skip -= 1
+                continue
+            self.lines += 1
+            self._line(line)
+
+    def close(self) -> None:
+        if self._partial and not self._skip:
+            self.lines += 1
+            self._line(self._partial)
+        self._partial = ""
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+
+    def read_metrics(self, limit: int) -> bytes:
+        with self._lock:
+            data = bytes(self._metrics[:limit])
+            del self._metrics[:limit]
+        return data
+
+    def _line(self, line: str) -> None:
+        if not line.startswith(self.mark):
+            if self.started:
+                self.sink.write(line.encode() + b"\n", "stdout")
+            elif line and not line.startswith(ENTRYPOINT_LINE):
+                self.sink.write(f"[ray] {line}\n".encode(), "stdout")
+            return
+        kind, payload = line[len(self.mark) : len(self.mark) + 1], line[len(self.mark) + 1 :]
+        if kind == STDERR:
+            self.sink.write(payload.encode() + b"\n", "stderr")
+        elif kind == METRICS:
+            with self._lock:
+                self._metrics += payload.encode() + b"\n"
+        elif kind in (PARTIAL, "E"):
+            try:
+                text = str(json.loads(payload))
+            except ValueError:
+                text = payload
+            self.sink.write(text.encode(), "stderr" if kind == "E" else "stdout")
+        elif kind == STARTED:
+            self.started, self.host = True, payload
+        elif kind == CHUNK:
+            self._chunk(payload)
+        elif kind == ARCHIVE_END:
+            self._end_archive(payload)
+        elif kind == TOO_LARGE:
+            total, limit = (payload.split() + ["?", "?"])[:2]
+            self.problem = (
+                f"outputs/ and logs/ of the job are {int(total) / 1e6:.1f} MB, over compute.max_output_mb={limit}: "
+                "they were not sent back (raise compute.max_output_mb, or write large results to shared storage)"
+            )
+        elif kind == EXIT:
+            try:
+                self.exit_code = int(payload)
+            except ValueError:
+                self.exit_code = 1
+
+    def _chunk(self, payload: str) -> None:
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except ValueError:
+            self.problem = "the archive of the job's outputs was damaged in transit"
+            return
+        if self._archive is None:
+            self.archive_path.parent.mkdir(parents=True, exist_ok=True)
+            self._archive = open(self.archive_path, "wb")  # noqa: SIM115 - closed at its end marker
+        self._archive.write(data)
+        self._digest.update(data)
+
+    def _end_archive(self, payload: str) -> None:
+        if self._archive is not None:
+            self._archive.close()
+            self._archive = None
+        sha, _, size = payload.partition(" ")
+        if not self.archive_path.exists() and size.strip() == "0":
+            return
+        if self._digest.hexdigest() != sha or self.archive_path.stat().st_size != int(size or -1):
+            self.problem = "the archive of the job's outputs was damaged in transit (checksum mismatch)"
+            return
+        self.archive_ok = True
+
+
+def _allowed(name: str) -> bool:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        return False
+    rel = path.as_posix()
+    return any(rel == top or rel.startswith(top + "/") for top in PACKED)
+
+
+def extract_outputs(archive: Path, run_dir: Path, max_bytes: float) -> list[str]:
+    """Unpack a job's outputs archive into ``run_dir``; returns the files written. Files that
+    exist in the run folder already (the driver's own logs) are kept: the job's copy gets ``.node``."""
+    written: list[str] = []
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            bad = [m.name for m in members if not (m.isfile() or m.isdir()) or not _allowed(m.name)]
+            if bad:
+                raise ComputeError(
+                    f"the job's outputs archive holds entries outside outputs/ and logs/ or not regular files: "
+                    f"{', '.join(bad[:5])}",
+                    hint="the archive was refused; check what runs on the cluster",
+                )
+            if sum(m.size for m in members if m.isfile()) > max_bytes:
+                raise ComputeError("the job's outputs archive unpacks larger than compute.max_output_mb")
+            root = run_dir.resolve()
+            for member in members:
+                if not member.isfile():
+                    continue
+                dest = (root / member.name).resolve()
+                if root not in dest.parents:
+                    raise ComputeError(f"the job's outputs archive names a path outside the run folder: {member.name}")
+                if dest.exists() and member.name.startswith("logs/"):
+                    dest = dest.with_name(dest.name + ".node")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                assert src is not None
+                tmp = dest.with_name(f".{dest.name}.part")
+                with src, open(tmp, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                os.replace(tmp, dest)
+                written.append(member.name)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ComputeError(f"cannot unpack the job's outputs: {exc}") from exc
+    return written
