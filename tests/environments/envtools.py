@@ -95,6 +95,9 @@ def probed(output: str) -> dict[str, str]:
 
 
 def runs(cli_json: Any) -> list[dict[str, Any]]:
+    """The runs of the test's project (the cwd); none when no workspace was made there."""
+    if not Path(".mltrain").exists():
+        return []
     result = cli_json("runs", "list", "-n", "0")
     assert isinstance(result, list)
     return result
