@@ -261,6 +261,7 @@ class SSHCompute(ComputeTarget):
         self.down: dict[str, str] = {}  # host label -> why it was skipped
         self._hints: dict[str, str | None] = {}
         self._envs: dict[str, ResolvedEnvironment] = {}
+        self._prepared: ResolvedEnvironment | None = None  # the environment prepare() built last
         self._built: dict[tuple[str, str], Materialised] = {}
         self._env_lock = threading.Lock()
         self._uploads: dict[str, Upload] = {}
@@ -376,6 +377,7 @@ class SSHCompute(ComputeTarget):
 
         built = self.builder(env).materialise(env, log, rebuild=rebuild)
         record_use(ws, env, built)
+        self._prepared = env
         return built
 
     def env_on(self, remote: Remote, env: ResolvedEnvironment, log: LogFn) -> Materialised:
@@ -417,7 +419,8 @@ class SSHCompute(ComputeTarget):
 
     # -- upload -----------------------------------------------------------------------------------
     def upload(self, ws: Workspace, spec: RunSpec) -> None:
-        """Take a host's slot, send the blobs it lacks, make the run folder there from its cache."""
+        """Take a host's slot, build the prepared environment there if it is the host's first job
+        (recorded as living there), send the blobs it lacks, make the run folder from its cache."""
         from mltrain.workspace.blobs import sha256_file
 
         snapshot = ws.snapshots.get(spec.snapshot_id)
@@ -431,6 +434,11 @@ class SSHCompute(ComputeTarget):
         up = Upload(files, local)
         self._uploads[spec.run_id] = up
         remote = self.acquire(spec.run_id)
+        env = self._prepared
+        if env is not None and (remote.label, env.hash) not in self._built:  # first job on this host
+            from mltrain.environments.base import record_use
+
+            record_use(ws, env, self.env_on(remote, env, lambda line: None))
         self._send(remote, spec.run_id, up)
 
     def _send(self, remote: Remote, run_id: str, up: Upload) -> None:
