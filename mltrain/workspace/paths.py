@@ -74,6 +74,10 @@ def walk_files(
     top = shown.resolve()
     if not base.is_dir():
         return
+    if not inside(top, base):  # the folder itself (or a folder above it) is a link out
+        if warn:
+            warn(f"skipped {os.path.relpath(base, shown)}/: it resolves to {base.resolve()}, outside {top}")
+        return
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
         here = Path(dirpath)

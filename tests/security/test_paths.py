@@ -113,6 +113,25 @@ def test_snapshot_skips_symlinks_out_of_the_source_and_keeps_links_inside(projec
     assert (Path(run["run_dir"]) / "alias.csv").read_text() == "1,2\n"
 
 
+def test_a_collected_folder_that_is_itself_a_link_out_is_skipped(project, mltrain, cli_json):
+    outside = project / "host-folder"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host secret")
+    write_script(
+        project / "src",
+        "swap.py",
+        f"import os\nos.symlink({str(outside)!r}, 'outputs')\nos.makedirs('.mltrain', exist_ok=True)\n"
+        f"os.symlink({str(outside)!r}, '.mltrain/uploads')\n",
+    )
+    proc = mltrain(*SYSTEM, "job.script=swap.py")
+    assert proc.returncode == 0, proc.output
+    run = cli_json("runs", "list")[0]
+    arts = [a["path"] for a in cli_json("runs", "show", run["id"])["artifacts"]]
+    assert not any("secret" in a for a in arts), arts
+    log = (Path(run["run_dir"]) / "logs" / "std_log.txt").read_text()
+    assert "skipped outputs/: it resolves to" in log
+
+
 def test_output_collection_never_follows_a_link_out_of_the_run_folder(project, mltrain, cli_json):
     secret = project / "shadow.txt"
     secret.write_text("root:secret\n")
