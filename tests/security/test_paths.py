@@ -48,14 +48,16 @@ def _run_with_artifacts(ws: Workspace, paths: list[str]) -> str:
     return "20260101_000000_abcdef"
 
 
-@pytest.mark.parametrize("rel", ["../escaped.txt", "/tmp/mltrain-abs-escape-run.txt", "outputs/../../escaped.txt"])
+@pytest.mark.parametrize("rel", ["../escaped.txt", "ABSOLUTE", "outputs/../../escaped.txt"])
 def test_runs_download_refuses_a_stored_path_that_escapes(project, cli, rel):
+    absolute = project.parent / "abs-escape.txt"
+    rel = str(absolute) if rel == "ABSOLUTE" else rel
     ws = _workspace(project)
     run_id = _run_with_artifacts(ws, ["outputs/fine.txt", rel])
     proc = cli("runs", "download", run_id, "--dest", "out")
     assert proc.returncode == 2, proc.output
     assert "refusing the stored path" in proc.stderr
-    assert not (project / "escaped.txt").exists() and not Path("/tmp/mltrain-abs-escape-run.txt").exists()
+    assert not (project / "escaped.txt").exists() and not absolute.exists()
     assert not (project / "out" / "outputs" / "fine.txt").exists()  # refused before anything is written
 
 
