@@ -140,7 +140,6 @@ def test_a_slowloris_of_2000_sockets_does_not_disturb_normal_requests(guarded: S
             sel.unregister(s)
             socks.discard(s)
             s.close()
-            stats["cut"] += 1
 
         for _ in range(SLOWLORIS_SOCKETS):
             open_one()
@@ -149,6 +148,7 @@ def test_a_slowloris_of_2000_sockets_does_not_disturb_normal_requests(guarded: S
             while not stop.is_set():
                 for key, _ in sel.select(timeout=0.2):  # the server answered or closed: reconnect
                     drop(key.fileobj)  # type: ignore[arg-type]
+                    stats["cut"] += 1
                     open_one()
                 for s in list(socks):  # one more header line per socket, every round
                     try:
@@ -169,7 +169,7 @@ def test_a_slowloris_of_2000_sockets_does_not_disturb_normal_requests(guarded: S
         f"the server; normal requests: {results['ok']}/{total} ok ({100 * results['ok'] / max(total, 1):.1f}%), "
         f"{results['timeouts']} timeouts, {results['errors']} errors"
     )
-    assert stats["opened"] > SLOWLORIS_SOCKETS  # the server cut slow connections (head timeout, shedding)
+    assert stats["cut"] > 0  # the server cut slow connections (head timeout, shedding)
     assert results["ok"] >= 20 and results["ok"] == total, results
     assert _restarts(guarded) == restarts and _worker_pid(guarded) == pid
 
