@@ -106,7 +106,9 @@ def test_runs_and_metrics_from_parallel_drivers(mltrain, cli_json, project, pg_e
 
 def test_registry_versions_under_concurrency(pg_env, tmp_path):
     model = tmp_path / "m.joblib"
-    model.write_bytes(b"model")
+    import joblib
+
+    joblib.dump(b"model", model)  # a joblib file: name and content must agree
     script = (
         "import sys\nfrom mltrain.workspace import Workspace\nws = Workspace.open(sys.argv[1])\n"
         "print(' '.join(str(ws.models.register('team-model', sys.argv[2]).version) for _ in range(5)))\n"

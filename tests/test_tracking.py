@@ -116,7 +116,9 @@ def test_in_script_registration_happens_only_after_completion(mltrain, cli_json,
 
 def test_registry_versions_under_concurrency(project, tmp_path):
     model_file = tmp_path / "m.joblib"
-    model_file.write_bytes(b"model bytes")
+    import joblib
+
+    joblib.dump(b"model bytes", model_file)  # a joblib file: name and content must agree
     script = (
         "import sys\nfrom mltrain.workspace import Workspace\n"
         "ws = Workspace.open(sys.argv[1])\n"
