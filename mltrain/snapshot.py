@@ -23,7 +23,7 @@ from mltrain.errors import NotFoundError, SnapshotError
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
-from mltrain.workspace.paths import inside, safe_join
+from mltrain.workspace.paths import link_out, safe_join
 
 IGNORE_FILES = (".mltrainignore", ".amlignore", ".gitignore")
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".mltrain/")
@@ -78,13 +78,6 @@ def list_files(
                 return True
         return False
 
-    def escapes(full: Path, rel: str) -> bool:
-        if full.is_symlink() and not inside(top, full):
-            if warn:
-                warn(f"skipped {rel}: a symlink to {os.readlink(full)}, outside {top}")
-            return True
-        return False
-
     for dirpath, dirnames, filenames in os.walk(source_dir, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink back into a folder already walked
@@ -95,7 +88,7 @@ def list_files(
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         lines = []
         for name in IGNORE_FILES:
-            if name in filenames and not escapes(Path(dirpath, name), prefix + name):
+            if name in filenames and not link_out(top, Path(dirpath, name), prefix + name, warn):
                 lines += Path(dirpath, name).read_text(errors="replace").splitlines()
         if lines:
             specs.append((prefix, _spec(lines)))
@@ -104,11 +97,11 @@ def list_files(
             for d in dirnames
             if not ignored(prefix + d, True)
             and os.path.realpath(os.path.join(dirpath, d)) not in excluded
-            and not escapes(Path(dirpath, d), prefix + d + "/")
+            and not link_out(top, Path(dirpath, d), prefix + d + "/", warn)
         )
         for name in sorted(filenames):
             full = Path(dirpath, name)
-            if not ignored(prefix + name, False) and not escapes(full, prefix + name) and full.is_file():
+            if not ignored(prefix + name, False) and not link_out(top, full, prefix + name, warn) and full.is_file():
                 found.append((prefix + name, full))
     return found
 
