@@ -34,7 +34,9 @@ def salvage_orphan(ws: Workspace, rec: dict[str, Any], here: str) -> str | None:
     problems = []
     try:
         metrics_file = run_dir / METRICS_FILE
-        if metrics_file.is_file():
+        if metrics_file.is_symlink():  # planted by the job: never read a file outside the run folder
+            problems.append(f"its metrics file {METRICS_FILE} is a symlink: not read")
+        elif metrics_file.is_file():
             metrics, tags, _ = parse_records(metrics_file.read_bytes().split(b"\n"))
             ws.metrics.replace(rec["id"], metrics)
             ws.runs.set_tags(rec["id"], tags)

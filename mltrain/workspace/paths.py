@@ -61,6 +61,15 @@ def inside(root: Path, path: Path) -> bool:
     return resolved == root or root in resolved.parents
 
 
+def link_out(top: Path, full: Path, shown: str, warn: Callable[[str], None] | None) -> bool:
+    """Whether ``full`` is a symlink resolving outside ``top`` (reported through ``warn`` as ``shown``)."""
+    if full.is_symlink() and not inside(top, full):
+        if warn:
+            warn(f"skipped {shown}: a symlink to {os.readlink(full)}, outside {top}")
+        return True
+    return False
+
+
 def walk_files(
     base: Path, warn: Callable[[str], None] | None = None, root: Path | None = None
 ) -> Iterator[tuple[str, Path]]:
@@ -74,6 +83,10 @@ def walk_files(
     top = shown.resolve()
     if not base.is_dir():
         return
+    if not inside(top, base):  # the folder itself (or a folder above it) is a link out
+        if warn:
+            warn(f"skipped {os.path.relpath(base, shown)}/: it resolves to {base.resolve()}, outside {top}")
+        return
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
         here = Path(dirpath)
@@ -82,20 +95,10 @@ def walk_files(
             dirnames[:] = []
             continue
         seen.add(real)
-        kept = []
-        for d in sorted(dirnames):
-            full = here / d
-            if full.is_symlink() and not inside(top, full):
-                if warn:
-                    warn(f"skipped {os.path.relpath(full, shown)}/: a symlink to {os.readlink(full)}, outside {top}")
-                continue
-            kept.append(d)
-        dirnames[:] = kept
+        dirnames[:] = [
+            d for d in sorted(dirnames) if not link_out(top, here / d, os.path.relpath(here / d, shown) + "/", warn)
+        ]
         for name in sorted(filenames):
             full = here / name
-            if full.is_symlink() and not inside(top, full):
-                if warn:
-                    warn(f"skipped {os.path.relpath(full, shown)}: a symlink to {os.readlink(full)}, outside {top}")
-                continue
-            if full.is_file():
+            if not link_out(top, full, os.path.relpath(full, shown), warn) and full.is_file():
                 yield full.relative_to(base).as_posix(), full

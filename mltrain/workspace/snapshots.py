@@ -24,7 +24,7 @@ from mltrain.errors import NotFoundError, SnapshotError
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
 from mltrain.workspace.db import Database, now, upsert
-from mltrain.workspace.paths import inside, safe_join
+from mltrain.workspace.paths import link_out, safe_join
 
 OWN_IGNORE_FILES = (".mltrainignore", ".amlignore")  # in a folder that has one, .gitignore is not read
 GIT_IGNORE = ".gitignore"
@@ -119,13 +119,6 @@ def scan(
     top = source_dir.resolve()
     seen: set[str] = set()
 
-    def escapes(full: Path, rel: str) -> bool:
-        if full.is_symlink() and not inside(top, full):
-            if warn:
-                warn(f"skipped {rel}: a symlink to {os.readlink(full)}, outside {top}")
-            return True
-        return False
-
     def rule_for(rel: str, is_dir: bool) -> str | None:
         candidate = rel + "/" if is_dir else rel
         if always.match_file(candidate):
@@ -149,7 +142,9 @@ def scan(
         seen.add(real)
         rel_dir = os.path.relpath(dirpath, source_dir)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        filenames = [n for n in filenames if n not in IGNORE_FILES or not escapes(Path(dirpath, n), prefix + n)]
+        filenames = [
+            n for n in filenames if n not in IGNORE_FILES or not link_out(top, Path(dirpath, n), prefix + n, warn)
+        ]
         own = [name for name in OWN_IGNORE_FILES if name in filenames]
         for name in own or ([GIT_IGNORE] if GIT_IGNORE in filenames else []):
             lines = Path(dirpath, name).read_text(errors="replace").splitlines()
@@ -159,7 +154,7 @@ def scan(
             full_dir = os.path.join(dirpath, d)
             if os.path.realpath(full_dir) in excluded:
                 rule = "mltrain's workspace"
-            elif escapes(Path(full_dir), prefix + d + "/"):
+            elif link_out(top, Path(full_dir), prefix + d + "/", warn):
                 rule = SYMLINK_OUT
             else:
                 rule = rule_for(prefix + d, True)
@@ -171,7 +166,7 @@ def scan(
         dirnames[:] = kept_dirs
         for name in sorted(filenames):
             full = Path(dirpath, name)
-            if escapes(full, prefix + name):
+            if link_out(top, full, prefix + name, warn):
                 rule: str | None = SYMLINK_OUT
             else:
                 rule = rule_for(prefix + name, False)

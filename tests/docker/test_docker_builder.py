@@ -61,22 +61,30 @@ def test_build_context_without_a_base_image_names_the_config_key(tmp_path):
 
 @pytest.mark.slow
 def test_build_context_builds_elsewhere_into_a_working_image(tmp_path, python_image, docker_client):
-    env = resolved(python_image, MLTRAIN_GREETING="hello from $HOSTNAME's image")
+    greeting = "hello from $HOSTNAME's container"
+    env = resolved(python_image, MLTRAIN_GREETING=greeting, UV_MLTRAIN_TEST="build-only")
     folder = write_build_context(env, tmp_path / "ctx")
     dockerfile = (folder / "Dockerfile").read_text()
     assert dockerfile.splitlines()[2] == f"FROM {python_image}"
+    # env vars are not baked into the image; PIP_*/UV_* ones are build arguments (names only in the file)
+    assert "MLTRAIN_GREETING" not in dockerfile and "build-only" not in dockerfile
+    assert "ARG UV_MLTRAIN_TEST" in dockerfile and "--build-arg UV_MLTRAIN_TEST" in dockerfile
     assert (folder / "requirements.lock").read_text() == env.lock
     assert {p.name for p in folder.iterdir()} <= {"Dockerfile", "ca-certificates.crt", "requirements.lock", "uv"}
     tag = image_tag(image_key(env))
-    image, _logs = docker_client.images.build(path=str(folder), tag=tag, network_mode="host", rm=True)
+    image, _logs = docker_client.images.build(
+        path=str(folder), tag=tag, network_mode="host", rm=True, buildargs={"UV_MLTRAIN_TEST": "build-only"}
+    )
     try:
+        assert not any("MLTRAIN_GREETING" in e or "UV_MLTRAIN_TEST" in e for e in image.attrs["Config"]["Env"])
         out = docker_client.containers.run(
             tag,
             [PYTHON, "-c", "import os, six; print(six.__version__, os.environ['MLTRAIN_GREETING'])"],
+            environment={"MLTRAIN_GREETING": greeting},  # as compute and deploy targets pass them
             network_mode="host",
             remove=True,
         )
-        assert out.decode().strip() == "1.17.0 hello from $HOSTNAME's image"
+        assert out.decode().strip() == f"1.17.0 {greeting}"
         assert image.labels["mltrain.env.hash"] == image_key(env)
     finally:
         docker_client.images.remove(tag, force=True)

@@ -109,6 +109,7 @@ def test_a_file_that_is_not_an_estimator_is_not_labelled_scikitlearn(project, cl
     )
     proc = mltrain("environment=system", "~register", "job.source_dir=src", "job.script=save.py")
     assert proc.returncode == 0, proc.output
+    assert "fromrun:1 is a joblib file: loading or deploying it runs code" in proc.stdout  # the run's summary
     assert cli_json("models", "show", "fromrun")["framework"] is None
 
 

@@ -49,15 +49,16 @@ def _run_with_artifacts(ws: Workspace, paths: list[str]) -> str:
     return "20260101_000000_abcdef"
 
 
-@pytest.mark.parametrize("rel", ["../escaped.txt", "/tmp/mltrain-abs-escape-run.txt", "outputs/../../escaped.txt"])
+@pytest.mark.parametrize("rel", ["../escaped.txt", "ABSOLUTE", "outputs/../../escaped.txt"])
 def test_runs_download_refuses_a_stored_path_that_escapes(project, cli, rel):
-    Path("/tmp/mltrain-abs-escape-run.txt").unlink(missing_ok=True)  # left by an earlier, broken version
+    absolute = project.parent / "abs-escape.txt"
+    rel = str(absolute) if rel == "ABSOLUTE" else rel
     ws = _workspace(project)
     run_id = _run_with_artifacts(ws, ["outputs/fine.txt", rel])
     proc = cli("runs", "download", run_id, "--dest", "out")
     assert proc.returncode == 2, proc.output
     assert "refusing the stored path" in proc.stderr
-    assert not (project / "escaped.txt").exists() and not Path("/tmp/mltrain-abs-escape-run.txt").exists()
+    assert not (project / "escaped.txt").exists() and not absolute.exists()
     assert not (project / "out" / "outputs" / "fine.txt").exists()  # refused before anything is written
 
 
@@ -113,6 +114,25 @@ def test_snapshot_skips_symlinks_out_of_the_source_and_keeps_links_inside(projec
     assert "skipped leak.txt: a symlink" in log and "skipped leakdir/" in log
     assert not (Path(run["run_dir"]) / "alias.csv").is_symlink()
     assert (Path(run["run_dir"]) / "alias.csv").read_text() == "1,2\n"
+
+
+def test_a_collected_folder_that_is_itself_a_link_out_is_skipped(project, mltrain, cli_json):
+    outside = project / "host-folder"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host secret")
+    write_script(
+        project / "src",
+        "swap.py",
+        f"import os\nos.symlink({str(outside)!r}, 'outputs')\nos.makedirs('.mltrain', exist_ok=True)\n"
+        f"os.symlink({str(outside)!r}, '.mltrain/uploads')\n",
+    )
+    proc = mltrain(*SYSTEM, "job.script=swap.py")
+    assert proc.returncode == 0, proc.output
+    run = cli_json("runs", "list")[0]
+    arts = [a["path"] for a in cli_json("runs", "show", run["id"])["artifacts"]]
+    assert not any("secret" in a for a in arts), arts
+    log = (Path(run["run_dir"]) / "logs" / "std_log.txt").read_text()
+    assert "skipped outputs/: it resolves to" in log
 
 
 def test_output_collection_never_follows_a_link_out_of_the_run_folder(project, mltrain, cli_json):

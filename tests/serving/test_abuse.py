@@ -94,6 +94,14 @@ def _run_during(attack: Any, server: Server) -> dict[str, int]:
     return results
 
 
+def _report(attack: str, results: dict[str, int]) -> None:
+    total = sum(results.values())
+    print(
+        f"\n{attack}; normal requests: {results['ok']}/{total} ok ({100 * results['ok'] / max(total, 1):.1f}%), "
+        f"{results['timeouts']} timeouts, {results['errors']} errors"
+    )
+
+
 def test_a_flood_of_unfinished_huge_headers_does_not_disturb_normal_requests(guarded: Server):
     pid, restarts = _worker_pid(guarded), _restarts(guarded)
     stats = {"connections": 0, "bytes": 0}
@@ -109,14 +117,10 @@ def test_a_flood_of_unfinished_huge_headers_does_not_disturb_normal_requests(gua
             c.join(60)
 
     results = _run_during(flood, guarded)
-    total = sum(results.values())
-    print(
-        f"\nheader flood: {FLOOD_CLIENTS} clients, {stats['connections']} connections cut, "
-        f"{stats['bytes'] / 1e6:.1f} MB sent; normal requests: {results['ok']}/{total} ok "
-        f"({100 * results['ok'] / max(total, 1):.1f}%), {results['timeouts']} timeouts, {results['errors']} errors"
-    )
+    _report(f"header flood: {FLOOD_CLIENTS} clients, {stats['connections']} connections cut, "
+            f"{stats['bytes'] / 1e6:.1f} MB sent", results)  # fmt: skip
     assert stats["connections"] > FLOOD_CLIENTS  # the server cut the flood's connections
-    assert results["ok"] >= 20 and results["ok"] == total, results
+    assert results["ok"] >= 20 and results["ok"] == sum(results.values()), results
     assert _restarts(guarded) == restarts and _worker_pid(guarded) == pid
 
 
@@ -140,7 +144,6 @@ def test_a_slowloris_of_2000_sockets_does_not_disturb_normal_requests(guarded: S
             sel.unregister(s)
             socks.discard(s)
             s.close()
-            stats["cut"] += 1
 
         for _ in range(SLOWLORIS_SOCKETS):
             open_one()
@@ -149,6 +152,7 @@ def test_a_slowloris_of_2000_sockets_does_not_disturb_normal_requests(guarded: S
             while not stop.is_set():
                 for key, _ in sel.select(timeout=0.2):  # the server answered or closed: reconnect
                     drop(key.fileobj)  # type: ignore[arg-type]
+                    stats["cut"] += 1
                     open_one()
                 for s in list(socks):  # one more header line per socket, every round
                     try:
@@ -163,14 +167,10 @@ def test_a_slowloris_of_2000_sockets_does_not_disturb_normal_requests(guarded: S
             sel.close()
 
     results = _run_during(slowloris, guarded)
-    total = sum(results.values())
-    print(
-        f"\nslowloris: {SLOWLORIS_SOCKETS} sockets held, {stats['opened']} opened in all, {stats['cut']} cut by "
-        f"the server; normal requests: {results['ok']}/{total} ok ({100 * results['ok'] / max(total, 1):.1f}%), "
-        f"{results['timeouts']} timeouts, {results['errors']} errors"
-    )
-    assert stats["opened"] > SLOWLORIS_SOCKETS  # the server cut slow connections (head timeout, shedding)
-    assert results["ok"] >= 20 and results["ok"] == total, results
+    _report(f"slowloris: {SLOWLORIS_SOCKETS} sockets held, {stats['opened']} opened in all, "
+            f"{stats['cut']} cut by the server", results)  # fmt: skip
+    assert stats["cut"] > 0  # the server cut slow connections (head timeout, shedding)
+    assert results["ok"] >= 20 and results["ok"] == sum(results.values()), results
     assert _restarts(guarded) == restarts and _worker_pid(guarded) == pid
 
 

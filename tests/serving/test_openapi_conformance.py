@@ -44,7 +44,7 @@ def _schemathesis(server: Server, *extra: str) -> subprocess.CompletedProcess[st
     cmd = [SCHEMATHESIS, "--config-file", str(config), "run", f"{server.url}/swagger.json", "--checks", "all"]
     cmd += ["--max-examples", MAX_EXAMPLES]
     cmd += ["--seed", SEED, "--workers", "1", "--request-timeout", "30", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=server.folder)  # its cache there
 
 
 def _assert_no_failures(proc: subprocess.CompletedProcess[str]) -> None:
