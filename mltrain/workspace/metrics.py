@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from mltrain.workspace import tables as t
@@ -51,6 +51,15 @@ SELECT ?1, coalesce(j.value ->> 'k', ''), 'scalar',
 FROM json_each(?3) AS j
 WHERE j.type = 'object'
 """
+
+
+# Textual (cheap to prepare in a short-lived process), portable SQL of summary().
+_SUMMARY = text(
+    'SELECT m."key" AS key, m.kind, m.value, m.data, l.first_id FROM metrics m JOIN '
+    '(SELECT "key", max(id) AS last_id, min(id) AS first_id FROM metrics WHERE run_id = :run AND kind != \'row\' '
+    'GROUP BY "key") l ON m.id = l.last_id'
+)
+_ROWS = text('SELECT "key" AS key, data, id FROM metrics WHERE run_id = :run AND kind = \'row\' ORDER BY id')
 
 
 def decode_lines(lines: list[bytes]) -> list[Any]:
@@ -158,22 +167,13 @@ class MetricStore:
     def summary(self, run_id: str) -> dict[str, Any]:
         """Per key, in the order first logged: the last scalar, list, table or image, or all rows
         of a row-logged table as {column: [...]} (read in SQL: cheap for a million-value series)."""
-        m = t.metrics.c
-        last = (
-            select(m.key, func.max(m.id).label("last_id"), func.min(m.id).label("first_id"))
-            .where(m.run_id == run_id, m.kind != "row")
-            .group_by(m.key)
-            .subquery()
-        )
-        q = select(m.key, m.kind, m.value, m.data, last.c.first_id).join(last, m.id == last.c.last_id)
-        rows_q = select(m.key, m.data, m.id).where(m.run_id == run_id, m.kind == "row").order_by(m.id)
         entries: list[tuple[int, str, Any]] = []
+        tables: dict[str, dict[str, list[Any]]] = {}
+        first_row: dict[str, int] = {}
         with self.db.read() as conn:
-            for r in conn.execute(q):
-                entries.append((r.first_id, r.key, _value(dict(r._mapping))))
-            tables: dict[str, dict[str, list[Any]]] = {}
-            first_row: dict[str, int] = {}
-            for r in conn.execute(rows_q):
+            for r in conn.execute(_SUMMARY, {"run": run_id}):
+                entries.append((r.first_id, r.key, _value({"value": r.value, "data": r.data})))
+            for r in conn.execute(_ROWS, {"run": run_id}):
                 first_row.setdefault(r.key, r.id)
                 table = tables.setdefault(r.key, {})
                 for col, v in (json.loads(r.data) or {}).items():
