@@ -53,13 +53,16 @@ WHERE j.type = 'object'
 """
 
 
-# Textual (cheap to prepare in a short-lived process), portable SQL of summary().
-_SUMMARY = text(
-    'SELECT m."key" AS key, m.kind, m.value, m.data, l.first_id FROM metrics m JOIN '
-    '(SELECT "key", max(id) AS last_id, min(id) AS first_id FROM metrics WHERE run_id = :run AND kind != \'row\' '
-    'GROUP BY "key") l ON m.id = l.last_id'
+# Textual (cheap to prepare in a short-lived process), portable SQL of summary(): the keys of a
+# run by a loose index scan of (run_id, key), then per key its first id and last record.
+_KEYS = text(
+    'WITH RECURSIVE k(name) AS (SELECT min("key") FROM metrics WHERE run_id = :run '
+    'UNION ALL SELECT (SELECT min("key") FROM metrics WHERE run_id = :run AND "key" > k.name) '
+    "FROM k WHERE k.name IS NOT NULL) SELECT name FROM k"
 )
-_ROWS = text('SELECT "key" AS key, data, id FROM metrics WHERE run_id = :run AND kind = \'row\' ORDER BY id')
+_LAST = text('SELECT kind, value, data FROM metrics WHERE run_id = :run AND "key" = :key ORDER BY id DESC LIMIT 1')
+_FIRST = text('SELECT min(id) FROM metrics WHERE run_id = :run AND "key" = :key')
+_ROWS = text("SELECT data FROM metrics WHERE run_id = :run AND \"key\" = :key AND kind = 'row' ORDER BY id")
 
 
 def decode_lines(lines: list[bytes]) -> list[Any]:
@@ -166,19 +169,23 @@ class MetricStore:
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """Per key, in the order first logged: the last scalar, list, table or image, or all rows
-        of a row-logged table as {column: [...]} (read in SQL: cheap for a million-value series)."""
+        of a row-logged table as {column: [...]}. Index seeks per key (a loose index scan for the
+        keys), so a million-value series costs no more than a short one."""
         entries: list[tuple[int, str, Any]] = []
-        tables: dict[str, dict[str, list[Any]]] = {}
-        first_row: dict[str, int] = {}
         with self.db.read() as conn:
-            for r in conn.execute(_SUMMARY, {"run": run_id}):
-                entries.append((r.first_id, r.key, _value({"value": r.value, "data": r.data})))
-            for r in conn.execute(_ROWS, {"run": run_id}):
-                first_row.setdefault(r.key, r.id)
-                table = tables.setdefault(r.key, {})
-                for col, v in (json.loads(r.data) or {}).items():
-                    table.setdefault(col, []).append(v)
-        entries += [(first_row[k], k, v) for k, v in tables.items()]
+            keys = [k for (k,) in conn.execute(_KEYS, {"run": run_id}) if k is not None]
+            for key in keys:
+                params = {"run": run_id, "key": key}
+                last = conn.execute(_LAST, params).one()
+                first = conn.execute(_FIRST, params).scalar_one()
+                if last.kind != "row":
+                    entries.append((first, key, _value({"value": last.value, "data": last.data})))
+                    continue
+                table: dict[str, list[Any]] = {}
+                for (data,) in conn.execute(_ROWS, params):
+                    for col, v in (json.loads(data) or {}).items():
+                        table.setdefault(col, []).append(v)
+                entries.append((first, key, table))
         return {key: value for _, key, value in sorted(entries, key=lambda e: e[0])}
 
     def series(self, run_id: str) -> list[dict[str, Any]]:
