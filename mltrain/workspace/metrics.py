@@ -24,33 +24,34 @@ METRIC_KINDS = ("scalar", "list", "row", "table", "image")
 COLUMNS = ("run_id", "key", "kind", "value", "data", "step", "ts")
 
 # One statement decodes a JSON array of records and inserts the metric ones (?1 run, ?2 parent, ?3
-# the array): numbers go to ``value``, anything else as JSON text to ``data``, as to_row does.
-_NUMERIC = "json_type(j.value, '$.v') IN ('integer', 'real') AND j.value ->> '$.type' IS NULL"
-_JSONL_INSERT = f"""
+# the array): numbers go to ``value``, anything else as JSON text to ``data``, as to_row does. The
+# records are rendered once into a materialised table (json_each renders an element anew on every
+# use), so each field's extraction parses a cached record.
+_RECORDS = "WITH j AS MATERIALIZED (SELECT value AS v FROM json_each(?3) WHERE type = 'object')"
+_NUMERIC = "json_type(j.v, '$.v') IN ('integer', 'real') AND j.v ->> 'type' IS NULL"
+_JSONL_INSERT = f"""{_RECORDS}
 INSERT INTO metrics (run_id, key, kind, value, data, step, ts)
-SELECT CASE WHEN ?2 IS NOT NULL AND j.value ->> '$.r' = ?2 THEN ?2 ELSE ?1 END,
-       coalesce(j.value ->> '$.k', ''),
-       coalesce(j.value ->> '$.type', 'scalar'),
-       CASE WHEN {_NUMERIC} THEN j.value ->> '$.v' END,
-       CASE WHEN {_NUMERIC} THEN NULL ELSE coalesce(j.value -> '$.v', 'null') END,
-       j.value ->> '$.s',
-       coalesce(j.value ->> '$.t', 0.0)
-FROM json_each(?3) AS j
-WHERE j.type = 'object' AND coalesce(j.value ->> '$.type', 'scalar') IN ({", ".join(f"'{k}'" for k in METRIC_KINDS)})
+SELECT CASE WHEN ?2 IS NOT NULL AND j.v ->> 'r' = ?2 THEN ?2 ELSE ?1 END,
+       coalesce(j.v ->> 'k', ''),
+       coalesce(j.v ->> 'type', 'scalar'),
+       CASE WHEN {_NUMERIC} THEN j.v ->> 'v' END,
+       CASE WHEN {_NUMERIC} THEN NULL ELSE coalesce(j.v -> 'v', 'null') END,
+       j.v ->> 's',
+       coalesce(j.v ->> 't', 0.0)
+FROM j
+WHERE coalesce(j.v ->> 'type', 'scalar') IN ({", ".join(f"'{k}'" for k in METRIC_KINDS)})
 """
-
 
 # The same for a batch of plain scalars (no "type", no "r": what Run.log writes), with less work per row.
-_JSONL_INSERT_SCALARS = """
+_JSONL_INSERT_SCALARS = f"""{_RECORDS}
 INSERT INTO metrics (run_id, key, kind, value, data, step, ts)
-SELECT ?1, coalesce(j.value ->> 'k', ''), 'scalar',
-       CASE WHEN json_type(j.value, '$.v') IN ('integer', 'real') THEN j.value ->> 'v' END,
-       CASE WHEN json_type(j.value, '$.v') IN ('integer', 'real') THEN NULL ELSE coalesce(j.value -> 'v', 'null') END,
-       j.value ->> 's',
-       coalesce(j.value ->> 't', 0.0)
-FROM json_each(?3) AS j
-WHERE j.type = 'object'
-"""
+SELECT ?1, coalesce(j.v ->> 'k', ''), 'scalar',
+       CASE WHEN json_type(j.v, '$.v') IN ('integer', 'real') THEN j.v ->> 'v' END,
+       CASE WHEN json_type(j.v, '$.v') IN ('integer', 'real') THEN NULL ELSE coalesce(j.v -> 'v', 'null') END,
+       j.v ->> 's',
+       coalesce(j.v ->> 't', 0.0)
+FROM j
+"""  # ?2 (the parent) is not used; ?3 makes it a three-parameter statement all the same
 
 
 # Textual (cheap to prepare in a short-lived process), portable SQL of summary(): the keys of a
