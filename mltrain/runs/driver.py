@@ -134,6 +134,7 @@ def prewarm() -> None:
         "mltrain.environments.venv",
         "mltrain.runs.output",
         "mltrain.runs.shim",
+        "mltrain.runs.compat",
         "mltrain.runs.ingest",
         "mltrain.runs.finalize",
         "mltrain.runs.summary",
