@@ -9,6 +9,7 @@ import json
 
 from support import write_script
 
+from mltrain.cli.metrics import sparkline
 from mltrain.runs.ingest import MetricsIngest
 from mltrain.workspace import Workspace
 
@@ -119,3 +120,12 @@ def test_ingest_stores_every_kind_as_the_python_path_would(project):
         "t": {"c": [1]},
         "img": {"artifact": "images/x.png"},
     }
+
+
+def test_series_sampled_for_a_sparkline(project):
+    ws = Workspace.open(str(project / ".mltrain"))
+    ws.runs.create("r1", "e")
+    ws.metrics.add("r1", [{"t": 1.0, "k": "loss", "v": 100.0 - i, "s": i} for i in range(1000)])
+    points = ws.metrics.sampled("r1", "loss", points=8)
+    assert len(points) == 8 and points == sorted(points, reverse=True)
+    assert sparkline(points) == "█▇▆▅▄▃▂▁" and sparkline([1.0, 1.0]) == "▁▁"

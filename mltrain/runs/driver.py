@@ -27,6 +27,7 @@ PREWARM_MODULES = (
     "mltrain.environments.spec",
     "mltrain.environments.system",
     "mltrain.environments.venv",
+    "mltrain.runs.compat",
     "mltrain.runs.finalize",
     "mltrain.runs.ingest",
     "mltrain.runs.output",

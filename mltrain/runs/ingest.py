@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 TYPED = b'"type":'  # only records of other kinds than scalars carry it
+ROUTED = b'"r":'  # only records logged on another run (the parent) carry it
 
 
 class MetricsIngest:
@@ -28,7 +29,7 @@ class MetricsIngest:
     def __init__(self, ws: Workspace, run_id: str, parent_run_id: str | None = None) -> None:
         self.ws = ws
         self.run_id = run_id
-        self.parent_run_id = parent_run_id or ws.runs.get(run_id).get("parent_run_id")
+        self._parent = parent_run_id
         self._partial = b""
         self.register_requests: list[dict[str, Any]] = []
         self.stored = 0
@@ -78,13 +79,21 @@ class MetricsIngest:
                 except BaseException as exc:  # noqa: BLE001 - re-raised by feed(final=True)
                     self._error = exc
 
+    @property
+    def parent_run_id(self) -> str | None:
+        """The run's parent (looked up once, when a record names a run)."""
+        if self._parent is None:
+            self._parent = self.ws.runs.get(self.run_id).get("parent_run_id") or ""
+        return self._parent or None
+
     def _store(self, lines: bytes) -> None:
+        parent = self.parent_run_id if ROUTED in lines else None
         if TYPED in lines:
             typed = [raw for raw in lines.split(b"\n") if TYPED in raw]
             self.register_requests += parse_records(typed)[2]
-            for run_id, run_tags in _tags_by_run(typed, self.run_id, self.parent_run_id).items():
+            for run_id, run_tags in _tags_by_run(typed, self.run_id, parent).items():
                 self.ws.runs.set_tags(run_id, run_tags)
-        self.stored += self.ws.metrics.add_jsonl(self.run_id, lines, self.parent_run_id)
+        self.stored += self.ws.metrics.add_jsonl(self.run_id, lines, parent)
 
 
 def _tags_by_run(lines: list[bytes], run_id: str, parent_run_id: str | None) -> dict[str, dict[str, str]]:

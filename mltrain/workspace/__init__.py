@@ -71,19 +71,11 @@ class WorkspaceSettings:
         return cls(base, url, Path(art).expanduser().absolute())
 
 
-def require_existing(settings: WorkspaceSettings) -> None:
-    """Raise WorkspaceError when the workspace of ``settings`` does not exist (an SQLite file)."""
-    from mltrain.errors import WorkspaceError
-
-    db_file = settings.db_url.removeprefix("sqlite:///") if settings.db_url.startswith("sqlite:///") else None
-    if db_file is not None and not Path(db_file).is_file():
-        raise WorkspaceError(
-            f"no mltrain workspace here: no {DEFAULT_ROOT}/{DB_FILE} in {Path.cwd()} or its parents"
-            if settings.root.name == DEFAULT_ROOT
-            else f"no mltrain workspace at {settings.root}",
-            hint="run `python -m mltrain` in your project first, or point at a workspace with --workspace DIR "
-            "or MLTRAIN_WORKSPACE",
-        )
+def exists(settings: WorkspaceSettings) -> bool:
+    """Whether the workspace of ``settings`` exists (always assumed for a database server)."""
+    if not settings.db_url.startswith("sqlite:///"):
+        return True
+    return Path(settings.db_url.removeprefix("sqlite:///")).is_file()
 
 
 class Workspace:
@@ -93,19 +85,21 @@ class Workspace:
         from mltrain.workspace.blobs import BlobStore
         from mltrain.workspace.db import Database
 
-        if not create:
-            require_existing(settings)
         self.settings = settings
-        settings.root.mkdir(parents=True, exist_ok=True)
-        self.db: Database = Database(settings.db_url)
+        self.is_empty = not create and not exists(settings)
+        if self.is_empty:  # read as an empty workspace; nothing is created on disk
+            self.db: Database = Database("sqlite://")
+        else:
+            settings.root.mkdir(parents=True, exist_ok=True)
+            self.db = Database(settings.db_url)
         self.blobs: BlobStore = BlobStore(settings.artifact_root)
 
     @classmethod
     def open(
         cls, root: str | None = None, db_url: str | None = None, artifact_root: str | None = None, create: bool = True
     ) -> Workspace:
-        """The workspace at the resolved location; with ``create=False`` a missing one is an error
-        (read-only commands create nothing)."""
+        """The workspace at the resolved location; with ``create=False`` a missing one reads as an
+        empty workspace and nothing is created (read-only commands)."""
         return cls(WorkspaceSettings.resolve(root, db_url, artifact_root), create=create)
 
     @property

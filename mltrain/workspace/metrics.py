@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from mltrain.workspace import tables as t
@@ -24,33 +24,46 @@ METRIC_KINDS = ("scalar", "list", "row", "table", "image")
 COLUMNS = ("run_id", "key", "kind", "value", "data", "step", "ts")
 
 # One statement decodes a JSON array of records and inserts the metric ones (?1 run, ?2 parent, ?3
-# the array): numbers go to ``value``, anything else as JSON text to ``data``, as to_row does.
-_NUMERIC = "json_type(j.value, '$.v') IN ('integer', 'real') AND j.value ->> '$.type' IS NULL"
-_JSONL_INSERT = f"""
+# the array): numbers go to ``value``, anything else as JSON text to ``data``, as to_row does. The
+# records are rendered once into a materialised table (json_each renders an element anew on every
+# use), so each field's extraction parses a cached record.
+_RECORDS = "WITH j AS MATERIALIZED (SELECT value AS v FROM json_each(?3) WHERE type = 'object')"
+_NUMERIC = "json_type(j.v, '$.v') IN ('integer', 'real') AND j.v ->> 'type' IS NULL"
+_JSONL_INSERT = f"""{_RECORDS}
 INSERT INTO metrics (run_id, key, kind, value, data, step, ts)
-SELECT CASE WHEN ?2 IS NOT NULL AND j.value ->> '$.r' = ?2 THEN ?2 ELSE ?1 END,
-       coalesce(j.value ->> '$.k', ''),
-       coalesce(j.value ->> '$.type', 'scalar'),
-       CASE WHEN {_NUMERIC} THEN j.value ->> '$.v' END,
-       CASE WHEN {_NUMERIC} THEN NULL ELSE coalesce(j.value -> '$.v', 'null') END,
-       j.value ->> '$.s',
-       coalesce(j.value ->> '$.t', 0.0)
-FROM json_each(?3) AS j
-WHERE j.type = 'object' AND coalesce(j.value ->> '$.type', 'scalar') IN ({", ".join(f"'{k}'" for k in METRIC_KINDS)})
+SELECT CASE WHEN ?2 IS NOT NULL AND j.v ->> 'r' = ?2 THEN ?2 ELSE ?1 END,
+       coalesce(j.v ->> 'k', ''),
+       coalesce(j.v ->> 'type', 'scalar'),
+       CASE WHEN {_NUMERIC} THEN j.v ->> 'v' END,
+       CASE WHEN {_NUMERIC} THEN NULL ELSE coalesce(j.v -> 'v', 'null') END,
+       j.v ->> 's',
+       coalesce(j.v ->> 't', 0.0)
+FROM j
+WHERE coalesce(j.v ->> 'type', 'scalar') IN ({", ".join(f"'{k}'" for k in METRIC_KINDS)})
 """
-
 
 # The same for a batch of plain scalars (no "type", no "r": what Run.log writes), with less work per row.
-_JSONL_INSERT_SCALARS = """
+_JSONL_INSERT_SCALARS = f"""{_RECORDS}
 INSERT INTO metrics (run_id, key, kind, value, data, step, ts)
-SELECT ?1, coalesce(j.value ->> 'k', ''), 'scalar',
-       CASE WHEN json_type(j.value, '$.v') IN ('integer', 'real') THEN j.value ->> 'v' END,
-       CASE WHEN json_type(j.value, '$.v') IN ('integer', 'real') THEN NULL ELSE coalesce(j.value -> 'v', 'null') END,
-       j.value ->> 's',
-       coalesce(j.value ->> 't', 0.0)
-FROM json_each(?3) AS j
-WHERE j.type = 'object'
-"""
+SELECT ?1, coalesce(j.v ->> 'k', ''), 'scalar',
+       CASE WHEN json_type(j.v, '$.v') IN ('integer', 'real') THEN j.v ->> 'v' END,
+       CASE WHEN json_type(j.v, '$.v') IN ('integer', 'real') THEN NULL ELSE coalesce(j.v -> 'v', 'null') END,
+       j.v ->> 's',
+       coalesce(j.v ->> 't', 0.0)
+FROM j
+"""  # ?2 (the parent) is not used; ?3 makes it a three-parameter statement all the same
+
+
+# Textual (cheap to prepare in a short-lived process), portable SQL of summary(): the keys of a
+# run by a loose index scan of (run_id, key), then per key its first id and last record.
+_KEYS = text(
+    'WITH RECURSIVE k(name) AS (SELECT min("key") FROM metrics WHERE run_id = :run '
+    'UNION ALL SELECT (SELECT min("key") FROM metrics WHERE run_id = :run AND "key" > k.name) '
+    "FROM k WHERE k.name IS NOT NULL) SELECT name FROM k"
+)
+_LAST = text('SELECT kind, value, data FROM metrics WHERE run_id = :run AND "key" = :key ORDER BY id DESC LIMIT 1')
+_FIRST = text('SELECT min(id) FROM metrics WHERE run_id = :run AND "key" = :key')
+_ROWS = text("SELECT data FROM metrics WHERE run_id = :run AND \"key\" = :key AND kind = 'row' ORDER BY id")
 
 
 def decode_lines(lines: list[bytes]) -> list[Any]:
@@ -162,28 +175,23 @@ class MetricStore:
 
     def summary(self, run_id: str) -> dict[str, Any]:
         """Per key, in the order first logged: the last scalar, list, table or image, or all rows
-        of a row-logged table as {column: [...]} (read in SQL: cheap for a million-value series)."""
-        m = t.metrics.c
-        last = (
-            select(m.key, func.max(m.id).label("last_id"), func.min(m.id).label("first_id"))
-            .where(m.run_id == run_id, m.kind != "row")
-            .group_by(m.key)
-            .subquery()
-        )
-        q = select(m.key, m.kind, m.value, m.data, last.c.first_id).join(last, m.id == last.c.last_id)
-        rows_q = select(m.key, m.data, m.id).where(m.run_id == run_id, m.kind == "row").order_by(m.id)
+        of a row-logged table as {column: [...]}. Index seeks per key (a loose index scan for the
+        keys), so a million-value series costs no more than a short one."""
         entries: list[tuple[int, str, Any]] = []
         with self.db.read() as conn:
-            for r in conn.execute(q):
-                entries.append((r.first_id, r.key, _value(dict(r._mapping))))
-            tables: dict[str, dict[str, list[Any]]] = {}
-            first_row: dict[str, int] = {}
-            for r in conn.execute(rows_q):
-                first_row.setdefault(r.key, r.id)
-                table = tables.setdefault(r.key, {})
-                for col, v in (json.loads(r.data) or {}).items():
-                    table.setdefault(col, []).append(v)
-        entries += [(first_row[k], k, v) for k, v in tables.items()]
+            keys = [k for (k,) in conn.execute(_KEYS, {"run": run_id}) if k is not None]
+            for key in keys:
+                params = {"run": run_id, "key": key}
+                last = conn.execute(_LAST, params).one()
+                first = conn.execute(_FIRST, params).scalar_one()
+                if last.kind != "row":
+                    entries.append((first, key, _value({"value": last.value, "data": last.data})))
+                    continue
+                table: dict[str, list[Any]] = {}
+                for (data,) in conn.execute(_ROWS, params):
+                    for col, v in (json.loads(data) or {}).items():
+                        table.setdefault(col, []).append(v)
+                entries.append((first, key, table))
         return {key: value for _, key, value in sorted(entries, key=lambda e: e[0])}
 
     def series_stats(self, run_id: str) -> list[dict[str, Any]]:
