@@ -319,6 +319,40 @@ class ClusterCompute(ComputeTarget):
         parts += [f"{k}={v:g}" for k, v in cfg.resources.items()]
         return ", ".join(parts)
 
+    def per_run(self) -> dict[str, float]:
+        """The Ray resources one run holds while it runs (its entrypoint's)."""
+        cfg = self.config
+        need = {"CPU": cfg.num_cpus, **cfg.resources}
+        if cfg.memory_gb:
+            need["memory"] = float(int(cfg.memory_gb * 1024**3))
+        return {k: v for k, v in need.items() if v > 0}
+
+    def capacity(self) -> int | None:
+        """How many runs the cluster's alive nodes hold at once with these resources per run (Ray's
+        State API); None when a run asks for no resource. A launcher runs at most
+        ``min(max_concurrent_runs, capacity())`` trials at a time; more would wait, pending, in Ray."""
+        import json
+        import urllib.request
+
+        from mltrain.compute.cluster_auth import headers
+
+        need = self.per_run()
+        if not need:
+            return None
+        req = urllib.request.Request(f"{self.api}/api/v0/nodes?limit=10000&detail=false", headers=headers(self.token))
+        try:
+            with urllib.request.urlopen(req, timeout=self.config.submit_timeout_s) as resp:  # noqa: S310
+                nodes = json.loads(resp.read())["data"]["result"]["result"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ComputeError(f"cannot read the nodes of the Ray cluster at {self.api}: {exc}") from exc
+        total = 0
+        for node in nodes:
+            if node.get("state") != "ALIVE":
+                continue
+            have = node.get("resources_total") or {}
+            total += min(int(float(have.get(k, 0)) // v) for k, v in need.items())
+        return total
+
     # -- environment and snapshot --------------------------------------------------------------
     def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
         from mltrain.environments.ray_runtime import RayRuntimeEnvBuilder
