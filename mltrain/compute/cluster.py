@@ -47,6 +47,14 @@ ENTRY_MODULE = "mltrain.compute.ray_job"
 SHIM_EXTRA = ("compute/ray_job.py",)
 
 
+def _node_died(info: Any) -> bool:
+    """Ray's verdict that the job's supervisor (with its node) died, not that the script failed."""
+    error_type = getattr(info, "error_type", None)
+    error_type = str(getattr(error_type, "value", error_type) or "")
+    message = str(getattr(info, "message", "") or "")
+    return any(e in error_type for e in NODE_DIED) or message.startswith("Job supervisor actor died")
+
+
 def _status(info: Any) -> str:
     status = getattr(info, "status", None)
     return str(getattr(status, "value", status) or "")
@@ -137,15 +145,19 @@ class ClusterHandle(RunHandle):
                 break
             time.sleep(1)
             self.stream.replay()
-        if self.stream.exit_code is None and info is not None:
-            # the tail ended before the last lines (e.g. the job ended between two reads): read them all
+        for _ in range(5 if info is not None else 0):
+            if self.stream.exit_code is not None:
+                break
+            # the tail ended before the last lines (the job ended between two reads, the stream broke):
+            # read the whole log (again, a little later, while the node's agent catches up)
             try:
                 logs = client.get_job_logs(sid)
             except Exception:  # noqa: BLE001 - logs gone with the node
-                logs = ""
-            if logs:
-                self.stream.replay()
-                self.stream.feed(logs)
+                break
+            self.stream.replay()
+            self.stream.feed(logs)
+            if self.stream.exit_code is None:
+                time.sleep(2)
         self.stream.close()
         return info
 
@@ -191,15 +203,14 @@ class ClusterHandle(RunHandle):
         """Submit the next attempt when the node of this one died and retries are left."""
         if self._submit is None or info is None or _status(info) != "FAILED":
             return False
-        error_type = str(getattr(getattr(info, "error_type", None), "value", getattr(info, "error_type", "")) or "")
-        if not any(e in error_type for e in NODE_DIED):
+        if not _node_died(info):
             return False
         retries = self.compute.config.max_retries
         if self.attempt > retries:
             return False
         message = str(getattr(info, "message", "") or "").strip().splitlines()
         self.sink.log(
-            f"Ray job {self.sid} was lost with its node ({message[0] if message else error_type}); "
+            f"Ray job {self.sid} was lost with its node ({message[0] if message else 'its supervisor died'}); "
             f"retry {self.attempt} of {retries}"
         )
         with self._lock:
@@ -214,8 +225,7 @@ class ClusterHandle(RunHandle):
     def _failed(self, info: Any) -> int:
         status = _status(info)
         message = str(getattr(info, "message", "") or "").strip()
-        error_type = str(getattr(getattr(info, "error_type", None), "value", "") or "")
-        if any(e in error_type for e in NODE_DIED):
+        if _node_died(info):
             retries = self.compute.config.max_retries
             what = f"the node running Ray job {self.sid} died"
             tried = f"after {self.attempt - 1} retr{'y' if self.attempt == 2 else 'ies'}" if self.attempt > 1 else ""
@@ -308,6 +318,40 @@ class ClusterCompute(ComputeTarget):
             parts.append(f"memory_gb={cfg.memory_gb:g}")
         parts += [f"{k}={v:g}" for k, v in cfg.resources.items()]
         return ", ".join(parts)
+
+    def per_run(self) -> dict[str, float]:
+        """The Ray resources one run holds while it runs (its entrypoint's)."""
+        cfg = self.config
+        need = {"CPU": cfg.num_cpus, **cfg.resources}
+        if cfg.memory_gb:
+            need["memory"] = float(int(cfg.memory_gb * 1024**3))
+        return {k: v for k, v in need.items() if v > 0}
+
+    def capacity(self) -> int | None:
+        """How many runs the cluster's alive nodes hold at once with these resources per run (Ray's
+        State API); None when a run asks for no resource. A launcher runs at most
+        ``min(max_concurrent_runs, capacity())`` trials at a time; more would wait, pending, in Ray."""
+        import json
+        import urllib.request
+
+        from mltrain.compute.cluster_auth import headers
+
+        need = self.per_run()
+        if not need:
+            return None
+        req = urllib.request.Request(f"{self.api}/api/v0/nodes?limit=10000&detail=false", headers=headers(self.token))
+        try:
+            with urllib.request.urlopen(req, timeout=self.config.submit_timeout_s) as resp:  # noqa: S310
+                nodes = json.loads(resp.read())["data"]["result"]["result"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ComputeError(f"cannot read the nodes of the Ray cluster at {self.api}: {exc}") from exc
+        total = 0
+        for node in nodes:
+            if node.get("state") != "ALIVE":
+                continue
+            have = node.get("resources_total") or {}
+            total += min(int(float(have.get(k, 0)) // v) for k, v in need.items())
+        return total
 
     # -- environment and snapshot --------------------------------------------------------------
     def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:

@@ -31,7 +31,7 @@ def ray_cluster() -> Iterator[RayCluster]:
     except ImportError:
         pytest.skip("Ray's job server needs ray[default] (pip install 'mltrain[cluster]')")
     running = os.environ.get("MLTRAIN_TEST_RAY_CLUSTER")  # the folder of a test cluster started earlier
-    cluster = RayCluster(Path(running)) if running else RayCluster()
+    cluster = RayCluster.running(Path(running)) if running else RayCluster()
     saved = {k: os.environ.get(k) for k in cluster.env}
     if not running:
         cluster.start()

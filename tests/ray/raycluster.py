@@ -44,11 +44,23 @@ class RayCluster:
         self.root = root or Path(tempfile.mkdtemp(prefix="mlray-", dir="/tmp"))
         self.token_file = self.root / "auth_token"
         self.tmp = self.root / "tmp"
-        self.head: subprocess.Popen[bytes] | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.head: subprocess.Popen[bytes] | Started | None = None
+        self.worker: subprocess.Popen[bytes] | Started | None = None
         self.dashboard_url = DASHBOARD_URL
         self.gcs_address = GCS_ADDRESS
         self.client_address = CLIENT_ADDRESS
+
+    @classmethod
+    def running(cls, root: Path) -> RayCluster:
+        """The cluster started earlier in ``root`` (its PIDs are in ``root/pids.json``)."""
+        cluster = cls(root)
+        pids = json.loads((root / "pids.json").read_text())
+        cluster.head, cluster.worker = Started(pids["head"]), Started(pids["worker"])
+        return cluster
+
+    def _save_pids(self) -> None:
+        pids = {"head": self.head.pid if self.head else None, "worker": self.worker.pid if self.worker else None}
+        (self.root / "pids.json").write_text(json.dumps(pids))
 
     @property
     def env(self) -> dict[str, str]:
@@ -72,6 +84,7 @@ class RayCluster:
             return subprocess.Popen(
                 [ray_bin() or "ray", "start", "--block", *args, "--disable-usage-stats"],
                 env=env,
+                cwd=self.root,  # not the caller's folder: a test's folder is deleted while the node lives on
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -80,11 +93,13 @@ class RayCluster:
         finally:
             log.close()
 
-    def _wait_for(self, proc: subprocess.Popen[bytes], log_name: str, marker: str, timeout: float = 120) -> None:
+    def _wait_for(
+        self, proc: subprocess.Popen[bytes] | Started, log_name: str, marker: str, since: int = 0, timeout: float = 120
+    ) -> None:
         log = self.root / log_name
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = log.read_text(errors="replace") if log.exists() else ""
+            text = log.read_text(errors="replace")[since:] if log.exists() else ""
             if marker in text:
                 return
             if proc.poll() is not None:
@@ -140,6 +155,8 @@ class RayCluster:
                     _stop(self.worker)
 
     def _start_worker(self) -> None:
+        log = self.root / "worker.log"
+        since = len(log.read_text(errors="replace")) if log.exists() else 0
         self.worker = self._spawn(
             [
                 f"--address={GCS_ADDRESS}",
@@ -158,7 +175,8 @@ class RayCluster:
             ],
             "worker.log",
         )
-        self._wait_for(self.worker, "worker.log", "Ray runtime started")
+        self._save_pids()
+        self._wait_for(self.worker, "worker.log", "Ray runtime started", since)
         self.wait_for_nodes(2)
 
     def alive_nodes(self) -> list[dict]:
@@ -237,15 +255,44 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """SIGTERM to a ``ray start --block`` (it drains its own children)."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
+def _stop(proc: subprocess.Popen[bytes] | Started, timeout: float = 60) -> None:
+    """SIGTERM to a ``ray start --block`` (it drains its own children); once more if it lingers."""
+    for _ in range(2):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+class Started:
+    """A ``ray start`` of a cluster started by an earlier process (MLTRAIN_TEST_RAY_CLUSTER): by PID."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return 0
+        return 0 if state == "Z" else None
+
+    def send_signal(self, sig: int) -> None:
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("ray start", timeout or 0)
+            time.sleep(0.2)
+        return 0
 
 
 def _kill_left(pids: list[int]) -> None:

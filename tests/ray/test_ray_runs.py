@@ -145,9 +145,9 @@ def test_worker_node_death_is_retried(ray_cluster, cli_json, project, cluster_en
             env=cluster_env,
         )
     )
+    run.wait_for("READY")
+    ray_cluster.kill_worker_raylet()
     try:
-        run.wait_for("READY")
-        ray_cluster.kill_worker_raylet()
         run.wait_for("retry 1 of 1", timeout=180)
     finally:
         ray_cluster.start_worker()  # the retry waits for a node with worker_node, then runs there
@@ -167,9 +167,9 @@ def test_worker_node_death_without_retries_fails_the_run(ray_cluster, cli_json, 
             env=cluster_env,
         )
     )
+    run.wait_for("READY")
+    ray_cluster.kill_worker_raylet()
     try:
-        run.wait_for("READY")
-        ray_cluster.kill_worker_raylet()
         assert run.finish(300) == 1, run.text + run.err
     finally:
         ray_cluster.start_worker()

@@ -1,0 +1,47 @@
+"""The cluster target's options and what it tells a sweep launcher (capacity), against the session's cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from mltrain.compute.cluster import ClusterCompute
+from mltrain.compute.configs import REDACTED, redact_overrides, redact_secrets
+from mltrain.errors import ConfigError
+
+
+def test_capacity_counts_the_runs_the_alive_nodes_hold(ray_cluster):
+    def capacity(**options) -> int | None:
+        target = ClusterCompute(address=ray_cluster.dashboard_url, token_file=str(ray_cluster.token_file), **options)
+        return target.capacity()
+
+    assert capacity() == 2  # one CPU on each of the two nodes
+    assert capacity(num_cpus=0.5) == 4
+    assert capacity(resources={"worker_node": 1}) == 1  # only the worker node has it
+    assert capacity(num_cpus=2) == 0  # no node is that big: runs would stay pending
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"address": "not an address"}, "is not a cluster address"),
+        ({"runtime_env": {"working_dir": "/elsewhere"}}, "which mltrain makes from the run"),
+        ({"runtime_env": {"pip": ["numpy"]}}, "which mltrain makes from the run"),
+        ({"max_retries": -1}, "must be >= 0"),
+        ({"installer": "conda"}, "is not supported"),
+    ],
+)
+def test_bad_options_are_refused_with_the_fix(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ClusterCompute(**options)
+
+
+def test_token_is_redacted_from_what_a_run_stores():
+    config = {"compute": {"_target_": "mltrain.compute.cluster.ClusterCompute", "token": "s3cret", "num_cpus": 1}}
+    assert redact_secrets(config)["compute"] == {**config["compute"], "token": REDACTED}
+    assert config["compute"]["token"] == "s3cret"  # the running config keeps it
+    assert redact_overrides(["+compute=cluster", "compute.token=s3cret", "++compute.token=x"]) == [
+        "+compute=cluster",
+        f"compute.token={REDACTED}",
+        f"++compute.token={REDACTED}",
+    ]
+    assert ClusterCompute(token=REDACTED).config.token is None  # a recorded config: look elsewhere for it
