@@ -78,3 +78,9 @@ def test_early_termination_stops_the_lagging_child(project, mltrain, curve_job, 
     assert kids[0.2]["status"] == "Canceled" and kids[0.2]["error"] == "early termination"
     assert parent["status"] == "Completed"
     assert "1 stopped early" in proc.stdout
+
+
+def test_sweeping_hydra_keys_is_refused(project, mltrain, curve_job):
+    proc = mltrain("-m", *curve_job, "job.arguments.x=1,2", "hydra.verbose=true,false")
+    assert proc.returncode == 2, proc.output
+    assert "sweeping over hydra's configuration is not supported" in proc.stderr.lower()
