@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sweeptools import children, sweeps, workspace, x_of
-
-TUNE = """
-sampler: random
-search_space:
-  job.arguments.x: uniform(0, 1)
-max_total_runs: 3
-seed: 7
-"""
+from sweeptools import TUNE, children, sweeps, workspace, x_of
 
 
 @pytest.mark.parametrize("sampler", ["random", "bayesian"])
