@@ -50,14 +50,34 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
+def _run_main(path: str) -> None:
+    """Run the file ``path`` as ``__main__``, as ``python path`` does (absolute ``__file__``)."""
+    import builtins
+    import importlib.machinery
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+    main.__spec__ = None
+    main.__cached__ = None
+    sys.modules["__main__"] = main
+    with open(path, "rb") as f:
+        source = f.read()
+    exec(compile(source, path, "exec", dont_inherit=True), main.__dict__)  # noqa: S102 - the job's own script
+
+
 def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int) -> None:  # pragma: no cover - forked
     code = 1
     try:
         os.setsid()
         if sys.platform.startswith("linux"):
             _die_with_parent()
-        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as the interpreter sets them at start-up
+            signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sock.close()
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -77,25 +97,19 @@ def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int) -> None:  #
         os.environ.clear()
         os.environ.update(req["env"])
         script = req["script"]
+        path = os.path.abspath(script)
         sys.argv = [script, *req["argv"]]
-        sys.path[0] = os.path.dirname(os.path.abspath(script))
-        import runpy
-
+        sys.path.insert(0, os.path.dirname(path))  # as `python script`: its folder first
         code = 0
         try:
-            runpy.run_path(script, run_name="__main__")
+            _run_main(path)
         except SystemExit as exc:
             code = _exit_code(exc)
-        except KeyboardInterrupt:
+        except BaseException as exc:  # noqa: BLE001 - reported as python would (from the script's frame on)
             import traceback
 
-            traceback.print_exc()
-            code = 128 + signal.SIGINT
-        except BaseException:  # noqa: BLE001 - reported as python would, with exit status 1
-            import traceback
-
-            traceback.print_exc()
-            code = 1
+            traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None)
+            code = 128 + signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
         try:  # what the interpreter does at exit: join non-daemon threads, run atexit handlers
             import threading
 
@@ -150,7 +164,7 @@ def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
-    sys.path.pop(0)  # this file's folder is no job's business
+    del sys.path[0]  # this file's folder is no job's business (each job puts its script's folder there)
     if sys.platform.startswith("linux"):
         _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; jobs restore the default

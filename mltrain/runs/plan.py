@@ -141,6 +141,27 @@ class RunPlan:
         """Release what the plan holds on its target (connections); its trials have ended."""
         self.compute.close()
 
+    def record_fields(self) -> dict[str, Any]:
+        """What every run recorded from this plan stores about its code, environment, compute and driver
+        (this process)."""
+        import os
+
+        from mltrain.procs import hostname, start_token
+
+        return {
+            "script": self.script,
+            "compute": self.compute.describe(),
+            "env_name": self.env.spec.name,
+            "env_hash": self.env.hash,
+            "snapshot_id": self.snapshot.id,
+            "source_dir": str(self.source),
+            "git_commit": self.git_commit,
+            "git_dirty": self.git_dirty,
+            "driver_host": hostname(),
+            "driver_pid": os.getpid(),
+            "driver_start": start_token(os.getpid()),
+        }
+
     def shares(self, config: Mapping[str, Any]) -> bool:
         """True when a trial of ``config`` can run from this plan."""
         return plan_key(config) == self._key

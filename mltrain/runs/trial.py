@@ -9,7 +9,6 @@ so cancel and recovery can reach it from another process. Trials of one plan may
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from mltrain.compute.base import RunHandle, RunSpec
 from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.errors import ConfigError, MltrainError
-from mltrain.procs import hostname, start_token
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
 from mltrain.runs.control import RunCanceled, RunControl
@@ -80,19 +78,9 @@ class Trial:
             parent_run_id=self.parent_run_id,
             config=redact_secrets(self.cfg),
             overrides=redact_overrides(self.overrides),
-            script=plan.script,
             arguments=self.argv,
-            compute=plan.compute.describe(),
-            env_name=plan.env.spec.name,
-            env_hash=plan.env.hash,
-            snapshot_id=plan.snapshot.id,
-            source_dir=str(plan.source),
-            git_commit=plan.git_commit,
-            git_dirty=plan.git_dirty,
             run_dir=str(run_dir),
-            driver_host=hostname(),
-            driver_pid=os.getpid(),
-            driver_start=start_token(os.getpid()),
+            **plan.record_fields(),
         )
         spec = RunSpec(
             run_id=run_id,

@@ -43,6 +43,14 @@ with open("outputs/x.txt", "w") as f:
 sys.exit(3 if a.x == a.fail_at else 0)
 """
 
+TUNE = """
+sampler: random
+search_space:
+  job.arguments.x: uniform(0, 1)
+max_total_runs: 3
+seed: 7
+"""  # conf/sweep/tune.yaml of the tests: three seeded random trials of x
+
 JOB = """
 name: sweeps
 source_dir: src

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from support import start_mltrain
-from sweeptools import children, sweeps, wait_for, workspace, x_of
+from sweeptools import TUNE, children, sweeps, wait_for, workspace, x_of
 
 
 def _held_sweep(project, curve_job, hold):
@@ -80,18 +80,9 @@ def test_runs_cancel_stops_the_sweep_and_its_children(project, cli, curve_job):
     assert 3.0 not in kids
 
 
-TUNE = """
-sampler: random
-search_space:
-  job.arguments.x: uniform(0, 1)
-max_total_runs: 3
-seed: 3
-"""
-
-
 def test_resumed_random_sweep_continues_the_study(project, mltrain, curve_job):
     (project / "conf" / "sweep").mkdir()
-    (project / "conf" / "sweep" / "tune.yaml").write_text(TUNE)
+    (project / "conf" / "sweep" / "tune.yaml").write_text(TUNE)  # random, seeded, 3 trials
     hold = project / "hold"
     hold.touch()
     args = [

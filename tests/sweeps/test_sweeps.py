@@ -176,3 +176,25 @@ def test_a_sweep_that_cannot_be_composed_is_a_config_error(project, mltrain, cur
     assert "job.snapshot.max_files" in proc.stderr
     parent, children = the_sweep(workspace(project))
     assert children == [] and parent["status"] == "Failed"
+
+
+INTERPRETER = """
+import os, signal, sys
+assert sys.path[0] == os.path.dirname(os.path.abspath(__file__)) == os.getcwd(), (sys.path[:2], __file__)
+assert os.path.isabs(__file__) and sys.argv[0] == "interp.py", (__file__, sys.argv)
+assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+from mltrain import Run  # the in-script API was not imported by the warm interpreter: found on PYTHONPATH
+Run.get_context().log("ok", 1)
+"""
+
+
+def test_forked_child_starts_as_the_interpreter_would(project, mltrain):
+    (project / "src").mkdir()
+    (project / "src" / "interp.py").write_text(INTERPRETER)
+    (project / "conf" / "job").mkdir(parents=True)
+    (project / "conf" / "job" / "interp.yaml").write_text("name: interp\nsource_dir: src\nscript: interp.py\n")
+    proc = mltrain("-m", "job=interp", "sweep.prewarm_modules=[json]", "sweep.primary_metric.name=ok", "job.args=[],[]")
+    assert proc.returncode == 0, proc.output
+    parent, children = the_sweep(workspace(project))
+    assert [c["status"] for c in children] == ["Completed", "Completed"]

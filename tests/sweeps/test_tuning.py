@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sweeptools import children, sweeps, workspace, x_of
-
-TUNE = """
-sampler: random
-search_space:
-  job.arguments.x: uniform(0, 1)
-max_total_runs: 3
-seed: 7
-"""
+from sweeptools import TUNE, children, sweeps, workspace, x_of
 
 
 @pytest.mark.parametrize("sampler", ["random", "bayesian"])
@@ -78,3 +70,33 @@ def test_early_termination_stops_the_lagging_child(project, mltrain, curve_job, 
     assert kids[0.2]["status"] == "Canceled" and kids[0.2]["error"] == "early termination"
     assert parent["status"] == "Completed"
     assert "1 stopped early" in proc.stdout
+
+
+def test_sweeping_hydra_keys_is_refused(project, mltrain, curve_job):
+    proc = mltrain("-m", *curve_job, "job.arguments.x=1,2", "hydra.verbose=true,false")
+    assert proc.returncode == 2, proc.output
+    assert "sweeping over hydra's configuration is not supported" in proc.stderr.lower()
+
+
+def test_optuna_study_gets_live_values_and_pruned_children():
+    from optuna.trial import TrialState
+
+    from mltrain.runs.sweep.policies import EARLY_TERMINATION
+    from mltrain.runs.sweep.search import OptunaSource
+    from mltrain.runs.sweep.session import TrialOutcome
+    from mltrain.runs.sweep.space import Domain
+
+    source = OptunaSource(
+        {"job.arguments.x": Domain("uniform", (0.0, 1.0))}, ["+job.arguments.steps=3"], "bayesian", 1, maximize=True
+    )
+    stopped = TrialOutcome(source.next_request(), 0, "run-a", "Running")
+    source.report(stopped, [0.1, 0.2])
+    stopped.status, stopped.error = "Canceled", EARLY_TERMINATION
+    source.done(stopped)
+    finished = TrialOutcome(source.next_request(), 1, "run-b", "Completed", value=0.9)
+    assert finished.request.overrides[0] == "+job.arguments.steps=3"
+    assert finished.request.label[0].startswith("job.arguments.x=")
+    source.done(finished)
+    first, second = source.study.trials
+    assert first.state == TrialState.PRUNED and first.intermediate_values == {0: 0.1, 1: 0.2}
+    assert second.state == TrialState.COMPLETE and second.value == 0.9

@@ -20,8 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.errors import ConfigError, MltrainError
-from mltrain.procs import hostname, start_token
 from mltrain.runs.control import RunControl
 from mltrain.runs.plan import RunPlan, open_workspace
 from mltrain.runs.result import EXIT_CODES, RunResult
@@ -135,7 +135,7 @@ class Sweep:
         from mltrain.runs.sweep.progress import Progress
 
         plan = self._plan_for(self.base)
-        driver = {"driver_host": hostname(), "driver_pid": os.getpid(), "driver_start": start_token(os.getpid())}
+        driver = {k: v for k, v in plan.record_fields().items() if k.startswith("driver_")}
         resume = self.settings.get("resume")
         if resume:
             self.sweep_id = self._reopen(str(resume), driver)
@@ -146,19 +146,11 @@ class Sweep:
             self.ws.runs.create(
                 self.sweep_id,
                 str(self.base["experiment_name"]),
-                config=self.base,
-                overrides=self.overrides,
-                script=plan.script,
+                config=redact_secrets(self.base),  # a cluster token is never stored
+                overrides=redact_overrides(self.overrides),
                 arguments=[],
-                compute=plan.compute.describe(),
-                env_name=plan.env.spec.name,
-                env_hash=plan.env.hash,
-                snapshot_id=plan.snapshot.id,
-                source_dir=str(plan.source),
-                git_commit=plan.git_commit,
-                git_dirty=plan.git_dirty,
                 run_dir=str(run_dir),
-                **driver,
+                **plan.record_fields(),
             )
             self.ws.runs.set_tags(
                 self.sweep_id,

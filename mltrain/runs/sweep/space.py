@@ -90,6 +90,11 @@ def command_line_space(arguments: list[str]) -> tuple[dict[str, Domain], list[st
         if not override.is_sweep_override():
             fixed.append(override.input_line or f"{override.get_key_element()}={override.get_value_element_as_str()}")
             continue
+        if override.is_hydra_override():
+            raise ConfigError(
+                f"sweeping over Hydra's configuration is not supported: {override.input_line!r}",
+                hint="sweep over the job's keys (job.arguments.NAME=a,b) and set hydra.* keys once",
+            )
         key = override.get_key_element()
         value = override.value()
         if isinstance(value, (ChoiceSweep, RangeSweep)):
