@@ -304,11 +304,22 @@ def _kill_left(pids: list[int]) -> None:
             pass
 
 
+def _ancestors(pid: int) -> set[int]:
+    out = {pid}
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+        out.add(pid)
+    return out
+
+
 def _reap_orphans(root: Path) -> None:
     """SIGKILL, by PID, processes of this cluster left behind (their command line names its folder)."""
-    me = os.getpid()
+    spare = _ancestors(os.getpid())  # this process and those that started it
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
+        if not entry.name.isdigit() or int(entry.name) in spare:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
