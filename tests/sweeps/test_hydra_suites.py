@@ -11,6 +11,16 @@ from hydra_plugins.mltrain_launcher.mltrain_launcher import MltrainLauncher
 from hydra_plugins.mltrain_optuna_sweeper.mltrain_sweeper import MltrainSweeper
 
 
+@pytest.fixture(autouse=True)
+def _hydra_as_in_a_fresh_process(hydra_restore_singletons: None) -> None:
+    """Hydra's suites expect its defaults for an app without version_base (1.1: jobs change into their
+    output folder); an mltrain app run in this process earlier set 1.3, which Hydra keeps process-wide."""
+    from hydra.version import VersionBase
+    from packaging.version import Version
+
+    VersionBase.instance().setbase(Version("1.1"))
+
+
 def test_discovery() -> None:
     assert MltrainLauncher.__name__ in [p.__name__ for p in Plugins.instance().discover(Launcher)]
     assert MltrainSweeper.__name__ in [p.__name__ for p in Plugins.instance().discover(Sweeper)]
