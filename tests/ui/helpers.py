@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import joblib
+
 from mltrain.registry.store import ModelRegistry
 from mltrain.ui.app import UiSettings, create_app
 from mltrain.workspace import Workspace, WorkspaceSettings
@@ -113,7 +115,7 @@ def seed(root: Path, db_url: str | None = None) -> dict[str, Any]:
             )  # fmt: skip
         )
     model_file = root.parent / "model.joblib"
-    model_file.write_bytes(b"not really a model, never loaded here")
+    joblib.dump({"weights": [1, 2, 3]}, model_file)  # a joblib file (name and content must agree), never loaded
     registry(ws).register("iris-model", model_file, run_id=a, tags={"data": "v1"})
     registry(ws).register("iris-model", model_file, run_id=c)
     ws.db.dispose()
