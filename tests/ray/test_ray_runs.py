@@ -112,7 +112,8 @@ def test_run_placed_on_the_worker_node_returns_its_outputs(ray_cluster, mltrain,
         "import os\nfrom mltrain import Run\nos.makedirs('outputs/sub', exist_ok=True)\n"
         "os.makedirs('logs', exist_ok=True)\n"
         "open('outputs/sub/result.txt', 'w').write('made on the worker')\n"
-        "open('logs/own.log', 'w').write('a log line')\nRun.get_context().log('score', 0.5)\nprint('WROTE')\n",
+        "open('logs/own.log', 'w').write('a log line')\nRun.get_context().log('score', 0.5)\nprint('WROTE')\n"
+        "import time\ntime.sleep(3)\n",  # running long enough for the driver to see where it runs
     )
     proc = mltrain(*bare(ray_cluster.dashboard_url, "+compute.resources.worker_node=1"), env=cluster_env)
     assert proc.returncode == 0, proc.output
