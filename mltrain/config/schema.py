@@ -1,8 +1,8 @@
 """Config schemas, registered in Hydra's ConfigStore so a typo in a key fails before anything runs.
 
 Groups that pick an implementation (``compute``, ``deploy``) are nodes with a ``_target_``; the
-built-in ones extend a typed schema (``compute/local_schema``, ``deploy/docker_schema``, ...) stored
-here, so their options are checked at composition too. A user's own target may be untyped.
+built-in ones extend a typed schema (``compute/local_schema``, ``deploy/docker_schema``, ...), so their
+options are checked at composition too. A user's own target may be untyped.
 """
 
 from __future__ import annotations
@@ -130,15 +130,11 @@ SCHEMA_NAME = "mltrain_schema"
 
 
 def register_schemas() -> None:
-    """Store the root schema as ``mltrain_schema`` (the first entry of conf/config.yaml's defaults) and
-    the typed schemas of the built-in compute and deploy targets in their groups."""
+    """Store the root schema as ``mltrain_schema`` (the first entry of conf/config.yaml's defaults).
+
+    The typed schemas of the compute and deploy targets (``compute/docker_schema``, ...) are made
+    only when a config asks for one, by the ``mltrain-schema://`` config source
+    (plugins/hydra_plugins/mltrain_searchpath/schema_source.py)."""
     from hydra.core.config_store import ConfigStore
 
-    from mltrain.compute.configs import COMPUTE_SCHEMAS
-    from mltrain.deploy.configs import DEPLOY_SCHEMAS
-
-    store = ConfigStore.instance()
-    store.store(name=SCHEMA_NAME, node=MLTrainConfig)
-    for group, schemas in (("compute", COMPUTE_SCHEMAS), ("deploy", DEPLOY_SCHEMAS)):
-        for name, node in schemas.items():
-            store.store(group=group, name=name, node=node)
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=MLTrainConfig)

@@ -1,4 +1,5 @@
-"""Put the user's project ``conf/`` before mltrain's bundled configs, for mltrain's app only."""
+"""Put the user's project ``conf/`` before mltrain's bundled configs, and mltrain's typed target schemas
+(``mltrain-schema://``) after them, for mltrain's app only."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class MltrainProjectSearchPath(SearchPathPlugin):
         main = [e for e in search_path.get_path() if e.provider == "main"]
         if not main or os.path.realpath(main[0].path.removeprefix("file://")) != ours:
             return
+        search_path.append("mltrain", "mltrain-schema://")  # typed target schemas, made on demand
         project = os.path.abspath(os.environ.get(PROJECT_CONF_ENV) or "conf")
         if os.path.isdir(project) and os.path.realpath(project) != ours:
             search_path.prepend("mltrain-project", f"file://{project}", anchor=SearchPathQuery(provider="main"))
