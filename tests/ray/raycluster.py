@@ -3,7 +3,7 @@
 Head on 127.0.0.2, one worker node on 127.0.0.3 (custom resource ``worker_node``), one CPU each, a
 small object store, fixed ports. Every process that touches the cluster gets :meth:`RayCluster.env`
 (token authentication on, the token file, no usage stats, a private TMPDIR). Nodes are started with
-``ray start --block`` and stopped by SIGTERM to that PID (worker first, then head) — never the cluster-wide stop command.
+``ray start --block`` and stopped by SIGTERM to that PID (worker first, then head) — never the broad stop command.
 """
 
 from __future__ import annotations
