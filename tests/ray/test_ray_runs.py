@@ -14,21 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conformance import SIGNAL_AWARE
 from support import start_mltrain, write_script
 
 pytestmark = pytest.mark.slow
-
-SIGNAL_AWARE = """
-import os, signal, sys, time
-os.makedirs("outputs", exist_ok=True)
-def stop(sig, frame):
-    open("outputs/stopped.txt", "w").write(signal.Signals(sig).name)
-    sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
-signal.signal(signal.SIGINT, stop)
-print("READY", flush=True)
-time.sleep(600)
-"""
 
 
 def bare(address: str, *extra: str) -> list[str]:
