@@ -6,9 +6,10 @@ request ``{"script", "argv", "cwd", "env"}`` arrives with two file descriptors (
 stderr); the server forks a child that becomes a process group of its own, moves into ``cwd``,
 takes ``env`` as its whole environment and ``argv`` as ``sys.argv``, and runs ``script`` as
 ``__main__`` (``runpy``), exactly as ``python script ...`` would, then exits with the script's
-status. The server answers ``{"pid": PID}`` at once and ``{"exit": CODE}`` when the child ended
-(negative: killed by that signal). It never runs user code itself, so every job starts from the
-same clean, warm state. It ends when the socket closes.
+status. The server answers ``{"pid": PID}`` once the child leads its own process group (so a signal
+to the group reaches it) and ``{"exit": CODE}`` when the child ended (negative: killed by that
+signal). It never runs user code itself, so every job starts from the same clean, warm state. It
+ends when the socket closes.
 """
 
 import ctypes
@@ -68,10 +69,11 @@ def _run_main(path: str) -> None:
     exec(compile(source, path, "exec", dont_inherit=True), main.__dict__)  # noqa: S102 - the job's own script
 
 
-def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int) -> None:  # pragma: no cover - forked
+def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int, grouped: int) -> None:  # pragma: no cover
     code = 1
     try:
         os.setsid()
+        os.close(grouped)  # the server reports the pid only now: a signal to the group reaches the job
         if sys.platform.startswith("linux"):
             _die_with_parent()
         for sig in (signal.SIGTERM, signal.SIGCHLD):
@@ -146,9 +148,14 @@ def serve(sock: socket.socket) -> None:
             continue
         sys.stdout.flush()
         sys.stderr.flush()
+        wait_r, grouped = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _child(sock, req, out_fd, err_fd)
+            os.close(wait_r)
+            _child(sock, req, out_fd, err_fd, grouped)
+        os.close(grouped)
+        os.read(wait_r, 1)  # EOF once the child is a process group of its own (or gone)
+        os.close(wait_r)
         os.close(out_fd)
         os.close(err_fd)
         try:

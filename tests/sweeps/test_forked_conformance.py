@@ -3,6 +3,9 @@ compute-target conformance suite as jobs started with Popen."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -39,3 +42,23 @@ class TestForkedLocalCompute(ComputeTargetSuite):
         job = start("import os\nprint(os.getpid())\n")
         assert isinstance(job.handle, ForkedHandle)  # type: ignore[attr-defined]
         assert job.handle.wait(60) == 0  # type: ignore[attr-defined]
+
+    def test_the_job_leads_its_process_group_when_start_returns(self, start: Callable[..., object]) -> None:
+        """A cancel sent the moment start returns signals the job's group: that group must exist by then,
+        also on a busy machine (busy loops make the server's and the child's order visible)."""
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+        try:
+            self._start_and_check_groups(start)
+        finally:
+            for proc in busy:
+                proc.kill()
+                proc.wait()
+
+    def _start_and_check_groups(self, start: Callable[..., object]) -> None:
+        for _ in range(30):
+            job = start("import time\ntime.sleep(30)\n")
+            pid = job.handle.pid  # type: ignore[attr-defined]
+            grouped = os.getpgid(pid) == pid
+            job.handle.cancel("done", force=True)  # type: ignore[attr-defined]
+            job.handle.wait(60)  # type: ignore[attr-defined]
+            assert grouped
