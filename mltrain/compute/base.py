@@ -143,6 +143,11 @@ class ComputeTarget(ABC):
         """Make the run folder where the job runs: the snapshot's files (locally by default)."""
         ws.snapshots.restore(spec.snapshot_id, spec.run_dir)
 
+    def capacity(self) -> int | None:
+        """How many jobs the target runs at once (a sweep's default ``max_concurrent_runs``); None when
+        it does not say (the launcher then uses this machine's CPU count)."""
+        return None
+
     def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
         """Optionally make later ``start`` calls of ``env`` cheap (``workers`` warm interpreters that
         imported ``modules``); False when the target does not (the default)."""

@@ -103,7 +103,7 @@ class SweepConfig:
     search_space: dict[str, str] = field(default_factory=dict)  # key: choice(..)|uniform|loguniform|quniform|randint
     primary_metric: PrimaryMetricConfig = field(default_factory=PrimaryMetricConfig)
     max_total_runs: int | None = None  # at most this many children (random and bayesian: required)
-    max_concurrent_runs: int | None = None  # null: the CPU count
+    max_concurrent_runs: int | None = None  # null: what the compute target holds at once, else the CPU count
     max_duration_s: float | None = None  # stop starting children and cancel running ones after this
     seed: int | None = None  # random and bayesian sampling seed
     early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)

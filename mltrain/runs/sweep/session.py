@@ -116,7 +116,7 @@ class Sweep:
         self.metric = self.settings["primary_metric"]["name"]
         self.maximize = self.settings["primary_metric"]["goal"] == "maximize"
         self.policy = make_policy(self.settings.get("early_termination"), self.maximize)
-        self.max_concurrent = int(self.settings.get("max_concurrent_runs") or os.cpu_count() or 1)
+        self.max_concurrent = 0  # set by the first plan: sweep.max_concurrent_runs, else the target's capacity
         self.max_total = self.settings.get("max_total_runs")
         self.ws: Workspace = open_workspace(base_config)
         self.control = RunControl.current()
@@ -205,9 +205,28 @@ class Sweep:
                 return plan
         plan = RunPlan.build(config, self.ws)
         self.plans.append(plan)
+        if not self.max_concurrent:
+            self.max_concurrent = self._concurrency(plan)
         if self.settings.get("prewarm", True):
             self._prewarm(plan, config)
         return plan
+
+    def _concurrency(self, plan: RunPlan) -> int:
+        """``sweep.max_concurrent_runs`` when set, else what the compute target holds at once (an SSH
+        pool's slots, a Ray cluster's capacity for the per-run resources), else the CPU count."""
+        if self.settings.get("max_concurrent_runs"):
+            return int(self.settings["max_concurrent_runs"])
+        try:
+            capacity = plan.compute.capacity()
+        except MltrainError as exc:
+            print(f"[sweep] the compute target's capacity is unknown ({exc}); using the CPU count", flush=True)
+            capacity = None
+        if capacity is not None and capacity < 1:
+            raise ConfigError(
+                f"{plan.compute.describe()} has room for no run with the resources each asks for",
+                hint="ask for fewer resources per run (compute.num_cpus, compute.resources) or add nodes",
+            )
+        return capacity or os.cpu_count() or 1
 
     def _prewarm(self, plan: RunPlan, config: dict[str, Any]) -> None:
         from mltrain.compute.base import RunSpec
