@@ -7,6 +7,8 @@ pays). The environment is cached (one warm-up run first). Usage:
 
 ``--baseline PYTHON`` also times ``PYTHON -m mltrain`` (e.g. the venv of a checkout of an earlier
 commit) in the same run, so a change is compared with what came before it on the same machine state.
+The two venvs must hold the same third-party packages (omegaconf, for one, imports ``attrs`` when it
+is installed); the script says which differ and how to align them.
 
 Target (issue 2): overhead <= 0.5 s, measured where a bare Hydra app takes 0.37 s; on a slower or
 busier machine compare the ratio overhead / (bare Hydra - plain script), whose budget is 0.5/0.37 = 1.35.
@@ -15,6 +17,8 @@ busier machine compare the ratio overhead / (bare Hydra - plain script), whose b
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +35,31 @@ def main(cfg):
 
 main()
 """
+
+
+def packages(python: str) -> dict[str, str]:
+    """Installed distributions of ``python`` (name -> version), mltrain itself left out."""
+    code = (
+        "import importlib.metadata as m, json\n"
+        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions() if d.metadata['Name']}))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+    found: dict[str, str] = json.loads(out)
+    found.pop("mltrain", None)
+    return found
+
+
+def check_same_packages(baseline: str) -> None:
+    ours, theirs = packages(sys.executable), packages(baseline)
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        print(
+            f"warning: the baseline venv differs in {len(differ)} packages ({', '.join(differ[:8])}"
+            f"{', ...' if len(differ) > 8 else ''}); the comparison is not of mltrain alone. Align it with:\n"
+            f"  {sys.executable} -m pip freeze --exclude-editable > /tmp/req.txt && "
+            f"{baseline} -m pip install -r /tmp/req.txt\n",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -67,6 +96,7 @@ def main() -> None:
         "same, no prefork": ["env", "MLTRAIN_NO_PREFORK=1", *mltrain],
     }
     if args.baseline:
+        check_same_packages(args.baseline)
         # its own workspace: the two versions may differ in schema
         cases["baseline mltrain"] = [
             "env",
