@@ -241,3 +241,23 @@ def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):
         text=True,
     )
     assert "_bundled/examples/iris" in shown.stdout
+
+
+@pytest.mark.parametrize("prefork", ["1", ""], ids=["prefork", "one-process"])
+def test_hydra_job_settings_still_apply_to_a_single_run(mltrain, project, prefork):
+    """A single run composes once; what Hydra's own run does (``hydra.job.env_set``, callbacks) still happens."""
+    write_script(project / "src", "env.py", "import os\nprint('FROM_HYDRA=' + os.environ.get('FROM_HYDRA', '-'))\n")
+    (project / "mark.py").write_text(
+        "from pathlib import Path\nfrom hydra.experimental.callback import Callback\n\n"
+        "class Mark(Callback):\n    def on_job_start(self, config, **kw):\n        Path('job-started').touch()\n"
+    )
+    env = {"MLTRAIN_NO_PREFORK": "" if prefork else "1"}
+    args = ("environment=system", "~register", "job.source_dir=src", "job.script=env.py")
+    proc = mltrain(*args, "+hydra.job.env_set.FROM_HYDRA=set-by-hydra", env=env)
+    assert proc.returncode == 0, proc.output
+    assert "FROM_HYDRA=set-by-hydra" in proc.stdout
+    assert not (project / "job-started").exists()
+    proc = mltrain(*args, "+hydra.callbacks.mark._target_=mark.Mark", env=env)
+    assert proc.returncode == 0, proc.output
+    assert "FROM_HYDRA=-" in proc.stdout
+    assert (project / "job-started").exists()

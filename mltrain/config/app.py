@@ -14,7 +14,7 @@ from typing import Any
 
 from mltrain.bundled import bundled_dir
 
-Handoff = Callable[[dict[str, Any], list[str]], None]
+Handoff = Callable[[dict[str, Any], list[str], dict[str, str]], None]  # config, overrides, hydra.job.env_set
 
 
 def _register_resolvers() -> None:
@@ -55,7 +55,10 @@ class App:
         config = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(config, dict)
         if self.handoff is not None:
-            self.handoff(config, hydra_overrides())
+            from hydra.core.hydra_config import HydraConfig
+
+            env_set = {str(k): str(v) for k, v in (HydraConfig.get().job.env_set or {}).items()}
+            self.handoff(config, hydra_overrides(), env_set)
             return 0
         from mltrain.runs.driver import run_from_config
 
@@ -77,6 +80,8 @@ class App:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach report_config_error
         app: Any = hydra.main(config_path=str(bundled_dir("conf")), config_name="config", version_base="1.3")(self.task)
         try:
+            if not any(a.startswith("-") for a in sys.argv[1:]) and self._plain_run(sys.argv[1:]):
+                return max(self.exit_codes, default=0)
             app()
         except KeyboardInterrupt:
             sys.stderr.write("mltrain: interrupted\n")
@@ -89,6 +94,35 @@ class App:
             if not user_full_error:
                 os.environ.pop("HYDRA_FULL_ERROR", None)
         return max(self.exit_codes, default=0)
+
+    def _plain_run(self, overrides: list[str]) -> bool:
+        """A single run without Hydra options: compose once and run the task (``hydra.main`` composes
+        twice, the first time only to learn the mode). False, having run nothing, when the composed
+        config asks for what only Hydra's run does (a sweep mode, callbacks, a working-directory
+        change or an output folder): the caller then runs ``hydra.main``."""
+        from hydra import compose, initialize_config_dir
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        from omegaconf import open_dict
+
+        with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3", job_name="mltrain"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            h = cfg.hydra
+            plain = (
+                h.mode in (None, RunMode.RUN)
+                and not h.callbacks
+                and not h.job.chdir
+                and h.run.dir == "."
+                and h.output_subdir is None
+            )
+            if not plain:
+                return False
+            HydraConfig.instance().set_config(cfg)
+            os.environ.update({str(k): str(v) for k, v in (h.job.env_set or {}).items()})  # as Hydra's run_job
+            with open_dict(cfg):
+                del cfg["hydra"]
+            self.task(cfg)
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:

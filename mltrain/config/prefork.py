@@ -32,9 +32,9 @@ def main(argv: list[str]) -> int:
         try:
             from mltrain.config import app
 
-            def send(config: dict, overrides: list[str]) -> None:
+            def send(config: dict, overrides: list[str], env_set: dict[str, str]) -> None:
                 with os.fdopen(write_fd, "wb") as out:
-                    out.write(json.dumps({"config": config, "overrides": overrides}).encode())
+                    out.write(json.dumps({"config": config, "overrides": overrides, "env": env_set}).encode())
 
             code = app.App(handoff=send).main(argv)
         finally:
@@ -54,4 +54,5 @@ def main(argv: list[str]) -> int:
     if not data:  # composition failed (the child said why) or there was nothing to run
         return code
     payload = json.loads(data)
+    os.environ.update(payload["env"])  # hydra.job.env_set, as Hydra's run would set it
     return driver.run_from_config(payload["config"], payload["overrides"], prewarmed=prewarmed)
