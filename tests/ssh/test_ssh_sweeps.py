@@ -56,9 +56,8 @@ def _job(project: Path, name: str, script: str, **arguments: Any) -> list[str]:
     write_script(project / "src", f"{name}.py", script)
     args = "".join(f"  {k}: {v}\n" for k, v in {"x": 0, **arguments}.items())
     write_script(project / "conf" / "job", f"{name}.yaml", f"name: {name}\nsource_dir: src\nscript: {name}.py\n")
-    (project / "conf" / "job" / f"{name}.yaml").write_text(
-        f"name: {name}\nsource_dir: src\nscript: {name}.py\narguments:\n{args}"
-    )
+    with open(project / "conf" / "job" / f"{name}.yaml", "a") as f:
+        f.write(f"arguments:\n{args}")
     return ["environment=system", f"job={name}", "sweep.primary_metric.name=x", "sweep.register=none"]
 
 
