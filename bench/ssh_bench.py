@@ -6,6 +6,14 @@ the SSH round trips (commands) and the bytes uploaded with a cold and with a war
     python bench/ssh_bench.py [--repeats 10]
 
 Reported as the ratio mltrain-over-SSH / bare ssh, and the overhead in seconds.
+
+``--sweep``: instead, a sweep of ``--trials`` (16) iris SVC trials (`python -m mltrain -m`) over two
+SSH hosts (sshd on 127.0.0.2 and 127.0.0.3, one slot each, so two children at a time) vs the same sweep
+on local compute, two at a time (with forking from pre-warmed interpreters, and with it off), interleaved,
+median of ``--repeats`` (3). Every side runs the same interpreter (``environment=system``; the hosts'
+``python`` is this one), so the ratio is what distributing the trials over SSH costs on one machine.
+
+    python bench/ssh_bench.py --sweep [--trials 16] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -66,10 +74,92 @@ def in_process_costs(work: Path, host_entry: dict, known: Path) -> dict[str, dic
     return out
 
 
+TRAIN = """
+import argparse
+
+from sklearn import datasets
+from sklearn.model_selection import train_test_split
+from sklearn.svm import SVC
+
+from mltrain import Run
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--C", type=float, default=1.0)
+args = parser.parse_args()
+x, y = datasets.load_iris(return_X_y=True)
+x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
+Run.get_context().log("accuracy", SVC(C=args.C).fit(x_train, y_train).score(x_test, y_test))
+"""
+
+JOB = "name: bench-ssh-sweep\nsource_dir: src\nscript: train.py\narguments:\n  C: 1.0\n"
+
+
+def sweep_bench(trials: int, repeats: int) -> None:
+    """The ``--sweep`` benchmark: a ``trials``-trial sweep over two SSH hosts vs local compute."""
+    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-ssh-sweep-"))
+    (work / "src").mkdir()
+    (work / "src" / "train.py").write_text(TRAIN)
+    (work / "conf" / "job").mkdir(parents=True)
+    (work / "conf" / "job" / "bench.yaml").write_text(JOB)
+    client_key = work / "client_key"
+    keygen(client_key)
+    hosts = [start_sshd(work / f"host-{n}", addr, client_key) for n, addr in enumerate(("127.0.0.2", "127.0.0.3"))]
+    try:
+        known = work / "known_hosts"
+        known.write_text("".join(h.known_hosts_line() for h in hosts))
+        entries = ",".join(
+            "{" + ",".join(f"{k}:{v}" for k, v in h.entry(slots=1, python=sys.executable).items()) + "}" for h in hosts
+        )
+        values = ",".join(f"{10 ** (-2 + 4 * i / max(trials - 1, 1)):.6g}" for i in range(trials))
+        sweep = [sys.executable, "-m", "mltrain", "-m", "environment=system", "job=bench", "sweep.register=none"]
+        sweep += ["experiment_name=bench", "sweep.primary_metric.name=accuracy", f"job.arguments.C={values}"]
+        ssh = [*sweep, "+compute=ssh", f"compute.hosts=[{entries}]", f"compute.known_hosts={known}"]
+        local = [*sweep, "sweep.max_concurrent_runs=2"]
+        cases = {
+            "sweep over 2 SSH hosts": ssh,  # max_concurrent_runs unset: the hosts' 2 slots
+            "sweep local (prewarmed)": local,
+            "sweep local, prewarm off": [*local, "sweep.prewarm=false"],
+        }
+        env = {"MLTRAIN_WORKSPACE": str(work / "ws")}
+        interleaved(cases, 1, work, env)  # warm-up: helper on the hosts, blob caches, .pyc files
+        times = interleaved(cases, repeats, work, env)
+    finally:
+        for host in hosts:
+            stop_host(host)
+    med = {name: median(v) for name, v in times.items()}
+    ours = med["sweep over 2 SSH hosts"]
+    print(f"{trials} trials, 2 at a time; median of {repeats}")
+    print(f"{'case':<26} {'median s':>9} {'min s':>7}")
+    for name, values_s in times.items():
+        print(f"{name:<26} {med[name]:>9.2f} {min(values_s):>7.2f}")
+    ratio = ours / med["sweep local (prewarmed)"]
+    ratio_cold = ours / med["sweep local, prewarm off"]
+    print(f"\nratio sweep over SSH / local sweep: {ratio:.2f}x (prewarm off: {ratio_cold:.2f}x)")
+    print(f"SSH cost per trial: {(ours - med['sweep local (prewarmed)']) / trials:.3f} s")
+    path = save(
+        "ssh_bench_sweep",
+        {
+            "trials": trials,
+            "repeats": repeats,
+            "median_s": med,
+            "all_s": times,
+            "ssh_over_local": ratio,
+            "ssh_over_local_prewarm_off": ratio_cold,
+        },
+    )
+    print(f"results: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=None, help="default: 10 (3 with --sweep)")
+    parser.add_argument("--sweep", action="store_true", help="a sweep over two SSH hosts vs the same sweep locally")
+    parser.add_argument("--trials", type=int, default=16, help="trials of the --sweep benchmark")
     args = parser.parse_args()
+    if args.sweep:
+        sweep_bench(args.trials, args.repeats or 3)
+        return
+    args.repeats = args.repeats or 10
     work = Path(tempfile.mkdtemp(prefix="mltrain-bench-ssh-"))
     (work / "src").mkdir()
     (work / "src" / "noop.py").write_text("pass\n")

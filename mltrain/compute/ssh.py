@@ -111,6 +111,7 @@ class SSHHandle(RunHandle):
                 message = str(exc) if isinstance(exc, ConnectionLost) else f"connection lost to {self.remote.label}"
                 if self.cancel_reason is None and self.compute.retry(self, message):
                     continue
+                self.compute.mark_down(self.remote, message)  # later runs (a sweep's) go to other hosts
                 self.lost = ConnectionLost(
                     f"{message}: the host stopped answering while run {self.spec.run_id} ran on it",
                     hint="check the host (is sshd up, the network?); compute.retries runs it again elsewhere",
@@ -328,6 +329,12 @@ class SSHCompute(ComputeTarget):
         with self._cond:
             return sum(r.slots for r in self.remotes if r.label not in self.down)
 
+    def mark_down(self, remote: Remote, why: str) -> None:
+        """``remote`` was lost: skipped by later runs of this target (reported with ``why``)."""
+        with self._cond:
+            self.down[remote.label] = why
+            self._cond.notify_all()
+
     def free_slots(self) -> dict[str, int]:
         """Free slots per reachable host (for a launcher deciding how many trials to run at once)."""
         with self._cond:
@@ -511,8 +518,7 @@ class SSHCompute(ComputeTarget):
         if handle.attempt >= self.cfg.retries or handle.spec.run_id not in self._uploads:
             return False
         lost = handle.remote
-        with self._cond:
-            self.down[lost.label] = message
+        self.mark_down(lost, message)
         self.release(handle.spec.run_id)
         try:
             remote = self.acquire(handle.spec.run_id, exclude=(lost.label,))

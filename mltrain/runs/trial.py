@@ -152,15 +152,15 @@ class Trial:
             code = handle.wait(POLL_S)
             ingest.feed(handle.read_metrics())
             now = time.monotonic()
+            if handle.ref != job_ref:  # the target started the job again elsewhere (an SSH retry)
+                job_ref = handle.ref
+                self.ws.runs.set_job_ref(result.run_id, job_ref)
             if code is not None:
                 break
             if now >= next_heartbeat:
                 next_heartbeat = now + HEARTBEAT_S
                 if self.ws.runs.heartbeat(result.run_id):
                     handle.cancel(CANCELED_BY_COMMAND)
-                if handle.ref != job_ref:  # the target started the job again elsewhere (an SSH retry)
-                    job_ref = handle.ref
-                    self.ws.runs.set_job_ref(result.run_id, job_ref)
             if deadline is not None and now > deadline:
                 handle.cancel(f"canceled: ran longer than job.max_run_duration_s={max_s}")
                 deadline = None
