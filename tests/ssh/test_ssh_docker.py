@@ -1,0 +1,169 @@
+"""``build: docker`` on SSH compute, against a real sshd and the test session's real dockerd: the
+image is built on the host (its engine found through the host's DOCKER_HOST) and reused, the job
+runs in a container there with output and metrics streamed, Ctrl-C and recovery stop the container,
+and a host without Docker is refused before a run is recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import start_mltrain, write_script
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+JOB = """
+import os, sys
+from pathlib import Path
+from mltrain import Run
+run = Run.get_context()
+print("IN", sys.prefix, "container" if os.path.exists("/.dockerenv") else "host", flush=True)
+run.log("answer", 42)
+Path("outputs").mkdir(exist_ok=True)
+Path("outputs/result.txt").write_text("made in " + os.getcwd())
+"""
+
+SLOW = """
+import time
+from mltrain import Run
+run = Run.get_context()
+print("STARTED", flush=True)
+for i in range(120):
+    run.log("step", i, step=i)
+    run.flush()
+    time.sleep(0.5)
+print("FINISHED", flush=True)
+"""
+
+
+@dataclass
+class DockerHost:
+    host: object  # loopback_sshd.Host
+    known_hosts: Path
+
+    def overrides(self, image: str, name: str, *extra: str) -> list[str]:
+        """A job on this host in a ``build: docker`` environment without packages."""
+        entry = ",".join(f"{k}:{v}" for k, v in self.host.entry().items())  # type: ignore[attr-defined]
+        return [
+            "+compute=ssh",
+            f"compute.hosts=[{{{entry}}}]",
+            f"compute.known_hosts={self.known_hosts}",
+            "environment.build=docker",
+            f"environment.name={name}",
+            "environment.pip=[]",
+            f"environment.docker.base_image={image}",
+            "~register",
+            "job.source_dir=src",
+            *extra,
+        ]
+
+
+@pytest.fixture(scope="module")
+def docker_host(ssh_pool, docker_engine, tmp_path_factory) -> Iterator[DockerHost]:
+    """An SSH host whose sessions reach the session's dockerd (DOCKER_HOST in the host's environment)."""
+    host = ssh_pool.make_host("127.0.0.5", "docker-host", env={"DOCKER_HOST": docker_engine.base_url})
+    known = tmp_path_factory.mktemp("docker-host") / "known_hosts"
+    known.write_text(host.known_hosts_line())
+    yield DockerHost(host, known)
+
+
+def _containers(docker_client, run_id: str) -> list:
+    return docker_client.containers.list(all=True, filters={"label": f"mltrain.run_id={run_id}"})
+
+
+def _wait_for_job(workdir: Path, timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for out in workdir.glob("runs/*/.mltrain/stdout"):
+            if b"STARTED" in out.read_bytes():
+                return out.parent.parent
+        time.sleep(0.1)
+    raise AssertionError(f"no job started under {workdir}")
+
+
+def test_docker_environment_is_built_on_the_host_then_reused(
+    mltrain, cli_json, project, docker_host, python_image, docker_client
+):
+    write_script(project / "src", "job.py", JOB)
+    args = docker_host.overrides(python_image, "ssh-docker-bare", "job.script=job.py")
+    first = mltrain(*args)
+    assert first.returncode == 0, first.output
+    assert "building image mltrain-env:" in first.stdout and "on root@127.0.0.5" in first.stdout
+    assert "IN /opt/mltrain/venv container" in first.stdout  # streamed from the container on the host
+    run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
+    assert run["status"] == "Completed"
+    assert run["metrics"]["answer"] == 42  # metrics written in the container came back
+    assert "outputs/result.txt" in {a["path"] for a in run["artifacts"]}
+    ref = run["job_ref"]
+    assert ref["kind"] == "ssh" and ref["host"] == "127.0.0.5" and ref["container"] == f"mltrain-{run['id']}"
+    (env,) = [e for e in cli_json("envs", "list") if e["name"] == "ssh-docker-bare"]
+    assert env["builder"] == f"docker@ssh:root@127.0.0.5:{docker_host.host.port}"  # lives on that host
+    assert env["location"].startswith("mltrain-env:")
+    image = docker_client.images.get(env["location"])  # in the host's engine
+    assert not _containers(docker_client, run["id"])  # the container went with the job
+    assert not (docker_host.host.workdir / "runs" / run["id"]).exists()
+
+    second = mltrain(*args)
+    assert second.returncode == 0, second.output
+    assert "building image" not in second.stdout  # the host's image is reused
+    assert "IN /opt/mltrain/venv container" in second.stdout
+    assert docker_client.images.get(env["location"]).id == image.id
+    assert [r["status"] for r in cli_json("runs", "list")] == ["Completed"] * 2
+
+
+def test_ctrl_c_stops_the_container_on_the_host(project, cli_json, docker_host, python_image, docker_client):
+    write_script(project / "src", "slow.py", SLOW)
+    args = docker_host.overrides(python_image, "ssh-docker-bare", "job.script=slow.py", "compute.cancel_grace_s=2")
+    proc = start_mltrain(project, *args)
+    run_dir = _wait_for_job(docker_host.host.workdir)
+    assert _containers(docker_client, run_dir.name)[0].status == "running"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    run = cli_json("runs", "show", run_dir.name)
+    assert run["status"] == "Canceled", out + err
+    assert run["metrics"]["step"] >= 0  # tailed live while it ran
+    assert not _containers(docker_client, run_dir.name)
+    assert not run_dir.exists()
+
+
+def test_driver_killed_then_recovery_stops_the_container(
+    project, cli, cli_json, docker_host, python_image, docker_client
+):
+    write_script(project / "src", "slow.py", SLOW)
+    proc = start_mltrain(project, *docker_host.overrides(python_image, "ssh-docker-bare", "job.script=slow.py"))
+    run_dir = _wait_for_job(docker_host.host.workdir)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert _containers(docker_client, run_dir.name)[0].status == "running"  # it outlived its driver
+    got = cli("runs", "list")  # the next command recovers it through the stored reference
+    assert got.returncode == 0, got.output
+    run = cli_json("runs", "list")[0]
+    assert run["status"] == "Failed" and "driver lost" in run["error"]
+    assert not _containers(docker_client, run_dir.name)
+    assert not run_dir.exists()
+
+
+def test_host_without_docker_is_refused_before_the_run(mltrain, cli_json, project, ssh_pool, docker_engine, tmp_path):
+    write_script(project / "src", "job.py", "print('never runs')\n")
+    bin_dir = tmp_path / "bin"  # the host's PATH: python3, and no docker
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(os.path.realpath("/usr/bin/python3"))
+    host = ssh_pool.make_host("127.0.0.6", f"no-docker-{time.monotonic_ns()}", env={"PATH": str(bin_dir)})
+    known = tmp_path / "known_hosts"
+    known.write_text(host.known_hosts_line())
+    no_docker = DockerHost(host, known)
+    proc = mltrain(*no_docker.overrides("mltrain-test/python:bookworm", "ssh-docker-none", "job.script=job.py"))
+    assert proc.returncode != 0, proc.output
+    assert "docker is not installed on this host" in proc.stderr, proc.output
+    assert "install Docker on the host" in proc.stderr  # the fix
+    # docker there, but no engine behind it (no DOCKER_HOST in that host's environment, no default socket)
+    unreachable = DockerHost(ssh_pool.hosts[0], ssh_pool.known_hosts)
+    proc = mltrain(*unreachable.overrides("mltrain-test/python:bookworm", "ssh-docker-none", "job.script=job.py"))
+    assert proc.returncode != 0, proc.output
+    assert "Docker engine of this host cannot be reached" in proc.stderr, proc.output
+    assert cli_json("runs", "list") == []  # nothing was recorded
