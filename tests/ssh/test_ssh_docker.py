@@ -5,7 +5,6 @@ and a host without Docker is refused before a run is recorded."""
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -150,9 +149,12 @@ def test_driver_killed_then_recovery_stops_the_container(
 
 def test_host_without_docker_is_refused_before_the_run(mltrain, cli_json, project, ssh_pool, docker_engine, tmp_path):
     write_script(project / "src", "job.py", "print('never runs')\n")
-    bin_dir = tmp_path / "bin"  # the host's PATH: python3, and no docker
+    bin_dir = tmp_path / "bin"  # the host's PATH: the programs of this machine but docker
     bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(os.path.realpath("/usr/bin/python3"))
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"):
+        for program in Path(folder).iterdir() if Path(folder).is_dir() else ():
+            if program.name != "docker" and not (bin_dir / program.name).exists():
+                (bin_dir / program.name).symlink_to(program)
     host = ssh_pool.make_host("127.0.0.6", f"no-docker-{time.monotonic_ns()}", env={"PATH": str(bin_dir)})
     known = tmp_path / "known_hosts"
     known.write_text(host.known_hosts_line())
