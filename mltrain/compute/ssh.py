@@ -525,6 +525,24 @@ class SSHCompute(ComputeTarget):
             self.stats["bytes_sent"] += sent
         return sent
 
+    # -- pruning (mltrain envs prune) ---------------------------------------------------------------
+    def _by_where(self, where: str) -> Remote | None:
+        return next((r for r in self.remotes if f"ssh:{r.label}" == where), None)
+
+    def holds(self, where: str) -> bool:
+        """True when ``where`` (``ssh:HOST`` of an environment record) is a host of this pool."""
+        return self._by_where(where) is not None
+
+    def drop(self, kind: str, where: str, location: str, older_than: float) -> tuple[bool, str]:
+        """Delete the environment at ``location`` on the host ``where`` (a venv folder, an image tag)
+        unless it was used there since ``older_than``: (removed or already gone, note)."""
+        remote = self._by_where(where)
+        if remote is None:
+            return False, f"{where} is not a host of the given compute"
+        name = location.rstrip("/").rsplit("/", 1)[-1] if kind == "venv" else location
+        answer = remote.agent("drop", kind, name, repr(older_than), timeout=300)
+        return bool(answer["removed"]) or answer["note"] == "already gone", str(answer["note"])
+
     def _env_for(self, remote: Remote, built: Materialised) -> Materialised:
         if built.where == f"ssh:{remote.label}":
             return built

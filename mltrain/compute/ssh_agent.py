@@ -247,6 +247,7 @@ def cmd_image(work: str) -> None:
     def ready() -> dict[str, Any] | None:
         if image_label(docker, tag, req["label"]) != key:
             return None
+        touch(os.path.join(work, "images", key[:24] + ".used"))  # its last use here (``drop``)
         size = docker_out(docker, "image", "inspect", "--format", "{{.Size}}", tag).stdout.decode().strip()
         return {"tag": tag, "cached": True, "size": int(size) if size.isdigit() else None}
 
@@ -300,6 +301,55 @@ def cmd_image(work: str) -> None:
         if built is None:
             fail(f"the build ended without tagging {tag}", 4)
     answer(dict(built, cached=False))
+
+
+def touch(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a"):
+        os.utime(path)
+
+
+def cmd_drop(work: str, kind: str, name: str, older_than: str) -> None:
+    """Delete an environment of this host (``mltrain envs prune``) unless it is being built or was
+    used here since ``older_than`` (epoch seconds): ``venv`` NAME is its folder under venvs/,
+    ``docker`` NAME its image tag. Answers removed and a note."""
+    cutoff = float(older_than)
+    if kind == "venv":
+        root = os.path.join(work, "venvs")
+        target = inside(root, name)
+        if not os.path.isdir(target):
+            answer({"removed": False, "note": "already gone"})
+            return
+        with open(os.path.join(root, "." + os.path.basename(target) + ".lock"), "w") as lk:
+            try:
+                fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                answer({"removed": False, "note": "being built on the host; kept"})
+                return
+            ready = os.path.join(target, READY)
+            if os.path.exists(ready) and os.stat(ready).st_mtime >= cutoff:
+                answer({"removed": False, "note": "used since on the host; kept"})
+                return
+            trash = tempfile.mkdtemp(prefix=".trash-", dir=root)
+            os.rename(target, os.path.join(trash, "venv"))
+            shutil.rmtree(trash, ignore_errors=True)
+        answer({"removed": True, "note": "removed from the host"})
+    elif kind == "docker":
+        docker = docker_cli()
+        used = os.path.join(work, "images", name.rpartition(":")[2][:24] + ".used")
+        if os.path.exists(used) and os.stat(used).st_mtime >= cutoff:
+            answer({"removed": False, "note": "used since on the host; kept"})
+            return
+        out = docker_out(docker, "image", "rm", name)
+        err = out.stderr.decode(errors="replace").strip()
+        if out.returncode == 0:
+            answer({"removed": True, "note": "image removed from the host's engine"})
+        elif "no such image" in err.lower():
+            answer({"removed": False, "note": "already gone"})
+        else:
+            answer({"removed": False, "note": f"not removed: {err[-300:]}"})
+    else:
+        fail(f"no environments of kind {kind!r} live on hosts")
 
 
 def remove_container(run_dir: str) -> bool:
@@ -577,6 +627,7 @@ COMMANDS = {
     "materialise": cmd_materialise,
     "venv": cmd_venv,
     "image": cmd_image,
+    "drop": cmd_drop,
     "start": cmd_start,
     "supervise": cmd_supervise,
     "status": cmd_status,

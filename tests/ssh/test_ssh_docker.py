@@ -1,7 +1,8 @@
 """``build: docker`` on SSH compute, against a real sshd and the test session's real dockerd: the
 image is built on the host (its engine found through the host's DOCKER_HOST) and reused, the job
 runs in a container there with output and metrics streamed, Ctrl-C and recovery stop the container,
-and a host without Docker is refused before a run is recorded."""
+a host without Docker is refused before a run is recorded, and `mltrain envs prune` given the pool
+removes the image and the venv that live on the host."""
 
 from __future__ import annotations
 
@@ -45,13 +46,15 @@ class DockerHost:
     host: object  # loopback_sshd.Host
     known_hosts: Path
 
+    def compute(self) -> list[str]:
+        """Overrides selecting this host as the SSH compute."""
+        entry = ",".join(f"{k}:{v}" for k, v in self.host.entry().items())  # type: ignore[attr-defined]
+        return ["+compute=ssh", f"compute.hosts=[{{{entry}}}]", f"compute.known_hosts={self.known_hosts}"]
+
     def overrides(self, image: str, name: str, *extra: str) -> list[str]:
         """A job on this host in a ``build: docker`` environment without packages."""
-        entry = ",".join(f"{k}:{v}" for k, v in self.host.entry().items())  # type: ignore[attr-defined]
         return [
-            "+compute=ssh",
-            f"compute.hosts=[{{{entry}}}]",
-            f"compute.known_hosts={self.known_hosts}",
+            *self.compute(),
             "environment.build=docker",
             f"environment.name={name}",
             "environment.pip=[]",
@@ -169,3 +172,36 @@ def test_host_without_docker_is_refused_before_the_run(mltrain, cli_json, projec
     assert proc.returncode != 0, proc.output
     assert "Docker engine of this host cannot be reached" in proc.stderr, proc.output
     assert cli_json("runs", "list") == []  # nothing was recorded
+
+
+def test_envs_prune_given_the_pool_removes_what_lives_on_the_host(
+    mltrain, cli, cli_json, project, docker_host, python_image, docker_client
+):
+    write_script(project / "src", "job.py", JOB)
+    args = docker_host.overrides(python_image, "ssh-docker-bare", "job.script=job.py")
+    assert mltrain(*args).returncode == 0
+    venv_args = [a if a != "environment.build=docker" else "environment.build=venv" for a in args]
+    venv_run = mltrain(*[a.replace("ssh-docker-bare", "ssh-venv-bare") for a in venv_args])
+    assert venv_run.returncode == 0, venv_run.output
+    envs = {e["name"]: e for e in cli_json("envs", "list")}
+    where = f"@ssh:root@127.0.0.5:{docker_host.host.port}"
+    assert envs["ssh-docker-bare"]["builder"] == "docker" + where
+    assert envs["ssh-venv-bare"]["builder"] == "venv" + where
+    venv_folder = Path(envs["ssh-venv-bare"]["location"])
+    assert venv_folder.is_dir() and docker_host.host.workdir in venv_folder.parents
+    time.sleep(1.1)
+
+    # without the pool: kept, saying how to reach them
+    kept = cli_json("envs", "prune", "--older-than", "1s")
+    notes = {e["name"]: e for e in kept["environments"]}
+    assert not notes["ssh-docker-bare"]["remove"] and "give its compute" in notes["ssh-docker-bare"]["note"]
+    assert docker_client.images.get(envs["ssh-docker-bare"]["location"])
+
+    # given the pool: removed on the host, records deleted
+    done = cli_json("envs", "prune", "--older-than", "1s", *docker_host.compute())
+    removed = {e["name"] for e in done["environments"] if e["remove"]}
+    assert {"ssh-docker-bare", "ssh-venv-bare"} <= removed, done
+    assert not venv_folder.exists()
+    assert not docker_client.images.list(name=envs["ssh-docker-bare"]["location"])
+    names = {e["name"] for e in cli_json("envs", "list")}
+    assert not names & {"ssh-docker-bare", "ssh-venv-bare"}
