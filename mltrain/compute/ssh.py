@@ -24,6 +24,7 @@ import struct
 import sys
 import tarfile
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,9 +87,11 @@ class SSHHandle(RunHandle):
         offsets: tuple[int, int, int] = (0, 0, 0),
         mirror: bool = True,
         channel: Any = None,
+        container: str | None = None,
     ) -> None:
         super().__init__(spec)
         self.compute = compute
+        self.container = container  # the name of the job's container (build: docker)
         self.remote = remote
         self.pgid = pgid
         self.sink = sink
@@ -110,8 +113,8 @@ class SSHHandle(RunHandle):
     @property
     def ref(self) -> JobRef:
         ref: JobRef = {"kind": "ssh", **self.remote.ident(), "run": self.spec.run_id, "pgid": self.pgid}
-        if self.compute.containers.get(self.spec.run_id):
-            ref["container"] = self.compute.containers[self.spec.run_id]
+        if self.container:
+            ref["container"] = self.container
         return ref
 
     # -- following --------------------------------------------------------------------------------
@@ -281,7 +284,6 @@ class SSHCompute(ComputeTarget):
         self._env_lock = threading.Lock()
         self._uploads: dict[str, Upload] = {}
         self._job_envs: dict[str, Materialised] = {}
-        self.containers: dict[str, str] = {}  # run id -> the name of its container (build: docker)
         self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0}
         self._stats_lock = threading.Lock()
 
@@ -434,6 +436,7 @@ class SSHCompute(ComputeTarget):
             "install Docker on the host (its `docker` CLI on the PATH of SSH sessions, reaching an engine "
             "by DOCKER_HOST or the default socket), or use an environment with build: venv"
         )
+        skipped = []
         for remote in self.remotes:
             if remote.label in self.down or remote.probe is None:
                 continue
@@ -449,9 +452,11 @@ class SSHCompute(ComputeTarget):
                 with self._cond:
                     self.down[remote.label] = f"environment {env.spec.name} has build: docker, but {why}"
                     self._hints[remote.label] = fix
-                print(f"mltrain: skipping SSH host {remote.label}: {self.down[remote.label]}", file=sys.stderr)
+                skipped.append(remote.label)
         if len(self.down) == len(self.remotes):
             raise self._none_left()
+        for label in skipped:
+            print(f"mltrain: skipping SSH host {label}: {self.down[label]}", file=sys.stderr)
 
     def _image_on(self, remote: Remote, env: ResolvedEnvironment, log: LogFn) -> Materialised:
         """The image of ``env`` in ``remote``'s Docker engine: the tag, Dockerfile and build context
@@ -483,6 +488,7 @@ class SSHCompute(ComputeTarget):
         }
         answer = remote.agent("image", request=request, timeout=60)
         if "missing" in answer:
+            started = time.monotonic()
             log(
                 f"building image {tag} for environment {env.spec.name} on {remote.label} "
                 f"(FROM {env.spec.base_image}, Python {env.spec.python}, hash {key[:12]})"
@@ -501,7 +507,8 @@ class SSHCompute(ComputeTarget):
                 answer = remote.agent("image", request=request, timeout=None, on_stderr=log)
             if "missing" in answer:
                 raise ComputeError(f"the build context of image {tag} did not reach {remote.label}")
-            log(f"built image {tag} on {remote.label}")
+            size = f", {answer['size'] / 1e6:.0f} MB" if answer.get("size") else ""
+            log(f"built image {tag} on {remote.label} in {time.monotonic() - started:.1f} s{size}")
         return Materialised(
             "docker",
             env.hash,
@@ -590,7 +597,8 @@ class SSHCompute(ComputeTarget):
         remote = self._held.get(spec.run_id) or self.acquire(spec.run_id)
         pgid, channel = self._start_on(remote, spec, env)
         self._job_envs[spec.run_id] = env
-        return SSHHandle(spec, self, remote, pgid, sink, channel=channel)
+        container = f"mltrain-{spec.run_id}" if env.builder == "docker" else None
+        return SSHHandle(spec, self, remote, pgid, sink, channel=channel, container=container)
 
     def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> tuple[int, Any]:
         """Start the job on ``remote``: its pgid and the channel that goes on streaming its output."""
@@ -644,7 +652,7 @@ class SSHCompute(ComputeTarget):
 
         assert remote.probe is not None
         shim = f"{RUN_DIR}/{SHIM_IN_RUN}" if spec.shim_dir else None
-        name = f"mltrain-{spec.run_id}"
+        name = f"mltrain-{spec.run_id}"  # also the handle's (start)
         argv, values = docker_run_argv(
             str(remote.probe["docker"]),
             env.location,
@@ -656,7 +664,6 @@ class SSHCompute(ComputeTarget):
             working_dir=RUN_DIR,
             user=f"{remote.probe['uid']}:{remote.probe['gid']}",
         )
-        self.containers[spec.run_id] = name
         return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": name}}
 
     def retry(self, handle: SSHHandle, message: str) -> bool:
@@ -697,7 +704,10 @@ class SSHCompute(ComputeTarget):
         status = remote.agent("status", str(ref["run"]))
         if not status["exists"] or not status["job"]:
             return None
-        return SSHHandle(spec, self, remote, int(ref["pgid"]), sink, offsets=(-1, -1, -1), mirror=False)
+        container = ref.get("container")
+        return SSHHandle(
+            spec, self, remote, int(ref["pgid"]), sink, offsets=(-1, -1, -1), mirror=False, container=container
+        )
 
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         remote = self._remote_for(ref)
@@ -730,7 +740,6 @@ class SSHCompute(ComputeTarget):
         self.release(spec.run_id)
         self._uploads.pop(spec.run_id, None)
         self._job_envs.pop(spec.run_id, None)
-        self.containers.pop(spec.run_id, None)
         if remote is None or remote.probe is None:
             return
         failed = not isinstance(handle, SSHHandle) or handle.lost is not None or handle.code != 0

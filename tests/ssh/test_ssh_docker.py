@@ -150,7 +150,9 @@ def test_driver_killed_then_recovery_stops_the_container(
     assert not run_dir.exists()
 
 
-def test_host_without_docker_is_refused_before_the_run(mltrain, cli_json, project, ssh_pool, docker_engine, tmp_path):
+def test_host_without_docker_is_refused_before_the_run(
+    mltrain, cli_json, project, ssh_pool, docker_host, python_image, tmp_path
+):
     write_script(project / "src", "job.py", "print('never runs')\n")
     bin_dir = tmp_path / "bin"  # the host's PATH: the programs of this machine but docker
     bin_dir.mkdir()
@@ -172,6 +174,16 @@ def test_host_without_docker_is_refused_before_the_run(mltrain, cli_json, projec
     assert proc.returncode != 0, proc.output
     assert "Docker engine of this host cannot be reached" in proc.stderr, proc.output
     assert cli_json("runs", "list") == []  # nothing was recorded
+    # in a pool, such a host is skipped with the reason and the run goes to one with Docker
+    known.write_text(host.known_hosts_line() + docker_host.known_hosts.read_text())
+    entries = ",".join("{" + ",".join(f"{k}:{v}" for k, v in h.entry().items()) + "}" for h in (host, docker_host.host))
+    pool = no_docker.overrides(python_image, "ssh-docker-bare", "job.script=job.py")
+    pool[1] = f"compute.hosts=[{entries}]"
+    proc = mltrain(*pool)
+    assert proc.returncode == 0, proc.output
+    assert f"skipping SSH host root@127.0.0.6:{host.port}" in proc.stderr and "docker is not installed" in proc.stderr
+    run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
+    assert run["status"] == "Completed" and run["job_ref"]["host"] == "127.0.0.5"
 
 
 def test_envs_prune_given_the_pool_removes_what_lives_on_the_host(
