@@ -218,12 +218,12 @@ def docker_out(docker: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([docker, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
 
 
-def image_label(docker: str, tag: str, label: str) -> str | None:
-    """The value of ``label`` of image ``tag`` (None when the engine has no such image)."""
+def image_labels(docker: str, tag: str) -> dict[str, str] | None:
+    """The labels of image ``tag`` (None when the engine has no such image)."""
     out = docker_out(docker, "image", "inspect", "--format", "{{json .Config.Labels}}", tag)
     if out.returncode != 0:
         return None
-    return (json.loads(out.stdout.decode() or "null") or {}).get(label, "")
+    return json.loads(out.stdout.decode() or "null") or {}
 
 
 def cmd_image(work: str) -> None:
@@ -245,7 +245,7 @@ def cmd_image(work: str) -> None:
     tag, key = req["tag"], req["key"]
 
     def ready() -> dict[str, Any] | None:
-        if image_label(docker, tag, req["label"]) != key:
+        if (image_labels(docker, tag) or {}).get(req["label"]) != key:
             return None
         touch(os.path.join(work, "images", key[:24] + ".used"))  # its last use here (``drop``)
         size = docker_out(docker, "image", "inspect", "--format", "{{.Size}}", tag).stdout.decode().strip()
@@ -273,7 +273,7 @@ def cmd_image(work: str) -> None:
             sys.stderr.write(f"image {tag} was built by another process; reusing it\n")
             answer(found)
             return
-        if image_label(docker, req["base"], "") is None:  # not in the engine: pulled, as a build would
+        if image_labels(docker, req["base"]) is None:  # not in the engine: pulled, as a build would
             sys.stderr.write(f"base image {req['base']} is not in the Docker engine of this host; pulling it\n")
             pulled = subprocess.run([docker, "pull", req["base"]], stdin=subprocess.DEVNULL, capture_output=True)
             if pulled.returncode != 0:
