@@ -14,6 +14,9 @@ import pytest
 
 TEST_CACHE = Path(os.environ.get("MLTRAIN_TEST_CACHE", Path.home() / ".cache" / "mltrain-test"))
 
+# the session's Docker engine and base images (docker_engine, docker_client, python_image, busybox_image)
+pytest_plugins = ["docker_engine"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ["MLTRAIN_CACHE_DIR"] = str(TEST_CACHE / "envs")

@@ -59,6 +59,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--older-than", required=True, metavar="DURATION", help="unused for at least this long: 30d, 12h, 90m, 1d12h"
     )
     p.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="a compute whose hosts hold environments to prune too, e.g. +compute=ssh 'compute.hosts=[{host: gpu1}]'",
+    )
     p.set_defaults(handler=cmd_prune)
 
 
@@ -297,9 +303,26 @@ def cmd_prune(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.environments import prune
 
     cutoff = time.time() - prune.parse_duration(args.older_than)
-    items = prune.plan(ctx.ws, cutoff)
-    if not args.dry_run:
-        items = prune.apply(ctx.ws, items, cutoff)
+    target = None
+    if args.overrides:  # environments on the hosts of that compute (``KIND@ssh:HOST``) are pruned there
+        from mltrain.cli.compute import compose_compute
+        from mltrain.compute.targets import compute_from_config
+        from mltrain.errors import ConfigError
+
+        target = compute_from_config(compose_compute(args.overrides))
+        if not isinstance(target, prune.Elsewhere):
+            target.close()
+            raise ConfigError(
+                f"compute {target.describe()} holds no environments of its own to prune",
+                hint="give the compute whose hosts hold them, e.g. +compute=ssh 'compute.hosts=[{host: gpu1}]'",
+            )
+    try:
+        items = prune.plan(ctx.ws, cutoff, target)
+        if not args.dry_run:
+            items = prune.apply(ctx.ws, items, cutoff, target)
+    finally:
+        if target is not None:
+            target.close()
     removed = [i for i in items if i.remove]
     freed = sum(i.size_bytes or 0 for i in removed)
     if args.json:

@@ -5,11 +5,14 @@ and given back at ``cleanup``; so a sweep launcher that runs trials from many th
 over the hosts by free slots, and a trial waits while every slot is busy. ``upload`` sends only
 the snapshot files the host's blob cache lacks (one round trip to ask, then SFTP), then makes the run
 folder there from the cache. ``prepare`` builds the environment (a venv by uv, keyed by the same hash
-as locally) on a host; other hosts build it when a job first lands there. The job runs under a
+as locally; with ``build: docker`` the image the docker target would build, in the engine the host's
+``docker`` CLI reaches) on a host; other hosts build it when a job first lands there. The job runs under a
 supervisor in a process group of its own; output and metrics are streamed live over one channel
 with heartbeats, so a host that goes silent is "connection lost" within 3 × ``keepalive_s``
-(and with ``retries`` the run starts again on another host). The reference
-``{"kind": "ssh", "host", "port", "user", "key_file", "run", "pgid"}`` reaches the job from any process.
+(and with ``retries`` the run starts again on another host). A job in an image is a foreground
+``docker run`` under that supervisor, with the remote run folder mounted at ``/mltrain/run``. The
+reference ``{"kind": "ssh", "host", "port", "user", "key_file", "run", "pgid"}`` (plus ``container``)
+reaches the job from any process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import struct
 import sys
 import tarfile
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,11 +54,20 @@ class Upload:
 
 
 class RemoteEnvBuilder(EnvironmentBuilder):
-    """Builds environments on the hosts of an SSH target (``venv``: uv there; ``system``: python3)."""
+    """Builds environments on the hosts of an SSH target (``venv``: uv there; ``system``: python3;
+    ``docker``: an image in the host's Docker engine)."""
 
     def __init__(self, compute: SSHCompute, kind: str) -> None:
         self.compute = compute
         self.kind = kind
+
+    def check(self, env: ResolvedEnvironment) -> None:
+        """``build: docker``: a base image, and hosts whose Docker engine answers (others are skipped)."""
+        if self.kind == "docker":
+            from mltrain.environments.docker import require_base_image
+
+            require_base_image(env)
+            self.compute.require_docker(env)
 
     def materialise(self, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
         remote = self.compute.pick_host()
@@ -74,9 +87,11 @@ class SSHHandle(RunHandle):
         offsets: tuple[int, int, int] = (0, 0, 0),
         mirror: bool = True,
         channel: Any = None,
+        container: str | None = None,
     ) -> None:
         super().__init__(spec)
         self.compute = compute
+        self.container = container  # the name of the job's container (build: docker)
         self.remote = remote
         self.pgid = pgid
         self.sink = sink
@@ -97,7 +112,10 @@ class SSHHandle(RunHandle):
 
     @property
     def ref(self) -> JobRef:
-        return {"kind": "ssh", **self.remote.ident(), "run": self.spec.run_id, "pgid": self.pgid}
+        ref: JobRef = {"kind": "ssh", **self.remote.ident(), "run": self.spec.run_id, "pgid": self.pgid}
+        if self.container:
+            ref["container"] = self.container
+        return ref
 
     # -- following --------------------------------------------------------------------------------
     def _follow(self) -> None:
@@ -249,7 +267,7 @@ class SSHCompute(ComputeTarget):
 
     name = "ssh"
     Config = SSHComputeConfig
-    builds = ("system", "venv")
+    builds = ("system", "venv", "docker")
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -399,6 +417,8 @@ class SSHCompute(ComputeTarget):
         if env.spec.build == "system":
             python = remote.probe["executable"]
             built = Materialised("system", env.hash, python, python, dict(env.spec.env_vars), cached=True, where=where)
+        elif env.spec.build == "docker":
+            built = self._image_on(remote, env, log)
         else:
             log(f"environment {env.spec.name} ({env.hash[:12]}) on {remote.label}")
             request = {"hash": env.hash, "python": env.spec.python, "lock": env.lock, "env": env.spec.build_env}
@@ -415,6 +435,127 @@ class SSHCompute(ComputeTarget):
         with self._env_lock:
             self._built[key] = built
         return built
+
+    def require_docker(self, env: ResolvedEnvironment) -> None:
+        """Skip the reachable hosts whose Docker engine does not answer (reported, like a host that is
+        down); ComputeError naming each problem and the fix when no host is left."""
+        fix = (
+            "install Docker on the host (its `docker` CLI on the PATH of SSH sessions, reaching an engine "
+            "by DOCKER_HOST or the default socket), or use an environment with build: venv"
+        )
+        skipped = []
+        for remote in self.remotes:
+            if remote.label in self.down or remote.probe is None:
+                continue
+            why = None
+            if not remote.probe.get("docker"):
+                why = "docker is not installed on this host (no `docker` on the PATH of its SSH sessions)"
+            else:
+                try:
+                    remote.agent("image", request={"check": True}, timeout=60)
+                except ComputeError as exc:
+                    why = exc.message.split(": ", 1)[-1] if "`image` failed" in exc.message else exc.message
+            if why is not None:
+                with self._cond:
+                    self.down[remote.label] = f"environment {env.spec.name} has build: docker, but {why}"
+                    self._hints[remote.label] = fix
+                skipped.append(remote.label)
+        if len(self.down) == len(self.remotes):
+            raise self._none_left()
+        for label in skipped:
+            print(f"mltrain: skipping SSH host {label}: {self.down[label]}", file=sys.stderr)
+
+    def _image_on(self, remote: Remote, env: ResolvedEnvironment, log: LogFn) -> Materialised:
+        """The image of ``env`` in ``remote``'s Docker engine: the tag, Dockerfile and build context
+        the docker target uses (its files sent through the host's blob cache), reused when there."""
+        import platform
+        import tempfile
+
+        from mltrain.environments.docker import (
+            LABEL_HASH,
+            PYTHON,
+            image_key,
+            image_tag,
+            require_base_image,
+            write_build_context,
+        )
+        from mltrain.workspace.blobs import sha256_file
+
+        assert remote.probe is not None
+        key = image_key(env)
+        tag = image_tag(key)
+        request: dict[str, Any] = {
+            "tag": tag,
+            "key": key,
+            "label": LABEL_HASH,
+            "base": require_base_image(env),
+            "network": env.spec.docker_network,
+            "build_args": env.spec.build_env,
+            "files": None,
+        }
+        answer = remote.agent("image", request=request, timeout=60)
+        if "missing" in answer:
+            started = time.monotonic()
+            log(
+                f"building image {tag} for environment {env.spec.name} on {remote.label} "
+                f"(FROM {env.spec.base_image}, Python {env.spec.python}, hash {key[:12]})"
+            )
+            same_machine = remote.probe.get("machine") == platform.machine()
+            with tempfile.TemporaryDirectory(prefix="mltrain-docker-context-") as ctx:
+                write_build_context(env, Path(ctx), copy_uv=same_machine)
+                paths = sorted(p for p in Path(ctx).rglob("*") if p.is_file())
+                local = {sha256_file(p): p for p in paths}
+                by_path = {p: sha for sha, p in local.items()}
+                request["files"] = [
+                    (p.relative_to(ctx).as_posix(), by_path[p], p.stat().st_size, p.stat().st_mode & 0o777)
+                    for p in paths
+                ]
+                self._send_blobs(remote, remote.agent("image", request=request, timeout=60).get("missing", []), local)
+                answer = remote.agent("image", request=request, timeout=None, on_stderr=log)
+            if "missing" in answer:
+                raise ComputeError(f"the build context of image {tag} did not reach {remote.label}")
+            size = f", {answer['size'] / 1e6:.0f} MB" if answer.get("size") else ""
+            log(f"built image {tag} on {remote.label} in {time.monotonic() - started:.1f} s{size}")
+        return Materialised(
+            "docker",
+            env.hash,
+            tag,
+            PYTHON,
+            dict(env.spec.env_vars),
+            cached=bool(answer["cached"]),
+            size_bytes=answer.get("size"),
+            where=f"ssh:{remote.label}",
+        )
+
+    def _send_blobs(self, remote: Remote, missing: list[str], local: dict[str, Path]) -> int:
+        """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent."""
+        sent = 0
+        for sha in missing:
+            if sha not in local:
+                raise ComputeError(f"{remote.label} asked for a blob that was not offered: {sha}")
+            sent += remote.put_blob(local[sha], sha)
+        with self._stats_lock:
+            self.stats["blobs_sent"] += len(missing)
+            self.stats["bytes_sent"] += sent
+        return sent
+
+    # -- pruning (mltrain envs prune) ---------------------------------------------------------------
+    def _by_where(self, where: str) -> Remote | None:
+        return next((r for r in self.remotes if f"ssh:{r.label}" == where), None)
+
+    def holds(self, where: str) -> bool:
+        """True when ``where`` (``ssh:HOST`` of an environment record) is a host of this pool."""
+        return self._by_where(where) is not None
+
+    def drop(self, kind: str, where: str, location: str, older_than: float) -> tuple[bool, str]:
+        """Delete the environment at ``location`` on the host ``where`` (a venv folder, an image tag)
+        unless it was used there since ``older_than``: (removed or already gone, note)."""
+        remote = self._by_where(where)
+        if remote is None:
+            return False, f"{where} is not a host of the given compute"
+        name = location.rstrip("/").rsplit("/", 1)[-1] if kind == "venv" else location
+        answer = remote.agent("drop", kind, name, repr(older_than), timeout=300)
+        return bool(answer["removed"]) or answer["note"] == "already gone", str(answer["note"])
 
     def _env_for(self, remote: Remote, built: Materialised) -> Materialised:
         if built.where == f"ssh:{remote.label}":
@@ -452,16 +593,10 @@ class SSHCompute(ComputeTarget):
         """One round trip when the host has every blob; else the missing ones go by SFTP, then one more."""
         request = {"files": up.files}
         missing = remote.agent("materialise", run_id, request=request)["missing"]
-        sent = 0
-        for sha in missing:
-            if sha not in up.local:
-                raise ComputeError(f"{remote.label} asked for a blob that is not part of run {run_id}: {sha}")
-            sent += remote.put_blob(up.local[sha], sha)
+        self._send_blobs(remote, missing, up.local)
         if missing and remote.agent("materialise", run_id, request=request)["missing"]:
             raise ComputeError(f"the upload of run {run_id} to {remote.label} did not complete")
         with self._stats_lock:
-            self.stats["blobs_sent"] += len(missing)
-            self.stats["bytes_sent"] += sent
             self.stats["blobs_present"] += len(up.local) - len(missing)
 
     # -- the job ----------------------------------------------------------------------------------
@@ -469,26 +604,30 @@ class SSHCompute(ComputeTarget):
         remote = self._held.get(spec.run_id) or self.acquire(spec.run_id)
         pgid, channel = self._start_on(remote, spec, env)
         self._job_envs[spec.run_id] = env
-        return SSHHandle(spec, self, remote, pgid, sink, channel=channel)
+        container = f"mltrain-{spec.run_id}" if env.builder == "docker" else None
+        return SSHHandle(spec, self, remote, pgid, sink, channel=channel, container=container)
 
     def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> tuple[int, Any]:
         """Start the job on ``remote``: its pgid and the channel that goes on streaming its output."""
         assert remote.probe is not None
         env = self._env_for(remote, env)
         run_dir = f"{remote.probe['workdir']}/runs/{spec.run_id}"
-        shim = f"{run_dir}/{SHIM_IN_RUN}" if spec.shim_dir else None
-        environ = job_environment(spec, env, run_dir, shim, inherit=False)
-        path = environ.pop("PATH", "")
         files = {}
         info = spec.run_dir / RUN_INFO_FILE
         if info.is_file():
             files[RUN_INFO_FILE] = info.read_text()
-        request = {
-            "argv": [env.python, spec.script, *spec.arguments],
-            "env": environ,
-            "path_prepend": path.rstrip(os.pathsep),
-            "files": files,
-        }
+        if env.builder == "docker":
+            request = self._container_request(remote, spec, env, run_dir)
+        else:
+            shim = f"{run_dir}/{SHIM_IN_RUN}" if spec.shim_dir else None
+            environ = job_environment(spec, env, run_dir, shim, inherit=False)
+            path = environ.pop("PATH", "")
+            request = {
+                "argv": [env.python, spec.script, *spec.arguments],
+                "env": environ,
+                "path_prepend": path.rstrip(os.pathsep),
+            }
+        request["files"] = files
         beat = self.cfg.keepalive_s
         chan = remote.channel(remote.agent_command("start", spec.run_id, str(beat)), timeout=max(90.0, beat * 3))
         try:
@@ -511,6 +650,28 @@ class SSHCompute(ComputeTarget):
             )
         chan.settimeout(beat * 3)
         return int(json.loads(body)["pgid"]), chan
+
+    def _container_request(self, remote: Remote, spec: RunSpec, env: Materialised, run_dir: str) -> dict[str, Any]:
+        """The helper's start request of a job in ``env``'s image: a foreground ``docker run`` (the
+        docker target's settings) with the remote run folder mounted as the container's working folder."""
+        from mltrain.compute.docker import LABEL_EXPERIMENT, LABEL_RUN, RUN_DIR
+        from mltrain.environments.docker import docker_run_argv
+
+        assert remote.probe is not None
+        shim = f"{RUN_DIR}/{SHIM_IN_RUN}" if spec.shim_dir else None
+        name = f"mltrain-{spec.run_id}"  # also the handle's (start)
+        argv, values = docker_run_argv(
+            str(remote.probe["docker"]),
+            env.location,
+            [env.python, spec.script, *spec.arguments],
+            name=name,
+            labels={LABEL_RUN: spec.run_id, LABEL_EXPERIMENT: spec.experiment},
+            binds={run_dir: {"bind": RUN_DIR, "mode": "rw"}},
+            environment=job_environment(spec, env, RUN_DIR, shim, inherit=False),
+            working_dir=RUN_DIR,
+            user=f"{remote.probe['uid']}:{remote.probe['gid']}",
+        )
+        return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": name}}
 
     def retry(self, handle: SSHHandle, message: str) -> bool:
         """Start ``handle``'s run again on another host after ``message`` (its host was lost);
@@ -549,7 +710,10 @@ class SSHCompute(ComputeTarget):
         status = remote.agent("status", str(ref["run"]))
         if not status["exists"] or not status["job"]:
             return None
-        return SSHHandle(spec, self, remote, int(ref["pgid"]), sink, offsets=(-1, -1, -1), mirror=False)
+        container = ref.get("container")
+        return SSHHandle(
+            spec, self, remote, int(ref["pgid"]), sink, offsets=(-1, -1, -1), mirror=False, container=container
+        )
 
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         remote = self._remote_for(ref)

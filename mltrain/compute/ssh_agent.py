@@ -3,12 +3,15 @@
 ``python3 AGENT WORKDIR COMMAND [ARGS]``; a JSON request comes on stdin where a command needs one,
 and the answer is one JSON line on stdout (``follow`` and ``pack`` stream instead). Layout of WORKDIR:
 ``blobs/<sha256>`` (content-addressed cache of uploaded files), ``runs/<run_id>/`` (run folders),
-``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none).
+``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none). Docker images of
+environments live in the engine the host's ``docker`` CLI reaches (its ``DOCKER_HOST``, context).
 
 A job is started by a supervisor in a session of its own; the job is the leader of its own process
 group, writes its output to ``.mltrain/stdout`` and ``.mltrain/stderr`` in its run folder (so it
 outlives the connection) and the supervisor records ``.mltrain/job.json`` (pgid, start token) and
-``.mltrain/exit_code``. Nothing here trusts paths from the request beyond WORKDIR.
+``.mltrain/exit_code``. A job in a container is a foreground ``docker run`` in that group (signals
+reach the container through it); stopping it also removes the container by name, so a killed CLI
+leaves nothing running. Nothing here trusts paths from the request beyond WORKDIR.
 """
 
 from __future__ import annotations
@@ -117,6 +120,9 @@ def cmd_probe(work: str) -> None:
             "docker": shutil.which("docker"),
             "free_bytes": free_bytes(work),
             "cpus": os.cpu_count(),
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            "machine": os.uname().machine,
         }
     )
 
@@ -199,6 +205,166 @@ def cmd_venv(work: str) -> None:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
     answer(dict(result, cached=False))
+
+
+def docker_cli() -> str:
+    docker = shutil.which("docker")
+    if docker is None:
+        fail("docker is not installed on this host (no `docker` on the PATH of its SSH sessions)", 7)
+    return docker
+
+
+def docker_out(docker: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([docker, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+
+
+def image_labels(docker: str, tag: str) -> dict[str, str] | None:
+    """The labels of image ``tag`` (None when the engine has no such image)."""
+    out = docker_out(docker, "image", "inspect", "--format", "{{json .Config.Labels}}", tag)
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.decode() or "null") or {}
+
+
+def cmd_image(work: str) -> None:
+    """Build (once per key; serialised by a file lock) the image of an environment in the engine the
+    host's docker CLI reaches, from a build context of cached blobs. Request: tag, key, label, base,
+    network, build_args and ``files`` (null: only ask), or ``check`` (is the engine reachable?).
+    Answers ``cached`` when the image is there,
+    ``missing`` blobs (or ``context``) for the caller to send; build output goes to stderr."""
+    req = json.load(sys.stdin)
+    docker = docker_cli()
+    server = docker_out(docker, "version", "--format", "{{.Server.Version}}")
+    if server.returncode != 0:
+        detail = server.stderr.decode(errors="replace").strip()[-400:]
+        where = os.environ.get("DOCKER_HOST") or "its default socket"
+        fail(f"the Docker engine of this host cannot be reached by {docker} (DOCKER_HOST: {where}): {detail}", 8)
+    if req.get("check"):
+        answer({"docker": docker, "server": server.stdout.decode().strip()})
+        return
+    tag, key = req["tag"], req["key"]
+
+    def ready() -> dict[str, Any] | None:
+        if (image_labels(docker, tag) or {}).get(req["label"]) != key:
+            return None
+        touch(os.path.join(work, "images", key[:24] + ".used"))  # its last use here (``drop``)
+        size = docker_out(docker, "image", "inspect", "--format", "{{.Size}}", tag).stdout.decode().strip()
+        return {"tag": tag, "cached": True, "size": int(size) if size.isdigit() else None}
+
+    found = ready()
+    if found is not None:
+        answer(found)
+        return
+    if req.get("files") is None:
+        answer({"missing": "context"})
+        return
+    blobs = os.path.join(work, "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    missing = sorted({sha for _p, sha, _s, _m in req["files"] if not os.path.isfile(os.path.join(blobs, sha))})
+    if missing:
+        answer({"missing": missing})
+        return
+    root = os.path.join(work, "images")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "." + key[:24] + ".lock"), "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        found = ready()
+        if found is not None:
+            sys.stderr.write(f"image {tag} was built by another process; reusing it\n")
+            answer(found)
+            return
+        if image_labels(docker, req["base"]) is None:  # not in the engine: pulled, as a build would
+            sys.stderr.write(f"base image {req['base']} is not in the Docker engine of this host; pulling it\n")
+            pulled = subprocess.run([docker, "pull", req["base"]], stdin=subprocess.DEVNULL, capture_output=True)
+            if pulled.returncode != 0:
+                detail = pulled.stderr.decode(errors="replace").strip()[-400:]
+                fail(
+                    f"base image {req['base']} is not in the Docker engine of this host and cannot be pulled: {detail}",
+                    9,
+                )
+        context = tempfile.mkdtemp(prefix=".context-", dir=root)
+        try:
+            for path, sha, _size, mode in req["files"]:
+                dest = inside(context, path)
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.copyfile(os.path.join(blobs, sha), dest)
+                os.chmod(dest, int(mode) & 0o777)
+            cmd = [docker, "build", "--network", req["network"], "--tag", tag]
+            for name in req.get("build_args", {}):
+                cmd += ["--build-arg", name]  # the value comes from the environment, not the command line
+            env = dict(os.environ, **req.get("build_args", {}))
+            env.setdefault("DOCKER_BUILDKIT", "0")  # the classic builder: plain step output, no buildx needed
+            step([*cmd, context], env)
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+        built = ready()
+        if built is None:
+            fail(f"the build ended without tagging {tag}", 4)
+    answer(dict(built, cached=False))
+
+
+def touch(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a"):
+        os.utime(path)
+
+
+def cmd_drop(work: str, kind: str, name: str, older_than: str) -> None:
+    """Delete an environment of this host (``mltrain envs prune``) unless it is being built or was
+    used here since ``older_than`` (epoch seconds): ``venv`` NAME is its folder under venvs/,
+    ``docker`` NAME its image tag. Answers removed and a note."""
+    cutoff = float(older_than)
+    if kind == "venv":
+        root = os.path.join(work, "venvs")
+        target = inside(root, name)
+        if not os.path.isdir(target):
+            answer({"removed": False, "note": "already gone"})
+            return
+        with open(os.path.join(root, "." + os.path.basename(target) + ".lock"), "w") as lk:
+            try:
+                fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                answer({"removed": False, "note": "being built on the host; kept"})
+                return
+            ready = os.path.join(target, READY)
+            if os.path.exists(ready) and os.stat(ready).st_mtime >= cutoff:
+                answer({"removed": False, "note": "used since on the host; kept"})
+                return
+            trash = tempfile.mkdtemp(prefix=".trash-", dir=root)
+            os.rename(target, os.path.join(trash, "venv"))
+            shutil.rmtree(trash, ignore_errors=True)
+        answer({"removed": True, "note": "removed from the host"})
+    elif kind == "docker":
+        docker = docker_cli()
+        used = os.path.join(work, "images", name.rpartition(":")[2][:24] + ".used")
+        if os.path.exists(used) and os.stat(used).st_mtime >= cutoff:
+            answer({"removed": False, "note": "used since on the host; kept"})
+            return
+        out = docker_out(docker, "image", "rm", name)
+        err = out.stderr.decode(errors="replace").strip()
+        if out.returncode == 0:
+            answer({"removed": True, "note": "image removed from the host's engine"})
+        elif "no such image" in err.lower():
+            answer({"removed": False, "note": "already gone"})
+        else:
+            answer({"removed": False, "note": f"not removed: {err[-300:]}"})
+    else:
+        fail(f"no environments of kind {kind!r} live on hosts")
+
+
+def remove_container(run_dir: str) -> bool:
+    """Remove the job's container (by the name its request gave) when it has one; True if one was there."""
+    try:
+        with open(os.path.join(run_dir, ".mltrain", "request.json")) as f:
+            container = json.load(f).get("container")
+    except (OSError, ValueError):
+        return False
+    if not container:
+        return False
+    try:
+        return docker_out(container["docker"], "rm", "--force", container["name"]).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def step(cmd: list[str], env: dict[str, str]) -> None:
@@ -346,7 +512,7 @@ def cmd_stop(work: str, run_id: str, grace: str, first: str) -> None:
     run_dir = run_dir_of(work, run_id)
     job = job_of(run_dir)
     if not group_alive(job):
-        answer({"stopped": False})
+        answer({"stopped": remove_container(run_dir)})  # a container whose CLI was killed
         return
     sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
     sigs = sigs[sigs.index(getattr(signal, "SIG" + first)) :]
@@ -356,12 +522,15 @@ def cmd_stop(work: str, run_id: str, grace: str, first: str) -> None:
         deadline = time.time() + (float(grace) if sig != signal.SIGKILL else 5.0)
         while time.time() < deadline and group_alive(job):
             time.sleep(0.05)
+    remove_container(run_dir)  # SIGKILL ends the docker CLI, not its container
     answer({"stopped": True})
 
 
 def cmd_kill(work: str, run_id: str) -> None:
-    job = job_of(run_dir_of(work, run_id))
-    answer({"killed": group_alive(job) and signal_group(job, signal.SIGKILL)})
+    run_dir = run_dir_of(work, run_id)
+    job = job_of(run_dir)
+    killed = group_alive(job) and signal_group(job, signal.SIGKILL)
+    answer({"killed": remove_container(run_dir) or killed})
 
 
 def frame(kind: str, data: bytes) -> None:
@@ -457,6 +626,8 @@ COMMANDS = {
     "missing": cmd_missing,
     "materialise": cmd_materialise,
     "venv": cmd_venv,
+    "image": cmd_image,
+    "drop": cmd_drop,
     "start": cmd_start,
     "supervise": cmd_supervise,
     "status": cmd_status,

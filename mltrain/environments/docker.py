@@ -91,6 +91,27 @@ def container_user(user: str | None) -> str:
     return str(user) if user is not None else f"{os.getuid()}:{os.getgid()}"
 
 
+def container_settings(
+    user: str | None,
+    environment: dict[str, str],
+    cpus: float | None = None,
+    memory_gb: float | None = None,
+) -> tuple[str, dict[str, str], dict[str, int]]:
+    """How every mltrain container runs, whichever client starts it: (uid:gid, environment, limits).
+    ``user`` defaults to the caller's uid:gid; a uid other than root gets ``HOME=/tmp`` (no passwd
+    entry, no writable home); limits are ``nano_cpus`` and memory without swap beyond it."""
+    limits: dict[str, int] = {}
+    if cpus is not None:
+        limits["nano_cpus"] = int(cpus * 1e9)
+    if memory_gb is not None:
+        limits["mem_limit"] = limits["memswap_limit"] = int(memory_gb * 1024**3)
+    uid_gid = container_user(user)
+    environment = dict(environment)
+    if uid_gid.split(":")[0] not in ("0", "root"):
+        environment.setdefault("HOME", "/tmp")
+    return uid_gid, environment, limits
+
+
 def create_container(
     api: APIClient,
     image: str,
@@ -108,20 +129,13 @@ def create_container(
     restart_policy: dict[str, Any] | None = None,
 ) -> str:
     """Create (not start) a container the way every mltrain container runs: ``docker-init`` as PID 1
-    so signals reach the program, the caller's uid:gid, the given limits (memory without swap beyond
-    it); its environment is passed at start, never baked into an image. Returns the container id."""
-    limits: dict[str, Any] = {}
-    if cpus is not None:
-        limits["nano_cpus"] = int(cpus * 1e9)
-    if memory_gb is not None:
-        limits["mem_limit"] = limits["memswap_limit"] = int(memory_gb * 1024**3)
+    so signals reach the program, ``container_settings``; its environment is passed at start, never
+    baked into an image. Returns the container id."""
+    uid_gid, environment, limits = container_settings(user, environment, cpus, memory_gb)
+    extra: dict[str, Any] = dict(limits)
     if restart_policy:
-        limits["restart_policy"] = restart_policy
-    uid_gid = container_user(user)
-    environment = dict(environment)
-    if uid_gid.split(":")[0] not in ("0", "root"):
-        environment.setdefault("HOME", "/tmp")  # a uid without a passwd entry has no writable home
-    host_config = api.create_host_config(binds=binds, network_mode=network, init=True, **limits)
+        extra["restart_policy"] = restart_policy
+    host_config = api.create_host_config(binds=binds, network_mode=network, init=True, **extra)
     container = api.create_container(
         image,
         command=command,
@@ -135,6 +149,58 @@ def create_container(
         tty=False,
     )
     return str(container["Id"])
+
+
+# Variables the docker CLI itself reads: given to a container literally, never through the CLI's environment.
+CLI_VARIABLES = (
+    "HOME",
+    "PATH",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+)
+
+
+def docker_run_argv(
+    docker: str,
+    image: str,
+    command: list[str],
+    *,
+    name: str,
+    labels: dict[str, str],
+    binds: dict[str, dict[str, str]],
+    environment: dict[str, str],
+    working_dir: str,
+    user: str,
+    network: str = "host",
+    cpus: float | None = None,
+    memory_gb: float | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """``docker run`` in the foreground (output on its stdout/stderr, signals passed on to the
+    container, removed when it ends) for a machine reached only by its docker CLI: the same settings
+    as ``create_container``. Returns the argv and the variables the CLI's environment must hold: the
+    container's are passed by name (``-e NAME``), so their values never show in a process list."""
+    uid_gid, environment, limits = container_settings(user, environment, cpus, memory_gb)
+    argv = [docker, "run", "--rm", "--init", "--name", name, "--network", network, "--user", uid_gid]
+    argv += ["--workdir", working_dir]
+    for key, value in sorted(labels.items()):
+        argv += ["--label", f"{key}={value}"]
+    for source, bind in binds.items():
+        argv += ["--volume", f"{source}:{bind['bind']}:{bind.get('mode', 'rw')}"]
+    if "nano_cpus" in limits:
+        argv += ["--cpus", f"{limits['nano_cpus'] / 1e9:g}"]
+    if "mem_limit" in limits:
+        argv += ["--memory", f"{limits['mem_limit']}b", "--memory-swap", f"{limits['memswap_limit']}b"]
+    values: dict[str, str] = {}
+    for key, value in sorted(environment.items()):
+        if key in CLI_VARIABLES:
+            argv += ["--env", f"{key}={value}"]
+        else:
+            argv += ["--env", key]
+            values[key] = value
+    return [*argv, image, *command], values
 
 
 def require_base_image(env: ResolvedEnvironment) -> str:
@@ -239,16 +305,18 @@ def dockerfile(env: ResolvedEnvironment, copy_uv: bool, with_ca: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_build_context(env: ResolvedEnvironment, dest: Path) -> Path:
+def write_build_context(env: ResolvedEnvironment, dest: Path, copy_uv: bool = True) -> Path:
     """Write the Dockerfile of ``env`` and the files it copies into ``dest``; return ``dest``.
 
-    For users who build the image elsewhere: ``docker build --network host -t TAG DEST``.
+    For users who build the image elsewhere: ``docker build --network host -t TAG DEST``. This
+    machine's uv goes in when it is a static binary and ``copy_uv`` (False: the image's machine
+    is of another architecture), else the image installs uv with pip.
     """
     require_base_image(env)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     uv = uv_bin()
-    copy_uv = is_static_elf(uv)
+    copy_uv = copy_uv and is_static_elf(uv)
     if copy_uv:
         shutil.copy2(uv, dest / "uv")
     ca = host_ca_bundle()

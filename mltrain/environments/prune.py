@@ -3,14 +3,16 @@
 An environment goes when this workspace has not used it since the cutoff and, for a venv, no
 workspace on this machine has either (the venv's ready marker is touched on every use). Venvs in
 the machine's cache that no record of this workspace names follow the second rule alone. Docker
-images go through the docker builder's ``remove`` when it has one.
+images go through the docker builder's ``remove`` when it has one. Environments recorded as living
+elsewhere (``KIND@WHERE``) go through ``elsewhere`` (e.g. the SSH pool the command was given), which
+applies the same rules on the machine that holds them; without it they are kept.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mltrain.errors import ConfigError
 
@@ -49,6 +51,21 @@ class PruneItem:
     note: str = ""  # why it is kept, or what was done
 
 
+_ELSEWHERE = "lives on {where}; give its compute (e.g. +compute=ssh 'compute.hosts=[...]') to prune it there"
+
+
+@runtime_checkable
+class Elsewhere(Protocol):
+    """Removes environments recorded as living on other machines (``KIND@WHERE``)."""
+
+    def holds(self, where: str) -> bool:
+        """True when ``where`` (the part after ``@``) is a machine this can reach."""
+
+    def drop(self, kind: str, where: str, location: str, older_than: float) -> tuple[bool, str]:
+        """Delete the environment at ``location`` there unless used there since ``older_than``:
+        (removed or already gone, note)."""
+
+
 def _builder(kind: str) -> EnvironmentBuilder | None:
     """The builder that can remove environments of ``kind`` on this machine (None for ``system``
     and for environments recorded as living elsewhere, ``KIND@WHERE``)."""
@@ -63,7 +80,7 @@ def _builder(kind: str) -> EnvironmentBuilder | None:
         return None
 
 
-def plan(ws: Workspace, cutoff: float) -> list[PruneItem]:
+def plan(ws: Workspace, cutoff: float, elsewhere: Elsewhere | None = None) -> list[PruneItem]:
     """What a prune with ``cutoff`` (epoch seconds) removes and keeps; nothing is changed."""
     from mltrain.environments.cache import dir_size
     from mltrain.environments.records import list_environments
@@ -99,6 +116,11 @@ def plan(ws: Workspace, cutoff: float) -> list[PruneItem]:
                     item.size_bytes = dir_size(venv_path(rec["hash"]))
         elif rec["builder"] == "system":
             item.note = "nothing built (the interpreter mltrain runs on); record deleted"
+        elif "@" in rec["builder"]:
+            where = rec["builder"].partition("@")[2]
+            if elsewhere is None or not elsewhere.holds(where):
+                item.remove = False
+                item.note = _ELSEWHERE.format(where=where)
         items.append(item)
     for info in cached_venvs():
         env_hash = str(info["hash"])
@@ -122,7 +144,7 @@ def plan(ws: Workspace, cutoff: float) -> list[PruneItem]:
     return items
 
 
-def apply(ws: Workspace, items: list[PruneItem], cutoff: float) -> list[PruneItem]:
+def apply(ws: Workspace, items: list[PruneItem], cutoff: float, elsewhere: Elsewhere | None = None) -> list[PruneItem]:
     """Remove what ``plan`` marked; returns the items with ``remove``/``note`` updated to what happened."""
     from mltrain.environments.records import delete_record
     from mltrain.environments.venv import remove_leftovers
@@ -130,6 +152,18 @@ def apply(ws: Workspace, items: list[PruneItem], cutoff: float) -> list[PruneIte
     builders: dict[str, EnvironmentBuilder | None] = {}
     for item in items:
         if not item.remove:
+            continue
+        if "@" in item.builder:
+            kind, _, where = item.builder.partition("@")
+            if elsewhere is None or not elsewhere.holds(where):
+                item.remove, item.note = False, _ELSEWHERE.format(where=where)
+                continue
+            try:
+                item.remove, item.note = elsewhere.drop(kind, where, item.location, cutoff)
+            except Exception as exc:  # noqa: BLE001 - one failure does not stop the prune
+                item.remove, item.note = False, f"not removed: {exc}"
+            if item.remove and item.recorded:
+                delete_record(ws, item.hash, item.builder)
             continue
         builder = builders.setdefault(item.builder, _builder(item.builder))
         if item.builder != "system" and not item.note.startswith("already gone"):
