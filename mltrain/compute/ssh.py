@@ -581,13 +581,22 @@ class SSHCompute(ComputeTarget):
                 local[sha] = path
         up = Upload(files, local)
         self._uploads[spec.run_id] = up
-        remote = self.acquire(spec.run_id)
-        env = self._prepared
-        if env is not None and (remote.label, env.hash) not in self._built:  # first job on this host
-            from mltrain.environments.base import record_use
+        lost: list[str] = []
+        while True:  # a host lost before the job started is skipped: the job goes to another one
+            remote = self.acquire(spec.run_id, exclude=tuple(lost))
+            try:
+                env = self._prepared
+                if env is not None and (remote.label, env.hash) not in self._built:  # first job on this host
+                    from mltrain.environments.base import record_use
 
-            record_use(ws, env, self.env_on(remote, env, lambda line: None))
-        self._send(remote, spec.run_id, up)
+                    record_use(ws, env, self.env_on(remote, env, lambda line: None))
+                self._send(remote, spec.run_id, up)
+                return
+            except ConnectionLost as exc:
+                self.mark_down(remote, str(exc))
+                self.release(spec.run_id)
+                lost.append(remote.label)
+                print(f"mltrain: skipping SSH host {remote.label}: {exc}", file=sys.stderr)
 
     def _send(self, remote: Remote, run_id: str, up: Upload) -> None:
         """One round trip when the host has every blob; else the missing ones go by SFTP, then one more."""

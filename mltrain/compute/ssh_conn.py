@@ -30,7 +30,7 @@ AGENT_SOURCE = Path(__file__).with_name("ssh_agent.py")
 
 
 class ConnectionLost(ComputeError):
-    """The host stopped answering (or its connection broke) while a job ran."""
+    """The host does not answer: it cannot be reached, or its connection broke."""
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -128,7 +128,7 @@ class Remote:
         except ComputeError:
             raise
         except (SSHException, OSError, EOFError) as exc:
-            raise ComputeError(
+            raise ConnectionLost(
                 f"cannot connect to {where}: {exc or type(exc).__name__}",
                 hint="check that the host is up, and compute.hosts[].host and port (sshd listens there?)",
             ) from None

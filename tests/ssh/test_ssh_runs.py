@@ -364,3 +364,30 @@ def test_ssh_config_alias_and_the_default_known_hosts_work(project, cli_json, ss
     assert proc.returncode == 0, out + err
     assert "hello from the alias" in out
     assert cli_json("runs", "list")[0]["status"] == "Completed"
+
+
+def test_host_lost_before_its_job_starts_is_skipped_for_another(tmp_path, ssh_pool):
+    """A host that stops answering after the pool was checked but before a run reaches it: the run
+    goes to another host (no retry needed: nothing ran), the lost host is skipped from then on."""
+    from mltrain.workspace import Workspace, WorkspaceSettings
+
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
+    source = tmp_path / "src"
+    write_script(source, "job.py", "import socket\nprint('ran on', socket.gethostname())\n")
+    a = ssh_pool.hosts[0]
+    lost = ssh_pool.make_host("127.0.0.13", f"lost-early-{time.monotonic_ns()}")
+    known = tmp_path / "known_hosts"
+    known.write_text(a.known_hosts_line() + lost.known_hosts_line())
+    # the lost host has more free slots, so it is the one a run would be given first
+    target = SSHCompute(hosts=[a.entry(slots=1), lost.entry(slots=4)], known_hosts=str(known), connect_timeout_s=5)
+    try:
+        env, built = _prepared(ws, target, tmp_path)
+        assert target.capacity() == 5  # both answered
+        lost.kill()  # its sshd and the sessions it serves
+        code, out = _run_once(ws, target, source, env, built)
+        assert code == 0 and "ran on" in out, out
+        assert f"root@{lost.addr}:{lost.port}" in target.down
+        assert target.capacity() == 1
+        assert _run_once(ws, target, source, env, built)[0] == 0  # later runs go straight to the other host
+    finally:
+        target.close()
