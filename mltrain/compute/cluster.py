@@ -275,10 +275,13 @@ class ClusterCompute(ComputeTarget):
         self._client: JobSubmissionClient | None = None
         self._lock = threading.Lock()
         self._stage_root: Path | None = None
+        self._local = False  # holds the private cluster of compute.address=local
 
     # -- the cluster ---------------------------------------------------------------------------
     @property
     def token(self) -> Token | None:
+        if self.config.address == "local" and not self._token_read:
+            self.api  # noqa: B018 - the private cluster's own token, not one found elsewhere
         if not self._token_read:
             self._token, self._token_read = find_token(self.config), True
         return self._token
@@ -289,12 +292,31 @@ class ClusterCompute(ComputeTarget):
         with self._lock:
             if self._api is None:
                 if self.config.address == "local":
-                    raise ComputeError(
-                        "compute.address=local is not supported yet",
-                        hint="start a cluster (`ray start --head`) and give its dashboard URL",
-                    )
+                    self._start_local()
+                    assert self._api is not None
+                    return self._api
                 self._api = job_server_url(self.config.address, self.token, self.config.submit_timeout_s)
             return self._api
+
+    def _start_local(self) -> None:
+        """``address: local``: the process's private single-node cluster (started on first use) and its
+        token (:mod:`mltrain.compute.ray_local`); released by :meth:`close`."""
+        from mltrain.compute import ray_local
+
+        local = ray_local.acquire(log=lambda line: print(f"[cluster] {line}", flush=True))
+        self._local = True
+        self._token, self._token_read = Token(local.token, "the private cluster (compute.address=local)"), True
+        self._api = local.dashboard_url
+
+    def _local_gone(self, ref: JobRef) -> bool:
+        """A job of a private cluster (``address: local``) that is not this process's: it ended with
+        the invocation that started that cluster, there is nothing left to attach to or stop."""
+        if ref.get("address") != "local":
+            return False
+        from mltrain.compute import ray_local
+
+        local = ray_local.current()
+        return local is None or local.dashboard_url != ref.get("api")
 
     @property
     def client(self) -> JobSubmissionClient:
@@ -478,6 +500,8 @@ class ClusterCompute(ComputeTarget):
         return ClusterCompute(address=str(api), **options)
 
     def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        if self._local_gone(ref):
+            return None
         compute = self._for_ref(ref)
         attempts = compute._attempts(str(ref["job"]))
         if not attempts:
@@ -487,6 +511,8 @@ class ClusterCompute(ComputeTarget):
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         """Stop every running attempt of the job and wait until Ray reports it ended. (The grace
         period is the one the job was submitted with: Ray cannot change it afterwards.)"""
+        if self._local_gone(ref):
+            return False
         compute = self._for_ref(ref)
         running = [sid for sid, status in compute._attempts(str(ref["job"])) if status not in TERMINAL]
         for sid in running:
@@ -541,3 +567,10 @@ class ClusterCompute(ComputeTarget):
             if self._stage_root is not None:
                 shutil.rmtree(self._stage_root, ignore_errors=True)
                 self._stage_root = None
+            local, self._local = self._local, False
+            if local:
+                self._client = self._api = None
+        if local:
+            from mltrain.compute import ray_local
+
+            ray_local.release()
