@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
+JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself within this, else it is stopped
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
 ENTRY_MODULE = "mltrain.compute.ray_job"
 SHIM_EXTRA = ("compute/ray_job.py",)
@@ -140,6 +141,9 @@ class ClusterHandle(RunHandle):
                 asyncio.run(self._tail(client, sid))
             except Exception:  # noqa: BLE001 - the stream broke (node died, server restarted)
                 pass
+            if self.stream.exit_code is not None:  # the wrapper's last line: the job has nothing more to say
+                self.stream.close()
+                return None
             info = self._info(sid)
             if info is None or _status(info) in TERMINAL:
                 break
@@ -164,6 +168,10 @@ class ClusterHandle(RunHandle):
     async def _tail(self, client: JobSubmissionClient, sid: str) -> None:
         async for chunk in client.tail_job_logs(sid):
             self.stream.feed(chunk)
+            if self.stream.exit_code is not None:
+                # the exit code is the wrapper's last line (after the outputs): done, without waiting for
+                # Ray to close the stream, which it does only some seconds after the job ended
+                break
 
     def _info(self, sid: str) -> Any:
         for _ in range(5):
@@ -276,6 +284,7 @@ class ClusterCompute(ComputeTarget):
         self._lock = threading.Lock()
         self._stage_root: Path | None = None
         self._local = False  # holds the private cluster of compute.address=local
+        self._cleanups: list[threading.Thread] = []  # deleting finished jobs
 
     # -- the cluster ---------------------------------------------------------------------------
     @property
@@ -545,13 +554,26 @@ class ClusterCompute(ComputeTarget):
             old.archive_path.unlink(missing_ok=True)
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
-        """Delete the run's finished Ray jobs (unless ``keep_job``); one still running is stopped first."""
+        """Delete the run's finished Ray jobs (unless ``keep_job``), in the background: the run is over
+        (its exit code and outputs came back), the job may still be ending. :meth:`close` waits for it."""
         if self.config.keep_job or self._client is None:
             return
         job = handle.job if isinstance(handle, ClusterHandle) else f"mltrain-{spec.run_id}"
         compute = handle.compute if isinstance(handle, ClusterHandle) else self
+        thread = threading.Thread(target=self._delete_jobs, args=(compute, job), name="mltrain-ray-cleanup")
+        with self._lock:
+            self._cleanups = [t for t in self._cleanups if t.is_alive()] + [thread]
+        thread.start()
+
+    @staticmethod
+    def _delete_jobs(compute: ClusterCompute, job: str) -> None:
+        """Delete every attempt of ``job``; one still running after ``JOB_END_WAIT_S`` is stopped first."""
         try:
             attempts = compute._attempts(job)
+            deadline = time.monotonic() + JOB_END_WAIT_S
+            while any(status not in TERMINAL for _, status in attempts) and time.monotonic() < deadline:
+                time.sleep(0.2)  # the wrapper sent its exit code: the job ends by itself in a moment
+                attempts = compute._attempts(job)
             if any(status not in TERMINAL for _, status in attempts):
                 compute.stop({"job": job, "api": compute._api})
             for sid, _ in attempts:
@@ -563,6 +585,10 @@ class ClusterCompute(ComputeTarget):
             pass
 
     def close(self) -> None:
+        with self._lock:
+            cleanups, self._cleanups = self._cleanups, []
+        for thread in cleanups:
+            thread.join(timeout=JOB_END_WAIT_S + 30)
         with self._lock:
             if self._stage_root is not None:
                 shutil.rmtree(self._stage_root, ignore_errors=True)
