@@ -284,7 +284,6 @@ class ClusterCompute(ComputeTarget):
         self._lock = threading.Lock()
         self._stage_root: Path | None = None
         self._local = False  # holds the private cluster of compute.address=local
-        self._cleanups: list[threading.Thread] = []  # deleting finished jobs
 
     # -- the cluster ---------------------------------------------------------------------------
     @property
@@ -554,20 +553,12 @@ class ClusterCompute(ComputeTarget):
             old.archive_path.unlink(missing_ok=True)
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
-        """Delete the run's finished Ray jobs (unless ``keep_job``), in the background: the run is over
-        (its exit code and outputs came back), the job may still be ending. :meth:`close` waits for it."""
+        """Delete the run's Ray jobs (unless ``keep_job``). The job of a run whose exit code came back may
+        still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped."""
         if self.config.keep_job or self._client is None:
             return
         job = handle.job if isinstance(handle, ClusterHandle) else f"mltrain-{spec.run_id}"
         compute = handle.compute if isinstance(handle, ClusterHandle) else self
-        thread = threading.Thread(target=self._delete_jobs, args=(compute, job), name="mltrain-ray-cleanup")
-        with self._lock:
-            self._cleanups = [t for t in self._cleanups if t.is_alive()] + [thread]
-        thread.start()
-
-    @staticmethod
-    def _delete_jobs(compute: ClusterCompute, job: str) -> None:
-        """Delete every attempt of ``job``; one still running after ``JOB_END_WAIT_S`` is stopped first."""
         try:
             attempts = compute._attempts(job)
             deadline = time.monotonic() + JOB_END_WAIT_S
@@ -585,10 +576,6 @@ class ClusterCompute(ComputeTarget):
             pass
 
     def close(self) -> None:
-        with self._lock:
-            cleanups, self._cleanups = self._cleanups, []
-        for thread in cleanups:
-            thread.join(timeout=JOB_END_WAIT_S + 30)
         with self._lock:
             if self._stage_root is not None:
                 shutil.rmtree(self._stage_root, ignore_errors=True)
