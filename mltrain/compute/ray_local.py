@@ -145,7 +145,7 @@ class LocalRayCluster:
         if log is not None:
             log(f"starting a private Ray cluster (one node on {NODE_IP}, token authentication on) in {self.root}")
         started = time.monotonic()
-        watch = [sys.executable, "-m", "mltrain.compute.ray_local", str(os.getpid())]
+        watch = [sys.executable, "-m", "mltrain.compute.ray_local", str(os.getpid()), str(self.root)]
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [*watch, *args],
@@ -271,20 +271,23 @@ def current() -> LocalRayCluster | None:
     return _shared
 
 
-def watch(parent: int, command: list[str]) -> int:
+def watch(parent: int, root: Path, command: list[str]) -> int:
     """Run ``command`` (``ray start --block ...``) until it ends; SIGTERM it when we get SIGTERM/SIGINT
-    or when ``parent`` (the mltrain process) is gone. Its exit code."""
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    or when ``parent`` (the mltrain process) is gone, and then remove the cluster's folder ``root``
+    in its place. Its exit code."""
     stopping = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)  # before the child starts: a stop right away is not lost
     signal.signal(signal.SIGINT, on_signal)
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     signaled = 0
+    family: list[int] = []
     while child.poll() is None:
         if (stopping.is_set() or os.getppid() != parent) and signaled < 2:
+            family = family or _descendants(os.getpid())  # listed while they are still ours
             child.send_signal(signal.SIGTERM)  # it drains its own processes
             signaled += 1
             try:
@@ -292,8 +295,16 @@ def watch(parent: int, command: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 continue
         time.sleep(0.5)
+    if os.getppid() != parent:  # mltrain died without stopping us: what it would have done
+        for pid in family:
+            if _ours(pid, root):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(root, ignore_errors=True)
     return child.returncode or 0
 
 
 if __name__ == "__main__":
-    sys.exit(watch(int(sys.argv[1]), sys.argv[2:]))
+    sys.exit(watch(int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]))

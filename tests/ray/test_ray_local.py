@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
-from support import write_script
+from support import start_mltrain, write_script
 
 pytestmark = pytest.mark.slow
 
@@ -62,4 +64,33 @@ def test_local_address_runs_on_a_private_cluster_stopped_afterwards(ray_cluster,
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", api) and api != ray_cluster.dashboard_url
     assert processes_of(root) == []  # nothing of the private cluster outlives the invocation
     assert not Path(root).exists()
+    assert ray_cluster.alive_nodes()  # the test cluster was left alone
+
+
+def test_private_cluster_is_stopped_when_mltrain_is_killed(ray_cluster, project):
+    write_script(project / "src", "job.py", "import time\nprint('READY', flush=True)\ntime.sleep(600)\n")
+    proc = start_mltrain(
+        project,
+        "+compute=cluster",
+        "compute.address=local",
+        "environment=system",
+        "~register",
+        "job.source_dir=src",
+        "job.script=job.py",
+    )
+    assert proc.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 300
+    while "READY" not in seen:
+        line = proc.stdout.readline()
+        assert line and time.monotonic() < deadline, seen
+        seen += line
+    root = re.search(r"starting a private Ray cluster .* in (\S+)", seen).group(1)
+    assert processes_of(root)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up: the watchdog stops the cluster
+    proc.wait(30)
+    deadline = time.monotonic() + 120
+    while (processes_of(root) or Path(root).exists()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processes_of(root) == [] and not Path(root).exists()
     assert ray_cluster.alive_nodes()  # the test cluster was left alone
