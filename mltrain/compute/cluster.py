@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
 JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself within this, else it is stopped
+STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
+STATUS_FAST_FOR_S = 60
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
 ENTRY_MODULE = "mltrain.compute.ray_job"
 SHIM_EXTRA = ("compute/ray_job.py",)
@@ -166,12 +168,36 @@ class ClusterHandle(RunHandle):
         return info
 
     async def _tail(self, client: JobSubmissionClient, sid: str) -> None:
-        async for chunk in client.tail_job_logs(sid):
-            self.stream.feed(chunk)
-            if self.stream.exit_code is not None:
-                # the exit code is the wrapper's last line (after the outputs): done, without waiting for
-                # Ray to close the stream, which it does only some seconds after the job ended
+        """Follow the job's log until the wrapper's exit code (its last line, after the outputs) or until
+        Ray reports the job ended: Ray's log stream lags the job by seconds (it ends some seconds after
+        the job did), so its status is polled alongside and the caller reads the rest of the log at once."""
+
+        async def follow() -> None:
+            async for chunk in client.tail_job_logs(sid):
+                self.stream.feed(chunk)
+                if self.stream.exit_code is not None:
+                    return
+
+        loop = asyncio.get_running_loop()
+        tail = asyncio.ensure_future(follow())
+        started = time.monotonic()
+        while not tail.done():
+            fast = time.monotonic() - started < STATUS_FAST_FOR_S
+            await asyncio.wait({tail}, timeout=STATUS_POLL_S if fast else 1.0)
+            if tail.done():
                 break
+            try:
+                status = _status(await loop.run_in_executor(None, client.get_job_info, sid))
+            except Exception:  # noqa: BLE001 - the tail decides
+                continue
+            if status in TERMINAL:
+                tail.cancel()
+                try:
+                    await tail
+                except asyncio.CancelledError:
+                    pass
+                return
+        tail.result()
 
     def _info(self, sid: str) -> Any:
         for _ in range(5):
