@@ -10,13 +10,28 @@ to install):
 - ``ray job (bare)``: the peer: Ray's own client submitting the same script as a job with the same
   working_dir and resources, following its log to the end (what any Ray-based run pays).
 
+With ``--sweep``: the 32-trial iris sweep of bench/sweep.py (the SVC over 32 values of C) instead,
+as many trials at a time as the cluster holds (2: one CPU per node), interleaved:
+
+- ``mltrain -m local``: the sweep on local compute, 2 at a time (prewarmed interpreters);
+- ``mltrain -m cluster``: the same sweep with ``+compute=cluster``: every trial an isolated, recorded
+  child run and a Ray job of its own (own process, folder, logs, metrics, outputs back);
+- ``ray tune``: Ray Tune on the same cluster running the same training as a function trainable
+  (grid over the same 32 values, one CPU per trial), a fresh actor per trial;
+- ``ray tune reuse_actors``: the same with ``reuse_actors=True``.
+
+Ray Tune needs ``ray[tune]`` of the cluster's Ray version in this venv; it is installed on first use.
+
 Usage: python bench/ray_bench.py [--repeats 5]
+       python bench/ray_bench.py --sweep [--repeats 2] [--trials 32]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,13 +59,128 @@ client.delete_job(sid)
 """
 
 
+TUNE_DRIVER = """
+import sys, tempfile, time
+import ray
+from ray import tune
+
+gcs, reuse, values = sys.argv[1], sys.argv[2] == "reuse", [float(v) for v in sys.argv[3].split(",")]
+
+
+def train(config):
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+    from sklearn.svm import SVC
+
+    x, y = datasets.load_iris(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0)
+    tune.report({"accuracy": SVC(C=config["C"]).fit(x_train, y_train).score(x_test, y_test)})
+
+
+ray.init(address=gcs, logging_level="ERROR", log_to_driver=False)
+tuner = tune.Tuner(
+    tune.with_resources(train, {"cpu": 1}),
+    param_space={"C": tune.grid_search(values)},
+    tune_config=tune.TuneConfig(metric="accuracy", mode="max", reuse_actors=reuse),
+    run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(prefix="tune-"), verbose=0),
+)
+results = tuner.fit()
+assert len(results) == len(values) and not results.errors, results.errors
+print("best", results.get_best_result().config)
+"""
+
+
+def ensure_tune() -> None:
+    """ray[tune] of this Ray's version in this venv (the driver and the cluster's workers run it)."""
+    try:
+        import ray.tune  # noqa: F401
+    except ImportError:
+        import ray
+
+        from mltrain.environments.cache import uv_bin
+
+        print(f"installing ray[tune]=={ray.__version__} into this venv (the peer of --sweep)", flush=True)
+        subprocess.run(
+            [uv_bin(), "pip", "install", "-q", "--python", sys.executable, f"ray[tune]=={ray.__version__}"], check=True
+        )
+
+
+def sweep_main(args: argparse.Namespace, cluster: RayCluster) -> None:
+    """The --sweep comparison (see the module docstring)."""
+    from sweep import JOB, TRAIN
+
+    ensure_tune()
+    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-raysweep-"))
+    (work / "src").mkdir()
+    (work / "src" / "train.py").write_text(TRAIN)
+    (work / "tune_driver.py").write_text(TUNE_DRIVER)
+    (work / "conf" / "job").mkdir(parents=True)
+    (work / "conf" / "job" / "bench.yaml").write_text(JOB)
+    values = [f"{10 ** (-2 + 4 * i / (args.trials - 1)):.6g}" for i in range(args.trials)]
+    py = sys.executable
+    mltrain = [
+        py,
+        "-m",
+        "mltrain",
+        "-m",
+        "environment=system",
+        "job=bench",
+        "sweep.primary_metric.name=accuracy",
+        f"job.arguments.C={','.join(values)}",
+    ]
+    cases = {
+        "mltrain -m local": [*mltrain, "experiment_name=bench-local", "sweep.max_concurrent_runs=2"],
+        "mltrain -m cluster": [
+            *mltrain,
+            "experiment_name=bench-cluster",
+            "+compute=cluster",
+            f"compute.address={cluster.dashboard_url}",
+        ],
+        "ray tune": [py, "tune_driver.py", cluster.gcs_address, "fresh", ",".join(values)],
+        "ray tune reuse_actors": [py, "tune_driver.py", cluster.gcs_address, "reuse", ",".join(values)],
+    }
+    env = cluster.env
+    interleaved(cases, 1, work, env)  # warm-up: workers, caches, .pyc files
+    times = interleaved(cases, args.repeats, work, env)
+    med = {name: median(v) for name, v in times.items()}
+    ours = med["mltrain -m cluster"]
+    print(f"{args.trials} trials, 2 at a time (one CPU on each of 2 nodes); median of {args.repeats}")
+    print(f"{'case':<24} {'median s':>9} {'min s':>7} {'s/trial':>8}")
+    for name, vals in times.items():
+        print(f"{name:<24} {med[name]:>9.2f} {min(vals):>7.2f} {med[name] / args.trials:>8.3f}")
+    ratios = {
+        "cluster_over_local": ours / med["mltrain -m local"],
+        "cluster_over_tune": ours / med["ray tune"],
+        "cluster_over_tune_reuse_actors": ours / med["ray tune reuse_actors"],
+    }
+    print(f"\nmltrain cluster / mltrain local:          {ratios['cluster_over_local']:.2f}x")
+    print(f"mltrain cluster / ray tune:               {ratios['cluster_over_tune']:.2f}x")
+    print(f"mltrain cluster / ray tune reuse_actors:  {ratios['cluster_over_tune_reuse_actors']:.2f}x (target < 1)")
+    path = save(
+        "ray_sweep_bench",
+        {"trials": args.trials, "repeats": args.repeats, "median_s": med, "all_s": times, **ratios},
+    )
+    print(f"results: {path}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None, help="default: 5 (per run), 2 (--sweep)")
+    parser.add_argument("--sweep", action="store_true", help="the 32-trial sweep vs local and Ray Tune")
+    parser.add_argument("--trials", type=int, default=32)
     args = parser.parse_args()
+    args.repeats = args.repeats or (2 if args.sweep else 5)
 
     running = os.environ.get("MLTRAIN_TEST_RAY_CLUSTER")
     cluster = RayCluster.running(Path(running)) if running else RayCluster().start()
+    if args.sweep:
+        try:
+            sweep_main(args, cluster)
+        finally:
+            if not running:
+                cluster.stop()
+        return
     try:
         work = Path(tempfile.mkdtemp(prefix="mltrain-bench-ray-"))
         (work / "src").mkdir()

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
+JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself within this, else it is stopped
+STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
+STATUS_FAST_FOR_S = 60
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
 ENTRY_MODULE = "mltrain.compute.ray_job"
 SHIM_EXTRA = ("compute/ray_job.py",)
@@ -140,6 +143,9 @@ class ClusterHandle(RunHandle):
                 asyncio.run(self._tail(client, sid))
             except Exception:  # noqa: BLE001 - the stream broke (node died, server restarted)
                 pass
+            if self.stream.exit_code is not None:  # the wrapper's last line: the job has nothing more to say
+                self.stream.close()
+                return None
             info = self._info(sid)
             if info is None or _status(info) in TERMINAL:
                 break
@@ -162,8 +168,36 @@ class ClusterHandle(RunHandle):
         return info
 
     async def _tail(self, client: JobSubmissionClient, sid: str) -> None:
-        async for chunk in client.tail_job_logs(sid):
-            self.stream.feed(chunk)
+        """Follow the job's log until the wrapper's exit code (its last line, after the outputs) or until
+        Ray reports the job ended: Ray's log stream lags the job by seconds (it ends some seconds after
+        the job did), so its status is polled alongside and the caller reads the rest of the log at once."""
+
+        async def follow() -> None:
+            async for chunk in client.tail_job_logs(sid):
+                self.stream.feed(chunk)
+                if self.stream.exit_code is not None:
+                    return
+
+        loop = asyncio.get_running_loop()
+        tail = asyncio.ensure_future(follow())
+        started = time.monotonic()
+        while not tail.done():
+            fast = time.monotonic() - started < STATUS_FAST_FOR_S
+            await asyncio.wait({tail}, timeout=STATUS_POLL_S if fast else 1.0)
+            if tail.done():
+                break
+            try:
+                status = _status(await loop.run_in_executor(None, client.get_job_info, sid))
+            except Exception:  # noqa: BLE001 - the tail decides
+                continue
+            if status in TERMINAL:
+                tail.cancel()
+                try:
+                    await tail
+                except asyncio.CancelledError:
+                    pass
+                return
+        tail.result()
 
     def _info(self, sid: str) -> Any:
         for _ in range(5):
@@ -275,10 +309,13 @@ class ClusterCompute(ComputeTarget):
         self._client: JobSubmissionClient | None = None
         self._lock = threading.Lock()
         self._stage_root: Path | None = None
+        self._local = False  # holds the private cluster of compute.address=local
 
     # -- the cluster ---------------------------------------------------------------------------
     @property
     def token(self) -> Token | None:
+        if self.config.address == "local" and not self._token_read:
+            self.api  # noqa: B018 - the private cluster's own token, not one found elsewhere
         if not self._token_read:
             self._token, self._token_read = find_token(self.config), True
         return self._token
@@ -289,12 +326,31 @@ class ClusterCompute(ComputeTarget):
         with self._lock:
             if self._api is None:
                 if self.config.address == "local":
-                    raise ComputeError(
-                        "compute.address=local is not supported yet",
-                        hint="start a cluster (`ray start --head`) and give its dashboard URL",
-                    )
+                    self._start_local()
+                    assert self._api is not None
+                    return self._api
                 self._api = job_server_url(self.config.address, self.token, self.config.submit_timeout_s)
             return self._api
+
+    def _start_local(self) -> None:
+        """``address: local``: the process's private single-node cluster (started on first use) and its
+        token (:mod:`mltrain.compute.ray_local`); released by :meth:`close`."""
+        from mltrain.compute import ray_local
+
+        local = ray_local.acquire(log=lambda line: print(f"[cluster] {line}", flush=True))
+        self._local = True
+        self._token, self._token_read = Token(local.token, "the private cluster (compute.address=local)"), True
+        self._api = local.dashboard_url
+
+    def _local_gone(self, ref: JobRef) -> bool:
+        """A job of a private cluster (``address: local``) that is not this process's: it ended with
+        the invocation that started that cluster, there is nothing left to attach to or stop."""
+        if ref.get("address") != "local":
+            return False
+        from mltrain.compute import ray_local
+
+        local = ray_local.current()
+        return local is None or local.dashboard_url != ref.get("api")
 
     @property
     def client(self) -> JobSubmissionClient:
@@ -478,6 +534,8 @@ class ClusterCompute(ComputeTarget):
         return ClusterCompute(address=str(api), **options)
 
     def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        if self._local_gone(ref):
+            return None
         compute = self._for_ref(ref)
         attempts = compute._attempts(str(ref["job"]))
         if not attempts:
@@ -487,6 +545,8 @@ class ClusterCompute(ComputeTarget):
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         """Stop every running attempt of the job and wait until Ray reports it ended. (The grace
         period is the one the job was submitted with: Ray cannot change it afterwards.)"""
+        if self._local_gone(ref):
+            return False
         compute = self._for_ref(ref)
         running = [sid for sid, status in compute._attempts(str(ref["job"])) if status not in TERMINAL]
         for sid in running:
@@ -519,13 +579,18 @@ class ClusterCompute(ComputeTarget):
             old.archive_path.unlink(missing_ok=True)
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
-        """Delete the run's finished Ray jobs (unless ``keep_job``); one still running is stopped first."""
+        """Delete the run's Ray jobs (unless ``keep_job``). The job of a run whose exit code came back may
+        still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped."""
         if self.config.keep_job or self._client is None:
             return
         job = handle.job if isinstance(handle, ClusterHandle) else f"mltrain-{spec.run_id}"
         compute = handle.compute if isinstance(handle, ClusterHandle) else self
         try:
             attempts = compute._attempts(job)
+            deadline = time.monotonic() + JOB_END_WAIT_S
+            while any(status not in TERMINAL for _, status in attempts) and time.monotonic() < deadline:
+                time.sleep(0.2)  # the wrapper sent its exit code: the job ends by itself in a moment
+                attempts = compute._attempts(job)
             if any(status not in TERMINAL for _, status in attempts):
                 compute.stop({"job": job, "api": compute._api})
             for sid, _ in attempts:
@@ -541,3 +606,10 @@ class ClusterCompute(ComputeTarget):
             if self._stage_root is not None:
                 shutil.rmtree(self._stage_root, ignore_errors=True)
                 self._stage_root = None
+            local, self._local = self._local, False
+            if local:
+                self._client = self._api = None
+        if local:
+            from mltrain.compute import ray_local
+
+            ray_local.release()

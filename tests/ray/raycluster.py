@@ -76,6 +76,9 @@ class RayCluster:
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         env.update(self.env)
+        # the nodes' `python` (a job's entrypoint; `environment=system` runs on it) is this interpreter, as
+        # on a node where Ray was started from an activated venv
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         # the raylet waits raylet_start_wait_time_s for its agents to report their ports; their start (Python
         # imports) can take longer than the default on a loaded 2-core machine
         env["RAY_raylet_start_wait_time_s"] = "180"

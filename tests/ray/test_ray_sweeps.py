@@ -1,0 +1,181 @@
+"""Sweeps (``python -m mltrain -m``) on the Ray cluster compute target, against the session's real
+two-node cluster (token authentication on): every child is an isolated recorded run and a Ray job of
+its own, as many run at once as the cluster holds unless ``sweep.max_concurrent_runs`` says fewer,
+and a child stopped by early termination is stopped on the cluster (its Ray job ends STOPPED)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import write_script
+
+from mltrain.workspace import Workspace, WorkspaceSettings
+
+pytestmark = pytest.mark.slow
+
+# --x: logs "score" = x * k for k = 1..steps; with --hold FILE and x == --hold_at it then waits while FILE
+# exists (until stopped); writes outputs/x.txt and the node it ran on; sleeps --pause seconds first.
+CURVE = """
+import argparse, os, socket, time
+from mltrain import Run
+
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float, default=0.0)
+p.add_argument("--steps", type=int, default=1)
+p.add_argument("--pause", type=float, default=0.0)
+p.add_argument("--hold", default="")
+p.add_argument("--hold_at", type=float, default=None)
+a = p.parse_args()
+time.sleep(a.pause)
+run = Run.get_context()
+for k in range(1, a.steps + 1):
+    run.log("score", a.x * k, step=k)
+run.flush()
+print(f"x={a.x}", flush=True)
+if a.hold and a.hold_at == a.x:
+    print("HOLDING", flush=True)
+    while os.path.exists(a.hold):
+        time.sleep(0.05)
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/x.txt", "w") as f:
+    f.write(f"{a.x} {os.getcwd()}")
+"""
+
+JOB = """
+name: ray-sweeps
+source_dir: src
+script: curve.py
+arguments:
+  x: 0
+"""
+
+
+@pytest.fixture
+def curve_on_cluster(project: Path, ray_cluster) -> list[str]:
+    """Overrides of a sweep of the curve script on the test cluster, each child's Ray job kept (to be
+    inspected), ranked by its score."""
+    write_script(project / "src", "curve.py", CURVE)
+    write_script(project / "conf" / "job", "curve.yaml", JOB)
+    return [
+        "-m",
+        "environment=system",
+        "job=curve",
+        "sweep.primary_metric.name=score",
+        "+compute=cluster",
+        f"compute.address={ray_cluster.dashboard_url}",
+        "compute.keep_job=true",
+        "compute.cancel_grace_s=2",
+    ]
+
+
+def the_sweep(project: Path) -> tuple[dict, list[dict], Workspace]:
+    ws = Workspace(WorkspaceSettings.resolve(str(project / ".mltrain")))
+    (parent,) = [r for r in ws.runs.list(limit=None) if r["parent_run_id"] is None]
+    kids = sorted(ws.runs.list(parent_run_id=parent["id"], limit=None), key=lambda r: r["created_at"])
+    return parent, kids, ws
+
+
+def x_of(run: dict) -> float:
+    args = run["arguments"]
+    return float(args[args.index("--x") + 1])
+
+
+def jobs_client(ray_cluster):
+    """Ray's own Job Submission client of the test cluster, with its token."""
+    from ray.job_submission import JobSubmissionClient
+
+    token = ray_cluster.token_file.read_text().strip()
+    return JobSubmissionClient(ray_cluster.dashboard_url, headers={"Authorization": f"Bearer {token}"})
+
+
+def ray_jobs(ray_cluster, kids: list[dict]) -> dict[str, object]:
+    """The Ray job (JobDetails) of each child run, by run id."""
+    client = jobs_client(ray_cluster)
+    return {k["id"]: client.get_job_info(f"mltrain-{k['id']}-1") for k in kids}
+
+
+def most_at_once(jobs: list[object]) -> int:
+    """The largest number of these Ray jobs that were running at the same moment (Ray's own times)."""
+    events = sorted([(j.start_time, 1) for j in jobs] + [(j.end_time, -1) for j in jobs], key=lambda e: (e[0], e[1]))
+    now = top = 0
+    for _, delta in events:
+        now += delta
+        top = max(top, now)
+    return top
+
+
+def test_sweep_children_are_recorded_runs_on_the_cluster_as_many_as_it_holds(
+    ray_cluster, mltrain, project, curve_on_cluster, cluster_env
+):
+    proc = mltrain(*curve_on_cluster, "+job.arguments.pause=3", "job.arguments.x=1,2,3,4", env=cluster_env)
+    assert proc.returncode == 0, proc.output
+    assert "up to 2 children at a time" in proc.stdout  # the cluster's capacity: one CPU on each node
+    parent, kids, ws = the_sweep(project)
+    assert parent["status"] == "Completed"
+    assert sorted(x_of(k) for k in kids) == [1.0, 2.0, 3.0, 4.0]
+    assert all(k["status"] == "Completed" for k in kids)
+    assert len({k["run_dir"] for k in kids}) == 4  # a folder of its own each
+    wheres = set()
+    for kid in kids:
+        assert kid["compute"] == f"cluster ({ray_cluster.dashboard_url})"
+        assert ws.metrics.summary(kid["id"])["score"] == x_of(kid)
+        x, where = (Path(kid["run_dir"]) / "outputs" / "x.txt").read_text().split()
+        assert float(x) == x_of(kid)
+        wheres.add(where)
+    assert len(wheres) == 4  # each child ran in a private folder on its node
+    jobs = ray_jobs(ray_cluster, kids)
+    assert {j.status.value for j in jobs.values()} == {"SUCCEEDED"}
+    assert most_at_once(list(jobs.values())) == 2  # the launcher used the whole cluster, not more
+    assert ws.metrics.summary(parent["id"])["best_score"] == 4.0
+
+
+def test_max_concurrent_runs_limits_the_children_on_the_cluster(
+    ray_cluster, mltrain, project, curve_on_cluster, cluster_env
+):
+    proc = mltrain(
+        *curve_on_cluster,
+        "sweep.max_concurrent_runs=1",
+        "+job.arguments.pause=1",
+        "job.arguments.x=1,2,3",
+        env=cluster_env,
+    )
+    assert proc.returncode == 0, proc.output
+    assert "up to 1 children at a time" in proc.stdout
+    _, kids, _ = the_sweep(project)
+    assert [k["status"] for k in kids] == ["Completed"] * 3
+    jobs = ray_jobs(ray_cluster, kids)
+    assert most_at_once(list(jobs.values())) == 1
+
+
+def test_early_termination_stops_the_childs_ray_job(ray_cluster, mltrain, project, curve_on_cluster, cluster_env):
+    # x=1 reports 1, 2, 3 and completes; then x=0.2 reports 0.2, 0.4, 0.6 and would wait for ever on the
+    # cluster: the bandit policy must stop it there (the 180 s cap would cancel it with another reason).
+    hold = project / "hold"
+    hold.touch()
+    proc = mltrain(
+        *curve_on_cluster,
+        "sweep.early_termination.policy=bandit",
+        "sweep.early_termination.slack_factor=0.1",
+        "sweep.max_concurrent_runs=1",
+        "+job.arguments.steps=3",
+        f"+job.arguments.hold={hold}",
+        "+job.arguments.hold_at=0.2",
+        "job.max_run_duration_s=180",
+        "job.arguments.x=1,0.2",
+        env=cluster_env,
+    )
+    assert proc.returncode == 0, proc.output  # a child stopped early is not a failure
+    assert "1 stopped early" in proc.stdout
+    parent, kids, _ = the_sweep(project)
+    assert parent["status"] == "Completed"
+    by_x = {x_of(k): k for k in kids}
+    assert by_x[1.0]["status"] == "Completed"
+    stopped = by_x[0.2]
+    assert stopped["status"] == "Canceled" and stopped["error"] == "early termination"
+    jobs = ray_jobs(ray_cluster, kids)
+    assert jobs[by_x[1.0]["id"]].status.value == "SUCCEEDED"
+    assert jobs[stopped["id"]].status.value == "STOPPED"  # stopped on the cluster, not left running
+    assert hold.exists()  # it did not end by itself
+    running = [j for j in jobs_client(ray_cluster).list_jobs() if j.status.value in ("PENDING", "RUNNING")]
+    assert running == []
