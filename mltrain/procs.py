@@ -63,6 +63,30 @@ def signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
+def descendants(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (children, their children, ...), read from /proc; [] without /proc."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def group_exists(pgid: int) -> bool:
     """True while any process of the group ``pgid`` runs (zombies waiting to be reaped do not count)."""
     try:

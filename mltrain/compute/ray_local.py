@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mltrain.errors import ComputeError
+from mltrain.procs import descendants
 
 NODE_IP = "127.0.0.1"
 READY_LINE = "Ray runtime started"
@@ -193,7 +194,7 @@ class LocalRayCluster:
         processes of it that outlive it (by PID, found by its folder) get SIGKILL."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            family = _descendants(proc.pid)
+            family = descendants(proc.pid)
             for _ in range(2):
                 if proc.poll() is not None:
                     break
@@ -209,23 +210,6 @@ class LocalRayCluster:
                     except ProcessLookupError:
                         pass
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _ours(pid: int, root: Path) -> bool:
@@ -287,7 +271,7 @@ def watch(parent: int, root: Path, command: list[str]) -> int:
     family: list[int] = []
     while child.poll() is None:
         if (stopping.is_set() or os.getppid() != parent) and signaled < 2:
-            family = family or _descendants(os.getpid())  # listed while they are still ours
+            family = family or descendants(os.getpid())  # listed while they are still ours
             child.send_signal(signal.SIGTERM)  # it drains its own processes
             signaled += 1
             try:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mltrain.procs import descendants
+
 HEAD_IP = "127.0.0.2"
 WORKER_IP = "127.0.0.3"
 GCS_PORT = 26379
@@ -211,7 +213,7 @@ class RayCluster:
         """The PID of the raylet of the node at ``node_ip`` (a child of its ``ray start``)."""
         proc = self.worker if node_ip == WORKER_IP else self.head
         assert proc is not None
-        for pid in _descendants(proc.pid):
+        for pid in descendants(proc.pid):
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
@@ -223,7 +225,7 @@ class RayCluster:
     def kill_worker_raylet(self) -> None:
         """SIGKILL the worker node's raylet (the node dies); its ``ray start --block`` then ends."""
         assert self.worker is not None
-        family = _descendants(self.worker.pid)
+        family = descendants(self.worker.pid)
         os.kill(self.raylet_pid(WORKER_IP), signal.SIGKILL)
         try:
             self.worker.wait(timeout=60)
@@ -238,24 +240,6 @@ class RayCluster:
         _reap_orphans(self.root)
         if not keep:
             shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _stop(proc: subprocess.Popen[bytes] | Started, timeout: float = 60) -> None:

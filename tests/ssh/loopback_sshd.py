@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from mltrain.procs import descendants
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -23,25 +25,6 @@ def free_port(addr: str) -> int:
     with socket.socket() as s:
         s.bind((addr, 0))
         return int(s.getsockname()[1])
-
-
-def children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from /proc)."""
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for kid in kids.get(todo.pop(), []):
-            out.append(kid)
-            todo.append(kid)
-    return out
 
 
 @dataclass
@@ -72,7 +55,7 @@ class Host:
 
     def kill(self) -> None:
         """The host "dies": its sshd and every session it serves (SIGKILL, by PID)."""
-        for pid in [*children(self.proc.pid), self.proc.pid]:
+        for pid in [*descendants(self.proc.pid), self.proc.pid]:
             if Path(f"/proc/{pid}/exe").exists() and os.readlink(f"/proc/{pid}/exe").endswith("sshd"):
                 try:
                     os.kill(pid, signal.SIGKILL)
