@@ -173,31 +173,20 @@ def main() -> None:
         hosts = "[{" + ",".join(f"{k}:{v}" for k, v in entry.items()) + "}]"
         ssh = ["ssh", "-i", str(client_key), "-p", str(host.port), "-o", f"UserKnownHostsFile={known}"]
         ssh += ["-o", "BatchMode=yes", f"root@{host.addr}"]
+        local = [
+            sys.executable,
+            "-m",
+            "mltrain",
+            "environment=system",
+            "~register",
+            "job.source_dir=src",
+            "job.script=noop.py",
+            "experiment_name=bench",
+        ]
         cases = {
             "ssh host python3 noop.py": [*ssh, "python3", str(work / "src" / "noop.py")],
-            "mltrain +compute=ssh": [
-                sys.executable,
-                "-m",
-                "mltrain",
-                "environment=system",
-                "~register",
-                "job.source_dir=src",
-                "job.script=noop.py",
-                "experiment_name=bench",
-                "+compute=ssh",
-                f"compute.hosts={hosts}",
-                f"compute.known_hosts={known}",
-            ],
-            "mltrain (local)": [
-                sys.executable,
-                "-m",
-                "mltrain",
-                "environment=system",
-                "~register",
-                "job.source_dir=src",
-                "job.script=noop.py",
-                "experiment_name=bench",
-            ],
+            "mltrain +compute=ssh": [*local, "+compute=ssh", f"compute.hosts={hosts}", f"compute.known_hosts={known}"],
+            "mltrain (local)": local,
         }
         env = {"MLTRAIN_WORKSPACE": str(work / "ws")}
         interleaved(cases, 1, work, env)  # warm-up: helper on the host, caches hot
