@@ -64,9 +64,7 @@ def connect(address: str, token: Token | None) -> None:
 
                 def init() -> None:  # not on the main thread: Ray then leaves mltrain's SIGTERM handler alone
                     try:
-                        ray.init(
-                            address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False
-                        )
+                        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
                     except BaseException as exc:  # noqa: BLE001 - ConnectionError, auth errors, ...
                         failed.append(exc)
 
@@ -217,7 +215,11 @@ class WarmPool:
         try:
             self.gcs = gcs_address(self.compute)
             connect(self.gcs, self.compute.token)
-            self._connected = True
+            with self._cond:
+                closed, self._connected = self._closed, not self._closed
+            if closed:  # closed while connecting
+                disconnect()
+                return
             import ray
 
             from mltrain.compute.ray_warm import WarmWorker
@@ -241,17 +243,28 @@ class WarmPool:
                     ).remote(modules, self.compute.cancel_grace_s, cfg.max_output_mb)
                     self._all.append(Slot(actor, name))
             waiting = {s.actor.ready.remote(): s for s in self._all}
+            failure: Exception | None = None
             deadline = None if cfg.start_timeout_s is None else time.monotonic() + cfg.start_timeout_s
             while waiting:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 done, _ = ray.wait(list(waiting), num_returns=1, timeout=left)
-                if not done:
-                    raise ComputeError(
-                        f"no warm worker was ready within compute.start_timeout_s={cfg.start_timeout_s:g} s "
-                        f"(resources asked each: {self.compute.resources_text()})"
-                    )
+                if not done:  # no room for these: the others serve, these are given up
+                    late = list(waiting.values())
+                    with self._cond:
+                        self._pending -= len(late)
+                        self._cond.notify_all()
+                    self._kill(late)
+                    if not any(s.alive for s in self._all):
+                        raise ComputeError(
+                            f"no warm worker was ready within compute.start_timeout_s={cfg.start_timeout_s:g} s "
+                            f"(resources asked each: {self.compute.resources_text()})"
+                        )
+                    break
                 slot = waiting.pop(done[0])
-                info = ray.get(done[0])
+                try:
+                    info = ray.get(done[0])
+                except Exception as exc:  # noqa: BLE001 - the actor failed to start (runtime_env, resources, ...)
+                    failure, info = exc, {}
                 slot.host = str(info.get("host") or "")
                 with self._cond:
                     self._pending -= 1
@@ -259,10 +272,11 @@ class WarmPool:
                         self._idle.append(slot)
                     else:
                         slot.alive = False
-                        self._kill(slot)
                     self._cond.notify_all()
+                if not slot.alive:
+                    self._kill([slot])
             if not any(s.alive for s in self._all):
-                raise ComputeError("no warm worker started its fork server")
+                raise ComputeError(f"no warm worker started: {failure or 'their fork servers did not start'}")
         except Exception as exc:  # noqa: BLE001 - the trials then run as Ray jobs
             with self._cond:
                 self.broken = str(exc) or type(exc).__name__
@@ -293,7 +307,7 @@ class WarmPool:
                 self._idle.append(slot)
                 self._cond.notify_all()
                 return
-        self._kill(slot)
+        self._kill([slot])
 
     def lost(self, slot: Slot) -> None:
         slot.alive = False
@@ -306,36 +320,44 @@ class WarmPool:
             self.retiring = True
             idle, self._idle = self._idle, []
             self._cond.notify_all()
-        for slot in idle:
-            self._kill(slot)
+        self._kill(idle)
 
-    def _kill(self, slot: Slot) -> None:
+    def _kill(self, slots: list[Slot]) -> None:
+        """Stop the actors' trials and fork servers (their node files go), then kill the actors."""
         import ray
 
-        slot.alive = False
+        if not slots:
+            return
+        asked = []
+        for slot in slots:
+            slot.alive = False
+            try:
+                asked.append(slot.actor.shutdown.remote())
+            except Exception:  # noqa: BLE001 - gone already
+                pass
         try:
-            call(slot.actor.shutdown.remote(), timeout=self.compute.cancel_grace_s + 10)
-        except Exception:  # noqa: BLE001 - gone already
-            pass
-        try:
-            ray.kill(slot.actor, no_restart=True)
+            ray.wait(asked, num_returns=len(asked), timeout=self.compute.cancel_grace_s * 2 + 10)
         except Exception:  # noqa: BLE001
             pass
+        for slot in slots:
+            try:
+                ray.kill(slot.actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - gone already
+                pass
 
     def _kill_all(self) -> None:
         with self._cond:
             slots, self._idle = list(self._all), []
-        for slot in slots:
-            self._kill(slot)
+        self._kill(slots)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
+            connected, self._connected = self._connected, False
             self._cond.notify_all()
         self._provided.set()
         self._kill_all()
-        if self._connected:
-            self._connected = False
+        if connected:
             disconnect()
 
 
