@@ -57,11 +57,11 @@ class TestWarmClusterCompute(ComputeTargetSuite):
             "print('mine.txt' in os.listdir('.'))\nopen('mine.txt', 'w').write('x')\n"
         )
         seen = []
-        for _ in range(3):  # sequential: the third reuses an actor of the first two
+        for _ in range(3):  # sequential, on two warm actors
             job = start(script)
             assert job.handle.wait(120) == 0  # type: ignore[attr-defined]
             where, pid, is_run_dir, leftover = job.sink.text().split()  # type: ignore[attr-defined]
             assert is_run_dir == "True" and leftover == "False"  # a fresh copy of the working_dir
             seen.append((where, pid, job.handle.ref["actor"]))  # type: ignore[attr-defined]
         assert len({w for w, _, _ in seen}) == 3 and len({p for _, p, _ in seen}) == 3
-        assert len({a for _, _, a in seen}) == 2  # two warm actors served the three runs
+        assert len({a for _, _, a in seen}) < 3  # an actor ran two of them: each still in a fresh folder and process
