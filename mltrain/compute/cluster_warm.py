@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 NAMESPACE = "mltrain"
 POLL_S = 1.0  # longest wait of one poll (it answers as soon as there is output or the trial ended)
+TOUCH_S = 5.0  # how often the driver tells its actors it lives (an actor left alone ends: ray_warm.EMPTY_S)
 CALL_TIMEOUT_S = 120.0
 ADDRESS_PREFIX = "MLTRAIN_GCS_ADDRESS="
 
@@ -242,6 +243,7 @@ class WarmPool:
                         **options,
                     ).remote(modules, self.compute.cancel_grace_s, cfg.max_output_mb)
                     self._all.append(Slot(actor, name))
+            threading.Thread(target=self._touch, name="mltrain-warm-touch", daemon=True).start()
             waiting = {s.actor.ready.remote(): s for s in self._all}
             failure: Exception | None = None
             deadline = None if cfg.start_timeout_s is None else time.monotonic() + cfg.start_timeout_s
@@ -282,6 +284,18 @@ class WarmPool:
                 self.broken = str(exc) or type(exc).__name__
                 self._cond.notify_all()
             self._kill_all()
+
+    def _touch(self) -> None:
+        while True:
+            with self._cond:
+                if self._cond.wait_for(lambda: self._closed, timeout=TOUCH_S):
+                    return
+                slots = [s for s in self._all if s.alive]
+            for slot in slots:
+                try:
+                    slot.actor.touch.remote()
+                except Exception:  # noqa: BLE001 - gone: its trial's handle notices
+                    pass
 
     def acquire(self) -> Slot | None:
         """An idle warm actor (waits while all are busy or starting), or None when the pool cannot

@@ -12,9 +12,11 @@ stderr and the metrics file from offsets (``poll`` answers as soon as there is s
 signals the group to cancel, and once the script ended fetches outputs/ and logs/ as the
 checksummed tar.gz the job wrapper sends. One trial runs at a time (the resources are one run's).
 
-An actor that no driver called for ``idle_s`` stops what it runs and exits: the actors are
-detached (another process can attach to a trial and stop it), and a driver killed with SIGKILL
-must not leave them holding the cluster's resources for ever.
+The actors are detached (another process can attach to a trial and stop it), so a driver killed
+with SIGKILL must not leave them holding the cluster's resources: the driver calls each actor at
+least every few seconds (``touch``); an actor nobody called for ``empty_s`` while it holds no trial,
+or for ``idle_s`` while it holds one (so recovery can still stop it and fetch its outputs), stops
+what it runs and exits.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mltrain.procs import signal_group, stop_group
 READ_LIMIT = 4 << 20  # largest piece of one stream a poll returns
 ARCHIVE_PIECE = 4 << 20
 IDLE_S = 300.0
+EMPTY_S = 30.0
 
 
 class _Trial:
@@ -50,7 +53,9 @@ class _Trial:
 
 
 class WarmWorker:
-    def __init__(self, modules: list[str], grace_s: float, max_output_mb: float, idle_s: float = IDLE_S) -> None:
+    def __init__(
+        self, modules: list[str], grace_s: float, max_output_mb: float, idle_s: float = IDLE_S, empty_s: float = EMPTY_S
+    ) -> None:
         self.source = os.getcwd()  # the runtime_env's working_dir: the staged snapshot
         self.root = tempfile.mkdtemp(prefix="mltrain-warm-")
         self.host = socket.gethostname()
@@ -65,7 +70,7 @@ class WarmWorker:
         self._closing = threading.Event()
         # the fork server dies with the thread that started it (PR_SET_PDEATHSIG): one that lives as long as we do
         threading.Thread(target=self._own_server, args=(modules,), name="mltrain-warm-server", daemon=True).start()
-        threading.Thread(target=self._watchdog, args=(idle_s,), name="mltrain-warm-idle", daemon=True).start()
+        threading.Thread(target=self._watchdog, args=(idle_s, empty_s), name="mltrain-warm-idle", daemon=True).start()
 
     def _own_server(self, modules: list[str]) -> None:
         try:
@@ -81,14 +86,20 @@ class WarmWorker:
             raise RuntimeError("the fork server of this warm worker did not start")
         return self._server
 
-    def _watchdog(self, idle_s: float) -> None:
-        while not self._closing.wait(min(5.0, idle_s)):
-            if time.monotonic() - self.touched > idle_s:
+    def _watchdog(self, idle_s: float, empty_s: float) -> None:
+        while not self._closing.wait(min(2.0, empty_s)):
+            with self.cond:
+                limit = idle_s if self.trials else empty_s
+            if time.monotonic() - self.touched > limit:
                 self.shutdown()
                 os._exit(0)
 
     def _touch(self) -> None:
         self.touched = time.monotonic()
+
+    def touch(self) -> None:
+        """The driver still lives."""
+        self._touch()
 
     # -- the driver's calls ------------------------------------------------------------------------
     def ready(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ child is a Ray job of its own (which ends STOPPED when the child is stopped)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,24 @@ def test_early_termination_stops_a_warm_child(ray_cluster, mltrain, project, cur
     assert by_x[0.2]["status"] == "Canceled" and by_x[0.2]["error"] == "early termination"
     assert hold.exists()  # it did not end by itself
     assert no_warm_actors_left(ray_cluster)
+
+
+def test_driver_killed_then_recovery_stops_a_warm_child(ray_cluster, cli_json, project, cluster_env):
+    from conformance import SIGNAL_AWARE
+    from support import start_mltrain
+    from test_ray_runs import Follower, bare
+
+    write_script(project / "src", "job.py", SIGNAL_AWARE)
+    run = Follower(
+        start_mltrain(project, "-m", *bare(ray_cluster.dashboard_url, "+job.arguments.n=1"), env=cluster_env)
+    )
+    run.wait_for("READY")
+    run.proc.send_signal(signal.SIGKILL)  # the sweep's driver dies; its warm actor and child live on
+    run.proc.wait(30)
+    runs = cli_json("runs", "list", env=cluster_env)  # any command recovers orphaned runs first
+    (child,) = [r for r in runs if r.get("parent_run_id")]
+    info = cli_json("runs", "show", child["id"], env=cluster_env)
+    assert info["status"] == "Failed" and "driver lost" in info["error"]
+    assert info["job_ref"]["actor"].startswith("mltrain-warm-")
+    assert (Path(info["run_dir"]) / "outputs" / "stopped.txt").read_text() == "SIGTERM"  # stopped through its actor
+    assert no_warm_actors_left(ray_cluster, timeout=120)  # the driverless actors end by themselves
