@@ -511,10 +511,15 @@ class ClusterCompute(ComputeTarget):
         """Ray options of a warm worker: a run's resources and runtime_env (the trial's own variables come
         with each trial)."""
         cfg = self.config
-        options: dict[str, Any] = {
-            "num_cpus": cfg.num_cpus,
-            "runtime_env": self._runtime_env(spec, env, {"PYTHONUNBUFFERED": "1"}),
-        }
+        runtime_env = self._runtime_env(spec, env, {"PYTHONUNBUFFERED": "1"})
+        # an actor's runtime_env takes package URIs only: uploaded as submit_job does (content-addressed,
+        # so a package a job of the run already uploaded is not sent again)
+        try:
+            self.client._upload_working_dir_if_needed(runtime_env)  # noqa: SLF001 - the Jobs SDK's own upload
+            self.client._upload_py_modules_if_needed(runtime_env)  # noqa: SLF001
+        except Exception as exc:  # noqa: BLE001 - requests/ray errors of the job server
+            raise ComputeError(f"cannot upload the run's working_dir to the Ray cluster: {exc}") from exc
+        options: dict[str, Any] = {"num_cpus": cfg.num_cpus, "runtime_env": runtime_env}
         if cfg.memory_gb:
             options["memory"] = int(cfg.memory_gb * 1024**3)
         if cfg.resources:

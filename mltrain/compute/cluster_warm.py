@@ -56,9 +56,8 @@ def connect(address: str, token: Token | None) -> None:
             if ray.is_initialized():  # the process's own code connected: use that connection, never end it
                 _driver.update(address=address, ours=False)
             else:
-                if token is not None and _env_token() != token.value:
-                    os.environ["RAY_AUTH_MODE"] = "token"  # Ray's driver reads the token from its environment
-                    os.environ["RAY_AUTH_TOKEN"] = token.value
+                if token is not None:
+                    _use_token(token)
                 for name in ("ray", "ray._private", "ray.runtime_env"):
                     logging.getLogger(name).setLevel(logging.ERROR)
                 failed: list[BaseException] = []
@@ -92,6 +91,21 @@ def disconnect() -> None:
             if _driver["ours"]:
                 ray.shutdown()
             _driver.update(address=None, ours=False)
+
+
+def _use_token(token: Token) -> None:
+    """Ray's driver takes the token from its environment, read once (when ``ray`` was imported, e.g.
+    by the job client): set it there and have Ray read it again (as Ray's own test utilities do)."""
+    if _env_token() != token.value:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = token.value
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):  # another Ray: it reads the environment when connecting
+        pass
 
 
 def _env_token() -> str | None:

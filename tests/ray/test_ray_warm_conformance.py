@@ -42,7 +42,7 @@ class TestWarmClusterCompute(ComputeTargetSuite):
     def test_runs_are_forked_by_warm_actors_not_ray_jobs(self, start: Callable[..., object]) -> None:
         job = start("import os\nprint('pid', os.getpid(), 'group', os.getpgid(0))\n")
         handle = job.handle  # type: ignore[attr-defined]
-        assert isinstance(handle, WarmHandle)
+        assert isinstance(handle, WarmHandle), job.sink.lines  # type: ignore[attr-defined]
         assert handle.wait(120) == 0
         pid, group = job.sink.text().split()[1::2]  # type: ignore[attr-defined]
         assert pid == group  # a process group of its own
