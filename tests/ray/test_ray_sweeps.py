@@ -8,6 +8,7 @@ child is a Ray job of its own (which ends STOPPED when the child is stopped)."""
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -205,8 +206,6 @@ def warm_actors_alive(ray_cluster) -> list[dict]:
 
 def no_warm_actors_left(ray_cluster, timeout: float = 30) -> bool:
     """True once the cluster runs no warm actor of mltrain (Ray marks killed actors dead a moment later)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while warm_actors_alive(ray_cluster):
         if time.monotonic() > deadline:
@@ -237,7 +236,7 @@ def test_warm_sweep_children_are_recorded_runs_forked_by_warm_actors(
         log = (Path(kid["run_dir"]) / "logs" / "std_log.txt").read_text()
         assert f"x={x_of(kid)}" in log and "forked by warm Ray worker" in log
     assert len(wheres) == 6  # a private folder each
-    assert len(actors) == 2  # one warm actor per concurrent child
+    assert 1 <= len(actors) <= 2  # at most one warm actor per concurrent child (the first ready may serve all)
     client = jobs_client(ray_cluster)
     assert not [j for j in client.list_jobs() if any(k["id"] in (j.submission_id or "") for k in kids)]
     assert no_warm_actors_left(ray_cluster)  # killed when the sweep ended
@@ -277,7 +276,10 @@ def test_driver_killed_then_recovery_stops_a_warm_child(ray_cluster, cli_json, p
     run = Follower(
         start_mltrain(project, "-m", *bare(ray_cluster.dashboard_url, "+job.arguments.n=1"), env=cluster_env)
     )
-    run.wait_for("READY")
+    deadline = time.monotonic() + 300  # a sweep shows progress lines, not its children's output: read the child's log
+    while not any("READY" in p.read_text() for p in (project / ".mltrain" / "runs").glob("*/logs/std_log.txt")):
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.text + run.err
+        time.sleep(0.2)
     run.proc.send_signal(signal.SIGKILL)  # the sweep's driver dies; its warm actor and child live on
     run.proc.wait(30)
     runs = cli_json("runs", "list", env=cluster_env)  # any command recovers orphaned runs first
