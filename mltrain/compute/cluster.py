@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
-from mltrain.compute.cluster_auth import Token, find_token, job_client, job_server_url, probe
+from mltrain.compute.cluster_auth import Token, check_address_env, find_token, job_client, job_server_url, probe
 from mltrain.compute.cluster_stream import JobStream, extract_outputs
 from mltrain.compute.cluster_warm import WarmHandle, WarmPool, start_trial
 from mltrain.compute.configs import ClusterComputeConfig
@@ -373,7 +373,11 @@ class ClusterCompute(ComputeTarget):
             return self._client
 
     def check(self) -> None:
-        self.client  # noqa: B018 - reaches the job server with our token; a clear error when refused
+        """Reaches the job server with our token (a clear error when refused), without importing Ray:
+        the job client is made when first needed."""
+        api = self.api
+        check_address_env(api)
+        probe(api, self.token, self.config.submit_timeout_s)
 
     def describe(self) -> str:
         return f"cluster ({self.config.address})"
