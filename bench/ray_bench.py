@@ -15,7 +15,10 @@ as many trials at a time as the cluster holds (2: one CPU per node), interleaved
 
 - ``mltrain -m local``: the sweep on local compute, 2 at a time (prewarmed interpreters);
 - ``mltrain -m cluster``: the same sweep with ``+compute=cluster``: every trial an isolated, recorded
-  child run and a Ray job of its own (own process, folder, logs, metrics, outputs back);
+  child run (own process, folder, logs, metrics, outputs back), forked on its node by a warm actor
+  (one per concurrent trial, with the run's resources and runtime_env; ``sweep.prewarm``);
+- with ``--jobs`` also ``mltrain -m cluster, a job each``: the same with ``sweep.prewarm=false``, every
+  trial a Ray job of its own;
 - ``ray tune``: Ray Tune on the same cluster running the same training as a function trainable
   (grid over the same 32 values, one CPU per trial), a fresh actor per trial;
 - ``ray tune reuse_actors``: the same with ``reuse_actors=True``.
@@ -23,7 +26,7 @@ as many trials at a time as the cluster holds (2: one CPU per node), interleaved
 Ray Tune needs ``ray[tune]`` of the cluster's Ray version in this venv; it is installed on first use.
 
 Usage: python bench/ray_bench.py [--repeats 5]
-       python bench/ray_bench.py --sweep [--repeats 2] [--trials 32]
+       python bench/ray_bench.py --sweep [--repeats 2] [--trials 32] [--jobs]
 """
 
 from __future__ import annotations
@@ -128,14 +131,16 @@ def sweep_main(args: argparse.Namespace, cluster: RayCluster) -> None:
         "sweep.primary_metric.name=accuracy",
         f"job.arguments.C={','.join(values)}",
     ]
+    on_cluster = [
+        *mltrain,
+        "experiment_name=bench-cluster",
+        "+compute=cluster",
+        f"compute.address={cluster.dashboard_url}",
+    ]
     cases = {
         "mltrain -m local": [*mltrain, "experiment_name=bench-local", "sweep.max_concurrent_runs=2"],
-        "mltrain -m cluster": [
-            *mltrain,
-            "experiment_name=bench-cluster",
-            "+compute=cluster",
-            f"compute.address={cluster.dashboard_url}",
-        ],
+        "mltrain -m cluster": on_cluster,
+        **({"mltrain -m cluster, a job each": [*on_cluster, "sweep.prewarm=false"]} if args.jobs else {}),
         "ray tune": [py, "tune_driver.py", cluster.gcs_address, "fresh", ",".join(values)],
         "ray tune reuse_actors": [py, "tune_driver.py", cluster.gcs_address, "reuse", ",".join(values)],
     }
@@ -145,9 +150,9 @@ def sweep_main(args: argparse.Namespace, cluster: RayCluster) -> None:
     med = {name: median(v) for name, v in times.items()}
     ours = med["mltrain -m cluster"]
     print(f"{args.trials} trials, 2 at a time (one CPU on each of 2 nodes); median of {args.repeats}")
-    print(f"{'case':<24} {'median s':>9} {'min s':>7} {'s/trial':>8}")
+    print(f"{'case':<32} {'median s':>9} {'min s':>7} {'s/trial':>8}")
     for name, vals in times.items():
-        print(f"{name:<24} {med[name]:>9.2f} {min(vals):>7.2f} {med[name] / args.trials:>8.3f}")
+        print(f"{name:<32} {med[name]:>9.2f} {min(vals):>7.2f} {med[name] / args.trials:>8.3f}")
     ratios = {
         "cluster_over_local": ours / med["mltrain -m local"],
         "cluster_over_tune": ours / med["ray tune"],
@@ -169,6 +174,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="default: 5 (per run), 2 (--sweep)")
     parser.add_argument("--sweep", action="store_true", help="the 32-trial sweep vs local and Ray Tune")
     parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--jobs", action="store_true", help="--sweep: also the sweep with a Ray job per trial")
     args = parser.parse_args()
     args.repeats = args.repeats or (2 if args.sweep else 5)
 

@@ -20,6 +20,7 @@ import math
 import secrets
 import shlex
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
-from mltrain.compute.cluster_auth import Token, find_token, job_client, job_server_url, probe
+from mltrain.compute.cluster_auth import Token, check_address_env, find_token, job_client, job_server_url, probe
 from mltrain.compute.cluster_stream import JobStream, extract_outputs
+from mltrain.compute.cluster_warm import WarmHandle, WarmPool, start_trial
 from mltrain.compute.configs import ClusterComputeConfig
 from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV
 from mltrain.errors import ComputeError
@@ -47,7 +49,14 @@ STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is y
 STATUS_FAST_FOR_S = 60
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
 ENTRY_MODULE = "mltrain.compute.ray_job"
-SHIM_EXTRA = ("compute/ray_job.py",)
+# shipped with the in-script API: the job wrapper, and the warm workers of a sweep with their fork server
+SHIM_EXTRA = (
+    "compute/ray_job.py",
+    "compute/ray_warm.py",
+    "compute/forkserver.py",
+    "compute/forkserver_main.py",
+    "procs.py",
+)
 
 
 def _node_died(info: Any) -> bool:
@@ -310,6 +319,8 @@ class ClusterCompute(ComputeTarget):
         self._lock = threading.Lock()
         self._stage_root: Path | None = None
         self._local = False  # holds the private cluster of compute.address=local
+        self._warm: WarmPool | None = None  # a sweep's warm workers (prewarm)
+        self._warm_connected = False  # a driver of the cluster for attach/stop of warm trials
 
     # -- the cluster ---------------------------------------------------------------------------
     @property
@@ -362,7 +373,11 @@ class ClusterCompute(ComputeTarget):
             return self._client
 
     def check(self) -> None:
-        self.client  # noqa: B018 - reaches the job server with our token; a clear error when refused
+        """Reaches the job server with our token (a clear error when refused), without importing Ray:
+        the job client is made when first needed."""
+        api = self.api
+        check_address_env(api)
+        probe(api, self.token, self.config.submit_timeout_s)
 
     def describe(self) -> str:
         return f"cluster ({self.config.address})"
@@ -444,7 +459,9 @@ class ClusterCompute(ComputeTarget):
             shutil.rmtree(scratch, ignore_errors=True)
 
     # -- jobs ----------------------------------------------------------------------------------
-    def _submit_args(self, spec: RunSpec, env: Materialised, mark: str) -> dict[str, Any]:
+    def _runtime_env(self, spec: RunSpec, env: Materialised, env_vars: dict[str, str]) -> dict[str, Any]:
+        """The runtime_env of a run: the environment's packages, the staged snapshot as working_dir, the
+        in-script API (and the job wrapper) as py_modules, the environment variables (``env_vars`` last)."""
         from mltrain.environments.ray_runtime import packages_field
         from mltrain.environments.shim import SHIM_FILES, ensure_shim
 
@@ -454,10 +471,23 @@ class ClusterCompute(ComputeTarget):
             raise ComputeError(f"the snapshot of run {spec.run_id} was not staged", hint="call upload() before start()")
         shim = ensure_shim(SHIM_FILES + SHIM_EXTRA)
         extra = dict(cfg.runtime_env)
-        env_vars = {str(k): str(v) for k, v in dict(extra.pop("env_vars", None) or {}).items()}
-        env_vars.update(env.env_vars)
-        env_vars.update(spec.env_vars)
-        env_vars.update(
+        merged = {str(k): str(v) for k, v in dict(extra.pop("env_vars", None) or {}).items()}
+        merged.update(env.env_vars)
+        merged.update(spec.env_vars)
+        merged.update(env_vars)
+        return {
+            **extra,
+            "working_dir": str(stage),
+            "py_modules": [*list(extra.pop("py_modules", None) or []), str(shim / "mltrain")],
+            "env_vars": merged,
+            **packages_field(env.location, cfg.installer),
+        }
+
+    def _submit_args(self, spec: RunSpec, env: Materialised, mark: str) -> dict[str, Any]:
+        cfg = self.config
+        runtime_env = self._runtime_env(
+            spec,
+            env,
             {
                 "MLTRAIN_RUN_ID": spec.run_id,
                 "MLTRAIN_EXPERIMENT": spec.experiment,
@@ -467,15 +497,8 @@ class ClusterCompute(ComputeTarget):
                 MAX_OUTPUT_ENV: f"{cfg.max_output_mb:g}",
                 # Ray's stop: SIGTERM to the job's processes, SIGKILL after this (the wrapper ends sooner)
                 "RAY_JOB_STOP_WAIT_TIME_S": str(math.ceil(self.cancel_grace_s) + STOP_MARGIN_S),
-            }
+            },
         )
-        runtime_env: dict[str, Any] = {
-            **extra,
-            "working_dir": str(stage),
-            "py_modules": [*list(extra.pop("py_modules", None) or []), str(shim / "mltrain")],
-            "env_vars": env_vars,
-            **packages_field(env.location, cfg.installer),
-        }
         args: dict[str, Any] = {
             "entrypoint": f"python -m {ENTRY_MODULE} {shlex.join([spec.script, *spec.arguments])}",
             "runtime_env": runtime_env,
@@ -488,6 +511,25 @@ class ClusterCompute(ComputeTarget):
             args["entrypoint_resources"] = dict(cfg.resources)
         return args
 
+    def _actor_options(self, spec: RunSpec, env: Materialised) -> dict[str, Any]:
+        """Ray options of a warm worker: a run's resources and runtime_env (the trial's own variables come
+        with each trial)."""
+        cfg = self.config
+        runtime_env = self._runtime_env(spec, env, {"PYTHONUNBUFFERED": "1"})
+        # an actor's runtime_env takes package URIs only: uploaded as submit_job does (content-addressed,
+        # so a package a job of the run already uploaded is not sent again)
+        try:
+            self.client._upload_working_dir_if_needed(runtime_env)  # noqa: SLF001 - the Jobs SDK's own upload
+            self.client._upload_py_modules_if_needed(runtime_env)  # noqa: SLF001
+        except Exception as exc:  # noqa: BLE001 - requests/ray errors of the job server
+            raise ComputeError(f"cannot upload the run's working_dir to the Ray cluster: {exc}") from exc
+        options: dict[str, Any] = {"num_cpus": cfg.num_cpus, "runtime_env": runtime_env}
+        if cfg.memory_gb:
+            options["memory"] = int(cfg.memory_gb * 1024**3)
+        if cfg.resources:
+            options["resources"] = dict(cfg.resources)
+        return options
+
     def submit(self, sid: str, args: dict[str, Any]) -> None:
         try:
             self.client.submit_job(submission_id=sid, **args)
@@ -499,7 +541,30 @@ class ClusterCompute(ComputeTarget):
                 hint="check compute.runtime_env and the resources asked for",
             ) from exc
 
+    def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
+        """Start ``workers`` warm actors for later runs of ``env`` and ``spec``'s snapshot
+        (:mod:`mltrain.compute.cluster_warm`): this process connects to the cluster now, the actors
+        start with the first run (they need its staged snapshot). Each run is then forked by an idle
+        actor instead of being a Ray job of its own."""
+        with self._lock:
+            if self._warm is None:
+                self._warm = WarmPool(self, (env.hash, spec.snapshot_id), modules, workers)
+                return True
+            return self._warm.key == (env.hash, spec.snapshot_id)
+
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
+        pool = self._warm
+        if pool is not None and pool.key == (env.hash, spec.snapshot_id):
+            pool.provide(lambda: self._actor_options(spec, env))
+            slot = pool.acquire()
+            if slot is not None:
+                handle = start_trial(self, pool, slot, spec, sink)
+                if handle is not None:
+                    return handle
+            elif pool.broken:
+                sink.log(f"no warm Ray workers ({pool.broken}): the run is a Ray job of its own")
+        elif pool is not None:
+            pool.retire()  # another environment or snapshot: its actors would hold the resources jobs need
         mark = f"\x1emltrain:{secrets.token_hex(6)}:"
         job = f"mltrain-{spec.run_id}"
         args = self._submit_args(spec, env, mark)
@@ -533,9 +598,30 @@ class ClusterCompute(ComputeTarget):
         options = {k: getattr(self.config, k) for k in ("token", "token_file", "token_env", "cancel_grace_s")}
         return ClusterCompute(address=str(api), **options)
 
+    def _warm_actor(self, ref: JobRef) -> tuple[Any, dict[str, Any] | None]:
+        """The warm actor of a warm trial's reference and what it says of the trial (None, None: gone)."""
+        import ray
+
+        from mltrain.compute.cluster_warm import NAMESPACE, call, connect
+
+        with self._lock:
+            if not self._warm_connected:
+                connect(str(ref["gcs"]), self.token)
+                self._warm_connected = True
+        try:
+            actor = ray.get_actor(str(ref["actor"]), namespace=str(ref.get("namespace") or NAMESPACE))
+            return actor, call(actor.status.remote(str(ref["run"])), timeout=60)
+        except Exception:  # noqa: BLE001 - ValueError: no such actor (it ended); RayActorError: it died
+            return None, None
+
     def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
         if self._local_gone(ref):
             return None
+        if "actor" in ref:
+            actor, status = self._warm_actor(ref)
+            if status is None:
+                return None
+            return WarmHandle(spec, ref, actor, sink, grace_s=self.cancel_grace_s)
         compute = self._for_ref(ref)
         attempts = compute._attempts(str(ref["job"]))
         if not attempts:
@@ -547,6 +633,8 @@ class ClusterCompute(ComputeTarget):
         period is the one the job was submitted with: Ray cannot change it afterwards.)"""
         if self._local_gone(ref):
             return False
+        if "actor" in ref:
+            return self._stop_warm(ref, grace_s)
         compute = self._for_ref(ref)
         running = [sid for sid, status in compute._attempts(str(ref["job"])) if status not in TERMINAL]
         for sid in running:
@@ -562,8 +650,24 @@ class ClusterCompute(ComputeTarget):
                 time.sleep(0.5)
         return bool(running)
 
+    def _stop_warm(self, ref: JobRef, grace_s: float | None) -> bool:
+        from mltrain.compute.cluster_warm import call
+
+        actor, status = self._warm_actor(ref)
+        if status is None or status.get("exit") is not None:
+            return False
+        grace = self.cancel_grace_s if grace_s is None else grace_s
+        try:
+            return bool(call(actor.stop.remote(str(ref["run"]), grace, int(signal.SIGTERM), True), grace * 3 + 60))
+        except Exception as exc:  # noqa: BLE001
+            raise ComputeError(f"cannot stop run {ref['run']} on its warm Ray worker {ref['actor']}: {exc}") from None
+
     def collect(self, spec: RunSpec, handle: RunHandle) -> None:
-        """Unpack the outputs archive the job sent through its log into the run folder."""
+        """Unpack the outputs archive the job sent through its log (or a warm trial's actor keeps) into
+        the run folder."""
+        if isinstance(handle, WarmHandle):
+            handle.collect(self.config.max_output_mb)
+            return
         if not isinstance(handle, ClusterHandle):
             return
         handle.wait(60)
@@ -581,6 +685,9 @@ class ClusterCompute(ComputeTarget):
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """Delete the run's Ray jobs (unless ``keep_job``). The job of a run whose exit code came back may
         still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped."""
+        if isinstance(handle, WarmHandle):
+            handle.forget()
+            return
         if self.config.keep_job or self._client is None:
             return
         job = handle.job if isinstance(handle, ClusterHandle) else f"mltrain-{spec.run_id}"
@@ -602,6 +709,15 @@ class ClusterCompute(ComputeTarget):
             pass
 
     def close(self) -> None:
+        from mltrain.compute.cluster_warm import disconnect
+
+        with self._lock:
+            warm, self._warm = self._warm, None
+            connected, self._warm_connected = self._warm_connected, False
+        if warm is not None:
+            warm.close()
+        if connected:
+            disconnect()
         with self._lock:
             if self._stage_root is not None:
                 shutil.rmtree(self._stage_root, ignore_errors=True)

@@ -154,14 +154,20 @@ def probe(url: str, token: Token | None, timeout: float) -> None:
         ) from None
 
 
-def job_client(url: str, token: Token | None) -> JobSubmissionClient:
-    """A Job Submission API client of ``url`` sending our token (ours, never the environment's)."""
+def check_address_env(url: str) -> None:
+    """A ConfigError when the environment names another cluster than ``url`` (Ray's job client would
+    take it)."""
     for var in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
         if os.environ.get(var) and os.environ[var].rstrip("/") != url:
             raise ConfigError(
                 f"{var}={os.environ[var]} is set: Ray's job client would use it instead of compute.address",
                 hint=f"unset {var} to use compute.address",
             )
+
+
+def job_client(url: str, token: Token | None) -> JobSubmissionClient:
+    """A Job Submission API client of ``url`` sending our token (ours, never the environment's)."""
+    check_address_env(url)
     import logging
 
     from ray.job_submission import JobSubmissionClient

@@ -16,7 +16,7 @@ import os
 import tarfile
 import threading
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from mltrain.compute.ray_job import (
     ARCHIVE_END,
@@ -37,6 +37,47 @@ if TYPE_CHECKING:
 ENTRYPOINT_LINE = "Running entrypoint for job "
 
 
+def too_large(total: str | int, limit: str | float) -> str:
+    """Why the outputs did not come back: they are larger than ``compute.max_output_mb``."""
+    return (
+        f"outputs/ and logs/ of the job are {int(total) / 1e6:.1f} MB, over compute.max_output_mb={limit}: "
+        "they were not sent back (raise compute.max_output_mb, or write large results to shared storage)"
+    )
+
+
+class ArchiveFile:
+    """The outputs archive of a job, received in pieces into ``path`` and checked at its end
+    (sha256 and size as the node computed them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+        self._digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by finish
+        self._file.write(data)
+        self._digest.update(data)
+
+    def finish(self, sha: str, size: int) -> str | None:
+        """None when the archive arrived whole (or was empty), else the problem."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if not self.path.exists() and size == 0:
+            return None
+        if self._digest.hexdigest() != sha or self.path.stat().st_size != size:
+            return "the archive of the job's outputs was damaged in transit (checksum mismatch)"
+        return None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class JobStream:
     """Decodes one attempt's log; ``feed`` text as it arrives, ``close`` at the end."""
 
@@ -54,8 +95,7 @@ class JobStream:
         self._partial = ""
         self._metrics = bytearray()
         self._lock = threading.Lock()
-        self._digest = hashlib.sha256()
-        self._archive = None
+        self._archive = ArchiveFile(archive)
 
     def replay(self) -> None:
         """The stream is read again from its start: skip the lines already handled."""
@@ -76,9 +116,7 @@ class JobStream:
             self.lines += 1
             self._line(self._partial)
         self._partial = ""
-        if self._archive is not None:
-            self._archive.close()
-            self._archive = None
+        self._archive.close()
 
     def read_metrics(self, limit: int) -> bytes:
         with self._lock:
@@ -113,10 +151,7 @@ class JobStream:
             self._end_archive(payload)
         elif kind == TOO_LARGE:
             total, limit = (payload.split() + ["?", "?"])[:2]
-            self.problem = (
-                f"outputs/ and logs/ of the job are {int(total) / 1e6:.1f} MB, over compute.max_output_mb={limit}: "
-                "they were not sent back (raise compute.max_output_mb, or write large results to shared storage)"
-            )
+            self.problem = too_large(total if total.isdigit() else 0, limit)
         elif kind == EXIT:
             try:
                 self.exit_code = int(payload)
@@ -129,23 +164,18 @@ class JobStream:
         except ValueError:
             self.problem = "the archive of the job's outputs was damaged in transit"
             return
-        if self._archive is None:
-            self.archive_path.parent.mkdir(parents=True, exist_ok=True)
-            self._archive = open(self.archive_path, "wb")  # noqa: SIM115 - closed at its end marker
         self._archive.write(data)
-        self._digest.update(data)
 
     def _end_archive(self, payload: str) -> None:
-        if self._archive is not None:
-            self._archive.close()
-            self._archive = None
         sha, _, size = payload.partition(" ")
-        if not self.archive_path.exists() and size.strip() == "0":
-            return
-        if self._digest.hexdigest() != sha or self.archive_path.stat().st_size != int(size or -1):
-            self.problem = "the archive of the job's outputs was damaged in transit (checksum mismatch)"
-            return
-        self.archive_ok = True
+        try:
+            problem = self._archive.finish(sha, int(size or -1))
+        except (ValueError, OSError):
+            problem = "the archive of the job's outputs was damaged in transit (checksum mismatch)"
+        if problem:
+            self.problem = problem
+        elif self.archive_path.exists():
+            self.archive_ok = True
 
 
 def _allowed(name: str) -> bool:

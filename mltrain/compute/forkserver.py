@@ -20,10 +20,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.base import RunSpec
 from mltrain.compute.forkserver_main import _die_with_parent
+
+if TYPE_CHECKING:  # standard library only at run time: warm Ray workers run this module on the nodes
+    from mltrain.compute.base import RunSpec
 
 SERVER_FILE = Path(__file__).with_name("forkserver_main.py")
 READY_TIMEOUT_S = 120.0
@@ -97,19 +99,29 @@ class ForkServer:
         err_r, err_w = os.pipe()
         request = {"script": spec.script, "argv": spec.arguments, "cwd": str(spec.run_dir), "env": environ}
         try:
-            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
-            msg = self._recv(30.0)
-        except OSError:
-            msg = None
+            pid = self.send(request, out_w, err_w)
         finally:
             os.close(out_w)
             os.close(err_w)
-        if not msg or "pid" not in msg:
+        if pid is None:
             os.close(out_r)
             os.close(err_r)
+            return None
+        return pid, out_r, err_r
+
+    def send(self, request: dict[str, Any], out_fd: int, err_fd: int) -> int | None:
+        """Ask the server to fork the job ``request`` (``script``, ``argv``, ``cwd``, ``env``) with its
+        stdout and stderr on ``out_fd`` and ``err_fd`` (the caller still closes its copies): the job's
+        pid once it leads its own process group, None when the server cannot."""
+        try:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [out_fd, err_fd])
+            msg = self._recv(30.0)
+        except OSError:
+            msg = None
+        if not msg or "pid" not in msg:
             self.ready = False
             return None
-        return int(msg["pid"]), out_r, err_r
+        return int(msg["pid"])
 
     def wait_exit(self, timeout: float | None) -> int | None:
         """The exit code of the forked job (negative: killed by that signal) once it ended, else None

@@ -125,7 +125,7 @@ def _kill_tree(pid: int) -> None:
             pass
 
 
-def _pack(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
+def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
     """outputs/, logs/, uploads and metrics as tar.gz bytes (None when larger than ``max_bytes``)."""
     total = 0
     members = []
@@ -149,9 +149,24 @@ def _pack(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
     return buf.getvalue(), total
 
 
+def make_run_dir(source: str, run_id: str | None, experiment: str | None, parent: str | None = None) -> str:
+    """A private run folder on this node (in ``parent``, default the temporary folder): a copy of
+    ``source`` (the job's working_dir) with the run's info."""
+    run_dir = tempfile.mkdtemp(prefix="mltrain-run-", dir=parent)
+    try:
+        shutil.copytree(source, run_dir, symlinks=True, dirs_exist_ok=True)
+        os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
+        with open(os.path.join(run_dir, RUN_INFO_FILE), "w") as f:
+            json.dump({"run_id": run_id, "experiment": experiment}, f)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
+
+
 def _send_archive(run_dir: str, emit: Emitter) -> None:
     max_mb = float(os.environ.get(MAX_OUTPUT_ENV) or 1024)
-    data, total = _pack(run_dir, max_mb * 1024 * 1024)
+    data, total = pack_outputs(run_dir, max_mb * 1024 * 1024)
     if data is None:
         emit.marked(TOO_LARGE, f"{total} {max_mb:g}")
         return
@@ -167,13 +182,8 @@ def main(argv: list[str]) -> int:
         return 2
     grace = float(os.environ.get(GRACE_ENV) or 5)
     emit = Emitter(mark)
-    run_dir = tempfile.mkdtemp(prefix="mltrain-run-")
+    run_dir = make_run_dir(os.getcwd(), os.environ.get("MLTRAIN_RUN_ID"), os.environ.get("MLTRAIN_EXPERIMENT"))
     try:
-        shutil.copytree(os.getcwd(), run_dir, symlinks=True, dirs_exist_ok=True)
-        os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
-        with open(os.path.join(run_dir, RUN_INFO_FILE), "w") as f:
-            info = {"run_id": os.environ.get("MLTRAIN_RUN_ID"), "experiment": os.environ.get("MLTRAIN_EXPERIMENT")}
-            json.dump(info, f)
         env = {k: v for k, v in os.environ.items() if k not in WRAPPER_ENV}
         env["MLTRAIN_RUN_DIR"] = run_dir
         emit.marked(STARTED, socket.gethostname())

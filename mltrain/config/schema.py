@@ -109,7 +109,7 @@ class SweepConfig:
     early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)
     fail_fast: bool = False  # cancel the sweep when a child fails
     register: str = "best"  # best | all | none: whose models are registered
-    prewarm: bool = True  # fork children from warm interpreters (local compute); false: a fresh process each
+    prewarm: bool = True  # fork children from warm interpreters (local; warm actors on Ray); false: a new process each
     prewarm_modules: list[str] | None = None  # modules the warm interpreters import; null: the script's imports
     resume: str | None = None  # id of an interrupted sweep to continue
 

@@ -222,6 +222,15 @@ class RunStore:
         with self.db.read() as conn:
             return [_row(r) for r in conn.execute(q)]
 
+    def statuses(self, run_ids: Iterable[str]) -> dict[str, str]:
+        """The status of each of ``run_ids`` (full ids) that exists."""
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.runs.c.id, t.runs.c.status).where(t.runs.c.id.in_(ids)))
+            return {r.id: r.status for r in rows}
+
     def duration(self, run_id: str) -> float:
         """Seconds from the run's record to its end (to now while it is active): what the run's
         summary and ``mltrain runs`` show."""

@@ -1,10 +1,14 @@
 """Sweeps (``python -m mltrain -m``) on the Ray cluster compute target, against the session's real
-two-node cluster (token authentication on): every child is an isolated recorded run and a Ray job of
-its own, as many run at once as the cluster holds unless ``sweep.max_concurrent_runs`` says fewer,
-and a child stopped by early termination is stopped on the cluster (its Ray job ends STOPPED)."""
+two-node cluster (token authentication on): every child is an isolated recorded run, as many run at
+once as the cluster holds unless ``sweep.max_concurrent_runs`` says fewer, and a child stopped by
+early termination is stopped on the cluster. By default the children are forked by warm actors
+(``sweep.prewarm``, one per concurrent child, killed at the end); with ``sweep.prewarm=false`` each
+child is a Ray job of its own (which ends STOPPED when the child is stopped)."""
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -108,7 +112,9 @@ def most_at_once(jobs: list[object]) -> int:
 def test_sweep_children_are_recorded_runs_on_the_cluster_as_many_as_it_holds(
     ray_cluster, mltrain, project, curve_on_cluster, cluster_env
 ):
-    proc = mltrain(*curve_on_cluster, "+job.arguments.pause=3", "job.arguments.x=1,2,3,4", env=cluster_env)
+    proc = mltrain(
+        *curve_on_cluster, "sweep.prewarm=false", "+job.arguments.pause=3", "job.arguments.x=1,2,3,4", env=cluster_env
+    )
     assert proc.returncode == 0, proc.output
     assert "up to 2 children at a time" in proc.stdout  # the cluster's capacity: one CPU on each node
     parent, kids, ws = the_sweep(project)
@@ -135,6 +141,7 @@ def test_max_concurrent_runs_limits_the_children_on_the_cluster(
 ):
     proc = mltrain(
         *curve_on_cluster,
+        "sweep.prewarm=false",
         "sweep.max_concurrent_runs=1",
         "+job.arguments.pause=1",
         "job.arguments.x=1,2,3",
@@ -155,6 +162,7 @@ def test_early_termination_stops_the_childs_ray_job(ray_cluster, mltrain, projec
     hold.touch()
     proc = mltrain(
         *curve_on_cluster,
+        "sweep.prewarm=false",
         "sweep.early_termination.policy=bandit",
         "sweep.early_termination.slack_factor=0.1",
         "sweep.max_concurrent_runs=1",
@@ -179,3 +187,105 @@ def test_early_termination_stops_the_childs_ray_job(ray_cluster, mltrain, projec
     assert hold.exists()  # it did not end by itself
     running = [j for j in jobs_client(ray_cluster).list_jobs() if j.status.value in ("PENDING", "RUNNING")]
     assert running == []
+
+
+def warm_actors_alive(ray_cluster) -> list[dict]:
+    """The warm actors of mltrain the cluster still runs (Ray's State API)."""
+    import json
+    import urllib.request
+
+    token = ray_cluster.token_file.read_text().strip()
+    req = urllib.request.Request(
+        f"{ray_cluster.dashboard_url}/api/v0/actors?limit=10000&detail=false",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        actors = json.loads(resp.read())["data"]["result"]["result"]
+    return [a for a in actors if "WarmWorker" in str(a.get("class_name")) and a.get("state") != "DEAD"]
+
+
+def no_warm_actors_left(ray_cluster, timeout: float = 30) -> bool:
+    """True once the cluster runs no warm actor of mltrain (Ray marks killed actors dead a moment later)."""
+    deadline = time.monotonic() + timeout
+    while warm_actors_alive(ray_cluster):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def test_warm_sweep_children_are_recorded_runs_forked_by_warm_actors(
+    ray_cluster, mltrain, project, curve_on_cluster, cluster_env
+):
+    proc = mltrain(*curve_on_cluster, "+job.arguments.steps=2", "job.arguments.x=1,2,3,4,5,6", env=cluster_env)
+    assert proc.returncode == 0, proc.output
+    assert "up to 2 children at a time" in proc.stdout
+    parent, kids, ws = the_sweep(project)
+    assert parent["status"] == "Completed"
+    assert sorted(x_of(k) for k in kids) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert all(k["status"] == "Completed" for k in kids)
+    wheres, actors = set(), set()
+    for kid in kids:
+        assert ws.metrics.summary(kid["id"])["score"] == x_of(kid) * 2
+        x, where = (Path(kid["run_dir"]) / "outputs" / "x.txt").read_text().split()
+        assert float(x) == x_of(kid)
+        wheres.add(where)
+        ref = ws.runs.get(kid["id"])["job_ref"]
+        assert ref["kind"] == "ray" and ref["actor"].startswith("mltrain-warm-")
+        actors.add(ref["actor"])
+        log = (Path(kid["run_dir"]) / "logs" / "std_log.txt").read_text()
+        assert f"x={x_of(kid)}" in log and "forked by warm Ray worker" in log
+    assert len(wheres) == 6  # a private folder each
+    assert 1 <= len(actors) <= 2  # at most one warm actor per concurrent child (the first ready may serve all)
+    client = jobs_client(ray_cluster)
+    assert not [j for j in client.list_jobs() if any(k["id"] in (j.submission_id or "") for k in kids)]
+    assert no_warm_actors_left(ray_cluster)  # killed when the sweep ended
+
+
+def test_early_termination_stops_a_warm_child(ray_cluster, mltrain, project, curve_on_cluster, cluster_env):
+    hold = project / "hold"
+    hold.touch()
+    proc = mltrain(
+        *curve_on_cluster,
+        "sweep.early_termination.policy=bandit",
+        "sweep.early_termination.slack_factor=0.1",
+        "sweep.max_concurrent_runs=1",
+        "+job.arguments.steps=3",
+        f"+job.arguments.hold={hold}",
+        "+job.arguments.hold_at=0.2",
+        "job.max_run_duration_s=180",
+        "job.arguments.x=1,0.2",
+        env=cluster_env,
+    )
+    assert proc.returncode == 0, proc.output
+    assert "1 stopped early" in proc.stdout
+    _, kids, _ = the_sweep(project)
+    by_x = {x_of(k): k for k in kids}
+    assert by_x[1.0]["status"] == "Completed"
+    assert by_x[0.2]["status"] == "Canceled" and by_x[0.2]["error"] == "early termination"
+    assert hold.exists()  # it did not end by itself
+    assert no_warm_actors_left(ray_cluster)
+
+
+def test_driver_killed_then_recovery_stops_a_warm_child(ray_cluster, cli_json, project, cluster_env):
+    from conformance import SIGNAL_AWARE
+    from support import start_mltrain
+    from test_ray_runs import Follower, bare
+
+    write_script(project / "src", "job.py", SIGNAL_AWARE)
+    run = Follower(
+        start_mltrain(project, "-m", *bare(ray_cluster.dashboard_url, "+job.arguments.n=1"), env=cluster_env)
+    )
+    deadline = time.monotonic() + 300  # a sweep shows progress lines, not its children's output: read the child's log
+    while not any("READY" in p.read_text() for p in (project / ".mltrain" / "runs").glob("*/logs/std_log.txt")):
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.text + run.err
+        time.sleep(0.2)
+    run.proc.send_signal(signal.SIGKILL)  # the sweep's driver dies; its warm actor and child live on
+    run.proc.wait(30)
+    runs = cli_json("runs", "list", env=cluster_env)  # any command recovers orphaned runs first
+    (child,) = [r for r in runs if r.get("parent_run_id")]
+    info = cli_json("runs", "show", child["id"], env=cluster_env)
+    assert info["status"] == "Failed" and "driver lost" in info["error"]
+    assert info["job_ref"]["actor"].startswith("mltrain-warm-")
+    assert (Path(info["run_dir"]) / "outputs" / "stopped.txt").read_text() == "SIGTERM"  # stopped through its actor
+    assert no_warm_actors_left(ray_cluster, timeout=120)  # the driverless actors end by themselves

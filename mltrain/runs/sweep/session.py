@@ -258,6 +258,9 @@ class Sweep:
         next_heartbeat = 0.0
         deadline = self.settings.get("max_duration_s")
         outcomes: list[TrialOutcome] = []
+        # a source that learns from outcomes (Optuna) is asked only when a slot frees; others one trial ahead
+        lookahead = getattr(source, "report", None) is None
+        ahead: tuple[TrialOutcome, Trial] | None = None
         pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="mltrain-trial")
         with pool, self.control.signals():
             while True:
@@ -271,27 +274,30 @@ class Sweep:
                     if self.ws.runs.heartbeat(self.sweep_id) and not self.stop_reason:
                         self.stop("canceled with `mltrain runs cancel`")
                 while not exhausted and not self.stop_reason and len(running) < self.max_concurrent:
-                    if self.max_total is not None and self._counted() >= int(self.max_total):
-                        exhausted = True
-                        break
-                    request = source.next_request()
-                    if request is None:
-                        exhausted = True
-                        break
-                    kept = self.kept.get(label_key(request.label))
-                    if kept is not None:
-                        kept.request.token = request.token
-                        outcomes.append(kept)
-                        self.outcomes.append(kept)
-                        self.progress.kept(kept)
-                        source.done(kept)
-                        continue
-                    started = self._start(pool, request)
-                    if started is not None:
-                        running[started[0]] = started[1]
-                    else:  # could not even be composed/recorded: counted as failed
+                    if ahead is not None:
+                        prepared, ahead = ahead, None
+                    else:
+                        request = self._next_request(source, outcomes)
+                        if request is None:
+                            exhausted = True
+                            break
+                        prepared = self._prepare(request)
+                    if prepared is None:  # could not even be composed/recorded: counted as failed
                         source.done(self.outcomes[-1])
                         outcomes.append(self.outcomes[-1])
+                        continue
+                    future, entry = self._launch(pool, *prepared)
+                    running[future] = entry
+                if ahead is None and lookahead and not exhausted and not self.stop_reason and running:
+                    # every slot is busy: compose the next trial now, so it starts as soon as one frees
+                    request = self._next_request(source, outcomes)
+                    if request is None:
+                        exhausted = True
+                    else:
+                        ahead = self._prepare(request)
+                        if ahead is None:
+                            source.done(self.outcomes[-1])
+                            outcomes.append(self.outcomes[-1])
                 if not running and (exhausted or self.stop_reason):
                     break
                 done, _ = wait(list(running), timeout=POLL_S, return_when=FIRST_COMPLETED)
@@ -323,9 +329,29 @@ class Sweep:
     def _counted(self) -> int:
         return sum(1 for o in self.outcomes if not o.kept) + len(self.kept)
 
-    def _start(
-        self, pool: ThreadPoolExecutor, request: TrialRequest
-    ) -> tuple[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]] | None:
+    def _next_request(self, source: TrialSource, outcomes: list[TrialOutcome]) -> TrialRequest | None:
+        """The next trial to run, None when the source or ``max_total_runs`` is exhausted; a request
+        a resumed sweep already completed is passed on as its kept outcome."""
+        assert self.progress is not None
+        while True:
+            if self.max_total is not None and self._counted() >= int(self.max_total):
+                return None
+            request = source.next_request()
+            if request is None:
+                return None
+            kept = self.kept.get(label_key(request.label))
+            if kept is None:
+                return request
+            kept.request.token = request.token
+            outcomes.append(kept)
+            self.outcomes.append(kept)
+            self.progress.kept(kept)
+            source.done(kept)
+
+    def _prepare(self, request: TrialRequest) -> tuple[TrialOutcome, Trial] | None:
+        """The trial of ``request``, composed and planned (nothing recorded yet); None when it cannot
+        be (then a failed outcome is the last of ``self.outcomes``). A first trial that cannot is
+        the sweep's own error, raised."""
         assert self.progress is not None
         number = self.next_number
         self.next_number += 1
@@ -351,6 +377,14 @@ class Sweep:
             self.progress.finished(outcome)
             return None
         outcome.run_id = trial.run_id
+        return outcome, trial
+
+    def _launch(
+        self, pool: ThreadPoolExecutor, outcome: TrialOutcome, trial: Trial
+    ) -> tuple[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]]:
+        """Run a prepared trial in a worker thread."""
+        assert self.progress is not None and outcome.run_id is not None
+        request, number = outcome.request, outcome.number
         self.trials[trial.run_id] = trial
         self.outcomes.append(outcome)
         self.progress.add(outcome)
@@ -407,7 +441,7 @@ class Sweep:
         assert self.progress is not None
         if not running:
             return
-        states = {r["id"]: r["status"] for r in self.ws.runs.list(parent_run_id=self.sweep_id, limit=None)}
+        states = self.ws.runs.statuses(o.run_id for o, _, _ in running.values() if o.run_id)
         threads: dict[str, int] = {}
         for outcome, _, thread in running.values():
             assert outcome.run_id is not None
