@@ -558,18 +558,23 @@ class ClusterCompute(ComputeTarget):
             pool.provide(lambda: self._actor_options(spec, env))
             slot = pool.acquire()
             if slot is not None:
-                handle = start_trial(self, pool, slot, spec, sink)
+                # a warm trial whose node dies is retried as a Ray job (its second attempt)
+                handle = start_trial(self, pool, slot, spec, sink, retry=lambda: self._start_job(spec, env, sink, 2))
                 if handle is not None:
                     return handle
             elif pool.broken:
                 sink.log(f"no warm Ray workers ({pool.broken}): the run is a Ray job of its own")
         elif pool is not None:
             pool.retire()  # another environment or snapshot: its actors would hold the resources jobs need
+        return self._start_job(spec, env, sink, 1)
+
+    def _start_job(self, spec: RunSpec, env: Materialised, sink: OutputSink, attempt: int) -> ClusterHandle:
+        """Submit ``attempt`` of the run as a Ray job (later attempts follow when its node dies)."""
         mark = f"\x1emltrain:{secrets.token_hex(6)}:"
         job = f"mltrain-{spec.run_id}"
         args = self._submit_args(spec, env, mark)
-        self.submit(f"{job}-1", args)
-        return ClusterHandle(spec, self, job, mark, sink, attempt=1, submit=args)
+        self.submit(f"{job}-{attempt}", args)
+        return ClusterHandle(spec, self, job, mark, sink, attempt=attempt, submit=args)
 
     def stop_job(self, sid: str) -> bool:
         """Ask Ray to stop ``sid`` (SIGTERM to its processes); False when it was not running."""
@@ -666,8 +671,10 @@ class ClusterCompute(ComputeTarget):
         """Unpack the outputs archive the job sent through its log (or a warm trial's actor keeps) into
         the run folder."""
         if isinstance(handle, WarmHandle):
-            handle.collect(self.config.max_output_mb)
-            return
+            if handle.inner is None:
+                handle.collect(self.config.max_output_mb)
+                return
+            handle = handle.inner  # retried as a Ray job
         if not isinstance(handle, ClusterHandle):
             return
         handle.wait(60)
@@ -687,7 +694,9 @@ class ClusterCompute(ComputeTarget):
         still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped."""
         if isinstance(handle, WarmHandle):
             handle.forget()
-            return
+            if handle.inner is None:
+                return
+            handle = handle.inner  # retried as a Ray job
         if self.config.keep_job or self._client is None:
             return
         job = handle.job if isinstance(handle, ClusterHandle) else f"mltrain-{spec.run_id}"

@@ -39,6 +39,7 @@ NAMESPACE = "mltrain"
 POLL_S = 1.0  # longest wait of one poll (it answers as soon as there is output or the trial ended)
 TOUCH_S = 5.0  # how often the driver tells its actors it lives (an actor left alone ends: ray_warm.EMPTY_S)
 CALL_TIMEOUT_S = 120.0
+UNAVAILABLE_S = 120.0  # longest an actor may stay unavailable (its node dying, a network blip) before it is lost
 ADDRESS_PREFIX = "MLTRAIN_GCS_ADDRESS="
 
 _lock = threading.Lock()
@@ -392,7 +393,9 @@ class WarmPool:
 # -- a trial -----------------------------------------------------------------------------------------
 class WarmHandle(RunHandle):
     """A trial forked by a warm actor; a thread follows it with long polls. With ``pool`` (the driver
-    that started it) the actor is released once the trial ended and its output was read."""
+    that started it) the actor is released once the trial ended and its output was read. When the
+    actor dies with its node and ``retries`` > 0, ``retry()`` runs the trial again as a Ray job
+    (``inner``), which this handle then follows and passes calls to."""
 
     def __init__(
         self,
@@ -403,6 +406,8 @@ class WarmHandle(RunHandle):
         pool: WarmPool | None = None,
         slot: Slot | None = None,
         grace_s: float = 5.0,
+        retry: Callable[[], RunHandle] | None = None,
+        retries: int = 0,
     ) -> None:
         super().__init__(spec)
         self.grace_s = grace_s
@@ -413,6 +418,8 @@ class WarmHandle(RunHandle):
         self.run = str(ref["run"])
         self.outputs: dict[str, Any] | None = None
         self.problem: str | None = None
+        self.inner: RunHandle | None = None
+        self._retry, self._retries = retry, retries
         self._code: int | None = None
         self._done = threading.Event()
         self._metrics = bytearray()
@@ -423,14 +430,33 @@ class WarmHandle(RunHandle):
 
     @property
     def ref(self) -> JobRef:
-        return self._ref
+        inner = self.inner
+        return inner.ref if inner is not None else self._ref
 
     def _follow(self) -> None:
+        code = self._follow_actor()
+        if code is None:  # the actor died with its node: the trial runs again as a Ray job
+            code = self._follow_retry()
+        self._code = code
+        self._done.set()
+
+    def _follow_actor(self) -> int | None:
+        """The trial's exit code as its actor tells it; None when the actor died and a retry is due."""
         offsets = [0, 0, 0]
-        code = 1
+        code: int | None = 1
+        unavailable: float | None = None
         try:
             while True:
-                answer = call(self.actor.poll.remote(self.run, offsets, POLL_S))
+                try:
+                    answer = call(self.actor.poll.remote(self.run, offsets, POLL_S))
+                except Exception as exc:  # noqa: BLE001 - unavailable: its node may be dying, or recover
+                    now = time.monotonic()
+                    unavailable = unavailable or now
+                    if not _actor_unavailable(exc) or now - unavailable > UNAVAILABLE_S:
+                        raise
+                    time.sleep(1.0)  # polls are idempotent: ask again until Ray says it lives or died
+                    continue
+                unavailable = None
                 if answer is None:
                     self.sink.write(
                         f"[mltrain] the warm Ray worker no longer knows run {self.run}\n".encode(), "stderr"
@@ -450,15 +476,39 @@ class WarmHandle(RunHandle):
                     self.outputs = answer["outputs"]
                     break
         except Exception as exc:  # noqa: BLE001 - the actor (or its node) died, the cluster went away
-            self.sink.write(f"[mltrain] lost the warm Ray worker running this run: {exc}\n".encode(), "stderr")
-            self.problem = f"the warm Ray worker running this run was lost: {exc}"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.problem = f"the warm Ray worker running this run was lost: {first}"
             if self.pool is not None and self.slot is not None:
                 self.pool.lost(self.slot)
-            code = 1
-        self._code = code
-        self._done.set()
+            if _actor_died(exc) and self._retry is not None and self._retries > 0 and self.cancel_reason is None:
+                self.sink.log(f"{self.problem}; retry 1 of {self._retries}, as a Ray job")
+                code = None
+            else:
+                died = "died" if _actor_died(exc) else "was lost"
+                self.sink.write(
+                    f"[mltrain] the warm Ray worker running this run {died} "
+                    f"(compute.max_retries={self._retries}): {first}\n".encode(),
+                    "stderr",
+                )
+                code = 1
         if self.pool is not None and self.slot is not None:
             self.pool.release(self.slot)
+        return code
+
+    def _follow_retry(self) -> int:
+        assert self._retry is not None
+        try:
+            inner = self._retry()
+        except Exception as exc:  # noqa: BLE001 - the job server refused the job: the run fails with why
+            self.sink.write(f"[mltrain] the retry of this run as a Ray job failed: {exc}\n".encode(), "stderr")
+            return 1
+        with self._mlock:
+            self.inner = inner
+            reason = self.cancel_reason
+        if reason is not None:  # canceled while the retry was submitted
+            inner.cancel(reason)
+        code = inner.wait(None)
+        return 1 if code is None else code
 
     def wait(self, timeout: float | None) -> int | None:
         if not self._done.wait(timeout):
@@ -466,7 +516,12 @@ class WarmHandle(RunHandle):
         return self._code
 
     def cancel(self, reason: str, force: bool = False) -> None:
-        self.cancel_reason = self.cancel_reason or reason
+        with self._mlock:
+            self.cancel_reason = self.cancel_reason or reason
+            inner = self.inner
+        if inner is not None:
+            inner.cancel(reason, force)
+            return
         if self._done.is_set():
             return
         try:
@@ -482,6 +537,9 @@ class WarmHandle(RunHandle):
         with self._mlock:
             data = bytes(self._metrics[:limit])
             del self._metrics[:limit]
+            inner = self.inner
+        if not data and inner is not None:
+            return inner.read_metrics(limit)
         return data
 
     def collect(self, max_output_mb: float) -> None:
@@ -524,8 +582,27 @@ class WarmHandle(RunHandle):
             pass
 
 
-def start_trial(compute: Any, pool: WarmPool, slot: Slot, spec: RunSpec, sink: OutputSink) -> WarmHandle | None:
-    """Fork ``spec`` on ``slot``'s actor; None when the actor cannot (it is then dropped)."""
+def _actor_unavailable(exc: BaseException) -> bool:
+    try:
+        from ray.exceptions import ActorUnavailableError
+    except ImportError:
+        return False
+    return isinstance(exc, ActorUnavailableError)
+
+
+def _actor_died(exc: BaseException) -> bool:
+    try:
+        from ray.exceptions import ActorDiedError
+    except ImportError:
+        return False
+    return isinstance(exc, ActorDiedError)
+
+
+def start_trial(
+    compute: Any, pool: WarmPool, slot: Slot, spec: RunSpec, sink: OutputSink, retry: Callable[[], RunHandle]
+) -> WarmHandle | None:
+    """Fork ``spec`` on ``slot``'s actor; None when the actor cannot (it is then dropped). Should the
+    actor die with its node, ``retry`` starts the run again (``compute.max_retries``)."""
     env_vars = {
         **spec.env_vars,
         "MLTRAIN_RUN_ID": spec.run_id,
@@ -550,4 +627,6 @@ def start_trial(compute: Any, pool: WarmPool, slot: Slot, spec: RunSpec, sink: O
         "run": spec.run_id,
         "pgid": int(info["pid"]),
     }
-    return WarmHandle(spec, ref, slot.actor, sink, pool, slot, grace_s=compute.cancel_grace_s)
+    return WarmHandle(
+        spec, ref, slot.actor, sink, pool, slot, compute.cancel_grace_s, retry, int(compute.config.max_retries)
+    )

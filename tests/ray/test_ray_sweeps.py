@@ -289,3 +289,56 @@ def test_driver_killed_then_recovery_stops_a_warm_child(ray_cluster, cli_json, p
     assert info["job_ref"]["actor"].startswith("mltrain-warm-")
     assert (Path(info["run_dir"]) / "outputs" / "stopped.txt").read_text() == "SIGTERM"  # stopped through its actor
     assert no_warm_actors_left(ray_cluster, timeout=120)  # the driverless actors end by themselves
+
+
+def _child_log(project: Path, marker: str, run, timeout: float = 300) -> Path:
+    """The log of the sweep's child once it shows ``marker`` (a sweep prints progress, not output)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for log in (project / ".mltrain" / "runs").glob("*/logs/std_log.txt"):
+            if marker in log.read_text(errors="replace"):
+                return log
+        assert run.proc.poll() is None and time.monotonic() < deadline, f"{marker!r} never came:\n{run.text}{run.err}"
+        time.sleep(0.2)
+
+
+def _warm_child_on_the_worker_node(ray_cluster, project, cluster_env, retries: int):
+    from support import start_mltrain
+    from test_ray_runs import NODE_JOB, Follower, bare
+
+    write_script(project / "src", "job.py", NODE_JOB)
+    url = ray_cluster.dashboard_url
+    extra = ["+compute.resources.worker_node=1", f"compute.max_retries={retries}", "+job.arguments.n=1"]
+    run = Follower(start_mltrain(project, "-m", *bare(url, *extra), env=cluster_env))
+    log = _child_log(project, "READY", run)
+    assert "forked by warm Ray worker" in log.read_text()
+    ray_cluster.kill_worker_raylet()  # the node dies under the warm actor and its child
+    return run, log
+
+
+def test_warm_child_whose_node_dies_is_retried_as_a_ray_job(ray_cluster, cli_json, project, cluster_env):
+    run, log = _warm_child_on_the_worker_node(ray_cluster, project, cluster_env, retries=1)
+    try:
+        _child_log(project, "retry 1 of 1, as a Ray job", run, timeout=180)
+    finally:
+        ray_cluster.start_worker()  # the retry waits for a node with worker_node, then runs there
+    assert run.finish(600) == 0, run.text + run.err
+    (child,) = [r for r in cli_json("runs", "list", env=cluster_env) if r.get("parent_run_id")]
+    info = cli_json("runs", "show", child["id"], env=cluster_env)
+    assert info["status"] == "Completed", info
+    assert (Path(info["run_dir"]) / "outputs" / "done.txt").read_text() == "finished"
+    assert info["job_ref"]["job"] == f"mltrain-{child['id']}" and "actor" not in info["job_ref"]  # now a Ray job
+    assert "was lost" in log.read_text() and "FINISHED" in log.read_text()
+    assert no_warm_actors_left(ray_cluster, timeout=60)
+
+
+def test_warm_child_whose_node_dies_without_retries_fails_with_the_reason(ray_cluster, cli_json, project, cluster_env):
+    run, _ = _warm_child_on_the_worker_node(ray_cluster, project, cluster_env, retries=0)
+    try:
+        assert run.finish(300) == 1, run.text + run.err
+    finally:
+        ray_cluster.start_worker()
+    (child,) = [r for r in cli_json("runs", "list", env=cluster_env) if r.get("parent_run_id")]
+    info = cli_json("runs", "show", child["id"], env=cluster_env)
+    assert info["status"] == "Failed"
+    assert "warm Ray worker running this run died" in info["error"] and "compute.max_retries=0" in info["error"]
