@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,19 @@ def wall(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 
 
 def interleaved(
-    cases: dict[str, list[str]], repeats: int, cwd: Path, env: dict[str, str] | None = None
+    cases: dict[str, list[str]],
+    repeats: int,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Time every case ``repeats`` times, interleaved so machine noise hits all alike."""
+    """Time every case ``repeats`` times, interleaved so machine noise hits all alike; ``settle`` runs
+    (untimed) before each case, so no case pays for the clean-up of the one before."""
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, cmd in cases.items():
+            if settle is not None:
+                settle()
             times[name].append(wall(cmd, cwd, env))
     return times
 

@@ -23,6 +23,9 @@ as many trials at a time as the cluster holds (2: one CPU per node), interleaved
   (grid over the same 32 values, one CPU per trial), a fresh actor per trial;
 - ``ray tune reuse_actors``: the same with ``reuse_actors=True``.
 
+Before each case (untimed) the bench waits until the cluster runs no actor and then 3 s more, so
+no case pays for the clean-up of the one before (killing 32 Tune actors takes seconds).
+
 Ray Tune needs ``ray[tune]`` of the cluster's Ray version in this venv; it is installed on first use.
 
 Usage: python bench/ray_bench.py [--repeats 5]
@@ -32,11 +35,15 @@ Usage: python bench/ray_bench.py [--repeats 5]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -93,6 +100,26 @@ print("best", results.get_best_result().config)
 """
 
 
+def settled(cluster: RayCluster, quiet_s: float = 3.0, timeout: float = 120.0) -> Callable[[], None]:
+    """Before each case: wait until the cluster runs no actor (the last case's are dead, its CPUs free),
+    then ``quiet_s`` more, so no case pays for the clean-up of the one before."""
+
+    def wait() -> None:
+        token = cluster.token_file.read_text().strip()
+        url = f"{cluster.dashboard_url}/api/v0/actors?limit=10000&detail=false"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - the local test cluster
+                actors = json.loads(resp.read())["data"]["result"]["result"]
+            if not [a for a in actors if a.get("state") != "DEAD"]:
+                break
+            time.sleep(0.5)
+        time.sleep(quiet_s)
+
+    return wait
+
+
 def ensure_tune() -> None:
     """ray[tune] of this Ray's version in this venv (the driver and the cluster's workers run it)."""
     try:
@@ -145,8 +172,9 @@ def sweep_main(args: argparse.Namespace, cluster: RayCluster) -> None:
         "ray tune reuse_actors": [py, "tune_driver.py", cluster.gcs_address, "reuse", ",".join(values)],
     }
     env = cluster.env
-    interleaved(cases, 1, work, env)  # warm-up: workers, caches, .pyc files
-    times = interleaved(cases, args.repeats, work, env)
+    settle = settled(cluster)
+    interleaved(cases, 1, work, env, settle)  # warm-up: workers, caches, .pyc files
+    times = interleaved(cases, args.repeats, work, env, settle)
     med = {name: median(v) for name, v in times.items()}
     ours = med["mltrain -m cluster"]
     print(f"{args.trials} trials, 2 at a time (one CPU on each of 2 nodes); median of {args.repeats}")
