@@ -607,15 +607,16 @@ class ClusterCompute(ComputeTarget):
         """The warm actor of a warm trial's reference and what it says of the trial (None, None: gone)."""
         import ray
 
-        from mltrain.compute.cluster_warm import NAMESPACE, call, connect
+        from mltrain.compute.cluster_warm import NAMESPACE, call, connect, session
 
         with self._lock:
             if not self._warm_connected:
                 connect(str(ref["gcs"]), self.token)
                 self._warm_connected = True
         try:
-            actor = ray.get_actor(str(ref["actor"]), namespace=str(ref.get("namespace") or NAMESPACE))
-            return actor, call(actor.status.remote(str(ref["run"])), timeout=60)
+            with session():
+                actor = ray.get_actor(str(ref["actor"]), namespace=str(ref.get("namespace") or NAMESPACE))
+            return actor, call(actor.status, str(ref["run"]), timeout=60)
         except Exception:  # noqa: BLE001 - ValueError: no such actor (it ended); RayActorError: it died
             return None, None
 
@@ -663,7 +664,7 @@ class ClusterCompute(ComputeTarget):
             return False
         grace = self.cancel_grace_s if grace_s is None else grace_s
         try:
-            return bool(call(actor.stop.remote(str(ref["run"]), grace, int(signal.SIGTERM), True), grace * 3 + 60))
+            return bool(call(actor.stop, str(ref["run"]), grace, int(signal.SIGTERM), True, timeout=grace * 3 + 60))
         except Exception as exc:  # noqa: BLE001
             raise ComputeError(f"cannot stop run {ref['run']} on its warm Ray worker {ref['actor']}: {exc}") from None
 

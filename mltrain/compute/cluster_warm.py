@@ -24,7 +24,8 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,12 @@ CALL_TIMEOUT_S = 120.0
 UNAVAILABLE_S = 120.0  # longest an actor may stay unavailable (its node dying, a network blip) before it is lost
 ADDRESS_PREFIX = "MLTRAIN_GCS_ADDRESS="
 
+START_JOIN_S = 30.0  # longest close() waits for the pool's start-up thread to notice it
+SHUTDOWN_WAIT_S = 30.0  # longest disconnect() waits for Ray calls in flight before ending the connection
+
 _lock = threading.Lock()
-_driver: dict[str, Any] = {"address": None, "users": 0, "ours": False}
+_idle = threading.Condition(_lock)
+_driver: dict[str, Any] = {"address": None, "users": 0, "ours": False, "busy": 0}
 
 
 # -- the Ray driver connection of this process -------------------------------------------------------
@@ -84,14 +89,33 @@ def connect(address: str, token: Token | None) -> None:
 
 
 def disconnect() -> None:
+    """Release a :func:`connect`; the last one ends the connection once no Ray call of ours runs."""
     import ray
 
     with _lock:
         _driver["users"] = max(0, _driver["users"] - 1)
         if _driver["users"] == 0 and _driver["address"] is not None:
-            if _driver["ours"]:
-                ray.shutdown()
-            _driver.update(address=None, ours=False)
+            ours = _driver["ours"]
+            _driver.update(address=None, ours=False)  # no new call starts
+            if _idle.wait_for(lambda: _driver["busy"] == 0, timeout=SHUTDOWN_WAIT_S) and ours:
+                ray.shutdown()  # (a call still running after the wait: left connected, the process ends soon)
+
+
+@contextmanager
+def session() -> Iterator[None]:
+    """Around every Ray call of this module: refused with a ComputeError once this process is no
+    longer connected, and :func:`disconnect` waits for those running. (A Ray call after the shutdown
+    would start a local Ray instance, or end the process.)"""
+    with _lock:
+        if _driver["address"] is None:
+            raise ComputeError("this process is no longer connected to the Ray cluster")
+        _driver["busy"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _driver["busy"] -= 1
+            _idle.notify_all()
 
 
 def _use_token(token: Token) -> None:
@@ -120,11 +144,21 @@ def _env_token() -> str | None:
         return None
 
 
-def call(ref: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
-    """The result of an actor call (``ray.get`` with a timeout)."""
+def call(method: Any, *args: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+    """``method.remote(*args)`` of an actor and its result (``ray.get`` with a timeout), in a :func:`session`."""
     import ray
 
-    return ray.get(ref, timeout=timeout)
+    with session():
+        return ray.get(method.remote(*args), timeout=timeout)
+
+
+def send(method: Any, *args: Any) -> None:
+    """``method.remote(*args)`` without waiting; nothing when the actor or the connection is gone."""
+    try:
+        with session():
+            method.remote(*args)
+    except Exception:  # noqa: BLE001 - gone: whoever follows it notices
+        pass
 
 
 def gcs_address(compute: Any) -> str:
@@ -210,9 +244,10 @@ class WarmPool:
         self._closed = False
         self._options: dict[str, Any] | None = None
         self._provided = threading.Event()
-        threading.Thread(
+        self._starter = threading.Thread(
             target=self._start, args=(modules, self._pending), name="mltrain-warm-start", daemon=True
-        ).start()
+        )
+        self._starter.start()
 
     def provide(self, options: Callable[[], dict[str, Any]]) -> None:
         """The actors' Ray options (made by the first run, once its snapshot is staged)."""
@@ -243,7 +278,7 @@ class WarmPool:
             cfg = self.compute.config
             cls = ray.remote(WarmWorker)
             self._provided.wait()
-            with self._cond:
+            with self._cond, session():
                 if self._closed or self.broken:
                     return
                 options = dict(self._options or {})
@@ -259,12 +294,18 @@ class WarmPool:
                     ).remote(modules, self.compute.cancel_grace_s, cfg.max_output_mb)
                     self._all.append(Slot(actor, name))
             threading.Thread(target=self._touch, name="mltrain-warm-touch", daemon=True).start()
-            waiting = {s.actor.ready.remote(): s for s in self._all}
+            with session():
+                waiting = {s.actor.ready.remote(): s for s in self._all}
             failure: Exception | None = None
             deadline = None if cfg.start_timeout_s is None else time.monotonic() + cfg.start_timeout_s
             while waiting:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                done, _ = ray.wait(list(waiting), num_returns=1, timeout=left)
+                if self._closed:
+                    return
+                left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+                with session():
+                    done, _ = ray.wait(list(waiting), num_returns=1, timeout=left)
+                if not done and (deadline is None or time.monotonic() < deadline):
+                    continue  # still starting (looked again each second: a closed pool stops here)
                 if not done:  # no room for these: the others serve, these are given up
                     late = list(waiting.values())
                     with self._cond:
@@ -279,7 +320,8 @@ class WarmPool:
                     break
                 slot = waiting.pop(done[0])
                 try:
-                    info = ray.get(done[0])
+                    with session():
+                        info = ray.get(done[0])
                 except Exception as exc:  # noqa: BLE001 - the actor failed to start (runtime_env, resources, ...)
                     failure, info = exc, {}
                 slot.host = str(info.get("host") or "")
@@ -298,7 +340,9 @@ class WarmPool:
             with self._cond:
                 self.broken = str(exc) or type(exc).__name__
                 self._cond.notify_all()
-            self._kill_all()
+                closed = self._closed
+            if not closed:  # (close() kills them itself)
+                self._kill_all()
 
     def _touch(self) -> None:
         while True:
@@ -307,10 +351,7 @@ class WarmPool:
                     return
                 slots = [s for s in self._all if s.alive]
             for slot in slots:
-                try:
-                    slot.actor.touch.remote()
-                except Exception:  # noqa: BLE001 - gone: its trial's handle notices
-                    pass
+                send(slot.actor.touch)
 
     def acquire(self) -> Slot | None:
         """An idle warm actor (waits while all are busy or starting), or None when the pool cannot
@@ -357,22 +398,27 @@ class WarmPool:
 
         if not slots:
             return
-        asked = []
         for slot in slots:
             slot.alive = False
-            try:
-                asked.append(slot.actor.shutdown.remote())
-            except Exception:  # noqa: BLE001 - gone already
-                pass
         try:
-            ray.wait(asked, num_returns=len(asked), timeout=self.compute.cancel_grace_s * 2 + 10)
-        except Exception:  # noqa: BLE001
+            with session():
+                asked = []
+                for slot in slots:
+                    try:
+                        asked.append(slot.actor.shutdown.remote())
+                    except Exception:  # noqa: BLE001 - gone already
+                        pass
+                try:
+                    ray.wait(asked, num_returns=len(asked), timeout=self.compute.cancel_grace_s * 2 + 10)
+                except Exception:  # noqa: BLE001
+                    pass
+                for slot in slots:
+                    try:
+                        ray.kill(slot.actor, no_restart=True)
+                    except Exception:  # noqa: BLE001 - gone already
+                        pass
+        except ComputeError:  # not connected (any more): a driverless actor ends by itself
             pass
-        for slot in slots:
-            try:
-                ray.kill(slot.actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - gone already
-                pass
 
     def _kill_all(self) -> None:
         with self._cond:
@@ -385,6 +431,7 @@ class WarmPool:
             connected, self._connected = self._connected, False
             self._cond.notify_all()
         self._provided.set()
+        self._starter.join(START_JOIN_S)  # it touches Ray no more (else it disconnects itself once connected)
         self._kill_all()
         if connected:
             disconnect()
@@ -448,7 +495,7 @@ class WarmHandle(RunHandle):
         try:
             while True:
                 try:
-                    answer = call(self.actor.poll.remote(self.run, offsets, POLL_S))
+                    answer = call(self.actor.poll, self.run, offsets, POLL_S)
                 except Exception as exc:  # noqa: BLE001 - unavailable: its node may be dying, or recover
                     now = time.monotonic()
                     unavailable = unavailable or now
@@ -524,14 +571,11 @@ class WarmHandle(RunHandle):
             return
         if self._done.is_set():
             return
-        try:
-            if force:
-                self.actor.signal.remote(self.run, int(signal.SIGKILL))
-            elif not self._stop_sent:
-                self._stop_sent = True
-                self.actor.stop.remote(self.run, self.grace_s, int(signal.SIGINT), False)
-        except Exception:  # noqa: BLE001 - the actor is gone: so is the trial
-            pass
+        if force:
+            send(self.actor.signal, self.run, int(signal.SIGKILL))
+        elif not self._stop_sent:
+            self._stop_sent = True
+            send(self.actor.stop, self.run, self.grace_s, int(signal.SIGINT), False)
 
     def read_metrics(self, limit: int = 8 << 20) -> bytes:
         with self._mlock:
@@ -557,7 +601,7 @@ class WarmHandle(RunHandle):
         try:
             offset = 0
             while offset < int(outputs["size"]):
-                piece = call(self.actor.archive.remote(self.run, offset))
+                piece = call(self.actor.archive, self.run, offset)
                 if not piece:
                     break
                 archive.write(piece)
@@ -577,7 +621,7 @@ class WarmHandle(RunHandle):
     def forget(self) -> None:
         """The actor drops the trial's run folder and files."""
         try:
-            call(self.actor.forget.remote(self.run), timeout=30)
+            call(self.actor.forget, self.run, timeout=30)
         except Exception:  # noqa: BLE001 - the actor is gone, and its files with it
             pass
 
@@ -610,7 +654,7 @@ def start_trial(
         "PYTHONUNBUFFERED": "1",
     }
     try:
-        info = call(slot.actor.start.remote(spec.run_id, spec.experiment, spec.script, spec.arguments, env_vars))
+        info = call(slot.actor.start, spec.run_id, spec.experiment, spec.script, spec.arguments, env_vars)
     except Exception as exc:  # noqa: BLE001 - the actor died: the trial runs as a job
         sink.log(f"the warm Ray worker {slot.name} could not start the run ({exc}); it runs as a Ray job")
         pool.lost(slot)

@@ -8,6 +8,7 @@ Every process of the session gets the cluster's environment (token file, no usag
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +53,14 @@ def ray_cluster() -> Iterator[RayCluster]:
 def cluster_env(ray_cluster: RayCluster) -> dict[str, str]:
     """The environment variables of a process that talks to the test cluster."""
     return dict(ray_cluster.env)
+
+
+@pytest.fixture(autouse=True)
+def no_ray_driver_left() -> Iterator[None]:
+    """A test leaves this process connected to no Ray cluster: a driver connection left behind would
+    end the whole test process once its cluster stops (Ray exits a driver that lost its GCS)."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail("the test left this process connected to a Ray cluster as a driver")
