@@ -30,6 +30,10 @@ Ray Tune needs ``ray[tune]`` of the cluster's Ray version in this venv; it is in
 
 Usage: python bench/ray_bench.py [--repeats 5]
        python bench/ray_bench.py --sweep [--repeats 2] [--trials 32] [--jobs]
+       python bench/ray_bench.py --actor-start [--repeats 5]
+
+With ``--actor-start``: how long Ray itself takes to start two 1-CPU actors on the cluster, with no
+runtime_env (as Ray Tune's) and with one (as mltrain's warm actors, which ship the environment).
 """
 
 from __future__ import annotations
@@ -120,6 +124,42 @@ def settled(cluster: RayCluster, quiet_s: float = 3.0, timeout: float = 120.0) -
     return wait
 
 
+ACTOR_START = """
+import sys, time
+import ray
+
+gcs, repeats = sys.argv[1], int(sys.argv[2])
+ray.init(address=gcs, logging_level="ERROR", log_to_driver=False)
+
+
+@ray.remote(num_cpus=1)
+class Probe:
+    def __init__(self):
+        self.at = time.time()
+
+    def started(self):
+        return self.at
+
+
+def two(runtime_env):
+    t = time.time()
+    actors = [Probe.options(runtime_env=runtime_env).remote() if runtime_env else Probe.remote() for _ in range(2)]
+    took = max(ray.get([a.started.remote() for a in actors])) - t
+    for a in actors:
+        ray.kill(a)
+    time.sleep(3)
+    return took
+
+
+bare, with_env = [], []
+for _ in range(repeats):
+    bare.append(two(None))
+    with_env.append(two({"env_vars": {"MLTRAIN_BENCH": str(time.time())}}))
+print("two actors, no runtime_env:   " + " ".join(f"{x:.2f}" for x in bare) + " s")
+print("two actors, with runtime_env: " + " ".join(f"{x:.2f}" for x in with_env) + " s")
+"""
+
+
 def ensure_tune() -> None:
     """ray[tune] of this Ray's version in this venv (the driver and the cluster's workers run it)."""
     try:
@@ -203,14 +243,24 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="the 32-trial sweep vs local and Ray Tune")
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--jobs", action="store_true", help="--sweep: also the sweep with a Ray job per trial")
+    parser.add_argument(
+        "--actor-start", action="store_true", help="start two actors with and without a runtime_env (Ray's own cost)"
+    )
     args = parser.parse_args()
     args.repeats = args.repeats or (2 if args.sweep else 5)
 
     running = os.environ.get("MLTRAIN_TEST_RAY_CLUSTER")
     cluster = RayCluster.running(Path(running)) if running else RayCluster().start()
-    if args.sweep:
+    if args.sweep or args.actor_start:
         try:
-            sweep_main(args, cluster)
+            if args.sweep:
+                sweep_main(args, cluster)
+            else:  # how long Ray takes to start two 1-CPU actors, with and without a runtime_env
+                subprocess.run(
+                    [sys.executable, "-c", ACTOR_START, cluster.gcs_address, str(args.repeats)],
+                    env={**os.environ, **cluster.env},
+                    check=True,
+                )
         finally:
             if not running:
                 cluster.stop()
