@@ -30,7 +30,16 @@ from typing import TYPE_CHECKING, Any
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.cluster_auth import Token, check_address_env, find_token, job_client, job_server_url, probe
 from mltrain.compute.cluster_stream import JobStream, extract_outputs
-from mltrain.compute.cluster_warm import WarmHandle, WarmPool, start_trial
+from mltrain.compute.cluster_warm import (
+    NAMESPACE,
+    WarmHandle,
+    WarmPool,
+    call,
+    connect,
+    disconnect,
+    session,
+    start_trial,
+)
 from mltrain.compute.configs import ClusterComputeConfig
 from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV
 from mltrain.errors import ComputeError
@@ -607,8 +616,6 @@ class ClusterCompute(ComputeTarget):
         """The warm actor of a warm trial's reference and what it says of the trial (None, None: gone)."""
         import ray
 
-        from mltrain.compute.cluster_warm import NAMESPACE, call, connect, session
-
         with self._lock:
             if not self._warm_connected:
                 connect(str(ref["gcs"]), self.token)
@@ -657,8 +664,6 @@ class ClusterCompute(ComputeTarget):
         return bool(running)
 
     def _stop_warm(self, ref: JobRef, grace_s: float | None) -> bool:
-        from mltrain.compute.cluster_warm import call
-
         actor, status = self._warm_actor(ref)
         if status is None or status.get("exit") is not None:
             return False
@@ -719,8 +724,6 @@ class ClusterCompute(ComputeTarget):
             pass
 
     def close(self) -> None:
-        from mltrain.compute.cluster_warm import disconnect
-
         with self._lock:
             warm, self._warm = self._warm, None
             connected, self._warm_connected = self._warm_connected, False

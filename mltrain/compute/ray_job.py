@@ -1,8 +1,8 @@
 """The entrypoint of an mltrain job on a Ray node: ``python -m mltrain.compute.ray_job SCRIPT ARGS...``.
 
-Standard library only: it is shipped to the cluster with the in-script API (``py_modules``) and runs
-in whatever Python the job's runtime environment has. It copies the job's working_dir (the
-snapshot) into a private run folder, runs the script there as a child process, and writes one
+Standard library only (and :mod:`mltrain.procs`): it is shipped to the cluster with the in-script API
+(``py_modules``) and runs in whatever Python the job's runtime environment has. It copies the job's
+working_dir (the snapshot) into a private run folder, runs the script there as a child process, and writes one
 stream to its stdout, which Ray keeps as the job's log and the driver follows (``tail_job_logs``):
 
 - the script's stdout lines, as they are;
@@ -33,6 +33,8 @@ import tarfile
 import tempfile
 import threading
 from typing import IO
+
+from mltrain.procs import descendants
 
 MARK_ENV = "MLTRAIN_RAY_MARK"
 GRACE_ENV = "MLTRAIN_RAY_GRACE_S"
@@ -99,26 +101,8 @@ def _tail_metrics(path: str, emit: Emitter, done: threading.Event) -> None:
         done.wait(0.25)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def _kill_tree(pid: int) -> None:
-    for p in [pid, *_descendants(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
