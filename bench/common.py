@@ -30,6 +30,11 @@ def wall(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
     return took
 
 
+def job_overrides(script: str, environment: str = "system") -> list[str]:
+    """Overrides of the benches' usual run: ``src/SCRIPT`` in ``environment``, nothing registered."""
+    return [f"environment={environment}", "~register", "job.source_dir=src", f"job.script={script}"]
+
+
 def interleaved(
     cases: dict[str, list[str]],
     repeats: int,

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, median, save  # noqa: E402
+from common import ROOT, job_overrides, median, save  # noqa: E402
 
 TIMED_APP = """
 import json, sys, time
@@ -122,16 +122,7 @@ def system_run_resolution(runs: int) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="mltrain-bench-envres-"))
     (work / "src").mkdir()
     (work / "src" / "noop.py").write_text("pass\n")
-    cmd = [
-        sys.executable,
-        "-c",
-        TIMED_APP,
-        "environment=system",
-        "~register",
-        "job.source_dir=src",
-        "job.script=noop.py",
-        "experiment_name=bench",
-    ]
+    cmd = [sys.executable, "-c", TIMED_APP, *job_overrides("noop.py"), "experiment_name=bench"]
     env = {**os.environ, "MLTRAIN_WORKSPACE": str(work / "ws")}
     env.pop("MLTRAIN_CACHE_DIR", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: the warm-up run leaves the .pyc files

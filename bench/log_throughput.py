@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import peer_venv, save  # noqa: E402
+from common import job_overrides, peer_venv, save  # noqa: E402
 
 LOOP = """
 import json, sys, time
@@ -65,19 +65,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mltrain-bench-log-"))
     (work / "src").mkdir()
     (work / "src" / "loop.py").write_text(LOOP)
+    overrides = [*job_overrides("loop.py"), f"job.args=[{args.calls}]", "experiment_name=bench"]
     start = time.perf_counter()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mltrain",
-            "environment=system",
-            "~register",
-            "job.source_dir=src",
-            "job.script=loop.py",
-            f"job.args=[{args.calls}]",
-            "experiment_name=bench",
-        ],
+        [sys.executable, "-m", "mltrain", *overrides],
         cwd=work,
         capture_output=True,
         text=True,

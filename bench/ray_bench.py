@@ -53,7 +53,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "tests" / "ray"))
-from common import interleaved, median, save  # noqa: E402
+from common import interleaved, job_overrides, median, save  # noqa: E402
 from raycluster import RayCluster  # noqa: E402
 
 BARE_JOB = """
@@ -177,27 +177,14 @@ def ensure_tune() -> None:
 
 def sweep_main(args: argparse.Namespace, cluster: RayCluster) -> None:
     """The --sweep comparison (see the module docstring)."""
-    from sweep import JOB, TRAIN
+    from sweep import c_values, mltrain_sweep, sweep_project
 
     ensure_tune()
-    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-raysweep-"))
-    (work / "src").mkdir()
-    (work / "src" / "train.py").write_text(TRAIN)
+    work = sweep_project("mltrain-bench-raysweep-")
     (work / "tune_driver.py").write_text(TUNE_DRIVER)
-    (work / "conf" / "job").mkdir(parents=True)
-    (work / "conf" / "job" / "bench.yaml").write_text(JOB)
-    values = [f"{10 ** (-2 + 4 * i / (args.trials - 1)):.6g}" for i in range(args.trials)]
+    values = c_values(args.trials)
     py = sys.executable
-    mltrain = [
-        py,
-        "-m",
-        "mltrain",
-        "-m",
-        "environment=system",
-        "job=bench",
-        "sweep.primary_metric.name=accuracy",
-        f"job.arguments.C={','.join(values)}",
-    ]
+    mltrain = mltrain_sweep(values)
     on_cluster = [
         *mltrain,
         "experiment_name=bench-cluster",
@@ -272,7 +259,7 @@ def main() -> None:
         (work / "bare_job.py").write_text(BARE_JOB)
         py = sys.executable
         url = cluster.dashboard_url
-        run = [py, "-m", "mltrain", "environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
+        run = [py, "-m", "mltrain", *job_overrides("noop.py")]
         cases = {
             "local": [*run, "experiment_name=bench-local"],
             "cluster": [*run, "experiment_name=bench-cluster", "+compute=cluster", f"compute.address={url}"],

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, median, save  # noqa: E402
+from common import interleaved, job_overrides, median, save  # noqa: E402
 
 BARE_HYDRA = """
 import hydra
@@ -74,13 +74,7 @@ def main() -> None:
     (work / "src" / "noop.py").write_text("pass\n")
     (work / "hydra_app.py").write_text(BARE_HYDRA)
     py = sys.executable
-    overrides = [
-        f"environment={args.env}",
-        "~register",
-        "job.source_dir=src",
-        "job.script=noop.py",
-        "experiment_name=bench",
-    ]
+    overrides = [*job_overrides("noop.py", args.env), "experiment_name=bench"]
     mltrain = [py, "-m", "mltrain", *overrides]
     cases = {
         "python noop.py": [py, "src/noop.py"],

@@ -28,7 +28,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
-from common import interleaved, median, save  # noqa: E402
+from common import interleaved, job_overrides, median, save  # noqa: E402
 from loopback_sshd import keygen, start_sshd, stop_host  # noqa: E402
 
 
@@ -173,16 +173,7 @@ def main() -> None:
         hosts = "[{" + ",".join(f"{k}:{v}" for k, v in entry.items()) + "}]"
         ssh = ["ssh", "-i", str(client_key), "-p", str(host.port), "-o", f"UserKnownHostsFile={known}"]
         ssh += ["-o", "BatchMode=yes", f"root@{host.addr}"]
-        local = [
-            sys.executable,
-            "-m",
-            "mltrain",
-            "environment=system",
-            "~register",
-            "job.source_dir=src",
-            "job.script=noop.py",
-            "experiment_name=bench",
-        ]
+        local = [sys.executable, "-m", "mltrain", *job_overrides("noop.py"), "experiment_name=bench"]
         cases = {
             "ssh host python3 noop.py": [*ssh, "python3", str(work / "src" / "noop.py")],
             "mltrain +compute=ssh": [*local, "+compute=ssh", f"compute.hosts={hosts}", f"compute.known_hosts={known}"],

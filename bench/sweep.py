@@ -80,6 +80,27 @@ arguments:
 """
 
 
+def sweep_project(prefix: str) -> Path:
+    """A fresh folder with the training script (src/train.py) and its job config (conf/job/bench.yaml)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "src").mkdir()
+    (work / "src" / "train.py").write_text(TRAIN)
+    (work / "conf" / "job").mkdir(parents=True)
+    (work / "conf" / "job" / "bench.yaml").write_text(JOB)
+    return work
+
+
+def c_values(trials: int) -> list[str]:
+    """The values of C the sweep tries: ``trials`` of them, log-spaced from 0.01 to 100."""
+    return [f"{10 ** (-2 + 4 * i / (trials - 1)):.6g}" for i in range(trials)]
+
+
+def mltrain_sweep(values: list[str]) -> list[str]:
+    """``python -m mltrain -m`` over ``values`` of C, the best by accuracy."""
+    job = ["environment=system", "job=bench", "sweep.primary_metric.name=accuracy"]
+    return [sys.executable, "-m", "mltrain", "-m", *job, f"job.arguments.C={','.join(values)}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -93,27 +114,12 @@ def main() -> None:
             "hydra-joblib", [f"hydra-core=={hydra}", "hydra-joblib-launcher", f"scikit-learn=={sklearn}", "joblib"]
         )
     )
-    work = Path(tempfile.mkdtemp(prefix="mltrain-bench-sweep-"))
-    (work / "src").mkdir()
-    (work / "src" / "train.py").write_text(TRAIN)
+    work = sweep_project("mltrain-bench-sweep-")
     (work / "task_app.py").write_text(TASK_APP)
-    (work / "conf" / "job").mkdir(parents=True)
-    (work / "conf" / "job" / "bench.yaml").write_text(JOB)
-    values = [f"{10 ** (-2 + 4 * i / (args.trials - 1)):.6g}" for i in range(args.trials)]
+    values = c_values(args.trials)
     sweep = ",".join(values)
     py = sys.executable
-    mltrain = [
-        py,
-        "-m",
-        "mltrain",
-        "-m",
-        "environment=system",
-        "job=bench",
-        "experiment_name=bench-sweep",
-        "sweep.primary_metric.name=accuracy",
-        "sweep.max_concurrent_runs=2",
-        f"job.arguments.C={sweep}",
-    ]
+    mltrain = [*mltrain_sweep(values), "experiment_name=bench-sweep", "sweep.max_concurrent_runs=2"]
     hydra_common = [f"+C={sweep}", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"]
     cases = {
         "mltrain -m (prewarmed)": mltrain,
