@@ -155,14 +155,15 @@ def test_max_concurrent_runs_limits_the_children_on_the_cluster(
     assert most_at_once(list(jobs.values())) == 1
 
 
-def test_early_termination_stops_the_childs_ray_job(ray_cluster, mltrain, project, curve_on_cluster, cluster_env):
-    # x=1 reports 1, 2, 3 and completes; then x=0.2 reports 0.2, 0.4, 0.6 and would wait for ever on the
-    # cluster: the bandit policy must stop it there (the 180 s cap would cancel it with another reason).
+def early_terminated_sweep(mltrain, project: Path, curve_on_cluster: list[str], cluster_env, *extra: str) -> dict:
+    """x=1 reports 1, 2, 3 and completes; then x=0.2 reports 0.2, 0.4, 0.6 and would wait for ever on the
+    cluster: the bandit policy must stop it there (the 180 s cap would cancel it with another reason).
+    Checks the sweep and its two children; returns them by x."""
     hold = project / "hold"
     hold.touch()
     proc = mltrain(
         *curve_on_cluster,
-        "sweep.prewarm=false",
+        *extra,
         "sweep.early_termination.policy=bandit",
         "sweep.early_termination.slack_factor=0.1",
         "sweep.max_concurrent_runs=1",
@@ -179,12 +180,17 @@ def test_early_termination_stops_the_childs_ray_job(ray_cluster, mltrain, projec
     assert parent["status"] == "Completed"
     by_x = {x_of(k): k for k in kids}
     assert by_x[1.0]["status"] == "Completed"
+    assert by_x[0.2]["status"] == "Canceled" and by_x[0.2]["error"] == "early termination"
+    assert hold.exists()  # it did not end by itself
+    return by_x
+
+
+def test_early_termination_stops_the_childs_ray_job(ray_cluster, mltrain, project, curve_on_cluster, cluster_env):
+    by_x = early_terminated_sweep(mltrain, project, curve_on_cluster, cluster_env, "sweep.prewarm=false")
     stopped = by_x[0.2]
-    assert stopped["status"] == "Canceled" and stopped["error"] == "early termination"
-    jobs = ray_jobs(ray_cluster, kids)
+    jobs = ray_jobs(ray_cluster, list(by_x.values()))
     assert jobs[by_x[1.0]["id"]].status.value == "SUCCEEDED"
     assert jobs[stopped["id"]].status.value == "STOPPED"  # stopped on the cluster, not left running
-    assert hold.exists()  # it did not end by itself
     running = [j for j in jobs_client(ray_cluster).list_jobs() if j.status.value in ("PENDING", "RUNNING")]
     assert running == []
 
@@ -243,52 +249,8 @@ def test_warm_sweep_children_are_recorded_runs_forked_by_warm_actors(
 
 
 def test_early_termination_stops_a_warm_child(ray_cluster, mltrain, project, curve_on_cluster, cluster_env):
-    hold = project / "hold"
-    hold.touch()
-    proc = mltrain(
-        *curve_on_cluster,
-        "sweep.early_termination.policy=bandit",
-        "sweep.early_termination.slack_factor=0.1",
-        "sweep.max_concurrent_runs=1",
-        "+job.arguments.steps=3",
-        f"+job.arguments.hold={hold}",
-        "+job.arguments.hold_at=0.2",
-        "job.max_run_duration_s=180",
-        "job.arguments.x=1,0.2",
-        env=cluster_env,
-    )
-    assert proc.returncode == 0, proc.output
-    assert "1 stopped early" in proc.stdout
-    _, kids, _ = the_sweep(project)
-    by_x = {x_of(k): k for k in kids}
-    assert by_x[1.0]["status"] == "Completed"
-    assert by_x[0.2]["status"] == "Canceled" and by_x[0.2]["error"] == "early termination"
-    assert hold.exists()  # it did not end by itself
+    early_terminated_sweep(mltrain, project, curve_on_cluster, cluster_env)
     assert no_warm_actors_left(ray_cluster)
-
-
-def test_driver_killed_then_recovery_stops_a_warm_child(ray_cluster, cli_json, project, cluster_env):
-    from conformance import SIGNAL_AWARE
-    from support import start_mltrain
-    from test_ray_runs import Follower, bare
-
-    write_script(project / "src", "job.py", SIGNAL_AWARE)
-    run = Follower(
-        start_mltrain(project, "-m", *bare(ray_cluster.dashboard_url, "+job.arguments.n=1"), env=cluster_env)
-    )
-    deadline = time.monotonic() + 300  # a sweep shows progress lines, not its children's output: read the child's log
-    while not any("READY" in p.read_text() for p in (project / ".mltrain" / "runs").glob("*/logs/std_log.txt")):
-        assert run.proc.poll() is None and time.monotonic() < deadline, run.text + run.err
-        time.sleep(0.2)
-    run.proc.send_signal(signal.SIGKILL)  # the sweep's driver dies; its warm actor and child live on
-    run.proc.wait(30)
-    runs = cli_json("runs", "list", env=cluster_env)  # any command recovers orphaned runs first
-    (child,) = [r for r in runs if r.get("parent_run_id")]
-    info = cli_json("runs", "show", child["id"], env=cluster_env)
-    assert info["status"] == "Failed" and "driver lost" in info["error"]
-    assert info["job_ref"]["actor"].startswith("mltrain-warm-")
-    assert (Path(info["run_dir"]) / "outputs" / "stopped.txt").read_text() == "SIGTERM"  # stopped through its actor
-    assert no_warm_actors_left(ray_cluster, timeout=120)  # the driverless actors end by themselves
 
 
 def _child_log(project: Path, marker: str, run, timeout: float = 300) -> Path:
@@ -300,6 +262,27 @@ def _child_log(project: Path, marker: str, run, timeout: float = 300) -> Path:
                 return log
         assert run.proc.poll() is None and time.monotonic() < deadline, f"{marker!r} never came:\n{run.text}{run.err}"
         time.sleep(0.2)
+
+
+def test_driver_killed_then_recovery_stops_a_warm_child(ray_cluster, cli_json, project, cluster_env):
+    from conformance import SIGNAL_AWARE
+    from support import start_mltrain
+    from test_ray_runs import Follower, bare
+
+    write_script(project / "src", "job.py", SIGNAL_AWARE)
+    run = Follower(
+        start_mltrain(project, "-m", *bare(ray_cluster.dashboard_url, "+job.arguments.n=1"), env=cluster_env)
+    )
+    _child_log(project, "READY", run)
+    run.proc.send_signal(signal.SIGKILL)  # the sweep's driver dies; its warm actor and child live on
+    run.proc.wait(30)
+    runs = cli_json("runs", "list", env=cluster_env)  # any command recovers orphaned runs first
+    (child,) = [r for r in runs if r.get("parent_run_id")]
+    info = cli_json("runs", "show", child["id"], env=cluster_env)
+    assert info["status"] == "Failed" and "driver lost" in info["error"]
+    assert info["job_ref"]["actor"].startswith("mltrain-warm-")
+    assert (Path(info["run_dir"]) / "outputs" / "stopped.txt").read_text() == "SIGTERM"  # stopped through its actor
+    assert no_warm_actors_left(ray_cluster, timeout=120)  # the driverless actors end by themselves
 
 
 def _warm_child_on_the_worker_node(ray_cluster, project, cluster_env, retries: int):
