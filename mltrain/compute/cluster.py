@@ -41,6 +41,7 @@ from mltrain.compute.cluster_warm import (
     start_trial,
 )
 from mltrain.compute.configs import ClusterComputeConfig
+from mltrain.compute.ray_boot import pack_dir
 from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV
 from mltrain.errors import ComputeError
 
@@ -520,11 +521,22 @@ class ClusterCompute(ComputeTarget):
             args["entrypoint_resources"] = dict(cfg.resources)
         return args
 
-    def _actor_options(self, spec: RunSpec, env: Materialised) -> dict[str, Any]:
-        """Ray options of a warm worker: a run's resources and runtime_env (the trial's own variables come
-        with each trial)."""
+    def _actor_options(self, spec: RunSpec, env: Materialised) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Ray options of a warm worker (a run's resources; the trial's own variables come with each
+        trial), and what a :class:`~mltrain.compute.ray_boot.BootedWarmWorker` is given when the run
+        needs no runtime_env but its snapshot, the API and variables: those as archives and a dict.
+        Otherwise (None) the options hold the run's runtime_env."""
         cfg = self.config
         runtime_env = self._runtime_env(spec, env, {"PYTHONUNBUFFERED": "1"})
+        options: dict[str, Any] = {"num_cpus": cfg.num_cpus}
+        if cfg.memory_gb:
+            options["memory"] = int(cfg.memory_gb * 1024**3)
+        if cfg.resources:
+            options["resources"] = dict(cfg.resources)
+        if set(runtime_env) <= {"working_dir", "py_modules", "env_vars"} and len(runtime_env["py_modules"]) == 1:
+            api = str(Path(runtime_env["py_modules"][0]).parent)  # the folder holding the API's mltrain/
+            boot = {"api": pack_dir(api), "snapshot": pack_dir(runtime_env["working_dir"])}
+            return options, {**boot, "env_vars": runtime_env["env_vars"]}
         # an actor's runtime_env takes package URIs only: uploaded as submit_job does (content-addressed,
         # so a package a job of the run already uploaded is not sent again)
         try:
@@ -532,12 +544,7 @@ class ClusterCompute(ComputeTarget):
             self.client._upload_py_modules_if_needed(runtime_env)  # noqa: SLF001
         except Exception as exc:  # noqa: BLE001 - requests/ray errors of the job server
             raise ComputeError(f"cannot upload the run's working_dir to the Ray cluster: {exc}") from exc
-        options: dict[str, Any] = {"num_cpus": cfg.num_cpus, "runtime_env": runtime_env}
-        if cfg.memory_gb:
-            options["memory"] = int(cfg.memory_gb * 1024**3)
-        if cfg.resources:
-            options["resources"] = dict(cfg.resources)
-        return options
+        return {**options, "runtime_env": runtime_env}, None
 
     def submit(self, sid: str, args: dict[str, Any]) -> None:
         try:

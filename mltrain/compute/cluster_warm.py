@@ -2,9 +2,12 @@
 
 ``ClusterCompute.prewarm`` makes a :class:`WarmPool`: this process connects to the cluster as a Ray
 driver (once, token authentication as for the job server) and starts ``workers`` detached actors
-(:class:`mltrain.compute.ray_warm.WarmWorker`), each holding the per-run resources, with the
-runtime_env a job of the run gets (the environment's packages, the staged snapshot as working_dir,
-the in-script API). Each actor keeps a fork server that imported the script's modules. A trial then
+(:class:`mltrain.compute.ray_warm.WarmWorker`), each holding the per-run resources. A run that needs
+no runtime_env but its snapshot, the API and variables gets booted actors
+(:class:`mltrain.compute.ray_boot.BootedWarmWorker`, on Ray's ordinary workers, which start sooner:
+the API and snapshot come as archives through the object store); others get the runtime_env a job
+of the run gets (the environment's packages, the staged snapshot as working_dir, the in-script
+API). Each actor keeps a fork server that imported the script's modules. A trial then
 takes an idle actor, which forks it as an isolated process group in a fresh run folder on its node;
 a :class:`WarmHandle` follows it (long polls of new stdout, stderr and metrics bytes), cancels it
 through the actor, and ``collect`` fetches its outputs archive (checked as a job's is).
@@ -29,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mltrain.compute import ray_boot
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.cluster_stream import ArchiveFile, extract_outputs, too_large
 from mltrain.errors import ComputeError
@@ -242,15 +246,16 @@ class WarmPool:
         self._pending = max(1, workers)
         self._connected = False
         self._closed = False
-        self._options: dict[str, Any] | None = None
+        self._options: tuple[dict[str, Any], dict[str, Any] | None] | None = None
         self._provided = threading.Event()
         self._starter = threading.Thread(
             target=self._start, args=(modules, self._pending), name="mltrain-warm-start", daemon=True
         )
         self._starter.start()
 
-    def provide(self, options: Callable[[], dict[str, Any]]) -> None:
-        """The actors' Ray options (made by the first run, once its snapshot is staged)."""
+    def provide(self, options: Callable[[], tuple[dict[str, Any], dict[str, Any] | None]]) -> None:
+        """The actors' Ray options and what booted actors are given, if they are
+        (``ClusterCompute._actor_options``; made by the first run, once its snapshot is staged)."""
         if self._provided.is_set():
             return
         with self._cond:
@@ -259,7 +264,7 @@ class WarmPool:
                     self._options = options()
                 except Exception as exc:  # noqa: BLE001 - e.g. the snapshot was not staged: no warm workers
                     self.broken = str(exc)
-                    self._options = {}
+                    self._options = ({}, None)
                 self._provided.set()
 
     def _start(self, modules: list[str], workers: int) -> None:
@@ -273,15 +278,12 @@ class WarmPool:
                 return
             import ray
 
-            from mltrain.compute.ray_warm import WarmWorker
-
             cfg = self.compute.config
-            cls = ray.remote(WarmWorker)
             self._provided.wait()
             with self._cond, session():
                 if self._closed or self.broken:
                     return
-                options = dict(self._options or {})
+                cls, args, options = self._actor_class(modules)
                 for i in range(workers):
                     name = f"{self.name}-{i}"
                     actor = cls.options(
@@ -291,7 +293,7 @@ class WarmPool:
                         max_concurrency=32,
                         max_restarts=0,
                         **options,
-                    ).remote(modules, self.compute.cancel_grace_s, cfg.max_output_mb)
+                    ).remote(*args)
                     self._all.append(Slot(actor, name))
             threading.Thread(target=self._touch, name="mltrain-warm-touch", daemon=True).start()
             with session():
@@ -343,6 +345,21 @@ class WarmPool:
                 closed = self._closed
             if not closed:  # (close() kills them itself)
                 self._kill_all()
+
+    def _actor_class(self, modules: list[str]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """The actors' class, the arguments each is made with, and their Ray options. Booted actors
+        (:mod:`mltrain.compute.ray_boot`, shipped by value) get their archives through the object store."""
+        import ray
+
+        from mltrain.compute.ray_warm import WarmWorker
+
+        options, boot = self._options or ({}, None)
+        settings = (modules, self.compute.cancel_grace_s, self.compute.config.max_output_mb)
+        if boot is None:
+            return ray.remote(WarmWorker), settings, options
+        ray.cloudpickle.register_pickle_by_value(ray_boot)
+        archives = (ray.put(boot["api"]), ray.put(boot["snapshot"]))
+        return ray.remote(ray_boot.BootedWarmWorker), (*archives, boot["env_vars"], *settings), options
 
     def _touch(self) -> None:
         while True:

@@ -3,7 +3,8 @@
 Shipped to the cluster with the in-script API (``py_modules``) like :mod:`mltrain.compute.ray_job`,
 and made a Ray actor by the driver (:mod:`mltrain.compute.cluster_warm`), with the per-run
 resources and the runtime_env a job of the run gets (the environment's packages, the staged
-snapshot as working_dir). It starts a fork server (:mod:`mltrain.compute.forkserver`, run by the
+snapshot as working_dir), or served by a booted actor (:mod:`mltrain.compute.ray_boot`) that
+unpacked the API and snapshot it was sent. It starts a fork server (:mod:`mltrain.compute.forkserver`, run by the
 actor's own Python, so the runtime_env's) that imports the script's modules once. Each trial is
 then, as with the job wrapper, a fresh private run folder copied from the working_dir, and a fresh
 fork of the clean, warm server: a process group of its own with the trial's argv and environment,
@@ -54,10 +55,19 @@ class _Trial:
 
 class WarmWorker:
     def __init__(
-        self, modules: list[str], grace_s: float, max_output_mb: float, idle_s: float = IDLE_S, empty_s: float = EMPTY_S
+        self,
+        modules: list[str],
+        grace_s: float,
+        max_output_mb: float,
+        idle_s: float = IDLE_S,
+        empty_s: float = EMPTY_S,
+        source: str | None = None,
+        root: str | None = None,
     ) -> None:
-        self.source = os.getcwd()  # the runtime_env's working_dir: the staged snapshot
-        self.root = tempfile.mkdtemp(prefix="mltrain-warm-")
+        """``source``: the staged snapshot (default the runtime_env's working_dir, the current folder);
+        ``root``: this worker's folder on the node, removed by :meth:`shutdown` (default a new one)."""
+        self.source = source or os.getcwd()
+        self.root = root or tempfile.mkdtemp(prefix="mltrain-warm-")
         self.host = socket.gethostname()
         self.grace_s = grace_s
         self.max_output = max_output_mb * 1024 * 1024
@@ -106,7 +116,8 @@ class WarmWorker:
         """Once the fork server imported the modules: what it imported, and this node."""
         self._touch()
         ok = self.server.wait_ready()
-        return {"ready": ok, "host": self.host, **{k: v for k, v in self.server.info.items() if k != "ready"}}
+        info = {k: v for k, v in self.server.info.items() if k != "ready"}
+        return {"ready": ok, "host": self.host, "code": os.path.abspath(__file__), **info}
 
     def start(self, run_id: str, experiment: str, script: str, argv: list[str], env_vars: dict[str, str]) -> dict:
         """Fork the trial ``run_id`` in a fresh run folder: its pid (= process group) and this node."""

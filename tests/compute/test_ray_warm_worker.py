@@ -7,8 +7,11 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import tarfile
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,92 @@ def test_one_trial_at_a_time(worker: WarmWorker) -> None:
         worker.start("r2", "exp", "job.py", [], {"SETTING": "on"})
     assert worker.signal("r1", int(signal.SIGKILL))
     assert follow(worker, "r1")[3]["exit"] == -signal.SIGKILL
+
+
+BOOTED = """
+import importlib.util, json, os, sys, time
+spec = importlib.util.spec_from_file_location("ray_boot", sys.argv[1])
+boot = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(boot)
+api, snapshot = (open(p, "rb").read() for p in sys.argv[2:4])
+w = boot.BootedWarmWorker(api, snapshot, {"SETTING": "from-boot"}, ["json"], 1.0, 10)
+info = w.ready()
+w.start("run-1", "exp", "job.py", ["--x"], {"MLTRAIN_RUN_ID": "run-1"})
+offsets, out = [0, 0, 0], b""
+while True:
+    answer = w.poll("run-1", offsets, 1.0)
+    out += answer["data"][0]
+    offsets = [o + len(d) for o, d in zip(offsets, answer["data"])]
+    if answer["exit"] is not None and answer["eof"]:
+        break
+home = w.worker.root
+w.shutdown()
+print(json.dumps({"code": info["code"], "home": home, "out": out.decode(), "exit": answer["exit"],
+                  "left": os.path.exists(home), "mltrain": "mltrain" in sys.modules}))
+"""
+
+
+def test_a_booted_worker_runs_from_the_api_and_snapshot_it_is_sent(tmp_path: Path) -> None:
+    """A Python without site-packages (-S: no mltrain installed) serves trials from the two archives."""
+    from mltrain.compute import ray_boot
+    from mltrain.compute.cluster import SHIM_EXTRA
+    from mltrain.environments.shim import SHIM_FILES, ensure_shim
+
+    source = tmp_path / "snapshot"
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg" / "data.txt").write_text("from the snapshot")
+    (source / "job.py").write_text(
+        "import os, sys, mltrain\n"
+        "print(open('pkg/data.txt').read(), os.environ['SETTING'], sys.argv[1:], mltrain.__file__)\n"
+    )
+    (tmp_path / "api.zip").write_bytes(ray_boot.pack_dir(str(ensure_shim(SHIM_FILES + SHIM_EXTRA))))
+    (tmp_path / "snapshot.zip").write_bytes(ray_boot.pack_dir(str(source)))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-c",
+            BOOTED,
+            ray_boot.__file__,
+            str(tmp_path / "api.zip"),
+            str(tmp_path / "snapshot.zip"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(done.stdout.splitlines()[-1])
+    home = got["home"]
+    assert got["code"] == f"{home}/api/mltrain/compute/ray_warm.py" and got["mltrain"]
+    assert got["exit"] == 0
+    assert got["out"] == f"from the snapshot from-boot ['--x'] {home}/api/mltrain/__init__.py\n"
+    assert not got["left"]  # shutdown removed the API, the snapshot and the trial's folder
+
+
+def test_boot_archives_leave_out_symlinks_and_unpack_only_inside_their_folder(tmp_path: Path) -> None:
+    from mltrain.compute.ray_boot import pack_dir, unpack
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "ok.py").write_text("x = 1\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not to be shipped")
+    (source / "link.txt").symlink_to(secret)
+    (source / "linkdir").symlink_to(tmp_path)
+    with zipfile.ZipFile(io.BytesIO(pack_dir(str(source)))) as zf:
+        assert zf.namelist() == ["ok.py"]
+    hostile = io.BytesIO()
+    with zipfile.ZipFile(hostile, "w") as zf:
+        zf.writestr("../escaped.txt", "out")
+        zf.writestr("/abs/escaped.txt", "out")
+        zf.writestr("fine/in.txt", "in")
+    dest = tmp_path / "dest"
+    unpack(hostile.getvalue(), str(dest))
+    assert not (tmp_path / "escaped.txt").exists() and not Path("/abs/escaped.txt").exists()
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.txt")) == [
+        "abs/escaped.txt",
+        "escaped.txt",
+        "fine/in.txt",
+    ]

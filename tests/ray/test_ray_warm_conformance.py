@@ -1,17 +1,21 @@
 """Runs forked by warm Ray actors (a sweep's children on the cluster target) pass the same
 compute-target conformance suite as runs that are Ray jobs of their own, against the session's
-two-node cluster (token authentication on)."""
+two-node cluster (token authentication on). Both kinds of warm actor pass it: booted ones (no
+runtime_env needed: they start on Ray's ordinary workers and unpack the API and snapshot they are
+sent) and ones with the run's runtime_env (here forced by a runtime_env ``config`` field)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from conformance import ComputeTargetSuite
 
+import mltrain
 from mltrain.compute.base import ComputeTarget, JobRef, NullSink, OutputSink, RunHandle, RunSpec
 from mltrain.compute.cluster import ClusterCompute
-from mltrain.compute.cluster_warm import WarmHandle
+from mltrain.compute.cluster_warm import WarmHandle, call
 from mltrain.environments.base import Materialised
 
 
@@ -24,11 +28,20 @@ class PrewarmedCluster(ClusterCompute):
         return super().start(spec, env, sink)
 
 
+RUNTIME_ENVS = {
+    "booted": {"env_vars": {"FROM_RUNTIME_ENV": "booted"}},
+    "runtime_env": {"env_vars": {"FROM_RUNTIME_ENV": "runtime_env"}, "config": {"setup_timeout_seconds": 600}},
+}
+
+
 class TestWarmClusterCompute(ComputeTargetSuite):
-    @pytest.fixture
-    def make_target(self, ray_cluster) -> Callable[[], ComputeTarget]:
+    @pytest.fixture(params=list(RUNTIME_ENVS))
+    def make_target(self, ray_cluster, request: pytest.FixtureRequest) -> Callable[[], ComputeTarget]:
         return lambda: PrewarmedCluster(
-            address=ray_cluster.dashboard_url, token_file=str(ray_cluster.token_file), cancel_grace_s=2.0
+            address=ray_cluster.dashboard_url,
+            token_file=str(ray_cluster.token_file),
+            cancel_grace_s=2.0,
+            runtime_env=RUNTIME_ENVS[request.param],
         )
 
     @pytest.fixture
@@ -65,3 +78,19 @@ class TestWarmClusterCompute(ComputeTargetSuite):
             seen.append((where, pid, job.handle.ref["actor"]))  # type: ignore[attr-defined]
         assert len({w for w, _, _ in seen}) == 3 and len({p for _, p, _ in seen}) == 3
         assert len({a for _, _, a in seen}) < 3  # an actor ran two of them: each still in a fresh folder and process
+
+    def test_booted_actors_bring_their_own_code_others_get_a_runtime_env(self, start: Callable[..., object]) -> None:
+        job = start(
+            "import os, mltrain\nprint(os.environ['FROM_RUNTIME_ENV'], mltrain.__file__, os.environ['MLTRAIN_RUN_ID'])"
+        )
+        handle = job.handle  # type: ignore[attr-defined]
+        assert isinstance(handle, WarmHandle) and handle.wait(120) == 0, job.sink.lines  # type: ignore[attr-defined]
+        kind, api, run_id = job.sink.text().split()  # type: ignore[attr-defined]
+        assert run_id == job.spec.run_id  # type: ignore[attr-defined]
+        code = call(handle.actor.ready)["code"]
+        assert not api.startswith(str(Path(mltrain.__file__).parent))  # the run's API is the copy shipped with it
+        if kind == "booted":  # on an ordinary worker: API and snapshot unpacked in the actor's own folder
+            home = code.split("/api/mltrain/")[0]
+            assert code == f"{home}/api/mltrain/compute/ray_warm.py" and api == f"{home}/api/mltrain/__init__.py"
+        else:  # an actor with the runtime_env; its children get the API from the runtime_env's py_modules
+            assert kind == "runtime_env" and "/api/mltrain/" not in code and "/runtime_resources/" in api
