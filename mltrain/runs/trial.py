@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ class Trial:
         self.argv = job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
         self.run_id = new_run_id()
         self._ingest: MetricsIngest | None = None
+        self._job_ended: Callable[[RunResult], None] | None = None
 
     @property
     def ws(self):  # noqa: ANN201 - the plan's Workspace
@@ -94,7 +96,11 @@ class Trial:
         )
         return spec, RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=plan.compute.describe())
 
-    def run(self) -> RunResult:
+    def run(self, job_ended: Callable[[RunResult], None] | None = None) -> RunResult:
+        """Record, prepare, start and follow the job, then finalize. ``job_ended(result)`` is called
+        once, as soon as the job ended (its status known, its files not yet collected) or failed to
+        start: a sweep then starts its next child while this one finalizes."""
+        self._job_ended = job_ended
         from mltrain.runs.output import RunOutput
 
         compute = self.plan.compute
@@ -131,14 +137,21 @@ class Trial:
                     result.status, result.error = FAILED, str(exc)
                     out.log(f"error: {exc}")
                 slot.finishing = True
+                self._ended(result)
                 self._finalize(spec, handle, result, out)
         finally:
+            self._ended(result)
             if tracking is not None:
                 tracking.close()
             out.close()
             compute.cleanup(spec, handle)
         result.duration_s = self.ws.runs.duration(spec.run_id)  # as `mltrain runs show` has it
         return result
+
+    def _ended(self, result: RunResult) -> None:
+        callback, self._job_ended = self._job_ended, None
+        if callback is not None:
+            callback(result)
 
     def _follow(self, handle: RunHandle, result: RunResult, control: RunControl) -> None:
         from mltrain.runs.ingest import MetricsIngest

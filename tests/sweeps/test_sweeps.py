@@ -198,3 +198,36 @@ def test_forked_child_starts_as_the_interpreter_would(project, mltrain):
     assert proc.returncode == 0, proc.output
     parent, children = the_sweep(workspace(project))
     assert [c["status"] for c in children] == ["Completed", "Completed"]
+
+
+ORDER = """
+import argparse, time
+p = argparse.ArgumentParser()
+p.add_argument("--x")
+p.add_argument("--log")
+a = p.parse_known_args()[0]
+with open(a.log, "a") as f:
+    f.write(f"start {a.x}\\n")
+time.sleep(0.3)
+with open(a.log, "a") as f:
+    f.write(f"end {a.x}\\n")
+"""
+
+
+def test_children_start_in_order_and_no_more_run_at_once_than_allowed(project, mltrain, curve_job):
+    """The next child is recorded and prepared while one runs, but its script starts only once that
+    one's ended (sweep.max_concurrent_runs), in the sweep's order."""
+    log = project / "order.log"
+    (project / "src" / "order.py").write_text(ORDER)
+    proc = mltrain(
+        "-m",
+        *curve_job,
+        "job.script=order.py",
+        "sweep.max_concurrent_runs=1",
+        f"+job.arguments.log={log}",
+        "job.arguments.x=1,2,3,4",
+    )
+    assert proc.returncode == 0, proc.output
+    assert log.read_text().split("\n")[:-1] == [f"{e} {x}" for x in range(1, 5) for e in ("start", "end")]
+    _, children = the_sweep(workspace(project))
+    assert sorted(x_of(c) for c in children if c["status"] == "Completed") == [1.0, 2.0, 3.0, 4.0]

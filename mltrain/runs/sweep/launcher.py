@@ -51,6 +51,8 @@ class HydraTrials:
         self.composed: dict[int, Any] = {}
         self._templates: dict[tuple[str, ...], Any] = {}
         self._current: Any = None  # the composed config HydraConfig holds
+        self._parser: Any = None
+        self._parsed: dict[str, tuple[Any, bool]] = {}  # override line -> (parsed, selects a config group)
 
     def base(self) -> tuple[dict[str, Any], list[str]]:
         """The sweep's own config and command-line overrides. ``sweep.resume`` is taken as written:
@@ -97,9 +99,16 @@ class HydraTrials:
             HydraConfig.instance().set_config(full)
             self._current = full
             return full, full, [str(o) for o in full.hydra.overrides.task]
-        parsed = OverridesParser.create().parse_overrides(overrides)
-        groups = [o for o in parsed if o.is_hydra_override() or repo.group_exists(o.key_or_group)]
-        values = [o for o in parsed if o not in groups]
+        if self._parser is None:
+            self._parser = OverridesParser.create()
+        for line in overrides:  # a sweep repeats its lines: each is parsed and looked up once
+            if line not in self._parsed:
+                override = self._parser.parse_overrides([line])[0]
+                group = override.is_hydra_override() or repo.group_exists(override.key_or_group)
+                self._parsed[line] = (override, group)
+        parsed = [self._parsed[line][0] for line in overrides]
+        groups = [self._parsed[line][0] for line in overrides if self._parsed[line][1]]
+        values = [self._parsed[line][0] for line in overrides if not self._parsed[line][1]]
         key = tuple(o.input_line for o in groups)
         entry = self._templates.get(key)
         if entry is None:

@@ -67,6 +67,11 @@ class Progress:
         self.rows[outcome.number] = outcome
         self.update(outcome)
 
+    def drop(self, outcome: TrialOutcome) -> None:
+        """A launched trial that never started (the sweep stopped while it waited for a slot)."""
+        self.rows.pop(outcome.number, None)
+        self.shown.pop(outcome.number, None)
+
     def kept(self, outcome: TrialOutcome) -> None:
         self.add(outcome)
 

@@ -1,8 +1,9 @@
 """A sweep: one parent run and its children, run concurrently from shared run plans.
 
 ``Sweep.run(source)`` asks ``source`` for trials while fewer than ``sweep.max_concurrent_runs`` run,
-composes each trial's config (``compose``: Hydra, in the calling thread), runs it as a
-:class:`~mltrain.runs.trial.Trial` of the plan it shares in a worker thread, follows the children's
+composes each trial's config (``compose``: Hydra, in the calling thread; grid and random trials
+ahead), runs it as a :class:`~mltrain.runs.trial.Trial` of the plan it shares in a worker thread
+(one more per slot waits for it, unrecorded, and starts the moment a child's job ended), follows the children's
 live metrics (progress, early termination), heartbeats the parent (``mltrain runs cancel SWEEP``
 reaches every child) and tells ``source`` each outcome. ``finish()`` gives the parent its final
 status and summary, registers the best child's model (``sweep.register``) and returns the exit code.
@@ -15,6 +16,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 POLL_S = 0.3
+QUEUED_PER_SLOT = 1  # trials launched ahead per slot: each waits for one (``gate``) and starts the moment it frees
+GATE_POLL_S = 0.2
+AHEAD_MAX = 256  # most trials composed ahead while the compute target starts
 HEARTBEAT_S = 2.0
 SWEEP_TAG = "mltrain.sweep"  # on the parent: "parent"; on a child: the parent's id
 TRIAL_TAG = "mltrain.sweep.trial"  # a child's trial number
@@ -104,6 +109,45 @@ def settings_of(config: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+class Slots:
+    """``size`` slots, taken in ticket order (the order trials were launched), each given back once."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._cond = threading.Condition()
+        self._issued = 0
+        self._serving = 0
+
+    def ticket(self) -> int:
+        with self._cond:
+            self._issued += 1
+            return self._issued - 1
+
+    def take(self, ticket: int, stopping: Callable[[], bool]) -> bool | None:
+        """Wait for a free slot and this ticket's turn: whether it had to wait; None when
+        ``stopping()`` said so first (the ticket's turn then passes)."""
+        with self._cond:
+            waited = False
+            while True:
+                if stopping():
+                    self._serving = max(self._serving, ticket + 1)
+                    self._cond.notify_all()
+                    return None
+                if self.free and self._serving == ticket:
+                    break
+                waited = True
+                self._cond.wait(GATE_POLL_S)
+            self.free -= 1
+            self._serving += 1
+            self._cond.notify_all()
+            return waited
+
+    def give(self) -> None:
+        with self._cond:
+            self.free += 1
+            self._cond.notify_all()
+
+
 class Sweep:
     """One sweep (a parent run) of mltrain trials; use as a context manager around :meth:`run`."""
 
@@ -117,6 +161,8 @@ class Sweep:
         self.maximize = self.settings["primary_metric"]["goal"] == "maximize"
         self.policy = make_policy(self.settings.get("early_termination"), self.maximize)
         self.max_concurrent = 0  # set by the first plan: sweep.max_concurrent_runs, else the target's capacity
+        self.gate: Slots | None = None  # held by each child while its job runs
+        self.failed_fast = False  # a child failed with sweep.fail_fast: no other starts
         self.max_total = self.settings.get("max_total_runs")
         self.ws: Workspace = open_workspace(base_config)
         self.control = RunControl.current()
@@ -207,6 +253,7 @@ class Sweep:
         self.plans.append(plan)
         if not self.max_concurrent:
             self.max_concurrent = self._concurrency(plan)
+            self.gate = Slots(self.max_concurrent)
         if self.settings.get("prewarm", True):
             self._prewarm(plan, config)
         return plan
@@ -251,17 +298,22 @@ class Sweep:
     def run(self, source: TrialSource) -> list[TrialOutcome]:
         """Run the trials ``source`` gives (see the module docstring); their outcomes."""
         assert self.progress is not None
-        running: dict[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]] = {}
+        running: dict[Future[RunResult | None], tuple[TrialOutcome, Trial, dict[str, int]]] = {}
         curves: dict[str, list[float]] = {}
         cancels: dict[int, str] = {}  # worker thread -> reason, re-applied until its trial ends
         exhausted = False
         next_heartbeat = 0.0
         deadline = self.settings.get("max_duration_s")
         outcomes: list[TrialOutcome] = []
-        # a source that learns from outcomes (Optuna) is asked only when a slot frees; others one trial ahead
+        # a source that learns from outcomes (Optuna) is asked only when a slot frees. Others are composed
+        # ahead: one trial, or up to AHEAD_MAX while no child has ended yet (the target still starting)
         lookahead = getattr(source, "report", None) is None
-        ahead: tuple[TrialOutcome, Trial] | None = None
-        pool = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="mltrain-trial")
+        ahead: deque[tuple[TrialOutcome, Trial]] = deque()
+        ended = False
+        # a trial waiting for a slot (``gate``) is already recorded and prepared, so it starts at once
+        # (not for a source that learns from outcomes: it is asked when a slot frees)
+        launched = self.max_concurrent * (1 + (QUEUED_PER_SLOT if lookahead else 0))
+        pool = ThreadPoolExecutor(launched, thread_name_prefix="mltrain-trial")
         with pool, self.control.signals():
             while True:
                 if self.control.reason and not self.stop_reason:
@@ -273,9 +325,9 @@ class Sweep:
                     next_heartbeat = now + HEARTBEAT_S
                     if self.ws.runs.heartbeat(self.sweep_id) and not self.stop_reason:
                         self.stop("canceled with `mltrain runs cancel`")
-                while not exhausted and not self.stop_reason and len(running) < self.max_concurrent:
-                    if ahead is not None:
-                        prepared, ahead = ahead, None
+                while not self._stopping() and len(running) < launched and (ahead or not exhausted):
+                    if ahead:
+                        prepared: tuple[TrialOutcome, Trial] | None = ahead.popleft()
                     else:
                         request = self._next_request(source, outcomes)
                         if request is None:
@@ -288,23 +340,30 @@ class Sweep:
                         continue
                     future, entry = self._launch(pool, *prepared)
                     running[future] = entry
-                if ahead is None and lookahead and not exhausted and not self.stop_reason and running:
-                    # every slot is busy: compose the next trial now, so it starts as soon as one frees
-                    request = self._next_request(source, outcomes)
+                room = 1 if ended else AHEAD_MAX
+                more = lookahead and running and not exhausted and not self.stop_reason and len(ahead) < room
+                if more:  # every slot is busy: compose the next trial now, so it starts as soon as one frees
+                    request = self._next_request(source, outcomes, len(ahead))
                     if request is None:
                         exhausted = True
                     else:
-                        ahead = self._prepare(request)
-                        if ahead is None:
+                        prepared = self._prepare(request)
+                        if prepared is None:
                             source.done(self.outcomes[-1])
                             outcomes.append(self.outcomes[-1])
-                if not running and (exhausted or self.stop_reason):
+                        else:
+                            ahead.append(prepared)
+                if not running and ((exhausted and not ahead) or self.stop_reason):
                     break
-                done, _ = wait(list(running), timeout=POLL_S, return_when=FIRST_COMPLETED)
+                # while composing ahead, only a look at which children ended
+                waited = 0.0 if more and not ended else POLL_S
+                done, _ = wait(list(running), timeout=waited, return_when=FIRST_COMPLETED)
+                ended = ended or bool(done)
                 for future in done:
                     outcome, trial, thread = running.pop(future)
-                    self._finished(outcome, trial, future, curves)
                     cancels.pop(thread.get("id", -1), None)
+                    if not self._finished(outcome, trial, future, curves):
+                        continue  # still queued when the sweep stopped
                     outcomes.append(outcome)
                     source.done(outcome)
                     if outcome.status == FAILED and self.settings.get("fail_fast") and not self.stop_reason:
@@ -329,12 +388,13 @@ class Sweep:
     def _counted(self) -> int:
         return sum(1 for o in self.outcomes if not o.kept) + len(self.kept)
 
-    def _next_request(self, source: TrialSource, outcomes: list[TrialOutcome]) -> TrialRequest | None:
-        """The next trial to run, None when the source or ``max_total_runs`` is exhausted; a request
-        a resumed sweep already completed is passed on as its kept outcome."""
+    def _next_request(self, source: TrialSource, outcomes: list[TrialOutcome], ahead: int = 0) -> TrialRequest | None:
+        """The next trial to run, None when the source or ``max_total_runs`` is exhausted (counting
+        ``ahead`` trials composed but not started); a request a resumed sweep already completed is
+        passed on as its kept outcome."""
         assert self.progress is not None
         while True:
-            if self.max_total is not None and self._counted() >= int(self.max_total):
+            if self.max_total is not None and self._counted() + ahead >= int(self.max_total):
                 return None
             request = source.next_request()
             if request is None:
@@ -381,18 +441,29 @@ class Sweep:
 
     def _launch(
         self, pool: ThreadPoolExecutor, outcome: TrialOutcome, trial: Trial
-    ) -> tuple[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]]:
-        """Run a prepared trial in a worker thread."""
+    ) -> tuple[Future[RunResult | None], tuple[TrialOutcome, Trial, dict[str, int]]]:
+        """Run a prepared trial in a worker thread, once it has a slot (``gate``: at most
+        ``max_concurrent`` jobs run; the next waits for one to end). None: never started."""
         assert self.progress is not None and outcome.run_id is not None
         request, number = outcome.request, outcome.number
         self.trials[trial.run_id] = trial
         self.outcomes.append(outcome)
         self.progress.add(outcome)
         thread: dict[str, int] = {}
+        assert self.gate is not None
+        ticket = self.gate.ticket()
 
-        def work() -> RunResult:
+        def work() -> RunResult | None:
             thread["id"] = threading.get_ident()
-            result = trial.run()
+            assert self.gate is not None
+            waited = self.gate.take(ticket, self._stopping)
+            if waited is None:
+                return None  # never started, never recorded
+            # a slot freed while this trial waited: maybe because the sweep is canceled (`mltrain runs cancel`)
+            if waited and (self._stopping() or self.ws.runs.get(self.sweep_id)["cancel_requested"]):
+                self.gate.give()
+                return None
+            result = trial.run(job_ended=self._job_ended)
             self.ws.runs.set_tags(
                 trial.run_id,
                 {
@@ -406,9 +477,20 @@ class Sweep:
 
         return pool.submit(work), (outcome, trial, thread)
 
+    def _job_ended(self, result: RunResult) -> None:
+        """A child's job ended: its slot goes to the next (unless the sweep is to stop, fail_fast)."""
+        if result.status == FAILED and self.settings.get("fail_fast"):
+            self.failed_fast = True
+        assert self.gate is not None
+        self.gate.give()
+
+    def _stopping(self) -> bool:
+        return bool(self.stop_reason or self.control.reason or self.failed_fast)
+
     def _finished(
-        self, outcome: TrialOutcome, trial: Trial, future: Future[RunResult], curves: dict[str, list[float]]
-    ) -> None:
+        self, outcome: TrialOutcome, trial: Trial, future: Future[RunResult | None], curves: dict[str, list[float]]
+    ) -> bool:
+        """Record a launched trial's outcome; False when it never started (it is then forgotten)."""
         assert self.progress is not None
         try:
             result = future.result()
@@ -416,6 +498,11 @@ class Sweep:
             outcome.status, outcome.error = FAILED, f"{type(exc).__name__}: {exc}"
             self.ws.runs.set_status(trial.run_id, FAILED, detail=outcome.error, error=outcome.error)
         else:
+            if result is None:
+                self.outcomes.remove(outcome)
+                self.trials.pop(trial.run_id, None)
+                self.progress.drop(outcome)
+                return False
             outcome.result = result
             outcome.status, outcome.error = result.status, result.error
             if self.metric:
@@ -424,6 +511,7 @@ class Sweep:
             curves[outcome.run_id] = self._curve(outcome.run_id)
             outcome.curve = curves[outcome.run_id]
         self.progress.finished(outcome)
+        return True
 
     def _curve(self, run_id: str) -> list[float]:
         values = (_number(r["value"]) for r in self.ws.metrics.history(run_id, self.metric))
@@ -431,7 +519,7 @@ class Sweep:
 
     def _follow(
         self,
-        running: dict[Future[RunResult], tuple[TrialOutcome, Trial, dict[str, int]]],
+        running: dict[Future[RunResult | None], tuple[TrialOutcome, Trial, dict[str, int]]],
         curves: dict[str, list[float]],
         cancels: dict[int, str],
         report: Callable[[TrialOutcome, list[float]], None] | None,
