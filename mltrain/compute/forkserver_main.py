@@ -3,19 +3,21 @@
 ``python forkserver_main.py FD MODULES_JSON``: imports the modules named (failures are ignored),
 reports ``{"ready": ...}`` on the SOCK_SEQPACKET socket ``FD``, then serves one job at a time: a
 request ``{"script", "argv", "cwd", "env"}`` arrives with two file descriptors (the job's stdout and
-stderr); the server forks a child that becomes a process group of its own, moves into ``cwd``,
-takes ``env`` as its whole environment and ``argv`` as ``sys.argv``, and runs ``script`` as
-``__main__`` (``runpy``), exactly as ``python script ...`` would, then exits with the script's
-status. The server answers ``{"pid": PID}`` once the child leads its own process group (so a signal
-to the group reaches it) and ``{"exit": CODE}`` when the child ended (negative: killed by that
-signal). It never runs user code itself, so every job starts from the same clean, warm state. It
-ends when the socket closes.
+stderr); the server hands it to a child it forked ahead (between jobs, so no job waits for a fork),
+which already leads a process group of its own. The child moves into ``cwd``, takes ``env`` as its
+whole environment and ``argv`` as ``sys.argv``, and runs ``script`` as ``__main__``, exactly as
+``python script ...`` would, then exits with the script's status, which it tells the server first
+(the kernel's tear-down of a large process is not waited for). The server answers
+``{"pid": PID}`` at once (a signal to the group reaches the job) and ``{"exit": CODE}`` when the
+job ended (negative: killed by that signal). It never runs user code itself, so every job starts
+from the same clean, warm state. It ends when the socket closes, and its spare child with it.
 """
 
 import ctypes
 import importlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -69,19 +71,29 @@ def _run_main(path: str) -> None:
     exec(compile(source, path, "exec", dont_inherit=True), main.__dict__)  # noqa: S102 - the job's own script
 
 
-def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int, grouped: int) -> None:  # pragma: no cover
+def _child(sock: socket.socket, jobs: socket.socket, grouped: int) -> None:  # pragma: no cover
+    """A child forked ahead of its job: it leads a process group of its own, then waits for the job
+    (the request and its stdout and stderr) on ``jobs``; it ends when the server ends first."""
     code = 1
     try:
         os.setsid()
-        os.close(grouped)  # the server reports the pid only now: a signal to the group reaches the job
+        os.close(grouped)  # the server hands it a job only now: a signal to the group reaches the job
         if sys.platform.startswith("linux"):
             _die_with_parent()
+        sock.close()
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(jobs, 1 << 20, 4)
+        except OSError:
+            data, fds = b"", []
+        if not data or len(fds) != 2:
+            os._exit(0)
+        req = json.loads(data)
+        out_fd, err_fd = fds
         for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as the interpreter sets them at start-up
             signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        sock.close()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
@@ -127,11 +139,72 @@ def _child(sock: socket.socket, req: dict, out_fd: int, err_fd: int, grouped: in
             sys.stderr.flush()
         except BaseException:  # noqa: BLE001
             pass
+        try:  # the exit code now: the server need not wait for the kernel to tear this process down
+            jobs.send(json.dumps({"exit": code}).encode())
+        except BaseException:  # noqa: BLE001
+            pass
         os._exit(code)
 
 
+def _spare(sock: socket.socket) -> tuple[int, socket.socket]:
+    """Fork a child ahead of its job (:func:`_child`): its pid, once it leads its own process group,
+    and the socket its job goes to. Forked between jobs, so a job starts without waiting for a fork."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    wait_r, grouped = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(wait_r)
+        ours.close()
+        _child(sock, theirs, grouped)
+    theirs.close()
+    os.close(grouped)
+    os.read(wait_r, 1)  # EOF once the child is a process group of its own (or gone)
+    os.close(wait_r)
+    return pid, ours
+
+
+def _hand(spare: tuple[int, socket.socket], data: bytes, fds: list[int]) -> bool:
+    """Give a job to a spare child; False when it is gone (it is then reaped)."""
+    pid, jobs = spare
+    try:
+        socket.send_fds(jobs, [data], fds)
+        return True
+    except OSError:
+        jobs.close()
+        os.waitpid(pid, 0)
+        return False
+
+
+def _job_exit(pid: int, jobs: socket.socket) -> tuple[int, bool]:
+    """The job's exit code: as it sends it just before it exits, else (killed) as ``waitpid`` has it;
+    and whether the child was reaped. (Its socket may outlive it in processes it forked: hence the
+    ``waitpid`` look every 50 ms rather than waiting for the socket to close.)"""
+    try:
+        while True:
+            readable, _, _ = select.select([jobs], [], [], 0.05)
+            if readable:
+                data = jobs.recv(256)
+                if data:
+                    return int(json.loads(data)["exit"]), False
+                _, status = os.waitpid(pid, 0)  # closed without a word: it is gone
+                return os.waitstatus_to_exitcode(status), True
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), True
+    except (OSError, ValueError, KeyError, TypeError):
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), True
+    finally:
+        jobs.close()
+
+
 def serve(sock: socket.socket) -> None:
+    spare: tuple[int, socket.socket] | None = None
     while True:
+        if spare is None:
+            spare = _spare(sock)
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 4)
         except (ConnectionError, OSError):
@@ -139,34 +212,32 @@ def serve(sock: socket.socket) -> None:
         if not data:
             return
         try:
-            req = json.loads(data)
-            out_fd, err_fd = fds
+            json.loads(data)
+            if len(fds) != 2:
+                raise ValueError(fds)
         except (ValueError, TypeError):
             for fd in fds:
                 os.close(fd)
             sock.send(json.dumps({"error": "bad request"}).encode())
             continue
-        sys.stdout.flush()
-        sys.stderr.flush()
-        wait_r, grouped = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(wait_r)
-            _child(sock, req, out_fd, err_fd, grouped)
-        os.close(grouped)
-        os.read(wait_r, 1)  # EOF once the child is a process group of its own (or gone)
-        os.close(wait_r)
-        os.close(out_fd)
-        os.close(err_fd)
+        if not _hand(spare, data, fds):  # the spare died (killed from outside): fork one now
+            spare = _spare(sock)
+            _hand(spare, data, fds)
+        (pid, jobs), spare = spare, None
+        for fd in fds:
+            os.close(fd)
         try:
             sock.send(json.dumps({"pid": pid}).encode())
         except OSError:
             pass
-        _, status = os.waitpid(pid, 0)
+        code, reaped = _job_exit(pid, jobs)
         try:
-            sock.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+            sock.send(json.dumps({"exit": code}).encode())
         except OSError:
             return
+        finally:
+            if not reaped:
+                os.waitpid(pid, 0)
 
 
 def main() -> None:
