@@ -16,15 +16,17 @@ as many trials at a time as the cluster holds (2: one CPU per node), interleaved
 - ``mltrain -m local``: the sweep on local compute, 2 at a time (prewarmed interpreters);
 - ``mltrain -m cluster``: the same sweep with ``+compute=cluster``: every trial an isolated, recorded
   child run (own process, folder, logs, metrics, outputs back), forked on its node by a warm actor
-  (one per concurrent trial, with the run's resources and runtime_env; ``sweep.prewarm``);
+  (one per concurrent trial, with the run's resources; booted, with no runtime_env, for this
+  ``system`` environment; ``sweep.prewarm``);
 - with ``--jobs`` also ``mltrain -m cluster, a job each``: the same with ``sweep.prewarm=false``, every
   trial a Ray job of its own;
 - ``ray tune``: Ray Tune on the same cluster running the same training as a function trainable
   (grid over the same 32 values, one CPU per trial), a fresh actor per trial;
 - ``ray tune reuse_actors``: the same with ``reuse_actors=True``.
 
-Before each case (untimed) the bench waits until the cluster runs no actor and then 3 s more, so
-no case pays for the clean-up of the one before (killing 32 Tune actors takes seconds).
+Before each case (untimed) the bench waits until the cluster runs no actor, 3 s more, and until
+this machine's CPUs are less than 25% busy, so no case pays for the clean-up of the one before
+(killing 32 Tune actors takes seconds).
 
 Ray Tune needs ``ray[tune]`` of the cluster's Ray version in this venv; it is installed on first use.
 
@@ -33,7 +35,8 @@ Usage: python bench/ray_bench.py [--repeats 5]
        python bench/ray_bench.py --actor-start [--repeats 5]
 
 With ``--actor-start``: how long Ray itself takes to start two 1-CPU actors on the cluster, with no
-runtime_env (as Ray Tune's) and with one (as mltrain's warm actors, which ship the environment).
+runtime_env (as Ray Tune's and mltrain's booted warm actors) and with one (as mltrain's warm actors
+of an environment with packages).
 """
 
 from __future__ import annotations
@@ -104,9 +107,27 @@ print("best", results.get_best_result().config)
 """
 
 
-def settled(cluster: RayCluster, quiet_s: float = 3.0, timeout: float = 120.0) -> Callable[[], None]:
+def busy_fraction(seconds: float = 1.0) -> float:
+    """How busy this machine's CPUs were over the next ``seconds`` (0..1, from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def settled(
+    cluster: RayCluster, quiet_s: float = 3.0, timeout: float = 120.0, idle_below: float = 0.25
+) -> Callable[[], None]:
     """Before each case: wait until the cluster runs no actor (the last case's are dead, its CPUs free),
-    then ``quiet_s`` more, so no case pays for the clean-up of the one before."""
+    then ``quiet_s`` more and until the machine's CPUs are less than ``idle_below`` busy (at most
+    ``timeout``), so no case pays for the clean-up of the one before."""
 
     def wait() -> None:
         token = cluster.token_file.read_text().strip()
@@ -120,6 +141,8 @@ def settled(cluster: RayCluster, quiet_s: float = 3.0, timeout: float = 120.0) -
                 break
             time.sleep(0.5)
         time.sleep(quiet_s)
+        while time.monotonic() < deadline and busy_fraction() >= idle_below:
+            pass
 
     return wait
 
