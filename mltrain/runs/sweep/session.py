@@ -310,8 +310,8 @@ class Sweep:
         lookahead = getattr(source, "report", None) is None
         ahead: deque[tuple[TrialOutcome, Trial]] = deque()
         ended = False
-        # a trial waiting for a slot (``gate``) is already recorded and prepared, so it starts at once
-        # (not for a source that learns from outcomes: it is asked when a slot frees)
+        # a trial waiting for a slot (``gate``) already runs in its thread, so it starts the moment one
+        # frees (not for a source that learns from outcomes: it is asked when a slot frees)
         launched = self.max_concurrent * (1 + (QUEUED_PER_SLOT if lookahead else 0))
         pool = ThreadPoolExecutor(launched, thread_name_prefix="mltrain-trial")
         with pool, self.control.signals():
@@ -459,11 +459,20 @@ class Sweep:
             waited = self.gate.take(ticket, self._stopping)
             if waited is None:
                 return None  # never started, never recorded
-            # a slot freed while this trial waited: maybe because the sweep is canceled (`mltrain runs cancel`)
-            if waited and (self._stopping() or self.ws.runs.get(self.sweep_id)["cancel_requested"]):
-                self.gate.give()
-                return None
-            result = trial.run(job_ended=self._job_ended)
+            given: list[bool] = []
+
+            def ended(result: RunResult | None) -> None:  # the slot goes back exactly once
+                if not given:
+                    given.append(True)
+                    self._job_ended(result)
+
+            try:
+                # a slot freed while this trial waited: maybe because the sweep is canceled (`mltrain runs cancel`)
+                if waited and (self._stopping() or self.ws.runs.get(self.sweep_id)["cancel_requested"]):
+                    return None
+                result = trial.run(job_ended=ended)
+            finally:
+                ended(None)
             self.ws.runs.set_tags(
                 trial.run_id,
                 {
@@ -477,9 +486,11 @@ class Sweep:
 
         return pool.submit(work), (outcome, trial, thread)
 
-    def _job_ended(self, result: RunResult) -> None:
-        """A child's job ended: its slot goes to the next (unless the sweep is to stop, fail_fast)."""
-        if result.status == FAILED and self.settings.get("fail_fast"):
+    def _job_ended(self, result: RunResult | None) -> None:
+        """A child's job ended (None: it never started, or its thread failed): its slot goes to the
+        next, which does not start when the child failed and ``sweep.fail_fast`` is set."""
+        failed = result is None and not self._stopping() or result is not None and result.status == FAILED
+        if failed and self.settings.get("fail_fast"):
             self.failed_fast = True
         assert self.gate is not None
         self.gate.give()
