@@ -38,11 +38,12 @@ def run(server: ForkServer, folder: Path, script: str, timeout: float = 30) -> t
     return pid, server.wait_exit(timeout)
 
 
-def spare(server: ForkServer, timeout: float = 10) -> int:
-    """The one child the idle server holds ready: it leads a process group of its own."""
+def spare(server: ForkServer, gone: tuple[int, ...] = (), timeout: float = 10) -> int:
+    """The one child the idle server holds ready (not one of ``gone``, ended jobs the server may not
+    have reaped yet): it leads a process group of its own."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        kids = descendants(server.proc.pid)
+        kids = [k for k in descendants(server.proc.pid) if k not in gone]
         if len(kids) == 1 and os.getpgid(kids[0]) == kids[0]:
             return kids[0]
         time.sleep(0.02)
@@ -54,12 +55,15 @@ def test_each_job_runs_in_the_child_forked_ahead_for_it(server: ForkServer, tmp_
     pid, code = run(server, tmp_path, "import os\nprint(os.getpid(), os.getpgid(0))\n")
     assert code == 0 and pid == waiting
     assert (tmp_path / "out.txt").read_text().split() == [str(pid), str(pid)]
-    assert spare(server) not in (pid, waiting)  # the next one, forked once this job ended
+    assert spare(server, gone=(pid,)) != pid  # the next one, forked once this job ended
 
 
 def test_a_spare_killed_from_outside_is_replaced(server: ForkServer, tmp_path: Path) -> None:
-    os.kill(spare(server), signal.SIGKILL)
-    time.sleep(0.2)
+    waiting = spare(server)
+    os.kill(waiting, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while group_exists(waiting) and time.monotonic() < deadline:  # dead (a zombie the server has not reaped)
+        time.sleep(0.02)
     pid, code = run(server, tmp_path, "print('ran')\n")
     assert code == 0 and (tmp_path / "out.txt").read_text() == "ran\n"
 
