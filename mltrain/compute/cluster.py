@@ -509,30 +509,30 @@ class ClusterCompute(ComputeTarget):
                 "RAY_JOB_STOP_WAIT_TIME_S": str(math.ceil(self.cancel_grace_s) + STOP_MARGIN_S),
             },
         )
-        args: dict[str, Any] = {
+        return {
             "entrypoint": f"python -m {ENTRY_MODULE} {shlex.join([spec.script, *spec.arguments])}",
             "runtime_env": runtime_env,
             "metadata": {"mltrain_run_id": spec.run_id, "mltrain_experiment": spec.experiment},
-            "entrypoint_num_cpus": cfg.num_cpus,
+            **{f"entrypoint_{k}": v for k, v in self._resources().items()},
         }
+
+    def _resources(self) -> dict[str, Any]:
+        """A run's Ray resources, as an actor's options name them (a job's: ``entrypoint_`` + name)."""
+        cfg = self.config
+        options: dict[str, Any] = {"num_cpus": cfg.num_cpus}
         if cfg.memory_gb:
-            args["entrypoint_memory"] = int(cfg.memory_gb * 1024**3)
+            options["memory"] = int(cfg.memory_gb * 1024**3)
         if cfg.resources:
-            args["entrypoint_resources"] = dict(cfg.resources)
-        return args
+            options["resources"] = dict(cfg.resources)
+        return options
 
     def _actor_options(self, spec: RunSpec, env: Materialised) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Ray options of a warm worker (a run's resources; the trial's own variables come with each
         trial), and what a :class:`~mltrain.compute.ray_boot.BootedWarmWorker` is given when the run
         needs no runtime_env but its snapshot, the API and variables: those as archives and a dict.
         Otherwise (None) the options hold the run's runtime_env."""
-        cfg = self.config
         runtime_env = self._runtime_env(spec, env, {"PYTHONUNBUFFERED": "1"})
-        options: dict[str, Any] = {"num_cpus": cfg.num_cpus}
-        if cfg.memory_gb:
-            options["memory"] = int(cfg.memory_gb * 1024**3)
-        if cfg.resources:
-            options["resources"] = dict(cfg.resources)
+        options = self._resources()
         if set(runtime_env) <= {"working_dir", "py_modules", "env_vars"} and len(runtime_env["py_modules"]) == 1:
             api = str(Path(runtime_env["py_modules"][0]).parent)  # the folder holding the API's mltrain/
             boot = {"api": pack_dir(api), "snapshot": pack_dir(runtime_env["working_dir"])}
