@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-import shlex
 import shutil
 import signal
 import tempfile
@@ -42,7 +41,7 @@ from mltrain.compute.cluster_warm import (
 )
 from mltrain.compute.configs import ClusterComputeConfig
 from mltrain.compute.ray_boot import pack_dir
-from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV
+from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, entrypoint
 from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
@@ -58,7 +57,6 @@ JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself wit
 STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
 STATUS_FAST_FOR_S = 60
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
-ENTRY_MODULE = "mltrain.compute.ray_job"
 # shipped with the in-script API: the job wrapper, and the warm workers of a sweep with their fork server
 SHIM_EXTRA = (
     "compute/ray_job.py",
@@ -305,7 +303,13 @@ class ClusterHandle(RunHandle):
                 return
             self._stop_requested = True
             sid = self.sid
-        threading.Thread(target=self.compute.stop_job, args=(sid,), name="mltrain-ray-stop", daemon=True).start()
+        threading.Thread(target=self._stop, args=(sid,), name="mltrain-ray-stop", daemon=True).start()
+
+    def _stop(self, sid: str) -> None:
+        """Ask Ray to stop ``sid`` until it takes the request or the job ended (a job just submitted may
+        have no supervisor yet to take it)."""
+        while not self.compute.stop_job(sid) and not self._done.wait(1.0):
+            pass
 
     def read_metrics(self, limit: int = 8 << 20) -> bytes:
         return self.stream.read_metrics(limit)
@@ -505,12 +509,14 @@ class ClusterCompute(ComputeTarget):
                 MARK_ENV: mark,
                 GRACE_ENV: f"{self.cancel_grace_s:g}",
                 MAX_OUTPUT_ENV: f"{cfg.max_output_mb:g}",
-                # Ray's stop: SIGTERM to the job's processes, SIGKILL after this (the wrapper ends sooner)
+                # Ray's stop: SIGINT to the processes it sees, which the wrapper alone acts on (the
+                # script has it blocked); SIGKILL after this (the wrapper ends sooner)
+                "RAY_JOB_STOP_SIGNAL": "SIGINT",
                 "RAY_JOB_STOP_WAIT_TIME_S": str(math.ceil(self.cancel_grace_s) + STOP_MARGIN_S),
             },
         )
         return {
-            "entrypoint": f"python -m {ENTRY_MODULE} {shlex.join([spec.script, *spec.arguments])}",
+            "entrypoint": entrypoint(spec.script, spec.arguments),
             "runtime_env": runtime_env,
             "metadata": {"mltrain_run_id": spec.run_id, "mltrain_experiment": spec.experiment},
             **{f"entrypoint_{k}": v for k, v in self._resources().items()},

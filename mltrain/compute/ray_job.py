@@ -13,8 +13,13 @@ stream to its stdout, which Ray keeps as the job's log and the driver follows (`
   size, or ``!`` when it is too large) and the script's exit code (``x``).
 
 So everything comes back through the job's log, which Ray streams from whichever node ran it.
-SIGTERM (Ray's ``stop_job``, sent to the whole process tree) reaches the script; after the grace
-period the script's processes are killed, and the outputs are still sent.
+
+Stopping: Ray's ``stop_job`` signals the processes it finds at that moment, so a script started a
+moment later would never hear of it, and one started a moment earlier would hear it twice if this
+wrapper passed it on. The driver therefore has Ray send SIGINT (``RAY_JOB_STOP_SIGNAL``), the script
+starts with SIGINT blocked (so neither Ray's SIGINT nor a handler of its own sees one), and this
+wrapper alone turns a stop into one SIGTERM to the script's process tree, then SIGKILL after the grace
+period; the outputs are still sent. A stop that comes before the script started means it never starts.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -46,6 +52,12 @@ PACKED = ("outputs", "logs", ".mltrain/uploads", ".mltrain/metrics.jsonl")
 CHUNK_BYTES = 48 * 1024
 METRICS_FILE = ".mltrain/metrics.jsonl"
 RUN_INFO_FILE = ".mltrain/run.json"
+
+
+def entrypoint(script: str, arguments: list[str]) -> str:
+    """The job's shell command: this wrapper in place of the shell (``exec``), so the process Ray signals
+    to stop the job is the wrapper, however early the stop comes."""
+    return f"exec python -m mltrain.compute.ray_job {shlex.join([script, *arguments])}"
 
 
 class Emitter:
@@ -101,12 +113,56 @@ def _tail_metrics(path: str, emit: Emitter, done: threading.Event) -> None:
         done.wait(0.25)
 
 
-def _kill_tree(pid: int) -> None:
+def _signal_tree(pid: int, sig: int) -> None:
     for p in [pid, *descendants(pid)]:
         try:
-            os.kill(p, signal.SIGKILL)
+            os.kill(p, sig)
         except ProcessLookupError:
             pass
+
+
+class Stopper:
+    """Turns a stop (SIGINT or SIGTERM to this process, at any time) into exactly one SIGTERM to the
+    script's process tree once the script exists, and SIGKILL ``grace`` seconds later."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.asked = threading.Event()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._sent = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        self.asked.set()  # only this: the handler runs in the main thread, which may hold self._lock
+
+    def attach(self, pid: int) -> None:
+        """The script was started as ``pid``: stop it now if asked already, or when asked."""
+        with self._lock:
+            self._pid = pid
+        self._forward()
+        threading.Thread(target=self._watch, name="mltrain-stop", daemon=True).start()
+
+    def _watch(self) -> None:
+        self.asked.wait()
+        self._forward()
+
+    def _forward(self) -> None:
+        with self._lock:
+            if self._sent or self._pid is None or not self.asked.is_set():
+                return
+            self._sent = True
+            pid = self._pid
+        _signal_tree(pid, signal.SIGTERM)
+        timer = threading.Timer(self.grace, _signal_tree, args=(pid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+
+def _script_signals() -> None:
+    """In the script's process before it execs (no other thread exists yet): Ray's stop signal is the wrapper's."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
@@ -164,56 +220,55 @@ def main(argv: list[str]) -> int:
     if not mark or len(argv) < 1:
         print("usage: MLTRAIN_RAY_MARK=... python -m mltrain.compute.ray_job SCRIPT [ARGS...]", file=sys.stderr)
         return 2
-    grace = float(os.environ.get(GRACE_ENV) or 5)
+    stopper = Stopper(float(os.environ.get(GRACE_ENV) or 5))  # first: a stop that comes early is kept
     emit = Emitter(mark)
     run_dir = make_run_dir(os.getcwd(), os.environ.get("MLTRAIN_RUN_ID"), os.environ.get("MLTRAIN_EXPERIMENT"))
     try:
         env = {k: v for k, v in os.environ.items() if k not in WRAPPER_ENV}
         env["MLTRAIN_RUN_DIR"] = run_dir
         emit.marked(STARTED, socket.gethostname())
-        child = subprocess.Popen(
-            [sys.executable, argv[0], *argv[1:]],
-            cwd=run_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        stopping = threading.Event()
-
-        def on_signal(signum: int, _frame: object) -> None:
-            # Ray signals every process of the job itself; the script got it too: give it the grace period
-            if not stopping.is_set():
-                stopping.set()
-                timer = threading.Timer(grace, _kill_tree, args=(child.pid,))
-                timer.daemon = True
-                timer.start()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        assert child.stdout is not None and child.stderr is not None
-        pumps = [
-            threading.Thread(target=_pump, args=(child.stdout, emit, False), daemon=True),
-            threading.Thread(target=_pump, args=(child.stderr, emit, True), daemon=True),
-        ]
-        done = threading.Event()
-        metrics = threading.Thread(
-            target=_tail_metrics, args=(os.path.join(run_dir, METRICS_FILE), emit, done), daemon=True
-        )
-        for t in (*pumps, metrics):
-            t.start()
-        code = child.wait()
-        if stopping.is_set():
-            _kill_tree(child.pid)  # what the script left behind
-        for t in pumps:
-            t.join(timeout=10)
-        done.set()
-        metrics.join(timeout=30)
+        if stopper.asked.is_set():
+            code = -int(signal.SIGTERM)  # stopped before the script started: it never does
+        else:
+            code = _run_script(argv, run_dir, env, emit, stopper)
         _send_archive(run_dir, emit)
         emit.marked(EXIT, str(code))
         return code if code >= 0 else 128 - code
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _run_script(argv: list[str], run_dir: str, env: dict[str, str], emit: Emitter, stopper: Stopper) -> int:
+    """Run the script in ``run_dir``, its output and metrics streamed through ``emit``; its exit code."""
+    child = subprocess.Popen(
+        [sys.executable, argv[0], *argv[1:]],
+        cwd=run_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_script_signals,  # noqa: PLW1509 - no other thread exists yet
+    )
+    stopper.attach(child.pid)
+    assert child.stdout is not None and child.stderr is not None
+    pumps = [
+        threading.Thread(target=_pump, args=(child.stdout, emit, False), daemon=True),
+        threading.Thread(target=_pump, args=(child.stderr, emit, True), daemon=True),
+    ]
+    done = threading.Event()
+    metrics = threading.Thread(
+        target=_tail_metrics, args=(os.path.join(run_dir, METRICS_FILE), emit, done), daemon=True
+    )
+    for t in (*pumps, metrics):
+        t.start()
+    code = child.wait()
+    if stopper.asked.is_set():
+        _signal_tree(child.pid, signal.SIGKILL)  # what the script left behind
+    for t in pumps:
+        t.join(timeout=10)
+    done.set()
+    metrics.join(timeout=30)
+    return code
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from conformance import ComputeTargetSuite
+from conformance import ComputeTargetSuite, Job
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunSpec
 from mltrain.compute.cluster import ClusterCompute
@@ -29,3 +31,33 @@ class TestClusterCompute(ComputeTargetSuite):
         client: JobSubmissionClient = target.client
         with pytest.raises(RuntimeError, match="does not exist"):
             client.get_job_info(f"{ref['job']}-1")
+
+    @pytest.mark.parametrize("delay", [0.0, 0.5, 1.0, 2.0])
+    def test_a_cancel_at_any_moment_of_the_start_stops_the_script(
+        self, start: Callable[..., Job], tmp_path: Path, delay: float
+    ) -> None:
+        """Ray's stop_job signals the processes it sees at that moment: a cancel while the job is being
+        set up, or its script started, still stops the script and leaves no process behind."""
+        pid_file = tmp_path / f"pid-{delay}"
+        job = start(
+            f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+            "time.sleep(6)\nprint('DONE', flush=True)\n"
+        )
+        time.sleep(delay)
+        job.handle.cancel("canceled by the test")
+        job.wait(120)
+        assert "DONE" not in job.sink.text()
+        if pid_file.exists():  # the script had started (the nodes share this machine's process table)
+            pid = int(pid_file.read_text())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _running(pid):
+                time.sleep(0.2)
+            assert not _running(pid), "the script outlived its canceled job"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
