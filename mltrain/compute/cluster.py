@@ -663,8 +663,7 @@ class ClusterCompute(ComputeTarget):
             return self._stop_warm(ref, grace_s)
         compute = self._for_ref(ref)
         running = [sid for sid, status in compute._attempts(str(ref["job"])) if status not in TERMINAL]
-        for sid in running:
-            compute.stop_job(sid)
+        taken = {sid: compute.stop_job(sid) for sid in running}
         deadline = time.monotonic() + math.ceil(self.cancel_grace_s) + STOP_MARGIN_S + 60
         for sid in running:
             while time.monotonic() < deadline:
@@ -673,6 +672,7 @@ class ClusterCompute(ComputeTarget):
                         break
                 except Exception:  # noqa: BLE001 - gone
                     break
+                taken[sid] = taken[sid] or compute.stop_job(sid)  # a job just submitted may have no supervisor yet
                 time.sleep(0.5)
         return bool(running)
 

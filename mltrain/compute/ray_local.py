@@ -2,7 +2,8 @@
 
 mltrain starts ``ray start --head --block`` itself on first use in a process, with token
 authentication on (a fresh token, given to Ray through the environment only: never printed, on a
-command line or stored), bound to loopback (node 127.0.0.1, dashboard 127.0.0.1), with free ports
+command line or stored), bound to loopback (node and dashboard on 127.0.0.2: Ray rewrites the literal
+127.0.0.1 a driver connects to into the machine's external address), with free ports
 and a temporary folder of its own, and stops it by SIGTERM to that PID when the invocation ends
 (the last user releases it, or at exit). Every target of the process shares the one cluster.
 ``ray start`` runs under a small watchdog (this module's ``__main__``) that stops it the same way
@@ -31,7 +32,7 @@ from pathlib import Path
 from mltrain.errors import ComputeError
 from mltrain.procs import descendants
 
-NODE_IP = "127.0.0.1"
+NODE_IP = "127.0.0.2"  # loopback, but not the literal Ray rewrites to the external address
 READY_LINE = "Ray runtime started"
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 60.0
