@@ -38,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import time
 from typing import IO
 
 from mltrain.procs import descendants
@@ -128,36 +129,22 @@ class Stopper:
     def __init__(self, grace: float) -> None:
         self.grace = grace
         self.asked = threading.Event()
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._sent = False
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
-        self.asked.set()  # only this: the handler runs in the main thread, which may hold self._lock
+        self.asked.set()
 
     def attach(self, pid: int) -> None:
-        """The script was started as ``pid``: stop it now if asked already, or when asked."""
-        with self._lock:
-            self._pid = pid
-        self._forward()
-        threading.Thread(target=self._watch, name="mltrain-stop", daemon=True).start()
+        """The script was started as ``pid``: stop it now if asked already, or when asked (by one
+        thread, so once)."""
+        threading.Thread(target=self._stop, args=(pid,), name="mltrain-stop", daemon=True).start()
 
-    def _watch(self) -> None:
+    def _stop(self, pid: int) -> None:
         self.asked.wait()
-        self._forward()
-
-    def _forward(self) -> None:
-        with self._lock:
-            if self._sent or self._pid is None or not self.asked.is_set():
-                return
-            self._sent = True
-            pid = self._pid
         _signal_tree(pid, signal.SIGTERM)
-        timer = threading.Timer(self.grace, _signal_tree, args=(pid, signal.SIGKILL))
-        timer.daemon = True
-        timer.start()
+        time.sleep(self.grace)
+        _signal_tree(pid, signal.SIGKILL)
 
 
 def _script_signals() -> None:
