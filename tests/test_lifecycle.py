@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import start_mltrain, write_script
+from support import start_mltrain, wait_dead, write_script
 
 SYSTEM = ["environment=system", "~register", "job.source_dir=src", "experiment_name=life"]
 
@@ -50,24 +49,6 @@ def _wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float = 12
     raise AssertionError(f"{marker!r} never printed; got {seen}")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_dead(pid: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_failing_script_marks_failed_with_exit_code_and_stderr(mltrain, cli_json, project):
     write_script(
         project / "src",
@@ -103,7 +84,7 @@ def test_sigint_cancels_whole_group_and_keeps_what_was_written(cli_json, project
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert _wait_dead(grandchild), "the script's child survived the cancel"
+    assert wait_dead(grandchild), "the script's child survived the cancel"
     run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
     assert run["status"] == "Canceled" and "SIGINT" in run["error"]
     assert run["history"][-1]["status"] == "Canceled"
@@ -133,7 +114,7 @@ def test_sigkill_of_driver_is_recovered_by_next_command(cli, cli_json, project):
     listed = cli_json("runs", "list")  # any command recovers orphans first
     assert listed[0]["status"] == "Failed"
     assert "driver lost" in listed[0]["error"]
-    assert _wait_dead(grandchild), "the orphaned job was not stopped"
+    assert wait_dead(grandchild), "the orphaned job was not stopped"
     shown = cli_json("runs", "show", listed[0]["id"])
     assert shown["metrics"]["loss"] == pytest.approx(1 / 50)  # flushed before the kill: stored
     assert "outputs/partial.txt" in {a["path"] for a in shown["artifacts"]}
@@ -179,7 +160,7 @@ def test_runs_cancel_of_a_run_whose_driver_died_stops_its_job_through_the_target
     run = cli_json("runs", "show", run_dir.name)
     assert run["status"] == "Canceled"
     assert run["error"] == "canceled with `mltrain runs cancel` (its driver was gone)"
-    assert _wait_dead(grandchild), "the job's process group survived the cancel"
+    assert wait_dead(grandchild), "the job's process group survived the cancel"
     assert run["metrics"]["loss"] == pytest.approx(1 / 50)
     assert "outputs/partial.txt" in {a["path"] for a in run["artifacts"]}
 

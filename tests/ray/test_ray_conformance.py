@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conformance import ComputeTargetSuite, Job
+from support import wait_dead
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunSpec
 from mltrain.compute.cluster import ClusterCompute
@@ -48,16 +49,4 @@ class TestClusterCompute(ComputeTargetSuite):
         job.wait(120)
         assert "DONE" not in job.sink.text()
         if pid_file.exists():  # the script had started (the nodes share this machine's process table)
-            pid = int(pid_file.read_text())
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and _running(pid):
-                time.sleep(0.2)
-            assert not _running(pid), "the script outlived its canceled job"
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
+            assert wait_dead(int(pid_file.read_text()), 30), "the script outlived its canceled job"
