@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -92,3 +93,23 @@ def request(
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:
         conn.close()
+
+
+def score(uri: str, payload: Any, key: str | None = None, raw: bytes | None = None) -> Response:
+    """POST ``payload`` (JSON, or the bytes ``raw``) to an endpoint's ``/score``, with ``key`` as its bearer token."""
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    body = raw if raw is not None else json.dumps(payload).encode()
+    return request(uri, "POST", "/score", body, headers)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Nothing listens on ``host:port`` (it can be bound now)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -2,7 +2,8 @@
 
 A deploy target (``conf/deploy/*.yaml``: :class:`~mltrain.deploy.local.LocalTarget`,
 :class:`~mltrain.deploy.docker.DockerTarget`) runs the scoring server (:mod:`mltrain.serving`) in the
-model's own environment plus the server's requirements; :mod:`mltrain.deploy.service` builds that
-environment, lays out the endpoint folder (``<workspace>/endpoints/<name>``: config, model, keys, log),
-starts the server, waits until it is ready and records the endpoint in the workspace.
+model's own environment plus the server's requirements. :func:`mltrain.deploy.service.deploy` runs the
+named steps of :mod:`mltrain.deploy.steps`: build that environment, lay out the endpoint folder
+(``<workspace>/endpoints/<name>``: config, model, keys, log), start the server through the target,
+wait until it is ready and record the endpoint in the workspace.
 """

@@ -1,13 +1,16 @@
 """The deploy-target plugin point: where and how an endpoint's scoring server runs.
 
 A target is instantiated from ``conf/deploy/*.yaml`` (its constructor arguments are the options) or from
-``mltrain endpoints deploy`` options. :mod:`mltrain.deploy.service` does everything that does not
-depend on the target (environment, folder, keys, records); a target only starts, probes, stops and
-shows the logs of a server:
+``mltrain endpoints deploy`` options. The steps of a deploy that do not depend on the target
+(:mod:`mltrain.deploy.steps`: environment, folder, keys, records) are the same for every target; a
+target only starts, watches, probes, stops and shows the logs of a server:
 
-``start(plan)`` → :class:`Started` once the server process (container) runs; ``ready_file(plan)``
-is where the server announces its port; ``probe(record)`` says whether it still runs; ``stop(record)``
-stops it and frees its port; ``logs(record, follow)`` prints its output.
+``check()`` before anything is recorded; ``start(plan)`` → :class:`Started` once the server process
+(container) runs; while the deploy waits for ``/health/ready``, ``exited(started)`` says whether the
+server is gone and ``output_tail`` gives the end of its output for the error; afterwards, from any
+process, ``probe(record)`` says whether it still runs, ``stop(record)`` stops it and frees its port,
+``logs(record, follow)`` prints its output. ``tests/deploy_conformance.py`` is the suite every target
+passes.
 """
 
 from __future__ import annotations

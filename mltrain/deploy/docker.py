@@ -148,9 +148,9 @@ class DockerTarget(DeployTarget):
 
     def exited(self, started: Started) -> str | None:
         state = self._state(str(started.container_id))
-        if state is not None and state.get("Running"):
+        if state is not None and state.get("Running") and not state.get("Restarting"):
             return None
-        return self._describe(state)
+        return self._describe(state)  # Restarting (the engine keeps it "Running"): the server exited
 
     def output_tail(self, folder: Path, started: Started, lines: int = 30) -> str:
         try:

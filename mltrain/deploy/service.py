@@ -1,9 +1,10 @@
 """Deploying a model version to an endpoint, and managing endpoints: status, keys, delete.
 
-``deploy`` is the same for every target: build the serving environment (cached), lay out the
-endpoint folder (model file checked against its sha256, keys file, server config), stop the server
-the endpoint had (re-deploying replaces it and keeps its keys and, when free, its port), start the
-new one through the target, wait until it answers ``/health/ready`` and record it. Operations on one
+``deploy`` is the same for every target and reads as its named steps (:mod:`mltrain.deploy.steps`):
+validate → prepare the serving environment (cached) → lay out the endpoint folder (model file
+checked against its sha256, keys) → record Creating → replace the old server (a re-deploy keeps the
+endpoint's keys and, when free, its port) → start the new one through the target → wait until it
+answers ``/health/ready`` → record Running, or stop it and record Failed. Operations on one
 endpoint are serialised by a file lock in ``<workspace>/endpoints``.
 """
 
@@ -11,21 +12,31 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.deploy.base import KEYS_FILE, LABEL_WORKSPACE, READY_FILE, ServerPlan
-from mltrain.deploy.configs import check_endpoint_name
+from mltrain.deploy.base import KEYS_FILE
 from mltrain.deploy.keys import SLOTS, digest, new_key, write_keys_file
+from mltrain.deploy.steps import (
+    endpoint_lock,
+    endpoints_root,
+    lay_out_folder,
+    prepare_environment,
+    record_creating,
+    record_failed,
+    record_running,
+    replace_old_server,
+    server_plan,
+    start_server,
+    stderr_log,
+    summary,
+    validate,
+    wait_ready,
+)
 from mltrain.deploy.store import CREATING, FAILED, RUNNING, UNHEALTHY, EndpointStore
 from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError, MltrainError
-from mltrain.procs import hostname
 
 if TYPE_CHECKING:
     from mltrain.deploy.base import DeployTarget
@@ -36,174 +47,27 @@ if TYPE_CHECKING:
 UNKNOWN = "Unknown"
 
 
-def _stderr(line: str) -> None:
-    print(f"[mltrain] {line}", file=sys.stderr, flush=True)
-
-
-def endpoints_root(ws: Workspace) -> Path:
-    return ws.root / "endpoints"
-
-
-@contextmanager
-def endpoint_lock(ws: Workspace, name: str) -> Iterator[None]:
-    from mltrain.environments.cache import file_lock
-
-    def waiting() -> None:
-        _stderr(f"waiting for another command that is changing endpoint {name}")
-
-    with file_lock(endpoints_root(ws) / f".{name}.lock", on_wait=waiting):
-        yield
-
-
-def serving_shim() -> Path:
-    """A folder with ``mltrain/__init__.py``, ``run_context.py`` and ``serving/*.py``: the server's code."""
-    from mltrain.bundled import package_dir
-    from mltrain.environments.shim import SHIM_FILES, ensure_shim
-
-    serving = sorted(f"serving/{p.name}" for p in (package_dir() / "serving").glob("*.py"))
-    return ensure_shim((*SHIM_FILES, *serving))
-
-
-def _port_free(host: str, port: int) -> bool:
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(info[0], socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(info[4])
-        return True
-    except OSError:
-        return False
-
-
-def resources(mv: ModelVersion, target: DeployTarget) -> tuple[float, float | None, int]:
-    """(cpu, memory_gb, workers): the target's options, else the model's registration; workers = round(cpu) >= 1."""
-    cpu = target.cpu if target.cpu is not None else (mv.cpu or 1.0)
-    memory_gb = target.memory_gb if target.memory_gb is not None else mv.memory_gb
-    return cpu, memory_gb, max(1, round(cpu))
-
-
 def deploy(ws: Workspace, mv: ModelVersion, target: DeployTarget, log: LogFn | None = None) -> dict[str, Any]:
     """Serve ``mv`` at the endpoint ``target.name`` (default: the model's name); return what to show
     (name, uri, keys made now, ...). DeployError with the server's output when it does not come up."""
-    from mltrain.deploy.environment import prepare_serving_environment, serving_spec
-    from mltrain.deploy.health import wait_until_ready
-    from mltrain.registry.loading import model_file
-
-    log = log or _stderr
+    log = log or stderr_log
     began = time.monotonic()
-    name = check_endpoint_name(target.name or mv.name)
-    if mv.archived:
-        raise DeployError(
-            f"model {mv.ref} is archived", hint=f"restore it first: mltrain models archive {mv.ref} --restore"
-        )
-    entry, fmt = model_file(mv)
-    cpu, memory_gb, workers = resources(mv, target)
-    target.check()
-    folder = endpoints_root(ws) / name
+    req = validate(ws, mv, target)
     store = EndpointStore(ws)
-    with endpoint_lock(ws, name):
-        old = store.find(name)
-        spec = serving_spec(ws, mv, fmt, target.env_build, target.base_image)
-        env, built = prepare_serving_environment(ws, spec, log, base_url=target.base_url)
-        shim = serving_shim()
-        folder.mkdir(parents=True, exist_ok=True)
-        model_rel = f"model/v{mv.version}/{PurePosixPath(entry['relpath']).name}"
-        ws.blobs.copy_to(entry["sha256"], folder / model_rel, verify=True)
-        digests = {slot: (old or {}).get(f"{slot}_key_sha256") for slot in SLOTS}
-        made: dict[str, str] = {}
-        if target.auth:
-            for slot in SLOTS:
-                if not digests[slot]:
-                    made[slot] = new_key()
-                    digests[slot] = digest(made[slot])
-            write_keys_file(folder / KEYS_FILE, {k: v for k, v in digests.items() if v})
-        store.save(
-            name,
-            model_name=mv.name,
-            model_version=mv.version,
-            target=target.kind,
-            state=CREATING,
-            folder=str(folder),
-            env_hash=env.hash,
-            env_location=built.location,
-            auth=target.auth,
-            primary_key_sha256=digests["primary"],
-            secondary_key_sha256=digests["secondary"],
-            keys_updated_at=time.time() if made else (old or {}).get("keys_updated_at"),
-            cpu=cpu,
-            memory_gb=memory_gb,
-            workers=workers,
-            options=target.options(),
-            error=None,
-        )
-        port = target.port
-        if old is not None:
-            log(f"replacing endpoint {name} (model {old['model_name']}:{old['model_version']})")
-            target_for_record(old).stop(old)
-            if not port and old.get("port") and old.get("host") == target.host and _port_free(target.host, old["port"]):
-                port = int(old["port"])  # keep the endpoint's URI
-        settings = {
-            "name": name,
-            "model_name": mv.name,
-            "model_version": str(mv.version),
-            "model_sha256": entry["sha256"],
-            "model_format": fmt,
-            "trusted_types": target.trusted_types,
-            "host": target.host,
-            "port": port,
-            "auth": target.auth,
-            "max_body_bytes": max(1, int(target.max_body_mb * (1 << 20))),
-        }
-        plan = ServerPlan(
-            name, folder, settings, model_rel, built, workers, cpu, memory_gb, shim, {LABEL_WORKSPACE: str(ws.root)}
-        )
-        log(f"starting endpoint {name} ({target.kind}, {workers} worker(s), model {mv.ref})")
-        started = target.start(plan)
-        running = {
-            "machine": hostname(),
-            "name": name,
-            "pid": started.pid,
-            "pid_start": started.pid_start,
-            "container_id": started.container_id,
-            "base_url": started.base_url,
-            "target": target.kind,
-        }
-        store.update(name, **{k: v for k, v in running.items() if k not in ("name", "target")})
+    with endpoint_lock(ws, req.name):
+        old = store.find(req.name)
+        env, built = prepare_environment(ws, req, log)
+        keys = lay_out_folder(ws, req, old)
+        record_creating(store, req, env, built, keys)
+        port = replace_old_server(req, old, log)
+        server = start_server(store, req, server_plan(ws, req, built, port), log)
         try:
-            info = wait_until_ready(
-                name,
-                folder / READY_FILE,
-                lambda: target.exited(started),
-                lambda: target.output_tail(folder, started),
-                target.ready_timeout_s,
-            )
+            ready = wait_ready(req, server)
         except BaseException as exc:
-            target.stop(running)
-            store.update(name, state=FAILED, error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            record_failed(store, req, server, exc)
             raise
-        uri = str(info["url"])
-        store.update(name, state=RUNNING, uri=uri, host=target.host, port=int(info["port"]))
-        for stale in (folder / "model").glob("v*"):
-            if stale.name != f"v{mv.version}":
-                shutil.rmtree(stale, ignore_errors=True)
-    return {
-        "name": name,
-        "uri": uri,
-        "scoring_uri": f"{uri}/score",
-        "swagger_uri": f"{uri}/swagger.json",
-        "target": target.kind,
-        "model": mv.ref,
-        "state": RUNNING,
-        "auth": target.auth,
-        "keys": made,
-        "workers": workers,
-        "cpu": cpu,
-        "memory_gb": memory_gb,
-        "environment": env.spec.name,
-        "env_hash": env.hash,
-        "replaced": f"{old['model_name']}:{old['model_version']}" if old else None,
-        "duration_s": round(time.monotonic() - began, 2),
-    }
+        uri = record_running(store, req, ready)
+    return summary(req, env, keys, old, uri, time.monotonic() - began)
 
 
 def endpoint_status(ws: Workspace, record: dict[str, Any], health: bool = True) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support import Response, request  # noqa: F401 - shared HTTP helpers
+from support import Response, port_free, request, score  # noqa: F401 - shared HTTP helpers
 
 # the model's own predictions, computed in the model's environment (its scikit-learn version)
 PREDICT = """
@@ -53,14 +53,6 @@ def run_json(cwd: Path, *args: str, timeout: float = 900) -> Any:
     return json.loads(res.stdout)
 
 
-def score(uri: str, payload: Any, key: str | None = None, raw: bytes | None = None) -> Response:
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    body = raw if raw is not None else json.dumps(payload).encode()
-    return request(uri, "POST", "/score", body, headers)
-
-
 def eventually(check: Callable[[], bool], attempts: int = 100, interval: float = 0.1) -> bool:
     """True as soon as ``check()`` is; False after ``attempts`` tries (a bounded wait, not a timing assertion)."""
     for _ in range(attempts):
@@ -68,16 +60,6 @@ def eventually(check: Callable[[], bool], attempts: int = 100, interval: float =
             return True
         time.sleep(interval)
     return False
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port() -> int:
