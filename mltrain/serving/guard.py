@@ -7,8 +7,9 @@
   a slowloris client cannot keep a connection by trickling bytes;
 - idle keep-alive connections close after ``timeout_keep_alive_s`` (uvicorn's own timer);
 - past ``max_connections`` open connections, the one that has waited longest for a request head is closed
-  (first those that never completed a request, then idle keep-alive ones); when every connection is busy
-  with a request, the new one gets a 503. Connections that are sending a request are never shed.
+  (first those that never completed a request, then those answered while their request body still
+  arrives, then idle keep-alive ones); when every connection is busy with a request, the new one gets a
+  503. Connections whose request is being served are never shed.
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ def guarded_protocol(limits: Limits) -> type:
     """uvicorn's httptools protocol class with ``limits`` enforced (one class per worker process)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    # connections waiting for a request head, oldest first: never served yet / idle after a response
+    # connections waiting for a request head, oldest first: never served yet / idle after a response;
+    # and those answered early whose request body still arrives (nothing waits for it)
     fresh: OrderedDict[Any, None] = OrderedDict()
+    draining: OrderedDict[Any, None] = OrderedDict()
     idle: OrderedDict[Any, None] = OrderedDict()
+    queues = (fresh, draining, idle)  # the order connections are shed in
     too_large = raw_response(
         431, f"the request head is larger than {limits.max_header_bytes} bytes: send fewer or shorter headers"
     )
@@ -70,12 +74,15 @@ def guarded_protocol(limits: Limits) -> type:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
-            fresh.pop(self, None)
-            idle.pop(self, None)
+            self._dequeue()
             super().connection_lost(exc)
 
+        def _dequeue(self) -> None:
+            for queue in queues:
+                queue.pop(self, None)
+
         def _shed(self) -> None:
-            for queue in (fresh, idle):
+            for queue in queues:
                 for proto in queue:
                     if proto is not self:
                         proto._close()
@@ -84,8 +91,7 @@ def guarded_protocol(limits: Limits) -> type:
 
         def _close(self, response: bytes | None = None) -> None:
             self._disarm()
-            fresh.pop(self, None)
-            idle.pop(self, None)
+            self._dequeue()
             if not self.transport.is_closing():
                 if response:
                     self.transport.write(response)
@@ -99,6 +105,7 @@ def guarded_protocol(limits: Limits) -> type:
 
         def _wait_for_head(self, queue: OrderedDict[Any, None]) -> None:
             self._disarm()
+            self._dequeue()
             queue[self] = None
             self._timer = self.loop.call_later(limits.header_timeout_s, self._head_timeout)
 
@@ -129,8 +136,7 @@ def guarded_protocol(limits: Limits) -> type:
 
         def on_headers_complete(self) -> None:
             self._in_head = False
-            fresh.pop(self, None)
-            idle.pop(self, None)
+            self._dequeue()
             self._disarm()
             self._timer = self.loop.call_later(limits.body_timeout_s, self._body_timeout)
             super().on_headers_complete()
@@ -145,7 +151,11 @@ def guarded_protocol(limits: Limits) -> type:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if self._in_head and self.transport is not None and not self.transport.is_closing():
+            if self.transport is None or self.transport.is_closing():
+                return
+            if self._in_head:
                 self._wait_for_head(idle)
+            else:  # answered before its body arrived: sheddable (its body timer still runs)
+                draining[self] = None
 
     return GuardedHttpToolsProtocol

@@ -8,13 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mltrain.ui.arguments import arguments_of
-from mltrain.ui.params import RUN_ID, ApiError, json_response, run_of, text, ws_of
+from mltrain.ui.params import RUN_ID, ApiError, integer, json_response, run_of, text, ws_of
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 MAX_COMPARE = 20
 MAX_CHILDREN = 2000
+SERIES_BUDGET = 500_000  # points of all the series of one comparison together
 
 
 def _summaries(ws: Workspace, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -34,9 +35,8 @@ def _summaries(ws: Workspace, runs: list[dict[str, Any]]) -> list[dict[str, Any]
     ]
 
 
-def compare(request: Request) -> Response:
-    """Runs side by side: arguments and latest metrics."""
-    ws = ws_of(request)
+def _runs(request: Request) -> list[dict[str, Any]]:
+    """The runs named by the ``runs`` parameter (1 to MAX_COMPARE ids or unique prefixes, comma-separated)."""
     raw = text(request, "runs", max_chars=MAX_COMPARE * 65) or ""
     ids = [i for i in raw.split(",") if i]
     if not 1 <= len(ids) <= MAX_COMPARE:
@@ -44,8 +44,28 @@ def compare(request: Request) -> Response:
     for i in ids:
         if not RUN_ID.match(i):
             raise ApiError(400, f"{i[:80]!r} is not a run id")
-    runs = [ws.runs.get(i) for i in ids]
-    return json_response({"runs": _summaries(ws, runs)})
+    ws = ws_of(request)
+    return [ws.runs.get(i) for i in ids]
+
+
+def compare(request: Request) -> Response:
+    """Runs side by side: arguments and latest metrics."""
+    return json_response({"runs": _summaries(ws_of(request), _runs(request))})
+
+
+def compare_series(request: Request) -> Response:
+    """Every numeric metric of the runs, each in at most ``points`` points (a longer series is
+    downsampled as by /api/runs/{run_id}/series): ``{"runs": {run id: {metric: {step, ts, value,
+    last_id, downsampled}}}}``. The metric names come from the server, so names of any length work."""
+    from mltrain.ui.api_runs import MAX_POINTS, POINTS
+
+    ws = ws_of(request)
+    runs = _runs(request)
+    points = integer(request, "points", POINTS, 4, MAX_POINTS)
+    keys = {r["id"]: [k["key"] for k in ws.metrics.keys(r["id"]) if k["numeric"]] for r in runs}
+    points = min(points, max(4, SERIES_BUDGET // max(1, sum(len(k) for k in keys.values()))))
+    out = {rid: {key: ws.metrics.downsampled(rid, key, points) for key in run_keys} for rid, run_keys in keys.items()}
+    return json_response({"runs": out, "points": points})
 
 
 def sweep(request: Request) -> Response:

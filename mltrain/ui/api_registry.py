@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.params import ApiError, json_body, json_response, models_of, ws_of
+from mltrain.ui.params import ApiError, is_loopback, json_body, json_response, models_of, ws_of
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 ALIAS = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -129,9 +129,24 @@ def list_endpoints(request: Request) -> Response:
     return json_response([_endpoint_json(r, *endpoint_status(ws, r)) for r in EndpointStore(ws).list()])
 
 
+def _trusted_host(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether the dashboard may send an endpoint's key to ``host``: a loopback or unspecified address
+    (both reach this machine), ``localhost``, or a host given with ``--endpoint-host``. A name is never
+    resolved to decide: a stored record or a DNS answer must not choose where a key goes."""
+    import ipaddress
+
+    if host in allowed or is_loopback(host):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def endpoint_metrics(request: Request) -> Response:
     """The endpoint's request and latency figures from its ``/metrics``. The key, when the endpoint
-    needs one, comes in the ``X-Endpoint-Key`` header; it is passed on and never stored."""
+    needs one, comes in the ``X-Endpoint-Key`` header; it is passed on and never stored. Only endpoints
+    on a loopback address or a host given with ``--endpoint-host`` are asked (403 for others)."""
     import http.client
     from urllib.parse import urlsplit
 
@@ -141,8 +156,19 @@ def endpoint_metrics(request: Request) -> Response:
     rec = EndpointStore(ws_of(request)).get(_name(request))
     uri = rec.get("uri")
     parts = urlsplit(uri or "")
-    if parts.scheme != "http" or not parts.hostname:
+    try:
+        port = parts.port or 80
+    except ValueError:
+        port = 0
+    if parts.scheme != "http" or not parts.hostname or not port:
         raise ApiError(409, f"endpoint {rec['name']} has no HTTP address to read metrics from")
+    if not _trusted_host(parts.hostname, request.app.state.settings.endpoint_hosts):
+        raise ApiError(
+            403,
+            f"endpoint {rec['name']} is at {parts.hostname[:200]!r}, not a loopback address: the dashboard sends "
+            "an endpoint's key only to loopback addresses and hosts it was told to trust",
+            hint=f"if you trust that host, start the dashboard with mltrain ui --endpoint-host {parts.hostname[:200]}",
+        )
     key = request.headers.get(KEY_HEADER)
     if rec["auth"] and not key:
         raise ApiError(
@@ -151,7 +177,7 @@ def endpoint_metrics(request: Request) -> Response:
             hint="enter a key of the endpoint (mltrain endpoints keys NAME --regenerate primary)",
         )
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=3)
+    conn = http.client.HTTPConnection(parts.hostname, port, timeout=3)
     try:
         conn.request("GET", "/metrics", headers=headers)
         resp = conn.getresponse()

@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 
 PAGE_LIMIT = 500
 LOG_CHUNK = 256 * 1024
+MAX_LOG_OFFSET = 1 << 40  # 1 TiB: past any log, and a position every file system can seek to
 MAX_SERIES_POINTS = 2_000_000
+POINTS = 4000  # points of one series answered by default: about a chart's width in pixels, times 4
+MAX_POINTS = 20_000
+MAX_KEY_CHARS = 4096  # a metric name in the URL (as long as the URL may be)
 TABLE_ROWS = 500
 HIDDEN = ("driver_start", "child_start")
 
@@ -206,10 +210,12 @@ def get_run(request: Request) -> Response:
 
 def series(request: Request) -> Response:
     """The numeric series of one metric (``key``), or of every metric of the run (no ``key``; only
-    the columns in ``fields``), as columns; only points stored after record ``after`` when given."""
+    the columns in ``fields``), as columns; only points stored after record ``after`` when given. One
+    metric is answered in at most ``points`` points: a longer series is cut into ``points / 4`` runs of
+    consecutive points, each answered by its first, last, lowest and highest point (``downsampled``)."""
     ws = ws_of(request)
     run = run_of(request)
-    key = text(request, "key")
+    key = text(request, "key", max_chars=MAX_KEY_CHARS)
     after = integer(request, "after", 0, 0, 2**62)
     if key is None:
         if after:
@@ -218,7 +224,8 @@ def series(request: Request) -> Response:
         if not fields or not set(fields) <= {"step", "ts", "value"} or len(set(fields)) != len(fields):
             raise ApiError(400, f"'fields' must name some of step, ts, value, got {','.join(fields)[:60]!r}")
         return json_response(ws.metrics.all_series(run["id"], MAX_SERIES_POINTS, fields))
-    return json_response({"key": key, **ws.metrics.series(run["id"], key, after_id=after)})
+    points = integer(request, "points", POINTS, 4, MAX_POINTS)
+    return json_response({"key": key, **ws.metrics.downsampled(run["id"], key, points, after_id=after)})
 
 
 def log(request: Request) -> Response:
@@ -228,7 +235,7 @@ def log(request: Request) -> Response:
 
     ws = ws_of(request)
     run = run_of(request)
-    offset = integer(request, "offset", 0, 0, 2**62)
+    offset = integer(request, "offset", 0, 0, MAX_LOG_OFFSET)
     limit = integer(request, "limit", LOG_CHUNK, 1, 4 * LOG_CHUNK)
     rel = BUILD_LOG if flag(request, "build") else STD_LOG
     data = read_run_file(ws, run, rel, offset, limit)

@@ -1,14 +1,17 @@
 """The dashboard's Starlette application: pages, static files, the JSON API and its guards.
 
-Guards, in order: the request line and query string are bounded (414), the headers too (431); on a loopback address the
-``Host`` header must name this server (no DNS rebinding); when a token is required for reads (any
-non-loopback address) every request carries it (``Authorization: Bearer T``, or the cookie set by
-opening a page with ``?token=T``); write actions need ``--allow-write`` (else 403) and the token in
-the ``Authorization`` header (else 401). Errors are JSON ``{"error", "hint"}``, 4xx for bad input.
+Guards, in order: the request line and query string are bounded (414), the headers too (431); on a
+loopback address the ``Host`` header must name this server (no DNS rebinding); when a token is
+required for reads (any non-loopback address) every request carries it (``Authorization: Bearer T``,
+or the cookie set by opening a page with ``?token=T``: it holds a read credential derived from the
+token, since browsers send a host's cookies to all its ports); write actions need ``--allow-write``
+(else 403) and the token in the ``Authorization`` header (else 401). Errors are JSON ``{"error",
+"hint"}``, 4xx for bad input.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -34,10 +37,10 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 STATIC = Path(__file__).parent / "static"
-COOKIE = "mltrain_ui_token"
+COOKIE = "mltrain_ui_"  # + the dashboard's port
 MAX_PATH = 2048
 MAX_QUERY = 4096
-MAX_HEADERS = 16 * 1024  # also the h11 limit of uvicorn_config, for headers that arrive in pieces
+MAX_HEADERS = 16 * 1024  # of header names and values; the whole head is bounded by the guard of uvicorn_config
 PAGES = ("/", "/runs/{run_id}", "/compare", "/models", "/models/{name}", "/endpoints", "/environments")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -56,10 +59,28 @@ class UiSettings:
     hosts: tuple[str, ...] = field(default_factory=tuple)  # Host header names accepted; empty: any
     poll_interval: float = 1.0  # seconds between database polls of a live stream
     max_streams: int = 32
+    endpoint_hosts: tuple[str, ...] = ()  # hosts besides loopback addresses that may get an endpoint's key
 
 
 def _token_ok(settings: UiSettings, given: str | None) -> bool:
     return bool(settings.token and given) and hmac.compare_digest(str(given).encode(), str(settings.token).encode())
+
+
+def read_credential(token: str) -> str:
+    """What the read cookie holds: derived from the token, never the token itself."""
+    return hmac.new(token.encode(), b"mltrain ui: read cookie", hashlib.sha256).hexdigest()
+
+
+def _cookie_ok(settings: UiSettings, given: str | None) -> bool:
+    return bool(settings.token and given) and hmac.compare_digest(
+        str(given).encode(), read_credential(str(settings.token)).encode()
+    )
+
+
+def cookie_name(scope: Scope) -> str:
+    """The read cookie's name: it carries the dashboard's port, so dashboards on one host keep theirs."""
+    server = scope.get("server") or ("", 0)
+    return f"{COOKIE}{server[1]}"
 
 
 def _host_name(host: str) -> str:
@@ -106,7 +127,7 @@ class Guard:
             return None
         if request.url.path.startswith("/static/") or request.url.path == "/favicon.svg":
             return None
-        if _token_ok(s, _bearer(request)) or _token_ok(s, request.cookies.get(COOKIE)):
+        if _token_ok(s, _bearer(request)) or _cookie_ok(s, request.cookies.get(cookie_name(request.scope))):
             return None
         given = request.query_params.get("token")
         if given is not None and _token_ok(s, given) and request.method == "GET":
@@ -116,7 +137,7 @@ class Guard:
             query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])
             path = "/" + request.url.path.lstrip("/")  # never //host: a redirect stays on this server
             response = RedirectResponse(path + (f"?{query}" if query else ""), status_code=303)
-            response.set_cookie(COOKIE, given, httponly=True, samesite="strict")
+            response.set_cookie(cookie_name(request.scope), read_credential(given), httponly=True, samesite="strict")
             return response
         return error_body(
             401,
@@ -200,6 +221,7 @@ API = [
     Route("/api/runs/{run_id}/cancel", writer(runs.cancel), methods=["POST"]),
     Route("/api/sweeps/{run_id}", compare.sweep),
     Route("/api/compare", compare.compare),
+    Route("/api/compare/series", compare.compare_series),
     Route("/api/models", reg.list_models),
     Route("/api/models/{name}", reg.get_model),
     Route("/api/models/{name}/aliases", writer(reg.set_alias), methods=["POST"]),

@@ -31,6 +31,12 @@ PARAMS: dict[str, list[tuple[str, str, str]]] = {  # path -> (name, type, descri
         ("key", "string", "one metric; without it every numeric metric of the run"),
         ("after", "integer", "only points stored after this record id (the last_id of a previous answer)"),
         ("fields", "string", "without key: the columns, some of step,ts,value (default all three)"),
+        (
+            "points",
+            "integer",
+            "with key: at most this many points, 4..20000 (default 4000); a longer series "
+            "is downsampled to the first, last, lowest and highest point of each range",
+        ),
     ],
     "/api/runs/{run_id}/log": [
         ("offset", "integer", "byte offset to read from (default 0)"),
@@ -44,6 +50,10 @@ PARAMS: dict[str, list[tuple[str, str, str]]] = {  # path -> (name, type, descri
     "/api/runs/{run_id}/artifacts/{path}": [("download", "integer", "1: always as an attachment")],
     "/api/runs/{run_id}/preview": [("path", "string", "a .csv or .tsv artifact of the run (required)")],
     "/api/compare": [("runs", "string", "2 to 20 run ids, comma-separated")],
+    "/api/compare/series": [
+        ("runs", "string", "1 to 20 run ids, comma-separated"),
+        ("points", "integer", "at most this many points per series, 4..20000 (default 4000)"),
+    ],
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/models/{name}/aliases": {"version": {"type": "integer"}, "alias": {"type": "string"}},

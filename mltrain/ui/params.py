@@ -105,6 +105,18 @@ async def json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (``[::1]`` in brackets too); a name is not resolved."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def ws_of(request: Request) -> Workspace:
     return request.app.state.ws  # type: ignore[no-any-return]
 

@@ -275,6 +275,50 @@ class MetricStore:
             rows = fetch_tuples(conn, q)
         return {**_columns(rows, ("id", "step", "ts", "value"), skip=1), "last_id": rows[-1][0] if rows else after_id}
 
+    def downsampled(self, run_id: str, key: str, points: int, after_id: int = 0) -> dict[str, Any]:
+        """The numeric scalars of one key stored after record ``after_id`` in at most ``points`` (≥ 4)
+        points: all of them when they fit (``downsampled`` false), else the series cut into ``points //
+        4`` equal ranges of record id, each given by its first, last, lowest and highest point in logging
+        order, so a chart of it keeps the series' shape, its extremes and its ends. Read range by range
+        through the (run_id, key) index: memory stays bounded whatever the series' length. Columns as
+        :meth:`series`."""
+        from sqlalchemy import bindparam, case
+
+        from mltrain.workspace.db import fetch_tuples
+
+        m = t.metrics.c
+        names = ("id", "step", "ts", "value")
+        of_key = (m.run_id == run_id, m.key == key, m.value.is_not(None))
+        where = (*of_key, m.id > after_id)
+        with self.db.read() as conn:
+            rows = fetch_tuples(
+                conn, select(m.id, m.step, m.ts, m.value).where(*where).order_by(m.id).limit(points + 1)
+            )
+            if len(rows) <= points:
+                last_id = rows[-1][0] if rows else after_id
+                return {**_columns(rows, names, skip=1), "last_id": last_id, "downsampled": False}
+            first = rows[0][0]
+            last = conn.execute(select(m.id).where(*where).order_by(m.id.desc()).limit(1)).scalar_one()
+            in_range = (*of_key, m.id >= bindparam("a"), m.id < bindparam("z"))  # one lower bound: SQLite uses it
+            extremes = select(func.min(m.id), func.max(m.id), func.min(m.value), func.max(m.value)).where(*in_range)
+            where_extremes = select(  # the first record of each extreme
+                func.min(case((m.value == bindparam("lo"), m.id))), func.min(case((m.value == bindparam("hi"), m.id)))
+            ).where(*in_range)
+            buckets, span = points // 4, last - first + 1
+            ids: set[int] = set()
+            for k in range(buckets):
+                bounds = {"a": first + k * span // buckets, "z": first + (k + 1) * span // buckets}
+                start, end, lo, hi = conn.execute(extremes, bounds).one()
+                if start is None:
+                    continue  # no point of this key in that range of ids
+                ids.update((start, end, *conn.execute(where_extremes, {**bounds, "lo": lo, "hi": hi}).one()))
+            rows = []
+            chosen = sorted(ids)
+            for i in range(0, len(chosen), 500):
+                q = select(m.id, m.step, m.ts, m.value).where(m.id.in_(chosen[i : i + 500])).order_by(m.id)
+                rows += [tuple(r) for r in conn.execute(q)]
+        return {**_columns(rows, names, skip=1), "last_id": last, "downsampled": True}
+
     def all_series(
         self, run_id: str, limit_per_key: int = 1_000_000, fields: tuple[str, ...] = ("step", "ts", "value")
     ) -> dict[str, Any]:

@@ -198,3 +198,22 @@ def test_two_authorization_headers_are_a_400(guarded: Server):
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 400 "), reply[:200]
         assert b"more than one Authorization header" in reply
+
+
+def test_bodies_still_arriving_after_an_early_answer_do_not_lock_out_normal_requests(guarded: Server):
+    """More connections than the limit (1,024) send /score a head without the key, get their 401 at once and
+    keep their body coming: they are closed as new connections arrive, so normal requests are answered."""
+    pid = _worker_pid(guarded)
+    head = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+    socks = []
+    try:
+        for _ in range(1100):
+            s = socket.create_connection(("127.0.0.1", guarded.port), timeout=10)
+            s.sendall(head)
+            socks.append(s)
+        for _ in range(5):
+            assert guarded.score({"data": [[5.1, 3.5, 1.4, 0.2]]}).json() == {"predictions": [0]}
+    finally:
+        for s in socks:
+            s.close()
+    assert _worker_pid(guarded) == pid

@@ -3,7 +3,12 @@ through the workspace's own stores; the dashboard served by uvicorn on 127.0.0.1
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -79,6 +84,21 @@ def finished_run(
         ws.runs.set_tags(run_id, tags)
     ws.runs.set_status(run_id, status, exit_code=0 if status == "Completed" else 1)
     return run_id
+
+
+def running_run(root: Path, run_id: str, log: str | None = None) -> tuple[Workspace, Path]:
+    """A run recorded as Running in the workspace at ``root``; its run folder (beside ``root``) holds the
+    output log ``log`` when given. Returns the open workspace and the run folder."""
+    from mltrain.workspace.runs import RUNNING
+
+    ws = open_ws(root)
+    run_dir = root.parent / f"rundir-{run_id}"
+    (run_dir / "logs").mkdir(parents=True)
+    if log is not None:
+        (run_dir / "logs" / "std_log.txt").write_text(log)
+    ws.runs.create(run_id, "live", script="train.py", run_dir=str(run_dir))
+    ws.runs.set_status(run_id, RUNNING)
+    return ws, run_dir
 
 
 def add_artifact(ws: Workspace, run_id: str, path: str, data: bytes) -> None:
@@ -158,3 +178,49 @@ def serving(root: Path, db_url: str | None = None, **settings: Any) -> Iterator[
     hosts = ("127.0.0.1", "localhost", "::1", "[::1]")
     with UiServer(root, UiSettings(hosts=hosts, **settings), db_url) as server:
         yield server
+
+
+class UiProcess:
+    """``mltrain ui`` started as a command: its process, URL, what it printed, and after stopping its stderr."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        lines = [proc.stdout.readline() for _ in range(2)] if proc.stdout else []
+        while lines and lines[-1] and "Ctrl-C stops it" not in lines[-1]:
+            lines.append(proc.stdout.readline())  # type: ignore[union-attr]
+        self.output = "".join(lines)
+        if " at http://" not in lines[0]:
+            proc.kill()
+            raise RuntimeError("mltrain ui did not start: " + self.output + proc.communicate()[1])
+        self.url = lines[0].split(" at ")[1].split("?")[0].strip().rstrip("/")
+        self.stderr = ""
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:  # it listens before it prints; this waits until it answers
+            conn.request("GET", "/api/info")
+            conn.getresponse().read()
+        finally:
+            conn.close()
+
+
+@contextmanager
+def start_ui(root: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[UiProcess]:
+    """``mltrain --workspace ROOT ui --port 0 ARGS`` as a process; stopped with Ctrl-C (SIGINT) at the end,
+    which must end it with exit code 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltrain.cli.main", "--workspace", str(root), "ui", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    try:
+        ui = UiProcess(proc)
+        yield ui
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    ui.output += out
+    ui.stderr = err
+    assert proc.returncode == 0, err
+    assert "dashboard stopped" in err

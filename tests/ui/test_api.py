@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import request
 
-from .helpers import TOKEN, open_ws, registry, serving
+from .helpers import TOKEN, open_ws, registry, running_run, serving, start_ui
 
 
 @pytest.fixture(scope="module")
@@ -327,15 +327,10 @@ def test_cli_refuses_a_non_loopback_address_without_token(cli):
 
 
 def test_live_events_send_new_points_log_and_status_until_the_run_ends(tmp_path):
-    from mltrain.workspace.runs import COMPLETED, RUNNING
+    from mltrain.workspace.runs import COMPLETED
 
     root = tmp_path / "ws"
-    ws = open_ws(root)
-    run_dir = tmp_path / "rundir"
-    (run_dir / "logs").mkdir(parents=True)
-    (run_dir / "logs" / "std_log.txt").write_text("first line\n")
-    ws.runs.create("20260103_000000_live00", "live", script="train.py", run_dir=str(run_dir))
-    ws.runs.set_status("20260103_000000_live00", RUNNING)
+    ws, run_dir = running_run(root, "20260103_000000_live00", "first line\n")
     ws.metrics.add("20260103_000000_live00", [{"t": 1.0, "k": "loss", "v": 1.0, "s": 0}])
     with serving(root, poll_interval=0.1) as server:
         so_far = get(server, "/api/runs/20260103_000000_live00/series").json()
@@ -378,42 +373,12 @@ def test_live_events_send_new_points_log_and_status_until_the_run_ends(tmp_path)
 
 
 def test_mltrain_ui_serves_until_interrupted(seeded):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mltrain.cli.main",
-            "--workspace",
-            str(seeded["root"]),
-            "ui",
-            "--port",
-            "0",
-            "--allow-write",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        first = proc.stdout.readline()
-        assert " at http://127.0.0.1:" in first, first + proc.stderr.read()
-        url = first.split(" at ")[1].strip().rstrip("/")
-        lines = [proc.stdout.readline() for _ in range(2)]
-        token = next(line.split(": ", 1)[1].strip() for line in lines if "token for write actions" in line)
+    with start_ui(seeded["root"], "--allow-write") as ui:
+        url = ui.url
+        token = next(line.split(": ", 1)[1].strip() for line in ui.output.splitlines() if "token for write" in line)
         assert request(url, "GET", "/api/runs").json()["total"] == 4
         assert request(url, "GET", "/").body.startswith(b"<!doctype html>")
         body = json.dumps({"version": 2, "alias": "cli"}).encode()
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
         alias = request(url, "POST", "/api/models/iris-model/aliases", body, headers)
         assert alias.status == 200 and alias.json()["aliases"] == ["cli"]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "dashboard stopped" in err

@@ -28,9 +28,21 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
         every = ok(f"/api/runs/{ids['a']}/series")
         assert every["series"]["accuracy"]["value"] == [0.5, 0.8, 0.93]
         ws = open_ws(root, pg_url)
-        ws.metrics.add(ids["a"], [{"t": 9.0, "k": "accuracy", "v": 0.95, "s": 3}])
-        newer = ok(f"/api/runs/{ids['a']}/series?after={every['last_id']}")
-        assert newer["series"]["accuracy"]["value"] == [0.95] and newer["count"] == 1
-        assert ok(f"/api/runs/{ids['a']}")["scalars"]["accuracy"] == 0.95
-        assert len(ok(f"/api/sweeps/{ids['sweep']}")["children"]) == 6
-        ws.db.dispose()
+        try:
+            ws.metrics.add(ids["a"], [{"t": 9.0, "k": "accuracy", "v": 0.95, "s": 3}])
+            newer = ok(f"/api/runs/{ids['a']}/series?after={every['last_id']}")
+            assert newer["series"]["accuracy"]["value"] == [0.95] and newer["count"] == 1
+            assert ok(f"/api/runs/{ids['a']}")["scalars"]["accuracy"] == 0.95
+            assert len(ok(f"/api/sweeps/{ids['sweep']}")["children"]) == 6
+            values = [1.0 / (i + 1) for i in range(5000)]
+            values[1234], values[4321] = -5.0, 5.0
+            ws.metrics.add(ids["c"], [{"t": 10.0 + i, "k": "long", "v": v, "s": i} for i, v in enumerate(values)])
+            small = ok(f"/api/runs/{ids['c']}/series?key=long&points=40")
+            assert small["downsampled"] and len(small["value"]) <= 40
+            points = dict(zip(small["step"], small["value"], strict=True))
+            assert {1234: -5.0, 4321: 5.0, 0: 1.0, 4999: values[-1]}.items() <= points.items()  # extremes and ends
+            both = ok(f"/api/compare/series?runs={ids['a']},{ids['c']}&points=40")["runs"]
+            assert both[ids["c"]]["long"] == {k: v for k, v in small.items() if k != "key"}
+            assert both[ids["a"]]["accuracy"]["value"] == [0.5, 0.8, 0.93, 0.95]
+        finally:
+            ws.db.dispose()  # else the server waits for this connection when it stops

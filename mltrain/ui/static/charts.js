@@ -95,10 +95,6 @@ class MetricChart {
   }
 }
 
-async function fetchSeries(runId, key) {
-  return api(`/api/runs/${encodeURIComponent(runId)}/series?key=${encodeURIComponent(key)}`);
-}
-
 function chartControls(onMode, onLog) {
   const mode = h("select", { "aria-label": "x axis", onchange: (e) => onMode(e.target.value) },
     h("option", { value: "step" }, "x: step"), h("option", { value: "time" }, "x: time"));
