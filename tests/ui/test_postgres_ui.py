@@ -33,4 +33,6 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
         assert newer["series"]["accuracy"]["value"] == [0.95] and newer["count"] == 1
         assert ok(f"/api/runs/{ids['a']}")["scalars"]["accuracy"] == 0.95
         assert len(ok(f"/api/sweeps/{ids['sweep']}")["children"]) == 6
+        assert ok("/api/runs/20260101_000001")["run"]["id"] == ids["a"]  # an id prefix, matched literally
+        assert request(ui.url, "GET", "/api/runs/2026010_").status == 404
         ws.db.dispose()
