@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import fmt_bytes, fmt_time, print_json, print_kv, print_table
+from mltrain.text import LINES, escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -211,7 +212,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
         + ([("last used here", fmt_time(machine_use))] if machine_use else [])
     )
     if others:
-        print(f"\nOther environments named {rec['name']}:")
+        print(escape_controls(f"\nOther environments named {rec['name']}:", LINES))
         print_table(
             [(o["hash"][:12], o["builder"], fmt_time(o["last_used_at"])) for o in others],
             ["HASH", "BUILDER", "LAST USED"],
@@ -219,7 +220,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     print("\nSpec:")
     print("  " + yaml.safe_dump(rec["spec"], sort_keys=False).rstrip().replace("\n", "\n  "))
     print("\nLock:")
-    lock = (rec["lock"] or "").strip()
+    lock = escape_controls((rec["lock"] or "").strip(), LINES)
     print("  " + lock.replace("\n", "\n  ") if lock else "  (nothing to install)")
     return 0
 
@@ -259,7 +260,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     builder.check(env)
 
     def log(line: str) -> None:
-        print(f"[build] {line}", file=out, flush=True)
+        print(f"[build] {escape_controls(line)}", file=out, flush=True)
 
     built = builder.materialise(env, log, rebuild=args.rebuild)
     size = built.size_bytes

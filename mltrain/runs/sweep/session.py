@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -29,6 +28,7 @@ from mltrain.runs.plan import RunPlan, open_workspace
 from mltrain.runs.result import EXIT_CODES, RunResult
 from mltrain.runs.sweep.policies import EARLY_TERMINATION, make_policy
 from mltrain.runs.trial import Trial
+from mltrain.text import print_error
 from mltrain.workspace.runs import ACTIVE, CANCELED, COMPLETED, FAILED, QUEUED, RUNNING, new_run_id
 
 if TYPE_CHECKING:
@@ -655,5 +655,5 @@ def run_sweep(
             outcomes = sweep.run(source)
             return sweep.finish(), outcomes
     except MltrainError as exc:
-        print(f"mltrain: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code, []
