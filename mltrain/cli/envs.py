@@ -96,12 +96,12 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
     """The ``environment`` node of the config ``python -m mltrain environment=NAME OVERRIDES`` composes."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import MissingConfigException
-    from omegaconf import OmegaConf
 
     from mltrain.bundled import bundled_dir
     from mltrain.config.app import _register_resolvers
     from mltrain.config.errors import describe_config_error
     from mltrain.config.schema import register_schemas
+    from mltrain.environments.variables import plain_config
     from mltrain.errors import ConfigError
 
     register_schemas()
@@ -109,7 +109,7 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
     try:
         with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
             cfg = compose("config", overrides=[f"environment={name}", *(_qualify(o) for o in overrides)])
-        node = OmegaConf.to_container(cfg.environment, resolve=True)
+        node = plain_config(cfg, ["environment"])["environment"]  # ${oc.env:NAME} kept: read at build
     except MissingConfigException as exc:
         if f"environment/{name}" in str(exc):
             raise ConfigError(
@@ -117,6 +117,8 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
                 hint="options: " + ", ".join(environment_options()) + " (add your own as ./conf/environment/NAME.yaml)",
             ) from exc
         raise ConfigError(describe_config_error(exc)) from exc
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
         raise ConfigError(describe_config_error(exc)) from exc
     assert isinstance(node, dict)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mltrain.compute.configs import redact_overrides, redact_secrets
+from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.runs.control import RunControl
 from mltrain.runs.plan import RunPlan, open_workspace
@@ -289,7 +290,7 @@ class Sweep:
             run_dir=plan.source,
             snapshot_id=plan.snapshot.id,
             script=plan.script,
-            env_vars={str(k): str(v) for k, v in config["job"]["env_vars"].items()},
+            env_vars=read_references(config["job"]["env_vars"], "job.env_vars"),
             shim_dir=plan.shim_dir,
         )
         plan.compute.prewarm(built, spec, list(modules), self.max_concurrent)
