@@ -20,12 +20,13 @@ from typing import Any
 from mltrain.errors import ConfigError
 
 ENV_PATHS = ("job.env_vars", "environment.env_vars")  # mappings whose references are kept as written
-_REFERENCE = re.compile(r"\$\{oc\.env:\s*([^,}\s]+)\s*(,[^}]*)?\}")
+_REFERENCE = re.compile(r"(?<!\\)\$\{oc\.env:\s*([^,}\s]+)\s*(,[^}]*)?\}")  # not an escaped \${
 
 
 def is_reference(value: Any) -> bool:
-    """Whether ``value`` reads the environment (``${oc.env:...}``)."""
-    return isinstance(value, str) and _REFERENCE.search(value) is not None
+    """Whether ``value`` reads the environment (``${oc.env:...}``; or holds it escaped, ``\\${...}``, which
+    is read as the text itself, also at run time)."""
+    return isinstance(value, str) and "${oc.env:" in value
 
 
 def read_references(values: Mapping[str, Any], where: str) -> dict[str, str]:

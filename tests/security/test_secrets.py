@@ -83,3 +83,26 @@ def test_a_variable_missing_at_run_time_is_a_config_error_before_anything_is_rec
     assert "job.env_vars.SECRET reads the environment variable MY_SECRET, which is not set" in missing.stderr
     assert "Traceback" not in missing.stderr
     assert not (project / ".mltrain").exists()  # nothing recorded
+
+
+def test_reading_references(monkeypatch):
+    import pytest
+
+    from mltrain.environments.variables import read_references
+    from mltrain.errors import ConfigError
+
+    monkeypatch.setenv("MLTRAIN_TEST_A", "va")
+    monkeypatch.delenv("MLTRAIN_TEST_NOPE", raising=False)
+    got = read_references(
+        {
+            "A": "${oc.env:MLTRAIN_TEST_A}",
+            "B": "p-${oc.env:MLTRAIN_TEST_NOPE,dflt}",  # a default
+            "C": "${oc.env:MLTRAIN_TEST_NOPE,null}",  # null: the variable is left out
+            "D": "\\${oc.env:MLTRAIN_TEST_NOPE}",  # escaped: the text itself
+            "E": 1,
+        },
+        "job.env_vars",
+    )
+    assert got == {"A": "va", "B": "p-dflt", "D": "${oc.env:MLTRAIN_TEST_NOPE}", "E": "1"}
+    with pytest.raises(ConfigError, match=r"job.env_vars.X: .* cannot be read at run time"):
+        read_references({"X": "${oc.env:MLTRAIN_TEST_A}-${job.name}"}, "job.env_vars")
