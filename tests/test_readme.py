@@ -119,3 +119,13 @@ def test_in_script_api_example_runs_in_a_job(project):
     assert (
         '"accuracy": 0.97' in run.stdout and "reports/summary.md" in run.stdout and '"stage": "baseline"' in run.stdout
     )
+
+
+def test_secret_example_keeps_the_value_out_of_the_workspace(project):
+    proc = _run_block(_block_with("oc.env:DB_PASSWORD"), project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "s3cr3t-example" not in proc.stdout + proc.stderr
+    leaked = [p for p in (project / ".mltrain").rglob("*") if p.is_file() and b"s3cr3t-example" in p.read_bytes()]
+    assert leaked == []
+    shown = _bash("mltrain runs list --json", project)
+    assert "s3cr3t-example" not in shown.stdout

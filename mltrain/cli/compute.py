@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import fmt_bytes, print_json, print_table
+from mltrain.text import LINES, escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -83,5 +84,5 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         print_table(table, ["HOST", "PYTHON", "UV", "DOCKER", "DISK", "SLOTS"])
         for r in rows:
             if not r["ok"]:
-                print(f"\n{r['host']}: {r.get('error')}")
+                print(escape_controls(f"\n{r['host']}: {r.get('error')}", LINES))
     return 0 if all(r["ok"] for r in rows) else 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import fmt_time, print_json, print_kv, print_table
+from mltrain.text import escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -299,5 +300,5 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print(json.dumps({"deleted": rec["name"]}))
         return 0
-    print(f"endpoint {rec['name']} deleted (server stopped, {rec.get('uri') or 'no URI'} freed)")
+    print(escape_controls(f"endpoint {rec['name']} deleted (server stopped, {rec.get('uri') or 'no URI'} freed)"))
     return 0

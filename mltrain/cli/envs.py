@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import fmt_bytes, fmt_time, print_json, print_kv, print_table
+from mltrain.text import LINES, escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -95,12 +96,12 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
     """The ``environment`` node of the config ``python -m mltrain environment=NAME OVERRIDES`` composes."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import MissingConfigException
-    from omegaconf import OmegaConf
 
     from mltrain.bundled import bundled_dir
     from mltrain.config.app import _register_resolvers
     from mltrain.config.errors import describe_config_error
     from mltrain.config.schema import register_schemas
+    from mltrain.environments.variables import plain_config
     from mltrain.errors import ConfigError
 
     register_schemas()
@@ -108,7 +109,7 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
     try:
         with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
             cfg = compose("config", overrides=[f"environment={name}", *(_qualify(o) for o in overrides)])
-        node = OmegaConf.to_container(cfg.environment, resolve=True)
+        node = plain_config(cfg, ["environment"])["environment"]  # ${oc.env:NAME} kept: read at build
     except MissingConfigException as exc:
         if f"environment/{name}" in str(exc):
             raise ConfigError(
@@ -116,6 +117,8 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
                 hint="options: " + ", ".join(environment_options()) + " (add your own as ./conf/environment/NAME.yaml)",
             ) from exc
         raise ConfigError(describe_config_error(exc)) from exc
+    except ConfigError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
         raise ConfigError(describe_config_error(exc)) from exc
     assert isinstance(node, dict)
@@ -211,7 +214,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
         + ([("last used here", fmt_time(machine_use))] if machine_use else [])
     )
     if others:
-        print(f"\nOther environments named {rec['name']}:")
+        print(escape_controls(f"\nOther environments named {rec['name']}:", LINES))
         print_table(
             [(o["hash"][:12], o["builder"], fmt_time(o["last_used_at"])) for o in others],
             ["HASH", "BUILDER", "LAST USED"],
@@ -219,7 +222,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     print("\nSpec:")
     print("  " + yaml.safe_dump(rec["spec"], sort_keys=False).rstrip().replace("\n", "\n  "))
     print("\nLock:")
-    lock = (rec["lock"] or "").strip()
+    lock = escape_controls((rec["lock"] or "").strip(), LINES)
     print("  " + lock.replace("\n", "\n  ") if lock else "  (nothing to install)")
     return 0
 
@@ -259,7 +262,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     builder.check(env)
 
     def log(line: str) -> None:
-        print(f"[build] {line}", file=out, flush=True)
+        print(f"[build] {escape_controls(line)}", file=out, flush=True)
 
     built = builder.materialise(env, log, rebuild=args.rebuild)
     size = built.size_bytes

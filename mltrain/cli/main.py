@@ -92,6 +92,7 @@ def _damaged_database(exc: Exception, args: argparse.Namespace) -> MltrainError 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mltrain`` console script."""
     from mltrain.errors import MltrainError
+    from mltrain.text import print_error
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -102,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args, Context(args))
     except MltrainError as exc:
-        print(f"mltrain: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code
     except Exception as exc:
         damaged = _damaged_database(exc, args)
         if damaged is None:
             raise
-        print(f"mltrain: error: {damaged}", file=sys.stderr)
+        print_error(damaged)
         return damaged.exit_code
     except KeyboardInterrupt:
         return 130

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.cli.output import fmt_duration, print_json, print_table
 from mltrain.errors import ConfigError
 from mltrain.runs.summary import format_value
+from mltrain.text import escape_controls
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -109,7 +110,9 @@ def print_history(ws: Workspace, run_id: str, names: list[str], fmt: str) -> int
         out.writerow(["name", "step", "value", "time"])
         for r in records:
             value = r["value"] if not isinstance(r["value"], (dict, list)) else format_value(r["value"])
-            out.writerow([r["key"], "" if r["step"] is None else r["step"], value, f"{r['ts']:.6f}"])
+            if isinstance(value, str):
+                value = escape_controls(value)  # CSV may reach a terminal: --json keeps stored text exact
+            out.writerow([escape_controls(r["key"]), "" if r["step"] is None else r["step"], value, f"{r['ts']:.6f}"])
     else:
         print_table(
             [(r["key"], r["step"], format_value(r["value"]), f"{r['ts']:.3f}") for r in records],

@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from mltrain.text import LINES, escape_controls
+
 
 def fmt_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
@@ -35,11 +37,12 @@ def fmt_bytes(n: int | None) -> str:
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], empty: str = "(none)") -> None:
-    """Print ``rows`` under ``headers`` as aligned columns."""
+    """Print ``rows`` under ``headers`` as aligned columns (control characters in a cell escaped)."""
     if not rows:
         print(empty)
         return
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in row] for row in rows]
+    cells = [[escape_controls(str(h)) for h in headers]]
+    cells += [["-" if c is None else escape_controls(str(c)) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -53,7 +56,9 @@ def print_json(data: Any) -> None:
 
 
 def print_kv(pairs: Sequence[tuple[str, Any]]) -> None:
-    """Print ``key: value`` lines with aligned values."""
+    """Print ``key: value`` lines with aligned values (control characters escaped; the lines of a
+    value with several are aligned too)."""
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
-        print(f"{key + ':':<{width + 1}} {'-' if value is None else value}")
+        text = "-" if value is None else escape_controls(str(value), LINES).replace("\n", "\n" + " " * (width + 2))
+        print(f"{key + ':':<{width + 1}} {text}")

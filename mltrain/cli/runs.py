@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.cli.output import fmt_bytes, fmt_duration, fmt_time, print_json, print_kv, print_table
 from mltrain.runs.output import STD_LOG
 from mltrain.runs.summary import format_value
+from mltrain.text import LINES, TerminalStream, escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -181,7 +182,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     print_table([(a["path"], fmt_bytes(a["size"]), a["sha256"][:12]) for a in artifacts], ["PATH", "SIZE", "SHA256"])
     if sweep is not None:
         metric, children = sweep
-        print(f"\nChildren (sorted by {metric or 'trial: no primary metric'}):")
+        print(escape_controls(f"\nChildren (sorted by {metric or 'trial: no primary metric'}):", LINES))
         print_table(
             [
                 (
@@ -234,12 +235,11 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     run = ctx.ws.runs.get(args.run_id)
     rel = BUILD_LOG if args.build else STD_LOG
     offset = 0
-    out = sys.stdout.buffer
+    out = TerminalStream(sys.stdout.buffer)  # a script's output: control characters escaped
     while True:
         data = _log_bytes(ctx, run, rel, offset)
         if data:
             out.write(data)
-            out.flush()
             offset += len(data)
         if not args.follow or run["status"] in TERMINAL:
             break
@@ -294,7 +294,7 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     if bad:
         print(f"mltrain: error: {len(bad)} files were not downloaded (nothing was written for them):", file=sys.stderr)
         for line in bad:
-            print(f"  {line}", file=sys.stderr)
+            print(f"  {escape_controls(line)}", file=sys.stderr)
         hint = "restore the blobs from a backup; `mltrain workspace check` lists every bad blob"
         print(f"  hint: {hint}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import fmt_bytes, print_json, print_table
+from mltrain.text import escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -43,7 +44,11 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             }
         )
         return 0
-    print(f"snapshot {snap.id} of {snap.source_dir}: {len(snap.files)} files, {fmt_bytes(snap.total_bytes)}")
+    print(
+        escape_controls(
+            f"snapshot {snap.id} of {snap.source_dir}: {len(snap.files)} files, {fmt_bytes(snap.total_bytes)}"
+        )
+    )
     print_table([(f.path, fmt_bytes(f.size), f.sha256[:12]) for f in snap.files], ["PATH", "SIZE", "SHA256"])
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mltrain.cli.output import print_json
+from mltrain.text import escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
@@ -30,7 +31,7 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _listing(items: list[str]) -> str:
     more = f" (and {len(items) - SHOWN} more)" if len(items) > SHOWN else ""
-    return ", ".join(items[:SHOWN]) + more
+    return escape_controls(", ".join(items[:SHOWN])) + more  # names from records: escaped
 
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:

@@ -416,7 +416,7 @@ class SSHCompute(ComputeTarget):
         where = f"ssh:{remote.label}"
         if env.spec.build == "system":
             python = remote.probe["executable"]
-            built = Materialised("system", env.hash, python, python, dict(env.spec.env_vars), cached=True, where=where)
+            built = Materialised("system", env.hash, python, python, env.spec.job_env, cached=True, where=where)
         elif env.spec.build == "docker":
             built = self._image_on(remote, env, log)
         else:
@@ -428,7 +428,7 @@ class SSHCompute(ComputeTarget):
                 env.hash,
                 answer["location"],
                 answer["python"],
-                {**env.spec.env_vars, "VIRTUAL_ENV": answer["location"]},
+                {**env.spec.job_env, "VIRTUAL_ENV": answer["location"]},
                 cached=bool(answer["cached"]),
                 where=where,
             )
@@ -521,7 +521,7 @@ class SSHCompute(ComputeTarget):
             env.hash,
             tag,
             PYTHON,
-            dict(env.spec.env_vars),
+            env.spec.job_env,
             cached=bool(answer["cached"]),
             size_bytes=answer.get("size"),
             where=f"ssh:{remote.label}",

@@ -29,8 +29,9 @@ def hydra_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     from mltrain.config.overrides import user_overrides
+    from mltrain.environments.variables import as_written
 
-    return user_overrides(list(HydraConfig.get().overrides.task))
+    return user_overrides(as_written(HydraConfig.get().overrides.task))
 
 
 class App:
@@ -50,10 +51,9 @@ class App:
 
     def task(self, cfg: Any) -> int:
         """Hydra task function: one run of the composed config; returns its exit code."""
-        from omegaconf import OmegaConf
+        from mltrain.environments.variables import plain_config
 
-        config = OmegaConf.to_container(cfg, resolve=True)
-        assert isinstance(config, dict)
+        config = plain_config(cfg, list(cfg))  # ${oc.env:NAME} of env_vars kept: read when the job starts
         if self.handoff is not None:
             from hydra.core.hydra_config import HydraConfig
 

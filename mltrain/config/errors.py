@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from mltrain.bundled import bundled_dir
 
 
@@ -56,9 +54,10 @@ def describe_config_error(exc: BaseException) -> str:
 def report_config_error(exc: BaseException) -> int:
     """Print a composition error and return the exit code for it."""
     from mltrain.errors import MltrainError
+    from mltrain.text import print_error
 
     if isinstance(exc, MltrainError):
-        sys.stderr.write(f"mltrain: error: {exc}\n")
+        print_error(exc)
         return exc.exit_code
-    sys.stderr.write(f"mltrain: config error: {describe_config_error(exc)}\n")
+    print_error(describe_config_error(exc), "mltrain: config error: ")
     return 2

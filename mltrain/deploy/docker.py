@@ -184,15 +184,15 @@ class DockerTarget(DeployTarget):
     def logs(self, record: dict[str, Any], follow: bool) -> None:
         import docker
 
+        from mltrain.text import TerminalStream
+
         cid = record.get("container_id")
-        out = sys.stdout.buffer
+        out = TerminalStream(sys.stdout.buffer)  # the server's output: control characters escaped
         try:
             if follow:
                 for chunk in self.api.logs(cid, stream=True, follow=True):
                     out.write(chunk)
-                    out.flush()
             else:
                 out.write(self.api.logs(cid))
-                out.flush()
         except docker.errors.NotFound:
             print(f"(the container of endpoint {record['name']} is gone)", file=sys.stderr)

@@ -124,8 +124,10 @@ class LocalTarget(DeployTarget):
             stop_group(pid, STOP_GRACE_S)
 
     def logs(self, record: dict[str, Any], follow: bool) -> None:
+        from mltrain.text import TerminalStream
+
         path = Path(record["folder"]) / LOG_FILE
-        out = sys.stdout.buffer
+        out = TerminalStream(sys.stdout.buffer)  # the server's output: control characters escaped
         try:
             f = open(path, "rb")  # noqa: SIM115 - followed below
         except FileNotFoundError:
@@ -136,7 +138,6 @@ class LocalTarget(DeployTarget):
                 chunk = f.read(1 << 16)
                 if chunk:
                     out.write(chunk)
-                    out.flush()
                     continue
                 if not follow or not is_alive(record.get("pid"), record.get("pid_start")):
                     return

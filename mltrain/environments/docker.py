@@ -421,7 +421,7 @@ class DockerBuilder(EnvironmentBuilder):
         address = engine_address(self.base_url)
         where = "local" if address.startswith("unix://") else f"docker:{address}"  # an engine elsewhere holds it
         return Materialised(
-            self.kind, env.hash, tag, PYTHON, dict(env.spec.env_vars), cached=cached, size_bytes=size, where=where
+            self.kind, env.hash, tag, PYTHON, env.spec.job_env, cached=cached, size_bytes=size, where=where
         )
 
     def _image(self, tag: str, key: str) -> dict[str, Any] | None:

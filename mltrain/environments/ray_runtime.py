@@ -58,7 +58,7 @@ class RayRuntimeEnvBuilder(EnvironmentBuilder):
             hash=env.hash,
             location=location,
             python="python",
-            env_vars=dict(env.spec.env_vars),
+            env_vars=env.spec.job_env,
             cached=cached,
             where=self.where,
         )

@@ -40,7 +40,7 @@ class ResolvedEnvironment:
             "python": self.spec.python,
             "lock": self.lock,
             "base_image": self.spec.base_image if self.spec.build == "docker" else None,
-            "env": self.spec.build_env,
+            "env": self.spec.build_vars,
         }
         if self.spec.build == "system":
             payload["system"] = sys.executable

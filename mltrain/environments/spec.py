@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mltrain.environments.kinds import builder_kinds
+from mltrain.environments.variables import read_references
 from mltrain.errors import EnvironmentSpecError
 
 # environment variables that change what a build installs (index URLs, resolver options)
@@ -107,14 +108,24 @@ class EnvSpec:
         )
 
     @property
-    def build_env(self) -> dict[str, str]:
-        """The env vars that affect what a build installs."""
+    def build_vars(self) -> dict[str, str]:
+        """The env vars that affect what a build installs, as written (``${oc.env:NAME}`` unread)."""
         return {k: v for k, v in sorted(self.env_vars.items()) if k.startswith(BUILD_ENV_PREFIXES)}
 
     @property
+    def build_env(self) -> dict[str, str]:
+        """The build env vars as a build gets them: ``${oc.env:NAME}`` read from the environment now."""
+        return read_references(self.build_vars, "environment.env_vars")
+
+    @property
+    def job_env(self) -> dict[str, str]:
+        """``env_vars`` as a job gets them: ``${oc.env:NAME}`` read from the environment now (never stored)."""
+        return read_references(self.env_vars, "environment.env_vars")
+
+    @property
     def spec_hash(self) -> str:
-        """Hash of what the lock depends on: python version, requirements, build env vars."""
-        payload = {"python": self.python, "requirements": sorted(self.requirements), "env": self.build_env}
+        """Hash of what the lock depends on: python version, requirements, build env vars (as written)."""
+        payload = {"python": self.python, "requirements": sorted(self.requirements), "env": self.build_vars}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:

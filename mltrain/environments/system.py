@@ -60,4 +60,4 @@ class SystemBuilder(EnvironmentBuilder):
 
     def materialise(self, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
         self.check(env)
-        return Materialised(self.kind, env.hash, sys.executable, sys.executable, dict(env.spec.env_vars), cached=True)
+        return Materialised(self.kind, env.hash, sys.executable, sys.executable, env.spec.job_env, cached=True)

@@ -117,7 +117,7 @@ class VenvBuilder(EnvironmentBuilder):
             env.hash,
             str(target),
             str(target / "bin" / "python"),
-            {**env.spec.env_vars, "VIRTUAL_ENV": str(target)},
+            {**env.spec.job_env, "VIRTUAL_ENV": str(target)},
             cached=cached,
             size_bytes=size,
         )

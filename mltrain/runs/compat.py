@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.bundled import package_dir
+from mltrain.environments.variables import read_references
 
 if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
@@ -54,7 +55,8 @@ def job_shim(job: dict[str, Any], env: ResolvedEnvironment) -> tuple[Path, dict[
     compat = azureml_files()
     extra: dict[str, str] = {}
     if env.spec.build == "system":
-        inherited = job.get("env_vars", {}).get("PYTHONPATH") or env.spec.env_vars.get("PYTHONPATH")
+        inherited = read_references(job.get("env_vars") or {}, "job.env_vars").get("PYTHONPATH")
+        inherited = inherited or env.spec.job_env.get("PYTHONPATH")
         inherited = inherited or os.environ.get("PYTHONPATH", "")
         extra["PYTHONPATH"] = os.pathsep.join(p for p in (str(ensure_shim(compat)), inherited) if p)
     return ensure_shim((*SHIM_FILES, *compat)), extra

@@ -16,6 +16,7 @@ from mltrain.runs.control import RunCanceled
 from mltrain.runs.plan import RunPlan, open_workspace
 from mltrain.runs.result import EXIT_CODES
 from mltrain.runs.trial import Trial
+from mltrain.text import print_error
 from mltrain.workspace import Workspace, WorkspaceSettings
 from mltrain.workspace.runs import CANCELED
 
@@ -82,7 +83,7 @@ def run_from_config(
             result = Trial(plan, plan.config, overrides or []).run()
     except (MltrainError, RunCanceled) as exc:
         if isinstance(exc, MltrainError):
-            print(f"mltrain: error: {exc}", file=sys.stderr)
+            print_error(exc)
         else:
             print(f"mltrain: {exc}; nothing was run", file=sys.stderr)
         if new:

@@ -1,4 +1,5 @@
-"""A running job's output: shown live on the console and kept in the run's ``logs/std_log.txt``."""
+"""A running job's output: shown live on the console (control characters escaped, as
+:mod:`mltrain.text` does for all stored text) and kept as it came in the run's ``logs/std_log.txt``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import threading
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
+
+from mltrain.text import TerminalStream, escape_controls
 
 STD_LOG = "logs/std_log.txt"
 BUILD_LOG = "logs/build_log.txt"
@@ -20,7 +23,10 @@ class RunOutput:
         self._log: BinaryIO = open(run_dir / STD_LOG, "ab")  # noqa: SIM115 - closed in close()
         self._build_log_path = run_dir / BUILD_LOG
         self._echo = echo
-        self._prefix = prefix.encode()
+        self._prefix = prefix
+        self._console = (
+            {"stdout": TerminalStream(sys.stdout.buffer), "stderr": TerminalStream(sys.stderr.buffer)} if echo else {}
+        )
         self._lock = threading.Lock()
         self._stderr_tail: deque[str] = deque(maxlen=20)
         self._partial = b""
@@ -34,11 +40,12 @@ class RunOutput:
                 self._partial = text.pop().encode()
                 self._stderr_tail.extend(line for line in text if line.strip())
             if self._echo:
-                out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
+                console = self._console["stderr" if stream == "stderr" else "stdout"]
+                text = console.text(data)
                 if self._prefix:
-                    data = b"".join(self._prefix + line for line in data.splitlines(keepends=True))
-                out.write(data)
-                out.flush()
+                    text = "".join(self._prefix + line for line in text.splitlines(keepends=True))
+                console.out.write(text.encode())
+                console.out.flush()
 
     def log(self, line: str) -> None:
         """mltrain's own line about the run (console and std_log)."""
@@ -49,7 +56,7 @@ class RunOutput:
         with self._lock, open(self._build_log_path, "a") as f:
             f.write(line + "\n")
         if self._echo:
-            sys.stdout.write(f"[build] {line}\n")
+            sys.stdout.write(f"[build] {escape_controls(line)}\n")
             sys.stdout.flush()
 
     def stderr_tail(self, lines: int = 10) -> list[str]:

@@ -5,13 +5,13 @@ a container, a remote job) and everything its folder holds is stored."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import JobRef, NullSink, RunSpec
 from mltrain.procs import hostname, is_alive
 from mltrain.runs.salvage import salvage_orphan
+from mltrain.text import print_error
 from mltrain.workspace.runs import FAILED
 
 if TYPE_CHECKING:
@@ -88,5 +88,5 @@ def recover_orphans(ws: Workspace) -> list[str]:
             problems = [f"its job could not be stopped: {type(exc).__name__}: {exc}"]
         salvage_orphan(ws, run, hostname())
         if problems:
-            print(f"mltrain: run {run['id']} (driver lost): " + "; ".join(problems), file=sys.stderr)
+            print_error("; ".join(problems), f"mltrain: run {run['id']} (driver lost): ")
     return recovered

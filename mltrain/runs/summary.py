@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from mltrain.text import LINES, escape_controls
+
 if TYPE_CHECKING:
     from mltrain.runs.result import RunResult
 
@@ -27,7 +29,8 @@ def format_value(value: Any) -> str:
 
 
 def print_summary(result: RunResult) -> None:
-    """Run id, status, duration, metrics, registered models, where the outputs are."""
+    """Run id, status, duration, metrics, registered models, where the outputs are; what the script
+    stored (metric names and values, its error) with control characters escaped."""
     from mltrain.registry.formats import TRUST_NOTE, is_code_executing
 
     lines = [
@@ -38,7 +41,7 @@ def print_summary(result: RunResult) -> None:
     if result.error:
         lines.append("  error:   " + result.error.replace("\n", "\n           "))
     if result.metrics:
-        shown = [f"{k}={format_value(v)}" for k, v in list(result.metrics.items())[:12]]
+        shown = [escape_controls(f"{k}={format_value(v)}") for k, v in list(result.metrics.items())[:12]]
         lines.append("  metrics: " + "  ".join(shown))
     for mv in result.models:
         framework = f" ({mv.framework} {mv.framework_version})" if mv.framework else ""
@@ -53,4 +56,5 @@ def print_summary(result: RunResult) -> None:
     lines.append(f"  details: mltrain runs show {result.run_id}")
     for problem in result.problems:
         lines.append("  problem: " + problem.replace("\n", "\n           "))
-    print("\n".join(lines), file=sys.stdout if result.status == "Completed" and not result.problems else sys.stderr)
+    text = escape_controls("\n".join(lines), LINES)
+    print(text, file=sys.stdout if result.status == "Completed" and not result.problems else sys.stderr)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import RunHandle, RunSpec
 from mltrain.compute.configs import redact_overrides, redact_secrets
+from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
@@ -91,7 +92,7 @@ class Trial:
             snapshot_id=plan.snapshot.id,
             script=plan.script,
             arguments=self.argv,
-            env_vars={**{str(k): str(v) for k, v in self.cfg["job"]["env_vars"].items()}, **plan.shim_env},
+            env_vars={**read_references(self.cfg["job"]["env_vars"], "job.env_vars"), **plan.shim_env},
             shim_dir=plan.shim_dir,
         )
         return spec, RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=plan.compute.describe())

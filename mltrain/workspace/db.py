@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from mltrain.errors import WorkspaceError
@@ -231,6 +231,12 @@ def bulk_insert(conn: Connection, table: Any, columns: tuple[str, ...], rows: li
     else:
         params = [tuple(r[i] for i in order) for r in rows]
     conn.exec_driver_sql(sql, params)
+
+
+def has_prefix(column: Any, prefix: str) -> Any:
+    """A condition: ``column`` starts with ``prefix``, character for character and case-sensitively on
+    every database (no ``LIKE``: its ``_`` and ``%`` would be wildcards)."""
+    return func.substr(column, 1, len(prefix)) == prefix
 
 
 def now() -> float:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
-from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.db import Database, has_prefix, now, upsert
 from mltrain.workspace.names import check_name
 
 if TYPE_CHECKING:
@@ -151,11 +151,7 @@ class RunStore:
         with self.db.read() as conn:
             if conn.execute(select(t.runs.c.id).where(t.runs.c.id == run_id)).first():
                 return run_id
-            matches = (
-                conn.execute(select(t.runs.c.id).where(t.runs.c.id.like(run_id.replace("%", "") + "%")).limit(3))
-                .scalars()
-                .all()
-            )
+            matches = conn.execute(select(t.runs.c.id).where(has_prefix(t.runs.c.id, run_id)).limit(3)).scalars().all()
         if len(matches) == 1:
             return str(matches[0])
         if not matches:

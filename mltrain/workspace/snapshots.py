@@ -23,7 +23,7 @@ from sqlalchemy import select
 from mltrain.errors import NotFoundError, SnapshotError
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore
-from mltrain.workspace.db import Database, now, upsert
+from mltrain.workspace.db import Database, has_prefix, now, upsert
 from mltrain.workspace.paths import link_out, safe_join
 
 OWN_IGNORE_FILES = (".mltrainignore", ".amlignore")  # in a folder that has one, .gitignore is not read
@@ -266,9 +266,12 @@ class SnapshotStore:
 
     def get(self, snapshot_id: str) -> Snapshot:
         with self.db.read() as conn:
-            row = conn.execute(select(t.snapshots).where(t.snapshots.c.id.like(snapshot_id + "%"))).first()
-        if row is None:
+            rows = conn.execute(select(t.snapshots).where(has_prefix(t.snapshots.c.id, snapshot_id)).limit(2)).all()
+        if not rows:
             raise NotFoundError(f"no snapshot {snapshot_id!r} in this workspace", hint="see `mltrain runs show ID`")
+        if len(rows) > 1:
+            raise NotFoundError(f"{snapshot_id!r} matches several snapshots", hint="give more of the id")
+        row = rows[0]
         entries = json.loads(self.blobs.read_bytes(row.id))
         return Snapshot(row.id, row.source_dir, tuple(SnapshotFile(*e) for e in entries))
 

@@ -331,11 +331,18 @@ def test_environment_variables_reach_the_container_but_not_the_image(
 ):
     secret = f"s3cret-{uuid.uuid4().hex}"
     write_script(project / "src", "info.py", LIMITS_SCRIPT)
-    proc = mltrain(*bare(python_image, "job.script=info.py"), f"+environment.env_vars.MLTRAIN_TEST_SECRET={secret}")
+    proc = mltrain(
+        *bare(python_image, "job.script=info.py"),
+        "+environment.env_vars.MLTRAIN_TEST_SECRET=${oc.env:DRIVER_SECRET}",  # read when the job starts
+        env={"DRIVER_SECRET": secret},
+    )
     assert proc.returncode == 0, proc.output
     run = only_run(cli_json)
     info = json.loads((Path(run["run_dir"]) / "outputs" / "info.json").read_text())
     assert info["env"]["MLTRAIN_TEST_SECRET"] == secret  # passed when the container starts
+    assert run["config"]["environment"]["env_vars"] == {"MLTRAIN_TEST_SECRET": "${oc.env:DRIVER_SECRET}"}
+    for db_file in (project / ".mltrain").glob("mltrain.db*"):  # nor in the record (database and WAL)
+        assert secret.encode() not in db_file.read_bytes()
     tag = next(e for e in cli_json("envs", "list") if e["hash"] == run["env_hash"])["location"]
     image = docker_client.images.get(tag)
     assert not any("MLTRAIN_TEST_SECRET" in e for e in image.attrs["Config"].get("Env") or [])

@@ -44,5 +44,7 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
             both = ok(f"/api/compare/series?runs={ids['a']},{ids['c']}&points=40")["runs"]
             assert both[ids["c"]]["long"] == {k: v for k, v in small.items() if k != "key"}
             assert both[ids["a"]]["accuracy"]["value"] == [0.5, 0.8, 0.93, 0.95]
+            assert ok("/api/runs/20260101_000001")["run"]["id"] == ids["a"]  # an id prefix, matched literally
+            assert request(ui.url, "GET", "/api/runs/2026010_").status == 404
         finally:
             ws.db.dispose()  # else the server waits for this connection when it stops

@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import open_dict
 
+from mltrain.environments.variables import as_written
 from mltrain.errors import ConfigError
 from mltrain.runs.sweep.session import TrialOutcome, TrialRequest, TrialSource, run_sweep
 
@@ -57,7 +58,7 @@ class HydraTrials:
     def base(self) -> tuple[dict[str, Any], list[str]]:
         """The sweep's own config and command-line overrides. ``sweep.resume`` is taken as written:
         Hydra's grammar would read a run id such as ``20261201_142333_208e23`` as a number."""
-        config, overrides = task_container(self.config), [str(o) for o in self.config.hydra.overrides.task]
+        config, overrides = task_container(self.config), as_written(self.config.hydra.overrides.task)
         for override in overrides:
             key, _, value = override.partition("=")
             if key.lstrip("+") == "sweep.resume" and value and isinstance(config.get("sweep"), dict):
@@ -98,7 +99,7 @@ class HydraTrials:
             _number(full, number)
             HydraConfig.instance().set_config(full)
             self._current = full
-            return full, full, [str(o) for o in full.hydra.overrides.task]
+            return full, full, as_written(full.hydra.overrides.task)
         if self._parser is None:
             self._parser = OverridesParser.create()
         for line in overrides:  # a sweep repeats its lines: each is parsed and looked up once
@@ -140,15 +141,11 @@ def _number(config: Any, number: int) -> None:
 
 
 def task_container(config: Any) -> dict[str, Any]:
-    """The resolved task part of a composed config (everything but ``hydra``) as plain containers."""
-    from omegaconf import Container, OmegaConf
+    """The resolved task part of a composed config (everything but ``hydra``) as plain containers
+    (the env vars that read the environment kept as written: :mod:`mltrain.environments.variables`)."""
+    from mltrain.environments.variables import plain_config
 
-    out: dict[str, Any] = {}
-    for key in config:
-        if key != "hydra":
-            value = config[key]
-            out[str(key)] = OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
-    return out
+    return plain_config(config, [k for k in config if k != "hydra"])
 
 
 def job_returns(trials: HydraTrials, source: ListSource) -> list[Any]:

@@ -2,7 +2,8 @@
 
 On a terminal, one line per child (number, overrides, state, latest primary metric) is redrawn in
 place; otherwise a plain line is printed whenever a child changes state. A failed child is reported
-at once with its error. Everything is also appended to the parent run's ``logs/std_log.txt``.
+at once with its error. Everything is also appended to the parent run's ``logs/std_log.txt``. What a
+child stored (its error, metric values) is shown with control characters escaped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from mltrain.runs.output import STD_LOG
 from mltrain.runs.summary import format_value
+from mltrain.text import LINES, escape_controls
 from mltrain.workspace.runs import FAILED, FINALIZING, PREPARING, QUEUED
 
 QUIET = (QUEUED, PREPARING, FINALIZING)  # states not worth a line of their own (shown live on a terminal)
@@ -52,7 +54,7 @@ class Progress:
         if self.echo:
             if self.live:
                 self._clear()
-            print(line, file=self.out, flush=True)
+            print(escape_controls(line, LINES), file=self.out, flush=True)
             if self.live:
                 self._draw()
 
@@ -88,7 +90,7 @@ class Progress:
         self._log.write(line + "\n")
         self._log.flush()
         if self.echo and not self.live:
-            print(line, file=self.out, flush=True)
+            print(escape_controls(line, LINES), file=self.out, flush=True)
 
     def finished(self, outcome: TrialOutcome) -> None:
         self.rows[outcome.number] = outcome
@@ -105,7 +107,7 @@ class Progress:
             self._drawn = 0
 
     def _draw(self) -> None:
-        lines = [self._row(o) for o in sorted(self.rows.values(), key=lambda o: o.number)]
+        lines = [escape_controls(self._row(o)) for o in sorted(self.rows.values(), key=lambda o: o.number)]
         if lines:
             self.out.write("\n".join(lines) + "\n")
             self.out.flush()

@@ -19,6 +19,7 @@ from typing import Any
 from mltrain.errors import ConfigError
 from mltrain.runs.sweep.session import TrialOutcome, TrialRequest
 from mltrain.runs.sweep.space import Domain, command_line_space, grid, overrides_of, parse_space
+from mltrain.text import print_error
 from mltrain.workspace.runs import COMPLETED
 
 SAMPLERS = ("grid", "random", "bayesian")
@@ -136,7 +137,6 @@ def make_source(settings: dict[str, Any], arguments: list[str]) -> Any:
 def sweep(hydra_context: Any, config: Any, launcher: Any, task_function: Any, arguments: list[str]) -> Any:
     """The sweeper's ``sweep()``: run the trials through mltrain's launcher (or, for another app,
     every grid combination as one batch of the configured launcher)."""
-    import sys
 
     from omegaconf import OmegaConf
 
@@ -148,7 +148,7 @@ def sweep(hydra_context: Any, config: Any, launcher: Any, task_function: Any, ar
         )
         source = make_source(settings, arguments)
     except ConfigError as exc:
-        print(f"mltrain: error: {exc}", file=sys.stderr)
+        print_error(exc)
         owner = getattr(task_function, "__self__", None)
         if owner is not None and hasattr(owner, "report"):
             owner.report(exc.exit_code)

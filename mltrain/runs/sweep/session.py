@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -23,12 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mltrain.compute.configs import redact_overrides, redact_secrets
+from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.runs.control import RunControl
 from mltrain.runs.plan import RunPlan, open_workspace
 from mltrain.runs.result import EXIT_CODES, RunResult
 from mltrain.runs.sweep.policies import EARLY_TERMINATION, make_policy
 from mltrain.runs.trial import Trial
+from mltrain.text import print_error
 from mltrain.workspace.runs import ACTIVE, CANCELED, COMPLETED, FAILED, QUEUED, RUNNING, new_run_id
 
 if TYPE_CHECKING:
@@ -289,7 +290,7 @@ class Sweep:
             run_dir=plan.source,
             snapshot_id=plan.snapshot.id,
             script=plan.script,
-            env_vars={str(k): str(v) for k, v in config["job"]["env_vars"].items()},
+            env_vars=read_references(config["job"]["env_vars"], "job.env_vars"),
             shim_dir=plan.shim_dir,
         )
         plan.compute.prewarm(built, spec, list(modules), self.max_concurrent)
@@ -655,5 +656,5 @@ def run_sweep(
             outcomes = sweep.run(source)
             return sweep.finish(), outcomes
     except MltrainError as exc:
-        print(f"mltrain: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code, []

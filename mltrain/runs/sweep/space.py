@@ -98,7 +98,7 @@ def command_line_space(arguments: list[str]) -> tuple[dict[str, Domain], list[st
         key = override.get_key_element()
         value = override.value()
         if isinstance(value, (ChoiceSweep, RangeSweep)):
-            domains[key] = Domain("choice", tuple(override.sweep_iterator()))
+            domains[key] = Domain("choice", tuple(override.sweep_iterator(transformer=_plain)))
         elif isinstance(value, IntervalSweep):
             domains[key] = Domain("uniform", (value.start, value.end))
         else:
@@ -106,8 +106,22 @@ def command_line_space(arguments: list[str]) -> tuple[dict[str, Domain], list[st
     return domains, fixed
 
 
+def _plain(element: Any) -> Any:
+    """A parsed sweep element as the value it stands for: a quoted string's text (Hydra's parser
+    keeps the quotes, as a QuotedString), also inside lists and dicts."""
+    from hydra.core.override_parser.types import QuotedString
+
+    if isinstance(element, QuotedString):
+        return element.text
+    if isinstance(element, list):
+        return [_plain(e) for e in element]
+    if isinstance(element, dict):
+        return {_plain(k): _plain(v) for k, v in element.items()}
+    return element
+
+
 def format_value(value: Any) -> str:
-    """A value as it is written in an override."""
+    """A value as it is written in an override (a string that is not plain is quoted as Hydra reads it)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -119,7 +133,23 @@ def format_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{format_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
-    return text if _PLAIN.match(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if _PLAIN.match(text) and not (isinstance(value, str) and _other_type(text)):
+        return text
+    from hydra.core.override_parser.types import Quote, QuotedString
+
+    return QuotedString(text, Quote.single).with_quotes()
+
+
+def _other_type(text: str) -> bool:
+    """Whether Hydra reads ``text``, unquoted, as something other than that string (a number, a
+    boolean, null)."""
+    if text.lower() in ("true", "false", "null"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def overrides_of(params: Mapping[str, Any]) -> list[str]:
