@@ -5,6 +5,9 @@ import sys
 
 
 def _main() -> int:
+    from mltrain.plugin import project_importable
+
+    project_importable()  # already so with `python -m`; also with `python -P` or PYTHONSAFEPATH
     argv = sys.argv[1:]
     try:
         from mltrain.config import prefork

@@ -7,12 +7,24 @@ with the valid keys; a user's own class with a plain YAML node is instantiated a
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from mltrain.errors import ConfigError
 
 T = TypeVar("T")
+
+
+def project_importable() -> None:
+    """Make the modules of the project folder (the current one) importable, as ``python -m`` does,
+    so a ``_target_`` class of the project (``mycompute.MyCompute``) loads in every mltrain command
+    (``mltrain runs cancel`` stopping a job through it). Appended when missing: a file of the
+    project never hides a module mltrain itself imports."""
+    here = os.getcwd()
+    if not any(os.path.abspath(p or os.curdir) == here for p in sys.path):
+        sys.path.append(here)
 
 
 def _check_options(node: Mapping[str, Any], group: str, target: str) -> None:

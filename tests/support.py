@@ -36,6 +36,22 @@ def wait_dead(pid: int, timeout: float = 20) -> bool:
     return False
 
 
+def readme_block(lang: str, start: str) -> str:
+    """The README's ```LANG code block whose text starts with ``start``."""
+    import re
+
+    found = re.search(rf"```{lang}\n({re.escape(start)}.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert found, f"no {lang} block starting with {start!r} in the README"
+    return found.group(1)
+
+
+def readme_compute_target(project: Path) -> None:
+    """The README's compute target of a user's own: ``mycompute.py`` and ``conf/compute/mine.yaml`` in ``project``."""
+    (project / "mycompute.py").write_text(readme_block("python", "# mycompute.py:"))
+    (project / "conf" / "compute").mkdir(parents=True, exist_ok=True)
+    (project / "conf" / "compute" / "mine.yaml").write_text(readme_block("yaml", "# conf/compute/mine.yaml"))
+
+
 def write_script(folder: Path, name: str, body: str) -> Path:
     """Write a job script into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)

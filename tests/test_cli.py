@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,72 @@ def test_help_is_quick_to_reach(cli):
     assert proc.returncode == 0
     for group in ("runs", "experiments", "models", "snapshots"):
         assert group in proc.stdout
+
+
+COUNTER = """
+from mltrain import Run
+run = Run.get_context()
+run.log("rows", 34999)
+run.log("ratio", 0.1 + 0.2)
+for i in range(14):
+    run.log(f"m{i}", i / 3)
+for step in range(4000):
+    run.log("loss", 1.0 / (step + 1), step=step)
+"""
+
+
+@pytest.fixture
+def counted(mltrain, project: Path) -> tuple[str, str]:
+    """A run that logged 34999, a long float, 14 more values and a 4,000-value series (and wrote no
+    outputs); (its id, the output of `python -m mltrain`)."""
+    write_script(project / "src", "count.py", COUNTER)
+    proc = mltrain(*SYSTEM, "job.script=count.py", "experiment_name=count")
+    assert proc.returncode == 0, proc.output
+    return proc.stdout.split("Run ", 1)[1].split(":", 1)[0], proc.stdout
+
+
+def test_numbers_print_as_logged_and_the_summary_shows_what_exists(cli, counted):
+    run_id, out = counted
+    summary = out[out.index(f"Run {run_id}") :]
+    assert "  metrics: rows=34999  ratio=0.3  m0=0  m1=0.3333" in summary
+    assert summary.split("metrics: ")[1].splitlines()[0].endswith("(and 5 more)")  # 17 values, 12 shown
+    assert "outputs:" not in summary  # the script wrote none
+    shown = cli("runs", "show", run_id).stdout
+    assert re.search(r"^rows +34999$", shown, flags=re.M) and "e+04" not in shown
+
+
+def test_metric_values_print_as_people_read_them():
+    from mltrain.runs.summary import format_value
+
+    cases = [
+        (34999.0, "34999"),
+        (34999, "34999"),
+        (0.25, "0.25"),
+        (1e-05, "1e-05"),
+        (0.9777777777777777, "0.9778"),
+        (1234567.891, "1234567.9"),
+        (0.1 + 0.2, "0.3"),
+        (1.23456e-9, "1.235e-09"),
+        (True, "True"),
+        ("rbf", "rbf"),
+    ]
+    assert [(v, format_value(v)) for v, _ in cases] == cases
+
+
+def test_a_pipe_closed_early_ends_the_command_quietly(project, counted):
+    """As `mltrain runs list | head -1`: no traceback, status 0, whether the pipe closed before the
+    first write or after a line (the CSV of 4,000 values is more than the pipe holds)."""
+    run_id, _ = counted
+    for args in (["list"], ["show", run_id], ["metrics", run_id, "loss", "--csv"]):
+        for reads_a_line in (False, True):
+            read_end, write_end = os.pipe()
+            if not reads_a_line:
+                os.close(read_end)
+            command = [sys.executable, "-m", "mltrain.cli.main", "runs", *args]
+            proc = subprocess.Popen(command, cwd=project, stdout=write_end, stderr=subprocess.PIPE)
+            os.close(write_end)
+            if reads_a_line:
+                with os.fdopen(read_end, "rb") as pipe:
+                    assert pipe.readline()
+            _, err = proc.communicate(timeout=60)
+            assert (proc.returncode, err.decode()) == (0, ""), (args, reads_a_line)

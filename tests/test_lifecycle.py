@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from support import start_mltrain, wait_dead, write_script
+from support import pid_alive, readme_compute_target, start_mltrain, wait_dead, write_script
+
+from mltrain.workspace import Workspace, WorkspaceSettings
 
 SYSTEM = ["environment=system", "~register", "job.source_dir=src", "experiment_name=life"]
 
@@ -119,6 +124,33 @@ def test_sigkill_of_driver_is_recovered_by_next_command(cli, cli_json, project):
     assert shown["metrics"]["loss"] == pytest.approx(1 / 50)  # flushed before the kill: stored
     assert "outputs/partial.txt" in {a["path"] for a in shown["artifacts"]}
     assert [h["status"] for h in shown["history"]][-1] == "Failed"
+
+
+def test_the_mltrain_command_stops_a_lost_job_through_the_projects_own_target(project):
+    """A project's compute target (the README's, in ./mycompute.py) is imported by the `mltrain`
+    console script as by `python -m mltrain`: it stops the job its killed driver left running."""
+    readme_compute_target(project)
+    write_script(project / "src", "long.py", LONG_JOB)
+    proc = _start(project, "+compute=mine", "job.script=long.py")
+    _wait_for_line(proc, "READY")
+    run_dir = next((project / ".mltrain" / "runs").iterdir())
+    grandchild = int((run_dir / "outputs" / "grandchild.pid").read_text())
+    ws = Workspace(WorkspaceSettings.resolve(str(project / ".mltrain")))
+    pgid = ws.runs.get(run_dir.name)["job_ref"]["pgid"]
+    proc.kill()
+    proc.wait(timeout=30)
+    try:
+        assert pid_alive(grandchild)  # this target does not tie the job to its driver
+        command = Path(sys.executable).parent / "mltrain"
+        listed = subprocess.run([str(command), "runs", "list", "--json"], cwd=project, capture_output=True, text=True)
+        assert listed.returncode == 0, listed.stderr
+        assert "could not stop" not in listed.stderr and "No module named" not in listed.stderr
+        run = json.loads(listed.stdout)[0]
+        assert run["status"] == "Failed" and "driver lost" in run["error"]
+        assert wait_dead(grandchild), "the job was not stopped through the project's target"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def test_runs_cancel_command_and_logs_follow(cli, cli_json, project):

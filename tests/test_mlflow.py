@@ -52,6 +52,11 @@ def test_mlflow_calls_and_autolog_record_into_the_run(mltrain, cli_json, project
     )
     assert proc.returncode == 0, proc.output
     assert "tracking: True" in proc.stdout
+    # the summary shows the metrics first, then (some of) the 16 params, then how many more
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("  metrics: "))
+    shown = [item.split("=")[0] for item in line.removeprefix("  metrics: ").split("  ")[:12]]
+    assert {"loss", "extra", "training_accuracy_score"} <= set(shown[:9]) and "data" not in shown[:9]
+    assert line.endswith(" more)")
     run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
     metrics = run["metrics"]
     assert metrics["C"] == 2.0 and metrics["max_iter"] == 500.0 and metrics["data"] == "iris"  # params

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ROOT
+from support import ROOT, readme_block, readme_compute_target, write_script
 
 README = (ROOT / "README.md").read_text()
 
@@ -129,3 +129,30 @@ def test_secret_example_keeps_the_value_out_of_the_workspace(project):
     assert leaked == []
     shown = _bash("mltrain runs list --json", project)
     assert "s3cr3t-example" not in shown.stdout
+
+
+def test_compute_target_example_runs_a_job(mltrain, cli_json, project):
+    readme_compute_target(project)
+    write_script(
+        project,
+        "train.py",
+        "import os\nfrom mltrain import Run\nRun.get_context().log('niceness', os.nice(0))\n"
+        "os.makedirs('outputs', exist_ok=True)\nopen('outputs/done.txt', 'w').write('done')\nprint('trained')\n",
+    )
+    line = next(x for x in readme_block("sh", "python -m mltrain +compute=mine").splitlines() if "+compute=mine" in x)
+    proc = mltrain(*line.split()[3:], "environment=system")
+    assert proc.returncode == 0, proc.output
+    assert "trained" in proc.stdout  # streamed through the sink
+    run = cli_json("runs", "show", cli_json("runs", "list")[0]["id"])
+    assert run["compute"] == "nice" and run["job_ref"]["kind"] == "nice"
+    assert run["metrics"]["niceness"] == min(19, os.nice(0) + 10)
+    assert "outputs/done.txt" in {a["path"] for a in run["artifacts"]}
+
+
+def test_in_script_api_and_cluster_docs_name_flush_and_the_default_address():
+    from mltrain.compute.configs import ClusterComputeConfig
+
+    # the block runs in a job in test_in_script_api_example_runs_in_a_job
+    assert "run.flush()" in readme_block("python", "from mltrain import Run")
+    address = re.search(r"- `compute.address`:(.*?)\n- ", README, flags=re.S)
+    assert address and f"the default is\n  `{ClusterComputeConfig().address}`" in address.group(1)

@@ -90,7 +90,24 @@ def _damaged_database(exc: Exception, args: argparse.Namespace) -> MltrainError 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mltrain`` console script."""
+    """Entry point of the ``mltrain`` console script. A reader that stops early (``mltrain runs list |
+    head -1``) ends the command quietly with status 0, as it ends ``git log | head -1``: the output
+    was not wanted."""
+    import os
+
+    from mltrain.plugin import project_importable
+
+    project_importable()
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe is met here, not in the interpreter's last flush
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # that last flush writes nowhere
+        return 0
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     from mltrain.errors import MltrainError
     from mltrain.text import print_error
 
@@ -105,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     except MltrainError as exc:
         print_error(exc)
         return exc.exit_code
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         damaged = _damaged_database(exc, args)
         if damaged is None:
@@ -113,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         return damaged.exit_code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

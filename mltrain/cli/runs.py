@@ -160,6 +160,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("parent run", run["parent_run_id"]),
             ("exit code", run["exit_code"]),
             ("error", run["error"]),
+            ("problems", "\n".join(run["problems"] or []) or None),
             ("run folder", run["run_dir"]),
         ]
     )

@@ -74,12 +74,14 @@ class App:
         register_schemas()
         _register_resolvers()
         from mltrain.config.overrides import expand
+        from mltrain.config.resume import resume_argv
 
-        sys.argv = [sys.argv[0], *expand(list(sys.argv[1:] if argv is None else argv))]
+        given = list(sys.argv[1:] if argv is None else argv)
         user_full_error = os.environ.get("HYDRA_FULL_ERROR") == "1"
         os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach report_config_error
         app: Any = hydra.main(config_path=str(bundled_dir("conf")), config_name="config", version_base="1.3")(self.task)
         try:
+            sys.argv = [sys.argv[0], *expand(resume_argv(given))]  # a sweep resumed by its id: its overrides
             if not any(a.startswith("-") for a in sys.argv[1:]) and self._plain_run(sys.argv[1:]):
                 return max(self.exit_codes, default=0)
             app()

@@ -48,6 +48,8 @@ def describe_config_error(exc: BaseException) -> str:
                 lines.append(f"Valid keys under {parent}: {', '.join(valid)}")
     elif "No match in the defaults list" in lines[0]:
         lines.append(f"Config groups: {', '.join(config_groups())}")
+    elif "Config group override must be a string" in lines[0]:
+        lines.append("~GROUP drops a config group's selection (~register: no registration)")
     return "\n".join(lines)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from mltrain.registry.configs import RegisterConfig
+
 
 @dataclass
 class WorkspaceConfig:
@@ -61,25 +63,6 @@ class EnvironmentConfig:
 
 
 @dataclass
-class ResourceConfig:
-    cpu: float = 1.0  # cores (serving workers)
-    memory_gb: float = 0.5  # memory limit
-
-
-@dataclass
-class RegisterConfig:
-    name: str = MISSING  # model name; each registration adds a version
-    path: str = "outputs/model.joblib"  # file or folder inside the run folder
-    format: str | None = None  # joblib | skops; default: from the file extension
-    framework: str | None = None  # default: ScikitLearn when scikit-learn is in the environment
-    framework_version: str | None = None  # default: the environment's scikit-learn version
-    description: str | None = None
-    resources: ResourceConfig = field(default_factory=ResourceConfig)
-    tags: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class PrimaryMetricConfig:
     name: str | None = None  # metric the sweep ranks children by (the last value each child logged)
     goal: str = "maximize"  # maximize | minimize
@@ -121,7 +104,9 @@ class MLTrainConfig:
     environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
     job: JobConfig = field(default_factory=JobConfig)
     compute: Any = None  # null: local; else a node with _target_ (conf/compute/*.yaml)
-    register: RegisterConfig | None = None  # what to register after a Completed run
+    register: RegisterConfig = field(
+        default_factory=RegisterConfig
+    )  # registered after a Completed run if it has a name
     deploy: Any = None  # a node with _target_ (conf/deploy/*.yaml)
     sweep: SweepConfig = field(default_factory=SweepConfig)  # used by -m (multirun) only
 

@@ -81,15 +81,21 @@ def _source(ws: Workspace, run: dict[str, Any], rel: str) -> Iterator[Path | Non
 
 
 def register_run_model(
-    ws: Workspace, run: dict[str, Any], request: dict[str, Any], env: ResolvedEnvironment | None
+    ws: Workspace,
+    run: dict[str, Any],
+    request: dict[str, Any],
+    env: ResolvedEnvironment | None,
+    missing_hint: str | None = None,
 ) -> ModelVersion:
-    """Register ``request`` (name, path inside the run folder, framework, resources, tags, ...)."""
+    """Register ``request`` (name, path inside the run folder, framework, resources, tags, ...);
+    ``missing_hint`` is the fix named when the run has no such file."""
     rel = str(request.get("path") or DEFAULT_PATH)
     with _source(ws, run, rel) as source:
         if source is None:
             raise RegistryError(
                 f"run {run['id']} has no {rel} to register as {request.get('name')}",
-                hint="save the model there in the script, or give the path where it is saved "
+                hint=missing_hint
+                or "save the model there in the script, or give the path where it is saved "
                 "(register.path, or --path outputs/...)",
             )
         version = sklearn_version(env)

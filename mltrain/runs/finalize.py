@@ -3,17 +3,20 @@
 The run folder is untrusted (a container may write into it): a symlink that resolves outside the run
 folder is never followed (skipped, with a warning); one inside is stored as the file it points to.
 When a script writes ``outputs/x`` and also uploads a file named ``outputs/x`` with
-``run.upload_file``, the upload wins: the artifact is the uploaded file.
+``run.upload_file``, the upload wins: the artifact is the uploaded file. Problems met after the run
+ended (a registration that failed) are recorded on it and added to its stored log.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mltrain.run_context import UPLOADS_DIR
+from mltrain.runs.output import STD_LOG
 from mltrain.workspace.paths import check_relpath, walk_files
 
 if TYPE_CHECKING:
@@ -45,3 +48,23 @@ def collect_artifacts(
     items = [(path, sha, size) for path, (sha, size) in found.items()]
     ws.runs.add_artifacts(run_id, items)
     return items
+
+
+def record_problems(ws: Workspace, run_id: str, problems: list[str]) -> None:
+    """Record ``problems`` on the finished run (its status stays) and append them to its log, whose
+    stored copy is replaced. A log that is not a regular file of the run folder is left alone."""
+    if not problems:
+        return
+    ws.runs.add_problems(run_id, problems)
+    run_dir = ws.runs.get(run_id)["run_dir"]
+    if not run_dir:
+        return
+    try:
+        fd = os.open(Path(run_dir) / STD_LOG, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError:
+        return
+    with os.fdopen(fd, "r+b") as f:
+        f.write("".join(f"[mltrain] problem: {p}\n" for p in problems).encode())
+        f.seek(0)
+        sha, size = ws.blobs.put_stream(f)
+    ws.runs.add_artifacts(run_id, [(STD_LOG, sha, size)])

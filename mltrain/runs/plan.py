@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.compute.base import ComputeTarget
 from mltrain.compute.targets import compute_from_config
 from mltrain.errors import ConfigError
+from mltrain.registry.configs import register_request
 from mltrain.workspace import Workspace, WorkspaceSettings
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ class RunPlan:
             from mltrain.deploy.from_config import check_deploy_config
 
             check_deploy_config(config["deploy"])
+        register_request(config.get("register"))  # register keys without a model name: refused now
         source, script = job_source(config)
         env = resolve(EnvSpec.from_config(config["environment"], base_dir=Path.cwd()), ws)
         compute.builder(env).check(env)  # a build this target cannot run, a missing Python: refused now

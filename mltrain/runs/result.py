@@ -24,6 +24,7 @@ class RunResult:
     exit_code: int | None = None
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    params: list[str] = field(default_factory=list)  # which of the metrics the script logged as MLflow params
     models: list[ModelVersion] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # registration / deployment errors
     compute: str = "local"

@@ -19,6 +19,7 @@ from mltrain.compute.base import RunHandle, RunSpec
 from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
+from mltrain.registry.configs import TURN_OFF, register_request
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
 from mltrain.runs.control import RunCanceled, RunControl
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 POLL_S = 0.25
 HEARTBEAT_S = 2.0
 CANCELED_BY_COMMAND = "canceled with `mltrain runs cancel`"
+MISSING_MODEL_HINT = f"save the model there in the script, or set register.path to where it is saved; {TURN_OFF}"
 
 
 class Trial:
@@ -62,8 +64,10 @@ class Trial:
         self.defer_models = defer_models  # register/deploy only when finish_models() is called (a sweep's best)
         job = config["job"]
         self.argv = job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
+        register_request(config.get("register"))  # keys set without a model name: refused before the run
         self.run_id = new_run_id()
         self._ingest: MetricsIngest | None = None
+        self._problems_recorded = 0  # result.problems already stored on the run
         self._job_ended: Callable[[RunResult], None] | None = None
 
     @property
@@ -143,6 +147,7 @@ class Trial:
         finally:
             self._ended(result)
             if tracking is not None:
+                result.params = list(tracking.state.params)
                 tracking.close()
             out.close()
             compute.cleanup(spec, handle)
@@ -213,23 +218,32 @@ class Trial:
         result.metrics = self.ws.metrics.summary(run_id)
         if result.status == COMPLETED and not self.defer_models:
             self.finish_models(result)
+        self._record_problems(result)
 
     def finish_models(self, result: RunResult) -> None:
-        """Register the completed run's models (config and in-script requests), then deploy if configured."""
+        """Register the completed run's models (config and in-script requests), then deploy if
+        configured; what failed is recorded on the run."""
         self._register(result, self._ingest.register_requests if self._ingest else [])
         if result.models and self.cfg.get("deploy") is not None:
             self._deploy(result)
+        self._record_problems(result)
+
+    def _record_problems(self, result: RunResult) -> None:
+        from mltrain.runs.finalize import record_problems
+
+        new = result.problems[self._problems_recorded :]
+        self._problems_recorded = len(result.problems)
+        record_problems(self.ws, result.run_id, new)
 
     def _register(self, result: RunResult, requested: list[dict[str, Any]]) -> None:
         from mltrain.registry.from_run import register_run_model
 
-        requests = list(requested)
-        if self.cfg.get("register") is not None:
-            requests.insert(0, dict(self.cfg["register"]))
+        configured = register_request(self.cfg.get("register"))
         run = self.ws.runs.get(result.run_id)
-        for req in requests:
+        for req in ([configured] if configured is not None else []) + list(requested):
+            hint = MISSING_MODEL_HINT if req is configured else None
             try:
-                result.models.append(register_run_model(self.ws, run, req, self.plan.env))
+                result.models.append(register_run_model(self.ws, run, req, self.plan.env, missing_hint=hint))
             except MltrainError as exc:
                 result.problems.append(f"registration of {req.get('name')} failed: {exc}")
 

@@ -39,14 +39,27 @@ def _v3_endpoints(conn: Connection) -> None:
     tables.endpoints.create(conn)
 
 
-def _v4_job_refs(conn: Connection) -> None:
+def _add_run_column(conn: Connection, name: str) -> None:
     # version-1 tables are made from today's definitions (create_version), which already have it
-    if "job_ref" not in {c["name"] for c in inspect(conn).get_columns("runs")}:
-        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN job_ref TEXT")
+    if name not in {c["name"] for c in inspect(conn).get_columns("runs")}:
+        conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {name} TEXT")
+
+
+def _v4_job_refs(conn: Connection) -> None:
+    _add_run_column(conn, "job_ref")
+
+
+def _v5_problems(conn: Connection) -> None:
+    _add_run_column(conn, "problems")
 
 
 # version N -> the step that upgrades a database of version N-1 to N
-STEPS: dict[int, Callable[[Connection], None]] = {2: _v2_environments, 3: _v3_endpoints, 4: _v4_job_refs}
+STEPS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_environments,
+    3: _v3_endpoints,
+    4: _v4_job_refs,
+    5: _v5_problems,
+}
 
 
 def create_version(conn: Connection, version: int) -> None:

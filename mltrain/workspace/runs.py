@@ -29,7 +29,7 @@ ACTIVE = (QUEUED, PREPARING, RUNNING, FINALIZING)
 TERMINAL = (COMPLETED, FAILED, CANCELED)
 STATUSES = (*ACTIVE, *TERMINAL)
 
-JSON_FIELDS = ("config", "overrides", "arguments", "job_ref")
+JSON_FIELDS = ("config", "overrides", "arguments", "job_ref", "problems")
 HEARTBEAT_TIMEOUT_S = 600.0  # a run of another host without heartbeat for this long is lost
 
 
@@ -126,6 +126,14 @@ class RunStore:
         """Set fields of a run record (whatever its status)."""
         with self.db.write() as conn:
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**_encode(fields)))
+
+    def add_problems(self, run_id: str, problems: list[str]) -> list[str]:
+        """Record what went wrong after the run ended (its status stays); every problem of the run."""
+        with self.db.write() as conn:
+            old = conn.execute(select(t.runs.c.problems).where(t.runs.c.id == run_id)).scalar()
+            every = [*(json.loads(old) if old else []), *problems]
+            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**_encode({"problems": every})))
+        return every
 
     def reopen(self, run_id: str, detail: str, **fields: Any) -> None:
         """Move a finished run back to Running (a resumed sweep; ``fields``: its new driver); its end

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -73,6 +73,8 @@ runs = Table(
     Column("cancel_requested", Boolean, nullable=False, default=False),
     # version 4: the started job's reference (JSON, mltrain.compute.base.JobRef), for cancel and recovery
     Column("job_ref", Text),
+    # version 5: what went wrong after the run ended (a failed registration or deployment), JSON list
+    Column("problems", Text),
 )
 Index("ix_runs_experiment", runs.c.experiment_id, runs.c.created_at)
 Index("ix_runs_status", runs.c.status)

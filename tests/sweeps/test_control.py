@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 from support import start_mltrain
 from sweeptools import TUNE, children, sweeps, wait_for, workspace, x_of
 
@@ -66,6 +67,58 @@ def test_ctrl_c_cancels_then_resume_finishes(project, mltrain, curve_job):
     assert "Completed (kept)" in again.stdout
 
 
+def test_resume_by_the_sweep_id_alone_continues_it_with_its_own_overrides(project, mltrain, cli_json, curve_job):
+    hold = project / "hold"
+    proc, sweep_id = _held_sweep(project, curve_job, hold)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    hold.unlink()
+    ws = workspace(project)
+
+    differ = mltrain("-m", *curve_job, "job.arguments.x=1,2,4", f"sweep.resume={sweep_id}")
+    assert differ.returncode == 2, differ.output
+    assert "not in the sweep: job.arguments.x=1,2,4" in differ.stderr
+    assert "missing job.arguments.x=1,2,3" in differ.stderr and "missing +job.arguments.hold_at=2" in differ.stderr
+    single = mltrain(f"sweep.resume={sweep_id}")
+    assert single.returncode == 2 and "sweeps run with -m" in single.stderr
+    assert len(children(ws, sweep_id)) == 2  # nothing ran
+
+    again = mltrain("-m", f"sweep.resume={sweep_id}")
+    assert again.returncode == 0, again.output
+    assert len(sweeps(ws)) == 1 and ws.runs.get(sweep_id)["status"] == "Completed"
+    kids = children(ws, sweep_id)
+    assert sorted((x_of(k), k["status"]) for k in kids) == [
+        (1.0, "Completed"),
+        (2.0, "Canceled"),
+        (2.0, "Completed"),
+        (3.0, "Completed"),
+    ]
+    assert {k["script"] for k in kids} == {"curve.py"}  # no run of the default (iris) job
+    assert cli_json("models", "list") == []  # and nothing registered
+
+
+def test_a_resume_keeps_the_record_and_takes_only_how_the_sweep_runs_anew():
+    from mltrain.config.resume import merge
+    from mltrain.errors import ConfigError
+
+    recorded = ["job=curve", "sweep.max_concurrent_runs=2", "x=1,2", "compute.token=<redacted>"]
+    with pytest.raises(ConfigError, match="compute.token on the command line, which is not stored"):
+        merge(recorded, ["sweep.max_concurrent_runs=4"], "S")
+    given = ["x=1,2", "compute.token=t0k", "job=curve", "sweep.max_concurrent_runs=4"]
+    assert merge(recorded, given, "S") == ["x=1,2", "compute.token=t0k", "job=curve", "sweep.max_concurrent_runs=4"]
+    assert merge(recorded[:3], ["sweep.fail_fast=true", "hydra.sweep.dir=out"], "S") == [
+        "job=curve",
+        "x=1,2",
+        "sweep.max_concurrent_runs=2",
+        "sweep.fail_fast=true",
+        "hydra.sweep.dir=out",
+    ]
+    assert merge(recorded[:3], ["x=1,2", "hydra/launcher=mltrain", "job=curve"], "S")[-1] == "hydra/launcher=mltrain"
+    with pytest.raises(ConfigError, match=r"missing compute.token; not in the sweep: x=1,3"):
+        merge(recorded, ["x=1,3", "job=curve"], "S")
+
+
 def test_runs_cancel_stops_the_sweep_and_its_children(project, cli, curve_job):
     proc, sweep_id = _held_sweep(project, curve_job, project / "hold")
     canceled = cli("runs", "cancel", sweep_id)
@@ -109,6 +162,10 @@ def test_resumed_random_sweep_continues_the_study(project, mltrain, curve_job):
     assert proc.returncode == 130, out + err
     first = children(ws, sweep_id)
     hold.unlink()
+    (project / "conf" / "sweep" / "tune.yaml").write_text(TUNE.replace("seed: 7", "seed: 8"))
+    changed = mltrain(*args, f"sweep.resume={sweep_id}")  # its search changed since: refused
+    assert changed.returncode == 2 and "sweep.seed was 7, now 8" in changed.stderr, changed.output
+    (project / "conf" / "sweep" / "tune.yaml").write_text(TUNE)
     again = mltrain(*args, f"sweep.resume={sweep_id}")
     assert again.returncode == 0, again.output
     kids = children(ws, sweep_id)

@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium (the Debian package, driven by Playwright): the runs
 page lists and filters, a running job's chart gains points while we watch, a sweep's compare view
-draws, an image artifact previews, a write without the token is refused, no page logs an error."""
+draws, an image artifact previews, a write without the token is refused, no page logs an error, a
+run's problems are shown."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import subprocess
 import time
 
 import pytest
-from support import start_mltrain, write_script
+from support import request, start_mltrain, write_script
 
-from .helpers import TOKEN, open_ws, registry, serving
+from .helpers import TOKEN, finished_run, open_ws, registry, serving
 
 SLOW_JOB = """
 import time
@@ -185,4 +186,20 @@ def test_no_console_errors_on_any_page(ui, seeded, page, console_errors):
         page.locator("main h1").wait_for()
         page.wait_for_load_state("networkidle")
         assert "could not be loaded" not in page.locator("main").inner_text(), path
+    assert console_errors == []
+
+
+def test_a_runs_problems_are_on_its_page_and_in_the_api(tmp_path, page, console_errors):
+    root = tmp_path / "ws"
+    ws = open_ws(root)
+    run_id = finished_run(ws, "20261201_120000_aaaaaa", "probs", {"C": 1}, {"acc": [0.9]})
+    problem = "registration of m failed: run 20261201_120000_aaaaaa has no outputs/nope.joblib to register as m"
+    ws.runs.add_problems(run_id, [problem])
+    with serving(root) as ui:
+        assert request(ui.url, "GET", f"/api/runs/{run_id}").json()["run"]["problems"] == [problem]
+        page.goto(f"{ui.url}/runs/{run_id}")
+        page.locator(".problem").wait_for()
+        assert page.locator(".problem").inner_text() == problem
+        assert page.locator("#run-status").inner_text() == "Completed"
+    ws.db.dispose()
     assert console_errors == []

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
+from mltrain.registry.configs import register_request
 from mltrain.runs.control import RunControl
 from mltrain.runs.plan import RunPlan, open_workspace
 from mltrain.runs.result import EXIT_CODES, RunResult
@@ -45,6 +46,7 @@ SWEEP_TAG = "mltrain.sweep"  # on the parent: "parent"; on a child: the parent's
 TRIAL_TAG = "mltrain.sweep.trial"  # a child's trial number
 PARAMS_TAG = "mltrain.sweep.params"  # a child's sampled parameters (JSON), for resume
 KEY_TAG = "mltrain.sweep.key"  # a child's defining overrides (JSON list), for resume
+SEARCH_KEYS = ("sampler", "search_space", "seed", "primary_metric")  # a resumed sweep searches as it did
 Compose = Callable[[list[str], int], tuple[dict[str, Any], list[str]]]
 
 
@@ -227,6 +229,16 @@ class Sweep:
             )
         if run["status"] in ACTIVE:
             raise ConfigError(f"sweep {run['id']} is still {run['status']}", hint="cancel it first, or wait")
+        before = settings_of(run["config"] or {})
+        now = self.settings
+        changed = [
+            f"sweep.{k} was {before.get(k)!r}, now {now.get(k)!r}" for k in SEARCH_KEYS if before.get(k) != now.get(k)
+        ]
+        if changed:
+            raise ConfigError(
+                f"sweep {run['id']} searched differently: {'; '.join(changed)}",
+                hint="resume it with the configs it was started with, or start a new sweep",
+            )
         for child in self.ws.runs.list(parent_run_id=run["id"], limit=None):
             tags = self.ws.runs.tags(child["id"])
             self.next_number = max(self.next_number, int(tags.get(TRIAL_TAG, -1)) + 1)
@@ -612,7 +624,7 @@ class Sweep:
         """Register the best child's model (tagged with the sweep); (model versions, problems)."""
         trial = self.trials.get(best.run_id or "")
         config = trial.cfg if trial is not None else (best.config or self.base)
-        register = dict(config["register"]) if config.get("register") is not None else None
+        register = register_request(config.get("register"))
         if register is not None:
             register["tags"] = {**(register.get("tags") or {}), "sweep": self.sweep_id}
         if trial is not None and best.result is not None:
@@ -622,11 +634,14 @@ class Sweep:
         if register is None or best.run_id is None:  # kept from an earlier attempt: its config's request only
             return [], []
         from mltrain.registry.from_run import register_from_run_id
+        from mltrain.runs.finalize import record_problems
 
         try:
             return [register_from_run_id(self.ws, best.run_id, register)], []
         except MltrainError as exc:
-            return [], [f"registration of {register.get('name')} failed: {exc}"]
+            problems = [f"registration of {register.get('name')} failed: {exc}"]
+            record_problems(self.ws, best.run_id, problems)
+            return [], problems
 
     def __enter__(self) -> Sweep:
         return self.open()

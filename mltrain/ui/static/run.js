@@ -126,6 +126,7 @@ async function renderRun(main, runId) {
         ["parent run", r.parent_run_id ? runLink(r.parent_run_id) : null],
         ["exit code", r.exit_code === null ? null : String(r.exit_code)],
         ["error", r.error],
+        ["problems", (r.problems || []).length ? r.problems.map((p) => h("div", { class: "problem" }, p)) : undefined],
         ["tags", Object.entries(d.tags).map(([k, v]) => h("span", { class: "tag" }, v ? `${k}=${v}` : k))],
       ])),
       section("Environment, snapshot, git", kv([
