@@ -52,6 +52,8 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         print(f"  corrupted (content differs from its sha256): {_listing(report.bad_blobs)}")
     if report.missing_blobs:
         print(f"  missing (named by a record): {_listing(report.missing_blobs)}")
+    if report.bad_names:
+        print(f"  not a sha256 (a record names a blob with it; refused wherever read): {_listing(report.bad_names)}")
     print(f"runs:      {report.runs_checked} checked, {len(report.missing_run_dirs)} without their folder")
     if report.missing_run_dirs:
         print(f"  folder gone (their collected artifacts are kept): {_listing(report.missing_run_dirs)}")

@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.cluster_auth import Token, check_address_env, find_token, job_client, job_server_url, probe
-from mltrain.compute.cluster_stream import JobStream, extract_outputs
+from mltrain.compute.cluster_stream import JobStream
 from mltrain.compute.cluster_warm import (
     NAMESPACE,
     WarmHandle,
@@ -454,6 +455,9 @@ class ClusterCompute(ComputeTarget):
         return built
 
     def _stage(self, snapshot_id: str) -> Path:
+        from mltrain.workspace.blobs import check_sha256
+
+        check_sha256(snapshot_id)  # a folder name: never a path
         with self._lock:
             if self._stage_root is None:
                 self._stage_root = Path(tempfile.mkdtemp(prefix="mltrain-ray-"))
@@ -700,7 +704,7 @@ class ClusterCompute(ComputeTarget):
         stream = handle.stream
         if stream.archive_ok:
             try:
-                extract_outputs(stream.archive_path, spec.run_dir, self.config.max_output_mb * 1024 * 1024)
+                extract_outputs(stream.archive_path, spec.run_dir, self.config.max_output_mb)
             finally:
                 stream.archive_path.unlink(missing_ok=True)
         elif stream.problem:

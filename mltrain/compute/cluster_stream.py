@@ -2,9 +2,8 @@
 
 :class:`JobStream` splits the text Ray streams into the script's stdout and stderr (to the sink),
 its metrics records (read by the trial through ``read_metrics``), the node it runs on, its exit
-code and the archive of its outputs; :func:`extract_outputs` unpacks that archive into the run
-folder. The archive comes from the cluster: it is checked like any untrusted input (sha256, size,
-regular files only, no absolute or ``..`` paths, only outputs/, logs/ and the run's uploads/metrics).
+code and the archive of its outputs, checked against the sha256 and size the node sent
+(:func:`mltrain.compute.archive.extract_outputs` unpacks it into the run folder).
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import tarfile
 import threading
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mltrain.compute.ray_job import (
@@ -23,13 +20,11 @@ from mltrain.compute.ray_job import (
     CHUNK,
     EXIT,
     METRICS,
-    PACKED,
     PARTIAL,
     STARTED,
     STDERR,
     TOO_LARGE,
 )
-from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
     from mltrain.compute.base import OutputSink
@@ -176,50 +171,3 @@ class JobStream:
             self.problem = problem
         elif self.archive_path.exists():
             self.archive_ok = True
-
-
-def _allowed(name: str) -> bool:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        return False
-    rel = path.as_posix()
-    return any(rel == top or rel.startswith(top + "/") for top in PACKED)
-
-
-def extract_outputs(archive: Path, run_dir: Path, max_bytes: float) -> list[str]:
-    """Unpack a job's outputs archive into ``run_dir``; returns the files written. Files that
-    exist in the run folder already (the driver's own logs) are kept: the job's copy gets ``.node``."""
-    written: list[str] = []
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            bad = [m.name for m in members if not (m.isfile() or m.isdir()) or not _allowed(m.name)]
-            if bad:
-                raise ComputeError(
-                    f"the job's outputs archive holds entries outside outputs/ and logs/ or not regular files: "
-                    f"{', '.join(bad[:5])}",
-                    hint="the archive was refused; check what runs on the cluster",
-                )
-            if sum(m.size for m in members if m.isfile()) > max_bytes:
-                raise ComputeError("the job's outputs archive unpacks larger than compute.max_output_mb")
-            root = run_dir.resolve()
-            for member in members:
-                if not member.isfile():
-                    continue
-                dest = (root / member.name).resolve()
-                if root not in dest.parents:
-                    raise ComputeError(f"the job's outputs archive names a path outside the run folder: {member.name}")
-                if dest.exists() and member.name.startswith("logs/"):
-                    dest = dest.with_name(dest.name + ".node")
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(member)
-                assert src is not None
-                tmp = dest.with_name(f".{dest.name}.part")
-                with src, open(tmp, "wb") as out:
-                    while chunk := src.read(1 << 20):
-                        out.write(chunk)
-                os.replace(tmp, dest)
-                written.append(member.name)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ComputeError(f"cannot unpack the job's outputs: {exc}") from exc
-    return written

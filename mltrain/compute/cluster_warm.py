@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute import ray_boot
+from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
-from mltrain.compute.cluster_stream import ArchiveFile, extract_outputs, too_large
+from mltrain.compute.cluster_stream import ArchiveFile, too_large
 from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
@@ -626,7 +627,7 @@ class WarmHandle(RunHandle):
             problem = archive.finish(str(outputs["sha256"]), int(outputs["size"]))
             if problem:
                 raise ComputeError(problem)
-            extract_outputs(path, self.spec.run_dir, max_output_mb * 1024 * 1024)
+            extract_outputs(path, self.spec.run_dir, max_output_mb)
         except ComputeError:
             raise
         except Exception as exc:  # noqa: BLE001 - the actor went away meanwhile

@@ -93,6 +93,7 @@ class SSHComputeConfig(ComputeConfig):
     connect_timeout_s: float = 15.0  # TCP connect and SSH handshake
     retries: int = 0  # a run whose host was lost runs again on another host this many times
     keep_failed: bool = False  # keep the remote run folder of a failed run (for a look on the host)
+    max_output_mb: float = 1024.0  # largest outputs/ + logs/ a job sends back
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -115,6 +116,7 @@ class SSHComputeConfig(ComputeConfig):
         self.connect_timeout_s = positive("compute.connect_timeout_s", self.connect_timeout_s, " of seconds") or 15.0
         if int(self.retries) < 0:
             raise ConfigError(f"compute.retries={self.retries!r} must be >= 0")
+        self.max_output_mb = float(positive("compute.max_output_mb", self.max_output_mb, " of MB") or 1024)
 
 
 RESERVED_RUNTIME_ENV = ("working_dir", "pip", "uv", "conda", "py_executable")  # made by mltrain from the run

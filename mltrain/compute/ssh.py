@@ -17,18 +17,17 @@ reaches the job from any process.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
 import sys
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
 from mltrain.compute.configs import SSHComputeConfig, SSHHostConfig
 from mltrain.compute.ssh_conn import ConnectionLost, Remote
@@ -568,11 +567,13 @@ class SSHCompute(ComputeTarget):
     # -- upload -----------------------------------------------------------------------------------
     def upload(self, ws: Workspace, spec: RunSpec) -> None:
         """Take a host's slot, build the prepared environment there if it is the host's first job
-        (recorded as living there), send the blobs it lacks, make the run folder from its cache."""
+        (recorded as living there), send the blobs it lacks (each checked against its hash as it is
+        sent), make the run folder from its cache."""
         from mltrain.workspace.blobs import sha256_file
+        from mltrain.workspace.snapshots import restored_mode
 
         snapshot = ws.snapshots.get(spec.snapshot_id)
-        files = [(f.path, f.sha256, f.size, f.mode) for f in snapshot.files]
+        files = [(f.path, f.sha256, f.size, restored_mode(f.mode)) for f in snapshot.files]
         local = {f.sha256: ws.blobs.path(f.sha256) for f in snapshot.files}
         if spec.shim_dir is not None:
             for path in sorted(Path(spec.shim_dir).rglob("*.py")):
@@ -735,7 +736,7 @@ class SSHCompute(ComputeTarget):
         (sent at the job's end on its stream; fetched with a command for a re-attached job)."""
         assert isinstance(handle, SSHHandle)
         if handle.packed is not None:
-            extract(handle.packed, spec.run_dir)
+            extract_outputs(handle.packed, spec.run_dir, self.cfg.max_output_mb)
             return
         remote = handle.remote
         ok = handle.lost is None and handle.code == 0
@@ -747,7 +748,7 @@ class SSHCompute(ComputeTarget):
                 f"cannot fetch the files of run {spec.run_id} from {remote.label}: {err.decode()[-300:]}"
             )
         handle.removed = remove
-        extract(data, spec.run_dir)
+        extract_outputs(data, spec.run_dir, self.cfg.max_output_mb)
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """Give the slot back; remove the remote run folder (kept when it failed and keep_failed)."""
@@ -771,21 +772,3 @@ class SSHCompute(ComputeTarget):
     def close(self) -> None:
         for remote in self.remotes:
             remote.close()
-
-
-def extract(data: bytes, dest: Path) -> None:
-    """Unpack a tar from a host into ``dest``: regular files and folders only, never outside it."""
-    root = dest.resolve()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        for member in tar:
-            target = (root / member.name).resolve()
-            if not (target == root or root in target.parents) or not (member.isfile() or member.isdir()):
-                continue  # a link, a device or a path outside the run folder: not ours to write
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(member)
-            assert src is not None
-            with open(target, "wb") as f:
-                f.write(src.read())

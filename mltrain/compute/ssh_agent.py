@@ -64,6 +64,19 @@ def inside(root: str, rel: str) -> str:
     return full
 
 
+def is_blob_name(sha: object) -> bool:
+    """A blob name is a sha256: 64 lowercase hex characters (never a path)."""
+    return isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)
+
+
+def blob_files(req: dict[str, Any]) -> list[list[Any]]:
+    """The ``files`` of a request ([path, sha256, size, mode] each), refused when a blob name is not a sha256."""
+    for path, sha, _size, _mode in req["files"]:
+        if not is_blob_name(sha):
+            fail(f"bad blob name {sha!r} of {path!r}")
+    return req["files"]  # type: ignore[no-any-return]
+
+
 def run_dir_of(work: str, run_id: str) -> str:
     if not run_id or "/" in run_id or run_id.startswith("."):
         fail(f"bad run id {run_id!r}")
@@ -131,7 +144,7 @@ def cmd_missing(work: str) -> None:
     wanted = json.load(sys.stdin)
     blobs = os.path.join(work, "blobs")
     os.makedirs(blobs, exist_ok=True)
-    answer([sha for sha in wanted if len(sha) != 64 or not os.path.isfile(os.path.join(blobs, sha))])
+    answer([sha for sha in wanted if not is_blob_name(sha) or not os.path.isfile(os.path.join(blobs, sha))])
 
 
 def cmd_materialise(work: str, run_id: str) -> None:
@@ -140,19 +153,17 @@ def cmd_materialise(work: str, run_id: str) -> None:
     run_dir = run_dir_of(work, run_id)
     blobs = os.path.join(work, "blobs")
     os.makedirs(blobs, exist_ok=True)
-    missing = sorted({sha for _p, sha, _s, _m in req["files"] if not os.path.isfile(os.path.join(blobs, sha))})
+    files = blob_files(req)
+    missing = sorted({sha for _p, sha, _s, _m in files if not os.path.isfile(os.path.join(blobs, sha))})
     if missing:  # the caller uploads these and asks again
         answer({"missing": missing})
         return
     os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
-    for path, sha, _size, mode in req["files"]:
-        src = os.path.join(blobs, sha)
-        if len(sha) != 64 or "/" in sha:
-            fail(f"bad blob name {sha!r} of {path}")
+    for path, sha, _size, mode in files:
         dest = inside(run_dir, path)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(src, dest)
-        os.chmod(dest, (int(mode) & 0o777) | 0o200)
+        shutil.copyfile(os.path.join(blobs, sha), dest)
+        os.chmod(dest, (int(mode) & 0o755) | 0o200)  # the rule of mltrain.workspace.snapshots.restored_mode
     answer({"run_dir": os.path.realpath(run_dir), "missing": []})
 
 
@@ -260,7 +271,7 @@ def cmd_image(work: str) -> None:
         return
     blobs = os.path.join(work, "blobs")
     os.makedirs(blobs, exist_ok=True)
-    missing = sorted({sha for _p, sha, _s, _m in req["files"] if not os.path.isfile(os.path.join(blobs, sha))})
+    missing = sorted({sha for _p, sha, _s, _m in blob_files(req) if not os.path.isfile(os.path.join(blobs, sha))})
     if missing:
         answer({"missing": missing})
         return

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.configs import SSHComputeConfig, SSHHostConfig
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -295,14 +295,23 @@ class Remote:
             return self._sftp
 
     def put_blob(self, local: Path, sha256: str) -> int:
-        """Upload one file into the host's blob cache (atomically); bytes sent."""
+        """Upload one file into the host's blob cache (atomically) as ``sha256``, hashed as it is sent:
+        content that does not match its name is removed there and refused (WorkspaceError); bytes sent."""
+        from mltrain.workspace.blobs import HashingReader, check_sha256
+
         assert self.probe is not None
         blobs = f"{self.probe['workdir']}/blobs"
-        tmp = f"{blobs}/.up-{sha256}-{time.monotonic_ns()}"
+        tmp = f"{blobs}/.up-{check_sha256(sha256)}-{time.monotonic_ns()}"
         sftp = self.sftp()
         try:
             with open(local, "rb") as f:
-                sftp.putfo(f, tmp, confirm=True)
+                reader = HashingReader(f)
+                sftp.putfo(reader, tmp, confirm=True)
+            try:
+                reader.check(sha256, local)
+            except WorkspaceError:
+                sftp.remove(tmp)
+                raise
             sftp.posix_rename(tmp, f"{blobs}/{sha256}")
         except (OSError, EOFError) as exc:
             self.close()

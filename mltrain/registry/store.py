@@ -227,5 +227,5 @@ class ModelRegistry:
         target = safe_join(root, mv.path)
         outs = [target if single else safe_join(target, check_relpath(f["relpath"])) for f in mv.files]
         for f, out in zip(mv.files, outs, strict=True):
-            self.blobs.copy_to(f["sha256"], out, verify=True)
+            self.blobs.copy_to(f["sha256"], out)
         return target

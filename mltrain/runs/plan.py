@@ -1,9 +1,9 @@
 """A run plan: what every trial of a run or a sweep shares, checked and built once.
 
 ``RunPlan.build(config)`` checks everything that can be checked before anything is recorded (the
-compute target and its options, the deploy options, the job's folder and script, the environment
-spec and whether this target can run it), resolves the environment, takes the snapshot and opens
-the workspace. ``plan.prepare()`` materialises the environment once, whichever trial asks first.
+workspace database, the compute target and its options, the deploy options, the job's folder and
+script, the environment spec and whether this target can run it), resolves the environment, takes
+the snapshot and opens the workspace. ``plan.prepare()`` materialises the environment once, whichever trial asks first.
 Trials (:class:`mltrain.runs.trial.Trial`) differ only in what :data:`PER_TRIAL` names; a config
 that differs elsewhere needs a plan of its own (``plan.shares(config)``). A plan holds no process-wide
 state, so a launcher may run its trials from many threads.
@@ -108,6 +108,7 @@ class RunPlan:
         from mltrain.workspace.snapshots import git_info
 
         ws = ws or open_workspace(config)
+        ws.db.check_writable()  # a damaged database: refused before anything is written to it
         recover_orphans(ws)
         compute = compute_from_config(config["compute"])
         compute.check()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 
+from mltrain.errors import WorkspaceError
 from mltrain.ui.params import ApiError, flag, json_response, run_of, text, ws_of
+
+CHUNK = 1 << 16
 
 PREVIEW_BYTES = 1 << 20
 PREVIEW_ROWS = 200
@@ -22,22 +27,30 @@ IMAGE_TYPES = {
 TEXT_SUFFIXES = {".txt", ".log", ".csv", ".tsv", ".json", ".jsonl", ".md", ".yaml", ".yml", ".py", ".toml", ".cfg"}
 
 
-def _artifact(request: Request, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _artifact(request: Request, path: str) -> tuple[dict[str, Any], BinaryIO]:
+    """The artifact record ``path`` of the run and its blob, opened once checked against its hash
+    (410 when its record names no blob, or the blob is missing or changed)."""
     ws = ws_of(request)
     run = run_of(request)
     for art in ws.runs.artifacts(run["id"]):
         if art["path"] == path:
-            if not ws.blobs.exists(art["sha256"]):
-                raise ApiError(410, f"the content of artifact {path!r} is missing from the artifact root")
-            return run, art
+            try:
+                return art, ws.blobs.open(art["sha256"])
+            except WorkspaceError as exc:
+                raise ApiError(410, f"the content of artifact {path[:200]!r} cannot be served: {exc.message}") from None
     raise ApiError(404, f"run {run['id']} has no artifact {path[:200]!r}", hint="GET /api/runs/ID lists its artifacts")
+
+
+def _chunks(f: BinaryIO) -> Iterator[bytes]:
+    with f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 def artifact(request: Request) -> Response:
     """An artifact of the run: images and text inline, anything else (or with ``download=1``) as an attachment."""
-    ws = ws_of(request)
     path = request.path_params["path"]
-    _run, art = _artifact(request, path)
+    _art, blob = _artifact(request, path)
     name = PurePosixPath(path).name
     suffix = PurePosixPath(path).suffix.lower()
     download = flag(request, "download")
@@ -54,7 +67,9 @@ def artifact(request: Request) -> Response:
         "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'",
         "X-Content-Type-Options": "nosniff",
     }
-    return FileResponse(ws.blobs.path(art["sha256"]), media_type=media, headers=headers)
+    headers["Content-Length"] = str(os.fstat(blob.fileno()).st_size)
+    # the checked file itself is sent (never the path opened again, which another writer may have replaced)
+    return StreamingResponse(_chunks(blob), media_type=media, headers=headers)
 
 
 def preview(request: Request) -> Response:
@@ -72,9 +87,9 @@ def preview(request: Request) -> Response:
             f"no table preview for {suffix or 'files without a suffix'}",
             hint="tables preview from .csv and .tsv artifacts",
         )
-    _run, art = _artifact(request, path)
-    with open(ws_of(request).blobs.path(art["sha256"]), "rb") as f:
-        data = f.read(PREVIEW_BYTES)
+    art, blob = _artifact(request, path)
+    with blob:
+        data = blob.read(PREVIEW_BYTES)
     lines = data.decode("utf-8", "replace").splitlines()
     complete = art["size"] <= PREVIEW_BYTES
     if not complete:

@@ -1,7 +1,11 @@
 """Content-addressed blob store in the artifact root: ``blobs/sha256/ab/cdef...``.
 
 Identical content is stored once. Writes are atomic (written aside, then renamed), so a blob that
-exists is complete; readers verify the hash where integrity matters (``verify``).
+exists is complete. The artifact root is shared (a team's folder, a copied workspace), so nothing read
+from it is trusted: a blob name must be 64 lowercase hex characters (:func:`check_sha256`, applied by
+``path``), and every read that becomes a file, code or a response checks the content against its name
+(``copy_to`` and ``read_bytes`` hash what they copy; ``open`` hashes the file once per process and
+version of it; :class:`HashingReader` for a blob sent elsewhere).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +21,26 @@ from typing import BinaryIO
 from mltrain.errors import WorkspaceError
 
 CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_VERIFIED: dict[tuple[int, int, int, int, int], str] = {}  # (dev, inode, size, mtime, ctime) -> its sha256
+_VERIFIED_MAX = 65536
+
+
+def is_sha256(value: object) -> bool:
+    """True when ``value`` is a blob name: 64 lowercase hex characters."""
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
+
+
+def check_sha256(value: object) -> str:
+    """``value`` if it is a blob name (:func:`is_sha256`), else a WorkspaceError naming it: a stored
+    hash is joined onto a folder, so anything else could name a file outside the store."""
+    if is_sha256(value):
+        return value  # type: ignore[return-value]
+    shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:100] + "..."
+    raise WorkspaceError(
+        f"refusing the stored blob name {shown}: a sha256 is 64 hex characters",
+        hint="the workspace record was tampered with or damaged; run `mltrain workspace check`",
+    )
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -27,6 +52,33 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def corrupted(sha256: str, where: str | os.PathLike[str]) -> WorkspaceError:
+    """The error for blob ``sha256`` whose content (in ``where``) no longer matches its name."""
+    return WorkspaceError(
+        f"blob {sha256} is corrupted (its content no longer matches its hash); nothing was used from it",
+        hint=f"restore {where} from a backup (`mltrain workspace check` lists every bad blob)",
+    )
+
+
+class HashingReader:
+    """A binary file read through (``read``), hashing what passes: for a blob streamed elsewhere, whose
+    content is then checked with ``check`` before the copy is used."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self._hash.update(data)
+        return data
+
+    def check(self, sha256: str, where: str | os.PathLike[str]) -> None:
+        """Raise :func:`corrupted` unless what was read hashes to ``sha256``."""
+        if self._hash.hexdigest() != sha256:
+            raise corrupted(sha256, where)
+
+
 class BlobStore:
     """Blobs under ``root``; every method is safe to call from several processes at once."""
 
@@ -35,11 +87,9 @@ class BlobStore:
         self._dir = self.root / "blobs" / "sha256"
 
     def path(self, sha256: str) -> Path:
-        """Where the blob ``sha256`` lives (it may not exist)."""
+        """Where the blob ``sha256`` lives (it may not exist); a name that is not a sha256 is refused."""
+        check_sha256(sha256)
         return self._dir / sha256[:2] / sha256[2:]
-
-    def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
 
     def put_file(self, src: str | os.PathLike[str]) -> tuple[str, int]:
         """Store a file; return (sha256, size). Hashes and copies in one pass."""
@@ -64,50 +114,83 @@ class BlobStore:
                     out.write(chunk)
             sha = h.hexdigest()
             dest = self.path(sha)
-            if dest.is_file():
-                os.unlink(tmp)
-            else:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, 0o444)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(tmp, 0o444)
+            try:  # also over a blob that exists: a changed copy is mended, for the cost of a rename
                 os.replace(tmp, dest)
+            except PermissionError:
+                if not dest.is_file():
+                    raise
+                os.unlink(tmp)  # another user's blob in a shared root: kept (it is checked wherever it is read)
             return sha, size
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
 
-    def read_bytes(self, sha256: str) -> bytes:
-        try:
-            return self.path(sha256).read_bytes()
-        except FileNotFoundError as exc:
-            raise WorkspaceError(
-                f"blob {sha256} is missing from the artifact root {self.root}",
-                hint="the artifact root was moved or pruned; point workspace.artifact_root at the right folder",
-            ) from exc
+    def _missing(self, sha256: str) -> WorkspaceError:
+        return WorkspaceError(
+            f"blob {sha256} is missing from the artifact root {self.root}",
+            hint="the artifact root was moved or pruned; point workspace.artifact_root at the right folder",
+        )
 
-    def copy_to(self, sha256: str, dest: str | os.PathLike[str], verify: bool = False) -> None:
-        """Write the blob to ``dest`` (a new, writable file); check its hash when ``verify``.
+    def read_bytes(self, sha256: str) -> bytes:
+        """The content of blob ``sha256``, checked against its name (for small blobs: manifests)."""
+        path = self.path(sha256)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise self._missing(sha256) from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise corrupted(sha256, path)
+        return data
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Blob ``sha256`` opened for reading, its content checked against its name first (a file seen
+        unchanged since it was checked in this process, same inode, size, mtime and ctime, is not hashed
+        again): for reads that serve a blob whole or in parts (the dashboard, ``runs logs``)."""
+        path = self.path(sha256)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        except FileNotFoundError:
+            raise self._missing(sha256) from None
+        try:
+            st = os.fstat(f.fileno())
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if _VERIFIED.get(key) != sha256:
+                h = hashlib.sha256()
+                for chunk in iter(lambda: f.read(CHUNK), b""):
+                    h.update(chunk)
+                if h.hexdigest() != sha256:
+                    raise corrupted(sha256, path)
+                if len(_VERIFIED) >= _VERIFIED_MAX:
+                    _VERIFIED.clear()
+                _VERIFIED[key] = sha256
+                f.seek(0)
+            return f
+        except BaseException:
+            f.close()
+            raise
+
+    def copy_to(self, sha256: str, dest: str | os.PathLike[str]) -> None:
+        """Write the blob to ``dest`` (a new, writable file), checking its content against its name as
+        it is copied (hashing what is copied costs no extra read).
 
         The content goes to a temporary file beside ``dest`` first and is renamed into place only when
-        complete (and, with ``verify``, when its hash matches), so a bad blob never leaves a file behind.
+        complete and its hash matches, so a bad blob never leaves a file behind.
         """
         src = self.path(sha256)
         if not src.is_file():
-            self.read_bytes(sha256)  # raises the explanatory error
+            raise self._missing(sha256)
         target = Path(dest)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:40]}.", suffix=".part")
         try:
-            h = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-                for chunk in iter(lambda: f.read(CHUNK), b""):
-                    h.update(chunk)
+                reader = HashingReader(f)
+                for chunk in iter(lambda: reader.read(CHUNK), b""):
                     out.write(chunk)
-            if verify and h.hexdigest() != sha256:
-                raise WorkspaceError(
-                    f"blob {sha256} is corrupted (its content no longer matches its hash)",
-                    hint=f"restore {src} from a backup (`mltrain workspace check` lists every bad blob)",
-                )
+            reader.check(sha256, src)
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except BaseException:

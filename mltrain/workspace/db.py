@@ -2,11 +2,15 @@
 
 Contract: ``Database.write()`` yields a connection inside a transaction that holds the write lock
 from its first statement (``BEGIN IMMEDIATE`` on SQLite), so read-modify-write sequences such as
-"next model version" are atomic; ``Database.read()`` yields a connection for reads only.
+"next model version" are atomic; ``Database.read()`` yields a connection for reads only. A SQLite
+file found damaged (SQLite reports a malformed page) is a WorkspaceError naming the file and the fix,
+wherever SQLite meets the damage; ``check_writable()`` checks the whole file before a run records anything.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +44,29 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("mltrain_read") else "BEGIN IMMEDIATE")
 
     return engine
+
+
+DAMAGE_CODES = (11, 26)  # SQLite's result codes for a damaged file: SQLITE_CORRUPT, SQLITE_NOTADB
+CHECKED_SUFFIX = "-checked"  # beside the database file: the file's identity when quick_check last passed
+
+
+def is_damage(exc: BaseException) -> bool:
+    """True when ``exc`` (a SQLAlchemy or sqlite3 error) is SQLite finding the database file damaged."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(orig, sqlite3.DatabaseError) and code is not None and code & 0xFF in DAMAGE_CODES
+
+
+def sqlite_check(path: Path, pragma: str = "quick_check") -> list[str]:
+    """The problems SQLite's ``quick_check`` (or ``integrity_check``) finds in the file (read only); [] when none."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -114,11 +141,50 @@ class Database:
 
         return make_url(self.url).render_as_string(hide_password=True)
 
+    def _raise_if_damaged(self, exc: BaseException) -> None:
+        """Raise the damaged-database error (from ``exc``) when ``exc`` is SQLite finding the file damaged."""
+        if is_damage(exc):
+            raise damaged(self.safe_url, exc) from exc
+
+    def check_writable(self) -> None:
+        """Before a run records anything: a damaged SQLite file is refused (WorkspaceError naming it,
+        ``mltrain workspace check`` and a backup) and nothing is written to it. SQLite's ``quick_check``
+        reads every page (0.5 s for 300 MB), so its verdict is kept beside the file
+        (``mltrain.db-checked``: inode, size, mtime, ctime) and checked again only when the file has
+        changed since: commits go to the write-ahead log, so that is after a checkpoint or a change
+        from outside; otherwise the check costs one ``stat``."""
+        if self.path is None:
+            return
+        marker = self.path.with_name(self.path.name + CHECKED_SUFFIX)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        stamp = f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+        try:
+            if marker.read_text() == stamp:
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
+        problems = sqlite_check(self.path)
+        if problems:
+            raise damaged(str(self.path), "; ".join(problems[:3]))
+        tmp = marker.with_name(f"{marker.name}.{os.getpid()}")
+        try:
+            tmp.write_text(stamp)
+            os.replace(tmp, marker)
+        except OSError:
+            pass  # a read-only folder: checked again next time
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction, committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            self._raise_if_damaged(exc)
+            raise
 
     @contextmanager
     def bulk_write(self) -> Iterator[Connection]:
@@ -135,16 +201,23 @@ class Database:
             try:
                 with conn.begin():
                     yield conn
+            except (DatabaseError, sqlite3.DatabaseError) as exc:
+                self._raise_if_damaged(exc)
+                raise
             finally:
                 dbapi.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads (a consistent snapshot on SQLite)."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(mltrain_read=True)
-            with conn.begin():
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(mltrain_read=True)
+                with conn.begin():
+                    yield conn
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            self._raise_if_damaged(exc)
+            raise
 
     def _ensure_schema(self) -> None:
         with self.read() as conn:
@@ -173,9 +246,9 @@ class Database:
         self.engine.dispose()
 
 
-def damaged(where: str, exc: BaseException) -> WorkspaceError:
+def damaged(where: str, exc: BaseException | str) -> WorkspaceError:
     """The error for a database that SQLite (or the server) reports as damaged."""
-    detail = getattr(exc, "orig", None) or exc
+    detail = exc if isinstance(exc, str) else getattr(exc, "orig", None) or exc
     return WorkspaceError(
         f"the workspace database {where} is damaged: {detail}",
         hint="run `mltrain workspace check` to see what is affected, then restore the database from a backup",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from sqlalchemy import select
 
 from mltrain.errors import WorkspaceError
 from mltrain.workspace import tables as t
-from mltrain.workspace.blobs import sha256_file
+from mltrain.workspace.blobs import is_sha256, sha256_file
+from mltrain.workspace.db import is_damage, sqlite_check
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -33,40 +35,39 @@ class CheckReport:
     database: list[str] = field(default_factory=list)  # integrity problems ("ok" is not listed)
     bad_blobs: list[str] = field(default_factory=list)  # sha256 names whose content differs
     missing_blobs: list[str] = field(default_factory=list)  # referred to by a record, not on disk
+    bad_names: list[str] = field(default_factory=list)  # blob names in records that are not a sha256 (repr)
     missing_run_dirs: list[str] = field(default_factory=list)  # run ids whose local folder is gone
     blobs_checked: int = 0
     runs_checked: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.database or self.bad_blobs or self.missing_blobs)
+        return not (self.database or self.bad_blobs or self.missing_blobs or self.bad_names)
 
 
 def _integrity(ws: Workspace) -> list[str]:
     if ws.db.path is None:
         return []  # a database server checks its own storage
-    with sqlite3.connect(f"file:{ws.db.path}?mode=ro", uri=True) as conn:
-        try:
-            rows = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-        except sqlite3.DatabaseError as exc:
-            return [str(exc)]
-    return [] if rows == ["ok"] else rows
+    return sqlite_check(ws.db.path, "integrity_check")
 
 
-def _referenced(ws: Workspace) -> set[str]:
-    refs: set[str] = set()
+def _referenced(ws: Workspace, report: CheckReport) -> set[str]:
+    """The blob names records refer to (a name that is not a sha256 goes to ``report.bad_names``)."""
+    names: list[object] = []
     with ws.db.read() as conn:
-        refs.update(conn.execute(select(t.artifacts.c.sha256)).scalars())
-        refs.update(conn.execute(select(t.model_files.c.sha256)).scalars())
+        names.extend(conn.execute(select(t.artifacts.c.sha256)).scalars())
+        names.extend(conn.execute(select(t.model_files.c.sha256)).scalars())
         snapshot_ids = list(conn.execute(select(t.snapshots.c.id)).scalars())
-    refs.update(snapshot_ids)
+    names.extend(snapshot_ids)
     for snap_id in snapshot_ids:
-        path = ws.blobs.path(snap_id)
+        if not is_sha256(snap_id):
+            continue
         try:
-            refs.update(entry[1] for entry in json.loads(path.read_bytes()))
+            names.extend(entry[1] for entry in json.loads(ws.blobs.path(snap_id).read_bytes()))
         except (OSError, ValueError, IndexError, TypeError):
             pass  # missing or damaged manifest: reported as a missing or bad blob
-    return refs
+    report.bad_names = sorted({repr(n)[:100] for n in names if not is_sha256(n)})
+    return {n for n in names if is_sha256(n)}  # type: ignore[misc]
 
 
 def check_workspace(ws: Workspace) -> CheckReport:
@@ -86,9 +87,15 @@ def check_workspace(ws: Workspace) -> CheckReport:
                 report.blobs_checked += 1
                 if sha256_file(blob) != name:
                     report.bad_blobs.append(name)
-    report.missing_blobs = sorted(_referenced(ws) - present)
-    with ws.db.read() as conn:
-        rows = conn.execute(select(t.runs.c.id, t.runs.c.run_dir).order_by(t.runs.c.id)).all()
+    try:
+        report.missing_blobs = sorted(_referenced(ws, report) - present)
+        with ws.db.read() as conn:
+            rows = conn.execute(select(t.runs.c.id, t.runs.c.run_dir).order_by(t.runs.c.id)).all()
+    except WorkspaceError as exc:  # a damaged database whose records cannot be read: what was found so far
+        if not report.database:
+            raise
+        report.database.append(f"records unreadable: {exc.message}")
+        return report
     report.runs_checked = len(rows)
     report.missing_run_dirs = [r.id for r in rows if r.run_dir and not Path(r.run_dir).is_dir()]
     return report
@@ -105,6 +112,8 @@ def backup_workspace(ws: Workspace, dest: str | os.PathLike[str]) -> BackupRepor
     """Copy the database (online, consistent) and the artifact blobs into ``dest``, a new or empty folder.
 
     ``dest`` is then a workspace of its own (``mltrain --workspace DEST ...``); run folders are not copied.
+    The copy is made in a folder beside ``dest`` and renamed to it only when complete and its database
+    passes SQLite's integrity check, so a failed backup (a damaged database, a full disk) leaves nothing.
     """
     if ws.db.path is None:
         raise WorkspaceError(
@@ -114,31 +123,50 @@ def backup_workspace(ws: Workspace, dest: str | os.PathLike[str]) -> BackupRepor
     root = Path(dest).absolute()
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise WorkspaceError(f"the backup folder {root} is not empty", hint="give a new or empty folder")
-    root.mkdir(parents=True, exist_ok=True)
-    target = root / "mltrain.db"
-    src = sqlite3.connect(f"file:{ws.db.path}?mode=ro", uri=True, timeout=60)
-    dst = sqlite3.connect(target)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    work = root.parent / f".{root.name[:40]}.{secrets.token_hex(4)}.part"
+    work.mkdir()
+    copied = total = 0
     try:
-        src.backup(dst)  # SQLite's online backup: a consistent copy, writers are not stopped
-        problems = [r[0] for r in dst.execute("PRAGMA integrity_check")]
+        _copy_database(ws, work / "mltrain.db")
+        blob_root = ws.blobs.root / "blobs"
+        for dirpath, _dirs, files in os.walk(blob_root):
+            for name in files:
+                if name.startswith(".incoming-"):
+                    continue  # a blob being written: not referenced by any record yet
+                src_file = Path(dirpath, name)
+                out = work / "artifacts" / "blobs" / src_file.relative_to(blob_root)
+                total += 1
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src_file, out)
+                copied += 1
+        os.replace(work, root)  # onto a missing or empty folder
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return BackupReport(root / "mltrain.db", copied, total)
+
+
+def _copy_database(ws: Workspace, target: Path) -> None:
+    """SQLite's online backup of the workspace database into ``target`` (a consistent copy while writers
+    go on), refused unless the copy passes the integrity check."""
+    assert ws.db.path is not None
+    src = sqlite3.connect(f"file:{ws.db.path}?mode=ro", uri=True, timeout=60)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+            problems = [r[0] for r in dst.execute("PRAGMA integrity_check")]
+        finally:
+            dst.close()
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise WorkspaceError(f"cannot back up the workspace database {ws.db.path}: {exc}") from None
+        problems = [str(exc)]
     finally:
-        dst.close()
         src.close()
     if problems != ["ok"]:
         raise WorkspaceError(
-            f"the backup {target} failed its integrity check: {'; '.join(problems[:5])}",
-            hint="the workspace database itself is damaged: run `mltrain workspace check`",
+            f"the workspace database {ws.db.path} is damaged, so no backup was made: {'; '.join(problems[:5])}",
+            hint="run `mltrain workspace check` to see what is affected; restore the database from an earlier backup",
         )
-    copied = total = 0
-    blob_root = ws.blobs.root / "blobs"
-    for dirpath, _dirs, files in os.walk(blob_root):
-        for name in files:
-            if name.startswith(".incoming-"):
-                continue  # a blob being written: not referenced by any record yet
-            src_file = Path(dirpath, name)
-            out = root / "artifacts" / "blobs" / src_file.relative_to(blob_root)
-            total += 1
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src_file, out)
-            copied += 1
-    return BackupReport(target, copied, total)

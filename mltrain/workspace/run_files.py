@@ -1,4 +1,5 @@
-"""Reading a file of a run: from its folder while it exists (live), else from its stored artifact."""
+"""Reading a file of a run: from its folder while it exists (live), else from its stored artifact
+(its blob checked against its hash)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,7 @@ def read_run_file(ws: Workspace, run: dict[str, Any], rel: str, offset: int = 0,
                 return f.read() if limit is None else f.read(limit)
     for art in ws.runs.artifacts(run["id"]):
         if art["path"] == rel:
-            if not ws.blobs.exists(art["sha256"]):
-                ws.blobs.read_bytes(art["sha256"])  # raises the explanatory error
-            with open(ws.blobs.path(art["sha256"]), "rb") as f:
+            with ws.blobs.open(art["sha256"]) as f:  # checked against its hash (WorkspaceError when not)
                 f.seek(offset)
                 return f.read() if limit is None else f.read(limit)
     return b""

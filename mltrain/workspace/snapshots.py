@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Callable
@@ -20,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mltrain.errors import NotFoundError, SnapshotError
+from mltrain.errors import NotFoundError, SnapshotError, WorkspaceError
 from mltrain.workspace import tables as t
-from mltrain.workspace.blobs import BlobStore
+from mltrain.workspace.blobs import BlobStore, check_sha256
 from mltrain.workspace.db import Database, has_prefix, now, upsert
 from mltrain.workspace.paths import link_out, safe_join
 
@@ -34,6 +35,30 @@ RUN_OWNED = ("outputs/", "logs/")  # at the top of the source folder: what a run
 ALWAYS = "always left out"
 RUN_OWNED_RULE = "top-level outputs/ and logs/ hold what a run writes"
 SYMLINK_OUT = "a symlink out of the source folder"
+ID_PREFIX = re.compile(r"[0-9a-f]{1,64}")  # a snapshot id (the manifest's sha256) or its start
+MODE_KEPT = 0o755  # of a stored file mode: read and execute bits; never setuid, setgid, sticky or group/other write
+
+
+def restored_mode(mode: int) -> int:
+    """The permissions a restored file gets from its stored ``mode``: its read and execute bits, plus
+    write for its owner (a stored mode is untrusted: never setuid/setgid/sticky, group- or world-writable)."""
+    return (mode & MODE_KEPT) | stat.S_IWUSR
+
+
+def _manifest_entry(snapshot_id: str, entry: Any) -> SnapshotFile:
+    """One ``[path, sha256, size, mode]`` entry of a manifest, its types and blob name checked."""
+    if (
+        not isinstance(entry, list)
+        or len(entry) != 4
+        or not isinstance(entry[0], str)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in entry[2:])
+    ):
+        raise WorkspaceError(
+            f"the manifest of snapshot {snapshot_id} is damaged: {str(entry)[:200]!r} is not "
+            "[path, sha256, size, mode]",
+            hint="the workspace record was tampered with or damaged; run `mltrain workspace check`",
+        )
+    return SnapshotFile(entry[0], check_sha256(entry[1]), entry[2], entry[3])
 
 
 @dataclass(frozen=True)
@@ -265,6 +290,13 @@ class SnapshotStore:
         return Snapshot(snap_id, str(src), tuple(files), run_owned_present(src), tuple(skipped))
 
     def get(self, snapshot_id: str) -> Snapshot:
+        """The snapshot whose id is or starts with ``snapshot_id`` (hex), its manifest checked against
+        the id and every entry's types and blob name checked."""
+        if not isinstance(snapshot_id, str) or not ID_PREFIX.fullmatch(snapshot_id):
+            raise NotFoundError(
+                f"{str(snapshot_id)[:100]!r} is not a snapshot id: one is 64 hex characters (or their start)",
+                hint="see `mltrain runs show ID` for a run's snapshot",
+            )
         with self.db.read() as conn:
             rows = conn.execute(select(t.snapshots).where(has_prefix(t.snapshots.c.id, snapshot_id)).limit(2)).all()
         if not rows:
@@ -272,12 +304,22 @@ class SnapshotStore:
         if len(rows) > 1:
             raise NotFoundError(f"{snapshot_id!r} matches several snapshots", hint="give more of the id")
         row = rows[0]
-        entries = json.loads(self.blobs.read_bytes(row.id))
-        return Snapshot(row.id, row.source_dir, tuple(SnapshotFile(*e) for e in entries))
+        try:
+            entries = json.loads(self.blobs.read_bytes(row.id))
+        except ValueError:
+            entries = None
+        if not isinstance(entries, list):
+            raise WorkspaceError(
+                f"the manifest of snapshot {row.id} is damaged: not a JSON list",
+                hint="the workspace record was tampered with or damaged; run `mltrain workspace check`",
+            )
+        return Snapshot(row.id, row.source_dir, tuple(_manifest_entry(row.id, e) for e in entries))
 
     def restore(self, snapshot_id: str, dest: str | os.PathLike[str]) -> Snapshot:
         """Write the files of a snapshot into ``dest`` (created if needed); a stored path that is
-        absolute, holds ``..`` or resolves outside ``dest`` is refused before anything is written."""
+        absolute, holds ``..`` or resolves outside ``dest`` is refused before anything is written. Each
+        file is checked against its hash as it is copied (a changed blob is an error and leaves no file)
+        and gets :func:`restored_mode` of its stored mode."""
         snap = self.get(snapshot_id)
         root = Path(dest)
         root.mkdir(parents=True, exist_ok=True)
@@ -286,7 +328,7 @@ class SnapshotStore:
         for f in snap.files:
             target = safe_join(root, f.path)
             self.blobs.copy_to(f.sha256, target)
-            os.chmod(target, f.mode | stat.S_IWUSR)
+            os.chmod(target, restored_mode(f.mode))
         return snap
 
 

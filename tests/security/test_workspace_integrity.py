@@ -95,8 +95,8 @@ def _one_run(project: Path, mltrain) -> Workspace:
     write_script(
         project / "src",
         "out.py",
-        "import os\nos.makedirs('outputs', exist_ok=True)\nfor i in range(3):\n"
-        "    open(f'outputs/f{i}.txt', 'w').write(str(i) * 100)\n",
+        "import os\nfrom mltrain import Run\nos.makedirs('outputs', exist_ok=True)\nfor i in range(3):\n"
+        "    open(f'outputs/f{i}.txt', 'w').write(str(i) * 100)\n    Run.get_context().log('i', i)\n",
     )
     proc = mltrain(*SYSTEM, "job.script=out.py")
     assert proc.returncode == 0, proc.output
@@ -184,3 +184,51 @@ def test_backup_while_runs_are_writing_is_consistent_and_complete(project, cli):
     runs = json.loads(cli("--workspace", "bk", "runs", "list", "--json").stdout)
     assert len(runs) == 2
     assert cli("workspace", "backup", "bk").returncode == 2  # not over an existing backup
+
+
+def _flip_index_page(db: Path, index: str) -> None:
+    """Flip bytes in the root page of ``index`` (past its header): the file still opens and reads."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (index,)).fetchone()[0]
+    with open(db, "r+b") as f:
+        f.seek((root - 1) * page)
+        data = bytearray(f.read(page))
+        for i in range(8, page, 7):
+            data[i] ^= 0xFF
+        f.seek((root - 1) * page)
+        f.write(data)
+
+
+def _run_ids(db: Path) -> list[str]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM runs")]
+
+
+@pytest.mark.parametrize("index", ["ix_metrics_run_key", "ix_runs_status"])
+def test_a_run_on_a_database_with_a_damaged_index_is_refused_before_it_is_recorded(project, mltrain, cli, index):
+    _one_run(project, mltrain)  # the database passed its check once (and the verdict is kept)
+    db = project / ".mltrain" / "mltrain.db"
+    _flip_index_page(db, index)
+    before = (_sha(db), _run_ids(db))
+    assert "DAMAGED" in cli("workspace", "check").stdout
+    proc = mltrain(*SYSTEM, "job.script=out.py")
+    assert proc.returncode == 2, proc.output
+    assert "Traceback" not in proc.stderr and f"the workspace database {db} is damaged" in proc.stderr
+    assert "mltrain workspace check" in proc.stderr and "backup" in proc.stderr
+    assert (_sha(db), _run_ids(db)) == before  # nothing recorded
+    assert len(list((project / ".mltrain" / "runs").iterdir())) == 1
+
+
+def test_a_backup_of_a_damaged_database_is_a_clear_error_and_leaves_nothing(project, mltrain, cli):
+    _one_run(project, mltrain)
+    _flip_index_page(project / ".mltrain" / "mltrain.db", "ix_metrics_run_key")
+    for dest in ("bk", "empty"):
+        if dest == "empty":
+            (project / "empty").mkdir()
+        proc = cli("workspace", "backup", dest)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.output
+        assert "is damaged, so no backup was made" in proc.stderr and "mltrain workspace check" in proc.stderr
+    assert not (project / "bk").exists() and not any((project / "empty").iterdir())
+    assert sorted(p.name for p in project.iterdir()) == [".mltrain", "empty", "src"]  # no partial copy beside
