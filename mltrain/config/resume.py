@@ -58,7 +58,11 @@ def resume_argv(argv: list[str]) -> list[str]:
             hint=f"python -m mltrain -m {RESUME_KEY}={sweep_id}",
         )
     rest = [o for o in given if key_of(o) != RESUME_KEY]
-    recorded = recorded_overrides(_workspace(rest), sweep_id)
+    ws = _workspace(rest)
+    try:
+        recorded = recorded_overrides(ws, sweep_id)
+    finally:
+        ws.db.dispose()
     options = list(argv)
     for override in given:
         options.remove(override)

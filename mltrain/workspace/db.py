@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -59,7 +60,7 @@ def is_damage(exc: BaseException) -> bool:
 
 def sqlite_check(path: Path, pragma: str = "quick_check") -> list[str]:
     """The problems SQLite's ``quick_check`` (or ``integrity_check``) finds in the file (read only); [] when none."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    conn = read_only(path)
     try:
         rows = [str(r[0]) for r in conn.execute(f"PRAGMA {pragma}")]
     except sqlite3.DatabaseError as exc:
@@ -69,7 +70,6 @@ def sqlite_check(path: Path, pragma: str = "quick_check") -> list[str]:
     return [] if rows == ["ok"] else rows
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 EMPTY_FILE_WAIT_S = 2.0  # a database file another process is creating gets its header within this
 
 
@@ -83,32 +83,47 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def read_only(path: Path) -> sqlite3.Connection:
+    """A read-only SQLite connection to ``path`` (its name quoted for the URI)."""
+    uri = f"file:{quote(str(path))}?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+
 def check_sqlite_file(path: Path) -> None:
     """Refuse (WorkspaceError naming the file) an existing database file that is empty or not SQLite,
-    before anything opens it, so nothing is ever written over it. A missing file is a new workspace."""
+    before anything opens it for writing, so nothing is ever written over it. A missing file is a new
+    workspace. The file is only ever opened through SQLite: closing a plain descriptor of it would drop
+    the POSIX locks of every SQLite connection this process has on it, and another process could then
+    take itself for the last one and remove the write-ahead log under them."""
     restore = "restore it from a backup (`mltrain workspace backup DEST` makes one)"
     deadline = time.monotonic() + EMPTY_FILE_WAIT_S
     while True:
         try:
-            with open(path, "rb") as f:
-                header = f.read(len(SQLITE_HEADER))
+            size = os.stat(path).st_size
         except FileNotFoundError:
             return
         except OSError as exc:
             raise WorkspaceError(f"cannot read the workspace database {path}: {exc}") from None
-        if header or time.monotonic() > deadline:
+        if size or time.monotonic() > deadline:
             break
         time.sleep(0.05)  # maybe being created by another mltrain process right now
-    if not header:
+    if not size:
         raise WorkspaceError(
             f"the workspace database {path} is empty (0 bytes): its runs, models and endpoints are not in it",
             hint=f"{restore}; only if this workspace never held anything, delete the file to start afresh",
         )
-    if header != SQLITE_HEADER:
+    conn = read_only(path)
+    try:
+        conn.execute("PRAGMA schema_version").fetchone()  # reads the header page
+    except sqlite3.OperationalError:
+        pass  # busy or unreadable now: opening it for writing reports that
+    except sqlite3.DatabaseError:
         raise WorkspaceError(
             f"the workspace database {path} is damaged: it is not an SQLite database (it was not opened)",
             hint=restore,
-        )
+        ) from None
+    finally:
+        conn.close()
 
 
 class Database:

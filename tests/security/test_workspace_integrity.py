@@ -232,3 +232,28 @@ def test_a_backup_of_a_damaged_database_is_a_clear_error_and_leaves_nothing(proj
         assert "is damaged, so no backup was made" in proc.stderr and "mltrain workspace check" in proc.stderr
     assert not (project / "bk").exists() and not any((project / "empty").iterdir())
     assert sorted(p.name for p in project.iterdir()) == [".mltrain", "empty", "src"]  # no partial copy beside
+
+
+def test_opening_the_workspace_again_in_a_process_keeps_its_other_connections_safe(tmp_path):
+    """A process that opens the workspace twice (``python -m mltrain -m sweep.resume=ID`` reads the sweep's
+    record, then runs it) must not drop the SQLite locks of its first connection: another process would
+    then take itself for the last one on the file, fold and remove the write-ahead log under it, and the
+    first connection's next writes were lost ("disk I/O error" on the next read)."""
+    root = tmp_path / "ws"
+    first = Workspace.open(str(root))
+    first.runs.create("r1", "e", run_dir="x")
+    second = Workspace.open(str(root))  # the same file again, in this process
+    other = (
+        "from mltrain.workspace import Workspace\n"
+        f"ws = Workspace.open({str(root)!r}); ws.runs.create('r2', 'e', run_dir='x'); ws.db.dispose()\n"
+    )
+    subprocess.run([sys.executable, "-c", other], check=True, timeout=60)
+    first.runs.create("r3", "e", run_dir="x")
+    second.runs.create("r4", "e", run_dir="x")
+    conn = sqlite3.connect(root / "mltrain.db")
+    try:
+        assert sorted(r[0] for r in conn.execute("SELECT id FROM runs")) == ["r1", "r2", "r3", "r4"]
+    finally:
+        conn.close()
+        first.db.dispose()
+        second.db.dispose()
