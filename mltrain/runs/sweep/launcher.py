@@ -16,6 +16,7 @@ from omegaconf import open_dict
 
 from mltrain.environments.variables import as_written
 from mltrain.errors import ConfigError
+from mltrain.runs.sweep.progress import Progress
 from mltrain.runs.sweep.session import TrialOutcome, TrialRequest, TrialSource, run_sweep
 
 
@@ -197,7 +198,7 @@ def launch_mltrain(
         base, overrides = trials.base()
         listed = ListSource(job_overrides) if source is None else None
         chosen: TrialSource = listed if listed is not None else source
-        code, _ = run_sweep(base, overrides, trials.compose, chosen)
+        code, _ = run_sweep(base, overrides, trials.compose, chosen, Progress)
     finally:
         HydraConfig.instance().cfg = original
     task_function.__self__.report(code)

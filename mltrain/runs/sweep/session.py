@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mltrain.compute.configs import redact_overrides, redact_secrets
@@ -34,7 +35,6 @@ from mltrain.text import print_error
 from mltrain.workspace.runs import ACTIVE, CANCELED, COMPLETED, FAILED, QUEUED, RUNNING, new_run_id
 
 if TYPE_CHECKING:
-    from mltrain.runs.sweep.progress import Progress
     from mltrain.workspace import Workspace
 
 POLL_S = 0.3
@@ -91,6 +91,34 @@ class TrialSource(Protocol):
 
     def done(self, outcome: TrialOutcome) -> None:
         """A trial ended (or was kept from the sweep being resumed)."""
+
+
+class SweepProgress(Protocol):
+    """What a sweep shows and logs as it goes (:class:`mltrain.runs.sweep.progress.Progress`)."""
+
+    def note(self, line: str) -> None: ...
+    def add(self, outcome: TrialOutcome) -> None: ...
+    def drop(self, outcome: TrialOutcome) -> None: ...
+    def kept(self, outcome: TrialOutcome) -> None: ...
+    def update(self, outcome: TrialOutcome) -> None: ...
+    def finished(self, outcome: TrialOutcome) -> None: ...
+    def render(self) -> None: ...
+    def summary(
+        self,
+        sweep_id: str,
+        status: str,
+        counts: str,
+        outcomes: list[TrialOutcome],
+        best: TrialOutcome | None,
+        maximize: bool,
+        models: list[Any],
+        problems: list[str],
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
+# the parent run's folder, the primary metric's name, echo to the terminal -> the sweep's progress
+ProgressFactory = Callable[[Path, "str | None", bool], SweepProgress]
 
 
 def label_key(label: list[str]) -> str:
@@ -154,12 +182,20 @@ class Slots:
 class Sweep:
     """One sweep (a parent run) of mltrain trials; use as a context manager around :meth:`run`."""
 
-    def __init__(self, base_config: dict[str, Any], overrides: list[str], compose: Compose, echo: bool = True) -> None:
+    def __init__(
+        self,
+        base_config: dict[str, Any],
+        overrides: list[str],
+        compose: Compose,
+        progress: ProgressFactory,
+        echo: bool = True,
+    ) -> None:
         self.base = base_config
         self.settings = settings_of(base_config)
         self.overrides = overrides
         self.compose = compose
         self.echo = echo
+        self.make_progress = progress
         self.metric = self.settings["primary_metric"]["name"]
         self.maximize = self.settings["primary_metric"]["goal"] == "maximize"
         self.policy = make_policy(self.settings.get("early_termination"), self.maximize)
@@ -177,12 +213,10 @@ class Sweep:
         self.started = time.time()
         self.sweep_id = ""
         self.stop_reason: str | None = None
-        self.progress: Progress | None = None
+        self.progress: SweepProgress | None = None
 
     # -- the parent run ---------------------------------------------------------------------------
     def open(self) -> Sweep:
-        from mltrain.runs.sweep.progress import Progress
-
         plan = self._plan_for(self.base)
         driver = {k: v for k, v in plan.record_fields().items() if k.startswith("driver_")}
         resume = self.settings.get("resume")
@@ -211,7 +245,7 @@ class Sweep:
                 },
             )
             self.ws.runs.set_status(self.sweep_id, RUNNING, detail="sweep started")
-        self.progress = Progress(self.ws.run_dir(self.sweep_id), self.metric, echo=self.echo)
+        self.progress = self.make_progress(self.ws.run_dir(self.sweep_id), self.metric, self.echo)
         self.progress.note(
             f"sweep {self.sweep_id} (experiment {self.base['experiment_name']}): up to {self.max_concurrent} "
             f"children at a time; `mltrain runs cancel {self.sweep_id}` or Ctrl-C cancels it"
@@ -662,12 +696,17 @@ def _number(value: Any) -> float | None:
 
 
 def run_sweep(
-    base_config: dict[str, Any], overrides: list[str], compose: Compose, source: TrialSource, echo: bool = True
+    base_config: dict[str, Any],
+    overrides: list[str],
+    compose: Compose,
+    source: TrialSource,
+    progress: ProgressFactory,
+    echo: bool = True,
 ) -> tuple[int, list[TrialOutcome]]:
-    """Run a whole sweep; (exit code, outcomes in the order they ended). Errors in the config are
-    reported and give exit code 2 (nothing is recorded)."""
+    """Run a whole sweep, shown by ``progress``; (exit code, outcomes in the order they ended). Errors
+    in the config are reported and give exit code 2 (nothing is recorded)."""
     try:
-        with Sweep(base_config, overrides, compose, echo=echo) as sweep:
+        with Sweep(base_config, overrides, compose, progress, echo=echo) as sweep:
             outcomes = sweep.run(source)
             return sweep.finish(), outcomes
     except MltrainError as exc:
