@@ -82,3 +82,62 @@ def test_help_imports_no_heavy_package(command, tmp_path):
     assert proc.returncode == 0, proc.stderr
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports (lazy and ``TYPE_CHECKING`` imports included), with its line."""
+    import ast
+
+    found = []
+    package = ".".join(path.relative_to(ROOT).parent.parts)
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            found.append((node.lineno, ".".join(p for p in (base, node.module or "") if p)))
+    return found
+
+
+def test_node_side_code_imports_only_the_standard_library():
+    """mltrain/remote/ runs on Ray nodes and SSH hosts, in whatever Python is there: the standard
+    library and its own package only (the contract in pyproject.toml checks mltrain's other modules)."""
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    foreign = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in sorted((ROOT / "mltrain" / "remote").glob("*.py"))
+        for line, name in _imports(path)
+        if name.split(".")[0] not in allowed and name != "mltrain.remote" and not name.startswith("mltrain.remote.")
+    ]
+    assert not foreign, foreign
+
+
+def test_what_is_shipped_to_nodes_is_the_node_side_package(tmp_path):
+    """Ray nodes get every module of mltrain/remote/ with the in-script API, SSH hosts the helper as a
+    zip of them; both run on a bare Python (no site-packages, no mltrain installed)."""
+    import zipfile
+
+    from mltrain.compute.ssh_conn import agent_archive
+    from mltrain.environments.shim import REMOTE_FILES, SHIM_FILES, ensure_shim
+
+    listed = sorted(f"remote/{p.name}" for p in (ROOT / "mltrain" / "remote").glob("*.py"))
+    assert sorted(REMOTE_FILES) == listed and "remote/ray_job.py" in listed and "remote/ssh_agent.py" in listed
+    shim = ensure_shim(SHIM_FILES + REMOTE_FILES)
+    assert sorted(p.relative_to(shim / "mltrain").as_posix() for p in shim.rglob("remote/*.py")) == listed
+    modules = [f"mltrain.{rel[:-3].replace('/', '.')}" for rel in listed]
+    code = f"import sys; sys.path.insert(0, {str(shim)!r}); import {', '.join(modules)}"
+    bare = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 0, bare.stderr
+
+    archive = tmp_path / "agent.pyz"
+    archive.write_bytes(agent_archive())
+    with zipfile.ZipFile(archive) as zf:
+        assert sorted(n.removeprefix("mltrain/") for n in zf.namelist() if n.startswith("mltrain/remote/")) == listed
+    probe = subprocess.run(
+        [sys.executable, "-I", "-S", str(archive), str(tmp_path / "work"), "probe"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert '"workdir": ' in probe.stdout and (tmp_path / "work").is_dir()

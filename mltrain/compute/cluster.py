@@ -2,7 +2,7 @@
 
 The job's runtime_env is the run's environment (the lock as ``pip``/``uv`` packages, installed and
 cached by each node) plus the snapshot as ``working_dir`` and the in-script API and the job
-wrapper (:mod:`mltrain.compute.ray_job`) as ``py_modules``. Ray places the job on any node with
+wrapper (:mod:`mltrain.remote.ray_job`) as ``py_modules``. Ray places the job on any node with
 the resources asked for (``num_cpus``, ``memory_gb``, ``resources``: the entrypoint's resources, so
 Ray's resource accounting queues runs when the cluster is full). The wrapper streams the script's
 output and metrics through the job's log and sends outputs/ and logs/ back the same way when the
@@ -41,9 +41,9 @@ from mltrain.compute.cluster_warm import (
     start_trial,
 )
 from mltrain.compute.configs import ClusterComputeConfig
-from mltrain.compute.ray_boot import pack_dir
-from mltrain.compute.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, entrypoint
 from mltrain.errors import ComputeError
+from mltrain.remote.ray_boot import pack_dir
+from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, entrypoint
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -58,14 +58,6 @@ JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself wit
 STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
 STATUS_FAST_FOR_S = 60
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
-# shipped with the in-script API: the job wrapper, and the warm workers of a sweep with their fork server
-SHIM_EXTRA = (
-    "compute/ray_job.py",
-    "compute/ray_warm.py",
-    "compute/forkserver.py",
-    "compute/forkserver_main.py",
-    "procs.py",
-)
 
 
 def _node_died(info: Any) -> bool:
@@ -481,13 +473,13 @@ class ClusterCompute(ComputeTarget):
         """The runtime_env of a run: the environment's packages, the staged snapshot as working_dir, the
         in-script API (and the job wrapper) as py_modules, the environment variables (``env_vars`` last)."""
         from mltrain.environments.ray_runtime import packages_field
-        from mltrain.environments.shim import SHIM_FILES, ensure_shim
+        from mltrain.environments.shim import REMOTE_FILES, SHIM_FILES, ensure_shim
 
         cfg = self.config
         stage = self._stage(spec.snapshot_id)
         if not stage.is_dir():
             raise ComputeError(f"the snapshot of run {spec.run_id} was not staged", hint="call upload() before start()")
-        shim = ensure_shim(SHIM_FILES + SHIM_EXTRA)
+        shim = ensure_shim(SHIM_FILES + REMOTE_FILES)  # the API, the job wrapper and the warm workers
         extra = dict(cfg.runtime_env)
         merged = {str(k): str(v) for k, v in dict(extra.pop("env_vars", None) or {}).items()}
         merged.update(env.env_vars)
@@ -538,7 +530,7 @@ class ClusterCompute(ComputeTarget):
 
     def _actor_options(self, spec: RunSpec, env: Materialised) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Ray options of a warm worker (a run's resources; the trial's own variables come with each
-        trial), and what a :class:`~mltrain.compute.ray_boot.BootedWarmWorker` is given when the run
+        trial), and what a :class:`~mltrain.remote.ray_boot.BootedWarmWorker` is given when the run
         needs no runtime_env but its snapshot, the API and variables: those as archives and a dict.
         Otherwise (None) the options hold the run's runtime_env."""
         runtime_env = self._runtime_env(spec, env, {"PYTHONUNBUFFERED": "1"})

@@ -2,9 +2,9 @@
 
 ``ClusterCompute.prewarm`` makes a :class:`WarmPool`: this process connects to the cluster as a Ray
 driver (once, token authentication as for the job server) and starts ``workers`` detached actors
-(:class:`mltrain.compute.ray_warm.WarmWorker`), each holding the per-run resources. A run that needs
+(:class:`mltrain.remote.ray_warm.WarmWorker`), each holding the per-run resources. A run that needs
 no runtime_env but its snapshot, the API and variables gets booted actors
-(:class:`mltrain.compute.ray_boot.BootedWarmWorker`, on Ray's ordinary workers, which start sooner:
+(:class:`mltrain.remote.ray_boot.BootedWarmWorker`, on Ray's ordinary workers, which start sooner:
 the API and snapshot come as archives through the object store); others get the runtime_env a job
 of the run gets (the environment's packages, the staged snapshot as working_dir, the in-script
 API). Each actor keeps a fork server that imported the script's modules. A trial then
@@ -32,11 +32,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute import ray_boot
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.cluster_stream import ArchiveFile, too_large
 from mltrain.errors import ComputeError
+from mltrain.remote import ray_boot
 
 if TYPE_CHECKING:
     from mltrain.compute.cluster_auth import Token
@@ -349,10 +349,10 @@ class WarmPool:
 
     def _actor_class(self, modules: list[str]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         """The actors' class, the arguments each is made with, and their Ray options. Booted actors
-        (:mod:`mltrain.compute.ray_boot`, shipped by value) get their archives through the object store."""
+        (:mod:`mltrain.remote.ray_boot`, shipped by value) get their archives through the object store."""
         import ray
 
-        from mltrain.compute.ray_warm import WarmWorker
+        from mltrain.remote.ray_warm import WarmWorker
 
         options, boot = self._options or ({}, None)
         settings = (modules, self.compute.cancel_grace_s, self.compute.config.max_output_mb)

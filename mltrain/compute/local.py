@@ -20,10 +20,10 @@ from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, R
 from mltrain.compute.configs import LocalComputeConfig
 from mltrain.environments.base import Materialised
 from mltrain.errors import ComputeError
-from mltrain.procs import group_exists, hostname, owns_group, signal_group, start_token, stop_group
+from mltrain.remote.procs import group_exists, hostname, owns_group, signal_group, start_token, stop_group
 
 if TYPE_CHECKING:
-    from mltrain.compute.forkserver import ForkServer, ForkServerPool
+    from mltrain.remote.forkserver import ForkServer, ForkServerPool
 
 _PR_SET_PDEATHSIG = 1
 
@@ -135,7 +135,7 @@ class AttachedLocalHandle(RunHandle):
 
 
 class ForkedHandle(RunHandle):
-    """A job forked by a pre-warmed fork server (mltrain/compute/forkserver.py): a process group of
+    """A job forked by a pre-warmed fork server (mltrain/remote/forkserver.py): a process group of
     its own like a Popen'd job; its exit status comes from the server, which is released after."""
 
     def __init__(
@@ -195,7 +195,7 @@ class LocalCompute(ComputeTarget):
     def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
         """Start ``workers`` fork servers of ``env`` that import ``modules``; later jobs of ``env``
         are forked from them (``spec``: a job of the sweep, for the environment variables)."""
-        from mltrain.compute.forkserver import ForkServerPool
+        from mltrain.remote.forkserver import ForkServerPool
 
         if self._pools is None:
             self._pools = {}
@@ -213,7 +213,7 @@ class LocalCompute(ComputeTarget):
         pool = self._pools.get(env.python) if self._pools else None
         server = pool.acquire() if pool is not None else None
         if pool is not None and server is not None:
-            forked = server.fork(spec, environ)
+            forked = server.fork(spec.script, spec.arguments, spec.run_dir, environ)
             if forked is not None:
                 return ForkedHandle(spec, pool, server, forked, sink, self.cancel_grace_s)
         argv = [env.python, spec.script, *spec.arguments]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mltrain.errors import ComputeError
-from mltrain.procs import descendants
+from mltrain.remote.procs import descendants
 
 NODE_IP = "127.0.0.2"  # loopback, but not the literal Ray rewrites to the external address
 READY_LINE = "Ray runtime started"

@@ -28,7 +28,7 @@ from mltrain.environments.cache import (
 )
 from mltrain.environments.resolve import ResolvedEnvironment
 from mltrain.errors import EnvironmentSpecError
-from mltrain.procs import run_streaming
+from mltrain.remote.procs import run_streaming
 
 READY_MARKER = ".mltrain-ready"
 LOCK_FILE = "requirements.lock"

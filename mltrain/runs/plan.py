@@ -149,7 +149,7 @@ class RunPlan:
         (this process)."""
         import os
 
-        from mltrain.procs import hostname, start_token
+        from mltrain.remote.procs import hostname, start_token
 
         return {
             "script": self.script,

@@ -91,6 +91,6 @@ class TestWarmClusterCompute(ComputeTargetSuite):
         assert not api.startswith(str(Path(mltrain.__file__).parent))  # the run's API is the copy shipped with it
         if kind == "booted":  # on an ordinary worker: API and snapshot unpacked in the actor's own folder
             home = code.split("/api/mltrain/")[0]
-            assert code == f"{home}/api/mltrain/compute/ray_warm.py" and api == f"{home}/api/mltrain/__init__.py"
+            assert code == f"{home}/api/mltrain/remote/ray_warm.py" and api == f"{home}/api/mltrain/__init__.py"
         else:  # an actor with the runtime_env; its children get the API from the runtime_env's py_modules
             assert kind == "runtime_env" and "/api/mltrain/" not in code and "/runtime_resources/" in api

@@ -14,7 +14,7 @@ from conformance import ComputeTargetSuite
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.local import ForkedHandle, LocalCompute
 from mltrain.environments.base import Materialised
-from mltrain.procs import group_exists
+from mltrain.remote.procs import group_exists
 
 
 class PrewarmedLocal(LocalCompute):

@@ -35,7 +35,7 @@ def scoring(tmp_path):
 
 def test_endpoint_state_uri_and_request_figures_from_its_metrics(tmp_path, scoring):
     from mltrain.deploy.store import EndpointStore
-    from mltrain.procs import hostname, start_token
+    from mltrain.remote.procs import hostname, start_token
 
     root = tmp_path / "ws"
     ws = open_ws(root)
