@@ -1,9 +1,6 @@
-"""Typed configs of the built-in compute targets (the ``compute`` config group).
-
-Each dataclass is stored in Hydra's ConfigStore as ``compute/<name>_schema`` and extended by
-``conf/compute/<name>.yaml``, so an unknown option or a value of the wrong type fails at
-composition, naming the valid keys. The target classes take these fields as keyword options.
-"""
+"""What the typed configs of the compute targets share: :class:`ComputeConfig` (each target's package
+extends it in its ``config.py``; :mod:`mltrain.compute.schemas` lists them for Hydra), value checks,
+and the secret options (the cluster token) that are never stored with a run."""
 
 from __future__ import annotations
 
@@ -34,34 +31,6 @@ class ComputeConfig:
         if not float(self.cancel_grace_s) >= 0:
             raise ConfigError(f"compute.cancel_grace_s={self.cancel_grace_s!r} must be >= 0")
         self.cancel_grace_s = float(self.cancel_grace_s)
-
-
-@dataclass
-class LocalComputeConfig(ComputeConfig):
-    """This machine: the job is a process group of its own."""
-
-    _target_: str = "mltrain.compute.local.LocalCompute"
-
-
-@dataclass
-class DockerComputeConfig(ComputeConfig):
-    """A container on a Docker engine, in an image of the environment."""
-
-    _target_: str = "mltrain.compute.docker.DockerCompute"
-    base_url: str | None = None  # engine address; null: DOCKER_HOST or the default socket
-    cpus: float | None = None  # CPU limit in cores; null: no limit
-    memory_gb: float | None = None  # memory limit in GB (no swap beyond it); null: no limit
-    network: str = "host"  # network mode of the container: host or none
-    user: str | None = None  # uid:gid the script runs as; null: the caller's
-    keep_container: bool = False  # keep the stopped container after the run
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.cpus = positive("compute.cpus", self.cpus, " of cores")
-        self.memory_gb = positive("compute.memory_gb", self.memory_gb, " of GB")
-        self.base_url = self.base_url or None
-        if self.network not in ("host", "none"):
-            raise ConfigError(f"compute.network={self.network!r} is not supported", hint="use host or none")
 
 
 @dataclass
@@ -195,12 +164,3 @@ def redact_overrides(overrides: list[str]) -> list[str]:
         key, sep, _ = item.partition("=")
         out.append(f"{key}={REDACTED}" if sep and key.lstrip("+~") in secret else item)
     return out
-
-
-# ConfigStore name (in group ``compute``) → schema; conf/compute/NAME.yaml lists NAME_schema in its defaults
-COMPUTE_SCHEMAS: dict[str, type[ComputeConfig]] = {
-    "local_schema": LocalComputeConfig,
-    "docker_schema": DockerComputeConfig,
-    "ssh_schema": SSHComputeConfig,
-    "cluster_schema": ClusterComputeConfig,
-}

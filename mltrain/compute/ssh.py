@@ -664,7 +664,7 @@ class SSHCompute(ComputeTarget):
     def _container_request(self, remote: Remote, spec: RunSpec, env: Materialised, run_dir: str) -> dict[str, Any]:
         """The helper's start request of a job in ``env``'s image: a foreground ``docker run`` (the
         docker target's settings) with the remote run folder mounted as the container's working folder."""
-        from mltrain.compute.docker import LABEL_EXPERIMENT, LABEL_RUN, RUN_DIR
+        from mltrain.compute.docker.target import LABEL_EXPERIMENT, LABEL_RUN, RUN_DIR
         from mltrain.environments.docker import docker_run_argv
 
         assert remote.probe is not None
