@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.configs import SSHComputeConfig, SSHHostConfig
+from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
 from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
@@ -103,6 +103,11 @@ class Remote:
     def label(self) -> str:
         e = self.entry
         return f"{e.user + '@' if e.user else ''}{e.host}{':' + str(e.port) if e.port else ''}"
+
+    @property
+    def where(self) -> str:
+        """Where an environment built on this host lives, as its record names it."""
+        return f"ssh:{self.label}"
 
     def ident(self) -> dict[str, Any]:
         """What a job reference stores to reach this host again."""
