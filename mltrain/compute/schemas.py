@@ -8,9 +8,10 @@ composition, naming the valid keys. The target classes take these fields as keyw
 
 from __future__ import annotations
 
-from mltrain.compute.configs import ClusterComputeConfig, ComputeConfig
+from mltrain.compute.configs import ComputeConfig
 from mltrain.compute.docker.config import DockerComputeConfig
 from mltrain.compute.local.config import LocalComputeConfig
+from mltrain.compute.ray.config import ClusterComputeConfig
 from mltrain.compute.ssh.config import SSHComputeConfig
 
 # ConfigStore name (in group ``compute``) → schema; conf/compute/NAME.yaml lists NAME_schema in its defaults

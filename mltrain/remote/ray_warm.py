@@ -1,7 +1,7 @@
 """A warm worker on a Ray node: the actor that forks a sweep's trials (standard library only).
 
 Shipped to the cluster with the in-script API (``py_modules``) like :mod:`mltrain.remote.ray_job`,
-and made a Ray actor by the driver (:mod:`mltrain.compute.cluster_warm`), with the per-run
+and made a Ray actor by the driver (:mod:`mltrain.compute.ray.warm_pool`), with the per-run
 resources and the runtime_env a job of the run gets (the environment's packages, the staged
 snapshot as working_dir), or served by a booted actor (:mod:`mltrain.remote.ray_boot`) that
 unpacked the API and snapshot it was sent. It starts a fork server (:mod:`mltrain.remote.forkserver`, run by the

@@ -14,8 +14,9 @@ from conformance import ComputeTargetSuite
 
 import mltrain
 from mltrain.compute.base import ComputeTarget, JobRef, NullSink, OutputSink, RunHandle, RunSpec
-from mltrain.compute.cluster import ClusterCompute
-from mltrain.compute.cluster_warm import WarmHandle, call
+from mltrain.compute.ray import ClusterCompute
+from mltrain.compute.ray.driver import call
+from mltrain.compute.ray.warm import WarmHandle
 from mltrain.environments.base import Materialised
 
 
