@@ -139,12 +139,12 @@ def _exists(rec: dict[str, Any]) -> bool | None:
 
 def _fill_sizes(ctx: Context, records: list[dict[str, Any]]) -> None:
     """Measure venvs recorded without a size (used from the cache, built by another workspace)."""
-    from mltrain.environments.cache import dir_size
     from mltrain.environments.records import set_size
+    from mltrain.workspace.paths import folder_size
 
     for rec in records:
         if rec["size_bytes"] is None and rec["builder"] == "venv" and _exists(rec):
-            rec["size_bytes"] = dir_size(Path(rec["location"]))
+            rec["size_bytes"] = folder_size(Path(rec["location"]))[0]
             set_size(ctx.ws, rec["hash"], rec["builder"], rec["size_bytes"])
 
 
@@ -267,9 +267,9 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     built = builder.materialise(env, log, rebuild=args.rebuild)
     size = built.size_bytes
     if size is None and built.builder == "venv":
-        from mltrain.environments.cache import dir_size
+        from mltrain.workspace.paths import folder_size
 
-        size = dir_size(Path(built.location))
+        size = folder_size(Path(built.location))[0]
     elif size is None and built.builder == "docker":
         try:
             from mltrain.environments.docker import image_size

@@ -203,9 +203,9 @@ def list_environments(request: Request) -> Response:
     measured here (once per dashboard process, not stored: the dashboard does not write on reads)."""
     from pathlib import Path
 
-    from mltrain.environments.cache import dir_size
     from mltrain.environments.records import list_environments as records
     from mltrain.environments.venv import READY_MARKER
+    from mltrain.workspace.paths import folder_size
 
     sizes: dict[str, int] = request.app.state.__dict__.setdefault("_env_sizes", {})
     out = records(ws_of(request))
@@ -215,6 +215,6 @@ def list_environments(request: Request) -> Response:
             rec["present"] = (folder / READY_MARKER).exists()
             if rec["size_bytes"] is None and rec["present"]:
                 if rec["hash"] not in sizes:
-                    sizes[rec["hash"]] = dir_size(folder)
+                    sizes[rec["hash"]] = folder_size(folder)[0]
                 rec["size_bytes"] = sizes[rec["hash"]]
     return json_response(out)

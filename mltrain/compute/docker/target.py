@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
+from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.docker.config import DockerComputeConfig
+from mltrain.compute.docker.container import container_name, job_container
 from mltrain.compute.docker.engine import Engine
 from mltrain.compute.docker.handle import DockerHandle
 from mltrain.errors import ComputeError
@@ -16,12 +17,6 @@ if TYPE_CHECKING:
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
-
-
-RUN_DIR = "/mltrain/run"
-SHIM_DIR = "/mltrain/shim"
-LABEL_RUN = "mltrain.run_id"
-LABEL_EXPERIMENT = "mltrain.experiment"
 
 
 class DockerCompute(ComputeTarget):
@@ -57,9 +52,8 @@ class DockerCompute(ComputeTarget):
                 "or run without +compute=docker",
             )
         require_base_image(env)
-        return builder_for(
-            "docker", base_url=self.cfg.base_url, api=self.engine.connected
-        )  # every spec becomes an image
+        # every spec becomes an image
+        return builder_for("docker", base_url=self.cfg.base_url, api=self.engine.connected)
 
     def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
         from mltrain.environments.base import record_use
@@ -73,27 +67,20 @@ class DockerCompute(ComputeTarget):
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         import docker
 
-        from mltrain.environments.docker import create_container
-
+        cfg = self.cfg
         api = self.engine.api
-        binds = {str(spec.run_dir.resolve()): {"bind": RUN_DIR, "mode": "rw"}}
-        if spec.shim_dir:
-            binds[str(spec.shim_dir.resolve())] = {"bind": SHIM_DIR, "mode": "ro"}
+        container = job_container(
+            spec,
+            env,
+            str(spec.run_dir.resolve()),
+            shim_dir=str(spec.shim_dir.resolve()) if spec.shim_dir else None,
+            user=cfg.user,
+            network=cfg.network,
+            cpus=cfg.cpus,
+            memory_gb=cfg.memory_gb,
+        )
         try:
-            cid = create_container(
-                api,
-                env.location,
-                [env.python, spec.script, *spec.arguments],
-                name=f"mltrain-{spec.run_id}",
-                labels={LABEL_RUN: spec.run_id, LABEL_EXPERIMENT: spec.experiment},
-                binds=binds,
-                environment=job_environment(spec, env, RUN_DIR, SHIM_DIR if spec.shim_dir else None, inherit=False),
-                working_dir=RUN_DIR,
-                user=self.cfg.user,
-                network=self.cfg.network,
-                cpus=self.cfg.cpus,
-                memory_gb=self.cfg.memory_gb,
-            )
+            cid = container.create(api)
         except docker.errors.APIError as exc:
             raise ComputeError(
                 f"cannot create the container of run {spec.run_id}: {exc.explanation or exc}",
@@ -165,7 +152,7 @@ class DockerCompute(ComputeTarget):
         if handle is not None:
             handle.cleanup()
         elif self.engine.connected is not None:  # canceled while starting: no handle, but maybe a container
-            self.engine.remove(f"mltrain-{spec.run_id}")
+            self.engine.remove(container_name(spec.run_id))
 
     def close(self) -> None:
         self.engine.close()

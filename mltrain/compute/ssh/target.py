@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
+from mltrain.compute.docker.container import container_name, job_container
 from mltrain.compute.ssh.config import SSHComputeConfig
 from mltrain.compute.ssh.conn import ConnectionLost, Remote
 from mltrain.compute.ssh.handle import SSHHandle, _read_exact
@@ -140,7 +141,7 @@ class SSHCompute(ComputeTarget):
         remote = self.pool.held.get(spec.run_id) or self.pool.acquire(spec.run_id)
         pgid, channel = self._start_on(remote, spec, env)
         self._job_envs[spec.run_id] = env
-        container = f"mltrain-{spec.run_id}" if env.builder == "docker" else None
+        container = container_name(spec.run_id) if env.builder == "docker" else None
         return SSHHandle(
             spec, self.cfg, self.pool, remote, pgid, sink, channel=channel, container=container, restart=self.retry
         )
@@ -191,25 +192,13 @@ class SSHCompute(ComputeTarget):
 
     def _container_request(self, remote: Remote, spec: RunSpec, env: Materialised, run_dir: str) -> dict[str, Any]:
         """The helper's start request of a job in ``env``'s image: a foreground ``docker run`` (the
-        docker target's settings) with the remote run folder mounted as the container's working folder."""
-        from mltrain.compute.docker.target import LABEL_EXPERIMENT, LABEL_RUN, RUN_DIR
-        from mltrain.environments.docker import docker_run_argv
-
+        docker target's container) with the remote run folder mounted as the container's working folder."""
         assert remote.probe is not None
-        shim = f"{RUN_DIR}/{SHIM_IN_RUN}" if spec.shim_dir else None
-        name = f"mltrain-{spec.run_id}"  # also the handle's (start)
-        argv, values = docker_run_argv(
-            str(remote.probe["docker"]),
-            env.location,
-            [env.python, spec.script, *spec.arguments],
-            name=name,
-            labels={LABEL_RUN: spec.run_id, LABEL_EXPERIMENT: spec.experiment},
-            binds={run_dir: {"bind": RUN_DIR, "mode": "rw"}},
-            environment=job_environment(spec, env, RUN_DIR, shim, inherit=False),
-            working_dir=RUN_DIR,
-            user=f"{remote.probe['uid']}:{remote.probe['gid']}",
-        )
-        return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": name}}
+        uid_gid = f"{remote.probe['uid']}:{remote.probe['gid']}"
+        shim = SHIM_IN_RUN if spec.shim_dir else None
+        container = job_container(spec, env, run_dir, shim_in_run=shim, user=uid_gid)
+        argv, values = container.run_argv(str(remote.probe["docker"]))
+        return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": container.name}}
 
     def retry(self, handle: SSHHandle, message: str) -> bool:
         """Start ``handle``'s run again on another host after ``message`` (its host was lost);
