@@ -60,6 +60,7 @@ def _referenced(ws: Workspace) -> set[str]:
         refs.update(conn.execute(select(t.model_files.c.sha256)).scalars())
         snapshot_ids = list(conn.execute(select(t.snapshots.c.id)).scalars())
     refs.update(snapshot_ids)
+    refs.update(ws.data.workspace_blobs())
     for snap_id in snapshot_ids:
         path = ws.blobs.path(snap_id)
         try:

@@ -45,8 +45,18 @@ def _v4_job_refs(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN job_ref TEXT")
 
 
+def _v5_data(conn: Connection) -> None:
+    for table in (tables.data_versions, tables.data_files, tables.data_aliases, tables.run_data):
+        table.create(conn)
+
+
 # version N -> the step that upgrades a database of version N-1 to N
-STEPS: dict[int, Callable[[Connection], None]] = {2: _v2_environments, 3: _v3_endpoints, 4: _v4_job_refs}
+STEPS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_environments,
+    3: _v3_endpoints,
+    4: _v4_job_refs,
+    5: _v5_data,
+}
 
 
 def create_version(conn: Connection, version: int) -> None:
