@@ -17,17 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from moto_s3 import MotoS3, start_moto, stop_moto  # noqa: E402
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+from support import Result  # noqa: E402
 
 
 @pytest.fixture

@@ -149,3 +149,16 @@ def test_api_records_are_frozen_and_links_are_defined(project: Path):
         ("20260101_000000_abcdef", "input", "train", "d", 1, dv.digest, "download")
     ]
     assert ws.data.links(run_id="20260101_000000_abcdef")[0].version_id == dv.id
+
+
+def test_concurrent_creates_get_distinct_versions(project: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mltrain.data.create import create
+
+    make_folder(project / "raw", {"f.txt": b"same"})
+    ws = Workspace.open(str(project / ".mltrain"))
+    with ThreadPoolExecutor(4) as pool:
+        versions = list(pool.map(lambda _: create(ws, "shared", project / "raw").version, range(8)))
+    assert sorted(versions) == list(range(1, 9))
+    assert len(blobs(project)) == 1

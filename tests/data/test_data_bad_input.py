@@ -130,3 +130,16 @@ def test_datastore_config_errors_are_clear(mt, mt_json, raw: Path, project: Path
     assert folder["datastore"] == "folder" and (project / "shared" / "blobs" / "sha256").is_dir()
     recorded = json.dumps(mt_json("data", "show", "d")["datastore_config"])
     assert str(project / "shared") in recorded
+
+
+@pytest.mark.parametrize(
+    ("uri", "package", "extra"), [("az://box/data/", "adlfs", "azure"), ("gs://b/d/", "gcsfs", "gcs")]
+)
+def test_an_object_store_without_its_package_names_the_extra(mt, mt_json, project: Path, uri, package, extra):
+    try:
+        __import__(package)
+    except ImportError:
+        refused(mt("data", "create", "d", uri), f"need the {package} package", f"pip install 'mltrain[{extra}]'")
+        assert mt_json("data", "list") == []
+    else:
+        pytest.skip(f"{package} is installed here")

@@ -119,6 +119,13 @@ class Datastore(ABC):
     def open(self, key: str) -> BinaryIO:
         """A stream of the file's content (close it); DataError when it does not exist."""
 
+    def open_version(self, key: str, checksum: str) -> BinaryIO:
+        """``open(key)`` if the file still has the store checksum ``checksum``, else ContentMismatch."""
+        now = self.info(key).checksum
+        if now != checksum:
+            raise mismatch(key, self.url, checksum, str(now))
+        return self.open(key)
+
     @abstractmethod
     def info(self, key: str) -> StoredFile:
         """The file's size and checksum; DataError when it does not exist."""

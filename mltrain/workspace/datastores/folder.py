@@ -29,6 +29,37 @@ from mltrain.workspace.paths import UnsafePathError, safe_join, walk_files
 TMP_PREFIX = ".incoming-"  # the blob store's own prefix for files being written
 
 
+def write_whole(
+    target: Path,
+    stream: BinaryIO,
+    where: str,
+    sha256: str | None = None,
+    size: int | None = None,
+    counter: Counter | None = None,
+    prefix: str = TMP_PREFIX,
+) -> int:
+    """Copy ``stream`` to a temporary file beside ``target`` and rename it into place once whole and,
+    when given, of ``size`` bytes and content ``sha256`` (else ContentMismatch naming ``where``); on any
+    failure nothing is left behind. Returns the size written."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
+    try:
+        reader = HashingReader(stream, counter, hashing=sha256 is not None)
+        with os.fdopen(fd, "wb") as out:
+            while chunk := reader.read(CHUNK):
+                out.write(chunk)
+        if size is not None and reader.size != size:
+            raise mismatch(target.name, where, f"{size} bytes", f"{reader.size} bytes")
+        if sha256 is not None and reader.hexdigest() != sha256:
+            raise mismatch(target.name, where, f"sha256 {sha256}", f"sha256 {reader.hexdigest()}")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return reader.size
+
+
 class FolderDatastore(Datastore):
     """Files under a local or shared (NFS, SMB) folder; stored data goes to ``blobs/sha256/`` in it."""
 
@@ -93,21 +124,7 @@ class FolderDatastore(Datastore):
         self._writable()
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TMP_PREFIX)
-        try:
-            reader = HashingReader(stream, hashing=sha256 is not None)
-            with os.fdopen(fd, "wb") as out:
-                while chunk := reader.read(CHUNK):
-                    out.write(chunk)
-            if sha256 is not None and reader.hexdigest() != sha256:
-                raise mismatch(key, self.url, sha256, reader.hexdigest())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        return StoredFile(key, reader.size)
+        return StoredFile(key, write_whole(target, stream, self.url, sha256))
 
     def put_blob(self, opener: Opener, counter: Counter | None = None) -> tuple[str, int]:
         """One pass: hashed while copied aside, renamed to its blob (or dropped when it exists)."""

@@ -232,6 +232,45 @@ class ObjectDatastore(Datastore):
         return other
 
 
+async def _read_up_to(body: Any, n: int) -> bytes:
+    """Up to ``n`` bytes of a streaming response body (all that is left when ``n`` < 0)."""
+    if n < 0:
+        return bytes(await body.read())
+    parts, left = [], n
+    while left > 0:
+        chunk = await body.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+class _StreamingBody:
+    """A blocking reader over the body of one GET, read on the file system's event loop."""
+
+    def __init__(self, store: ObjectDatastore, key: str, body: Any) -> None:
+        self._store, self._key, self._body = store, key, body
+
+    def read(self, n: int = -1) -> bytes:
+        from fsspec.asyn import sync
+
+        with self._store._errors("read", self._key):
+            return sync(self._store.fs.loop, _read_up_to, self._body, n)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        from fsspec.asyn import sync
+
+        with suppress(Exception):
+            sync(self._store.fs.loop, self._body.aclose)  # on the loop that owns the connection
+
+    def __enter__(self) -> _StreamingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class S3Datastore(ObjectDatastore):
     """``s3://BUCKET/PREFIX`` on AWS or any S3-compatible server (MinIO, Ceph, moto)."""
 
@@ -265,6 +304,25 @@ class S3Datastore(ObjectDatastore):
             connect_timeout_s=connect_timeout_s,
             retries=retries,
         )
+
+    def _get(self, key: str) -> tuple[_StreamingBody, str | None]:
+        """One GET of the whole object, streamed (no ranged reads): its body and ETag."""
+        from fsspec.asyn import sync
+
+        bucket, path, _version = self.fs.split_path(self._full(key))
+        with self._errors("read", key):
+            response = sync(self.fs.loop, self.fs._call_s3, "get_object", Bucket=bucket, Key=path, **self.fs.req_kw)
+        return _StreamingBody(self, key, response["Body"]), self._checksum(response)
+
+    def open(self, key: str) -> BinaryIO:
+        return self._get(key)[0]  # type: ignore[return-value]
+
+    def open_version(self, key: str, checksum: str) -> BinaryIO:
+        body, now = self._get(key)
+        if now != checksum:
+            body.close()
+            raise mismatch(key, self.url, checksum, str(now))
+        return body  # type: ignore[return-value]
 
     def _filesystem(self) -> Any:
         import s3fs
