@@ -98,66 +98,8 @@ def _progress_printer(verb: str) -> Any:
     return report
 
 
-def datastore_node(name: str | None, overrides: list[str]) -> dict[str, Any] | None:
-    """The config node of datastore ``name`` (``conf/datastore/NAME.yaml``, a project's own ``conf/`` first)
-    with ``datastore.KEY=VALUE`` overrides, checked against its typed schema; None when none is needed."""
-    import os
-    from pathlib import Path
-
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from mltrain.bundled import bundled_dir
-    from mltrain.config.errors import group_options
-    from mltrain.errors import ConfigError
-    from mltrain.workspace.datastores import DEFAULT, workspace_node
-    from mltrain.workspace.datastores.configs import DATASTORE_SCHEMAS
-
-    bad = [o for o in overrides if not o.lstrip("+").startswith("datastore.") or "=" not in o]
-    if bad:
-        raise ConfigError(f"{bad[0]!r} is not a datastore option", hint="write datastore.KEY=VALUE")
-    if name is None:
-        return None
-    if name == DEFAULT and not overrides:
-        return workspace_node()
-    project = Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf"))
-    path = next(
-        (
-            p
-            for p in (project / "datastore" / f"{name}.yaml", bundled_dir("conf") / "datastore" / f"{name}.yaml")
-            if p.is_file()
-        ),
-        None,
-    )
-    if path is None:
-        known = ", ".join(group_options("datastore"))
-        raise ConfigError(
-            f"no datastore {name!r}",
-            hint=f"datastores: {known} (conf/datastore/NAME.yaml; a project's own conf/ first)",
-        )
-    try:
-        node = OmegaConf.load(path)
-        schemas = [DATASTORE_SCHEMAS[d] for d in node.pop("defaults", None) or [] if str(d) in DATASTORE_SCHEMAS]
-        base = OmegaConf.structured(schemas[0]) if schemas else OmegaConf.create()
-        given = OmegaConf.from_dotlist([o.lstrip("+").removeprefix("datastore.") for o in overrides])
-        merged = OmegaConf.merge(base, node, given)
-        unset = [key for key in merged if OmegaConf.is_missing(merged, key)]
-        if unset:
-            raise ConfigError(
-                f"datastore {name} needs {', '.join(f'datastore.{k}' for k in unset)}",
-                hint=f"give it after the name: --datastore {name} datastore.{unset[0]}=VALUE, or in {path}",
-            )
-        result = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
-        valid = ", ".join(k for k in base if k != "_target_") if schemas else None
-        raise ConfigError(
-            f"datastore {name} ({path}): {str(exc).splitlines()[0]}", hint=valid and f"its options: {valid}"
-        ) from None
-    assert isinstance(result, dict)
-    return result
-
-
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.config.datastores import datastore_node
     from mltrain.data.create import create, default_datastore
 
     chosen, overrides = (args.datastore[0], args.datastore[1:]) if args.datastore else (None, [])

@@ -15,8 +15,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from mltrain.data.parallel import run_all
 from mltrain.data.progress import Progress
 from mltrain.errors import DataError
 from mltrain.workspace.data import TYPES, DataVersion, ManifestEntry
@@ -88,20 +89,28 @@ def changed_while_stored(path: Path) -> DataError:
     )
 
 
+def _open_local(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}", hint="check that it is readable") from None
+
+
 def _store_local(store: Datastore, files: list[LocalFile], progress: Progress) -> list[ManifestEntry]:
-    entries = []
-    for f in files:
+    def store_one(f: LocalFile) -> ManifestEntry:
         try:
-            sha, size = store.put_blob(lambda f=f: open(f.path, "rb"), progress.add)  # type: ignore[misc]  # noqa: SIM115
+            sha, size = store.put_blob(lambda: _open_local(f.path), progress.add)
+            unchanged = size == f.size and _stat(f.path) == (f.size, f.mtime_ns)
         except ContentMismatch:
             raise changed_while_stored(f.path) from None
         except FileNotFoundError:
             raise DataError(f"{f.path} disappeared while the version was being stored") from None
-        if size != f.size or _stat(f.path) != (f.size, f.mtime_ns):
+        if not unchanged:
             raise changed_while_stored(f.path)
-        entries.append(ManifestEntry(f.relpath, size, sha))
         progress.file_done()
-    return entries
+        return ManifestEntry(f.relpath, size, sha)
+
+    return run_all(store_one, files, progress)
 
 
 def _locate(store: Datastore, uri: str, type: str | None) -> tuple[str, Datastore, list[StoredFile]]:

@@ -7,8 +7,13 @@ import time
 from collections.abc import Callable
 
 
+class Cancelled(Exception):
+    """The transfer was stopped (another file of it failed, or the user interrupted it)."""
+
+
 class Progress:
-    """Counts bytes and files (from any thread) and calls ``report`` with itself now and then."""
+    """Counts bytes and files (from any thread) and calls ``report`` with itself now and then;
+    once ``cancel`` is called, the next ``add`` raises :class:`Cancelled` in whichever thread calls it."""
 
     def __init__(
         self,
@@ -25,9 +30,15 @@ class Progress:
         self._interval_s = interval_s
         self._next = time.monotonic() + interval_s
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
 
     def add(self, n: int) -> None:
         """``n`` more bytes moved."""
+        if self._cancelled.is_set():
+            raise Cancelled("stopped")
         with self._lock:
             self.bytes_done += n
         self._maybe_report()

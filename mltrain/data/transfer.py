@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from mltrain.data.create import local_files, uri_scheme
+from mltrain.data.parallel import run_all
 from mltrain.data.progress import Progress
 from mltrain.errors import DataError
 from mltrain.workspace.data import DataVersion, ManifestEntry
@@ -33,8 +33,6 @@ from mltrain.workspace.paths import UnsafePathError, check_relpath, safe_join
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
-
-WORKERS = 4  # files moved at once: hides an object store's latency; each adds ~13 MB to the peak RSS
 
 
 def location(version: DataVersion) -> str:
@@ -68,7 +66,6 @@ def _targets(version: DataVersion, root: Path) -> list[tuple[ManifestEntry, Path
 def _fetch(
     store: Datastore, key: str, entry: ManifestEntry, target: Path, version: DataVersion, progress: Progress
 ) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:  # a reference's file is read only while it has the checksum recorded
         src = store.open(key) if entry.checksum is None else store.open_version(key, entry.checksum)
     except ContentMismatch:
@@ -93,16 +90,7 @@ def download(
     store, key_of = open_source(ws, version)
     progress = Progress(version.size, version.file_count, report)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(key_of(e), e, target) for e, target in targets]
-    with ThreadPoolExecutor(max(1, min(WORKERS, len(jobs)))) as pool:
-        futures = [pool.submit(_fetch, store, key, e, target, version, progress) for key, e, target in jobs]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()  # the first failure ends the download; what is running finishes or fails
-            raise
+    run_all(lambda job: _fetch(store, key_of(job[0]), job[0], job[1], version, progress), targets, progress)
     if report is not None:
         report(progress)
     return targets[0][1] if version.type == "uri_file" else root

@@ -29,6 +29,12 @@ from mltrain.workspace.paths import UnsafePathError, safe_join, walk_files
 TMP_PREFIX = ".incoming-"  # the blob store's own prefix for files being written
 
 
+def cannot_write(target: Path, exc: OSError) -> DataError:
+    return DataError(
+        f"cannot write {target}: {exc.strerror or exc}", hint="check the free space and the permissions there"
+    )
+
+
 def write_whole(
     target: Path,
     stream: BinaryIO,
@@ -40,13 +46,24 @@ def write_whole(
 ) -> int:
     """Copy ``stream`` to a temporary file beside ``target`` and rename it into place once whole and,
     when given, of ``size`` bytes and content ``sha256`` (else ContentMismatch naming ``where``); on any
-    failure nothing is left behind. Returns the size written."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
+    failure nothing is left behind (the source's own errors pass as they are). Returns the size written."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
+    except OSError as exc:
+        raise cannot_write(target, exc) from None
     try:
         reader = HashingReader(stream, counter, hashing=sha256 is not None)
         with os.fdopen(fd, "wb") as out:
             while chunk := reader.read(CHUNK):
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise cannot_write(target, exc) from None
+            try:
+                out.flush()
+            except OSError as exc:
+                raise cannot_write(target, exc) from None
         if size is not None and reader.size != size:
             raise mismatch(target.name, where, f"{size} bytes", f"{reader.size} bytes")
         if sha256 is not None and reader.hexdigest() != sha256:
@@ -122,9 +139,7 @@ class FolderDatastore(Datastore):
 
     def write(self, key: str, stream: BinaryIO, sha256: str | None = None) -> StoredFile:
         self._writable()
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return StoredFile(key, write_whole(target, stream, self.url, sha256))
+        return StoredFile(key, write_whole(self._path(key), stream, self.url, sha256))
 
     def put_blob(self, opener: Opener, counter: Counter | None = None) -> tuple[str, int]:
         """One pass: hashed while copied aside, renamed to its blob (or dropped when it exists)."""
