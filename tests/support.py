@@ -80,6 +80,19 @@ def wait_all_ok(procs: list[subprocess.Popen[str]], timeout: float = 600) -> Non
 
 
 @dataclass
+class Result:
+    """What a command printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+
+
+@dataclass
 class Response:
     status: int
     headers: dict[str, str]

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
-HEAVY = ("docker", "fabric", "paramiko", "ray", "uvicorn", "starlette", "sklearn", "mlflow", "optuna")
+HEAVY = (
+    "docker", "fabric", "paramiko", "ray", "uvicorn", "starlette", "sklearn", "mlflow", "optuna",
+    "fsspec", "s3fs", "botocore", "aiobotocore", "boto3", "adlfs", "gcsfs",
+)  # fmt: skip
 
 
 def test_import_contract_holds():

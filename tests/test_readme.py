@@ -56,6 +56,15 @@ def test_models_and_endpoints_examples_run_as_written(project):
             _bash(f"mltrain endpoints delete {name} --missing-ok", project)
 
 
+def test_data_example_runs_as_written(project):
+    proc = _run_block(_block_with("mltrain data create"), project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "created data:iris-data:2: 2 files" in proc.stdout
+    assert "changed:" in proc.stdout and "split/test.csv" in proc.stdout
+    assert "baseline" in proc.stdout and "data:iris-data:2 archived" in proc.stdout
+    assert (project / "restored" / "split" / "test.csv").read_text() == "a,b\n3,4\n"
+
+
 def test_user_project_example_runs(project):
     yaml_block = re.search(r"```yaml\n# conf/job/myjob.yaml\n(.*?)```", README, flags=re.S)
     assert yaml_block
