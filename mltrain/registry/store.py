@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mltrain.errors import NotFoundError, RegistryError
@@ -202,6 +202,19 @@ class ModelRegistry:
         with self.db.write() as conn:
             upsert(conn, t.model_aliases, {"name": name, "alias": alias}, {"version": version}, {"version": version})
         return self.get(f"{name}:{version}")
+
+    def remove_alias(self, name: str, alias: str) -> int:
+        """Remove ``name@alias``; the version it pointed at (NotFoundError when there is no such alias)."""
+        parse_ref(f"{name}@{alias}")
+        key = (t.model_aliases.c.name == name) & (t.model_aliases.c.alias == alias)
+        with self.db.write() as conn:
+            version = conn.execute(select(t.model_aliases.c.version).where(key)).scalar()
+            if version is None:
+                raise NotFoundError(
+                    f"model {name} has no alias {alias!r}", hint=f"`mltrain models show {name}` lists its aliases"
+                )
+            conn.execute(delete(t.model_aliases).where(key))
+        return int(version)
 
     def set_archived(self, ref: str, archived: bool = True) -> ModelVersion:
         mv = self.get(ref)

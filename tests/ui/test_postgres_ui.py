@@ -20,10 +20,18 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
             return resp.json()
 
         assert ok("/api/runs")["total"] == 4
-        assert ok("/api/metric-keys") == ["accuracy", "kernel", "loss"]
+        metrics = ok("/api/columns")["metrics"]
+        assert {m["name"] for m in metrics} == {"accuracy", "kernel", "loss", "best_accuracy", "children_completed",
+                                                "children_failed"}  # fmt: skip
         ranked = [r["id"] for r in ok("/api/runs?flat=1&sort=-metric:accuracy")["runs"]]
         assert ranked[:2] == [ids["c"], ids["a"]] and ranked[-1] == ids["sweep"]
         assert {r["id"] for r in ok("/api/runs?metric=accuracy>=0.9&tag=stage")["runs"]} == {ids["a"]}
+        by_c = [r["args"].get("C") for r in ok("/api/runs?flat=1&sort=-arg:C")["runs"]]
+        assert by_c[0] == 10.0 and by_c[-1] is None and by_c[:-1] == sorted(by_c[:-1], reverse=True)
+        kernels = [r["args"]["kernel"] for r in ok("/api/runs?sort=arg:kernel")["runs"] if "kernel" in r["args"]]
+        assert kernels == sorted(kernels)
+        assert ok("/api/runs?sort=-tag:stage")["runs"][0]["id"] == ids["a"]
+        assert [c["trial"] for c in ok(f"/api/sweeps/{ids['sweep']}")["children"]] == [5, 4, 3, 2, 1, 0]
         assert ok(f"/api/runs?parent={ids['sweep']}")["total"] == 6
         every = ok(f"/api/runs/{ids['a']}/series")
         assert every["series"]["accuracy"]["value"] == [0.5, 0.8, 0.93]
