@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,8 +192,15 @@ class ModelRegistry:
 
     def by_run(self, run_id: str) -> list[ModelVersion]:
         """Versions registered from run ``run_id``."""
+        return self.by_runs([run_id])
+
+    def by_runs(self, run_ids: Iterable[str]) -> list[ModelVersion]:
+        """Versions registered from any of ``run_ids``, in registration order."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return []
         with self.db.read() as conn:
-            rows = conn.execute(select(t.models).where(t.models.c.run_id == run_id).order_by(t.models.c.id)).all()
+            rows = conn.execute(select(t.models).where(t.models.c.run_id.in_(ids)).order_by(t.models.c.id)).all()
         return [self._version(r, [], []) for r in rows]
 
     def set_alias(self, name: str, version: int, alias: str) -> ModelVersion:

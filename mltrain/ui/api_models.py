@@ -92,11 +92,12 @@ def get_model(request: Request) -> Response:
 
 def get_version(request: Request) -> Response:
     """One version: description, resources, files and size, aliases, tags, the latest metrics of the
-    run that made it, lineage (run, environment), the endpoints serving it and the input it takes
-    (``input_schema``, from the first of them that can say)."""
+    run that made it, lineage (run, environment, ``data``: the data versions that run read), the
+    endpoints serving it and the input it takes (``input_schema``, from the first of them that can say)."""
     from mltrain.deploy.store import EndpointStore
     from mltrain.environments.records import list_environments
     from mltrain.errors import NotFoundError
+    from mltrain.ui.api_data import run_data
     from mltrain.ui.api_endpoints import input_schema
     from mltrain.workspace.run_pages import latest_scalars
 
@@ -112,6 +113,8 @@ def get_version(request: Request) -> Response:
     item = version_json(mv)
     item["size"] = sum(int(f["size"]) for f in mv.files)
     item["lineage"] = lineage = _lineage(ws, mv.run_id)
+    if lineage:
+        lineage["data"] = run_data(ws, lineage["run"])["inputs"]
     item["run_metrics"] = latest_scalars(ws.db, [lineage["run"]])[lineage["run"]] if lineage else {}
     env_hash = mv.env_hash or (lineage or {}).get("environment_hash")
     envs = [e for e in list_environments(ws) if env_hash and e["hash"] == env_hash]

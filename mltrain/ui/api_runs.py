@@ -195,7 +195,8 @@ def _snapshot(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
 
 def get_run(request: Request) -> Response:
     """One run: record, arguments, status history, tags, metric keys and latest values, logged tables,
-    artifacts, registered models, snapshot."""
+    artifacts, registered models, snapshot, and the data it read and wrote (``inputs``, ``outputs``)."""
+    from mltrain.ui.api_data import run_data
     from mltrain.workspace.runs import TERMINAL
 
     ws = ws_of(request)
@@ -226,6 +227,7 @@ def get_run(request: Request) -> Response:
             ],
             "snapshot": _snapshot(ws, run["snapshot_id"]),
             "has_children": bool(children),
+            **run_data(ws, run_id),
         }
     )
 

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mltrain.ui import api_artifacts as artifacts
 from mltrain.ui import api_compare as compare
+from mltrain.ui import api_data as data
 from mltrain.ui import api_endpoints as endpoints
 from mltrain.ui import api_environments as environments
 from mltrain.ui import api_models as models
@@ -44,7 +45,7 @@ MAX_PATH = 2048
 MAX_QUERY = 4096
 MAX_HEADERS = 16 * 1024  # of header names and values; the whole head is bounded by the guard of uvicorn_config
 PAGES = ("/", "/runs/{run_id}", "/compare", "/models", "/models/{name}", "/models/{name}/{version}", "/endpoints",
-         "/endpoints/{name}", "/environments")  # fmt: skip
+         "/endpoints/{name}", "/environments", "/data", "/data/{name}", "/data/{name}/{version}")  # fmt: skip
 SOFT_404 = "x-soft-not-found"  # a page's request: "not found" comes as 200 {"error", "hint", "not_found": true}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
@@ -239,6 +240,9 @@ API = [
     Route("/api/endpoints/{name}/logs", endpoints.endpoint_logs),
     Route("/api/endpoints/{name}/score", endpoints.endpoint_score, methods=["POST"]),
     Route("/api/environments", environments.list_environments),
+    Route("/api/data", data.list_data),
+    Route("/api/data/{name}", data.get_data),
+    Route("/api/data/{name}/versions/{version:int}", data.get_data_version),
     Route("/api/{rest:path}", api_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
 ]
 

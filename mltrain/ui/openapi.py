@@ -56,6 +56,10 @@ PARAMS: dict[str, list[tuple[str, str, str]]] = {  # path -> (name, type, descri
         ("tail", "integer", "bytes from the end of the log, at most 1 MiB (default 64 KiB)")
     ],
     "/api/compare": [("runs", "string", "2 to 20 run ids, comma-separated")],
+    "/api/data/{name}/versions/{version}": [
+        ("offset", "integer", "manifest entries (by path) to skip (default 0)"),
+        ("limit", "integer", "manifest entries to answer, 1..5000 (default 1000)"),
+    ],
     "/api/compare/series": [
         ("runs", "string", "1 to 20 run ids, comma-separated"),
         ("points", "integer", "at most this many points per series, 4..20000 (default 4000)"),
@@ -67,8 +71,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/runs/{run_id}/cancel": {},
     "/api/endpoints/{name}/score": {"data": {"description": "the endpoint's request, e.g. rows of feature values"}},
 }
-PATH_PARAMS = {"run_id": RUN, "name": "model or endpoint name", "version": "model version", "path": "artifact path",
-               "alias": "a model alias"}  # fmt: skip
+PATH_PARAMS = {"run_id": RUN, "name": "model, endpoint or data asset name", "version": "model or data version",
+               "path": "artifact path", "alias": "a model alias"}  # fmt: skip
 
 
 def _path(route_path: str) -> str:

@@ -202,9 +202,15 @@ class DataAssetStore:
 
     # -- reading -------------------------------------------------------------------------------
     def get(
-        self, name: str, version: int | None = None, alias: str | None = None, include_archived: bool = False
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        include_archived: bool = False,
+        manifest: bool = True,
     ) -> DataVersion:
-        """A version with its manifest: ``version``, the one ``alias`` points at, else the latest not archived.
+        """A version with its manifest: ``version``, the one ``alias`` points at, else the latest not archived
+        (without its manifest unless ``manifest``: see :meth:`manifest_page` for a long one).
 
         An unknown name, version or alias is a NotFoundError naming the valid choices."""
         with self.db.read() as conn:
@@ -254,14 +260,31 @@ class DataAssetStore:
             row = conn.execute(
                 select(t.data_versions).where(t.data_versions.c.name == name, t.data_versions.c.version == version)
             ).one()
-            files = tuple(
-                ManifestEntry(r.relpath, int(r.size), r.sha256, r.checksum)
-                for r in conn.execute(
-                    select(t.data_files).where(t.data_files.c.version_id == row.id).order_by(t.data_files.c.relpath)
-                )
-            )
+            files = tuple(self._files(conn, row.id)) if manifest else ()
             aliases = self._aliases(conn, name).get((name, version), ())
         return _record(row, aliases, files)
+
+    def manifest_page(self, version_id: int, offset: int = 0, limit: int | None = None) -> list[ManifestEntry]:
+        """The manifest of a version by path, from entry ``offset``, at most ``limit`` entries."""
+        with self.db.read() as conn:
+            return self._files(conn, version_id, offset, limit)
+
+    @staticmethod
+    def _files(conn: Connection, version_id: int, offset: int = 0, limit: int | None = None) -> list[ManifestEntry]:
+        q = select(t.data_files).where(t.data_files.c.version_id == version_id).order_by(t.data_files.c.relpath)
+        if offset:
+            q = q.offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        return [ManifestEntry(r.relpath, int(r.size), r.sha256, r.checksum) for r in conn.execute(q)]
+
+    def every_version(self) -> list[DataVersion]:
+        """Every version of every asset, archived ones too, by name and newest first (without manifests)."""
+        dv = t.data_versions
+        with self.db.read() as conn:
+            rows = conn.execute(select(dv).order_by(dv.c.name, dv.c.version.desc())).all()
+            aliases = self._aliases(conn, None)
+        return [_record(r, aliases.get((r.name, r.version), ())) for r in rows]
 
     def list(self, name: str | None = None, include_archived: bool = False) -> list[DataVersion]:
         """Every version of ``name`` (newest first), or the latest version of every asset (by name)."""

@@ -262,8 +262,9 @@ def closed_port() -> int:
 
 def seed_pages(root: Path) -> dict[str, Any]:
     """``seed`` and what the other pages show: a failed run with a long multi-line error, single values,
-    text artifacts in folders and names holding HTML; an environment record the runs used; an endpoint
-    record serving iris-model:2 at a loopback port where nothing listens."""
+    text artifacts in folders and names holding HTML (and one of run c's in a folder named ``__proto__``);
+    an environment record the runs used; an endpoint record serving iris-model:2 at a loopback port where
+    nothing listens; the data assets of ``seed_data``."""
     from sqlalchemy import insert
 
     from mltrain.deploy.store import EndpointStore
@@ -287,6 +288,7 @@ def seed_pages(root: Path) -> dict[str, Any]:
     }
     for path, data in files.items():
         add_artifact(ws, d, path, data)
+    add_artifact(ws, ids["c"], "__proto__/polluted.txt", b"a folder named as a JavaScript object's own key\n")
     with ws.db.write() as conn:
         conn.execute(insert(t.environments).values(
             hash=ENV_HASH, builder="venv", name="sklearn", version="1.5", python="3.11",
@@ -297,4 +299,46 @@ def seed_pages(root: Path) -> dict[str, Any]:
     registry(ws).set_alias("iris-model", 2, "production")
     registry(ws).set_alias("iris-model", 1, "staging")
     ws.db.dispose()
-    return {**ids, "d": d}
+    return {**ids, "d": d, "data": seed_data(root, {**ids, "d": d})}
+
+
+XSS_FILE = XSS + ".csv"  # a file name holding HTML (no '/': a valid name)
+MANY_FILES = 1205
+
+
+def seed_data(root: Path, ids: dict[str, Any], db_url: str | None = None) -> dict[str, Any]:
+    """Data assets made by ``mltrain.data.create.create`` from real folders beside ``root``, linked to the
+    runs of ``seed_pages`` through the store (as jobs will link them): ``iris-train`` 1 and 2 (HTML in its
+    description, tags and a file name; folders named ``__proto__`` and ``constructor``; ``@prod`` on 2),
+    read by runs a (→ iris-model:1) and c (→ iris-model:2); ``features`` 1 written by run d and read by a;
+    ``many`` with MANY_FILES files; ``old`` archived; ``ref`` a ``file://`` reference (not stored)."""
+    from mltrain.data.create import create
+
+    ws = open_ws(root, db_url)
+    src = root.parent / "data-src"
+    files = {"train.csv": "a,b\n1,2\n", "sub/part-0.csv": "a,b\n3,4\n", XSS_FILE: "x\n",
+             "__proto__/a.csv": "p\n", "constructor/b.csv": "c\n"}  # fmt: skip
+    for rel, text in files.items():
+        (src / "train" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / "train" / rel).write_text(text)
+    train1 = create(ws, "iris-train", src / "train", description=f"iris rows {XSS}", tags={XSS: XSS, "split": "train"})
+    (src / "train" / "extra.csv").write_text("a,b\n5,6\n")
+    train2 = create(ws, "iris-train", src / "train", tags={"split": "train"})
+    ws.data.set_alias("iris-train", 2, "prod")
+    (src / "features").mkdir()
+    (src / "features" / "features.parquet").write_bytes(b"PAR1" + bytes(100))
+    features = create(ws, "features", src / "features", producer_run_id=ids["d"])
+    ws.data.link_run(ids["d"], "output", "features", version=features)
+    ws.data.link_run(ids["a"], "input", "train", version=train1, mode="download")
+    ws.data.link_run(ids["a"], "input", "features", version=features, mode="mount")
+    ws.data.link_run(ids["c"], "input", "train", version=train2, mode="mount")
+    ws.data.link_run(ids["c"], "input", "lookup", uri="https://example.org/lookup.csv", mode="direct")
+    (src / "many").mkdir()
+    for i in range(MANY_FILES):
+        (src / "many" / f"part-{i:05d}.csv").write_text(f"{i}\n")
+    create(ws, "many", src / "many")
+    create(ws, "old", src / "features")
+    ws.data.set_archived("old", 1)
+    ref = create(ws, "ref", (src / "features").as_uri())
+    ws.db.dispose()
+    return {"train1": train1, "train2": train2, "features": features, "ref": ref}

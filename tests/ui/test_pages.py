@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import pytest
 from support import request
@@ -27,12 +26,6 @@ from .helpers import (
     seed_pages,
     serving,
 )
-
-
-@pytest.fixture(scope="module")
-def pages(tmp_path_factory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("pages") / "ws"
-    return {"root": root, **seed_pages(root)}
 
 
 @pytest.fixture(scope="module")
@@ -436,7 +429,9 @@ def test_environments_show_name_and_version_apart_and_the_runs_that_used_them(ui
 PAGES = ["/", "/?col=arg:C&col=tag:stage&col=metric:accuracy&flat=1", "/runs/{a}", "/runs/{d}", "/runs/{sweep}",
          "/compare?runs={a},{b},{c},{d}", "/compare?sweep={sweep}", "/models", "/models/iris-model",
          "/models/iris-model/1", "/models/iris-model/2", "/endpoints", "/endpoints/iris-ep", "/environments",
-         "/runs/20990101_000000_ffffff", "/models/nosuch", "/models/iris-model/9", "/endpoints/nosuch"]  # fmt: skip
+         "/data", "/data/iris-train", "/data/iris-train/1", "/data/features/1", "/data/many/1", "/data/ref/1",
+         "/runs/20990101_000000_ffffff", "/models/nosuch", "/models/iris-model/9", "/endpoints/nosuch",
+         "/data/nosuch", "/data/iris-train/9"]  # fmt: skip
 
 
 @pytest.mark.parametrize("width", [1440, 400])

@@ -1,17 +1,19 @@
-"""The dashboard's queries (paging, sorting and filtering by metric, series, sweeps, live increments)
-on a team workspace: a real PostgreSQL server started on 127.0.0.1."""
+"""The dashboard's queries (paging, sorting and filtering by metric, series, sweeps, live increments,
+data assets with a paged manifest and lineage) on a team workspace: a real PostgreSQL server started on
+127.0.0.1."""
 
 from __future__ import annotations
 
 from support import request
 from test_postgres import pg_url  # noqa: F401 - the fixture that starts the server
 
-from .helpers import open_ws, seed, serving
+from .helpers import MANY_FILES, open_ws, seed, seed_data, serving
 
 
 def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
     root = tmp_path / "ws"
     ids = seed(root, pg_url)
+    seed_data(root, {**ids, "d": ids["b"]}, pg_url)
     with serving(root, pg_url) as ui:
 
         def ok(path):
@@ -54,5 +56,16 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
             assert both[ids["a"]]["accuracy"]["value"] == [0.5, 0.8, 0.93, 0.95]
             assert ok("/api/runs/20260101_000001")["run"]["id"] == ids["a"]  # an id prefix, matched literally
             assert request(ui.url, "GET", "/api/runs/2026010_").status == 404
+            assets = {a["name"]: a for a in ok("/api/data")}
+            assert sorted(assets) == ["features", "iris-train", "many", "old", "ref"] and assets["old"]["archived"]
+            assert [v["aliases"] for v in assets["iris-train"]["versions"]] == [["prod"], []]
+            pages = [ok(f"/api/data/many/versions/1?offset={o}")["manifest"] for o in (0, 1000)]
+            paths = [e["relpath"] for p in pages for e in p["entries"]]
+            assert paths == [f"part-{i:05d}.csv" for i in range(MANY_FILES)] and pages[0]["total"] == MANY_FILES
+            lineage = ok("/api/data/features/versions/1")["lineage"]
+            assert lineage["produced_by"]["run"] == ids["b"]
+            assert lineage["read_by"][0]["models"] == [{"name": "iris-model", "version": 1}]
+            assert [x["name"] for x in ok("/api/models/iris-model/versions/1")["lineage"]["data"]] == [
+                "iris-train", "features"]  # fmt: skip
         finally:
             ws.db.dispose()  # else the server waits for this connection when it stops

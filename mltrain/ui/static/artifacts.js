@@ -9,16 +9,27 @@ function artifactUrl(runId, path) {
   return `/api/runs/${encodeURIComponent(runId)}/artifacts/${path.split("/").map(encodeURIComponent).join("/")}`;
 }
 
-// {dirs: {name: node}, files: [artifact]} from the artifacts' paths.
-function fileTree(artifacts) {
-  const root = { dirs: {}, files: [] };
-  for (const a of artifacts) {
+// {dirs: {name: node}, files: [file]} from the files' paths (``dirs`` without a prototype: a stored
+// folder named __proto__ or constructor is a folder like any other).
+function fileTree(files) {
+  const branch = () => ({ dirs: Object.create(null), files: [] });
+  const root = branch();
+  for (const a of files) {
     const parts = a.path.split("/");
     let node = root;
-    for (const dir of parts.slice(0, -1)) node = node.dirs[dir] = node.dirs[dir] || { dirs: {}, files: [] };
+    for (const dir of parts.slice(0, -1)) node = node.dirs[dir] = node.dirs[dir] || branch();
     node.files.push({ ...a, name: parts[parts.length - 1] });
   }
   return root;
+}
+
+// A file tree (``fileTree``) as nested lists: folders open, each with its size; ``fileRow(file)`` draws a file.
+function treeView(node, fileRow) {
+  return h("ul", { class: "tree" },
+    Object.keys(node.dirs).sort().map((d) => h("li", { class: "dir" },
+      h("details", { open: true }, h("summary", {}, h("span", { class: "mono" }, `${d}/`), " ", h("span", { class: "muted small" }, fmtBytes(treeSize(node.dirs[d])))),
+        treeView(node.dirs[d], fileRow)))),
+    node.files.sort((a, b) => a.name.localeCompare(b.name)).map(fileRow));
 }
 
 const treeSize = (node) => node.files.reduce((n, f) => n + f.size, 0) + Object.values(node.dirs).reduce((n, d) => n + treeSize(d), 0);
@@ -96,13 +107,8 @@ function artifactView(runId, artifacts, terminal) {
     IMAGE_RE.test(a.path) ? h("button", { type: "button", class: "link", onclick: () => openImage(artifactUrl(runId, a.path), a.path) }, "view") : null,
     PREVIEW_RE.test(a.path) ? h("button", { type: "button", class: "link preview-btn", onclick: (e) => toggle(a, e.target) }, "preview") : null,
     " ", h("a", { href: `${artifactUrl(runId, a.path)}?download=1`, download: a.name }, "download"));
-  const branch = (node) => h("ul", { class: "tree" },
-    Object.keys(node.dirs).sort().map((d) => h("li", { class: "dir" },
-      h("details", { open: true }, h("summary", {}, h("span", { class: "mono" }, `${d}/`), " ", h("span", { class: "muted small" }, fmtBytes(treeSize(node.dirs[d])))),
-        branch(node.dirs[d])))),
-    node.files.sort((a, b) => a.name.localeCompare(b.name)).map(fileRow));
   const images = artifacts.filter((a) => IMAGE_RE.test(a.path)).map((a) =>
     h("figure", {}, h("button", { type: "button", class: "thumb", title: "open full size", onclick: () => openImage(artifactUrl(runId, a.path), a.path) },
       h("img", { src: artifactUrl(runId, a.path), alt: a.path, loading: "lazy", class: "artifact-image" })), h("figcaption", {}, a.path)));
-  return [branch(fileTree(artifacts)), viewer, images.length ? h("div", { class: "images" }, images) : null];
+  return [treeView(fileTree(artifacts), fileRow), viewer, images.length ? h("div", { class: "images" }, images) : null];
 }

@@ -156,6 +156,11 @@ function modelLink(name, version) {
   return h("a", { href: path }, version ? `${name}:${version}` : name);
 }
 
+function dataLink(name, version) {
+  const path = `/data/${encodeURIComponent(name)}${version ? `/${version}` : ""}`;
+  return h("a", { href: path }, version ? `${name}:${version}` : name);
+}
+
 // Tags as chips; mltrain's own (``mltrain.*``) only when asked for.
 const isInternalTag = (k) => k.startsWith("mltrain.");
 function tagChips(tags, internal = false) {

@@ -30,7 +30,9 @@ async function route() {
   if (path === "/endpoints") return renderEndpoints(main);
   if (parts[0] === "endpoints" && parts.length === 2) return renderEndpoint(main, parts[1]);
   if (path === "/environments") return renderEnvironments(main);
-  // data assets (/data, /data/NAME, /data/NAME/VERSION) are added here with their own branch
+  if (path === "/data") return renderDataList(main);
+  if (parts[0] === "data" && parts.length === 2) return renderDataAsset(main, parts[1]);
+  if (parts[0] === "data" && parts.length === 3) return renderDataVersion(main, parts[1], parts[2]);
   fill(main, h("h1", {}, "Not found"), h("p", { class: "banner error", id: "not-found" }, `no page ${path}`));
 }
 

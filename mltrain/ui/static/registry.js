@@ -104,8 +104,7 @@ async function renderVersion(main, name, version) {
         ["properties", Object.entries(v.properties).map(([k, x]) => h("span", { class: "tag" }, `${k}=${x}`))],
       ])),
       section("Lineage", kv([
-        // data assets: their branch adds lineage.data ([{name, version}]): the data that trained the run
-        lin && lin.data ? ["data", lin.data.map((x) => h("span", { class: "tag" }, `${x.name}:${x.version}`))] : undefined,
+        lin ? ["data", h("span", { id: "lineage-data" }, lin.data.length ? lin.data.map((x) => [dataTarget(x), " "]) : h("span", { class: "muted" }, "none recorded"))] : undefined,
         ["run", lin ? [runLink(lin.run), ` ${lin.experiment} · `, statusBadge(lin.status)] : "-"],
         ["environment", env ? h("a", { href: `/environments#${env.hash}` }, `${env.name}${env.version ? ` ${env.version}` : ""} (${env.builder}, ${short(env.hash)})`)
           : lin && lin.environment ? `${lin.environment} (${short(lin.environment_hash)})` : "-"],

@@ -1,7 +1,8 @@
 "use strict";
-// One run: status timeline, arguments, config, environment, snapshot, git, single values and charts
-// (live), log (live), artifacts, registered models; a sweep's trials and parallel coordinates. While
-// the run is live everything on the page follows its events, and is read again when it ends.
+// One run: status timeline, arguments, config, environment, snapshot, git, the data it read and wrote,
+// single values and charts (live), log (live), artifacts, registered models; a sweep's trials and
+// parallel coordinates. While the run is live everything on the page follows its events, and is read
+// again when it ends.
 
 const LOG_CAP = 8 * 1024 * 1024;
 const SWEEP_REFRESH_MS = 5000;
@@ -153,7 +154,8 @@ async function renderRun(main, runId) {
         ["git commit", git],
       ]), snap && snap.files ? h("details", {}, h("summary", {}, "snapshot files"), table(["path", "size"], snap.files.map((f) => h("tr", {}, h("td", { class: "mono" }, f.path), h("td", { class: "num" }, fmtBytes(f.size)))))) : null),
       section("Status timeline", timeline(d.history, r)),
-      d.has_children ? null : section("Arguments", argsTable(d.args))));
+      d.has_children ? null : section("Arguments", argsTable(d.args)),
+      d.inputs.length || d.outputs.length ? section("Data", runDataTable(d.inputs, d.outputs)) : null));
     fill(metricsBox, section("Latest metrics", latestTable(latest)));
     fill(tablesBox, Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null);
     fill(bottom,
