@@ -305,19 +305,11 @@ def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     ws = ctx.ws
     run = ws.runs.get(args.run_id)
-    from mltrain.errors import WorkspaceError
-    from mltrain.workspace.paths import safe_join
+    from mltrain.workspace.run_files import download_artifacts
 
     dest = Path(args.dest or run["id"])
-    arts = ws.runs.artifacts(run["id"])
-    targets = [safe_join(dest, art["path"]) for art in arts]  # any unsafe stored path: refused before writing
-    bad: list[str] = []
-    for art, target in zip(arts, targets, strict=True):
-        try:
-            ws.blobs.copy_to(art["sha256"], target)
-        except WorkspaceError as exc:
-            bad.append(f"{art['path']}: {exc.message}")
-    print(f"{len(arts) - len(bad)} files of run {run['id']} in {dest}")
+    bad = download_artifacts(ws, run["id"], dest)
+    print(f"{len(ws.runs.artifacts(run['id'])) - len(bad)} files of run {run['id']} in {dest}")
     if args.snapshot and run["snapshot_id"]:
         snap = ws.snapshots.restore(run["snapshot_id"], dest / "source")
         print(f"snapshot {snap.id[:12]} ({len(snap.files)} files) in {dest / 'source'}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -37,19 +36,12 @@ def _compose(overrides: list[str]) -> dict[str, Any]:
 
 
 def cmd_rerun(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.runs.detach import follow_hint, record_queued, run_recorded, start
-    from mltrain.runs.plan import check_config
-    from mltrain.runs.rerun import RERUN_TAG, prepare_rerun
+    from mltrain.runs.detach import follow_hint
+    from mltrain.runs.rerun import prepare_rerun, run_rerun, start_rerun
 
-    ws = ctx.ws
-    rerun = prepare_rerun(ws, args.run_id, list(args.overrides), _compose)
-    check_config(rerun.config)
-    tags = {RERUN_TAG: rerun.rerun_of}
-    env_hash = ws.runs.get(rerun.rerun_of)["env_hash"] if rerun.env is not None else None
+    rerun = prepare_rerun(ctx.ws, args.run_id, list(args.overrides), _compose)
     if args.detach:
-        started = start(ws, rerun.config, rerun.overrides, {}, tags=tags, env_hash=env_hash)
-        print(follow_hint(started.run_id))
+        print(follow_hint(start_rerun(ctx.ws, rerun)))
         return 0
-    run_id, _ = record_queued(ws, rerun.config, rerun.overrides, os.getpid(), tags)
-    print(f"run {run_id}: a rerun of {rerun.rerun_of}", file=sys.stderr)
-    return run_recorded(ws, rerun.config, rerun.overrides, run_id, resolved=rerun.env)
+    print(f"[mltrain] a rerun of {rerun.rerun_of}", flush=True)
+    return run_rerun(ctx.ws, rerun)

@@ -196,7 +196,7 @@ def drive(payload: dict[str, Any]) -> int:
     ws = open_workspace(config)
     resolved = None
     if payload.get("env_hash"):
-        from mltrain.runs.rerun import recorded_environment
+        from mltrain.environments.records import recorded_environment
 
         resolved = recorded_environment(ws, config["environment"], payload["env_hash"])
     return run_recorded(ws, config, payload["overrides"], run_id, echo=False, resolved=resolved)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.errors import ConfigError, MltrainError, WorkspaceError
+from mltrain.errors import ConfigError, WorkspaceError
 
 if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
@@ -38,6 +38,15 @@ class Rerun:
     env: ResolvedEnvironment | None
     source: Path
     rerun_of: str
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {RERUN_TAG: self.rerun_of}
+
+    @property
+    def env_hash(self) -> str | None:
+        """The recorded environment's hash, which the rerun runs in (None: resolved anew)."""
+        return None if self.env is None else self.env.hash
 
 
 def key_of(override: str) -> str:
@@ -81,44 +90,6 @@ def apply_overrides(
     return out, overrides
 
 
-def recorded_environment(ws: Workspace, env_config: dict[str, Any], env_hash: str) -> ResolvedEnvironment | None:
-    """The environment a run ran in (spec and lock) when the workspace still knows a lock giving
-    ``env_hash``: its record of the built environment, else the stored lock of the spec."""
-    from mltrain.environments.records import list_environments
-    from mltrain.environments.resolve import ResolvedEnvironment, stored_lock
-    from mltrain.environments.spec import EnvSpec
-
-    for rec in list_environments(ws):
-        if rec["hash"] != env_hash:
-            continue
-        s = rec["spec"]
-        spec = EnvSpec(
-            name=str(s.get("name") or env_config.get("name") or "unnamed"),
-            build=str(s.get("build") or "venv"),
-            python=str(s.get("python")),
-            requirements=tuple(s.get("requirements") or ()),
-            env_vars=dict(env_config.get("env_vars") or s.get("env_vars") or {}),
-            base_image=s.get("base_image"),
-            docker_network=str((env_config.get("docker") or {}).get("network") or "host"),
-            version=s.get("version"),
-            sources=dict(s.get("sources") or {}),
-        )
-        env = ResolvedEnvironment(spec, rec["lock"] or "")
-        if env.hash == env_hash:
-            return env
-    try:
-        spec = EnvSpec.from_config(env_config, base_dir=Path.cwd())
-    except MltrainError:
-        return None
-    if spec.build == "system":
-        env = ResolvedEnvironment(spec, "")
-        return env if env.hash == env_hash else None
-    found = stored_lock(ws, spec.spec_hash)
-    if found is not None and ResolvedEnvironment(spec, found[0]).hash == env_hash:
-        return ResolvedEnvironment(spec, found[0])
-    return None
-
-
 def restore_source(ws: Workspace, run: dict[str, Any]) -> Path:
     """The run's snapshot restored into a fresh folder under ``<workspace>/reruns``; WorkspaceError naming
     the run and what is missing when a blob is gone or changed."""
@@ -144,7 +115,10 @@ def restore_source(ws: Workspace, run: dict[str, Any]) -> Path:
 
 
 def prepare_rerun(ws: Workspace, run_id: str, given: list[str], compose: Compose) -> Rerun:
-    """Everything a rerun of ``run_id`` needs, checked; nothing is recorded."""
+    """Everything a rerun of ``run_id`` needs, checked (:func:`~mltrain.runs.plan.check_config`); nothing is
+    recorded."""
+    from mltrain.runs.plan import check_config
+
     run = ws.runs.get(run_id)
     if ws.runs.list(parent_run_id=run["id"], limit=1):
         raise ConfigError(
@@ -157,6 +131,8 @@ def prepare_rerun(ws: Workspace, run_id: str, given: list[str], compose: Compose
             hint="start it anew with python -m mltrain",
         )
     config, overrides = apply_overrides(run["config"], list(run.get("overrides") or []), given, compose)
+    from mltrain.environments.records import recorded_environment
+
     env = None
     if config.get("environment") == run["config"].get("environment"):
         env = recorded_environment(ws, config["environment"], run["env_hash"])
@@ -168,4 +144,22 @@ def prepare_rerun(ws: Workspace, run_id: str, given: list[str], compose: Compose
             )
     source = restore_source(ws, run)
     config["job"]["source_dir"] = str(source)
+    check_config(config)
     return Rerun(config, overrides, env, source, run["id"])
+
+
+def start_rerun(ws: Workspace, rerun: Rerun) -> str:
+    """Record the rerun and start its detached driver; its run id."""
+    from mltrain.runs.detach import start
+
+    return start(ws, rerun.config, rerun.overrides, {}, tags=rerun.tags, env_hash=rerun.env_hash).run_id
+
+
+def run_rerun(ws: Workspace, rerun: Rerun) -> int:
+    """Record the rerun and run it in this process (its output shown, its summary printed); the exit code."""
+    import os
+
+    from mltrain.runs.detach import record_queued, run_recorded
+
+    run_id, _ = record_queued(ws, rerun.config, rerun.overrides, os.getpid(), rerun.tags)
+    return run_recorded(ws, rerun.config, rerun.overrides, run_id, resolved=rerun.env)

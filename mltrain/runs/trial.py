@@ -120,7 +120,8 @@ class Trial:
         if self.plan.snapshot.left_out:
             left_out = " and ".join(self.plan.snapshot.left_out)
             out.log(f"snapshot: left out {left_out} of {self.plan.source}: a run's outputs are what it writes")
-        out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; Ctrl-C cancels it")
+        stop = "Ctrl-C cancels it" if self.echo else f"`mltrain runs cancel {spec.run_id}` cancels it"
+        out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; {stop}")
         from mltrain.runs.compat import serve_tracking
 
         tracking = serve_tracking(self.ws, spec, self.plan.env)  # MLflow calls of the script record into this run
