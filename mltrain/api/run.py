@@ -52,6 +52,10 @@ class Run:
     def tags(self) -> dict[str, str]:
         return self._store.runs.tags(self.id)
 
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Add (or replace) tags of the run."""
+        self._store.runs.set_tags(self.id, {str(k): str(v) for k, v in tags.items()})
+
     # -- following -----------------------------------------------------------------------------------
     def stream(self, follow: bool = True) -> Iterator[str]:
         """The run's output (``logs/std_log.txt``) as text chunks, from the start; with ``follow`` until
@@ -130,14 +134,14 @@ class Run:
             return series.get(name, records([]))
         return series
 
-    def outputs(self, dest: str | os.PathLike[str] | None = None) -> Path:
-        """Download the run's artifacts (outputs/, logs/, uploads) into ``dest`` (default ``./<run id>``),
-        each verified against its hash; the folder."""
+    def outputs(self, dest: str | os.PathLike[str] | None = None, only: list[str] | None = None) -> Path:
+        """Download the run's artifacts (outputs/, logs/, uploads; ``only``: those paths) into ``dest``
+        (default ``./<run id>``), each verified against its hash; the folder."""
         from mltrain.errors import WorkspaceError
         from mltrain.workspace.run_files import download_artifacts
 
         folder = Path(dest if dest is not None else self.id)
-        bad = download_artifacts(self._store, self.id, folder)
+        bad = download_artifacts(self._store, self.id, folder, only)
         if bad:
             raise WorkspaceError(
                 f"{len(bad)} files of run {self.id} were not downloaded: " + "; ".join(bad),

@@ -42,13 +42,11 @@ def submit(*overrides: str, config_dir: PathLike | None = None, wait: bool = Fal
 def sweep(*overrides: str, config_dir: PathLike | None = None, wait: bool = False, show_output: bool = True) -> Sweep:
     """Start the sweep ``python -m mltrain -m *overrides`` would run, detached; its :class:`Sweep` once
     the sweep run is recorded. ConfigError with the command's message when it ends before that."""
-    from mltrain.config.compose import PROJECT_CONF_ENV, project_conf
-    from mltrain.config.resume import workspace_settings
+    from mltrain.config.compose import PROJECT_CONF_ENV, workspace_settings
     from mltrain.runs.detach import start_command
     from mltrain.workspace import Workspace as Store
 
-    with project_conf(config_dir):
-        store = Store(workspace_settings(list(overrides)))
+    store = Store(workspace_settings(list(overrides), config_dir))
     env = {PROJECT_CONF_ENV: os.path.abspath(os.fspath(config_dir))} if config_dir is not None else None
     run_id = start_command(store, ["-m", *overrides], env=env)
     handle = Sweep(store, run_id)

@@ -187,6 +187,23 @@ class Workspace:
         made = deploy(store, self._registry.get(model), deploy_target(target, {"name": name, **options}), log=_quiet)
         return self._endpoint_record(EndpointStore(store).get(made["name"]), keys=made.get("keys"))
 
+    def endpoint_logs(self, name: str) -> str:
+        """The scoring server's log of endpoint ``name`` (control characters escaped)."""
+        import contextlib
+        import io
+
+        from mltrain.deploy.store import EndpointStore
+        from mltrain.deploy.targets import target_for_record
+
+        rec = EndpointStore(self.store).get(name)
+        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace")
+        with contextlib.redirect_stdout(out):
+            target_for_record(rec).logs(rec, False)
+            out.flush()
+        buffer = out.buffer
+        assert isinstance(buffer, io.BytesIO)
+        return buffer.getvalue().decode("utf-8", errors="replace")
+
     def delete_endpoint(self, name: str) -> None:
         """Stop the endpoint's server and remove it."""
         from mltrain.deploy.service import delete_endpoint

@@ -13,9 +13,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import ConfigError, MltrainError
+
+if TYPE_CHECKING:
+    from mltrain.workspace import WorkspaceSettings
 
 PROJECT_CONF_ENV = "MLTRAIN_PROJECT_CONF"
 
@@ -83,3 +86,16 @@ def compose_job(overrides: list[str], config_dir: str | os.PathLike[str] | None 
     if not got:
         raise ConfigError(f"the overrides {' '.join(overrides)} compose no single run", hint="use mltrain.sweep(...)")
     return got[0]
+
+
+def workspace_settings(overrides: list[str], config_dir: str | os.PathLike[str] | None = None) -> WorkspaceSettings:
+    """Where ``python -m mltrain OVERRIDES`` records (also for ``-m`` overrides, which do not compose as
+    one run): the config composed with the ``workspace.*`` overrides alone."""
+    from mltrain.config.app import _register_resolvers
+    from mltrain.config.resume import workspace_settings as settings_of
+    from mltrain.config.schema import register_schemas
+
+    register_schemas()
+    _register_resolvers()
+    with project_conf(config_dir):
+        return settings_of([o for o in overrides if not o.startswith("-")])

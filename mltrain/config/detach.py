@@ -82,14 +82,14 @@ def main(argv: list[str]) -> int:
 
 
 def _sweep(argv: list[str]) -> int:
-    from mltrain.config.resume import workspace_settings
+    from mltrain.config.compose import workspace_settings
     from mltrain.errors import MltrainError
     from mltrain.runs.detach import follow_hint, start_command
     from mltrain.text import print_error
     from mltrain.workspace import Workspace
 
     try:
-        ws = Workspace(workspace_settings([a for a in argv if a not in MULTIRUN]))
+        ws = Workspace(workspace_settings(argv))
         run_id = start_command(ws, argv)
     except MltrainError as exc:
         print(exc.message, file=sys.stderr)

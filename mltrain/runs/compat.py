@@ -36,9 +36,11 @@ def has_package(env: ResolvedEnvironment, distribution: str, module: str) -> boo
     """Whether the job's environment provides ``distribution`` (importable as ``module``)."""
     if env.spec.build == "system":
         try:
-            return importlib.util.find_spec(module) is not None
+            spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             return False
+        stand_in = package_dir() / "compat"  # on sys.path where mltrain is installed: not the real package
+        return spec is not None and not Path(spec.origin or "").resolve().is_relative_to(stand_in.resolve())
     return env.pinned(distribution) is not None
 
 

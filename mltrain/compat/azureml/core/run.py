@@ -15,6 +15,7 @@ from typing import Any
 from mltrain.run_context import Run as _MltrainRun
 
 from ._unsupported import unsupported
+from .experiment import Experiment
 from .model import Model
 from .resource_configuration import ResourceConfiguration
 
@@ -45,20 +46,6 @@ SUPPORTED = (
     "fail",
     "flush",
 )
-
-
-class Experiment:
-    """The experiment of a run: its name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def workspace(self) -> Any:
-        raise unsupported("Experiment.workspace", "the workspace is mltrain's own (`mltrain runs list`)")
-
-    def __repr__(self) -> str:
-        return f"Experiment(name={self.name!r})"
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
