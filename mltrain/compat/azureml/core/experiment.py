@@ -27,26 +27,16 @@ class Experiment:
 
     def submit(self, config: Any, tags: dict[str, str] | None = None, **kwargs: Any) -> Any:
         """Start ``config`` (a ScriptRunConfig or a HyperDriveConfig) in this experiment; its run."""
-        from ..train.hyperdrive import HyperDriveConfig, HyperDriveRun
-        from .script_run import ScriptRun
-        from .script_run_config import ScriptRunConfig
-
         if kwargs:
             raise unsupported(f"Experiment.submit({', '.join(kwargs)}=...)", "give the config (and tags)")
-        ws = self.workspace
-        root = ws._ws.path
-        if isinstance(config, HyperDriveConfig):
-            run = ws._api.sweep(*config.overrides(root), f"experiment_name={self.name}")
-            handle: Any = HyperDriveRun(self, run, config)
-        elif isinstance(config, ScriptRunConfig):
-            run = ws._api.submit(*config.overrides(root), f"experiment_name={self.name}")
-            handle = ScriptRun(self, run)
-        else:
+        submit = getattr(config, "_submit", None)  # ScriptRunConfig, HyperDriveConfig
+        if submit is None:
             raise unsupported(
                 f"Experiment.submit({type(config).__name__})", "submit a ScriptRunConfig or a HyperDriveConfig"
             )
+        handle = submit(self)
         if tags:
-            run.set_tags(tags)
+            handle._run.set_tags(tags)
         return handle
 
     def get_runs(self, **kwargs: Any) -> Any:

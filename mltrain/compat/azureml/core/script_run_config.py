@@ -70,6 +70,14 @@ class ScriptRunConfig:
             out += self.environment.overrides(workspace_root)
         return out
 
+    def _submit(self, experiment: Any) -> Any:
+        """Start a run of this config in ``experiment`` (``Experiment.submit``)."""
+        from .script_run import ScriptRun
+
+        ws = experiment.workspace
+        run = ws._api.submit(*self.overrides(ws._ws.path), f"experiment_name={quoted(experiment.name)}")
+        return ScriptRun(experiment, run)
+
     def arguments_mapping(self) -> dict[str, Any]:
         """The arguments as ``--name value`` pairs (a bare ``--flag`` is true), for a sweep to add to."""
         out: dict[str, Any] = {}

@@ -199,6 +199,12 @@ class HyperDriveConfig:
         self.max_concurrent_runs = max_concurrent_runs
         self.max_duration_minutes = max_duration_minutes
 
+    def _submit(self, experiment: Any) -> HyperDriveRun:
+        """Start the sweep in ``experiment`` (``Experiment.submit``)."""
+        ws = experiment.workspace
+        run = ws._api.sweep(*self.overrides(ws._ws.path), f"experiment_name={quoted(experiment.name)}")
+        return HyperDriveRun(experiment, run, self)
+
     def overrides(self, workspace_root: Path) -> list[str]:
         """The overrides of the sweep (``python -m mltrain -m ...``)."""
         arguments = self.run_config.arguments_mapping()
