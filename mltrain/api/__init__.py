@@ -11,7 +11,7 @@ from mltrain.api.records import (
     RunRecord,
 )
 from mltrain.api.run import Run, Sweep
-from mltrain.api.submit import rerun, submit, sweep
+from mltrain.api.submit import config_options, rerun, submit, sweep
 from mltrain.api.workspace import Workspace
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "RunRecord",
     "Sweep",
     "Workspace",
+    "config_options",
     "rerun",
     "submit",
     "sweep",

@@ -62,3 +62,11 @@ def rerun(
     from mltrain.api.workspace import Workspace
 
     return (workspace or Workspace()).run(run_id).rerun(*overrides, wait=wait, show_output=show_output)
+
+
+def config_options(group: str) -> list[str]:
+    """The options of config group ``group`` (``environment``, ``compute``, ...): mltrain's and the
+    project's own (``./conf`` or ``$MLTRAIN_PROJECT_CONF``), typed schemas left out."""
+    from mltrain.config.errors import group_options
+
+    return [o for o in group_options(group) if not o.endswith("_schema")]

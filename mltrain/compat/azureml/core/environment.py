@@ -56,10 +56,7 @@ class Environment:
     @staticmethod
     def list_names() -> list[str]:
         """mltrain's environment configs (and the project's)."""
-        mltrain_api("Environment.get")
-        from mltrain.config.errors import group_options
-
-        return group_options("environment")
+        return list(mltrain_api("Environment.get").config_options("environment"))
 
     @staticmethod
     def get(workspace: Any, name: str, version: str | None = None, label: str | None = None) -> Environment:

@@ -16,10 +16,7 @@ def compute_names() -> list[str]:
     """The options of the ``compute`` config group: mltrain's own and the project's ``conf/compute``."""
     from .._api import mltrain_api
 
-    mltrain_api("compute_targets")
-    from mltrain.config.errors import group_options
-
-    return [n for n in group_options("compute") if not n.endswith("_schema")]
+    return list(mltrain_api("compute_targets").config_options("compute"))
 
 
 class ComputeTarget:
