@@ -213,7 +213,7 @@ class HyperDriveConfig:
             key = str(name).lstrip("-")
             arguments.pop(key, None)  # sampled: not fixed
             space[f"job.arguments.{key}"] = expr.space()
-        fixed = ",".join(f"{key}:{quoted(v, always=not isinstance(v, bool))}" for key, v in arguments.items())
+        fixed = ",".join(f"{key}:{'true' if v is True else quoted(v, always=True)}" for key, v in arguments.items())
         names = {f"job.arguments.{k}" for k in arguments}
         for key in space:
             if key in names:
