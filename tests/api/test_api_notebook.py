@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from support import run_notebook, write_script
 
-SCRIPT = "from mltrain import Run\nrun = Run.get_context()\nfor i in range(3):\n    print('line', i)\n    run.log('m', i * i, step=i)\n"
+SCRIPT = """
+from mltrain import Run
+run = Run.get_context()
+for i in range(3):
+    print('line', i)
+    run.log('m', i * i, step=i)
+"""
 
 
 def test_a_notebook_submits_waits_with_output_and_reads_the_workspace(project, cli_json):
@@ -17,7 +23,9 @@ def test_a_notebook_submits_waits_with_output_and_reads_the_workspace(project, c
             "print('submitted', run.id)",
             "status = run.wait(show_output=True)\nprint('status', status)",
             "print([(p.step, p.value) for p in run.metrics('m')])",
-            "ws = mltrain.Workspace()\nframe = ws.runs(experiment='notebook').to_pandas()\nprint(list(frame['status']))",
+            "ws = mltrain.Workspace()\n"
+            "frame = ws.runs(experiment='notebook').to_pandas()\n"
+            "print(list(frame['status']))",
         ],
         project,
     )

@@ -4,13 +4,12 @@ naming the call and the mltrain way to do it; bad arguments fail before anything
 from __future__ import annotations
 
 import pytest
-from support import write_script
-
 from azureml.core import Environment, Experiment, Model, ScriptRunConfig, Workspace
 from azureml.core.compute import AmlCompute, ComputeTarget
 from azureml.core.compute_target import ComputeTargetException
 from azureml.core.webservice import AciWebservice, Webservice
 from azureml.train import hyperdrive as hd
+from support import write_script
 
 
 @pytest.fixture
