@@ -28,17 +28,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, save  # noqa: E402
+from common import BARE_HYDRA, BARE_HYDRA_ARGS, median, save  # noqa: E402
 
-BARE_HYDRA = """
-import hydra
-
-@hydra.main(version_base=None, config_path=None)
-def main(cfg):
-    pass
-
-main()
-"""
 SCRIPT = "import time\nfrom mltrain import Run\nRun.get_context().log('x', 1)\ntime.sleep(0.2)\n"
 OVERRIDES = ["environment=system", "~register", "job.source_dir=src", "job.script=job.py", "experiment_name=bench"]
 ID = re.compile(r"run (\S+) started detached")
@@ -69,8 +60,7 @@ def main() -> None:
     import mltrain
 
     py = sys.executable
-    hydra_cmd = [py, "hydra_app.py", "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=disabled",
-                 "hydra/hydra_logging=disabled"]  # fmt: skip
+    hydra_cmd = [py, "hydra_app.py", *BARE_HYDRA_ARGS]
 
     from mltrain.procs import is_alive
 

@@ -201,3 +201,12 @@ def _has(mapping: dict[str, Any], wanted: Any) -> bool:
         key, value = wanted[0], wanted[1] if len(wanted) > 1 else None
         return key in mapping and (value is None or str(mapping[key]) == str(value))
     return wanted in mapping
+
+
+def refuse_datasets(datasets: Any, sample_input: Any, sample_output: Any, kwargs: dict[str, Any]) -> None:
+    """``Run.register_model``'s dataset arguments (and unknown ones) are not supported: an error naming them."""
+    for arg, given in (("datasets", datasets), ("sample_input_dataset", sample_input)):
+        if given:
+            raise unsupported(f"Run.register_model({arg}=...)", "leave it out: mltrain records no datasets")
+    if sample_output or kwargs:
+        raise unsupported(f"Run.register_model({', '.join(kwargs) or 'sample_output_dataset'}=...)")

@@ -16,7 +16,7 @@ from mltrain.run_context import Run as _MltrainRun
 
 from ._unsupported import unsupported
 from .experiment import Experiment
-from .model import Model
+from .model import Model, refuse_datasets
 from .resource_configuration import ResourceConfiguration
 
 SUPPORTED = (
@@ -186,11 +186,7 @@ class Run:
     ) -> Model:
         """Register ``model_path`` (relative to the run folder, e.g. ``outputs/model.joblib``) as a
         new version of ``model_name`` when the run completes."""
-        for arg, given in (("datasets", datasets), ("sample_input_dataset", sample_input_dataset)):
-            if given:
-                raise unsupported(f"Run.register_model({arg}=...)", "leave it out: mltrain records no datasets")
-        if sample_output_dataset or kwargs:
-            raise unsupported(f"Run.register_model({', '.join(kwargs) or 'sample_output_dataset'}=...)")
+        refuse_datasets(datasets, sample_input_dataset, sample_output_dataset, kwargs)
         resources = resource_configuration or ResourceConfiguration()
         path = model_path or "outputs"
         self._run.register_model(

@@ -163,13 +163,9 @@ class ScriptRun:
         **kwargs: Any,
     ) -> Any:
         """Register the run's file (or folder) ``model_path`` as the next version of ``model_name``."""
-        from .model import Model
+        from .model import Model, refuse_datasets
 
-        for arg, given in (("datasets", datasets), ("sample_input_dataset", sample_input_dataset)):
-            if given:
-                raise unsupported(f"Run.register_model({arg}=...)", "leave it out: mltrain records no datasets")
-        if sample_output_dataset or kwargs:
-            raise unsupported(f"Run.register_model({', '.join(kwargs) or 'sample_output_dataset'}=...)")
+        refuse_datasets(datasets, sample_input_dataset, sample_output_dataset, kwargs)
         resources = resource_configuration
         record = self._run.register_model(
             model_name,
