@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -146,8 +145,10 @@ def _reap_later(proc: subprocess.Popen[bytes]) -> None:
 def _fail_queued(ws: Workspace, run_id: str, run_dir: Path, exc: BaseException) -> None:
     """A detached run whose plan could not be built: Failed with the error, also in its log."""
     text = str(exc) if isinstance(exc, MltrainError) else f"{type(exc).__name__}: {exc}"
+    from mltrain.runs.output import STD_LOG
+
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "logs" / "std_log.txt", "a", encoding="utf-8") as f:
+    with open(run_dir / STD_LOG, "a", encoding="utf-8") as f:
         f.write(f"[mltrain] error: {text}\n")
     ws.runs.set_status(run_id, FAILED, detail="the run could not start", error=text)
 
@@ -206,7 +207,6 @@ def driver_main() -> int:
     """``python -m mltrain.runs.detach``: read the payload from stdin, then drive the run."""
     from mltrain.plugin import project_importable
 
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # in a session of its own already; a stray HUP changes nothing
     data = sys.stdin.buffer.read()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
