@@ -24,7 +24,7 @@ def submit(*overrides: str, config_dir: PathLike | None = None, wait: bool = Fal
     """Start the run ``python -m mltrain *overrides`` would run (``config_dir``: the project's config
     folder, default ``./conf``); its :class:`Run`. ConfigError (before anything is recorded) when the
     config does not compose or its checks fail. ``wait``: return once it ended, its output printed
-    when ``show_output``."""
+    when ``show_output`` (an interrupt of the wait cancels the run)."""
     from mltrain.config.compose import compose_job
     from mltrain.runs.detach import start
     from mltrain.runs.plan import check_config, open_workspace
@@ -35,8 +35,18 @@ def submit(*overrides: str, config_dir: PathLike | None = None, wait: bool = Fal
     started = start(store, composed.config, composed.overrides, composed.env)
     run = Run(store, started.run_id)
     if wait:
-        run.wait(show_output=show_output)
+        _wait(run, show_output)
     return run
+
+
+def _wait(run: Run, show_output: bool) -> None:
+    """Wait for a run started with ``wait=True``: interrupting the wait (Ctrl-C, a notebook's interrupt)
+    cancels the run, as Ctrl-C does to ``python -m mltrain``."""
+    try:
+        run.wait(show_output=show_output)
+    except KeyboardInterrupt:
+        run.cancel()
+        raise
 
 
 def sweep(*overrides: str, config_dir: PathLike | None = None, wait: bool = False, show_output: bool = True) -> Sweep:
@@ -51,7 +61,7 @@ def sweep(*overrides: str, config_dir: PathLike | None = None, wait: bool = Fals
     run_id = start_command(store, ["-m", *overrides], env=env)
     handle = Sweep(store, run_id)
     if wait:
-        handle.wait(show_output=show_output)
+        _wait(handle, show_output)
     return handle
 
 

@@ -160,3 +160,27 @@ def test_in_a_jobs_copy_the_python_api_says_it_needs_mltrain(tmp_path):
     assert "mltrain.submit is mltrain's Python API, which needs mltrain installed" in proc.stdout
     assert "mltrain.Workspace is mltrain's Python API" in proc.stdout
     assert "Workspace needs mltrain installed where it is called" in proc.stdout
+
+
+def test_interrupting_a_waiting_submit_cancels_the_run(project):
+    """``submit(wait=True)`` ties the run to the call: an interrupt of the wait cancels it (a plain
+    ``run.wait()`` only stops waiting)."""
+    import signal
+    import threading
+    import time
+
+    write_script(project / "src", "slow.py", "import time\nprint('up', flush=True)\ntime.sleep(120)\n")
+    args = ("environment=system", "~register", "job.source_dir=src", "job.script=slow.py")
+    main = threading.main_thread().ident
+
+    def interrupt_once_running() -> None:  # as a notebook's interrupt arrives while the cell waits
+        ws = mltrain.Workspace(project / ".mltrain")
+        while not any("up" in "".join(r.stream(follow=False)) for r in map(ws.run, [x.id for x in ws.runs()])):
+            time.sleep(0.1)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        mltrain.submit(*args, wait=True, show_output=False)
+    (run,) = mltrain.Workspace().runs()
+    assert run.status == "Canceled" and "mltrain runs cancel" in run.error
