@@ -19,6 +19,23 @@ RESULTS = BENCH_DIR / "results"
 VENVS = BENCH_DIR / ".venvs"
 
 
+BARE_HYDRA = """
+import hydra
+
+@hydra.main(version_base=None, config_path=None)
+def main(cfg):
+    pass
+
+main()
+"""
+BARE_HYDRA_ARGS = [
+    "hydra.run.dir=.",
+    "hydra.output_subdir=null",
+    "hydra/job_logging=disabled",
+    "hydra/hydra_logging=disabled",
+]
+
+
 def wall(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     """Seconds one run of ``cmd`` takes (it must succeed)."""
     full_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as users run it

@@ -24,17 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, job_overrides, median, save  # noqa: E402
-
-BARE_HYDRA = """
-import hydra
-
-@hydra.main(version_base=None, config_path=None)
-def main(cfg):
-    pass
-
-main()
-"""
+from common import BARE_HYDRA, BARE_HYDRA_ARGS, interleaved, job_overrides, median, save  # noqa: E402
 
 
 def packages(python: str) -> dict[str, str]:
@@ -78,14 +68,7 @@ def main() -> None:
     mltrain = [py, "-m", "mltrain", *overrides]
     cases = {
         "python noop.py": [py, "src/noop.py"],
-        "bare hydra app": [
-            py,
-            "hydra_app.py",
-            "hydra.run.dir=.",
-            "hydra.output_subdir=null",
-            "hydra/job_logging=disabled",
-            "hydra/hydra_logging=disabled",
-        ],
+        "bare hydra app": [py, "hydra_app.py", *BARE_HYDRA_ARGS],
         "python -m mltrain": mltrain,
         "same, no prefork": ["env", "MLTRAIN_NO_PREFORK=1", *mltrain],
     }

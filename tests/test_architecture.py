@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from support import ROOT
 
-HEAVY = ("docker", "fabric", "paramiko", "ray", "uvicorn", "starlette", "sklearn", "mlflow", "optuna")
+HEAVY = (
+    "docker", "fabric", "paramiko", "ray", "uvicorn", "starlette", "sklearn", "mlflow", "optuna",
+    "fsspec", "s3fs", "botocore", "aiobotocore", "boto3", "adlfs", "gcsfs",
+)  # fmt: skip
 MAX_LINES = 500
 SPLIT_ELSEWHERE = {"mltrain/runs/sweep/session.py"}  # the sweep core, split by issue 23 section 4
 

@@ -82,14 +82,9 @@ def _qualify(override: str) -> str:
 
 def environment_options() -> list[str]:
     """The options of the environment config group (mltrain's and the project's ./conf)."""
-    import os
+    from mltrain.config.errors import group_options
 
-    from mltrain.bundled import bundled_dir
-
-    roots = [bundled_dir("conf") / "environment"]
-    project = Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / "environment"
-    roots.append(project)
-    return sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
+    return group_options("environment")
 
 
 def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:

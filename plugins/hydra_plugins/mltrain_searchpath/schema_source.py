@@ -1,5 +1,5 @@
-"""``mltrain-schema://``: the typed schemas of mltrain's compute and deploy targets, made only when a
-config asks for one (``conf/compute/docker.yaml`` lists ``docker_schema`` in its defaults).
+"""``mltrain-schema://``: the typed schemas of mltrain's compute and deploy targets and datastores, made
+only when a config asks for one (``conf/compute/docker.yaml`` lists ``docker_schema`` in its defaults).
 
 Storing every schema in Hydra's ConfigStore up front converts each dataclass at start-up, whether
 the run uses it or not; this source converts one when Hydra loads it.
@@ -17,6 +17,7 @@ from hydra.plugins.config_source import ConfigResult, ConfigSource
 GROUPS = {
     "compute": "mltrain.compute.schemas:COMPUTE_SCHEMAS",
     "deploy": "mltrain.deploy.configs:DEPLOY_SCHEMAS",
+    "datastore": "mltrain.workspace.datastores.configs:DATASTORE_SCHEMAS",
 }
 
 
