@@ -88,7 +88,7 @@ def _workspace(overrides: list[str]) -> Workspace:
 def recorded_overrides(ws: Workspace, sweep_id: str) -> list[str]:
     """The command-line overrides sweep ``sweep_id`` was started with, as the user gave them."""
     from mltrain.config.overrides import user_overrides
-    from mltrain.runs.sweep.session import SWEEP_TAG
+    from mltrain.runs.sweep.trials import SWEEP_TAG
 
     run = ws.runs.get(sweep_id)
     if ws.runs.tags(run["id"]).get(SWEEP_TAG) != "parent":
