@@ -64,7 +64,7 @@ class RayConnection:
                     self._start_local()
                     assert self._api is not None
                     return self._api
-                self._api = job_server_url(self.config.address, self.token, self.config.submit_timeout_s)
+                self._api = job_server_url(self.config.address, self.token, self.config.connect_timeout_s)
             return self._api
 
     def _start_local(self) -> None:
@@ -143,7 +143,8 @@ class RayConnection:
         api = ref.get("api")
         if not api or api == self._api or (self._api is None and ref.get("address") == self.config.address):
             return self
-        options = {k: getattr(self.config, k) for k in ("token", "token_file", "token_env", "cancel_grace_s")}
+        keys = ("token", "token_file", "token_env", "cancel_grace_s", "connect_timeout_s")
+        options = {k: getattr(self.config, k) for k in keys}
         return RayConnection(ClusterComputeConfig(address=str(api), **options))
 
     def local_gone(self, ref: JobRef) -> bool:

@@ -356,7 +356,7 @@ class WarmWorkers:
 
         with self._lock:
             if not self._connected:
-                connect(str(ref["gcs"]), self.conn.token)
+                connect(str(ref["gcs"]), self.conn.token, self.conn.config.connect_timeout_s)
                 self._connected = True
         try:
             with session():

@@ -81,7 +81,7 @@ class WarmPool:
     def _start(self, modules: list[str], workers: int) -> None:
         try:
             self.gcs = self.conn.gcs_address()
-            connect(self.gcs, self.conn.token)
+            connect(self.gcs, self.conn.token, self.conn.config.connect_timeout_s)
             with self._cond:
                 closed, self._connected = self._closed, not self._closed
             if closed:  # closed while connecting
