@@ -49,8 +49,11 @@ class ForkServer:
         self.info: dict[str, Any] = {}
 
     def _recv(self, timeout: float | None) -> dict[str, Any] | None:
-        """The next message, None after ``timeout``; {} when the server is gone."""
-        readable, _, _ = select.select([self.sock], [], [], timeout)
+        """The next message, None after ``timeout``; {} when the server is gone (or was closed)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], timeout)
+        except (OSError, ValueError):  # closed meanwhile (fileno -1): a warm worker shutting down
+            return {}
         if not readable:
             return None
         try:

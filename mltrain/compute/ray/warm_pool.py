@@ -58,6 +58,7 @@ class WarmPool:
         self._closed = False
         self._options: tuple[dict[str, Any], dict[str, Any] | None] | None = None
         self._provided = threading.Event()
+        self._waiting: list[Any] = []  # the actors' ready() calls still unanswered
         self._starter = threading.Thread(
             target=self._start, args=(modules, self._pending), name="mltrain-warm-start", daemon=True
         )
@@ -109,6 +110,7 @@ class WarmPool:
             threading.Thread(target=self._touch, name="mltrain-warm-touch", daemon=True).start()
             with session():
                 waiting = {s.actor.ready.remote(): s for s in self._all}
+                self._waiting = list(waiting)
             failure: Exception | None = None
             deadline = None if cfg.start_timeout_s is None else time.monotonic() + cfg.start_timeout_s
             while waiting:
@@ -132,6 +134,7 @@ class WarmPool:
                         )
                     break
                 slot = waiting.pop(done[0])
+                self._waiting = list(waiting)
                 try:
                     with session():
                         info = ray.get(done[0])
@@ -248,6 +251,25 @@ class WarmPool:
         except ComputeError:  # not connected (any more): a driverless actor ends by itself
             pass
 
+    def _drain_ready(self) -> None:
+        """Take the answers of ready() calls of actors killed while starting: an error Ray holds for
+        nobody is printed by Ray (with its traceback) when the driver lets it go, after the sweep's summary."""
+        import ray
+
+        refs, self._waiting = self._waiting, []
+        if not refs:
+            return
+        try:
+            with session():
+                done, _ = ray.wait(refs, num_returns=len(refs), timeout=5)
+                for ref in done:
+                    try:
+                        ray.get(ref, timeout=0)
+                    except Exception:  # noqa: BLE001 - the actor died starting: expected, and now taken
+                        pass
+        except ComputeError:  # not connected: nothing of ours is held
+            pass
+
     def _kill_all(self) -> None:
         with self._cond:
             slots, self._idle = list(self._all), []
@@ -261,5 +283,6 @@ class WarmPool:
         self._provided.set()
         self._starter.join(START_JOIN_S)  # it touches Ray no more (else it disconnects itself once connected)
         self._kill_all()
+        self._drain_ready()
         if connected:
             disconnect()
