@@ -174,6 +174,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("created", fmt_time(run["created_at"])),
             ("duration", fmt_duration(run["created_at"], run["ended_at"])),
             ("compute", run["compute"]),
+            ("ran on", (run["job_ref"] or {}).get("node")),
             ("command", " ".join([run["script"] or "", *(run["arguments"] or [])])),
             ("overrides", " ".join(run["overrides"] or []) or None),
             ("environment", f"{run['env_name']} ({(run['env_hash'] or '')[:12]})"),

@@ -67,6 +67,12 @@ class NullSink:
         pass
 
 
+def node_label(ip: str, node_id: str = "") -> str:
+    """The ``node`` of a job reference: where the job ran, as shown by the summary, ``runs show`` and
+    the dashboard (``ip``, and the cluster's own id of the node when there is one)."""
+    return f"{ip} (Ray node {node_id})" if node_id else ip
+
+
 class RunHandle(ABC):
     """A started job (or one re-attached from its reference)."""
 
@@ -74,6 +80,7 @@ class RunHandle(ABC):
         self.spec = spec
         self._metrics_offset = 0
         self.cancel_reason: str | None = None
+        self.lost: str | None = None  # why the job ended without its script's exit code (e.g. its node died)
 
     @property
     @abstractmethod

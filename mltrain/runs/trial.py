@@ -192,11 +192,14 @@ class Trial:
             ingest.feed(data)
         ingest.feed(b"", final=True)
         result.exit_code = code
+        result.node = job_ref.get("node")
         reason = handle.cancel_reason or (control.reason if code != 0 else None)
         if reason:
             result.status, result.error = CANCELED, reason
         elif code == 0:
             result.status = COMPLETED
+        elif handle.lost:  # the job was lost (its node died...): there is no script exit code
+            result.status, result.error, result.exit_code = FAILED, handle.lost, None
         else:
             result.status = FAILED
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"

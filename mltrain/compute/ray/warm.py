@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
-from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
 from mltrain.compute.ray.driver import NAMESPACE, call, connect, disconnect, send, session
 from mltrain.compute.ray.runtime import Stage, resources, runtime_env
 from mltrain.compute.ray.stream import ArchiveFile, too_large
@@ -133,11 +133,9 @@ class WarmHandle(RunHandle):
                 code = None
             else:
                 died = "died" if _actor_died(exc) else "was lost"
-                self.sink.write(
-                    f"[mltrain] the warm Ray worker running this run {died} "
-                    f"(compute.max_retries={self._retries}): {first}\n".encode(),
-                    "stderr",
-                )
+                retries = f"compute.max_retries={self._retries}"
+                self.lost = f"the warm Ray worker running this run {died} ({retries}): {first}"
+                self.sink.write(f"[mltrain] {self.lost}\n".encode(), "stderr")
                 code = 1
         if self.pool is not None and self.slot is not None:
             self.pool.release(self.slot)
@@ -148,7 +146,8 @@ class WarmHandle(RunHandle):
         try:
             inner = self._retry()
         except Exception as exc:  # noqa: BLE001 - the job server refused the job: the run fails with why
-            self.sink.write(f"[mltrain] the retry of this run as a Ray job failed: {exc}\n".encode(), "stderr")
+            self.lost = f"the retry of this run as a Ray job failed: {exc}"
+            self.sink.write(f"[mltrain] {self.lost}\n".encode(), "stderr")
             return 1
         with self._mlock:
             self.inner = inner
@@ -156,6 +155,7 @@ class WarmHandle(RunHandle):
         if reason is not None:  # canceled while the retry was submitted
             inner.cancel(reason)
         code = inner.wait(None)
+        self.lost = inner.lost
         return 1 if code is None else code
 
     def wait(self, timeout: float | None) -> int | None:
@@ -329,7 +329,9 @@ class WarmWorkers:
             pool.lost(slot)
             pool.release(slot)
             return None
-        sink.log(f"run forked by warm Ray worker {slot.name} on node {info.get('host') or slot.host or '?'}")
+        ip, node_id = str(info.get("node_ip") or ""), str(info.get("node_id") or "")
+        node = node_label(ip or str(info.get("host") or slot.host or "?"), node_id)
+        sink.log(f"run forked by warm Ray worker {slot.name} on node {node}")
         cfg = self.conn.config
         ref = {
             "kind": "ray",
@@ -340,6 +342,9 @@ class WarmWorkers:
             "actor": slot.name,
             "run": spec.run_id,
             "pgid": int(info["pid"]),
+            "node": node,
+            "node_ip": ip,
+            "node_id": node_id,
         }
         return WarmHandle(
             spec, ref, slot.actor, sink, pool, slot, cfg.cancel_grace_s, retry, cfg.max_retries, cfg.max_output_mb
