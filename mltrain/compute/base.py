@@ -74,13 +74,17 @@ def node_label(ip: str, node_id: str = "") -> str:
 
 
 class RunHandle(ABC):
-    """A started job (or one re-attached from its reference)."""
+    """A started job (or one re-attached from its reference). ``attempt`` changes when the target
+    starts the run again (its node or host was lost): the runner then sets the lost attempt's metrics
+    apart; ``lost_reason`` says why a job ended without its script's exit code."""
+
+    attempt: int = 1
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
         self._metrics_offset = 0
         self.cancel_reason: str | None = None
-        self.lost: str | None = None  # why the job ended without its script's exit code (e.g. its node died)
+        self.lost_reason: str | None = None  # e.g. "the node running Ray job ... died": no exit code
 
     @property
     @abstractmethod

@@ -5,6 +5,7 @@ returned, the worker node dying mid-run (retried, then Failed), cancel by Ctrl-C
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -120,8 +121,13 @@ def test_run_placed_on_the_worker_node_returns_its_outputs(ray_cluster, mltrain,
 
 NODE_JOB = """
 import os, time
+from mltrain import Run
+run = Run.get_context()
 print("READY", flush=True)
-time.sleep(20)
+for tick in range(20):
+    run.log("tick", tick, step=tick)
+    run.flush()
+    time.sleep(1)
 os.makedirs("outputs", exist_ok=True)
 open("outputs/done.txt", "w").write("finished")
 print("FINISHED", flush=True)
@@ -168,6 +174,17 @@ def test_worker_node_death_is_retried(ray_cluster, cli_json, project, cluster_en
     info = only_run(cli_json)
     assert info["status"] == "Completed"
     assert (Path(info["run_dir"]) / "outputs" / "done.txt").read_text() == "finished"
+    # the run's series is the retry's alone; the lost attempt's ticks are set apart in a file of the run
+    ticks = [p["value"] for p in cli_json("runs", "metrics", info["id"], "tick")]
+    assert ticks == list(range(20)), ticks
+    lost = (Path(info["run_dir"]) / "logs" / "attempt-1-metrics.jsonl").read_text().splitlines()
+    assert lost and all(json.loads(line)["key"] == "tick" for line in lost)
+    assert "logs/attempt-1-metrics.jsonl" in {a["path"] for a in info["artifacts"]}
+    # the timeline has each attempt and the node it ran on (the worker node, restarted: a new Ray node id)
+    details = [h["detail"] or "" for h in info["history"]]
+    ran = [d for d in details if d.startswith("attempt ") and " on 127.0.0.3 (Ray node " in d]
+    assert [d.split()[1] for d in ran] == ["1", "2"], details
+    assert ran[0].split("Ray node ")[1] != ran[1].split("Ray node ")[1]
 
 
 def test_worker_node_death_without_retries_fails_the_run(ray_cluster, cli_json, project, cluster_env):

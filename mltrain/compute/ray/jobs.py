@@ -131,8 +131,8 @@ class ClusterHandle(RunHandle):
                 code = self._failed(info)
                 break
         except Exception as exc:  # noqa: BLE001 - the cluster went away: the run fails, it does not hang
-            self.lost = f"lost the Ray job {self.sid}: {exc}"
-            self.sink.write(f"[mltrain] {self.lost}\n".encode(), "stderr")
+            self.lost_reason = f"lost the Ray job {self.sid}: {exc}"
+            self.sink.write(f"[mltrain] {self.lost_reason}\n".encode(), "stderr")
             code = 1
         self._code = code
         self._done.set()
@@ -277,7 +277,7 @@ class ClusterHandle(RunHandle):
         else:
             reason = f"Ray job {self.sid} ended ({status or 'gone'}) without an exit code"
         self.sink.write(f"[mltrain] {reason}\n".encode(), "stderr")
-        self.lost = reason  # the wrapper never sent the script's exit code: there is none to record
+        self.lost_reason = reason  # the wrapper never sent the script's exit code: there is none to record
         return 1
 
     # -- the RunHandle contract ------------------------------------------------------------------

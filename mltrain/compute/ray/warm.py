@@ -81,6 +81,11 @@ class WarmHandle(RunHandle):
         inner = self.inner
         return inner.ref if inner is not None else self._ref
 
+    @property
+    def attempt(self) -> int:  # type: ignore[override]
+        inner = self.inner
+        return inner.attempt if inner is not None else 1
+
     def _follow(self) -> None:
         code = self._follow_actor()
         if code is None:  # the actor died with its node: the trial runs again as a Ray job
@@ -134,8 +139,8 @@ class WarmHandle(RunHandle):
             else:
                 died = "died" if _actor_died(exc) else "was lost"
                 retries = f"compute.max_retries={self._retries}"
-                self.lost = f"the warm Ray worker running this run {died} ({retries}): {first}"
-                self.sink.write(f"[mltrain] {self.lost}\n".encode(), "stderr")
+                self.lost_reason = f"the warm Ray worker running this run {died} ({retries}): {first}"
+                self.sink.write(f"[mltrain] {self.lost_reason}\n".encode(), "stderr")
                 code = 1
         if self.pool is not None and self.slot is not None:
             self.pool.release(self.slot)
@@ -146,8 +151,8 @@ class WarmHandle(RunHandle):
         try:
             inner = self._retry()
         except Exception as exc:  # noqa: BLE001 - the job server refused the job: the run fails with why
-            self.lost = f"the retry of this run as a Ray job failed: {exc}"
-            self.sink.write(f"[mltrain] {self.lost}\n".encode(), "stderr")
+            self.lost_reason = f"the retry of this run as a Ray job failed: {exc}"
+            self.sink.write(f"[mltrain] {self.lost_reason}\n".encode(), "stderr")
             return 1
         with self._mlock:
             self.inner = inner
@@ -155,7 +160,7 @@ class WarmHandle(RunHandle):
         if reason is not None:  # canceled while the retry was submitted
             inner.cancel(reason)
         code = inner.wait(None)
-        self.lost = inner.lost
+        self.lost_reason = inner.lost_reason
         return 1 if code is None else code
 
     def wait(self, timeout: float | None) -> int | None:
