@@ -322,3 +322,32 @@ def test_warm_child_whose_node_dies_without_retries_fails_with_the_reason(ray_cl
     assert "warm Ray worker running this run died" in info["error"] and "compute.max_retries=0" in info["error"]
     assert info["error"].startswith("the warm Ray worker running this run died")  # not "the script failed"
     assert info["exit_code"] is None
+
+
+def test_starting_actors_report_progress_and_both_serve_once_ready(
+    ray_cluster, mltrain, project, curve_on_cluster, cluster_env, tmp_path
+):
+    """Actors slow to start (their fork server imports a module that takes 20 s) say what they do,
+    per node, while the sweep waits; once ready, both run children."""
+    slow = tmp_path / "slowpath"
+    slow.mkdir()
+    (slow / "slowmod.py").write_text("import time\ntime.sleep(20)\n")
+    proc = mltrain(
+        *curve_on_cluster,
+        f"+job.env_vars.PYTHONPATH={slow}",
+        "sweep.prewarm_modules=[slowmod]",
+        "sweep.max_concurrent_runs=2",
+        "+job.arguments.pause=2",
+        "job.arguments.x=1,2,3,4",
+        env=cluster_env,
+    )
+    assert proc.returncode == 0, proc.output
+    progress = [line for line in proc.stdout.splitlines() if line.startswith("[cluster] warm worker")]
+    assert any("on node 127.0.0." in line and "importing the script's modules" in line for line in progress), (
+        proc.stdout
+    )
+    assert len({line.split()[3].rstrip(":") for line in progress}) == 2  # a line for each starting actor
+    _, kids, ws = the_sweep(project)
+    assert all(k["status"] == "Completed" for k in kids)
+    assert len({ws.runs.get(k["id"])["job_ref"]["actor"] for k in kids}) == 2  # both actors served
+    assert "Traceback" not in proc.stderr and "ValueError" not in proc.stderr

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 TOUCH_S = 5.0  # how often the driver tells its actors it lives (an actor left alone ends: ray_warm.EMPTY_S)
 START_JOIN_S = 30.0  # longest close() waits for the pool's start-up thread to notice it
+PROGRESS_S = 15.0  # while actors start, a line per starting actor this often (what it does, for how long)
+DOING = {
+    "DEPENDENCIES_UNREADY": "waiting for its arguments",
+    "PENDING_CREATION": "waiting for a node with room, or setting up its runtime environment "
+    "(installing the environment's packages on the node)",
+    "ALIVE": "importing the script's modules",
+    "RESTARTING": "restarting",
+}
 
 
 class Slot:
@@ -112,10 +120,15 @@ class WarmPool:
                 waiting = {s.actor.ready.remote(): s for s in self._all}
                 self._waiting = list(waiting)
             failure: Exception | None = None
-            deadline = None if cfg.start_timeout_s is None else time.monotonic() + cfg.start_timeout_s
+            started = time.monotonic()
+            deadline = None if cfg.start_timeout_s is None else started + cfg.start_timeout_s
+            report = started + PROGRESS_S
             while waiting:
                 if self._closed:
                     return
+                if time.monotonic() >= report:
+                    report = time.monotonic() + PROGRESS_S
+                    self._progress(list(waiting.values()), time.monotonic() - started)
                 left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
                 with session():
                     done, _ = ray.wait(list(waiting), num_returns=1, timeout=left)
@@ -159,6 +172,25 @@ class WarmPool:
                 closed = self._closed
             if not closed:  # (close() kills them itself)
                 self._kill_all()
+
+    def _progress(self, slots: list[Slot], elapsed: float) -> None:
+        """A line per actor still starting: its node and what it does (Ray's State API), for how long."""
+        try:
+            nodes = self.conn.get("/api/v0/nodes?limit=10000&detail=false")["data"]["result"]["result"]
+            ips = {n.get("node_id"): n.get("node_ip") for n in nodes}
+        except (OSError, ValueError, KeyError, TypeError):
+            ips = {}
+        for slot in slots:
+            try:
+                query = f"filter_keys=name&filter_predicates=%3D&filter_values={slot.name}"
+                found = self.conn.get(f"/api/v0/actors?{query}")["data"]["result"]["result"]
+            except (OSError, ValueError, KeyError, TypeError):
+                found = []
+            state = str(found[-1].get("state") or "") if found else ""
+            node = ips.get(found[-1].get("node_id")) if found else None
+            where = f" on node {node}" if node else ""
+            doing = DOING.get(state, state.lower() or "starting")
+            print(f"[cluster] warm worker {slot.name}{where}: {doing} ({elapsed:.0f} s)", flush=True)
 
     def _actor_class(self, modules: list[str]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         """The actors' class, the arguments each is made with, and their Ray options. Booted actors
