@@ -356,6 +356,8 @@ def delete_jobs(conn: RayConnection, job: str) -> None:
             attempts = conn.attempts(job)
         if any(status not in TERMINAL for _, status in attempts):
             stop_attempts(conn, job)
+        if not attempts:
+            return
         deadline = time.monotonic() + SUPERVISOR_END_WAIT_S
         sids = [sid for sid, _ in attempts]
         while conn.supervisors_alive(sids) and time.monotonic() < deadline:
