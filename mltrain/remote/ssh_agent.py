@@ -36,6 +36,7 @@ from mltrain.remote.ssh_jobs import (
     cmd_stop,
     cmd_supervise,
 )
+from mltrain.remote.ssh_serve import serve
 
 
 def cmd_probe(work: str) -> None:
@@ -90,6 +91,11 @@ def cmd_sha(work: str, path: str) -> None:
         answer(hashlib.sha256(f.read()).hexdigest())
 
 
+def cmd_serve(work: str, first: str = "") -> None:
+    """The warm helper of a connection (:mod:`~mltrain.remote.ssh_serve`)."""
+    serve(work, COMMANDS, first)
+
+
 COMMANDS = {
     "probe": cmd_probe,
     "missing": cmd_missing,
@@ -106,6 +112,7 @@ COMMANDS = {
     "pack": cmd_pack,
     "remove": cmd_remove,
     "sha": cmd_sha,
+    "serve": cmd_serve,
 }
 
 

@@ -21,7 +21,8 @@ from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, R
 from mltrain.compute.docker.container import container_name, job_container
 from mltrain.compute.ssh.config import SSHComputeConfig
 from mltrain.compute.ssh.conn import ConnectionLost, Remote
-from mltrain.compute.ssh.handle import SSHHandle, _read_exact
+from mltrain.compute.ssh.handle import SSHHandle
+from mltrain.compute.ssh.mux import read_exact
 from mltrain.compute.ssh.pool import HostPool
 from mltrain.compute.ssh.sync import SHIM_IN_RUN, BlobSync, Upload, upload_of
 from mltrain.environments.base import EnvironmentBuilder, Materialised
@@ -51,6 +52,8 @@ class SSHCompute(ComputeTarget):
         self.envs = RemoteEnvironments(self.pool, self.sync)
         self._uploads: dict[str, Upload] = {}
         self._job_envs: dict[str, Materialised] = {}
+        self._warm: tuple[RunSpec, list[str], int] | None = None  # a sweep's prewarm request
+        self._warmed: set[tuple[str, str]] = set()  # (host, python) with warm fork servers
 
     def describe(self) -> str:
         return f"ssh ({', '.join(r.label for r in self.remotes)})"
@@ -146,10 +149,44 @@ class SSHCompute(ComputeTarget):
             spec, self.cfg, self.pool, remote, pgid, sink, channel=channel, container=container, restart=self.retry
         )
 
+    def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
+        """Warm fork servers on each host (as many as its slots, up to ``workers``) that imported
+        ``modules``: later jobs of ``env`` are forked there from them, as local compute does. Hosts
+        the environment is not built on yet are warmed when their first job comes."""
+        if env.builder == "docker":
+            return False
+        self._warm = (spec, list(modules), workers)
+        for remote in self.remotes:
+            if remote.probe is not None and remote.label not in self.down and env.where == remote.where:
+                self._prewarm_on(remote, env)
+        return True
+
+    def _prewarm_on(self, remote: Remote, env: Materialised) -> None:
+        if self._warm is None or env.builder == "docker" or (remote.label, env.python) in self._warmed:
+            return
+        spec, modules, workers = self._warm
+        environ = job_environment(spec, env, "/", None, inherit=False)
+        for key in ("MLTRAIN_RUN_DIR", "MLTRAIN_RUN_ID", "MLTRAIN_EXPERIMENT"):
+            environ.pop(key, None)
+        path = environ.pop("PATH", "")
+        request = {
+            "python": env.python,
+            "env": environ,
+            "path_prepend": path.rstrip(os.pathsep),
+            "modules": modules,
+            "size": max(1, min(remote.slots, workers)),
+        }
+        self._warmed.add((remote.label, env.python))
+        try:
+            remote.agent("prewarm", request=request, timeout=60)
+        except ComputeError as exc:  # jobs then start the usual way
+            print(f"mltrain: no warm interpreters on {remote.label}: {exc}", file=sys.stderr)
+
     def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> tuple[int, Any]:
         """Start the job on ``remote``: its pgid and the channel that goes on streaming its output."""
         assert remote.probe is not None
         env = self.envs.for_host(remote, env)
+        self._prewarm_on(remote, env)
         run_dir = f"{remote.probe['workdir']}/runs/{spec.run_id}"
         files = {}
         info = spec.run_dir / RUN_INFO_FILE
@@ -168,11 +205,11 @@ class SSHCompute(ComputeTarget):
             }
         request["files"] = files
         beat = self.cfg.keepalive_s
-        chan = remote.channel(remote.agent_command("start", spec.run_id, str(beat)), timeout=max(90.0, beat * 3))
+        chan = remote.agent_channel("start", spec.run_id, str(beat), timeout=max(90.0, beat * 3))
         try:
             chan.sendall(json.dumps(request).encode() + b"\n")
-            head = _read_exact(chan, 5)
-            body = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
+            head = read_exact(chan, 5)
+            body = read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
         except (OSError, EOFError) as exc:
             chan.close()
             raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
