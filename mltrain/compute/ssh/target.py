@@ -130,7 +130,7 @@ class SSHCompute(ComputeTarget):
                 if env is not None and not self.envs.built_on(remote, env):  # first job on this host
                     from mltrain.environments.base import record_use
 
-                    record_use(ws, env, self.envs.on(remote, env, lambda line: None))
+                    record_use(ws, env, self.envs.on(remote, env))
                 self.sync.materialise(remote, spec.run_id, up)
                 return
             except ConnectionLost as exc:
