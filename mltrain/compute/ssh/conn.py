@@ -74,6 +74,21 @@ def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
+def keyscan_line(host: str, port: int, known_hosts: Path) -> str:
+    """The command that records ``host``'s key in ``known_hosts`` (making its folder when missing)."""
+    mkdir = "" if known_hosts.parent.is_dir() else f"mkdir -p -m 700 {shlex.quote(str(known_hosts.parent))} && "
+    return f"{mkdir}ssh-keyscan -p {port} {host} >> {shlex.quote(str(known_hosts))}"
+
+
+class HostKeyProblem(ComputeError):
+    """The host's key is not trusted: ``kind`` is "unknown" or "changed"; ``fix`` the command that
+    trusts it (an unknown key) or removes the old one (a changed key)."""
+
+    def __init__(self, message: str, kind: str, fix: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.kind, self.fix = kind, fix
+
+
 def _policies(known_hosts: Path, accept_new: bool) -> Any:
     import paramiko
 
@@ -86,11 +101,14 @@ def _policies(known_hosts: Path, accept_new: bool) -> Any:
                     f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
                 return
             host, _, port = hostname.strip("[").partition("]:")
-            raise ComputeError(
+            fix = keyscan_line(host, int(port or 22), known_hosts)
+            raise HostKeyProblem(
                 f"the host key of {hostname} is unknown ({key.get_name()} {fingerprint(key)}); "
                 f"mltrain does not trust unknown host keys",
-                hint=f"if that is the fingerprint of the host, trust it with `ssh-keyscan -p {port or 22} {host} >> "
-                f"{known_hosts}` (or connect once with ssh), or set compute.host_key_policy=accept-new",
+                "unknown",
+                fix,
+                hint=f"if that is the fingerprint of the host, trust it with `{fix}` "
+                f"(or connect once with ssh), or set compute.host_key_policy=accept-new",
             )
 
     return Refuse()
@@ -152,11 +170,13 @@ class Remote:
         try:
             conn.open()
         except BadHostKeyException as exc:
-            raise ComputeError(
+            fix = f"ssh-keygen -R '{known_hosts_name(conn.host, conn.port)}' -f {known}"
+            raise HostKeyProblem(
                 f"the host key of {where} CHANGED: it is now {exc.key.get_name()} {fingerprint(exc.key)}, but "
                 f"{known} records {fingerprint(exc.expected_key)}; this may be an attack",
-                hint=f"if the host was reinstalled, remove the old key with `ssh-keygen -R "
-                f"'{known_hosts_name(conn.host, conn.port)}' -f {known}` and trust the new one",
+                "changed",
+                fix,
+                hint=f"if the host was reinstalled, remove the old key with `{fix}` and trust the new one",
             ) from None
         except AuthenticationException as exc:
             raise ComputeError(
