@@ -72,6 +72,10 @@ class SSHHandle(RunHandle):
             ref["container"] = self.container
         return ref
 
+    @property
+    def where(self) -> str:
+        return f"ssh ({self.remote.label})"
+
     # -- following --------------------------------------------------------------------------------
     def _follow(self) -> None:
         while True:
