@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from support import write_script
+
 from mltrain.compute.base import RunSpec
 from mltrain.compute.ssh import SSHCompute
 from mltrain.config.schema import EnvironmentConfig
@@ -65,3 +67,12 @@ def test_rebuild_builds_again_on_every_host_and_each_host_build_is_announced(tmp
         again.close()
     after = {h.addr: _built_at(h, env.hash) for h in (a, b)}
     assert all(after[addr] > before[addr] for addr in before), (before, after)  # built again on both hosts
+
+
+def test_cpus_and_memory_gb_without_a_container_are_refused_before_the_run(mltrain, cli_json, project, ssh_pool):
+    write_script(project / "src", "noop.py", "pass\n")
+    job = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py", "compute.memory_gb=1"]
+    proc = mltrain(*job, *ssh_pool.overrides(ssh_pool.hosts[0]))
+    assert proc.returncode != 0
+    assert "compute.memory_gb limit a job's container" in proc.output and "build: system" in proc.output
+    assert cli_json("runs", "list") == []

@@ -27,7 +27,7 @@ from mltrain.compute.ssh.pool import HostPool
 from mltrain.compute.ssh.sync import SHIM_IN_RUN, BlobSync, Upload, upload_of
 from mltrain.environments.base import EnvironmentBuilder, Materialised
 from mltrain.environments.remote import RemoteEnvironments
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, ConfigError
 from mltrain.run_context import RUN_INFO_FILE
 
 if TYPE_CHECKING:
@@ -93,6 +93,12 @@ class SSHCompute(ComputeTarget):
     # -- environment ------------------------------------------------------------------------------
     def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
         super().builder(env)  # refuses kinds this target cannot run
+        if env.spec.build != "docker" and (self.cfg.cpus is not None or self.cfg.memory_gb is not None):
+            raise ConfigError(
+                f"compute.cpus and compute.memory_gb limit a job's container, but environment {env.spec.name} "
+                f"has build: {env.spec.build} (no container)",
+                hint="use an environment with build: docker, or leave compute.cpus and compute.memory_gb unset",
+            )
         return self.envs.builder(env.spec.build)
 
     def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
@@ -233,7 +239,9 @@ class SSHCompute(ComputeTarget):
         assert remote.probe is not None
         uid_gid = f"{remote.probe['uid']}:{remote.probe['gid']}"
         shim = SHIM_IN_RUN if spec.shim_dir else None
-        container = job_container(spec, env, run_dir, shim_in_run=shim, user=uid_gid)
+        container = job_container(
+            spec, env, run_dir, shim_in_run=shim, user=uid_gid, cpus=self.cfg.cpus, memory_gb=self.cfg.memory_gb
+        )
         argv, values = container.run_argv(str(remote.probe["docker"]))
         return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": container.name}}
 
