@@ -125,6 +125,7 @@ class Remote:
         self._lock = threading.Lock()
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
+        self._put_lock = threading.Lock()
         self._mux: Mux | None = None
         self._mux_lock = threading.Lock()
         self.probe: dict[str, Any] | None = None
@@ -437,17 +438,20 @@ class Remote:
         blobs = f"{self.probe['workdir']}/blobs"
         tmp = f"{blobs}/.up-{check_sha256(sha256)}-{time.monotonic_ns()}"
         sftp = self.sftp()
-        try:
-            with open(local, "rb") as f:
-                reader = HashingReader(f)
-                sftp.putfo(reader, tmp, confirm=True)
+        # one upload at a time per host: paramiko's SFTP client garbles the stream (its server ends the
+        # session) when several threads upload through it at once
+        with self._put_lock:
             try:
-                reader.check(sha256, local)
-            except WorkspaceError:
-                sftp.remove(tmp)
-                raise
-            sftp.posix_rename(tmp, f"{blobs}/{sha256}")
-        except (OSError, EOFError) as exc:
-            self.close()
-            raise ConnectionLost(f"connection lost to {self.label} while uploading: {exc}") from None
+                with open(local, "rb") as f:
+                    reader = HashingReader(f)
+                    sftp.putfo(reader, tmp, confirm=True)
+                try:
+                    reader.check(sha256, local)
+                except WorkspaceError:
+                    sftp.remove(tmp)
+                    raise
+                sftp.posix_rename(tmp, f"{blobs}/{sha256}")
+            except (OSError, EOFError) as exc:
+                self.close()
+                raise ConnectionLost(f"connection lost to {self.label} while uploading: {exc}") from None
         return local.stat().st_size
