@@ -25,7 +25,7 @@ import shutil
 import sys
 
 from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
-from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, run_dir_of
+from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, materialise_run, run_dir_of
 from mltrain.remote.ssh_jobs import (
     cmd_follow,
     cmd_kill,
@@ -67,22 +67,11 @@ def cmd_missing(work: str) -> None:
 
 def cmd_materialise(work: str, run_id: str) -> None:
     """Make the run folder from cached blobs: files = [[path, sha256, size, mode], ...]."""
-    req = json.load(sys.stdin)
-    run_dir = run_dir_of(work, run_id)
-    blobs = os.path.join(work, "blobs")
-    os.makedirs(blobs, exist_ok=True)
-    files = blob_files(req)
-    missing = sorted({sha for _p, sha, _s, _m in files if not os.path.isfile(os.path.join(blobs, sha))})
+    missing = materialise_run(work, run_id, blob_files(json.load(sys.stdin)))
     if missing:  # the caller uploads these and asks again
         answer({"missing": missing})
         return
-    os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
-    for path, sha, _size, mode in files:
-        dest = inside(run_dir, path)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(os.path.join(blobs, sha), dest)
-        os.chmod(dest, (int(mode) & 0o755) | 0o200)  # the rule of mltrain.workspace.snapshots.restored_mode
-    answer({"run_dir": os.path.realpath(run_dir), "missing": []})
+    answer({"run_dir": os.path.realpath(run_dir_of(work, run_id)), "missing": []})
 
 
 def cmd_sha(work: str, path: str) -> None:

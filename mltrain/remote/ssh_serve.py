@@ -246,10 +246,21 @@ class Server:
         import subprocess
 
         from mltrain.remote.procs import start_token
-        from mltrain.remote.ssh_host import EXIT_FILE, JOB_FILE, STREAMS, inside, run_dir_of, write_atomic
+        from mltrain.remote.ssh_host import (
+            EXIT_FILE,
+            JOB_FILE,
+            STREAMS,
+            blob_files,
+            inside,
+            materialise_run,
+            run_dir_of,
+            write_atomic,
+        )
 
         argv = [str(a) for a in req["argv"]]
         run_dir = run_dir_of(self.work, run_id)
+        if req.get("materialise") and materialise_run(self.work, run_id, blob_files({"files": req["materialise"]})):
+            return None  # the command says what is missing
         if not os.path.isdir(run_dir):
             return None  # the command says so
         for rel, text in req.get("files", {}).items():

@@ -127,6 +127,7 @@ class Remote:
         self._sftp_lock = threading.Lock()
         self._put_lock = threading.Lock()
         self._mux: Mux | None = None
+        self.known_blobs: set[str] = set()  # blobs this process saw in the host's cache
         self._mux_lock = threading.Lock()
         self.probe: dict[str, Any] | None = None
         self.round_trips = 0
@@ -237,6 +238,12 @@ class Remote:
             raise ConnectionLost(f"connection lost to {self.label}: {exc or type(exc).__name__}") from None
         self.round_trips += 1
         return chan
+
+    @property
+    def serving(self) -> bool:
+        """True while the warm helper answers on the open connection."""
+        mux = self._mux
+        return mux is not None and mux.alive and self._alive()
 
     def _serve(self) -> Mux | None:
         """The helper's ``serve`` on this connection (started on first use, again after a reconnection);

@@ -94,6 +94,7 @@ class SSHHandle(RunHandle):
                     hint="check the host (is sshd up, the network?); compute.retries runs it again elsewhere",
                 )
                 break
+        self.pool.release(self.spec.run_id)  # the host's slot is free once the job ended, not after finalize
         self._done.set()
 
     def _reconnected(self) -> bool:

@@ -15,6 +15,7 @@ import json
 import os
 import struct
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
@@ -162,12 +163,19 @@ class SSHCompute(ComputeTarget):
         if env.builder == "docker":
             return False
         self._warm = (spec, list(modules), workers)
-        for remote in self.remotes:
-            if remote.probe is not None and remote.label not in self.down and env.where == remote.where:
-                self._prewarm_on(remote, env)
+        threads = []
+        for remote in self.remotes:  # in parallel: a host's first job waits for its servers' imports
+            here = env.where == remote.where or env.builder == "system"  # (a venv is built on first use)
+            if here and remote.probe is not None and remote.label not in self.down:
+                threads.append(threading.Thread(target=self._prewarm_on, args=(remote, env), daemon=True))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         return True
 
     def _prewarm_on(self, remote: Remote, env: Materialised) -> None:
+        env = self.envs.for_host(remote, env)
         if self._warm is None or env.builder == "docker" or (remote.label, env.python) in self._warmed:
             return
         spec, modules, workers = self._warm
@@ -210,6 +218,9 @@ class SSHCompute(ComputeTarget):
                 "path_prepend": path.rstrip(os.pathsep),
             }
         request["files"] = files
+        up = self._uploads.get(spec.run_id)
+        if up is not None and up.deferred:
+            request["materialise"] = up.files
         beat = self.cfg.keepalive_s
         chan = remote.agent_channel("start", spec.run_id, str(beat), timeout=max(90.0, beat * 3))
         try:
