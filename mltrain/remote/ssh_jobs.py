@@ -208,6 +208,7 @@ def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str, finish: str
         path = os.path.join(run_dir, STREAMS[kind])
         pos[kind] = int(off) if int(off) >= 0 else (os.path.getsize(path) if os.path.exists(path) else 0)
     beat = float(heartbeat)
+    began = time.time()
     last = 0.0
     dead_since = None
     while True:
@@ -232,7 +233,7 @@ def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str, finish: str
             frame("h", b"")
             last = time.time()
         sys.stdout.flush()
-        time.sleep(0.05)
+        time.sleep(0.01 if time.time() - began < 10 else 0.05)  # a short job's end is seen at once
     if finish == "pack":
         frame("p", pack_bytes(run_dir))
     frame("x", str(code if code is not None else -1).encode())
