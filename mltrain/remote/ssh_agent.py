@@ -8,7 +8,9 @@ A JSON request comes on stdin where a command needs one, and the answer is one J
 ``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none). Docker images of
 environments live in the engine the host's ``docker`` CLI reaches (its ``DOCKER_HOST``, context).
 
-A job is started by a supervisor in a session of its own; the job is the leader of its own process
+``serve`` keeps the helper running over one channel and runs every later command in a fork of itself
+(:mod:`~mltrain.remote.ssh_serve`). A job is started by a supervisor (or by ``serve``) in a session
+of its own; the job is the leader of its own process
 group, writes its output to ``.mltrain/stdout`` and ``.mltrain/stderr`` in its run folder (so it
 outlives the connection) and the supervisor records ``.mltrain/job.json`` (pgid, start token) and
 ``.mltrain/exit_code``. A job in a container is a foreground ``docker run`` in that group (signals

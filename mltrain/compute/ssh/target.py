@@ -4,9 +4,11 @@ Per run: a host with a free slot is taken at ``upload`` (:mod:`~mltrain.compute.
 back at ``cleanup``. ``upload`` sends only the snapshot files the host's blob cache lacks
 (:mod:`~mltrain.compute.ssh.sync`), then makes the run folder there from the cache. ``prepare``
 builds the environment on a host (:mod:`mltrain.environments.remote`); other hosts build it when a
-job first lands there. The job runs under the helper's supervisor in a process group of its own,
-followed by :class:`~mltrain.compute.ssh.handle.SSHHandle`; a job in an image is a foreground
-``docker run`` under that supervisor, with the remote run folder mounted at ``/mltrain/run``.
+job first lands there. Every command goes to the host's warm helper over the one connection
+(:mod:`mltrain.remote.ssh_serve`), which starts the job in a process group of its own (forked from a
+warm fork server after ``prewarm``), followed by :class:`~mltrain.compute.ssh.handle.SSHHandle`; a job
+in an image is a foreground ``docker run`` started the same way, with the remote run folder mounted
+at ``/mltrain/run``.
 """
 
 from __future__ import annotations
