@@ -51,6 +51,16 @@ def agent_archive() -> bytes:
     return buf.getvalue()
 
 
+def ended(chan: Any) -> tuple[int, bytes]:
+    """A command whose stream ended early: its exit status and stderr (the channel is closed)."""
+    err = b""
+    while chan.recv_stderr_ready():
+        err += chan.recv_stderr(65536)
+    code = chan.recv_exit_status()
+    chan.close()
+    return code, err
+
+
 def _read_line(chan: Any, limit: int = 1 << 20) -> bytes | None:
     """One line of ``chan``'s stdout (without its newline); None when it ends first."""
     buf = bytearray()
@@ -403,11 +413,7 @@ class Remote:
             self.close()
             raise ConnectionLost(f"connection lost to {self.label}: {exc or type(exc).__name__}") from None
         if line is None:
-            err = b""
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            code = chan.recv_exit_status()
-            chan.close()
+            code, err = ended(chan)
             if code == 91:
                 raise ComputeError(
                     f"{self.label} has no {self.entry.python} on its PATH: mltrain needs Python 3 on the host",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
 from mltrain.compute.docker.container import container_name, job_container
 from mltrain.compute.ssh.config import SSHComputeConfig
-from mltrain.compute.ssh.conn import ConnectionLost, Remote
+from mltrain.compute.ssh.conn import ConnectionLost, Remote, ended
 from mltrain.compute.ssh.handle import SSHHandle
 from mltrain.compute.ssh.mux import read_exact
 from mltrain.compute.ssh.pool import HostPool
@@ -233,11 +233,7 @@ class SSHCompute(ComputeTarget):
             chan.close()
             raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
         if body is None:
-            err = b""
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            code = chan.recv_exit_status()
-            chan.close()
+            code, err = ended(chan)
             detail = err.decode(errors="replace")[-800:]
             raise ComputeError(
                 f"run {spec.run_id} did not start on {remote.label} (exit {code}): {detail}",
