@@ -395,4 +395,8 @@ def serve(work: str, commands: dict[str, Callable[..., None]], first: str = "") 
     os.makedirs(work, exist_ok=True)
     if first == "probe":
         commands["probe"](work)
+    # nobody reads this channel's stderr: what the helper itself reports goes to a file (never blocks)
+    log = os.open(os.path.join(work, "serve.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 2)
+    os.close(log)
     Server(work, commands).run()
