@@ -10,6 +10,19 @@ def _main() -> int:
     project_importable()  # already so with `python -m`; also with `python -P` or PYTHONSAFEPATH
     argv = sys.argv[1:]
     try:
+        if any(a.lstrip("+").startswith("detach=") for a in argv):  # detach=true: record, start, return
+            from mltrain.config import detach
+
+            try:
+                detached, argv = detach.split_detach(argv)
+            except detach.ConfigError as exc:
+                from mltrain.text import print_error
+
+                print_error(exc)
+                return exc.exit_code
+            if detached:
+                return detach.main(argv)
+            sys.argv[1:] = argv
         from mltrain.config import prefork
 
         if prefork.applicable(argv):

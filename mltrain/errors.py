@@ -47,3 +47,7 @@ class RegistryError(MltrainError):
 
 class DeployError(MltrainError):
     """A model cannot be deployed, or an endpoint cannot be managed."""
+
+
+class DataError(MltrainError):
+    """A data asset or a datastore cannot be created, read, reached or trusted."""

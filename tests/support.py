@@ -80,6 +80,19 @@ def wait_all_ok(procs: list[subprocess.Popen[str]], timeout: float = 600) -> Non
 
 
 @dataclass
+class Result:
+    """What a command printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+
+
+@dataclass
 class Response:
     status: int
     headers: dict[str, str]
@@ -129,3 +142,25 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def run_notebook(cells: list[str], cwd: Path, timeout: float = 900) -> list[str]:
+    """Execute ``cells`` as a real notebook in a Jupyter kernel (nbclient, ipykernel's ``python3``: this
+    interpreter) whose working folder is ``cwd``; each cell's output as text (streams and results).
+    A cell that raises fails the call with the kernel's traceback."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    texts = []
+    for cell in nb.cells:
+        parts = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            elif "data" in out:
+                parts.append(out["data"].get("text/plain", ""))
+        texts.append("".join(parts))
+    return texts

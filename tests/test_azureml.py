@@ -61,7 +61,7 @@ try:
 except NotImplementedError as exc:
     print("unsupported:", exc)
 try:
-    from azureml.core import Workspace
+    from azureml.core import Dataset
 except ImportError as exc:
     print("unsupported import:", exc)
 run.complete()
@@ -114,7 +114,7 @@ def test_every_run_method_records_into_the_run(mltrain, cli_json, project):
     assert model["tags"] == {"area": "test"} and model["description"] == "from an Azure script"
     # what is not supported says so, by name
     assert "unsupported: Run.log_predictions is not supported by mltrain's azureml stand-in" in out
-    assert "unsupported import: azureml.core.Workspace is not supported" in out
+    assert "unsupported import: azureml.core.Dataset is not supported" in out
     assert "run.complete() does nothing" in proc.stderr
 
 

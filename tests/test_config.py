@@ -241,6 +241,26 @@ def test_user_project_from_a_wheel_in_a_clean_venv(tmp_path):
         text=True,
     )
     assert "_bundled/examples/iris" in shown.stdout
+    # `from azureml.core import ...` finds mltrain's stand-in (a .pth appends it to sys.path) ...
+    azure = "from azureml.core import Workspace, ScriptRunConfig; import azureml.core as c; print(c.__file__)"
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", azure], cwd=user, env=env, capture_output=True, text=True
+    )
+    assert found.returncode == 0, found.stderr
+    assert "site-packages/mltrain/compat/azureml/core/__init__.py" in found.stdout
+    # ... unless a real azureml-core is installed: site-packages comes first
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "azureml" / "core").mkdir(parents=True)
+    (site / "azureml" / "__init__.py").write_text("")
+    (site / "azureml" / "core" / "__init__.py").write_text("REAL = True\n")
+    real = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import azureml.core as c; print(c.REAL, c.__file__)"],
+        cwd=user,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert real.stdout.startswith("True " + str(site)), real.stdout + real.stderr
 
 
 @pytest.mark.parametrize("prefork", ["1", ""], ids=["prefork", "one-process"])

@@ -129,3 +129,27 @@ def test_registry_versions_under_concurrency(pg_env, tmp_path):
         assert p.returncode == 0, err
         versions += [int(v) for v in out.split()]
     assert sorted(versions) == list(range(1, 31))
+
+
+def test_data_versions_and_run_links_on_postgres(pg_env, tmp_path, monkeypatch):
+    from mltrain.data.create import create
+    from mltrain.data.transfer import download
+    from mltrain.workspace import Workspace
+
+    for key, value in pg_env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "raw" / "sub").mkdir(parents=True)
+    (tmp_path / "raw" / "sub" / "f.txt").write_text("on postgres")
+    ws = Workspace.open(str(tmp_path / "ws"))
+    try:
+        first = create(ws, "team-data", tmp_path / "raw", tags={"team": "ml"})
+        second = create(ws, "team-data", tmp_path / "raw")
+        assert (first.version, second.version, second.digest) == (1, 2, first.digest)
+        ws.data.set_alias("team-data", 1, "prod")
+        ws.runs.create("20260101_000000_abcdef", "team")
+        ws.data.link_run("20260101_000000_abcdef", "input", "train", version=first, mode="download")
+        assert ws.data.get("team-data", alias="prod").aliases == ("prod",)
+        assert [x.data_version for x in ws.data.links(run_id="20260101_000000_abcdef")] == [1]
+        assert (download(ws, first, tmp_path / "out") / "sub" / "f.txt").read_text() == "on postgres"
+    finally:
+        ws.db.dispose()  # the server stops only when its clients are gone

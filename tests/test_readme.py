@@ -56,6 +56,15 @@ def test_models_and_endpoints_examples_run_as_written(project):
             _bash(f"mltrain endpoints delete {name} --missing-ok", project)
 
 
+def test_data_example_runs_as_written(project):
+    proc = _run_block(_block_with("mltrain data create"), project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "created data:iris-data:2: 2 files" in proc.stdout
+    assert "changed:" in proc.stdout and "split/test.csv" in proc.stdout
+    assert "baseline" in proc.stdout and "data:iris-data:2 archived" in proc.stdout
+    assert (project / "restored" / "split" / "test.csv").read_text() == "a,b\n3,4\n"
+
+
 def test_user_project_example_runs(project):
     yaml_block = re.search(r"```yaml\n# conf/job/myjob.yaml\n(.*?)```", README, flags=re.S)
     assert yaml_block
@@ -150,9 +159,34 @@ def test_compute_target_example_runs_a_job(mltrain, cli_json, project):
 
 
 def test_in_script_api_and_cluster_docs_name_flush_and_the_default_address():
-    from mltrain.compute.configs import ClusterComputeConfig
+    from mltrain.compute.ray.config import ClusterComputeConfig
 
     # the block runs in a job in test_in_script_api_example_runs_in_a_job
     assert "run.flush()" in readme_block("python", "from mltrain import Run")
     address = re.search(r"- `compute.address`:(.*?)\n- ", README, flags=re.S)
     assert address and f"the default is\n  `{ClusterComputeConfig().address}`" in address.group(1)
+
+
+def test_python_api_and_detached_run_examples_run_as_written(project):
+    detached = _run_block(_block_with("python -m mltrain detach=true job.arguments.penalty=0.5"), project)
+    assert detached.returncode == 0, detached.stdout + detached.stderr
+    assert "started detached" in detached.stdout and "Completed" in detached.stdout
+    assert "a rerun of" in detached.stdout or "Run " in detached.stdout
+    code = readme_block("python", "import mltrain\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Completed" in proc.stdout and "MetricPoint(step=None, value=0.9" in proc.stdout
+    assert (project / "results" / "outputs" / "model.joblib").is_file()
+
+
+def test_azure_submit_side_example_runs_as_written(project):
+    import shutil
+
+    shutil.copy(ROOT / "examples" / "azureml" / "train_iris.py", project / "train_iris.py")
+    code = readme_block("python", "from azureml.core import Environment, Experiment, Model") + "\nservice.delete()\n"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=900)
+    finally:
+        _bash("mltrain endpoints delete my-sklearn-service --missing-ok", project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "{'predictions': [2]}" in proc.stdout and "Accuracy of SVM classifier" in proc.stdout

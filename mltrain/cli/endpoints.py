@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,33 +80,18 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 # -- deploy -----------------------------------------------------------------------------------------
-def _deploy_node(target: str) -> dict[str, Any]:
-    """``conf/deploy/TARGET.yaml`` of the project (./conf or $MLTRAIN_PROJECT_CONF), else mltrain's."""
-    from omegaconf import OmegaConf
-
-    from mltrain.bundled import bundled_dir
-    from mltrain.errors import ConfigError
-
-    project = Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / "deploy"
-    roots = [project, bundled_dir("conf") / "deploy"]
-    for root in roots:
-        path = root / f"{target}.yaml"
-        if path.is_file():
-            node = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-            assert isinstance(node, dict)
-            node.pop("defaults", None)  # the typed schema: its fields are the target's options
-            return node
-    options = sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
-    raise ConfigError(f"no deploy target {target!r}", hint=f"use one of: {', '.join(options)}")
-
-
 def target_from_args(args: argparse.Namespace) -> DeployTarget:
     import yaml
 
-    from mltrain.deploy.targets import target_from_config
+    from mltrain.config.deploy_targets import deploy_target
     from mltrain.errors import ConfigError
 
-    node = _deploy_node(args.target)
+    options: dict[str, Any] = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE", hint="e.g. --set ready_timeout_s=600")
+        options[key] = yaml.safe_load(value)
     flags = {
         "name": args.name,
         "cpu": args.cpu,
@@ -119,22 +103,10 @@ def target_from_args(args: argparse.Namespace) -> DeployTarget:
         "base_url": args.base_url,
         "base_image": args.base_image,
     }
-    for item in args.options:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r} is not KEY=VALUE", hint="e.g. --set ready_timeout_s=600")
-        node[key] = yaml.safe_load(value)
-    for key, value in flags.items():
-        if value is not None:
-            if key not in node:
-                raise ConfigError(
-                    f"deploy target {args.target} has no option {key!r} (--{key.replace('_', '-')})",
-                    hint="options: " + ", ".join(k for k in node if k != "_target_"),
-                )
-            node[key] = value
+    options.update({k: v for k, v in flags.items() if v is not None})
     if args.no_auth:
-        node["auth"] = False
-    return target_from_config(node)
+        options["auth"] = False
+    return deploy_target(args.target, options)
 
 
 def cmd_deploy(args: argparse.Namespace, ctx: Context) -> int:

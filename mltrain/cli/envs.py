@@ -82,14 +82,9 @@ def _qualify(override: str) -> str:
 
 def environment_options() -> list[str]:
     """The options of the environment config group (mltrain's and the project's ./conf)."""
-    import os
+    from mltrain.config.errors import group_options
 
-    from mltrain.bundled import bundled_dir
-
-    roots = [bundled_dir("conf") / "environment"]
-    project = Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / "environment"
-    roots.append(project)
-    return sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
+    return group_options("environment")
 
 
 def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
@@ -98,14 +93,12 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
     from hydra.errors import MissingConfigException
 
     from mltrain.bundled import bundled_dir
-    from mltrain.config.app import _register_resolvers
+    from mltrain.config.app import prepare_hydra
     from mltrain.config.errors import describe_config_error
-    from mltrain.config.schema import register_schemas
     from mltrain.environments.variables import plain_config
     from mltrain.errors import ConfigError
 
-    register_schemas()
-    _register_resolvers()
+    prepare_hydra()
     try:
         with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
             cfg = compose("config", overrides=[f"environment={name}", *(_qualify(o) for o in overrides)])
@@ -139,12 +132,12 @@ def _exists(rec: dict[str, Any]) -> bool | None:
 
 def _fill_sizes(ctx: Context, records: list[dict[str, Any]]) -> None:
     """Measure venvs recorded without a size (used from the cache, built by another workspace)."""
-    from mltrain.environments.cache import dir_size
     from mltrain.environments.records import set_size
+    from mltrain.workspace.paths import folder_size
 
     for rec in records:
         if rec["size_bytes"] is None and rec["builder"] == "venv" and _exists(rec):
-            rec["size_bytes"] = dir_size(Path(rec["location"]))
+            rec["size_bytes"] = folder_size(Path(rec["location"]))[0]
             set_size(ctx.ws, rec["hash"], rec["builder"], rec["size_bytes"])
 
 
@@ -267,9 +260,9 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
     built = builder.materialise(env, log, rebuild=args.rebuild)
     size = built.size_bytes
     if size is None and built.builder == "venv":
-        from mltrain.environments.cache import dir_size
+        from mltrain.workspace.paths import folder_size
 
-        size = dir_size(Path(built.location))
+        size = folder_size(Path(built.location))[0]
     elif size is None and built.builder == "docker":
         try:
             from mltrain.environments.docker import image_size

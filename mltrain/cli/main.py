@@ -1,4 +1,4 @@
-"""``mltrain``: manage the workspace (runs, experiments, models, environments, endpoints).
+"""``mltrain``: manage the workspace (runs, experiments, models, data, environments, endpoints).
 
 Each command group lives in its own module with an ``add_commands(subparsers, common)`` function;
 commands get ``(args, ctx)`` and return an exit code. Imports are lazy so the command starts fast.
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
 
-COMMAND_MODULES = ("runs", "models", "envs", "endpoints", "snapshots", "workspace", "compute", "ui")
-CREATING = {("models", "register"), ("envs", "build")}  # commands that may make a new workspace
+COMMAND_MODULES = ("runs", "models", "data", "envs", "endpoints", "snapshots", "workspace", "compute", "ui")
+CREATING = {("models", "register"), ("envs", "build"), ("data", "create")}  # commands that may make a new workspace
 
 
 class Context:

@@ -62,6 +62,23 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--build", action="store_true", help="the environment build log instead")
     p.set_defaults(handler=cmd_logs)
 
+    p = rsub.add_parser("wait", help="wait until a run ends; exit with its code (0 completed, 1 failed, 130 canceled)")
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (exit 3)")
+    p.set_defaults(handler=lambda a, c: _detached().cmd_wait(a, c))
+
+    p = rsub.add_parser(
+        "rerun",
+        help="run a recorded run again from its record: snapshot, environment lock, config, compute",
+        description="Run ID again from its record alone: its snapshot restored, the environment lock it ran "
+        "with, its resolved config and overrides, the same compute target; OVERRIDES are applied on top "
+        "(e.g. +compute=docker, job.arguments.penalty=2). The new run is tagged mltrain.rerun_of=ID.",
+    )
+    p.add_argument("run_id", metavar="ID")
+    p.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="config overrides, as for python -m mltrain")
+    p.add_argument("--detach", action="store_true", help="start it detached: print its id and return")
+    p.set_defaults(handler=lambda a, c: _detached().cmd_rerun(a, c))
+
     p = rsub.add_parser("cancel", parents=[common], help="cancel a run (and its children)")
     p.add_argument("run_id", metavar="ID")
     p.add_argument("--wait", type=float, default=30.0, help="seconds to wait for it to stop (default 30)")
@@ -78,6 +95,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     esub.required = True
     p = esub.add_parser("list", parents=[common], help="experiments with their run counts")
     p.set_defaults(handler=cmd_experiments)
+
+
+def _detached() -> Any:
+    from mltrain.cli import runs_detached
+
+    return runs_detached
 
 
 def _run_json(run: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +260,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     rel = BUILD_LOG if args.build else STD_LOG
     offset = 0
     out = TerminalStream(sys.stdout.buffer)  # a script's output: control characters escaped
+    next_recovery = time.monotonic() + 2.0
     while True:
         data = _log_bytes(ctx, run, rel, offset)
         if data:
@@ -245,6 +269,11 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
         if not args.follow or run["status"] in TERMINAL:
             break
         time.sleep(0.3)
+        if time.monotonic() >= next_recovery:  # a driver that died meanwhile: its run is recovered (Failed)
+            from mltrain.runs.recovery import recover_orphans
+
+            next_recovery = time.monotonic() + 2.0
+            recover_orphans(ctx.ws)
         run = ctx.ws.runs.get(run["id"])
         if run["status"] in TERMINAL:
             continue  # one more read for what came last
@@ -276,19 +305,11 @@ def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     ws = ctx.ws
     run = ws.runs.get(args.run_id)
-    from mltrain.errors import WorkspaceError
-    from mltrain.workspace.paths import safe_join
+    from mltrain.workspace.run_files import download_artifacts
 
     dest = Path(args.dest or run["id"])
-    arts = ws.runs.artifacts(run["id"])
-    targets = [safe_join(dest, art["path"]) for art in arts]  # any unsafe stored path: refused before writing
-    bad: list[str] = []
-    for art, target in zip(arts, targets, strict=True):
-        try:
-            ws.blobs.copy_to(art["sha256"], target)
-        except WorkspaceError as exc:
-            bad.append(f"{art['path']}: {exc.message}")
-    print(f"{len(arts) - len(bad)} files of run {run['id']} in {dest}")
+    bad = download_artifacts(ws, run["id"], dest)
+    print(f"{len(ws.runs.artifacts(run['id'])) - len(bad)} files of run {run['id']} in {dest}")
     if args.snapshot and run["snapshot_id"]:
         snap = ws.snapshots.restore(run["snapshot_id"], dest / "source")
         print(f"snapshot {snap.id[:12]} ({len(snap.files)} files) in {dest / 'source'}")

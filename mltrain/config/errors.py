@@ -28,6 +28,19 @@ def config_groups() -> list[str]:
     return sorted({p.name for root in roots for p in root.iterdir() if p.is_dir() and p.name != "hydra"})
 
 
+def group_options(group: str) -> list[str]:
+    """The options of config group ``group`` (mltrain's and the project's ./conf or $MLTRAIN_PROJECT_CONF),
+    typed schemas left out."""
+    import os
+    from pathlib import Path
+
+    roots = [
+        bundled_dir("conf") / group,
+        Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / group,
+    ]
+    return sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
+
+
 def describe_config_error(exc: BaseException) -> str:
     """A user-facing description of a composition error, with the valid choices where known."""
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException

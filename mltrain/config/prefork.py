@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 
 def applicable(argv: list[str]) -> bool:
@@ -22,8 +24,15 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def main(argv: list[str]) -> int:
-    """Compose in a child, run in the parent; return the exit code."""
+Payload = dict[str, Any]  # {"config": ..., "overrides": [...], "env": {...}}
+
+
+def compose_forked(
+    argv: list[str], meanwhile: Callable[[], Any], check: Callable[[Payload], None] | None = None
+) -> tuple[Payload | None, int, Any]:
+    """Compose ``argv`` in a forked child (which also runs ``check`` on what it composed) while this
+    process calls ``meanwhile()``; return the composed payload (None when composition failed or there
+    was nothing to run: the child said why), the child's exit code and what ``meanwhile`` returned."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: compose, hand over, exit without running anything else
@@ -33,8 +42,11 @@ def main(argv: list[str]) -> int:
             from mltrain.config import app
 
             def send(config: dict, overrides: list[str], env_set: dict[str, str]) -> None:
+                payload = {"config": config, "overrides": overrides, "env": env_set}
+                if check is not None:
+                    check(payload)
                 with os.fdopen(write_fd, "wb") as out:
-                    out.write(json.dumps({"config": config, "overrides": overrides, "env": env_set}).encode())
+                    out.write(json.dumps(payload).encode())
 
             code = app.App(handoff=send).main(argv)
         finally:
@@ -43,16 +55,27 @@ def main(argv: list[str]) -> int:
             os._exit(code)
     os.close(write_fd)
     try:
-        from mltrain.runs import driver  # the expensive imports, while the child composes
-
-        prewarmed = driver.prewarm()
+        warm = meanwhile()  # the expensive imports, while the child composes
         data = _read_all(read_fd)
     finally:
         os.close(read_fd)
         _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    if not data:  # composition failed (the child said why) or there was nothing to run
+    return (json.loads(data) if data else None), code, warm
+
+
+def main(argv: list[str]) -> int:
+    """Compose in a child, run in the parent; return the exit code."""
+
+    def prewarm() -> Any:
+        from mltrain.runs import driver
+
+        return driver.prewarm()
+
+    payload, code, prewarmed = compose_forked(argv, prewarm)
+    if payload is None:
         return code
-    payload = json.loads(data)
+    from mltrain.runs import driver
+
     os.environ.update(payload["env"])  # hydra.job.env_set, as Hydra's run would set it
     return driver.run_from_config(payload["config"], payload["overrides"], prewarmed=prewarmed)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from mltrain.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mltrain.workspace import Workspace
+    from mltrain.workspace import Workspace, WorkspaceSettings
 
 RESUME_KEY = "sweep.resume"
 RUN_KEYS = (  # how a sweep runs, not which trials it runs: may differ when it is resumed
@@ -70,25 +70,31 @@ def resume_argv(argv: list[str]) -> list[str]:
 
 
 def _workspace(overrides: list[str]) -> Workspace:
-    """The workspace the command runs in (read only): its config composed with its ``workspace.*``
-    overrides."""
+    """The workspace the command runs in (read only)."""
+    from mltrain.workspace import Workspace
+
+    return Workspace(workspace_settings(overrides), create=False)
+
+
+def workspace_settings(overrides: list[str]) -> WorkspaceSettings:
+    """Where the command with ``overrides`` records: its config composed with its ``workspace.*`` overrides."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from mltrain.bundled import bundled_dir
-    from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace import WorkspaceSettings
 
     chosen = [o for o in overrides if key_of(o).startswith("workspace.")]
     with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3", job_name="mltrain"):
         w = OmegaConf.to_container(compose("config", overrides=chosen).workspace, resolve=True)
     assert isinstance(w, dict)
-    return Workspace(WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"]), create=False)
+    return WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
 
 
 def recorded_overrides(ws: Workspace, sweep_id: str) -> list[str]:
     """The command-line overrides sweep ``sweep_id`` was started with, as the user gave them."""
     from mltrain.config.overrides import user_overrides
-    from mltrain.runs.sweep.session import SWEEP_TAG
+    from mltrain.runs.sweep.tags import SWEEP_TAG
 
     run = ws.runs.get(sweep_id)
     if ws.runs.tags(run["id"]).get(SWEEP_TAG) != "parent":

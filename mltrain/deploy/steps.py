@@ -24,7 +24,7 @@ from mltrain.deploy.keys import SLOTS, digest, new_key, write_keys_file
 from mltrain.deploy.store import CREATING, FAILED, RUNNING, EndpointStore
 from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError
-from mltrain.procs import hostname
+from mltrain.remote.procs import hostname
 
 if TYPE_CHECKING:
     from mltrain.deploy.base import DeployTarget

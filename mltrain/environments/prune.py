@@ -82,9 +82,9 @@ def _builder(kind: str) -> EnvironmentBuilder | None:
 
 def plan(ws: Workspace, cutoff: float, elsewhere: Elsewhere | None = None) -> list[PruneItem]:
     """What a prune with ``cutoff`` (epoch seconds) removes and keeps; nothing is changed."""
-    from mltrain.environments.cache import dir_size
     from mltrain.environments.records import list_environments
     from mltrain.environments.venv import READY_MARKER, cached_venvs, venv_path
+    from mltrain.workspace.paths import folder_size
 
     items: list[PruneItem] = []
     recorded_venvs: set[str] = set()
@@ -113,7 +113,7 @@ def plan(ws: Workspace, cutoff: float, elsewhere: Elsewhere | None = None) -> li
                 if machine_use >= cutoff:
                     item.remove, item.note = False, "used since by another workspace on this machine"
                 elif item.size_bytes is None:
-                    item.size_bytes = dir_size(venv_path(rec["hash"]))
+                    item.size_bytes = folder_size(venv_path(rec["hash"]))[0]
         elif rec["builder"] == "system":
             item.note = "nothing built (the interpreter mltrain runs on); record deleted"
         elif "@" in rec["builder"]:
@@ -135,7 +135,7 @@ def plan(ws: Workspace, cutoff: float, elsewhere: Elsewhere | None = None) -> li
                 str(info.get("name") or "") or None,
                 folder,
                 last,
-                dir_size(venv_path(env_hash)),
+                folder_size(venv_path(env_hash))[0],
                 False,
                 True,
                 "not recorded in this workspace",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mltrain.errors import NotFoundError, RegistryError
@@ -191,8 +192,15 @@ class ModelRegistry:
 
     def by_run(self, run_id: str) -> list[ModelVersion]:
         """Versions registered from run ``run_id``."""
+        return self.by_runs([run_id])
+
+    def by_runs(self, run_ids: Iterable[str]) -> list[ModelVersion]:
+        """Versions registered from any of ``run_ids``, in registration order."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return []
         with self.db.read() as conn:
-            rows = conn.execute(select(t.models).where(t.models.c.run_id == run_id).order_by(t.models.c.id)).all()
+            rows = conn.execute(select(t.models).where(t.models.c.run_id.in_(ids)).order_by(t.models.c.id)).all()
         return [self._version(r, [], []) for r in rows]
 
     def set_alias(self, name: str, version: int, alias: str) -> ModelVersion:
@@ -202,6 +210,19 @@ class ModelRegistry:
         with self.db.write() as conn:
             upsert(conn, t.model_aliases, {"name": name, "alias": alias}, {"version": version}, {"version": version})
         return self.get(f"{name}:{version}")
+
+    def remove_alias(self, name: str, alias: str) -> int:
+        """Remove ``name@alias``; the version it pointed at (NotFoundError when there is no such alias)."""
+        parse_ref(f"{name}@{alias}")
+        key = (t.model_aliases.c.name == name) & (t.model_aliases.c.alias == alias)
+        with self.db.write() as conn:
+            version = conn.execute(select(t.model_aliases.c.version).where(key)).scalar()
+            if version is None:
+                raise NotFoundError(
+                    f"model {name} has no alias {alias!r}", hint=f"`mltrain models show {name}` lists its aliases"
+                )
+            conn.execute(delete(t.model_aliases).where(key))
+        return int(version)
 
     def set_archived(self, ref: str, archived: bool = True) -> ModelVersion:
         mv = self.get(ref)

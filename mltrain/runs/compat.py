@@ -36,9 +36,11 @@ def has_package(env: ResolvedEnvironment, distribution: str, module: str) -> boo
     """Whether the job's environment provides ``distribution`` (importable as ``module``)."""
     if env.spec.build == "system":
         try:
-            return importlib.util.find_spec(module) is not None
+            spec = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             return False
+        stand_in = package_dir() / "compat"  # on sys.path where mltrain is installed: not the real package
+        return spec is not None and not Path(spec.origin or "").resolve().is_relative_to(stand_in.resolve())
     return env.pinned(distribution) is not None
 
 
@@ -50,16 +52,45 @@ def job_shim(job: dict[str, Any], env: ResolvedEnvironment) -> tuple[Path, dict[
     """
     from mltrain.environments.shim import SHIM_FILES, ensure_shim
 
-    if not job.get("azureml_compat", True) or has_package(env, "azureml-core", "azureml.core"):
+    real = has_package(env, "azureml-core", "azureml.core")
+    if real or not job.get("azureml_compat", True):
+        if env.spec.build == "system" and not real:  # mltrain's interpreter finds the stand-in by itself
+            return ensure_shim(), {"PYTHONPATH": _pythonpath(job, env, _azureml_off())}
         return ensure_shim(), {}
     compat = azureml_files()
     extra: dict[str, str] = {}
     if env.spec.build == "system":
-        inherited = read_references(job.get("env_vars") or {}, "job.env_vars").get("PYTHONPATH")
-        inherited = inherited or env.spec.job_env.get("PYTHONPATH")
-        inherited = inherited or os.environ.get("PYTHONPATH", "")
-        extra["PYTHONPATH"] = os.pathsep.join(p for p in (str(ensure_shim(compat)), inherited) if p)
+        extra["PYTHONPATH"] = _pythonpath(job, env, ensure_shim(compat))
     return ensure_shim((*SHIM_FILES, *compat)), extra
+
+
+def _pythonpath(job: dict[str, Any], env: ResolvedEnvironment, first: Path) -> str:
+    """``first``, then the PYTHONPATH the job would have had."""
+    inherited = read_references(job.get("env_vars") or {}, "job.env_vars").get("PYTHONPATH")
+    inherited = inherited or env.spec.job_env.get("PYTHONPATH")
+    inherited = inherited or os.environ.get("PYTHONPATH", "")
+    return os.pathsep.join(p for p in (str(first), inherited) if p)
+
+
+AZUREML_OFF = (
+    "raise ModuleNotFoundError(\"No module named 'azureml' (job.azureml_compat=false turned mltrain's stand-in "
+    "off)\", name='azureml')\n"
+)
+
+
+def _azureml_off() -> Path:
+    """A folder whose ``azureml`` package is missing, for a job of mltrain's own interpreter (where the
+    stand-in is on sys.path) that turned the stand-in off."""
+    from mltrain.environments.cache import cache_root
+
+    folder = cache_root() / "shim" / "azureml-off"
+    init = folder / "azureml" / "__init__.py"
+    if not init.is_file() or init.read_text() != AZUREML_OFF:
+        init.parent.mkdir(parents=True, exist_ok=True)
+        scratch = init.with_name(f".{os.getpid()}.tmp")
+        scratch.write_text(AZUREML_OFF)
+        os.replace(scratch, init)
+    return folder
 
 
 def serve_tracking(ws: Workspace, spec: RunSpec, env: ResolvedEnvironment) -> TrackingServer | None:

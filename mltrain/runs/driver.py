@@ -13,7 +13,7 @@ from typing import Any
 
 from mltrain.errors import MltrainError
 from mltrain.runs.control import RunCanceled
-from mltrain.runs.plan import RunPlan, open_workspace
+from mltrain.runs.plan import RunPlan, open_workspace, workspace_settings
 from mltrain.runs.result import EXIT_CODES
 from mltrain.runs.trial import Trial
 from mltrain.text import print_error
@@ -50,6 +50,12 @@ def prewarm() -> Workspace | None:
 
     for name in PREWARM_MODULES:
         importlib.import_module(name)
+    return open_default_workspace()
+
+
+def open_default_workspace() -> Workspace | None:
+    """The default workspace when it already exists (nothing is created where the config may point
+    elsewhere), else None."""
     settings = WorkspaceSettings.resolve()
     if settings.db_url.startswith("sqlite:///") and Path(settings.db_url.removeprefix("sqlite:///")).is_file():
         try:
@@ -59,7 +65,8 @@ def prewarm() -> Workspace | None:
     return None
 
 
-def _workspace(config: dict[str, Any], prewarmed: Workspace | None) -> Workspace:
+def workspace_for(config: dict[str, Any], prewarmed: Workspace | None) -> Workspace:
+    """The workspace of ``config``: ``prewarmed`` when it is that one, else opened now."""
     w = config["workspace"]
     if prewarmed is not None and prewarmed.settings == WorkspaceSettings.resolve(
         w["root"], w["db_url"], w["artifact_root"]
@@ -75,11 +82,10 @@ def run_from_config(
     from mltrain.runs.summary import print_summary
     from mltrain.workspace import discard_new, is_new
 
-    w = config["workspace"]
-    settings = WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+    settings = workspace_settings(config)
     new = is_new(settings)  # a run refused by its checks leaves no workspace behind
     try:
-        with RunPlan.build(config, _workspace(config, prewarmed)) as plan:
+        with RunPlan.build(config, workspace_for(config, prewarmed)) as plan:
             result = Trial(plan, plan.config, overrides or []).run()
     except (MltrainError, RunCanceled) as exc:
         if isinstance(exc, MltrainError):

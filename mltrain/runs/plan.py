@@ -28,6 +28,7 @@ from mltrain.workspace import Workspace, WorkspaceSettings
 if TYPE_CHECKING:
     from mltrain.environments.base import LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.environments.spec import EnvSpec
     from mltrain.workspace.snapshots import Snapshot
 
 # Config paths a trial may change without a plan of its own (the rest must equal the plan's).
@@ -55,9 +56,14 @@ def plan_key(config: Mapping[str, Any]) -> str:
     return json.dumps(shared, sort_keys=True, default=str)
 
 
-def open_workspace(config: Mapping[str, Any]) -> Workspace:
+def workspace_settings(config: Mapping[str, Any]) -> WorkspaceSettings:
+    """The settings of the workspace a resolved config names."""
     w = config["workspace"]
-    return Workspace(WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"]))
+    return WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+
+
+def open_workspace(config: Mapping[str, Any]) -> Workspace:
+    return Workspace(workspace_settings(config))
 
 
 def job_source(config: Mapping[str, Any]) -> tuple[Path, str]:
@@ -77,6 +83,34 @@ def job_source(config: Mapping[str, Any]) -> tuple[Path, str]:
             hint=f"set job.script to one of: {', '.join(pys)}" if pys else "check job.source_dir and job.script",
         )
     return source, script
+
+
+@dataclass(frozen=True)
+class CheckedConfig:
+    """What :func:`check_config` found: the compute target (not yet connected), the job's folder and
+    script, the environment spec."""
+
+    compute: ComputeTarget
+    source: Path
+    script: str
+    env_spec: EnvSpec
+
+
+def check_config(config: Mapping[str, Any]) -> CheckedConfig:
+    """The checks of a config that need neither the workspace nor the network: the compute target's
+    and deploy target's options, the register keys, the job's folder and script, the environment spec.
+    ConfigError (or the spec's error) naming the problem."""
+    from mltrain.environments.spec import EnvSpec
+
+    compute = compute_from_config(config["compute"])
+    if config.get("deploy") is not None:  # a bad deploy option fails before anything runs
+        from mltrain.deploy.from_config import check_deploy_config
+
+        check_deploy_config(config["deploy"])
+    register_request(config.get("register"))  # register keys without a model name: refused now
+    source, script = job_source(config)
+    spec = EnvSpec.from_config(config["environment"], base_dir=Path.cwd())
+    return CheckedConfig(compute, source, script, spec)
 
 
 @dataclass
@@ -99,10 +133,12 @@ class RunPlan:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def build(cls, config: dict[str, Any], ws: Workspace | None = None) -> RunPlan:
-        """Check ``config`` and build what its trials share; nothing is recorded as a run."""
+    def build(
+        cls, config: dict[str, Any], ws: Workspace | None = None, resolved: ResolvedEnvironment | None = None
+    ) -> RunPlan:
+        """Check ``config`` and build what its trials share; nothing is recorded as a run. ``resolved``:
+        the environment already resolved (a rerun's recorded lock), else it is resolved from the config."""
         from mltrain.environments.resolve import resolve
-        from mltrain.environments.spec import EnvSpec
         from mltrain.runs.compat import job_shim
         from mltrain.runs.recovery import recover_orphans
         from mltrain.workspace.snapshots import git_info
@@ -110,15 +146,11 @@ class RunPlan:
         ws = ws or open_workspace(config)
         ws.db.check_writable()  # a damaged database: refused before anything is written to it
         recover_orphans(ws)
-        compute = compute_from_config(config["compute"])
+        checked = check_config(config)
+        compute = checked.compute
         compute.check()
-        if config.get("deploy") is not None:  # a bad deploy option fails before anything runs
-            from mltrain.deploy.from_config import check_deploy_config
-
-            check_deploy_config(config["deploy"])
-        register_request(config.get("register"))  # register keys without a model name: refused now
-        source, script = job_source(config)
-        env = resolve(EnvSpec.from_config(config["environment"], base_dir=Path.cwd()), ws)
+        source, script = checked.source, checked.script
+        env = resolved or resolve(checked.env_spec, ws)
         compute.builder(env).check(env)  # a build this target cannot run, a missing Python: refused now
         limits = config["job"]["snapshot"]
         settings = ws.settings
@@ -149,7 +181,7 @@ class RunPlan:
         (this process)."""
         import os
 
-        from mltrain.procs import hostname, start_token
+        from mltrain.remote.procs import hostname, start_token
 
         return {
             "script": self.script,

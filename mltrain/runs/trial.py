@@ -49,6 +49,7 @@ class Trial:
         echo: bool = True,
         control: RunControl | None = None,
         defer_models: bool = False,
+        run_id: str | None = None,
     ) -> None:
         if config is not plan.config and not plan.shares(config):
             raise ConfigError(
@@ -65,7 +66,8 @@ class Trial:
         job = config["job"]
         self.argv = job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
         register_request(config.get("register"))  # keys set without a model name: refused before the run
-        self.run_id = new_run_id()
+        self.recorded = run_id is not None  # recorded Queued already (a detached run): its record is completed
+        self.run_id = run_id or new_run_id()
         self._ingest: MetricsIngest | None = None
         self._problems_recorded = 0  # result.problems already stored on the run
         self._job_ended: Callable[[RunResult], None] | None = None
@@ -78,17 +80,19 @@ class Trial:
         plan, run_id = self.plan, self.run_id
         experiment = str(self.cfg["experiment_name"])
         run_dir = self.ws.run_dir(run_id)
-        run_dir.mkdir(parents=True)
-        self.ws.runs.create(
-            run_id,
-            experiment,
-            parent_run_id=self.parent_run_id,
-            config=redact_secrets(self.cfg),
-            overrides=redact_overrides(self.overrides),
-            arguments=self.argv,
-            run_dir=str(run_dir),
+        run_dir.mkdir(parents=True, exist_ok=self.recorded)
+        fields = {
+            "parent_run_id": self.parent_run_id,
+            "config": redact_secrets(self.cfg),
+            "overrides": redact_overrides(self.overrides),
+            "arguments": self.argv,
+            "run_dir": str(run_dir),
             **plan.record_fields(),
-        )
+        }
+        if self.recorded:
+            self.ws.runs.update(run_id, **fields)
+        else:
+            self.ws.runs.create(run_id, experiment, **fields)
         spec = RunSpec(
             run_id=run_id,
             experiment=experiment,
@@ -116,7 +120,8 @@ class Trial:
         if self.plan.snapshot.left_out:
             left_out = " and ".join(self.plan.snapshot.left_out)
             out.log(f"snapshot: left out {left_out} of {self.plan.source}: a run's outputs are what it writes")
-        out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; Ctrl-C cancels it")
+        stop = "Ctrl-C cancels it" if self.echo else f"`mltrain runs cancel {spec.run_id}` cancels it"
+        out.log(f"run {spec.run_id} (experiment {spec.experiment}) on {compute.describe()}; {stop}")
         from mltrain.runs.compat import serve_tracking
 
         tracking = serve_tracking(self.ws, spec, self.plan.env)  # MLflow calls of the script record into this run

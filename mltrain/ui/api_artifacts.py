@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -15,7 +17,7 @@ from mltrain.ui.params import ApiError, flag, json_response, run_of, text, ws_of
 
 CHUNK = 1 << 16
 
-PREVIEW_BYTES = 1 << 20
+PREVIEW_BYTES = 1 << 20  # of an artifact read for its preview
 PREVIEW_ROWS = 200
 IMAGE_TYPES = {
     ".png": "image/png",
@@ -24,6 +26,7 @@ IMAGE_TYPES = {
     ".gif": "image/gif",
     ".webp": "image/webp",
 }
+FORMATS = {".json": "json", ".jsonl": "jsonl", ".md": "markdown", ".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 TEXT_SUFFIXES = {".txt", ".log", ".csv", ".tsv", ".json", ".jsonl", ".md", ".yaml", ".yml", ".py", ".toml", ".cfg"}
 
 
@@ -73,29 +76,33 @@ def artifact(request: Request) -> Response:
 
 
 def preview(request: Request) -> Response:
-    """The first rows of a CSV/TSV artifact."""
-    import csv
-    import io
-
+    """The start of an artifact: a CSV/TSV file's first rows (``kind`` table: ``columns``, ``rows``), a
+    text file's first PREVIEW_BYTES (``kind`` text: ``text``, ``format``); ``truncated`` when there is more."""
     path = text(request, "path", max_chars=1024)
     if not path:
         raise ApiError(400, "parameter 'path' (the artifact) is required")
     suffix = PurePosixPath(path).suffix.lower()
-    if suffix not in (".csv", ".tsv"):
+    if suffix not in TEXT_SUFFIXES:
         raise ApiError(
             400,
-            f"no table preview for {suffix or 'files without a suffix'}",
-            hint="tables preview from .csv and .tsv artifacts",
+            f"no preview for {suffix or 'files without a suffix'}",
+            hint="text, Markdown, JSON, YAML, CSV and TSV artifacts preview; download the others",
         )
     art, blob = _artifact(request, path)
     with blob:
         data = blob.read(PREVIEW_BYTES)
-    lines = data.decode("utf-8", "replace").splitlines()
     complete = art["size"] <= PREVIEW_BYTES
+    if suffix not in (".csv", ".tsv"):
+        body = data.decode("utf-8", "replace")
+        return json_response(
+            {"kind": "text", "format": FORMATS.get(suffix, "text"), "text": body, "truncated": not complete}
+        )
+    lines = data.decode("utf-8", "replace").splitlines()
     if not complete:
         lines = lines[:-1]  # the last line may be cut
     rows = list(
         csv.reader(io.StringIO("\n".join(lines[: PREVIEW_ROWS + 1])), delimiter="\t" if suffix == ".tsv" else ",")
     )
-    header, body = (rows[0], rows[1:]) if rows else ([], [])
-    return json_response({"columns": header, "rows": body, "truncated": len(lines) > PREVIEW_ROWS + 1 or not complete})
+    header, body_rows = (rows[0], rows[1:]) if rows else ([], [])
+    truncated = len(lines) > PREVIEW_ROWS + 1 or not complete
+    return json_response({"kind": "table", "columns": header, "rows": body_rows, "truncated": truncated})

@@ -68,30 +68,76 @@ def compare_series(request: Request) -> Response:
     return json_response({"runs": out, "points": points})
 
 
+def _swept(children: list[dict[str, Any]], tags: dict[str, dict[str, str]]) -> list[str]:
+    """The arguments a sweep varied: those its trials' sampled parameters name (``job.arguments.X``)
+    and those whose values differ between trials; every argument when there is one trial."""
+    import json
+
+    from mltrain.runs.sweep.tags import PARAMS_TAG
+
+    names: set[str] = set()
+    for c in children:
+        try:
+            params = json.loads(tags.get(c["id"], {}).get(PARAMS_TAG) or "{}")
+        except ValueError:
+            params = {}
+        if isinstance(params, dict):
+            names |= {k.removeprefix("job.arguments.") for k in params if str(k).startswith("job.arguments.")}
+    every = sorted({k for c in children for k in c["args"]})
+    for name in every:
+        if len({repr(c["args"].get(name)) for c in children}) > 1:
+            names.add(name)
+    return sorted(names) if names or len(children) > 1 else every
+
+
 def sweep(request: Request) -> Response:
-    """A sweep (a run with children): its runs' arguments and latest metrics, argument and metric names."""
+    """A sweep (a run with children): its trials best first by the primary metric (``value``, ``trial``
+    number, arguments, latest metrics), the arguments it varied, the metric names (none that is also
+    an argument's name), the primary metric, its goal and the best trial."""
+    from mltrain.runs.sweep.progress import rank
+    from mltrain.runs.sweep.tags import TRIAL_TAG
+    from mltrain.workspace.run_pages import tags_of
+
     ws = ws_of(request)
     parent = run_of(request)
-    children = ws.runs.list(parent_run_id=parent["id"], limit=MAX_CHILDREN)
+    children = ws.runs.list(parent_run_id=parent["id"], limit=MAX_CHILDREN)[::-1]  # oldest first
     if not children:
         raise ApiError(
             404, f"run {parent['id']} has no child runs (it is not a sweep)", hint="compare runs with /compare?runs=A,B"
         )
     items = _summaries(ws, children)
-    args = sorted({k for c in items for k in c["args"]})
+    tags = tags_of(ws.db, [parent["id"], *(c["id"] for c in items)])
+    args = _swept(items, tags)
     metrics = sorted(
-        {k for c in items for k, v in c["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        {
+            k
+            for c in items
+            for k, v in c["metrics"].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in args
+        }
     )
-    primary = None
-    cfg = parent.get("config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("sweep"), dict):
-        primary = cfg["sweep"].get("primary_metric")
+    own = tags[parent["id"]]
+    cfg = parent.get("config") if isinstance(parent.get("config"), dict) else {}
+    declared = (cfg.get("sweep") or {}).get("primary_metric") if isinstance(cfg.get("sweep"), dict) else None
+    declared = declared if isinstance(declared, dict) else {}
+    primary = own.get("mltrain.sweep.primary_metric") or declared.get("name") or None
+    goal = own.get("mltrain.sweep.goal") or declared.get("goal") or "maximize"
+    for c in items:
+        number = tags[c["id"]].get(TRIAL_TAG, "")
+        c["trial"] = int(number) if number.isdigit() else None
+        value = c["metrics"].get(primary) if primary else None
+        c["value"] = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    items.sort(key=lambda c: (c["trial"] is None, c["trial"] or 0))  # stable: then oldest first
+    ranked = rank(items, lambda c: c["value"], goal != "minimize") if primary else items
+    best = ranked[0]["id"] if primary and ranked and ranked[0]["value"] is not None else None
     return json_response(
         {
             "parent": _summaries(ws, [parent])[0],
-            "children": items,
+            "children": ranked,
             "arguments": args,
             "metrics": metrics,
             "primary_metric": primary,
+            "goal": goal,
+            "best": best,
         }
     )

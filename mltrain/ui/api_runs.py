@@ -56,7 +56,7 @@ def _metric_filter(raw: str) -> Any:
 
 
 def run_query(request: Request) -> Any:
-    from mltrain.workspace.run_pages import SORT_COLUMNS, RunQuery
+    from mltrain.workspace.run_pages import SORT_COLUMNS, SORT_PREFIXES, RunQuery
     from mltrain.workspace.runs import STATUSES
 
     status = text(request, "status")
@@ -68,15 +68,18 @@ def run_query(request: Request) -> Any:
         key, sep, value = raw_tag.partition("=")
         tag = (key, value if sep else None)
     metric = _metric_filter(raw) if (raw := text(request, "metric")) else None
-    sort = text(request, "sort", "-created_at") or "-created_at"
+    sort = text(request, "sort", "-created_at", max_chars=MAX_KEY_CHARS) or "-created_at"
     descending = sort.startswith("-")
-    sort = sort.lstrip("-")
-    if sort not in SORT_COLUMNS and not (sort.startswith("metric:") and len(sort) > 7):
+    sort = sort.removeprefix("-")
+    named = sort.startswith(SORT_PREFIXES) and len(sort.partition(":")[2]) > 0
+    if sort not in SORT_COLUMNS and not named:
         raise ApiError(
             400,
             f"cannot sort by {sort[:60]!r}",
-            hint="sort by " + ", ".join(SORT_COLUMNS) + " or metric:KEY (prefix - for descending)",
+            hint="sort by " + ", ".join(SORT_COLUMNS) + ", metric:KEY, arg:NAME or tag:KEY (prefix - for descending)",
         )
+    if sort.startswith("arg:") and '"' in sort:
+        raise ApiError(400, f"cannot sort by argument {sort[4:64]!r}: its name holds a '\"'")
     parent = text(request, "parent")
     if parent and not RUN_ID.match(parent):
         raise ApiError(400, f"{parent[:80]!r} is not a run id")
@@ -95,7 +98,8 @@ def run_query(request: Request) -> Any:
 
 
 def list_runs(request: Request) -> Response:
-    """A page of runs, filtered and sorted on the server, each with its latest metrics, tags and child count."""
+    """A page of runs, filtered and sorted on the server, each with its arguments, latest metrics,
+    tags and child count."""
     from mltrain.workspace.run_pages import latest_scalars, tags_of
 
     ws = ws_of(request)
@@ -105,6 +109,8 @@ def list_runs(request: Request) -> Response:
     metrics = latest_scalars(ws.db, ids)
     tags = tags_of(ws.db, ids)
     for r in rows:
+        r["args"] = arguments_of(r)
+        del r["config"], r["arguments"]
         r["metrics"] = metrics.get(r["id"], {})
         r["tags"] = tags.get(r["id"], {})
     return json_response({"runs": rows, "total": total, "offset": query.offset, "limit": query.limit})
@@ -115,11 +121,27 @@ def experiments(request: Request) -> Response:
     return json_response(ws_of(request).runs.experiments())
 
 
-def metric_keys(request: Request) -> Response:
-    """Metric names of the 1,000 newest runs (what runs can be sorted and filtered by)."""
-    from mltrain.workspace.run_pages import recent_keys
+COLUMN_RUNS = 1000  # runs whose metric and tag names are offered as columns
+ARGUMENT_RUNS = 200  # runs whose argument names are
 
-    return json_response(recent_keys(ws_of(request).db))
+
+def columns(request: Request) -> Response:
+    """What the runs table can show and sort by: the metric, argument and tag names of the newest
+    runs, each with how many of them have it, most common first."""
+    from mltrain.workspace.run_pages import column_keys
+
+    keys = column_keys(ws_of(request).db, COLUMN_RUNS, ARGUMENT_RUNS)
+    counts: dict[str, int] = {}
+    for run in keys["runs"]:
+        for name in arguments_of(run):
+            counts[name] = counts.get(name, 0) + 1
+    arguments = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return json_response(
+        {
+            kind: [{"name": name, "runs": n} for name, n in found]
+            for kind, found in (("metrics", keys["metrics"]), ("arguments", arguments), ("tags", keys["tags"]))
+        }
+    )
 
 
 # -- one run -----------------------------------------------------------------------------------------
@@ -173,7 +195,8 @@ def _snapshot(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
 
 def get_run(request: Request) -> Response:
     """One run: record, arguments, status history, tags, metric keys and latest values, logged tables,
-    artifacts, registered models, snapshot."""
+    artifacts, registered models, snapshot, and the data it read and wrote (``inputs``, ``outputs``)."""
+    from mltrain.ui.api_data import run_data
     from mltrain.workspace.runs import TERMINAL
 
     ws = ws_of(request)
@@ -204,6 +227,7 @@ def get_run(request: Request) -> Response:
             ],
             "snapshot": _snapshot(ws, run["snapshot_id"]),
             "has_children": bool(children),
+            **run_data(ws, run_id),
         }
     )
 

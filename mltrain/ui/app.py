@@ -28,7 +28,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mltrain.ui import api_artifacts as artifacts
 from mltrain.ui import api_compare as compare
-from mltrain.ui import api_registry as reg
+from mltrain.ui import api_data as data
+from mltrain.ui import api_endpoints as endpoints
+from mltrain.ui import api_environments as environments
+from mltrain.ui import api_models as models
 from mltrain.ui import api_runs as runs
 from mltrain.ui.events import run_events
 from mltrain.ui.params import ApiError, error_body, json_response, ws_of
@@ -41,7 +44,9 @@ COOKIE = "mltrain_ui_"  # + the dashboard's port
 MAX_PATH = 2048
 MAX_QUERY = 4096
 MAX_HEADERS = 16 * 1024  # of header names and values; the whole head is bounded by the guard of uvicorn_config
-PAGES = ("/", "/runs/{run_id}", "/compare", "/models", "/models/{name}", "/endpoints", "/environments")
+PAGES = ("/", "/runs/{run_id}", "/compare", "/models", "/models/{name}", "/models/{name}/{version}", "/endpoints",
+         "/endpoints/{name}", "/environments", "/data", "/data/{name}", "/data/{name}/{version}")  # fmt: skip
+SOFT_404 = "x-soft-not-found"  # a page's request: "not found" comes as 200 {"error", "hint", "not_found": true}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -166,6 +171,7 @@ def writer(handler: Any) -> Any:
 
     guarded.__name__ = handler.__name__
     guarded.__doc__ = handler.__doc__
+    guarded.needs_token = True  # type: ignore[attr-defined]
     return guarded
 
 
@@ -210,7 +216,7 @@ API = [
     Route("/api/openapi.json", openapi),
     Route("/api/info", info),
     Route("/api/experiments", runs.experiments),
-    Route("/api/metric-keys", runs.metric_keys),
+    Route("/api/columns", runs.columns),
     Route("/api/runs", runs.list_runs),
     Route("/api/runs/{run_id}", runs.get_run),
     Route("/api/runs/{run_id}/series", runs.series),
@@ -222,27 +228,43 @@ API = [
     Route("/api/sweeps/{run_id}", compare.sweep),
     Route("/api/compare", compare.compare),
     Route("/api/compare/series", compare.compare_series),
-    Route("/api/models", reg.list_models),
-    Route("/api/models/{name}", reg.get_model),
-    Route("/api/models/{name}/aliases", writer(reg.set_alias), methods=["POST"]),
-    Route("/api/models/{name}/versions/{version:int}/archive", writer(reg.archive), methods=["POST"]),
-    Route("/api/endpoints", reg.list_endpoints),
-    Route("/api/endpoints/{name}/metrics", reg.endpoint_metrics),
-    Route("/api/environments", reg.list_environments),
+    Route("/api/models", models.list_models),
+    Route("/api/models/{name}", models.get_model),
+    Route("/api/models/{name}/versions/{version:int}", models.get_version),
+    Route("/api/models/{name}/aliases", writer(models.set_alias), methods=["POST"]),
+    Route("/api/models/{name}/aliases/{alias}", writer(models.remove_alias), methods=["DELETE"]),
+    Route("/api/models/{name}/versions/{version:int}/archive", writer(models.archive), methods=["POST"]),
+    Route("/api/endpoints", endpoints.list_endpoints),
+    Route("/api/endpoints/{name}", endpoints.get_endpoint),
+    Route("/api/endpoints/{name}/metrics", endpoints.endpoint_metrics),
+    Route("/api/endpoints/{name}/logs", endpoints.endpoint_logs),
+    Route("/api/endpoints/{name}/score", endpoints.endpoint_score, methods=["POST"]),
+    Route("/api/environments", environments.list_environments),
+    Route("/api/data", data.list_data),
+    Route("/api/data/{name}", data.get_data),
+    Route("/api/data/{name}/versions/{version:int}", data.get_data_version),
     Route("/api/{rest:path}", api_not_found, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
 ]
 
 
-async def _api_error(_request: Request, exc: Exception) -> Response:
+def _error(request: Request, status: int, message: str, hint: str | None = None) -> Response:
+    """The JSON error; a 404 as a 200 marked ``not_found`` when a page asked so (header SOFT_404), since
+    a browser logs every 4xx answer as an error in its console."""
+    if status == 404 and request.headers.get(SOFT_404) == "1":
+        return json_response({"error": message, "hint": hint, "not_found": True})
+    return error_body(status, message, hint)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_body(exc.status, exc.message, exc.hint)
+    return _error(request, exc.status, exc.message, exc.hint)
 
 
-async def _mltrain_error(_request: Request, exc: Exception) -> Response:
+async def _mltrain_error(request: Request, exc: Exception) -> Response:
     from mltrain.errors import MltrainError, NotFoundError
 
     assert isinstance(exc, MltrainError)
-    return error_body(404 if isinstance(exc, NotFoundError) else 400, exc.message, exc.hint)
+    return _error(request, 404 if isinstance(exc, NotFoundError) else 400, exc.message, exc.hint)
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -280,12 +302,17 @@ def create_app(ws: Workspace, settings: UiSettings) -> ASGIApp:
     app.state.streams = 0
 
     async def headers(scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
 
         async def send_with(message: Any) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                # the app's time and the process's CPU time meanwhile (of this request alone when
+                # requests come one at a time, as a benchmark sends them: steady on a loaded machine)
+                took = (
+                    f"app;dur={(time.perf_counter() - started) * 1000:.1f}, "
+                    f"cpu;dur={(time.process_time() - cpu) * 1000:.1f}"
+                ).encode()
                 extra = [
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),

@@ -19,8 +19,9 @@ PARAMS: dict[str, list[tuple[str, str, str]]] = {  # path -> (name, type, descri
         (
             "sort",
             "string",
-            "created_at, started_at, ended_at, status, id, experiment or metric:KEY; "
-            "prefix - for descending (default -created_at)",
+            "created_at, started_at, ended_at, status, id, experiment, metric:KEY (latest value), "
+            "arg:NAME (a job argument; a.b for a nested one) or tag:KEY; prefix - for descending "
+            "(default -created_at); runs without the value come last",
         ),
         ("parent", "string", "children of this run (a sweep) instead of top-level runs"),
         ("flat", "integer", "1: child runs too, not only top-level runs"),
@@ -48,8 +49,17 @@ PARAMS: dict[str, list[tuple[str, str, str]]] = {  # path -> (name, type, descri
         ("offset", "integer", "send the log from this byte offset"),
     ],
     "/api/runs/{run_id}/artifacts/{path}": [("download", "integer", "1: always as an attachment")],
-    "/api/runs/{run_id}/preview": [("path", "string", "a .csv or .tsv artifact of the run (required)")],
+    "/api/runs/{run_id}/preview": [
+        ("path", "string", "a text, Markdown, JSON, YAML, CSV or TSV artifact of the run (required)")
+    ],
+    "/api/endpoints/{name}/logs": [
+        ("tail", "integer", "bytes from the end of the log, at most 1 MiB (default 64 KiB)")
+    ],
     "/api/compare": [("runs", "string", "2 to 20 run ids, comma-separated")],
+    "/api/data/{name}/versions/{version}": [
+        ("offset", "integer", "manifest entries (by path) to skip (default 0)"),
+        ("limit", "integer", "manifest entries to answer, 1..5000 (default 1000)"),
+    ],
     "/api/compare/series": [
         ("runs", "string", "1 to 20 run ids, comma-separated"),
         ("points", "integer", "at most this many points per series, 4..20000 (default 4000)"),
@@ -59,8 +69,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "/api/models/{name}/aliases": {"version": {"type": "integer"}, "alias": {"type": "string"}},
     "/api/models/{name}/versions/{version}/archive": {"archived": {"type": "boolean", "default": True}},
     "/api/runs/{run_id}/cancel": {},
+    "/api/endpoints/{name}/score": {"data": {"description": "the endpoint's request, e.g. rows of feature values"}},
 }
-PATH_PARAMS = {"run_id": RUN, "name": "model or endpoint name", "version": "model version", "path": "artifact path"}
+PATH_PARAMS = {"run_id": RUN, "name": "model, endpoint or data asset name", "version": "model or data version",
+               "path": "artifact path", "alias": "a model alias"}  # fmt: skip
 
 
 def _path(route_path: str) -> str:
@@ -96,8 +108,9 @@ def document(routes: list[Any]) -> dict[str, Any]:
                     "4XX": {"description": 'bad input: {"error": ..., "hint": ...}'},
                 },
             }
-            if method == "POST":
+            if getattr(route.endpoint, "needs_token", False):
                 op["security"] = [{"token": []}]
+            if method == "POST":
                 op["requestBody"] = {
                     "required": True,
                     "content": {"application/json": {"schema": {"type": "object", "properties": BODIES.get(path, {})}}},

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # a model or endpoint name
 MAX_PARAM_CHARS = 256
 MAX_BODY_BYTES = 16 * 1024
 
@@ -127,6 +128,14 @@ def models_of(request: Request) -> ModelRegistry:
 
     ws = ws_of(request)
     return ModelRegistry(ws.db, ws.blobs)
+
+
+def name_param(request: Request) -> str:
+    """The model or endpoint name of the path; 400 unless it is a valid name."""
+    name = str(request.path_params["name"])
+    if not NAME.match(name):
+        raise ApiError(400, f"{name[:80]!r} is not a valid name", hint="letters, digits, '.', '_' and '-'")
+    return name
 
 
 def run_of(request: Request) -> dict[str, Any]:

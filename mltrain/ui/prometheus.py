@@ -39,8 +39,8 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 
 def summarize(text: str) -> dict[str, Any]:
-    """Totals of an endpoint's metrics: requests (all, /score, errors), latency of /score (mean and
-    bucket estimates of p50/p99, seconds), predictions."""
+    """Totals of an endpoint's metrics: requests (all, /score, errors), latency of /score (sum, count,
+    mean and bucket estimates of p50/p99, seconds), predictions."""
     requests = score = errors = predictions = 0.0
     lat_sum = lat_count = 0.0
     buckets: dict[float, float] = {}
@@ -68,6 +68,8 @@ def summarize(text: str) -> dict[str, Any]:
         "errors_total": errors,
         "predictions_total": predictions,
         "latency_mean_s": lat_sum / lat_count if lat_count else None,
+        "latency_sum_s": lat_sum,  # the totals: two readings give the mean latency between them
+        "latency_count": lat_count,
         "latency_p50_s": _quantile(pairs, 0.5),
         "latency_p99_s": _quantile(pairs, 0.99),
     }

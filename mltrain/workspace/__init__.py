@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mltrain.workspace.blobs import BlobStore
+    from mltrain.workspace.data import DataAssetStore
     from mltrain.workspace.db import Database
     from mltrain.workspace.metrics import MetricStore
     from mltrain.workspace.runs import RunStore
@@ -79,7 +80,7 @@ def exists(settings: WorkspaceSettings) -> bool:
 
 
 class Workspace:
-    """Entry point to everything recorded: runs, metrics, snapshots, blobs, models."""
+    """Entry point to everything recorded: runs, metrics, snapshots, blobs, models, data assets."""
 
     def __init__(self, settings: WorkspaceSettings, create: bool = True) -> None:
         from mltrain.workspace.blobs import BlobStore
@@ -127,3 +128,9 @@ class Workspace:
         from mltrain.workspace.snapshots import SnapshotStore
 
         return SnapshotStore(self.db, self.blobs)
+
+    @cached_property
+    def data(self) -> DataAssetStore:
+        from mltrain.workspace.data import DataAssetStore
+
+        return DataAssetStore(self.db)

@@ -59,6 +59,7 @@ def _referenced(ws: Workspace, report: CheckReport) -> set[str]:
         names.extend(conn.execute(select(t.model_files.c.sha256)).scalars())
         snapshot_ids = list(conn.execute(select(t.snapshots.c.id)).scalars())
     names.extend(snapshot_ids)
+    names.extend(ws.data.workspace_blobs())
     for snap_id in snapshot_ids:
         if not is_sha256(snap_id):
             continue

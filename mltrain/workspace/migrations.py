@@ -53,12 +53,18 @@ def _v5_problems(conn: Connection) -> None:
     _add_run_column(conn, "problems")
 
 
+def _v6_data(conn: Connection) -> None:
+    for table in (tables.data_versions, tables.data_files, tables.data_aliases, tables.run_data):
+        table.create(conn)
+
+
 # version N -> the step that upgrades a database of version N-1 to N
 STEPS: dict[int, Callable[[Connection], None]] = {
     2: _v2_environments,
     3: _v3_endpoints,
     4: _v4_job_refs,
     5: _v5_problems,
+    6: _v6_data,
 }
 
 

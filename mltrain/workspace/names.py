@@ -1,4 +1,5 @@
-"""Names a user gives (experiments, models, endpoints): one rule, checked before anything is stored.
+"""Names a user gives (experiments, models, endpoints, data assets, aliases): one rule, checked before
+anything is stored.
 
 A name is 1 to ``MAX_LENGTH[kind]`` characters of letters, digits, ``.``, ``_`` and ``-``, starting
 with a letter or digit: safe as a folder name, a container name, a URL part and a table value.
@@ -10,7 +11,7 @@ import re
 
 from mltrain.errors import ConfigError, MltrainError
 
-MAX_LENGTH = {"experiment": 255, "model": 255, "endpoint": 63}
+MAX_LENGTH = {"experiment": 255, "model": 255, "endpoint": 63, "data asset": 255, "alias": 128}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -29,7 +30,7 @@ def name_problem(name: object, kind: str) -> str | None:
 
 
 def check_name(name: object, kind: str, error: type[MltrainError] = ConfigError) -> str:
-    """``name`` if it is a valid ``kind`` name (experiment, model, endpoint); else ``error`` saying why."""
+    """``name`` if it is a valid ``kind`` name (a key of ``MAX_LENGTH``); else ``error`` saying why."""
     problem = name_problem(name, kind)
     if problem is not None:
         shown = repr(name) if not isinstance(name, str) or len(name) <= 80 else repr(name[:80]) + "..."

@@ -27,3 +27,21 @@ def read_run_file(ws: Workspace, run: dict[str, Any], rel: str, offset: int = 0,
                 f.seek(offset)
                 return f.read() if limit is None else f.read(limit)
     return b""
+
+
+def download_artifacts(ws: Workspace, run_id: str, dest: str | Path, only: list[str] | None = None) -> list[str]:
+    """Write every artifact of run ``run_id`` (or those whose path is in ``only``) into ``dest``, each
+    verified against its hash; what could not be written (a missing or changed blob: nothing is written
+    for it). Every stored path is checked before anything is written."""
+    from mltrain.errors import WorkspaceError
+    from mltrain.workspace.paths import safe_join
+
+    arts = [a for a in ws.runs.artifacts(run_id) if only is None or a["path"] in only]
+    targets = [safe_join(Path(dest), art["path"]) for art in arts]  # any unsafe stored path: refused first
+    bad: list[str] = []
+    for art, target in zip(arts, targets, strict=True):
+        try:
+            ws.blobs.copy_to(art["sha256"], target)
+        except WorkspaceError as exc:
+            bad.append(f"{art['path']}: {exc.message}")
+    return bad

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -233,3 +233,60 @@ endpoints = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# -- version 6: data assets --------------------------------------------------------------------
+
+data_versions = Table(
+    "data_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(16), nullable=False),  # uri_file | uri_folder
+    Column("description", Text),
+    Column("tags", Text),  # JSON object
+    Column("source", Text, nullable=False),  # the local path or URI it was created from
+    Column("stored", Boolean, nullable=False),  # true: copied into the datastore (blobs by sha256); false: a reference
+    Column("datastore", String(256), nullable=False),  # the datastore's name (conf/datastore/NAME.yaml)
+    Column("datastore_kind", String(32), nullable=False),  # workspace | folder | s3 | azure | gcs | https | ...
+    Column("datastore_config", Text, nullable=False),  # its options, JSON, never a credential
+    Column("digest", String(64), nullable=False),  # sha256 over the sorted manifest
+    Column("size", Integer, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("archived", Boolean, nullable=False, default=False),
+    Column("producer_run_id", String(64), ForeignKey("runs.id"), nullable=True),
+    UniqueConstraint("name", "version", name="uq_data_versions_name_version"),
+)
+
+data_files = Table(
+    "data_files",
+    metadata,
+    Column("version_id", Integer, ForeignKey("data_versions.id"), primary_key=True),
+    Column("relpath", String(1024), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64)),  # of the content; null for a reference the store vouches for by checksum
+    Column("checksum", String(256)),  # the store's own (etag:...), null where it keeps none
+)
+
+data_aliases = Table(
+    "data_aliases",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("alias", String(128), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+run_data = Table(
+    "run_data",
+    metadata,
+    Column("run_id", String(64), ForeignKey("runs.id"), primary_key=True),
+    Column("direction", String(8), primary_key=True),  # input | output
+    Column("name", String(256), primary_key=True),  # the job's input or output name
+    Column("version_id", Integer, ForeignKey("data_versions.id"), nullable=True),  # null: a plain URI or path
+    Column("uri", Text),  # what the job named when it is not a data asset
+    Column("digest", String(64)),
+    Column("mode", String(16)),  # download | mount | direct
+    Column("created_at", Float, nullable=False),
+)
+Index("ix_run_data_version", run_data.c.version_id)

@@ -9,11 +9,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from support import Response, port_free, request, score  # noqa: F401 - shared HTTP helpers
+from support import Response, Result, port_free, request, score  # noqa: F401 - shared HTTP helpers
 
 # the model's own predictions, computed in the model's environment (its scikit-learn version)
 PREDICT = """
@@ -26,17 +25,6 @@ import sklearn
 print(json.dumps({"rows": x.values.tolist(), "predictions": model.predict(x).tolist(),
                   "columns": list(x.columns), "sklearn": sklearn.__version__}))
 """
-
-
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
 
 
 def run(cwd: Path, *args: str, module: str = "mltrain.cli.main", timeout: float = 900) -> Result:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import seed
+from .helpers import seed, seed_pages
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -21,6 +21,13 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A workspace (``root``) with the runs, sweep, artifacts and model of ``helpers.seed``."""
     root = tmp_path_factory.mktemp("ui") / "ws"
     return {"root": root, **seed(root)}
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A workspace (``root``) with what every page shows: ``helpers.seed_pages`` (data assets included)."""
+    root = tmp_path_factory.mktemp("pages") / "ws"
+    return {"root": root, **seed_pages(root)}
 
 
 @pytest.fixture(scope="session")

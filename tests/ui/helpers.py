@@ -4,6 +4,7 @@ through the workspace's own stores; the dashboard served by uvicorn on 127.0.0.1
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import struct
@@ -24,6 +25,20 @@ from mltrain.ui.app import UiSettings, create_app
 from mltrain.workspace import Workspace, WorkspaceSettings
 
 TOKEN = "test-token-0123456789abcdef"
+
+
+def ok(server: Any, path: str) -> Any:
+    """The JSON answer of GET ``path`` of the dashboard ``server``, which must be a 200."""
+    from support import request
+
+    resp = request(server.url, "GET", path)
+    assert resp.status == 200, (path, resp.status, resp.body[:300])
+    return resp.json()
+
+
+def ids(page: dict[str, Any]) -> list[str]:
+    """The run ids of a page of /api/runs."""
+    return [r["id"] for r in page["runs"]]
 
 
 def png_bytes(width: int = 8, height: int = 8) -> bytes:
@@ -119,21 +134,27 @@ def seed(root: Path, db_url: str | None = None) -> dict[str, Any]:
     add_artifact(ws, a, "outputs/predictions.csv", b"label,predicted\n0,0\n1,2\n2,2\n")
     add_artifact(ws, a, "logs/std_log.txt", b"epoch 1\nepoch 2\n")
     sweep = finished_run(ws, "20260101_000010_sweep0", "tuning", {}, {})
+    ws.runs.set_tags(sweep, {"mltrain.sweep": "parent", "mltrain.sweep.sampler": "grid",
+                             "mltrain.sweep.primary_metric": "accuracy", "mltrain.sweep.goal": "maximize"})  # fmt: skip
     children = []
     for i, (c_value, kernel) in enumerate(
         [(0.1, "rbf"), (1.0, "rbf"), (10.0, "rbf"), (0.1, "linear"), (1.0, "linear"), (10.0, "linear")]
     ):
         acc = 0.6 + 0.03 * i
-        children.append(
-            finished_run(
-                ws,
-                f"20260101_00002{i}_child{i}",
-                "tuning",
-                {"C": c_value, "kernel": kernel},
-                {"accuracy": [acc - 0.2, acc], "loss": [1.0, 1 - acc]},
-                parent=sweep,
-            )  # fmt: skip
+        child = finished_run(
+            ws,
+            f"20260101_00002{i}_child{i}",
+            "tuning",
+            {"C": c_value, "kernel": kernel},
+            {"accuracy": [acc - 0.2, acc], "loss": [1.0, 1 - acc]},
+            parent=sweep,
         )
+        params = {"job.arguments.C": c_value, "job.arguments.kernel": kernel}
+        ws.runs.set_tags(child, {"mltrain.sweep": sweep, "mltrain.sweep.trial": str(i),
+                                 "mltrain.sweep.params": json.dumps(params)})  # fmt: skip
+        children.append(child)
+    counters = {"children_completed": 6, "children_failed": 0, "best_accuracy": 0.75}
+    ws.metrics.add(sweep, [{"t": time.time(), "k": k, "v": v} for k, v in counters.items()])
     model_file = root.parent / "model.joblib"
     joblib.dump({"weights": [1, 2, 3]}, model_file)  # a joblib file (name and content must agree), never loaded
     registry(ws).register("iris-model", model_file, run_id=a, tags={"data": "v1"})
@@ -224,3 +245,100 @@ def start_ui(root: Path, *args: str, env: dict[str, str] | None = None) -> Itera
     ui.stderr = err
     assert proc.returncode == 0, err
     assert "dashboard stopped" in err
+
+
+XSS = '<img src=x onerror="window.__xss=1">'
+ENV_HASH = "e" * 64
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed_pages(root: Path) -> dict[str, Any]:
+    """``seed`` and what the other pages show: a failed run with a long multi-line error, single values,
+    text artifacts in folders and names holding HTML (and one of run c's in a folder named ``__proto__``);
+    an environment record the runs used; an endpoint record serving iris-model:2 at a loopback port where
+    nothing listens; the data assets of ``seed_data``."""
+    from sqlalchemy import insert
+
+    from mltrain.deploy.store import EndpointStore
+    from mltrain.workspace import tables as t
+
+    ids = seed(root)
+    ws = open_ws(root)
+    d = finished_run(ws, "20260101_000004_dddddd", "iris", {"C": 2.0, "kernel": "rbf", XSS: 1, "solver": "lbfgs"},
+                     {"accuracy": [0.123456789012, 0.5, 0.7, 0.72], "n_features": [4.0], XSS: [1.0, 2.0]},
+                     status="Failed", tags={XSS: XSS, "mltrain.internal": "x"})  # fmt: skip
+    error = 'Traceback (most recent call last):\n  File "train.py", line 3\n' + "ValueError: " + "x" * 400 + "\nthe end"
+    ws.runs.update(d, error=error, env_hash=ENV_HASH)
+    ws.runs.update(ids["a"], env_hash=ENV_HASH)
+    files = {
+        "outputs/report.md": b"# Report\n\n- accuracy 0.93\n- loss 0.2\n\n```\ncode <b>x</b>\n```\n",
+        "outputs/metrics.json": b'{"accuracy": 0.93, "html": "<b>bold</b>"}',
+        "outputs/config.yaml": b"C: 1.0\nkernel: rbf\n",
+        "outputs/plots/curve.png": png_bytes(64, 48),
+        "logs/notes.txt": b"line 1\nline 2\n",
+        "outputs/table.csv": b"a,b\n1,2\n3,4\n",
+    }
+    for path, data in files.items():
+        add_artifact(ws, d, path, data)
+    add_artifact(ws, ids["c"], "__proto__/polluted.txt", b"a folder named as a JavaScript object's own key\n")
+    with ws.db.write() as conn:
+        conn.execute(insert(t.environments).values(
+            hash=ENV_HASH, builder="venv", name="sklearn", version="1.5", python="3.11",
+            spec=json.dumps({"name": "sklearn", "pip": ["scikit-learn"], "lock": "scikit-learn==1.5.2\n"}),
+            location=str(root.parent / "no-venv"), size_bytes=1234, created_at=1.7e9, last_used_at=1.7e9))  # fmt: skip
+    EndpointStore(ws).save("iris-ep", model_name="iris-model", model_version=2, target="local", state="Running",
+                           uri=f"http://127.0.0.1:{closed_port()}", auth=True, cpu=1.0, workers=1)  # fmt: skip
+    registry(ws).set_alias("iris-model", 2, "production")
+    registry(ws).set_alias("iris-model", 1, "staging")
+    ws.db.dispose()
+    return {**ids, "d": d, "data": seed_data(root, {**ids, "d": d})}
+
+
+XSS_FILE = XSS + ".csv"  # a file name holding HTML (no '/': a valid name)
+MANY_FILES = 1205
+
+
+def seed_data(root: Path, ids: dict[str, Any], db_url: str | None = None) -> dict[str, Any]:
+    """Data assets made by ``mltrain.data.create.create`` from real folders beside ``root``, linked to the
+    runs of ``seed_pages`` through the store (as jobs will link them): ``iris-train`` 1 and 2 (HTML in its
+    description, tags and a file name; folders named ``__proto__`` and ``constructor``; ``@prod`` on 2),
+    read by runs a (→ iris-model:1) and c (→ iris-model:2); ``features`` 1 written by run d and read by a;
+    ``many`` with MANY_FILES files; ``old`` archived; ``ref`` a ``file://`` reference (not stored)."""
+    from mltrain.data.create import create
+
+    ws = open_ws(root, db_url)
+    src = root.parent / "data-src"
+    files = {"train.csv": "a,b\n1,2\n", "sub/part-0.csv": "a,b\n3,4\n", XSS_FILE: "x\n",
+             "__proto__/a.csv": "p\n", "constructor/b.csv": "c\n"}  # fmt: skip
+    for rel, text in files.items():
+        (src / "train" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / "train" / rel).write_text(text)
+    train1 = create(ws, "iris-train", src / "train", description=f"iris rows {XSS}", tags={XSS: XSS, "split": "train"})
+    (src / "train" / "extra.csv").write_text("a,b\n5,6\n")
+    train2 = create(ws, "iris-train", src / "train", tags={"split": "train"})
+    ws.data.set_alias("iris-train", 2, "prod")
+    (src / "features").mkdir()
+    (src / "features" / "features.parquet").write_bytes(b"PAR1" + bytes(100))
+    features = create(ws, "features", src / "features", producer_run_id=ids["d"])
+    ws.data.link_run(ids["d"], "output", "features", version=features)
+    ws.data.link_run(ids["a"], "input", "train", version=train1, mode="download")
+    ws.data.link_run(ids["a"], "input", "features", version=features, mode="mount")
+    ws.data.link_run(ids["c"], "input", "train", version=train2, mode="mount")
+    ws.data.link_run(ids["c"], "input", "lookup", uri="https://example.org/lookup.csv", mode="direct")
+    (src / "many").mkdir()
+    for i in range(MANY_FILES):
+        (src / "many" / f"part-{i:05d}.csv").write_text(f"{i}\n")
+    create(ws, "many", src / "many")
+    create(ws, "old", src / "features")
+    ws.data.set_archived("old", 1)
+    ref = create(ws, "ref", (src / "features").as_uri())
+    ws.db.dispose()
+    return {"train1": train1, "train2": train2, "features": features, "ref": ref}

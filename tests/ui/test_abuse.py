@@ -372,6 +372,11 @@ def test_the_endpoint_key_goes_only_to_loopback_or_configured_hosts(tmp_path):
             assert resp.status == 403, resp.body[:300]
             err = resp.json()
             assert name in err["error"] and "--endpoint-host" in err["hint"]
+            body = json.dumps({"data": [[1, 2]]}).encode()
+            headers = {"X-Endpoint-Key": key, "Content-Type": "application/json"}
+            assert request(ui.url, "POST", "/api/endpoints/far-ep/score", body, headers).status == 403
+            detail = request(ui.url, "GET", "/api/endpoints/far-ep").json()  # its input schema is not asked for
+            assert detail["reachable"] is False and "--endpoint-host" in detail["unreachable_reason"]
         assert listener.received == []  # nothing was sent, not even a connection
         with serving(root, endpoint_hosts=(name,)) as ui:
             resp = request(ui.url, "GET", "/api/endpoints/far-ep/metrics", headers={"X-Endpoint-Key": key})

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from support import request
 
-from .helpers import TOKEN, open_ws, registry, running_run, serving, start_ui
+from .helpers import TOKEN, ids, ok, open_ws, registry, running_run, serving, start_ui
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +22,6 @@ def ui(seeded):
 
 def get(server: Any, path: str, headers: dict[str, str] | None = None) -> Any:
     return request(server.url, "GET", path, headers=headers)
-
-
-def ok(server: Any, path: str) -> Any:
-    resp = get(server, path)
-    assert resp.status == 200, (path, resp.status, resp.body[:300])
-    return resp.json()
-
-
-def ids(page: dict[str, Any]) -> list[str]:
-    return [r["id"] for r in page["runs"]]
 
 
 def test_runs_list_shows_a_sweep_as_one_row_with_its_children_behind_it(ui, seeded):
@@ -111,7 +101,7 @@ def test_artifacts_download_image_and_table_preview(ui, seeded):
     assert dl.status == 200 and "attachment" in dl.headers["content-disposition"]
     assert dl.body.startswith(b"label,predicted")
     table = ok(ui, f"/api/runs/{seeded['a']}/preview?path=outputs/predictions.csv")
-    assert table["columns"] == ["label", "predicted"] and table["rows"][1] == ["1", "2"]
+    assert table["kind"] == "table" and table["columns"] == ["label", "predicted"] and table["rows"][1] == ["1", "2"]
     log = ok(ui, f"/api/runs/{seeded['a']}/log")
     assert log["text"] == "epoch 1\nepoch 2\n" and log["next_offset"] == 16
 
@@ -130,7 +120,10 @@ def test_compare_sweep_models_environments_endpoints(ui, seeded):
     assert ok(ui, "/api/environments") == []
     assert ok(ui, "/api/endpoints") == []
     assert "iris" in {e["name"] for e in ok(ui, "/api/experiments")}
-    assert {"accuracy", "loss", "kernel"} <= set(ok(ui, "/api/metric-keys"))
+    columns = ok(ui, "/api/columns")
+    assert {"accuracy", "loss", "kernel"} <= {m["name"] for m in columns["metrics"]}
+    assert {a["name"] for a in columns["arguments"]} == {"C", "kernel"}
+    assert {"stage", "mltrain.sweep"} <= {t["name"] for t in columns["tags"]}
 
 
 def test_openapi_documents_every_api_route(ui):
@@ -280,6 +273,14 @@ def test_writes_need_allow_write_and_the_token(tmp_path):
         assert registry(ws).get("iris-model:1").aliases == []
         assert post(rw, alias, {"version": 1, "alias": "production"}, TOKEN).status == 200
         assert registry(ws).get("iris-model@production").version == 1
+        assert post(rw, alias, {"version": 2, "alias": "gone"}, TOKEN).status == 200
+        remove = "/api/models/iris-model/aliases/gone"
+        assert request(rw.url, "DELETE", remove).status == 401
+        removed = request(rw.url, "DELETE", remove, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert removed.status == 200 and removed.json() == {"name": "iris-model", "alias": "gone", "version": 2}
+        assert registry(ws).get("iris-model:2").aliases == []
+        again = request(rw.url, "DELETE", remove, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert again.status == 404 and "no alias 'gone'" in again.json()["error"]
         for bad in (
             {"version": "1", "alias": "x"},
             {"version": 1, "alias": "no spaces"},

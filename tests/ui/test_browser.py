@@ -48,8 +48,9 @@ def test_runs_page_lists_runs_and_filters_them(ui, seeded, page, console_errors)
     page.wait_for_function(f"() => document.querySelector('#runs tbody tr').dataset.run === '{seeded['c']}'")
     assert rows.count() == 1
     page.fill("input[name=metric]", "")
-    page.select_option("select[name=sort]", "-metric:accuracy")
     page.click("#filters button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#page-info').textContent === '1–4 of 4'")
+    page.click("th button.sort[data-sort='metric:accuracy']")  # highest first
     page.wait_for_function(f"() => document.querySelector('#runs tbody tr').dataset.run === '{seeded['c']}'")
     page.check("input[name=flat]")  # the sweep's runs as rows of their own
     page.click("#filters button[type=submit]")
@@ -97,13 +98,13 @@ def test_a_running_jobs_chart_and_log_grow_while_watched(project, page, console_
             )
             assert page.locator("#run-status").inner_text() == "Running"
             # x = time fetches the points' times once; live points keep arriving, none lost or doubled
-            page.select_option(".controls select", "time")
+            page.select_option(".controls select.x-mode", "wall")
             grown = int(chart.get_attribute("data-points"))
             page.wait_for_function(
                 f"() => Number(document.querySelector('.chart[data-key=loss]').dataset.points) >= {grown + 3}",
                 timeout=60_000,
             )
-            page.check(".controls input[type=checkbox]")  # log scale
+            page.check(".controls input.log-scale")
             proc.send_signal(signal.SIGINT)
             page.wait_for_function(
                 "() => document.querySelector('#run-status').textContent === 'Canceled'", timeout=60_000
@@ -131,7 +132,7 @@ def test_sweep_compare_view_draws(ui, seeded, page, console_errors):
     assert page.locator("#sweep-runs tbody tr").count() == 6
     page.wait_for_function("() => document.querySelectorAll('.chart[data-drawn]').length === 2")  # accuracy, loss
     assert page.locator(".chart[data-key=accuracy] .u-legend .u-series").count() == 1 + 6  # x + six runs
-    page.select_option("#sweep-metric", "loss")
+    page.select_option("#plot-metric", "loss")
     assert "loss" in page.locator("#scatters figcaption").first.inner_text()
     page.goto(f"{ui.url}/compare?runs={seeded['a']},{seeded['b']}")
     page.wait_for_function("() => document.querySelectorAll('.chart[data-drawn]').length === 2")
@@ -145,9 +146,9 @@ def test_image_artifact_previews(ui, seeded, page, console_errors):
     img.wait_for()
     page.wait_for_function("() => document.querySelector('img.artifact-image').complete")
     assert page.evaluate("document.querySelector('img.artifact-image').naturalWidth") == 8
-    page.click("text=preview")
-    page.locator(".preview table").wait_for()
-    assert page.locator(".preview tbody tr").count() == 3
+    page.click("li.file[data-path='outputs/predictions.csv'] button.preview-btn")
+    page.locator("#artifact-preview table").wait_for()
+    assert page.locator("#artifact-preview tbody tr").count() == 3
     assert console_errors == []
 
 

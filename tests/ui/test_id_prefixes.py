@@ -65,7 +65,7 @@ def test_snapshot_prefixes_match_literally(cli, two_ids, tmp_path):
     finally:
         ws.db.dispose()
     proc = cli("--workspace", str(two_ids), "snapshots", "show", "%")
-    assert proc.returncode == 2 and "no snapshot '%'" in proc.stderr, proc.output
+    assert proc.returncode == 2 and "'%' is not a snapshot id" in proc.stderr, proc.output
 
 
 def test_dashboard_prefixes_match_literally(two_ids):

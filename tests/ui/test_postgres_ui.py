@@ -1,17 +1,19 @@
-"""The dashboard's queries (paging, sorting and filtering by metric, series, sweeps, live increments)
-on a team workspace: a real PostgreSQL server started on 127.0.0.1."""
+"""The dashboard's queries (paging, sorting and filtering by metric, series, sweeps, live increments,
+data assets with a paged manifest and lineage) on a team workspace: a real PostgreSQL server started on
+127.0.0.1."""
 
 from __future__ import annotations
 
 from support import request
 from test_postgres import pg_url  # noqa: F401 - the fixture that starts the server
 
-from .helpers import open_ws, seed, serving
+from .helpers import MANY_FILES, open_ws, seed, seed_data, serving
 
 
 def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
     root = tmp_path / "ws"
     ids = seed(root, pg_url)
+    seed_data(root, {**ids, "d": ids["b"]}, pg_url)
     with serving(root, pg_url) as ui:
 
         def ok(path):
@@ -20,10 +22,18 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
             return resp.json()
 
         assert ok("/api/runs")["total"] == 4
-        assert ok("/api/metric-keys") == ["accuracy", "kernel", "loss"]
+        metrics = ok("/api/columns")["metrics"]
+        assert {m["name"] for m in metrics} == {"accuracy", "kernel", "loss", "best_accuracy", "children_completed",
+                                                "children_failed"}  # fmt: skip
         ranked = [r["id"] for r in ok("/api/runs?flat=1&sort=-metric:accuracy")["runs"]]
         assert ranked[:2] == [ids["c"], ids["a"]] and ranked[-1] == ids["sweep"]
         assert {r["id"] for r in ok("/api/runs?metric=accuracy>=0.9&tag=stage")["runs"]} == {ids["a"]}
+        by_c = [r["args"].get("C") for r in ok("/api/runs?flat=1&sort=-arg:C")["runs"]]
+        assert by_c[0] == 10.0 and by_c[-1] is None and by_c[:-1] == sorted(by_c[:-1], reverse=True)
+        kernels = [r["args"]["kernel"] for r in ok("/api/runs?sort=arg:kernel")["runs"] if "kernel" in r["args"]]
+        assert kernels == sorted(kernels)
+        assert ok("/api/runs?sort=-tag:stage")["runs"][0]["id"] == ids["a"]
+        assert [c["trial"] for c in ok(f"/api/sweeps/{ids['sweep']}")["children"]] == [5, 4, 3, 2, 1, 0]
         assert ok(f"/api/runs?parent={ids['sweep']}")["total"] == 6
         every = ok(f"/api/runs/{ids['a']}/series")
         assert every["series"]["accuracy"]["value"] == [0.5, 0.8, 0.93]
@@ -46,5 +56,16 @@ def test_dashboard_api_on_postgresql(tmp_path, pg_url):  # noqa: F811
             assert both[ids["a"]]["accuracy"]["value"] == [0.5, 0.8, 0.93, 0.95]
             assert ok("/api/runs/20260101_000001")["run"]["id"] == ids["a"]  # an id prefix, matched literally
             assert request(ui.url, "GET", "/api/runs/2026010_").status == 404
+            assets = {a["name"]: a for a in ok("/api/data")}
+            assert sorted(assets) == ["features", "iris-train", "many", "old", "ref"] and assets["old"]["archived"]
+            assert [v["aliases"] for v in assets["iris-train"]["versions"]] == [["prod"], []]
+            pages = [ok(f"/api/data/many/versions/1?offset={o}")["manifest"] for o in (0, 1000)]
+            paths = [e["relpath"] for p in pages for e in p["entries"]]
+            assert paths == [f"part-{i:05d}.csv" for i in range(MANY_FILES)] and pages[0]["total"] == MANY_FILES
+            lineage = ok("/api/data/features/versions/1")["lineage"]
+            assert lineage["produced_by"]["run"] == ids["b"]
+            assert lineage["read_by"][0]["models"] == [{"name": "iris-model", "version": 1}]
+            assert [x["name"] for x in ok("/api/models/iris-model/versions/1")["lineage"]["data"]] == [
+                "iris-train", "features"]  # fmt: skip
         finally:
             ws.db.dispose()  # else the server waits for this connection when it stops

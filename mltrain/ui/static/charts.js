@@ -1,14 +1,20 @@
 "use strict";
-// Metric charts on uPlot: one or more series, x = step or time, drag to zoom (double-click resets),
-// hover values in the legend, log scale, live appends that keep the user's zoom.
+// Metric charts on uPlot: one or more lines, x = step, relative time or wall time, smoothing, drag to
+// zoom (double-click resets), hover values in full in the legend, log scale, live appends that keep
+// the user's zoom. A metric with a single value is a number (valueTile), never a one-point chart.
 
-const PALETTE = ["#2b6cb0", "#dd6b20", "#38a169", "#e53e3e", "#805ad5", "#d69e2e", "#319795", "#b83280", "#4a5568", "#3182ce"];
 const STEP_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 1e7, 1e8, 1e9];
+const X_MODES = [["step", "x: step"], ["relative", "x: relative time"], ["wall", "x: wall time"]];
+const needsTimes = (mode) => mode !== "step";
 window.mltrainDrawn = window.mltrainDrawn || {};
 
-// x values of a series: its steps (the index where a point has none) or its times.
+// x values of a line: its steps (the index where a point has none), seconds since its first point, or times.
 function xValues(s, mode) {
-  if (mode === "time") return s.ts.slice();
+  if (mode === "wall") return s.ts.slice();
+  if (mode === "relative") {
+    const t0 = s.ts.length ? s.ts[0] : 0;
+    return s.ts.map((t) => t - t0);
+  }
   const out = new Array(s.value.length);
   for (let i = 0; i < out.length; i++) out[i] = s.step[i] === null || s.step[i] === undefined ? i : s.step[i];
   return out;
@@ -27,14 +33,40 @@ function logSafe(y, log) {
   return log ? y.map((v) => (v > 0 ? v : null)) : y;
 }
 
+// An exponential moving average with TensorBoard's debiasing (weight 0: the values themselves).
+function smooth(values, weight) {
+  if (!weight) return values;
+  const out = new Array(values.length);
+  let last = 0, n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || !Number.isFinite(v)) { out[i] = v; continue; }
+    last = last * weight + (1 - weight) * v;
+    n++;
+    out[i] = last / (1 - Math.pow(weight, n));
+  }
+  return out;
+}
+
+function xLabel(mode) {
+  return mode === "step" ? "step" : mode === "relative" ? "seconds since the first point" : "time";
+}
+
+function xFormat(mode) {
+  if (mode === "wall") return (u, v) => (v === null || v === undefined ? "-" : `${fmtTime(v)}.${String(Math.round((v % 1) * 1000)).padStart(3, "0")}`);
+  if (mode === "relative") return (u, v) => (v === null || v === undefined ? "-" : `${+v.toFixed(3)} s`);
+  return (u, v) => fmtFull(v);
+}
+
 class MetricChart {
-  // lines: [{label, step[], ts[], value[]}]
+  // lines: [{label, step[], ts[], value[], color?}]
   constructor(container, title, lines, opts) {
     this.container = container;
     this.title = title;
     this.lines = lines;
     this.mode = opts.mode || "step";
     this.log = !!opts.log;
+    this.smoothing = opts.smoothing || 0;
     this.zoomed = false;
     this.u = null;
     this.render();
@@ -42,11 +74,16 @@ class MetricChart {
   }
 
   size() {
-    return { width: Math.max(240, this.container.clientWidth - 8), height: 220 };
+    return { width: Math.max(200, this.container.clientWidth - 8), height: 220 };
   }
 
   data() {
-    const tables = this.lines.map((l) => sortedXY(xValues(l, this.mode), logSafe(l.value, this.log)));
+    const tables = [];
+    for (const l of this.lines) {
+      const [x, y] = sortedXY(xValues(l, this.mode), l.value);
+      tables.push([x, logSafe(y, this.log)]);
+      if (this.smoothing) tables.push([x, logSafe(smooth(y, this.smoothing), this.log)]);
+    }
     if (tables.length === 1) return tables[0];
     return uPlot.join(tables);
   }
@@ -57,17 +94,25 @@ class MetricChart {
 
   render() {
     if (this.u) this.u.destroy();
-    const multi = this.lines.length > 1;
+    const multi = this.lines.length > 1 || this.smoothing > 0;
     const self = this;
+    const full = (u, v) => fmtFull(v);
+    const series = [{ label: xLabel(this.mode), value: xFormat(this.mode) }];
+    this.lines.forEach((l, i) => {
+      const color = l.color || colorOf(i);
+      if (this.smoothing) {
+        series.push({ label: `${l.label} (raw)`, stroke: `${color}55`, width: 1, spanGaps: multi, value: full });
+        series.push({ label: `${l.label} (smoothed)`, stroke: color, width: 1.5, spanGaps: multi, value: full });
+      } else {
+        series.push({ label: l.label, stroke: color, width: 1.5, spanGaps: multi, value: full });
+      }
+    });
     const opts = {
       title: this.title,
       ...this.size(),
-      scales: { x: { time: this.mode === "time" }, y: this.log ? { distr: 3 } : {} },
-      axes: [this.mode === "time" ? {} : { label: "step", incrs: STEP_INCRS }, {}],
-      series: [
-        { label: this.mode === "time" ? "time" : "step" },
-        ...this.lines.map((l, i) => ({ label: l.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: multi })),
-      ],
+      scales: { x: { time: this.mode === "wall" }, y: this.log ? { distr: 3 } : {} },
+      axes: [this.mode === "step" ? { label: "step", incrs: STEP_INCRS } : this.mode === "relative" ? { label: "seconds" } : {}, {}],
+      series,
       cursor: { drag: { x: true, y: false } },
       hooks: {
         setSelect: [(u) => { if (u.select.width > 0) self.zoomed = true; }],
@@ -84,6 +129,7 @@ class MetricChart {
 
   setMode(mode) { this.mode = mode; this.zoomed = false; this.render(); }
   setLog(log) { this.log = log; this.render(); }
+  setSmoothing(w) { this.smoothing = w; this.render(); }
 
   // new points of line ``i`` ({step[], ts[], value[]}).
   append(i, pts) {
@@ -95,10 +141,31 @@ class MetricChart {
   }
 }
 
-function chartControls(onMode, onLog) {
-  const mode = h("select", { "aria-label": "x axis", onchange: (e) => onMode(e.target.value) },
-    h("option", { value: "step" }, "x: step"), h("option", { value: "time" }, "x: time"));
-  const log = h("input", { type: "checkbox", onchange: (e) => onLog(e.target.checked) });
-  return h("div", { class: "controls" }, mode, h("label", {}, log, " log scale"),
-    h("span", { class: "muted" }, "drag to zoom, double-click to reset"));
+// The controls of a group of charts: x axis, log scale, smoothing; ``on`` gets {mode}, {log} or {smoothing}.
+function chartControls(on) {
+  const mode = h("select", { "aria-label": "x axis", class: "x-mode", onchange: (e) => on({ mode: e.target.value }) },
+    X_MODES.map(([v, label]) => h("option", { value: v }, label)));
+  const log = h("input", { type: "checkbox", class: "log-scale", onchange: (e) => on({ log: e.target.checked }) });
+  const shown = h("span", { class: "mono small" }, "0");
+  const smoothing = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: 0, class: "smoothing", "aria-label": "smoothing",
+    oninput: (e) => { shown.textContent = e.target.value; on({ smoothing: Number(e.target.value) }); } });
+  return h("div", { class: "controls" }, mode, h("label", {}, log, " log scale"), h("label", {}, "smoothing ", smoothing, " ", shown),
+    h("span", { class: "muted small" }, "drag to zoom, double-click to reset"));
+}
+
+// Apply a change of chartControls to charts.
+function applyControl(charts, change) {
+  for (const c of charts) {
+    if ("mode" in change) c.setMode(change.mode);
+    if ("log" in change) c.setLog(change.log);
+    if ("smoothing" in change) c.setSmoothing(change.smoothing);
+  }
+}
+
+// A metric with one value: the number, in full.
+function valueTile(key, value, note) {
+  return h("div", { class: "tile", dataset: { key } },
+    h("div", { class: "tile-value mono", title: fmtFull(value) }, fmtFull(value)),
+    h("div", { class: "tile-key" }, key),
+    note ? h("div", { class: "muted small" }, note) : null);
 }

@@ -27,13 +27,17 @@ class ApiError extends Error {
   }
 }
 
+// Pages ask for "not found" as a 200 marked not_found: a browser logs every 4xx answer in its console.
+const SOFT_404 = { "X-Soft-Not-Found": "1" };
+
 async function api(path, opts = {}) {
-  return parseResponse(await fetch(path, opts));
+  return parseResponse(await fetch(path, { ...opts, headers: { ...SOFT_404, ...(opts.headers || {}) } }));
 }
 
 async function parseResponse(resp) {
   const type = resp.headers.get("content-type") || "";
   const body = type.includes("application/json") ? await resp.json() : await resp.text();
+  if (body && body.not_found) throw new ApiError(404, body.error, body.hint);
   if (!resp.ok) {
     const msg = body && body.error ? body.error : `HTTP ${resp.status}`;
     throw new ApiError(resp.status, msg, body && body.hint);
@@ -41,15 +45,28 @@ async function parseResponse(resp) {
   return body;
 }
 
+// What the dashboard allows (read-only or not), asked once per page.
+let infoPromise = null;
+const dashboardInfo = () => (infoPromise = infoPromise || api("/api/info"));
+const canWrite = async () => (await dashboardInfo()).allow_write;
+
 // The dashboard's own token (for write actions): kept for this browser tab only.
 const TOKEN_KEY = "mltrain-ui-token";
 const getToken = () => sessionStorage.getItem(TOKEN_KEY) || "";
 
-async function apiWrite(path, body) {
+async function apiWrite(path, body, method = "POST") {
   const headers = { "Content-Type": "application/json" };
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
-  return api(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+  try {
+    return await api(path, { method, headers, body: JSON.stringify(body || {}) });
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    const box = $("#token");
+    if (box) { box.classList.add("attention"); box.focus(); }
+    throw new ApiError(401, token ? "the dashboard refused this token" : "this action needs the dashboard's token",
+      "type the token mltrain ui printed into the token box at the top right, then try again");
+  }
 }
 
 function flash(message, kind = "error") {
@@ -64,6 +81,14 @@ function showError(err) {
   flash(err.hint ? `${err.message} (${err.hint})` : err.message || String(err));
 }
 
+// A page whose run, model or endpoint does not exist: its banner instead of the page.
+function notFound(main, err) {
+  document.title = "Not found · mltrain";
+  fill(main, h("h1", {}, "Not found"),
+    h("p", { class: "banner error", id: "not-found", role: "alert" }, err.message, err.hint ? ` (${err.hint})` : ""),
+    h("p", {}, h("a", { href: "/" }, "All runs")));
+}
+
 const pad = (n) => String(n).padStart(2, "0");
 function fmtTime(ts) {
   if (!ts) return "-";
@@ -72,7 +97,7 @@ function fmtTime(ts) {
 }
 function fmtDuration(start, end) {
   if (!start) return "-";
-  const s = (end || Date.now() / 1000) - start;
+  const s = Math.max(0, (end || Date.now() / 1000) - start);
   if (s < 60) return `${s.toFixed(1)}s`;
   const m = Math.floor(s / 60);
   return m < 60 ? `${m}m${pad(Math.floor(s % 60))}s` : `${Math.floor(m / 60)}h${pad(m % 60)}m`;
@@ -94,20 +119,28 @@ function fmtValue(v) {
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
 }
+// A value in full (hover values, single values): every digit stored.
+const fmtFull = (v) => (v === null || v === undefined ? "-" : typeof v === "object" ? JSON.stringify(v) : String(v));
 const short = (s, n = 12) => (s ? String(s).slice(0, n) : "-");
+
+// Colours of runs side by side (a run keeps its colour in every view of a page).
+const COLORS = ["#2b6cb0", "#dd6b20", "#38a169", "#e53e3e", "#805ad5", "#d69e2e", "#319795", "#b83280", "#4a5568", "#3182ce"];
+const colorOf = (i) => COLORS[i % COLORS.length];
 
 function statusBadge(status) {
   return h("span", { class: `status status-${String(status).toLowerCase()}` }, status);
 }
 
+// A table in a box that scrolls: the page never grows wider than the window.
 function table(headers, rows, attrs = {}) {
-  return h("table", attrs,
+  return h("div", { class: "scroll" }, h("table", attrs,
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))),
-    h("tbody", {}, rows));
+    h("tbody", {}, rows)));
 }
 
+// A definition list of [name, value] pairs (a pair or a value that is undefined is left out).
 function kv(pairs) {
-  return h("dl", { class: "kv" }, pairs.filter(([, v]) => v !== undefined).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null || v === "" ? "-" : v)]));
+  return h("dl", { class: "kv" }, pairs.filter((p) => p && p[1] !== undefined).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v === null || v === "" ? "-" : v)]));
 }
 
 function section(title, ...content) {
@@ -115,7 +148,27 @@ function section(title, ...content) {
 }
 
 function runLink(id) {
-  return h("a", { href: `/runs/${encodeURIComponent(id)}`, class: "mono" }, id);
+  return h("a", { href: `/runs/${encodeURIComponent(id)}`, class: "mono id" }, id);
+}
+
+function modelLink(name, version) {
+  const path = `/models/${encodeURIComponent(name)}${version ? `/${version}` : ""}`;
+  return h("a", { href: path }, version ? `${name}:${version}` : name);
+}
+
+function dataLink(name, version) {
+  const path = `/data/${encodeURIComponent(name)}${version ? `/${version}` : ""}`;
+  return h("a", { href: path }, version ? `${name}:${version}` : name);
+}
+
+// Tags as chips; mltrain's own (``mltrain.*``) only when asked for.
+const isInternalTag = (k) => k.startsWith("mltrain.");
+function tagChips(tags, internal = false) {
+  const entries = Object.entries(tags || {});
+  const shown = entries.filter(([k]) => internal || !isInternalTag(k));
+  const hidden = entries.length - shown.length;
+  return [shown.map(([k, v]) => h("span", { class: "tag" }, v ? `${k}=${v}` : k)),
+    hidden ? h("span", { class: "muted small", title: "mltrain's own tags (sweep bookkeeping): shown with ‘internal tags’" }, `+${hidden} internal`) : null];
 }
 
 // Replace the children of ``el`` (null/false children are skipped).

@@ -1,39 +1,68 @@
 "use strict";
-// Models (versions, aliases, tags, format, lineage), endpoints (state, URIs, request figures) and
-// environments (spec, lock, size).
+// Models (every version's aliases; a page per model and per version with its lineage, files, input
+// schema and endpoints) and environments (name and version, spec, lock, size, the runs that used
+// them). Write buttons only when the dashboard allows writes.
+
+function aliasChip(name, alias, writable, done) {
+  const chip = h("span", { class: "tag alias", dataset: { alias } }, `@${alias}`);
+  if (writable) {
+    chip.append(h("button", { type: "button", class: "chip-x", title: `remove the alias ${alias}`, "aria-label": `remove alias ${alias}`, onclick: async () => {
+      try {
+        await apiWrite(`/api/models/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias)}`, {}, "DELETE");
+        flash(`${name}@${alias} removed`, "ok");
+        done();
+      } catch (err) { showError(err); }
+    } }, "×"));
+  }
+  return chip;
+}
 
 async function renderModels(main) {
   const models = await api("/api/models");
-  const rows = models.map((m) => h("tr", {},
-    h("td", {}, h("a", { href: `/models/${encodeURIComponent(m.name)}` }, m.name)),
-    h("td", {}, m.version), h("td", {}, m.format), h("td", {}, `${m.framework || "-"} ${m.framework_version || ""}`),
-    h("td", {}, m.aliases.map((a) => h("span", { class: "tag" }, `@${a}`))),
-    h("td", {}, m.run_id ? runLink(m.run_id) : "-"), h("td", {}, fmtTime(m.created_at)), h("td", {}, m.archived ? "archived" : "")));
+  const rows = models.map((m) => h("tr", { dataset: { model: m.name } },
+    h("td", {}, modelLink(m.name)),
+    h("td", {}, modelLink(m.name, m.version)),
+    h("td", { class: "versions" }, m.versions.map((v) => [h("span", { class: v.archived ? "version archived" : "version" },
+      modelLink(m.name, v.version), " ", v.aliases.map((a) => h("span", { class: "tag" }, `@${a}`))), " "])),
+    h("td", {}, m.format), h("td", {}, `${m.framework || "-"} ${m.framework_version || ""}`),
+    h("td", { class: "nowrap" }, m.run_id ? runLink(m.run_id) : "-"), h("td", { class: "nowrap" }, fmtTime(m.created_at)), h("td", {}, m.archived ? "archived" : "")));
   fill(main, h("h1", {}, "Models"),
-    rows.length ? table(["model", "latest version", "format", "framework", "aliases", "run", "registered", ""], rows, { id: "models" })
+    rows.length ? table(["model", "latest", "versions and aliases", "format", "framework", "run", "registered", ""], rows, { id: "models" })
       : h("p", { class: "muted" }, "No models registered yet."));
+}
+
+function lineageText(lin) {
+  if (!lin) return "-";
+  return [runLink(lin.run), ` ${lin.experiment} · ${lin.status}`, h("br"),
+    h("span", { class: "muted small" }, `env ${lin.environment || "-"} ${short(lin.environment_hash)} · snapshot ${short(lin.snapshot)} · git ${short(lin.git_commit)}`)];
 }
 
 async function renderModel(main, name) {
   const d = await api(`/api/models/${encodeURIComponent(name)}`);
+  const writable = await canWrite();
   const reload = () => renderModel(main, name).catch(showError);
   const rows = d.versions.map((v) => {
-    const lin = v.lineage;
-    const archiveBtn = h("button", { class: "small", onclick: async () => {
+    const archiveBtn = writable ? h("button", { class: "small", onclick: async () => {
       try {
         await apiWrite(`/api/models/${encodeURIComponent(name)}/versions/${v.version}/archive`, { archived: !v.archived });
         flash(`${name}:${v.version} ${v.archived ? "restored" : "archived"}`, "ok");
         reload();
       } catch (err) { showError(err); }
-    } }, v.archived ? "Restore" : "Archive");
+    } }, v.archived ? "Restore" : "Archive") : null;
     return h("tr", { class: v.archived ? "archived" : "", dataset: { version: v.version } },
-      h("td", {}, v.version), h("td", {}, v.aliases.map((a) => h("span", { class: "tag" }, `@${a}`))),
+      h("td", {}, modelLink(name, v.version)), h("td", {}, v.aliases.map((a) => aliasChip(name, a, writable, reload))),
       h("td", {}, v.format), h("td", {}, `${v.framework || "-"} ${v.framework_version || ""}`),
       h("td", {}, Object.entries(v.tags).map(([k, x]) => h("span", { class: "tag" }, `${k}=${x}`))),
-      h("td", {}, lin ? [runLink(lin.run), ` ${lin.experiment} · ${lin.status}`, h("br"), h("span", { class: "muted small" }, `env ${lin.environment || "-"} ${short(lin.environment_hash)} · snapshot ${short(lin.snapshot)} · git ${short(lin.git_commit)}`)] : "-"),
-      h("td", { class: "mono" }, short(v.sha256)), h("td", {}, fmtTime(v.created_at)), h("td", {}, archiveBtn));
+      h("td", {}, lineageText(v.lineage)),
+      h("td", { class: "mono" }, short(v.sha256)), h("td", { class: "nowrap" }, fmtTime(v.created_at)), writable ? h("td", {}, archiveBtn) : null);
   });
-  const versionSel = h("select", { name: "version", "aria-label": "version" }, d.versions.map((v) => h("option", { value: v.version }, v.version)));
+  fill(main, h("h1", {}, "Model ", h("span", { class: "mono" }, name)),
+    section("Versions", table(["version", "aliases", "format", "framework", "tags", "lineage", "sha256", "registered", ...(writable ? [""] : [])], rows, { id: "versions" })),
+    writable ? section("Actions", aliasForm(name, d.versions.map((v) => v.version), null, reload)) : null);
+}
+
+function aliasForm(name, versions, selected, done) {
+  const versionSel = h("select", { name: "version", "aria-label": "version" }, versions.map((v) => h("option", { value: v, selected: v === selected }, v)));
   const aliasIn = h("input", { name: "alias", placeholder: "production", required: true, pattern: "[A-Za-z0-9_.\\-]+", size: 14 });
   const form = h("form", { class: "filters", id: "alias-form" }, h("label", {}, "version ", versionSel), h("label", {}, "alias ", aliasIn), h("button", { type: "submit" }, "Set alias"));
   form.addEventListener("submit", async (e) => {
@@ -41,64 +70,71 @@ async function renderModel(main, name) {
     try {
       await apiWrite(`/api/models/${encodeURIComponent(name)}/aliases`, { version: Number(versionSel.value), alias: aliasIn.value });
       flash(`${name}@${aliasIn.value} → version ${versionSel.value}`, "ok");
-      reload();
+      done();
     } catch (err) { showError(err); }
   });
-  fill(main, h("h1", {}, "Model ", h("span", { class: "mono" }, name)),
-    section("Versions", table(["version", "aliases", "format", "framework", "tags", "lineage", "sha256", "registered", ""], rows, { id: "versions" })),
-    section("Actions", form));
+  return form;
 }
 
-async function renderEndpoints(main) {
-  const eps = await api("/api/endpoints");
-  const rows = eps.map((e) => {
-    const out = h("div", { class: "ep-metrics" });
-    const keyIn = h("input", { type: "password", placeholder: e.auth ? "endpoint key" : "no key needed", autocomplete: "off", size: 16, "aria-label": `key of ${e.name}` });
-    let last = null;
-    let timer = null;
-    const read = async () => {
-      try {
-        const headers = keyIn.value ? { "X-Endpoint-Key": keyIn.value } : {};
-        const m = await api(`/api/endpoints/${encodeURIComponent(e.name)}/metrics`, { headers });
-        const rate = last ? (m.score_requests_total - last.score_requests_total) / Math.max(m.at - last.at, 1e-3) : null;
-        last = m;
-        const ms = (x) => (x === null || x === undefined ? "-" : `${(x * 1000).toFixed(1)} ms`);
-        out.replaceChildren(kv([
-          ["scoring requests", fmtValue(m.score_requests_total)],
-          ["rate", rate === null ? "(measuring…)" : `${rate.toFixed(2)} req/s`],
-          ["latency mean", ms(m.latency_mean_s)], ["p50 ≤", ms(m.latency_p50_s)], ["p99 ≤", ms(m.latency_p99_s)],
-          ["errors", fmtValue(m.errors_total)], ["predictions", fmtValue(m.predictions_total)],
-        ]));
-      } catch (err) {
-        clearInterval(timer);
-        timer = null;
-        out.replaceChildren(h("span", { class: "muted" }, err.message));
-      }
-    };
-    const btn = h("button", { type: "button", class: "small", onclick: () => { last = null; clearInterval(timer); read(); timer = setInterval(read, 5000); } }, "Read metrics");
-    return h("tr", {}, h("td", {}, e.name), h("td", {}, h("a", { href: `/models/${encodeURIComponent(e.model_name)}` }, `${e.model_name}:${e.model_version}`)),
-      h("td", {}, e.target), h("td", {}, statusBadge(e.state), e.reason ? h("div", { class: "muted small" }, e.reason) : null),
-      h("td", { class: "mono" }, e.scoring_uri || "-"), h("td", {}, e.auth ? "key" : "off"),
-      h("td", {}, `cpu ${e.cpu ?? "-"} · ${e.workers ?? "-"} worker(s)${e.memory_gb ? ` · ${e.memory_gb} GB` : ""}`),
-      h("td", {}, h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); btn.click(); } }, keyIn, " ", btn), out));
-  });
-  fill(main, h("h1", {}, "Endpoints"),
-    rows.length ? table(["endpoint", "model", "target", "state", "scoring URI", "auth", "resources", "requests and latency (from /metrics; the key is not stored)"], rows, { id: "endpoints" })
-      : h("p", { class: "muted" }, "No endpoints. Deploy one with `mltrain endpoints deploy NAME`."));
+async function renderVersion(main, name, version) {
+  const v = await api(`/api/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`);
+  const writable = await canWrite();
+  const reload = () => renderVersion(main, name, version).catch(showError);
+  document.title = `${name}:${v.version} · mltrain`;
+  const lin = v.lineage;
+  const env = v.environment;
+  const found = v.input_schema;
+  const schemaBox = h("div", { id: "input-schema" }, found.schema
+    ? [h("p", { class: "muted small" }, `from endpoint ${found.endpoint}'s /swagger.json`), h("pre", { class: "config" }, JSON.stringify(found.schema, null, 2))]
+    : h("p", { class: "muted" }, `not known: ${found.note} (an endpoint serving this version describes its input)`));
+  const metrics = Object.entries(v.run_metrics);
+  fill(main,
+    h("h1", {}, "Model ", modelLink(name), ` version ${v.version} `, v.archived ? h("span", { class: "status status-canceled" }, "archived") : null),
+    h("p", { class: "aliases" }, v.aliases.length ? v.aliases.map((a) => aliasChip(name, a, writable, reload)) : h("span", { class: "muted" }, "no alias"),
+      " ", h("span", { class: "muted small" }, "other versions: "), v.versions.filter((x) => x !== v.version).map((x) => [modelLink(name, x), " "])),
+    h("div", { class: "grid" },
+      section("Overview", kv([
+        ["description", v.description],
+        ["format", v.format],
+        ["framework", `${v.framework || "-"} ${v.framework_version || ""}`],
+        ["registered", fmtTime(v.created_at)],
+        ["sha256", h("span", { class: "mono" }, v.sha256)],
+        ["resources", `cpu ${v.cpu ?? "-"} · memory ${v.memory_gb ? `${v.memory_gb} GB` : "-"}`],
+        ["tags", Object.entries(v.tags).map(([k, x]) => h("span", { class: "tag" }, `${k}=${x}`))],
+        ["properties", Object.entries(v.properties).map(([k, x]) => h("span", { class: "tag" }, `${k}=${x}`))],
+      ])),
+      section("Lineage", kv([
+        lin ? ["data", h("span", { id: "lineage-data" }, lin.data.length ? lin.data.map((x) => [dataTarget(x), " "]) : h("span", { class: "muted" }, "none recorded"))] : undefined,
+        ["run", lin ? [runLink(lin.run), ` ${lin.experiment} · `, statusBadge(lin.status)] : "-"],
+        ["environment", env ? h("a", { href: `/environments#${env.hash}` }, `${env.name}${env.version ? ` ${env.version}` : ""} (${env.builder}, ${short(env.hash)})`)
+          : lin && lin.environment ? `${lin.environment} (${short(lin.environment_hash)})` : "-"],
+        ["snapshot", lin ? short(lin.snapshot) : "-"],
+        ["git commit", lin ? short(lin.git_commit) : "-"],
+        ["endpoints", v.endpoints.length ? v.endpoints.map((e) => [h("a", { href: `/endpoints/${encodeURIComponent(e.name)}` }, e.name), " ", statusBadge(e.state), " "]) : "none"],
+      ]))),
+    section("Metrics of the run that made it", metrics.length
+      ? table(["metric", "latest"], metrics.map(([k, x]) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "num", title: fmtFull(x) }, fmtFull(x)))), { id: "run-metrics" })
+      : h("p", { class: "muted" }, lin ? "none" : "registered without a run")),
+    section(`Files · ${fmtBytes(v.size)}`, table(["file", "size", "sha256"], v.files.map((f) => h("tr", {}, h("td", { class: "mono" }, f.relpath), h("td", { class: "num" }, fmtBytes(f.size)), h("td", { class: "mono" }, short(f.sha256)))), { id: "files" })),
+    section("Input schema", schemaBox),
+    writable ? section("Actions", aliasForm(name, v.versions, v.version, reload)) : null);
 }
 
 async function renderEnvironments(main) {
   const envs = await api("/api/environments");
   const rows = envs.map((e) => h("tr", { id: e.hash },
-    h("td", {}, e.name, e.version ? ` ${e.version}` : ""), h("td", {}, e.builder), h("td", { class: "mono" }, short(e.hash, 16)),
-    h("td", {}, e.python || "-"), h("td", { class: "num" }, e.present === false ? "removed" : fmtBytes(e.size_bytes)), h("td", {}, fmtTime(e.created_at)), h("td", {}, fmtTime(e.last_used_at)),
+    h("td", {}, e.name), h("td", {}, e.version || "-"), h("td", {}, e.builder), h("td", { class: "mono" }, short(e.hash, 16)),
+    h("td", {}, e.python || "-"), h("td", { class: "num" }, e.present === false ? "removed" : fmtBytes(e.size_bytes)),
+    h("td", { class: "nowrap" }, fmtTime(e.created_at)), h("td", { class: "nowrap" }, fmtTime(e.last_used_at)),
+    h("td", { class: "env-runs" }, e.runs.count ? [h("span", {}, `${e.runs.count} run${e.runs.count === 1 ? "" : "s"}: `), e.runs.runs.map((r) => [runLink(r.id), " "]),
+      e.runs.count > e.runs.runs.length ? h("span", { class: "muted small" }, "…") : null] : h("span", { class: "muted" }, "none")),
     h("td", {}, h("details", {}, h("summary", {}, "spec"), h("pre", {}, JSON.stringify(e.spec, null, 2))),
       e.lock ? h("details", {}, h("summary", {}, "lock"), h("pre", {}, e.lock)) : null)));
   fill(main, h("h1", {}, "Environments"),
-    rows.length ? table(["name", "builder", "hash", "python", "size", "built", "last used", ""], rows, { id: "environments" })
+    rows.length ? table(["name", "version", "builder", "hash", "python", "size", "built", "last used", "used by", ""], rows, { id: "environments" })
       : h("p", { class: "muted" }, "No environments built yet."));
   if (location.hash) {
-    const row = document.getElementById(location.hash.slice(1));
+    const row = document.getElementById(decodeURIComponent(location.hash.slice(1)));
     if (row) { row.classList.add("highlight"); row.scrollIntoView(); }
   }
 }

@@ -1,33 +1,34 @@
 "use strict";
-// One run: status timeline, arguments, config, environment, snapshot, git, charts (live), log (live),
-// artifacts with previews, registered models.
+// One run: status timeline, arguments, config, environment, snapshot, git, the data it read and wrote,
+// single values and charts (live), log (live), artifacts, registered models; a sweep's trials and
+// parallel coordinates. While the run is live everything on the page follows its events, and is read
+// again when it ends.
 
-const IMAGE_RE = /\.(png|jpe?g|gif|webp)$/i;
-const TABLE_RE = /\.(csv|tsv)$/i;
 const LOG_CAP = 8 * 1024 * 1024;
+const SWEEP_REFRESH_MS = 5000;
 
 function timeline(history, run) {
   const end = run.ended_at || Date.now() / 1000;
   const start = history.length ? history[0].ts : run.created_at;
   const span = Math.max(end - start, 1e-3);
-  const bar = h("div", { class: "timeline" }, history.map((s, i) => {
+  const bar = h("div", { class: "timeline" }, history.map((x, i) => {
     const next = i + 1 < history.length ? history[i + 1].ts : end;
-    const pct = Math.max(((next - s.ts) / span) * 100, 0.5);
-    return h("div", { class: `seg status-${s.status.toLowerCase()}`, style: `width:${pct}%`, title: `${s.status} ${fmtDuration(s.ts, next)}` });
+    const pct = Math.max(((next - x.ts) / span) * 100, 0.5);
+    return h("div", { class: `seg status-${x.status.toLowerCase()}`, style: `width:${pct}%`, title: `${x.status} ${fmtDuration(x.ts, next)}` });
   }));
   let prev = null;
-  const rows = history.map((s) => {
-    const tr = h("tr", {}, h("td", {}, statusBadge(s.status)), h("td", {}, fmtTime(s.ts)), h("td", {}, prev ? `+${(s.ts - prev).toFixed(2)}s` : ""), h("td", {}, s.detail || ""));
-    prev = s.ts;
+  const rows = history.map((x) => {
+    const tr = h("tr", {}, h("td", {}, statusBadge(x.status)), h("td", { class: "nowrap" }, fmtTime(x.ts)), h("td", {}, prev ? `+${(x.ts - prev).toFixed(2)}s` : ""), h("td", {}, x.detail || ""));
+    prev = x.ts;
     return tr;
   });
-  return [bar, table(["status", "at", "after", "detail"], rows)];
+  return [bar, table(["status", "at", "after", "detail"], rows, { id: "timeline" })];
 }
 
 function argsTable(args) {
   const entries = Object.entries(args);
   if (!entries.length) return h("p", { class: "muted" }, "none");
-  return table(["argument", "value"], entries.map(([k, v]) => h("tr", {}, h("td", { class: "mono" }, k), h("td", {}, fmtValue(v)))));
+  return table(["argument", "value"], entries.map(([k, v]) => h("tr", {}, h("td", { class: "mono" }, k), h("td", {}, fmtFull(v)))), { id: "arguments" });
 }
 
 function loggedTables(tables) {
@@ -41,28 +42,11 @@ function loggedTables(tables) {
   });
 }
 
-function artifactList(runId, artifacts, terminal) {
-  if (!artifacts.length) return h("p", { class: "muted" }, terminal ? "none" : "none yet (outputs/ and logs/ are stored when the run ends)");
-  const base = `/api/runs/${encodeURIComponent(runId)}/artifacts/`;
-  const url = (p) => base + p.split("/").map(encodeURIComponent).join("/");
-  const previews = h("div", { class: "previews" });
-  const rows = artifacts.map((a) => {
-    const actions = [h("a", { href: `${url(a.path)}?download=1`, download: a.path.split("/").pop() }, "download")];
-    if (TABLE_RE.test(a.path)) {
-      actions.push(" ", h("button", { class: "link", onclick: async () => {
-        try {
-          const t = await api(`/api/runs/${encodeURIComponent(runId)}/preview?path=${encodeURIComponent(a.path)}`);
-          previews.append(h("div", { class: "preview" }, h("h3", {}, a.path),
-            table(t.columns, t.rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))),
-            t.truncated ? h("p", { class: "muted" }, "first rows only") : null));
-        } catch (err) { showError(err); }
-      } }, "preview"));
-    }
-    return h("tr", {}, h("td", { class: "mono" }, a.path), h("td", { class: "num" }, fmtBytes(a.size)), h("td", { class: "mono" }, short(a.sha256)), h("td", {}, actions));
-  });
-  const images = artifacts.filter((a) => IMAGE_RE.test(a.path)).map((a) =>
-    h("figure", {}, h("img", { src: url(a.path), alt: a.path, loading: "lazy", class: "artifact-image" }), h("figcaption", {}, a.path)));
-  return [table(["path", "size", "sha256", ""], rows), h("div", { class: "images" }, images), previews];
+function latestTable(scalars) {
+  const entries = Object.entries(scalars);
+  if (!entries.length) return h("p", { class: "muted" }, "none yet");
+  return table(["metric", "latest"], entries.map(([k, v]) => h("tr", {}, h("td", { class: "mono" }, k),
+    h("td", { class: "num", dataset: { latest: k }, title: fmtFull(v) }, fmtFull(v)))), { id: "latest" });
 }
 
 async function renderRun(main, runId) {
@@ -72,62 +56,96 @@ async function renderRun(main, runId) {
   const pre = window.mltrainPrefetch;
   const seriesP = pre && decodeURIComponent(pre.id) === runId ? pre.series.then(parseResponse) : api(`/api/runs/${enc}/series?fields=step,value`);
   const detailP = api(`/api/runs/${enc}`);
-  const top = h("div", {}, h("h1", {}, "Run ", h("span", { class: "mono" }, runId)));
-  const middle = h("div");
-  const bottom = h("div");
+  detailP.catch(() => {});  // handled where awaited
+  let all;
+  try {
+    all = await seriesP;
+  } catch (err) {
+    if (err.status === 404) return notFound(main, err);
+    throw err;
+  }
+  const head = h("div", {}, h("h1", {}, "Run ", h("span", { class: "mono id" }, runId)));
+  const details = h("div");
+  const sweepBox = h("div");
+  const metricsBox = h("div");
+  const tilesBox = h("div", { class: "tiles", id: "tiles" });
   const chartsBox = h("div", { class: "charts", id: "charts" });
+  const tablesBox = h("div");
+  const bottom = h("div");
   const logBox = h("pre", { class: "log", id: "log" });
-  fill(main, top,
-    section("Charts", chartControls((m) => setMode(m).catch(showError), (l) => charts.forEach((c) => c.setLog(l))), chartsBox),
-    middle,
+  const charts = new Map();
+  const lines = new Map();  // metric -> {label, step, ts, value}: a chart's line, or a single value's point
+  const chartOpts = { mode: "step", log: false, smoothing: 0 };
+  fill(main, head, details, sweepBox, metricsBox,
+    section("Charts", chartControls((c) => {
+      if ("mode" in c) setMode(c.mode).catch(showError);
+      else { Object.assign(chartOpts, c); applyControl(charts.values(), c); }
+    }),
+      tilesBox, chartsBox),
+    tablesBox,
     section("Output", h("label", { class: "muted" }, h("input", { type: "checkbox", id: "follow", checked: true }), " follow"), logBox),
     bottom);
 
-  // charts: one per numeric series
-  const charts = new Map();
-  const lastIds = new Map();
-  const addChart = (key, s) => {
+  // a metric logged once is a number; from its second point on, a chart
+  const placeSeries = (key) => {
+    const line = lines.get(key);
+    if (charts.has(key)) return;
+    const old = tilesBox.querySelector(`.tile[data-key="${CSS.escape(key)}"]`);
+    if (line.value.length <= 1) {
+      const tile = valueTile(key, line.value[0]);
+      if (old) old.replaceWith(tile); else tilesBox.append(tile);
+      return;
+    }
+    if (old) old.remove();
     const box = h("div", { class: "chart", dataset: { key } });
-    chartsBox.append(box);
-    charts.set(key, new MetricChart(box, key, [{ label: key, step: s.step, ts: s.ts, value: s.value }], { mode: "step" }));
-    lastIds.set(key, s.last_id);
+    const keys = [...charts.keys(), key].sort();
+    const before = keys[keys.indexOf(key) + 1];
+    if (before) chartsBox.insertBefore(box, charts.get(before).container); else chartsBox.append(box);
+    charts.set(key, new MetricChart(box, key, [line], chartOpts));
   };
-  const all = await seriesP;
-  for (const key of Object.keys(all.series).sort()) addChart(key, { ...all.series[key], last_id: all.last_id });
+  for (const key of Object.keys(all.series).sort()) {
+    lines.set(key, { label: key, ...all.series[key] });
+    placeSeries(key);
+  }
+  let lastId = all.last_id;
+  const seen = new Map([...lines.keys()].map((k) => [k, all.last_id]));
   if (!all.count) chartsBox.append(h("p", { class: "muted", id: "no-charts" }, "no numeric metrics yet"));
 
-  const d = await detailP;
-  const r = d.run;
-  document.title = `${r.id} · mltrain`;
-  const actions = h("div", { class: "actions" });
-  if (!d.terminal) {
-    actions.append(h("button", { id: "cancel-run", onclick: async () => {
-      try {
-        await apiWrite(`/api/runs/${encodeURIComponent(r.id)}/cancel`);
-        flash(`cancel of run ${r.id} requested`, "ok");
-      } catch (err) { showError(err); }
-    } }, "Cancel run"));
-  }
-  if (d.has_children) actions.append(h("a", { class: "button", href: `/compare?sweep=${encodeURIComponent(r.id)}` }, "Compare the sweep's runs"));
-  const git = r.git_commit ? `${short(r.git_commit)}${r.git_dirty ? " (dirty)" : ""}` : null;
-  const status = h("span", { id: "run-status" }, statusBadge(r.status));
-  const snap = d.snapshot;
-  fill(top,
-    h("h1", {}, "Run ", h("span", { class: "mono" }, r.id), " ", status),
-    actions,
-    h("div", { class: "grid" },
+  let d = await detailP;
+  const r0 = d.run;
+  document.title = `${r0.id} · mltrain`;
+  const writable = await canWrite();
+  const latest = { ...d.scalars };
+  let durationTimer = null;
+
+  const renderDetails = () => {
+    const r = d.run;
+    const actions = h("div", { class: "actions" });
+    if (!d.terminal && writable) {
+      actions.append(h("button", { id: "cancel-run", onclick: async () => {
+        try {
+          await apiWrite(`/api/runs/${encodeURIComponent(r.id)}/cancel`);
+          flash(`cancel of run ${r.id} requested`, "ok");
+        } catch (err) { showError(err); }
+      } }, "Cancel run"));
+    }
+    if (d.has_children) actions.append(h("a", { class: "button", href: `/compare?sweep=${encodeURIComponent(r.id)}` }, "Compare the sweep's runs"));
+    const git = r.git_commit ? `${short(r.git_commit)}${r.git_dirty ? " (dirty)" : ""}` : null;
+    const snap = d.snapshot;
+    fill(head, h("h1", {}, "Run ", h("span", { class: "mono id" }, r.id), " ", h("span", { id: "run-status" }, statusBadge(r.status))), actions);
+    fill(details, h("div", { class: "grid" },
       section("Overview", kv([
         ["experiment", r.experiment],
         ["created", fmtTime(r.created_at)],
-        ["duration", fmtDuration(r.started_at || r.created_at, r.ended_at)],
+        ["duration", h("span", { id: "run-duration" }, fmtDuration(r.started_at || r.created_at, r.ended_at))],
         ["compute", r.compute],
         ["command", [r.script || "", ...(r.arguments || [])].join(" ")],
         ["overrides", (r.overrides || []).join(" ")],
         ["parent run", r.parent_run_id ? runLink(r.parent_run_id) : null],
-        ["exit code", r.exit_code === null ? null : String(r.exit_code)],
-        ["error", r.error],
+        ["exit code", h("span", { id: "exit-code" }, r.exit_code === null || r.exit_code === undefined ? "-" : String(r.exit_code))],
+        ["error", r.error ? h("pre", { class: "error-text", id: "run-error" }, r.error) : null],
         ["problems", (r.problems || []).length ? r.problems.map((p) => h("div", { class: "problem" }, p)) : undefined],
-        ["tags", Object.entries(d.tags).map(([k, v]) => h("span", { class: "tag" }, v ? `${k}=${v}` : k))],
+        ["tags", tagChips(d.tags, true)],
       ])),
       section("Environment, snapshot, git", kv([
         ["environment", r.env_name ? h("a", { href: `/environments#${r.env_hash || ""}` }, `${r.env_name} (${short(r.env_hash)})`) : null],
@@ -136,31 +154,48 @@ async function renderRun(main, runId) {
         ["git commit", git],
       ]), snap && snap.files ? h("details", {}, h("summary", {}, "snapshot files"), table(["path", "size"], snap.files.map((f) => h("tr", {}, h("td", { class: "mono" }, f.path), h("td", { class: "num" }, fmtBytes(f.size)))))) : null),
       section("Status timeline", timeline(d.history, r)),
-      section("Arguments", argsTable(d.args)),
-    ),
-    section("Metrics", Object.keys(d.scalars).length
-      ? table(["metric", "latest"], Object.entries(d.scalars).map(([k, v]) => h("tr", {}, h("td", { class: "mono" }, k), h("td", { class: "num" }, fmtValue(v)))))
-      : h("p", { class: "muted" }, "none yet")));
-  fill(middle, Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null);
-  fill(bottom,
-    section("Artifacts", artifactList(r.id, d.artifacts, d.terminal)),
-    section("Registered models", d.models.length
-      ? table(["model", "version", "format", "framework"], d.models.map((m) => h("tr", {}, h("td", {}, h("a", { href: `/models/${encodeURIComponent(m.name)}` }, m.name)), h("td", {}, m.version), h("td", {}, m.format), h("td", {}, `${m.framework || "-"} ${m.framework_version || ""}`))))
-      : h("p", { class: "muted" }, "none")),
-    section("Resolved config", h("details", {}, h("summary", {}, "config"), h("pre", { class: "config" }, JSON.stringify(r.config, null, 2)))));
+      d.has_children ? null : section("Arguments", argsTable(d.args)),
+      d.inputs.length || d.outputs.length ? section("Data", runDataTable(d.inputs, d.outputs)) : null));
+    fill(metricsBox, section("Latest metrics", latestTable(latest)));
+    fill(tablesBox, Object.keys(d.tables).length ? section("Tables", loggedTables(d.tables)) : null);
+    fill(bottom,
+      section("Artifacts", artifactView(r.id, d.artifacts, d.terminal)),
+      section("Registered models", d.models.length
+        ? table(["model", "version", "format", "framework"], d.models.map((m) => h("tr", {}, h("td", {}, modelLink(m.name)), h("td", {}, modelLink(m.name, m.version)), h("td", {}, m.format), h("td", {}, `${m.framework || "-"} ${m.framework_version || ""}`))))
+        : h("p", { class: "muted" }, "none")),
+      section("Resolved config", h("details", {}, h("summary", {}, "config"), h("pre", { class: "config" }, JSON.stringify(r.config, null, 2)))));
+    clearInterval(durationTimer);
+    if (!d.terminal) {
+      durationTimer = setInterval(() => {
+        const el = $("#run-duration");
+        if (el) el.textContent = fmtDuration(d.run.started_at || d.run.created_at, null);
+      }, 1000);
+    }
+  };
+  renderDetails();
+
+  const drawSweep = async () => {
+    const sw = await api(`/api/sweeps/${enc}`);
+    const views = sweepViews(sw);
+    fill(sweepBox,
+      section(sw.primary_metric ? `Trials, best ${sw.primary_metric} first` : "Trials", views.trials),
+      section("Parallel coordinates", h("label", {}, "metric ", views.metricSel), views.pc));
+  };
+  if (d.has_children) await drawSweep();
 
   // x = time needs the points' times: fetched once, then kept up to date by the live events
   let buffering = null;
   let haveTimes = false;
-  const setMode = async (mode) => {
-    if (mode === "time" && !haveTimes) {
+  const setMode = async (next) => {
+    if (needsTimes(next) && !haveTimes) {
       buffering = [];
       try {
         const full = await api(`/api/runs/${enc}/series`);
         for (const [key, sr] of Object.entries(full.series)) {
-          if (charts.has(key)) charts.get(key).lines[0] = { label: key, ...sr };
-          else addChart(key, { ...sr, last_id: full.last_id });
-          lastIds.set(key, full.last_id);
+          const line = lines.get(key);
+          if (line) Object.assign(line, sr); else lines.set(key, { label: key, ...sr });
+          seen.set(key, full.last_id);
+          placeSeries(key);
         }
         haveTimes = true;
       } finally {
@@ -169,7 +204,8 @@ async function renderRun(main, runId) {
         queued.forEach(applyMetrics);
       }
     }
-    charts.forEach((c) => c.setMode(mode));
+    chartOpts.mode = next;
+    charts.forEach((c) => c.setMode(next));
   };
 
   // the log so far
@@ -179,34 +215,57 @@ async function renderRun(main, runId) {
     if ($("#follow").checked) logBox.scrollTop = logBox.scrollHeight;
   };
   for (;;) {
-    const part = await api(`/api/runs/${encodeURIComponent(r.id)}/log?offset=${offset}`);
+    const part = await api(`/api/runs/${enc}/log?offset=${offset}`);
     appendLog(part.text);
     offset = part.next_offset;
     if (part.next_offset - part.offset < 256 * 1024 || offset > LOG_CAP) break;
   }
   if (d.terminal) return;
 
-  // live: one event stream for the charts, the log and the status
-  const es = new EventSource(`/api/runs/${encodeURIComponent(r.id)}/events?after=${all.last_id}&offset=${offset}`);
+  // live: one event stream for the charts, the log and the status; the rest of the page is read
+  // again when the status changes and when the run ends
+  let refreshing = null, again = false;
+  const refresh = async () => {
+    if (refreshing) { again = true; return refreshing; }
+    refreshing = (async () => {
+      do {
+        again = false;
+        d = await api(`/api/runs/${enc}`);
+        Object.assign(latest, d.scalars);
+        renderDetails();
+        if (d.has_children) await drawSweep();
+      } while (again);
+    })().finally(() => { refreshing = null; });
+    return refreshing;
+  };
+  const sweepTimer = d.has_children ? setInterval(() => drawSweep().catch(showError), SWEEP_REFRESH_MS) : null;
+  const es = new EventSource(`/api/runs/${enc}/events?after=${lastId}&offset=${offset}`);
   es.addEventListener("metrics", (ev) => {
     const m = JSON.parse(ev.data);
     if (buffering) buffering.push(m);
     else applyMetrics(m);
   });
   function applyMetrics(m) {
-    for (const [key, s] of Object.entries(m.series)) {
-      const seen = lastIds.get(key) || 0;
+    for (const [key, sr] of Object.entries(m.series)) {
+      const after = seen.get(key) || 0;
       let i = 0;
-      while (i < s.id.length && s.id[i] <= seen) i++;
-      if (i >= s.id.length) continue;
-      const pts = { step: s.step.slice(i), ts: s.ts.slice(i), value: s.value.slice(i) };
-      lastIds.set(key, s.id[s.id.length - 1]);
-      if (charts.has(key)) charts.get(key).append(0, pts);
-      else {
-        const none = $("#no-charts");
-        if (none) none.remove();
-        addChart(key, { ...pts, last_id: s.id[s.id.length - 1] });
-      }
+      while (i < sr.id.length && sr.id[i] <= after) i++;
+      if (i >= sr.id.length) continue;
+      const pts = { step: sr.step.slice(i), ts: sr.ts.slice(i), value: sr.value.slice(i) };
+      seen.set(key, sr.id[sr.id.length - 1]);
+      lastId = Math.max(lastId, sr.id[sr.id.length - 1]);
+      latest[key] = pts.value[pts.value.length - 1];
+      const cell = metricsBox.querySelector(`td[data-latest="${CSS.escape(key)}"]`);
+      if (cell) { cell.textContent = fmtFull(latest[key]); cell.title = fmtFull(latest[key]); } else fill(metricsBox, section("Latest metrics", latestTable(latest)));
+      if (charts.has(key)) { charts.get(key).append(0, pts); continue; }
+      const line = lines.get(key) || { label: key, step: [], ts: haveTimes ? [] : undefined, value: [] };
+      line.step.push(...pts.step);
+      if (line.ts) line.ts.push(...pts.ts);
+      line.value.push(...pts.value);
+      lines.set(key, line);
+      const none = $("#no-charts");
+      if (none) none.remove();
+      placeSeries(key);
     }
   }
   es.addEventListener("log", (ev) => {
@@ -214,13 +273,14 @@ async function renderRun(main, runId) {
     if (l.offset === offset) { appendLog(l.text); offset = l.next_offset; }
   });
   es.addEventListener("status", (ev) => {
-    const s = JSON.parse(ev.data);
-    $("#run-status").replaceChildren(statusBadge(s.status));
+    const x = JSON.parse(ev.data);
+    $("#run-status").replaceChildren(statusBadge(x.status));
+    if (x.status !== d.run.status) refresh().catch(showError);
   });
   es.addEventListener("end", () => {
     es.close();
-    const btn = $("#cancel-run");
-    if (btn) btn.remove();
+    clearInterval(sweepTimer);
+    refresh().then(() => clearInterval(durationTimer)).catch(showError);
   });
   window.addEventListener("beforeunload", () => es.close());
 }

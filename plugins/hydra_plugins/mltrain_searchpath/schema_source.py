@@ -1,5 +1,5 @@
-"""``mltrain-schema://``: the typed schemas of mltrain's compute and deploy targets, made only when a
-config asks for one (``conf/compute/docker.yaml`` lists ``docker_schema`` in its defaults).
+"""``mltrain-schema://``: the typed schemas of mltrain's compute and deploy targets and datastores, made
+only when a config asks for one (``conf/compute/docker.yaml`` lists ``docker_schema`` in its defaults).
 
 Storing every schema in Hydra's ConfigStore up front converts each dataclass at start-up, whether
 the run uses it or not; this source converts one when Hydra loads it.
@@ -15,8 +15,9 @@ from hydra.plugins.config_source import ConfigResult, ConfigSource
 
 # config group -> "module:ATTRIBUTE", a dict of schema name -> dataclass
 GROUPS = {
-    "compute": "mltrain.compute.configs:COMPUTE_SCHEMAS",
+    "compute": "mltrain.compute.schemas:COMPUTE_SCHEMAS",
     "deploy": "mltrain.deploy.configs:DEPLOY_SCHEMAS",
+    "datastore": "mltrain.workspace.datastores.configs:DATASTORE_SCHEMAS",
 }
 
 

@@ -15,7 +15,8 @@ from typing import Any
 from mltrain.run_context import Run as _MltrainRun
 
 from ._unsupported import unsupported
-from .model import Model
+from .experiment import Experiment
+from .model import Model, refuse_datasets
 from .resource_configuration import ResourceConfiguration
 
 SUPPORTED = (
@@ -45,20 +46,6 @@ SUPPORTED = (
     "fail",
     "flush",
 )
-
-
-class Experiment:
-    """The experiment of a run: its name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def workspace(self) -> Any:
-        raise unsupported("Experiment.workspace", "the workspace is mltrain's own (`mltrain runs list`)")
-
-    def __repr__(self) -> str:
-        return f"Experiment(name={self.name!r})"
 
 
 def _as_dict(value: Any, what: str) -> dict[str, Any]:
@@ -199,11 +186,7 @@ class Run:
     ) -> Model:
         """Register ``model_path`` (relative to the run folder, e.g. ``outputs/model.joblib``) as a
         new version of ``model_name`` when the run completes."""
-        for arg, given in (("datasets", datasets), ("sample_input_dataset", sample_input_dataset)):
-            if given:
-                raise unsupported(f"Run.register_model({arg}=...)", "leave it out: mltrain records no datasets")
-        if sample_output_dataset or kwargs:
-            raise unsupported(f"Run.register_model({', '.join(kwargs) or 'sample_output_dataset'}=...)")
+        refuse_datasets(datasets, sample_input_dataset, sample_output_dataset, kwargs)
         resources = resource_configuration or ResourceConfiguration()
         path = model_path or "outputs"
         self._run.register_model(

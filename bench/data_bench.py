@@ -1,0 +1,180 @@
+"""Data assets, part 1: `mltrain data create` and `mltrain data download` against their peers, in the
+same run, on 1 GiB as 1,000 files and as one file.
+
+- create: `mltrain data create` into a fresh workspace vs `sha256sum` of every file + `cp -r` of the
+  folder (what the disk allows for reading, hashing and writing the same bytes), and the same with
+  `openssl dgst -sha256` (OpenSSL's sha256, which mltrain's hashlib uses too, is several times faster
+  than coreutils' on CPUs with SHA instructions);
+- download from an S3-compatible server (moto's `moto_server` on loopback, as the tests use): `mltrain
+  data download` of an s3:// version vs boto3 (`download_file` per object, its default transfer
+  threads), s3fs (`get` of the prefix) and boto3 `get_object` streamed to a file (one GET per
+  object, as mltrain does), fetching the same objects, each a fresh process;
+- the peak RSS of the mltrain process while it moves 1 GiB.
+
+    python bench/data_bench.py [--repeats 3] [--skip-s3]
+
+Cases are interleaved (median of ``--repeats``); before each case the outputs of the last one are
+removed (untimed). Results go to bench/results/data_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent / "tests" / "data"))  # the moto server helper of the test suite
+from common import interleaved, median, save  # noqa: E402
+from moto_s3 import start_moto, stop_moto  # noqa: E402
+
+GIB = 1 << 30
+MLTRAIN = [sys.executable, "-m", "mltrain.cli.main"]
+
+
+def make_data(root: Path) -> dict[str, Path]:
+    """1 GiB as 1,000 files and as one file, of random bytes (nothing dedups)."""
+    many, one = root / "many", root / "one"
+    many.mkdir(parents=True)
+    one.mkdir()
+    per_file = GIB // 1000
+    with open(one / "data.bin", "wb") as big:
+        for i in range(1000):
+            block = os.urandom(per_file if i < 999 else GIB - 999 * per_file)
+            (many / f"part-{i:04d}.bin").write_bytes(block)
+            big.write(block)
+    return {"1000 files": many, "1 file": one}
+
+
+def peak_rss_mb(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Peak RSS (MB) of ``cmd`` run as the only child of a fresh interpreter."""
+    probe = (
+        "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+        "sys.exit(p.returncode) if p.returncode else print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *cmd], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def clear(*paths: Path) -> None:
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def bench_create(work: Path, data: dict[str, Path], repeats: int) -> dict[str, dict[str, float]]:
+    results = {}
+    ws, copy = work / "ws", work / "copy"
+    for label, src in data.items():
+        cases = {
+            "mltrain data create": [*MLTRAIN, "--workspace", str(ws), "data", "create", "bench", str(src)],
+            "sha256sum + cp -r": [
+                "bash", "-c", f"find {src} -type f -print0 | xargs -0 sha256sum >/dev/null && cp -r {src} {copy}"
+            ],
+            "openssl sha256 + cp -r": [
+                "bash", "-c",
+                f"find {src} -type f -print0 | xargs -0 openssl dgst -sha256 >/dev/null && cp -r {src} {copy}",
+            ],
+        }  # fmt: skip
+        times = interleaved(cases, repeats, work, settle=lambda: clear(ws, copy))
+        clear(ws, copy)
+        rss = peak_rss_mb(cases["mltrain data create"], work)
+        clear(ws)
+        m, peer = median(times["mltrain data create"]), median(times["sha256sum + cp -r"])
+        fast = median(times["openssl sha256 + cp -r"])
+        results[label] = {
+            "mltrain_s": m, "sha256sum_cp_s": peer, "speed_ratio": peer / m,
+            "openssl_cp_s": fast, "speed_ratio_vs_openssl": fast / m, "mltrain_peak_rss_mb": rss,
+        }  # fmt: skip
+        print(f"create, {label}: mltrain {m:.2f} s, sha256sum + cp -r {peer:.2f} s ({peer / m:.2f}x their speed), "
+              f"openssl sha256 + cp -r {fast:.2f} s ({fast / m:.2f}x); peak RSS {rss:.0f} MB", flush=True)  # fmt: skip
+    return results
+
+
+BOTO3_GET = """
+import os, sys, boto3
+s3 = boto3.client("s3")
+mode, bucket, prefix, dest = sys.argv[1:5]
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for obj in page.get("Contents", []):
+        target = os.path.join(dest, obj["Key"][len(prefix):])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if mode == "download_file":  # ranged parts in parallel threads (its TransferConfig defaults)
+            s3.download_file(bucket, obj["Key"], target)
+            continue
+        with open(target, "wb") as out:  # one GET, streamed
+            for chunk in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].iter_chunks(1 << 20):
+                out.write(chunk)
+"""
+
+S3FS_GET = """
+import sys, s3fs
+s3fs.S3FileSystem().get(f"{sys.argv[1]}/{sys.argv[2]}", sys.argv[3] + "/", recursive=True)
+"""
+
+
+def bench_download(work: Path, data: dict[str, Path], repeats: int) -> dict[str, dict[str, float]]:
+    server = start_moto(work)
+    env = server.env()
+    os.environ.update(env)  # the upload below, and every command the bench starts
+    results = {}
+    try:
+        bucket = server.bucket("bench")
+        client = server.client()
+        ws, dest = work / "ws-s3", work / "dest"
+        for n, (label, src) in enumerate(data.items()):
+            prefix = f"set{n}/"
+            for f in sorted(src.iterdir()):
+                client.upload_file(str(f), bucket, prefix + f.name)
+            subprocess.run([*MLTRAIN, "--workspace", str(ws), "data", "create", f"set{n}", f"s3://{bucket}/{prefix}"],
+                           check=True, capture_output=True)  # fmt: skip
+            cases = {
+                "mltrain data download": [*MLTRAIN, "--workspace", str(ws), "data", "download", f"set{n}", str(dest)],
+                "boto3 download_file": [sys.executable, "-c", BOTO3_GET, "download_file", bucket, prefix, str(dest)],
+                "s3fs get": [sys.executable, "-c", S3FS_GET, bucket, prefix.rstrip("/"), str(dest)],
+                "boto3 get_object": [sys.executable, "-c", BOTO3_GET, "get_object", bucket, prefix, str(dest)],
+            }
+            times = interleaved(cases, repeats, work, settle=lambda: clear(dest))
+            clear(dest)
+            rss = peak_rss_mb(cases["mltrain data download"], work)
+            clear(dest)
+            m = median(times["mltrain data download"])
+            row = {"mltrain_s": m, "mltrain_peak_rss_mb": rss}
+            shown = []
+            for peer in ("boto3 download_file", "s3fs get", "boto3 get_object"):
+                row[f"{peer}_s"] = median(times[peer])
+                row[f"time_ratio_vs_{peer}"] = m / median(times[peer])
+                shown.append(f"{peer} {median(times[peer]):.2f} s ({m / median(times[peer]):.2f}x)")
+            results[label] = row
+            print(f"download, {label}: mltrain {m:.2f} s, {', '.join(shown)}; peak RSS {rss:.0f} MB", flush=True)
+    finally:
+        stop_moto(server)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-s3", action="store_true", help="only the create benchmark")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mltrain-data-bench-"))
+    try:
+        data = make_data(work / "data")
+        out = {"repeats": args.repeats, "create": bench_create(work, data, args.repeats)}
+        if not args.skip_s3:
+            out["download_s3"] = bench_download(work, data, args.repeats)
+        print(f"results: {save('data_bench', out)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

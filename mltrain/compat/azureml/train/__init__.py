@@ -1,0 +1,1 @@
+"""``azureml.train``: hyperparameter tuning (``azureml.train.hyperdrive``) of mltrain's stand-in."""

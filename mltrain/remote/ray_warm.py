@@ -1,0 +1,256 @@
+"""A warm worker on a Ray node: the actor that forks a sweep's trials (standard library only).
+
+Shipped to the cluster with the in-script API (``py_modules``) like :mod:`mltrain.remote.ray_job`,
+and made a Ray actor by the driver (:mod:`mltrain.compute.ray.warm_pool`), with the per-run
+resources and the runtime_env a job of the run gets (the environment's packages, the staged
+snapshot as working_dir), or served by a booted actor (:mod:`mltrain.remote.ray_boot`) that
+unpacked the API and snapshot it was sent. It starts a fork server (:mod:`mltrain.remote.forkserver`, run by the
+actor's own Python, so the runtime_env's) that imports the script's modules once. Each trial is
+then, as with the job wrapper, a fresh private run folder copied from the working_dir, and a fresh
+fork of the clean, warm server: a process group of its own with the trial's argv and environment,
+its stdout and stderr going to files beside the folder. The driver reads new bytes of stdout,
+stderr and the metrics file from offsets (``poll`` answers as soon as there is something new),
+signals the group to cancel, and once the script ended fetches outputs/ and logs/ as the
+checksummed tar.gz the job wrapper sends. One trial runs at a time (the resources are one run's).
+
+The actors are detached (another process can attach to a trial and stop it), so a driver killed
+with SIGKILL must not leave them holding the cluster's resources: the driver calls each actor at
+least every few seconds (``touch``); an actor nobody called for ``empty_s`` while it holds no trial,
+or for ``idle_s`` while it holds one (so recovery can still stop it and fetch its outputs), stops
+what it runs and exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from mltrain.remote.forkserver import ForkServer
+from mltrain.remote.procs import signal_group, stop_group
+from mltrain.remote.ray_job import METRICS_FILE, pack_outputs
+from mltrain.remote.ray_job import make_run_dir as _make_run_dir
+
+READ_LIMIT = 4 << 20  # largest piece of one stream a poll returns
+ARCHIVE_PIECE = 4 << 20
+IDLE_S = 300.0
+EMPTY_S = 30.0
+
+
+class _Trial:
+    def __init__(self, run_id: str, run_dir: str, base: str, pid: int) -> None:
+        self.run_id, self.run_dir, self.pid = run_id, run_dir, pid
+        self.paths = (base + ".out", base + ".err", os.path.join(run_dir, METRICS_FILE))
+        self.archive = base + ".tar.gz"
+        self.exit: int | None = None
+        self.outputs: dict[str, Any] | None = None  # {"sha256", "size"} or {"too_large": total}
+
+
+class WarmWorker:
+    def __init__(
+        self,
+        modules: list[str],
+        grace_s: float,
+        max_output_mb: float,
+        idle_s: float = IDLE_S,
+        empty_s: float = EMPTY_S,
+        source: str | None = None,
+        root: str | None = None,
+    ) -> None:
+        """``source``: the staged snapshot (default the runtime_env's working_dir, the current folder);
+        ``root``: this worker's folder on the node, removed by :meth:`shutdown` (default a new one)."""
+        self.source = source or os.getcwd()
+        self.root = root or tempfile.mkdtemp(prefix="mltrain-warm-")
+        self.host = socket.gethostname()
+        self.grace_s = grace_s
+        self.max_output = max_output_mb * 1024 * 1024
+        self.trials: dict[str, _Trial] = {}
+        self.running: _Trial | None = None
+        self.cond = threading.Condition()
+        self.touched = time.monotonic()
+        self._server: ForkServer | None = None
+        self._owned = threading.Event()
+        self._closing = threading.Event()
+        # the fork server dies with the thread that started it (PR_SET_PDEATHSIG): one that lives as long as we do
+        threading.Thread(target=self._own_server, args=(modules,), name="mltrain-warm-server", daemon=True).start()
+        threading.Thread(target=self._watchdog, args=(idle_s, empty_s), name="mltrain-warm-idle", daemon=True).start()
+
+    def _own_server(self, modules: list[str]) -> None:
+        try:
+            self._server = ForkServer(sys.executable, dict(os.environ), modules)
+        finally:
+            self._owned.set()
+        self._closing.wait()
+
+    @property
+    def server(self) -> ForkServer:
+        self._owned.wait()
+        if self._server is None:
+            raise RuntimeError("the fork server of this warm worker did not start")
+        return self._server
+
+    def _watchdog(self, idle_s: float, empty_s: float) -> None:
+        while not self._closing.wait(min(2.0, empty_s)):
+            with self.cond:
+                limit = idle_s if self.trials else empty_s
+            if time.monotonic() - self.touched > limit:
+                self.shutdown()
+                os._exit(0)
+
+    def _touch(self) -> None:
+        self.touched = time.monotonic()
+
+    def touch(self) -> None:
+        """The driver still lives."""
+        self._touch()
+
+    # -- the driver's calls ------------------------------------------------------------------------
+    def ready(self) -> dict[str, Any]:
+        """Once the fork server imported the modules: what it imported, and this node."""
+        self._touch()
+        ok = self.server.wait_ready()
+        info = {k: v for k, v in self.server.info.items() if k != "ready"}
+        return {"ready": ok, "host": self.host, "code": os.path.abspath(__file__), **info}
+
+    def start(self, run_id: str, experiment: str, script: str, argv: list[str], env_vars: dict[str, str]) -> dict:
+        """Fork the trial ``run_id`` in a fresh run folder: its pid (= process group) and this node."""
+        self._touch()
+        with self.cond:
+            if self.running is not None:
+                raise RuntimeError(f"this warm worker still runs {self.running.run_id}")
+        server = self.server
+        if not server.wait_ready():
+            raise RuntimeError("the fork server of this warm worker is not running")
+        run_dir = _make_run_dir(self.source, run_id, experiment, self.root)
+        base = os.path.join(self.root, run_id)
+        out = os.open(base + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        err = os.open(base + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        environ = {**os.environ, **env_vars, "MLTRAIN_RUN_DIR": run_dir, "PWD": run_dir}
+        try:
+            pid = server.send({"script": script, "argv": argv, "cwd": run_dir, "env": environ}, out, err)
+        finally:
+            os.close(out)
+            os.close(err)
+        if pid is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise RuntimeError("the fork server of this warm worker could not fork the trial")
+        trial = _Trial(run_id, run_dir, base, pid)
+        with self.cond:
+            self.trials[run_id] = self.running = trial
+        threading.Thread(target=self._reap, args=(trial,), name="mltrain-warm-reap", daemon=True).start()
+        return {"pid": pid, "host": self.host, "run_dir": run_dir}
+
+    def _reap(self, trial: _Trial) -> None:
+        server = self.server
+        code = server.wait_exit(None)
+        if code is None:
+            code = -int(signal.SIGTERM)
+        if not server.ready:  # the server died: its job got SIGTERM with it; make sure it is gone
+            stop_group(trial.pid, self.grace_s, first=signal.SIGTERM)
+        data, total = pack_outputs(trial.run_dir, self.max_output)
+        if data is None:
+            outputs: dict[str, Any] = {"too_large": total}
+        else:
+            with open(trial.archive, "wb") as f:
+                f.write(data)
+            outputs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        with self.cond:
+            trial.exit, trial.outputs = code, outputs
+            if self.running is trial:
+                self.running = None
+            self.cond.notify_all()
+
+    def poll(self, run_id: str, offsets: list[int], timeout: float) -> dict[str, Any] | None:
+        """New bytes of the trial's stdout, stderr and metrics from ``offsets``, as soon as there are
+        some (else after ``timeout``); with its exit code and outputs once it ended, ``eof`` once
+        everything was read. None when this worker does not know the trial."""
+        self._touch()
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.cond:
+                trial = self.trials.get(run_id)
+                if trial is None:
+                    return None
+                code, outputs = trial.exit, trial.outputs  # read before the files: then they are complete
+            pieces = [_read(path, offset) for path, offset in zip(trial.paths, offsets, strict=True)]
+            if any(pieces) or code is not None or time.monotonic() >= deadline:
+                eof = code is not None and all(len(p) < READ_LIMIT for p in pieces)
+                return {"data": pieces, "exit": code, "outputs": outputs, "eof": eof}
+            with self.cond:
+                if trial.exit is None:
+                    self.cond.wait(0.02)
+
+    def status(self, run_id: str) -> dict[str, Any] | None:
+        self._touch()
+        with self.cond:
+            trial = self.trials.get(run_id)
+            return None if trial is None else {"pid": trial.pid, "exit": trial.exit, "host": self.host}
+
+    def signal(self, run_id: str, signum: int) -> bool:
+        self._touch()
+        trial = self.trials.get(run_id)
+        return trial is not None and trial.exit is None and signal_group(trial.pid, signum)
+
+    def stop(self, run_id: str, grace_s: float, first: int, wait: bool) -> bool:
+        """Stop the trial's process group: ``first`` (SIGINT or SIGTERM), then SIGTERM, then SIGKILL,
+        ``grace_s`` apart; with ``wait``, returns once the trial ended. False when it was not running."""
+        self._touch()
+        trial = self.trials.get(run_id)
+        if trial is None or trial.exit is not None:
+            return False
+        if not wait:
+            threading.Thread(target=stop_group, args=(trial.pid, grace_s, first), daemon=True).start()
+            return True
+        stop_group(trial.pid, grace_s, first)
+        with self.cond:
+            self.cond.wait_for(lambda: trial.exit is not None, timeout=30)
+        return True
+
+    def archive(self, run_id: str, offset: int) -> bytes:
+        """A piece of the trial's outputs archive from ``offset`` (b"" at its end)."""
+        self._touch()
+        trial = self.trials[run_id]
+        return _read(trial.archive, offset, ARCHIVE_PIECE)
+
+    def forget(self, run_id: str) -> None:
+        """The trial's run folder and files are no longer needed."""
+        self._touch()
+        with self.cond:
+            trial = self.trials.get(run_id)
+            if trial is None or trial.exit is None:
+                return
+            del self.trials[run_id]
+        shutil.rmtree(trial.run_dir, ignore_errors=True)
+        for path in (*trial.paths[:2], trial.archive):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def shutdown(self) -> None:
+        """Stop the running trial (SIGTERM, then SIGKILL after the grace period) and the fork server."""
+        with self.cond:
+            running = self.running
+        if running is not None:
+            stop_group(running.pid, self.grace_s, first=signal.SIGTERM)
+        if self._server is not None:
+            self._server.sock.close()
+            self._server.proc.terminate()
+        self._closing.set()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _read(path: str, offset: int, limit: int = READ_LIMIT) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(limit)
+    except FileNotFoundError:
+        return b""

@@ -1,0 +1,418 @@
+"""Datastores on object storage through fsspec: ``s3://`` (AWS, MinIO, Ceph, any S3-compatible server),
+``az://``/``abfs://`` (Azure Blob Storage, ADLS Gen2) and ``gs://`` (Google Cloud Storage).
+
+Each needs its fsspec package (``pip install 'mltrain[s3]'``, ``[azure]``, ``[gcs]``), imported only
+when the store is first used. Writes are uploads that only become visible when complete (committed),
+and are discarded on any failure. Credentials come from the environment (the SDK's own variables),
+a profile, or a file named by ``credentials_file``; they are read when the store connects and are
+held in memory only.
+"""
+
+from __future__ import annotations
+
+import configparser
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+from urllib.parse import urlsplit
+
+from mltrain.errors import ConfigError, DataError
+from mltrain.workspace.blobs import CHUNK
+from mltrain.workspace.datastores.base import Datastore, HashingReader, StoredFile, check_key, mismatch
+
+READ_BLOCK = 8 << 20  # bytes per ranged read of an object (the read-ahead buffer of one open file)
+CONNECTION_ERRORS = (
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ClientConnectorError",
+    "ServerDisconnectedError",
+    "ServiceRequestError",
+    "TransportError",
+)
+CREDENTIAL_ERRORS = (
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "ProfileNotFound",
+    "ClientAuthenticationError",
+    "DefaultCredentialsError",
+    "RefreshError",
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def check_url_has_no_secret(option: str, url: str | None) -> None:
+    """Refuse a URL carrying a user or password (credentials go in the environment or a file)."""
+    if url and (urlsplit(url).username or urlsplit(url).password):
+        raise ConfigError(
+            f"{option} holds a user name or password",
+            hint="give credentials through the environment, a profile or datastore.credentials_file, never in a URL",
+        )
+
+
+def read_credentials_file(path: str, section: str | None, keys: tuple[str, ...]) -> dict[str, str]:
+    """``keys`` read from ``path``: an INI file (``[section]``, e.g. an AWS credentials file) or, without
+    ``section``, ``KEY=VALUE`` lines. The values are never shown in an error."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DataError(f"the credentials file {file} does not exist", hint="fix datastore.credentials_file")
+    text = file.read_text()
+    if section is None:
+        pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#"))
+        found = {k.strip(): v.strip() for k, v in pairs}
+    else:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text, source=str(file))
+        except configparser.Error as exc:
+            raise DataError(f"the credentials file {file} is not an INI file: {_first_line(exc)}") from None
+        if not parser.has_section(section):
+            raise DataError(
+                f"the credentials file {file} has no profile [{section}]",
+                hint=f"profiles in it: {', '.join(parser.sections()) or '(none)'}; set datastore.profile",
+            )
+        found = dict(parser.items(section))
+    picked = {k: found[k] for k in keys if found.get(k)}
+    if not picked:
+        raise DataError(f"the credentials file {file} holds none of {', '.join(keys)}")
+    return picked
+
+
+class ObjectDatastore(Datastore):
+    """A bucket (or container) and prefix reached through an fsspec file system."""
+
+    protocols: ClassVar[tuple[str, ...]]
+    package: ClassVar[tuple[str, str]]  # (module, mltrain extra)
+    credentials_hint: ClassVar[str]
+
+    def __init__(self, url: str | None, **options: Any) -> None:
+        if url is not None:
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if scheme not in self.protocols:
+                raise ConfigError(
+                    f"datastore.url={url!r} is not a {self.kind} URL",
+                    hint=f"write {self.protocols[0]}://BUCKET/PREFIX",
+                )
+            check_url_has_no_secret("datastore.url", url)
+        self._url = url.rstrip("/") if url else None
+        self._options = options
+        self._fs: Any = None
+
+    @property
+    def url(self) -> str:
+        return self._url or f"{self.protocols[0]}://"
+
+    def _filesystem(self) -> Any:
+        """A new fsspec file system with this store's options (credentials resolved now)."""
+        raise NotImplementedError
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            module, extra = self.package
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                raise DataError(
+                    f"{self.protocols[0]}:// datastores need the {module} package, which is not installed",
+                    hint=f"pip install 'mltrain[{extra}]'",
+                ) from None
+            with self._errors("connect"):
+                self._fs = self._filesystem()
+        return self._fs
+
+    def _root(self) -> str:
+        if self._url is None:
+            raise DataError(
+                f"the {self.kind} datastore has no url, so it cannot store data",
+                hint=f"set datastore.url={self.protocols[0]}://BUCKET/PREFIX in its conf/datastore/ file",
+            )
+        return str(type(self.fs)._strip_protocol(self._url)).rstrip("/")
+
+    def _full(self, key: str) -> str:
+        return f"{self._root()}/{check_key(key, self.url)}"
+
+    @contextmanager
+    def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
+        """Any failure of the file system as a DataError naming the store and the fix."""
+        try:
+            yield
+        except DataError:
+            raise
+        except FileNotFoundError as exc:
+            where = f"{key} does not exist in {self.url}" if key else f"{self.url} does not exist"
+            raise DataError(f"{where} ({_first_line(exc)})", hint="check the URL and that the bucket exists") from None
+        except PermissionError as exc:
+            raise DataError(
+                f"{self.url} refused access ({what}): {_first_line(exc)}", hint=self.credentials_hint
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - every SDK error is reported, not traced
+            name = type(exc).__name__
+            if name in CREDENTIAL_ERRORS:
+                raise DataError(
+                    f"no usable credentials for {self.url}: {_first_line(exc)}", hint=self.credentials_hint
+                ) from None
+            if name in CONNECTION_ERRORS or isinstance(exc, (ConnectionError, TimeoutError)):
+                raise DataError(
+                    f"cannot reach {self.url} ({what}): {_first_line(exc)}",
+                    hint="check the endpoint (datastore.endpoint_url or the SDK's environment) and the network",
+                ) from None
+            raise DataError(f"{what} on {self.url} failed: {name}: {_first_line(exc)}") from None
+
+    @staticmethod
+    def _checksum(info: dict[str, Any]) -> str | None:
+        for key in ("ETag", "etag"):
+            if info.get(key):
+                return "etag:" + str(info[key]).strip('"')
+        return f"md5:{info['md5Hash']}" if info.get("md5Hash") else None
+
+    def open(self, key: str) -> BinaryIO:
+        full = self._full(key)
+        with self._errors("read", key):
+            return self.fs.open(full, "rb", block_size=READ_BLOCK, cache_type="readahead")  # type: ignore[no-any-return]
+
+    def info(self, key: str) -> StoredFile:
+        full = self._full(key)
+        with self._errors("read", key):
+            found = self.fs.info(full)
+        if found.get("type") != "file":
+            raise DataError(f"{key} in {self.url} is a folder, not a file", hint="create it as --type uri_folder")
+        return StoredFile(key, int(found["size"]), self._checksum(found))
+
+    def list(self, prefix: str = "") -> list[StoredFile]:
+        base = self._full(prefix.rstrip("/")) if prefix else self._root()
+        with self._errors("list"):
+            found = self.fs.find(base, detail=True)
+        root = self._root()
+        out = []
+        for path, info in found.items():
+            path = path.rstrip("/")
+            if info.get("type") != "file" or not path.startswith(base + "/"):
+                continue  # a folder marker, or the prefix itself being a file
+            out.append(StoredFile(check_key(path[len(root) + 1 :], self.url), int(info["size"]), self._checksum(info)))
+        return sorted(out, key=lambda f: f.key)
+
+    def exists(self, key: str) -> bool:
+        full = self._full(key)
+        with self._errors("read", key):
+            return bool(self.fs.isfile(full))
+
+    def write(self, key: str, stream: BinaryIO, sha256: str | None = None) -> StoredFile:
+        self._writable()
+        full = self._full(key)
+        with self._errors("write", key):
+            out = self.fs.open(full, "wb", autocommit=False)
+        try:
+            reader = HashingReader(stream, hashing=sha256 is not None)
+            while chunk := reader.read(CHUNK):  # a failing source raises its own error
+                with self._errors("write", key):
+                    out.write(chunk)
+            if sha256 is not None and reader.hexdigest() != sha256:
+                raise mismatch(key, self.url, sha256, reader.hexdigest())
+            with self._errors("write", key):
+                out.close()
+                out.commit()
+        except BaseException:
+            with suppress(Exception):
+                out.discard()
+            out.closed = True  # closing now would start a new upload
+            raise
+        return StoredFile(key, reader.size)
+
+    def at(self, url: str) -> Datastore:
+        other = type(self)(url=url, **self._options)
+        other._fs = self._fs  # the same connection: a file system is not bound to a root
+        return other
+
+
+async def _read_up_to(body: Any, n: int) -> bytes:
+    """Up to ``n`` bytes of a streaming response body (all that is left when ``n`` < 0)."""
+    if n < 0:
+        return bytes(await body.read())
+    parts, left = [], n
+    while left > 0:
+        chunk = await body.read(left)
+        if not chunk:
+            break
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+class _StreamingBody:
+    """A blocking reader over the body of one GET, read on the file system's event loop."""
+
+    def __init__(self, store: ObjectDatastore, key: str, body: Any) -> None:
+        self._store, self._key, self._body = store, key, body
+
+    def read(self, n: int = -1) -> bytes:
+        from fsspec.asyn import sync
+
+        with self._store._errors("read", self._key):
+            return sync(self._store.fs.loop, _read_up_to, self._body, n)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        from fsspec.asyn import sync
+
+        with suppress(Exception):
+            sync(self._store.fs.loop, self._body.aclose)  # on the loop that owns the connection
+
+    def __enter__(self) -> _StreamingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class S3Datastore(ObjectDatastore):
+    """``s3://BUCKET/PREFIX`` on AWS or any S3-compatible server (MinIO, Ceph, moto)."""
+
+    kind = "s3"
+    protocols = ("s3", "s3a")
+    package = ("s3fs", "s3")
+    credentials_hint = (
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or datastore.profile, or "
+        "datastore.credentials_file (an AWS credentials file)"
+    )
+
+    def __init__(
+        self,
+        url: str | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        credentials_file: str | None = None,
+        anon: bool = False,
+        connect_timeout_s: float = 10.0,
+        retries: int = 2,
+    ) -> None:
+        check_url_has_no_secret("datastore.endpoint_url", endpoint_url)
+        super().__init__(
+            url,
+            endpoint_url=endpoint_url,
+            region=region,
+            profile=profile,
+            credentials_file=credentials_file,
+            anon=anon,
+            connect_timeout_s=connect_timeout_s,
+            retries=retries,
+        )
+
+    def _get(self, key: str) -> tuple[_StreamingBody, str | None]:
+        """One GET of the whole object, streamed (no ranged reads): its body and ETag."""
+        from fsspec.asyn import sync
+
+        bucket, path, _version = self.fs.split_path(self._full(key))
+        with self._errors("read", key):
+            response = sync(self.fs.loop, self.fs._call_s3, "get_object", Bucket=bucket, Key=path, **self.fs.req_kw)
+        return _StreamingBody(self, key, response["Body"]), self._checksum(response)
+
+    def open(self, key: str) -> BinaryIO:
+        return self._get(key)[0]  # type: ignore[return-value]
+
+    def open_version(self, key: str, checksum: str) -> BinaryIO:
+        body, now = self._get(key)
+        if now != checksum:
+            body.close()
+            raise mismatch(key, self.url, checksum, str(now))
+        return body  # type: ignore[return-value]
+
+    def _filesystem(self) -> Any:
+        import s3fs
+
+        o = self._options
+        creds: dict[str, Any] = {}
+        if o["credentials_file"]:
+            found = read_credentials_file(
+                o["credentials_file"],
+                o["profile"] or "default",
+                ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+            )
+            creds = {"key": found.get("aws_access_key_id"), "secret": found.get("aws_secret_access_key")}
+            if found.get("aws_session_token"):
+                creds["token"] = found["aws_session_token"]
+        elif o["profile"]:
+            creds = {"profile": o["profile"]}
+        config = {
+            "connect_timeout": float(o["connect_timeout_s"]),
+            "read_timeout": 120,
+            "retries": {"max_attempts": int(o["retries"]) + 1, "mode": "standard"},
+        }
+        return s3fs.S3FileSystem(
+            anon=bool(o["anon"]),
+            endpoint_url=o["endpoint_url"] or None,
+            client_kwargs={"region_name": o["region"]} if o["region"] else None,
+            config_kwargs=config,
+            skip_instance_cache=True,
+            use_listings_cache=False,
+            **creds,
+        )
+
+
+class AzureDatastore(ObjectDatastore):
+    """``az://CONTAINER/PREFIX`` (or ``abfs://``) on Azure Blob Storage or ADLS Gen2."""
+
+    kind = "azure"
+    protocols = ("az", "abfs", "abfss")
+    package = ("adlfs", "azure")
+    credentials_hint = (
+        "set AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN or "
+        "AZURE_STORAGE_CONNECTION_STRING, or name a file of KEY=VALUE lines in datastore.credentials_file"
+    )
+
+    def __init__(
+        self,
+        url: str | None = None,
+        account_name: str | None = None,
+        credentials_file: str | None = None,
+        anon: bool = False,
+    ) -> None:
+        super().__init__(url, account_name=account_name, credentials_file=credentials_file, anon=anon)
+
+    def _filesystem(self) -> Any:
+        import adlfs
+
+        o = self._options
+        opts: dict[str, Any] = {"account_name": o["account_name"]} if o["account_name"] else {}
+        if o["credentials_file"]:
+            keys = ("account_name", "account_key", "sas_token", "connection_string")
+            opts.update(read_credentials_file(o["credentials_file"], None, keys))
+        if o["anon"]:
+            opts["anon"] = True
+        return adlfs.AzureBlobFileSystem(skip_instance_cache=True, **opts)
+
+
+class GCSDatastore(ObjectDatastore):
+    """``gs://BUCKET/PREFIX`` on Google Cloud Storage."""
+
+    kind = "gcs"
+    protocols = ("gs", "gcs")
+    package = ("gcsfs", "gcs")
+    credentials_hint = (
+        "set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or name that file in "
+        "datastore.credentials_file"
+    )
+
+    def __init__(
+        self,
+        url: str | None = None,
+        project: str | None = None,
+        credentials_file: str | None = None,
+        anon: bool = False,
+    ) -> None:
+        super().__init__(url, project=project, credentials_file=credentials_file, anon=anon)
+
+    def _filesystem(self) -> Any:
+        import gcsfs
+
+        o = self._options
+        token = str(Path(o["credentials_file"]).expanduser()) if o["credentials_file"] else None
+        token = "anon" if o["anon"] else token
+        return gcsfs.GCSFileSystem(project=o["project"], token=token, skip_instance_cache=True)
