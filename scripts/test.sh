@@ -4,7 +4,7 @@
 # module-scoped fixture, on one worker. pytest lists the 25 slowest tests at the end.
 # Usage: scripts/test.sh [--quick] [pytest args]
 #   --quick                 the inner loop: no test that starts a server, builds an environment or runs
-#                           mltrain as a process (tests/conftest.py NOT_QUICK)
+#                           mltrain as a process (tests/suite_marks.py NOT_QUICK)
 #   MLTRAIN_TEST_WORKERS=N  the number of workers (default 3); 0 runs the tests in one process
 set -euo pipefail
 cd "$(dirname "$0")/.."
