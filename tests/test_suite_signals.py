@@ -10,6 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e  # runs pytest as a process: not in --quick
 NAME = "test_a_session_started_with_ignored_signals_gives_its_tests_the_defaults"
 INNER = "MLTRAIN_TEST_SIGNALS_INNER"  # set: this test runs inside the session started with ignored signals
 ROOT = Path(__file__).resolve().parent.parent
