@@ -62,7 +62,7 @@ def main() -> None:
     py = sys.executable
     hydra_cmd = [py, "hydra_app.py", *BARE_HYDRA_ARGS]
 
-    from mltrain.procs import is_alive
+    from mltrain.remote.procs import is_alive
 
     def settle(run_id: str) -> None:
         """The run ended and its driver process exited (a sweep's warm interpreters with it)."""

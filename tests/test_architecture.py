@@ -1,5 +1,6 @@
 """The architecture holds: the import contract of pyproject.toml (layers, standalone modules, no
-import circles — lazy imports included) and heavy packages kept off the start-up path."""
+import circles — lazy imports included) covers every module, no two modules import each other
+(through any chain), and heavy packages are kept off the start-up path."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ HEAVY = (
     "docker", "fabric", "paramiko", "ray", "uvicorn", "starlette", "sklearn", "mlflow", "optuna",
     "fsspec", "s3fs", "botocore", "aiobotocore", "boto3", "adlfs", "gcsfs",
 )  # fmt: skip
+MAX_LINES = 500
 
 
 def test_import_contract_holds():
@@ -21,6 +23,64 @@ def test_import_contract_holds():
     proc = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 broken" in proc.stdout
+
+
+def test_no_module_is_over_500_lines():
+    lines = {str(p.relative_to(ROOT)): len(p.read_bytes().splitlines()) for p in (ROOT / "mltrain").rglob("*.py")}
+    assert {path: n for path, n in lines.items() if n > MAX_LINES} == {}
+
+
+def _graph():  # the import graph import-linter checks (lazy and TYPE_CHECKING imports included)
+    import grimp
+
+    return grimp.build_graph("mltrain", cache_dir=None)
+
+
+def _dotted(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_contract_sees_every_module():
+    """A folder without ``__init__.py`` is invisible to import-linter: none of its modules would be checked."""
+    files = {_dotted(p) for p in (ROOT / "mltrain").rglob("*.py")}
+    assert set(_graph().modules) == files
+
+
+def test_no_import_circle_between_modules():
+    """No module reaches itself through its imports (the contract checks circles between siblings only)."""
+    graph = _graph()
+    edges = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+    for start in sorted(edges):  # Tarjan's strongly connected components, without recursion
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        while work:
+            node, targets = work[-1]
+            for target in targets:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    work.append((target, iter(sorted(edges[target]))))
+                    break
+                if target in stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = stack[stack.index(node) :]
+                    del stack[stack.index(node) :]
+                    if len(component) > 1:
+                        circles.append(sorted(component))
+    assert not circles, circles
 
 
 @pytest.mark.parametrize("command", [["-m", "mltrain", "--help"], ["-m", "mltrain.cli.main", "--help"]])
@@ -31,3 +91,116 @@ def test_help_imports_no_heavy_package(command, tmp_path):
     assert proc.returncode == 0, proc.stderr
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module ``path`` imports (lazy and ``TYPE_CHECKING`` imports included), with its line."""
+    import ast
+
+    found = []
+    package = ".".join(path.relative_to(ROOT).parent.parts)
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            found.append((node.lineno, ".".join(p for p in (base, node.module or "") if p)))
+    return found
+
+
+def test_node_side_code_imports_only_the_standard_library():
+    """mltrain/remote/ runs on Ray nodes and SSH hosts, in whatever Python is there: the standard
+    library and its own package only (the contract in pyproject.toml checks mltrain's other modules)."""
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    foreign = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in sorted((ROOT / "mltrain" / "remote").glob("*.py"))
+        for line, name in _imports(path)
+        if name.split(".")[0] not in allowed and name != "mltrain.remote" and not name.startswith("mltrain.remote.")
+    ]
+    assert not foreign, foreign
+
+
+def test_what_is_shipped_to_nodes_is_the_node_side_package(tmp_path):
+    """Ray nodes get every module of mltrain/remote/ with the in-script API, SSH hosts the helper as a
+    zip of them; both run on a bare Python (no site-packages, no mltrain installed)."""
+    import zipfile
+
+    from mltrain.compute.ssh.conn import agent_archive
+    from mltrain.environments.shim import REMOTE_FILES, SHIM_FILES, ensure_shim
+
+    listed = sorted(f"remote/{p.name}" for p in (ROOT / "mltrain" / "remote").glob("*.py"))
+    assert sorted(REMOTE_FILES) == listed and "remote/ray_job.py" in listed and "remote/ssh_agent.py" in listed
+    shim = ensure_shim(SHIM_FILES + REMOTE_FILES)
+    assert sorted(p.relative_to(shim / "mltrain").as_posix() for p in shim.rglob("remote/*.py")) == listed
+    modules = [f"mltrain.{rel[:-3].replace('/', '.')}" for rel in listed]
+    code = f"import sys; sys.path.insert(0, {str(shim)!r}); import {', '.join(modules)}"
+    bare = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 0, bare.stderr
+
+    archive = tmp_path / "agent.pyz"
+    archive.write_bytes(agent_archive())
+    with zipfile.ZipFile(archive) as zf:
+        assert sorted(n.removeprefix("mltrain/") for n in zf.namelist() if n.startswith("mltrain/remote/")) == listed
+    probe = subprocess.run(
+        [sys.executable, "-I", "-S", str(archive), str(tmp_path / "work"), "probe"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert '"workdir": ' in probe.stdout and (tmp_path / "work").is_dir()
+
+
+def _defined_names(path: Path) -> set[str]:
+    """The names a module defines at its top level (also under ``if``/``try``), as ``from it import`` sees them."""
+    import ast
+
+    names: set[str] = set()
+    todo = list(ast.parse(path.read_bytes()).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            todo += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
+            todo += [s for h in getattr(node, "handlers", []) for s in h.body]
+    return names
+
+
+def test_every_name_imported_from_mltrain_exists():
+    """A lazy ``from mltrain.x import name`` runs only when its function does: a name moved or renamed
+    must fail here, not in the one command that reaches it."""
+    import ast
+
+    def source(module: str) -> Path | None:
+        base = ROOT / Path(*module.split("."))
+        return (
+            base / "__init__.py"
+            if base.is_dir()
+            else base.with_suffix(".py")
+            if base.with_suffix(".py").exists()
+            else None
+        )
+
+    missing = []
+    for path in sorted((ROOT / "mltrain").rglob("*.py")):
+        package = ".".join(path.relative_to(ROOT).parent.parts)
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            target = source(module) if module.split(".")[0] == "mltrain" else None
+            if target is None:
+                continue
+            defined = _defined_names(target)
+            for alias in node.names:
+                if alias.name != "*" and alias.name not in defined and source(f"{module}.{alias.name}") is None:
+                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {module}.{alias.name}")
+    assert not missing, missing

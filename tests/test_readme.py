@@ -159,7 +159,7 @@ def test_compute_target_example_runs_a_job(mltrain, cli_json, project):
 
 
 def test_in_script_api_and_cluster_docs_name_flush_and_the_default_address():
-    from mltrain.compute.configs import ClusterComputeConfig
+    from mltrain.compute.ray.config import ClusterComputeConfig
 
     # the block runs in a job in test_in_script_api_example_runs_in_a_job
     assert "run.flush()" in readme_block("python", "from mltrain import Run")

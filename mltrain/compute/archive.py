@@ -14,8 +14,8 @@ import os
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from mltrain.compute.ray_job import PACKED
 from mltrain.errors import ComputeError
+from mltrain.remote.ray_job import PACKED
 
 CHUNK = 1 << 20
 

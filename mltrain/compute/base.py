@@ -3,8 +3,10 @@
 ``check`` (before anything is recorded) → ``prepare`` (materialise the environment where the job
 runs) → ``upload`` (the snapshot into the run folder there) → ``start`` (returns a RunHandle that
 streams output) → ``RunHandle.cancel`` (on request) → ``collect`` (outputs/ and logs/ back into the
-local run folder) → ``cleanup``. Local, Docker, SSH and Ray targets implement the same steps; the
-run plan and its trials (mltrain/runs/) and sweep launchers call only these.
+local run folder) → ``cleanup``. Local, Docker, SSH and Ray targets (the packages beside this module)
+implement the same steps; the run plan and its trials (mltrain/runs/) and sweep launchers call only
+these. What a job left to bring back or release belongs to its handle (``RunHandle.collect`` and
+``cleanup``, which the target's steps call), so a target never asks what kind of handle it holds.
 
 A started job is described by a small JSON reference (``RunHandle.ref``, a :data:`JobRef`) that is
 stored on the run, so another process can rebuild its handle (``attach``) or stop it (``stop``):
@@ -85,6 +87,12 @@ class RunHandle(ABC):
     @abstractmethod
     def cancel(self, reason: str, force: bool = False) -> None:
         """Begin stopping the job (without blocking); ``force`` kills at once."""
+
+    def collect(self) -> None:
+        """Bring the job's outputs/ and logs/ into ``spec.run_dir`` (nothing to do when they are there)."""
+
+    def cleanup(self) -> None:
+        """Release what the job holds where it ran (its container, remote folder, cluster job)."""
 
     def read_metrics(self, limit: int = 8 << 20) -> bytes:
         """Up to ``limit`` new bytes of the job's metrics file since the last call (b"" when there
@@ -169,10 +177,14 @@ class ComputeTarget(ABC):
         False when there was nothing to stop. ComputeError when the target cannot be reached."""
 
     def collect(self, spec: RunSpec, handle: RunHandle) -> None:
-        """Bring outputs/ and logs/ into ``spec.run_dir`` (nothing to do when they are there)."""
+        """Bring outputs/ and logs/ into ``spec.run_dir``: the handle's ``collect``."""
+        handle.collect()
 
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
-        """Release what the run used on the target."""
+        """Release what the run used on the target: the handle's ``cleanup`` (None: the run was
+        canceled before its job started; a target releases what ``upload`` took)."""
+        if handle is not None:
+            handle.cleanup()
 
     def close(self) -> None:
         """Release connections this target object holds (after the last trial of a plan)."""

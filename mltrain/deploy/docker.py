@@ -92,7 +92,8 @@ class DockerTarget(DeployTarget):
     def start(self, plan: ServerPlan) -> Started:
         import docker
 
-        from mltrain.environments.docker import PYTHON, create_container
+        from mltrain.environments.container import ContainerSpec
+        from mltrain.environments.docker import PYTHON
 
         folder = plan.folder.resolve()
         config = plan.server_config(ENDPOINT_DIR, memory_watchdog=False)
@@ -109,20 +110,19 @@ class DockerTarget(DeployTarget):
         environment = {**plan.built.env_vars, "PYTHONPATH": SHIM_DIR, "PYTHONUNBUFFERED": "1"}
         api = self.api
         try:
-            container_id = create_container(
-                api,
-                plan.built.location,
-                [PYTHON, "-m", "mltrain.serving", f"{ENDPOINT_DIR}/{CONFIG_FILE}"],
+            container_id = ContainerSpec(
+                image=plan.built.location,
+                command=[PYTHON, "-m", "mltrain.serving", f"{ENDPOINT_DIR}/{CONFIG_FILE}"],
                 name=name,
+                working_dir=ENDPOINT_DIR,
+                environment=environment,
                 labels={LABEL_ENDPOINT: plan.name, **plan.labels},
                 binds=binds,
-                environment=environment,
-                working_dir=ENDPOINT_DIR,
                 user=self.user,
                 cpus=plan.cpu,
                 memory_gb=plan.memory_gb,
                 restart_policy=RESTART_POLICY,
-            )
+            ).create(api)
             api.start(container_id)
         except docker.errors.APIError as exc:
             raise DeployError(

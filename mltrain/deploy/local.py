@@ -22,7 +22,7 @@ from typing import Any
 from mltrain.deploy.base import CONFIG_FILE, LOG_FILE, READY_FILE, DeployTarget, ServerPlan, Started
 from mltrain.deploy.configs import LocalDeployConfig
 from mltrain.errors import DeployError
-from mltrain.procs import group_exists, hostname, is_alive, signal_group, start_token, stop_group
+from mltrain.remote.procs import group_exists, hostname, is_alive, signal_group, start_token, stop_group
 
 STOP_GRACE_S = 10.0
 _DROP_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HYDRA_FULL_ERROR")

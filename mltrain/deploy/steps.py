@@ -23,7 +23,7 @@ from mltrain.deploy.base import KEYS_FILE, LABEL_WORKSPACE, READY_FILE, ServerPl
 from mltrain.deploy.keys import SLOTS, digest, new_key, write_keys_file
 from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError
-from mltrain.procs import hostname
+from mltrain.remote.procs import hostname
 from mltrain.workspace.endpoints import CREATING, FAILED, RUNNING, Endpoint, EndpointStore
 
 if TYPE_CHECKING:

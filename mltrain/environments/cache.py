@@ -145,19 +145,3 @@ def find_python(version: str) -> str:
         hint=f"install Python {version} (e.g. with pyenv), or set environment.python to an installed version: "
         + ", ".join(available_pythons()),
     )
-
-
-def dir_size(path: Path) -> int:
-    """Bytes used by the files under ``path`` (hard links counted once)."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-    return total

@@ -1,7 +1,8 @@
 """The in-script API made importable in any job environment: a copy of mltrain's standard-library
 modules (``mltrain/__init__.py``, ``mltrain/run_context.py``) in a cache folder put on PYTHONPATH.
 Files under ``compat/`` (stand-ins of other platforms' packages, e.g. ``compat/azureml/...``) are
-copied to the top of the folder (``azureml/...``)."""
+copied to the top of the folder (``azureml/...``). Ray nodes also get the node-side package
+(``mltrain/remote/``, :data:`REMOTE_FILES`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from mltrain.bundled import package_dir
 from mltrain.environments.cache import cache_root
 
 SHIM_FILES = ("__init__.py", "run_context.py")
+# every module of the node-side package (standard library only), listed from its folder
+REMOTE_FILES = tuple(sorted(f"remote/{p.name}" for p in (package_dir() / "remote").glob("*.py")))
 
 
 def ensure_shim(files: tuple[str, ...] = SHIM_FILES) -> Path:

@@ -19,7 +19,6 @@ from pathlib import Path
 from mltrain.environments.base import Cached, EnvironmentBuilder, LogFn, Materialised
 from mltrain.environments.cache import (
     cache_root,
-    dir_size,
     file_lock,
     find_python,
     process_started_at,
@@ -28,7 +27,8 @@ from mltrain.environments.cache import (
 )
 from mltrain.environments.resolve import ResolvedEnvironment
 from mltrain.errors import EnvironmentSpecError
-from mltrain.procs import run_streaming
+from mltrain.remote.procs import run_streaming
+from mltrain.workspace.paths import folder_size
 
 READY_MARKER = ".mltrain-ready"
 LOCK_FILE = "requirements.lock"
@@ -99,7 +99,7 @@ class VenvBuilder(EnvironmentBuilder):
 
     def size(self, env_hash: str, location: str) -> int | None:
         folder = Path(location or venv_path(env_hash))
-        return dir_size(folder) if folder.is_dir() else None
+        return folder_size(folder)[0] if folder.is_dir() else None
 
     def last_used(self, env_hash: str, location: str) -> float | None:
         return venv_last_used(env_hash)
@@ -170,7 +170,7 @@ class VenvBuilder(EnvironmentBuilder):
         _compile_in_background(target, log)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
-        size = dir_size(target)
+        size = folder_size(target)[0]
         log(f"built environment {env.spec.name} in {time.monotonic() - started:.1f} s ({size / 1e6:.0f} MB)")
         return size
 

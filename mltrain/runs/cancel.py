@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from mltrain.procs import hostname, is_alive
+from mltrain.remote.procs import hostname, is_alive
 from mltrain.runs.recovery import stop_job
 from mltrain.runs.salvage import salvage_orphan
 from mltrain.runs.trial import CANCELED_BY_COMMAND

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import JobRef, NullSink, RunSpec
-from mltrain.procs import hostname, is_alive
+from mltrain.remote.procs import hostname, is_alive
 from mltrain.runs.salvage import salvage_orphan
 from mltrain.text import print_error
 from mltrain.workspace.runs import FAILED

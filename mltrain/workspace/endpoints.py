@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
 
@@ -18,8 +18,10 @@ from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
 from mltrain.workspace.records import Record
 
-if TYPE_CHECKING:
-    from mltrain.workspace import Workspace
+
+class _HasDb(Protocol):  # a Workspace (not imported: the workspace package imports this module)
+    db: Database
+
 
 CREATING = "Creating"
 RUNNING = "Running"
@@ -75,7 +77,7 @@ class Endpoint(Record):
 class EndpointStore:
     """The endpoint records of one workspace (made from its database, or from the workspace)."""
 
-    def __init__(self, db: Database | Workspace) -> None:
+    def __init__(self, db: Database | _HasDb) -> None:
         self.db: Database = db if isinstance(db, Database) else db.db
 
     def find(self, name: str) -> Endpoint | None:

@@ -9,6 +9,7 @@ destination, else :class:`UnsafePathError`. Walking a source or run folder goes 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -102,3 +103,20 @@ def walk_files(
             full = here / name
             if not link_out(top, full, os.path.relpath(full, shown), warn) and full.is_file():
                 yield full.relative_to(base).as_posix(), full
+
+
+def folder_size(path: Path) -> tuple[int, int]:
+    """Bytes and number of the regular files under ``path`` (a file hard-linked twice counted once;
+    links are not followed): the one measure of a folder (an environment, a folder left out of a snapshot)."""
+    seen: set[tuple[int, int]] = set()
+    size = count = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                size, count = size + st.st_size, count + 1
+    return size, count

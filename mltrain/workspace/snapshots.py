@@ -25,7 +25,7 @@ from mltrain.errors import NotFoundError, SnapshotError, WorkspaceError
 from mltrain.workspace import tables as t
 from mltrain.workspace.blobs import BlobStore, check_sha256
 from mltrain.workspace.db import Database, has_prefix, now, upsert
-from mltrain.workspace.paths import link_out, safe_join
+from mltrain.workspace.paths import folder_size, link_out, safe_join
 
 OWN_IGNORE_FILES = (".mltrainignore", ".amlignore")  # in a folder that has one, .gitignore is not read
 GIT_IGNORE = ".gitignore"
@@ -107,19 +107,6 @@ def _decision(spec: Any, path: str) -> tuple[bool, str] | None:
     return found
 
 
-def _folder_size(folder: str) -> tuple[int, int]:
-    size = count = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                size, count = size + st.st_size, count + 1
-    return size, count
-
-
 def scan(
     source_dir: Path,
     exclude: tuple[Path, ...] = (),
@@ -186,7 +173,7 @@ def scan(
             if rule is None:
                 kept_dirs.append(d)
             elif report and rule is not None:
-                size, count = _folder_size(full_dir)
+                size, count = folder_size(Path(full_dir))
                 found.append((prefix + d + "/", Path(full_dir), Entry(prefix + d + "/", size, count, rule)))
         dirnames[:] = kept_dirs
         for name in sorted(filenames):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from mltrain.compute.forkserver import ForkServer
-from mltrain.procs import descendants, group_exists
+from mltrain.remote.forkserver import ForkServer
+from mltrain.remote.procs import descendants, group_exists
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from conformance import ComputeTargetSuite
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunSpec
 from mltrain.compute.local import LocalCompute
-from mltrain.procs import group_exists
+from mltrain.remote.procs import group_exists
 
 
 class TestLocalCompute(ComputeTargetSuite):

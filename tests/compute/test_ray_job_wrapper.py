@@ -1,4 +1,4 @@
-"""The wrapper a Ray job runs on its node (mltrain/compute/ray_job.py) is plain Python: how it turns
+"""The wrapper a Ray job runs on its node (mltrain/remote/ray_job.py) is plain Python: how it turns
 Ray's stop into a stop of the script is checked here without a cluster, at every moment of the start."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mltrain.compute.ray_job import EXIT, GRACE_ENV, MARK_ENV, entrypoint
+from mltrain.remote.ray_job import EXIT, GRACE_ENV, MARK_ENV, entrypoint
 
 MARK = "\x1emltrain:test:"
 SCRIPT = """\

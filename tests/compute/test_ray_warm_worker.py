@@ -1,4 +1,4 @@
-"""The warm worker a Ray actor runs (mltrain/compute/ray_warm.py) is plain Python: its node-side
+"""The warm worker a Ray actor runs (mltrain/remote/ray_warm.py) is plain Python: its node-side
 behaviour is checked here without a cluster, in a folder standing for the actor's working_dir."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mltrain.compute.ray_warm import WarmWorker
+from mltrain.remote.ray_warm import WarmWorker
 
 
 @pytest.fixture
@@ -129,9 +129,9 @@ print(json.dumps({"code": info["code"], "home": home, "out": out.decode(), "exit
 
 def test_a_booted_worker_runs_from_the_api_and_snapshot_it_is_sent(tmp_path: Path) -> None:
     """A Python without site-packages (-S: no mltrain installed) serves trials from the two archives."""
-    from mltrain.compute import ray_boot
-    from mltrain.compute.cluster import SHIM_EXTRA
+    from mltrain.environments.shim import REMOTE_FILES as SHIM_EXTRA
     from mltrain.environments.shim import SHIM_FILES, ensure_shim
+    from mltrain.remote import ray_boot
 
     source = tmp_path / "snapshot"
     (source / "pkg").mkdir(parents=True)
@@ -160,14 +160,14 @@ def test_a_booted_worker_runs_from_the_api_and_snapshot_it_is_sent(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout.splitlines()[-1])
     home = got["home"]
-    assert got["code"] == f"{home}/api/mltrain/compute/ray_warm.py" and got["mltrain"]
+    assert got["code"] == f"{home}/api/mltrain/remote/ray_warm.py" and got["mltrain"]
     assert got["exit"] == 0
     assert got["out"] == f"from the snapshot from-boot ['--x'] {home}/api/mltrain/__init__.py\n"
     assert not got["left"]  # shutdown removed the API, the snapshot and the trial's folder
 
 
 def test_boot_archives_leave_out_symlinks_and_unpack_only_inside_their_folder(tmp_path: Path) -> None:
-    from mltrain.compute.ray_boot import pack_dir, unpack
+    from mltrain.remote.ray_boot import pack_dir, unpack
 
     source = tmp_path / "src"
     source.mkdir()

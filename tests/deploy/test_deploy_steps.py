@@ -15,9 +15,9 @@ from mltrain.deploy.keys import digest
 from mltrain.deploy.local import LocalTarget
 from mltrain.deploy.steps import Request, lay_out_folder, replace_old_server, resources, server_plan, validate
 from mltrain.errors import ConfigError, DeployError, WorkspaceError
-from mltrain.procs import hostname
 from mltrain.registry.from_file import register_file
 from mltrain.registry.store import ModelRegistry
+from mltrain.remote.procs import hostname
 from mltrain.workspace import Workspace, WorkspaceSettings
 from mltrain.workspace.endpoints import EndpointStore
 from mltrain.workspace.models import ModelVersion

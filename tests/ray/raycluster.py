@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mltrain.procs import descendants
+from mltrain.remote.procs import descendants
 
 HEAD_IP = "127.0.0.2"
 WORKER_IP = "127.0.0.3"

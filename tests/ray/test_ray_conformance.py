@@ -11,7 +11,7 @@ from conformance import ComputeTargetSuite, Job
 from support import wait_dead
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunSpec
-from mltrain.compute.cluster import ClusterCompute
+from mltrain.compute.ray import ClusterCompute
 
 
 class TestClusterCompute(ComputeTargetSuite):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mltrain.compute.cluster import ClusterCompute
 from mltrain.compute.configs import REDACTED, redact_overrides, redact_secrets
+from mltrain.compute.ray import ClusterCompute
 from mltrain.errors import ConfigError
 
 

@@ -14,8 +14,9 @@ from conformance import ComputeTargetSuite
 
 import mltrain
 from mltrain.compute.base import ComputeTarget, JobRef, NullSink, OutputSink, RunHandle, RunSpec
-from mltrain.compute.cluster import ClusterCompute
-from mltrain.compute.cluster_warm import WarmHandle, call
+from mltrain.compute.ray import ClusterCompute
+from mltrain.compute.ray.driver import call
+from mltrain.compute.ray.warm import WarmHandle
 from mltrain.environments.base import Materialised
 
 
@@ -91,6 +92,6 @@ class TestWarmClusterCompute(ComputeTargetSuite):
         assert not api.startswith(str(Path(mltrain.__file__).parent))  # the run's API is the copy shipped with it
         if kind == "booted":  # on an ordinary worker: API and snapshot unpacked in the actor's own folder
             home = code.split("/api/mltrain/")[0]
-            assert code == f"{home}/api/mltrain/compute/ray_warm.py" and api == f"{home}/api/mltrain/__init__.py"
+            assert code == f"{home}/api/mltrain/remote/ray_warm.py" and api == f"{home}/api/mltrain/__init__.py"
         else:  # an actor with the runtime_env; its children get the API from the runtime_env's py_modules
             assert kind == "runtime_env" and "/api/mltrain/" not in code and "/runtime_resources/" in api

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from support import start_mltrain, write_script
 
-from mltrain.procs import hostname
+from mltrain.remote.procs import hostname
 from mltrain.workspace import Workspace
 
 SYSTEM = ["environment=system", "~register", "job.source_dir=src"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mltrain.procs import descendants
+from mltrain.remote.procs import descendants
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 

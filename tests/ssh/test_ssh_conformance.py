@@ -10,7 +10,7 @@ from conformance import ComputeTargetSuite
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunSpec
 from mltrain.compute.ssh import SSHCompute
-from mltrain.procs import group_exists
+from mltrain.remote.procs import group_exists
 
 
 class TestSSHCompute(ComputeTargetSuite):

@@ -15,7 +15,7 @@ from support import start_mltrain, write_script
 
 from mltrain.compute.ssh import SSHCompute
 from mltrain.errors import ComputeError
-from mltrain.procs import group_exists
+from mltrain.remote.procs import group_exists
 
 
 def test_iris_run_end_to_end_over_ssh(mltrain, cli_json, ssh_pool):

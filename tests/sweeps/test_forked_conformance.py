@@ -12,9 +12,10 @@ import pytest
 from conformance import ComputeTargetSuite
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
-from mltrain.compute.local import ForkedHandle, LocalCompute
+from mltrain.compute.local import LocalCompute
+from mltrain.compute.local.handles import ForkedHandle
 from mltrain.environments.base import Materialised
-from mltrain.procs import group_exists
+from mltrain.remote.procs import group_exists
 
 
 class PrewarmedLocal(LocalCompute):

@@ -40,7 +40,7 @@ def _endpoint(root, scoring):
     """A workspace at ``root`` with endpoint iris-ep recorded as this process serving ``scoring``, and
     its server log in the endpoint's folder."""
     from mltrain.deploy.steps import endpoints_root
-    from mltrain.procs import hostname, start_token
+    from mltrain.remote.procs import hostname, start_token
     from mltrain.workspace.endpoints import EndpointStore
 
     ws = open_ws(root)

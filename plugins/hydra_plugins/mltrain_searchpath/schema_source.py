@@ -15,7 +15,7 @@ from hydra.plugins.config_source import ConfigResult, ConfigSource
 
 # config group -> "module:ATTRIBUTE", a dict of schema name -> dataclass
 GROUPS = {
-    "compute": "mltrain.compute.configs:COMPUTE_SCHEMAS",
+    "compute": "mltrain.compute.schemas:COMPUTE_SCHEMAS",
     "deploy": "mltrain.deploy.configs:DEPLOY_SCHEMAS",
     "datastore": "mltrain.workspace.datastores.configs:DATASTORE_SCHEMAS",
 }

@@ -1,40 +1,22 @@
-"""Local compute: the job runs as a process group of its own on this machine, in its run folder.
-
-Its reference is ``{"kind": "local", "host", "pgid", "start"}``: the process group and the start
-token of its leader, so a later process never mistakes another group that reused the id for it.
+"""The handles of local jobs: a process group started by this process (:class:`LocalHandle`), one
+forked by a warm server (:class:`ForkedHandle`), one started by another process (:class:`AttachedLocalHandle`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import IO, TYPE_CHECKING
 
-from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
-from mltrain.compute.configs import LocalComputeConfig
-from mltrain.environments.base import Materialised
-from mltrain.errors import ComputeError
-from mltrain.procs import group_exists, hostname, owns_group, signal_group, start_token, stop_group
+from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.remote.procs import group_exists, hostname, signal_group, start_token, stop_group
 
 if TYPE_CHECKING:
-    from mltrain.compute.forkserver import ForkServer, ForkServerPool
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the job gets SIGTERM if the driver thread that started it dies (e.g. kill -9), so the
-    in-script API flushes what it logged before the job ends; recovery stops what is left."""
-    try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    from mltrain.remote.forkserver import ForkServer, ForkServerPool
 
 
 def pump(stream: IO[bytes], name: str, sink: OutputSink) -> threading.Thread:
@@ -135,7 +117,7 @@ class AttachedLocalHandle(RunHandle):
 
 
 class ForkedHandle(RunHandle):
-    """A job forked by a pre-warmed fork server (mltrain/compute/forkserver.py): a process group of
+    """A job forked by a pre-warmed fork server (mltrain/remote/forkserver.py): a process group of
     its own like a Popen'd job; its exit status comes from the server, which is released after."""
 
     def __init__(
@@ -182,78 +164,3 @@ class ForkedHandle(RunHandle):
                 target=stop_group, args=(self.pid, self.grace_s), name="mltrain-stop", daemon=True
             )
             self._stopper.start()
-
-
-class LocalCompute(ComputeTarget):
-    """Runs jobs on this machine."""
-
-    name = "local"
-    Config = LocalComputeConfig
-
-    _pools: dict[str, ForkServerPool] | None = None
-
-    def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
-        """Start ``workers`` fork servers of ``env`` that import ``modules``; later jobs of ``env``
-        are forked from them (``spec``: a job of the sweep, for the environment variables)."""
-        from mltrain.compute.forkserver import ForkServerPool
-
-        if self._pools is None:
-            self._pools = {}
-        if env.python not in self._pools:
-            shim = str(spec.shim_dir) if spec.shim_dir and env.builder != "system" else None
-            environ = job_environment(spec, env, "/", shim)
-            for key in ("MLTRAIN_RUN_DIR", "MLTRAIN_RUN_ID", "MLTRAIN_EXPERIMENT"):
-                environ.pop(key, None)
-            self._pools[env.python] = ForkServerPool(env.python, environ, modules, workers)
-        return True
-
-    def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
-        shim = str(spec.shim_dir) if spec.shim_dir and env.builder != "system" else None
-        environ = job_environment(spec, env, str(spec.run_dir), shim)
-        pool = self._pools.get(env.python) if self._pools else None
-        server = pool.acquire() if pool is not None else None
-        if pool is not None and server is not None:
-            forked = server.fork(spec, environ)
-            if forked is not None:
-                return ForkedHandle(spec, pool, server, forked, sink, self.cancel_grace_s)
-        argv = [env.python, spec.script, *spec.arguments]
-        proc = subprocess.Popen(
-            argv,
-            cwd=spec.run_dir,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
-        )
-        return LocalHandle(spec, proc, sink, self.cancel_grace_s)
-
-    def _owned(self, ref: JobRef) -> int | None:
-        """The process group of ``ref`` when it still runs here, else None."""
-        if ref.get("host") != hostname():
-            raise ComputeError(
-                f"the job ran on {ref.get('host')}, not on this machine ({hostname()})",
-                hint=f"run this command on {ref.get('host')}",
-            )
-        pgid = int(ref.get("pgid") or 0)
-        return pgid if owns_group(pgid, ref.get("start")) else None
-
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
-        pgid = self._owned(ref)
-        return None if pgid is None else AttachedLocalHandle(spec, ref, self.cancel_grace_s)
-
-    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
-        pgid = self._owned(ref)
-        if pgid is None:
-            return False
-        stop_group(pgid, self.cancel_grace_s if grace_s is None else grace_s, first=signal.SIGTERM)
-        return True
-
-    def close(self) -> None:
-        for pool in (self._pools or {}).values():
-            pool.close()
-        self._pools = None
-
-    def describe(self) -> str:
-        return f"local ({os.uname().nodename})"

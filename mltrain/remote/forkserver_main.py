@@ -25,7 +25,7 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     try:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
@@ -79,7 +79,7 @@ def _child(sock: socket.socket, jobs: socket.socket, grouped: int) -> None:  # p
         os.setsid()
         os.close(grouped)  # the server hands it a job only now: a signal to the group reaches the job
         if sys.platform.startswith("linux"):
-            _die_with_parent()
+            die_with_parent()
         sock.close()
         try:
             data, fds, _flags, _addr = socket.recv_fds(jobs, 1 << 20, 4)
@@ -244,7 +244,7 @@ def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
     del sys.path[0]  # this file's folder is no job's business (each job puts its script's folder there)
     if sys.platform.startswith("linux"):
-        _die_with_parent()
+        die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; jobs restore the default
     ready = _warm(json.loads(sys.argv[2]))
     import gc

@@ -1,10 +1,10 @@
 """A warm worker on a Ray node: the actor that forks a sweep's trials (standard library only).
 
-Shipped to the cluster with the in-script API (``py_modules``) like :mod:`mltrain.compute.ray_job`,
-and made a Ray actor by the driver (:mod:`mltrain.compute.cluster_warm`), with the per-run
+Shipped to the cluster with the in-script API (``py_modules``) like :mod:`mltrain.remote.ray_job`,
+and made a Ray actor by the driver (:mod:`mltrain.compute.ray.warm_pool`), with the per-run
 resources and the runtime_env a job of the run gets (the environment's packages, the staged
-snapshot as working_dir), or served by a booted actor (:mod:`mltrain.compute.ray_boot`) that
-unpacked the API and snapshot it was sent. It starts a fork server (:mod:`mltrain.compute.forkserver`, run by the
+snapshot as working_dir), or served by a booted actor (:mod:`mltrain.remote.ray_boot`) that
+unpacked the API and snapshot it was sent. It starts a fork server (:mod:`mltrain.remote.forkserver`, run by the
 actor's own Python, so the runtime_env's) that imports the script's modules once. Each trial is
 then, as with the job wrapper, a fresh private run folder copied from the working_dir, and a fresh
 fork of the clean, warm server: a process group of its own with the trial's argv and environment,
@@ -33,10 +33,10 @@ import threading
 import time
 from typing import Any
 
-from mltrain.compute.forkserver import ForkServer
-from mltrain.compute.ray_job import METRICS_FILE, pack_outputs
-from mltrain.compute.ray_job import make_run_dir as _make_run_dir
-from mltrain.procs import signal_group, stop_group
+from mltrain.remote.forkserver import ForkServer
+from mltrain.remote.procs import signal_group, stop_group
+from mltrain.remote.ray_job import METRICS_FILE, pack_outputs
+from mltrain.remote.ray_job import make_run_dir as _make_run_dir
 
 READ_LIMIT = 4 << 20  # largest piece of one stream a poll returns
 ARCHIVE_PIECE = 4 << 20

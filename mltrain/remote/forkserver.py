@@ -20,12 +20,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mltrain.compute.forkserver_main import _die_with_parent
-
-if TYPE_CHECKING:  # standard library only at run time: warm Ray workers run this module on the nodes
-    from mltrain.compute.base import RunSpec
+from mltrain.remote.forkserver_main import die_with_parent
 
 SERVER_FILE = Path(__file__).with_name("forkserver_main.py")
 READY_TIMEOUT_S = 120.0
@@ -68,7 +65,7 @@ class ForkServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the jobs through the driver, not directly
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         theirs.close()
         self.ready: bool | None = None
@@ -92,12 +89,12 @@ class ForkServer:
             self.info = msg or {}
         return self.ready
 
-    def fork(self, spec: RunSpec, environ: dict[str, str]) -> tuple[int, int, int] | None:
-        """Fork a job: (its pid, read ends of its stdout and stderr); None when the server cannot
-        (the caller starts the job another way)."""
+    def fork(self, script: str, argv: list[str], cwd: Path, environ: dict[str, str]) -> tuple[int, int, int] | None:
+        """Fork a job (``script`` with ``argv`` in ``cwd``): (its pid, read ends of its stdout and
+        stderr); None when the server cannot (the caller starts the job another way)."""
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        request = {"script": spec.script, "argv": spec.arguments, "cwd": str(spec.run_dir), "env": environ}
+        request = {"script": script, "argv": argv, "cwd": str(cwd), "env": environ}
         try:
             pid = self.send(request, out_w, err_w)
         finally:

@@ -1,5 +1,6 @@
 """One SSH host of a pool: a connection (fabric, so ``~/.ssh/config`` aliases and ssh-agent work),
-host keys checked against a known_hosts file, and the mltrain helper (``ssh_agent.py``) run there.
+host keys checked against a known_hosts file, and the mltrain helper (:mod:`mltrain.remote.ssh_agent`)
+run there from a zip of the node-side package (:func:`agent_archive`).
 
 Host keys are never accepted silently: an unknown or changed key is refused with its SHA256
 fingerprint and how to trust it, unless ``host_key_policy: accept-new`` records unknown ones.
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import select
 import shlex
 import threading
 import time
+import zipfile
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.configs import SSHComputeConfig, SSHHostConfig
+from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
 from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
@@ -26,7 +30,23 @@ if TYPE_CHECKING:
 
     import paramiko
 
-AGENT_SOURCE = Path(__file__).with_name("ssh_agent.py")
+AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_agent import main\nmain(sys.argv[1:])\n"
+
+
+@cache
+def agent_archive() -> bytes:
+    """The helper as a host runs it: a zip of every module of the node-side package (``mltrain/remote/``)
+    whose ``__main__`` runs :mod:`mltrain.remote.ssh_agent`; the same bytes for the same sources."""
+    from mltrain.bundled import package_dir
+    from mltrain.environments.shim import REMOTE_FILES
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        members = {"__main__.py": AGENT_MAIN, "mltrain/__init__.py": b""}
+        members.update({f"mltrain/{rel}": (package_dir() / rel).read_bytes() for rel in REMOTE_FILES})
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
 
 
 class ConnectionLost(ComputeError):
@@ -83,6 +103,11 @@ class Remote:
     def label(self) -> str:
         e = self.entry
         return f"{e.user + '@' if e.user else ''}{e.host}{':' + str(e.port) if e.port else ''}"
+
+    @property
+    def where(self) -> str:
+        """Where an environment built on this host lives, as its record names it."""
+        return f"ssh:{self.label}"
 
     def ident(self) -> dict[str, Any]:
         """What a job reference stores to reach this host again."""
@@ -258,9 +283,9 @@ class Remote:
 
     def bootstrap(self) -> dict[str, Any]:
         """Put the helper on the host (once) and probe it: python, uv, docker, free disk; one round trip."""
-        source = AGENT_SOURCE.read_bytes()
+        source = agent_archive()
         python = shlex.quote(self.entry.python)
-        name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}.py"
+        name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}.pyz"
         workdir = self.entry.workdir or self.config.workdir
         shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
         script = (

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mltrain.errors import ComputeError
-from mltrain.procs import descendants
+from mltrain.remote.procs import descendants
 
 NODE_IP = "127.0.0.2"  # loopback, but not the literal Ray rewrites to the external address
 READY_LINE = "Ray runtime started"
@@ -147,7 +147,7 @@ class LocalRayCluster:
         if log is not None:
             log(f"starting a private Ray cluster (one node on {NODE_IP}, token authentication on) in {self.root}")
         started = time.monotonic()
-        watch = [sys.executable, "-m", "mltrain.compute.ray_local", str(os.getpid()), str(self.root)]
+        watch = [sys.executable, "-m", "mltrain.compute.ray.local_cluster", str(os.getpid()), str(self.root)]
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [*watch, *args],

@@ -1,4 +1,4 @@
-"""The driver's side of a Ray job's log stream (written by :mod:`mltrain.compute.ray_job`).
+"""The driver's side of a Ray job's log stream (written by :mod:`mltrain.remote.ray_job`).
 
 :class:`JobStream` splits the text Ray streams into the script's stdout and stderr (to the sink),
 its metrics records (read by the trial through ``read_metrics``), the node it runs on, its exit
@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from mltrain.compute.ray_job import (
+from mltrain.remote.ray_job import (
     ARCHIVE_END,
     CHUNK,
     EXIT,

@@ -6,7 +6,7 @@ fields but variables) its warm actors start on Ray's ordinary workers, which Ray
 workers with a runtime_env. The in-script API (with the warm worker and its fork server) and the
 staged snapshot then come as zip archives through Ray's object store: :class:`BootedWarmWorker`
 unpacks both into a private folder on its node, puts the API first on ``sys.path`` and
-``PYTHONPATH``, sets the run's variables and serves as :class:`mltrain.compute.ray_warm.WarmWorker`
+``PYTHONPATH``, sets the run's variables and serves as :class:`mltrain.remote.ray_warm.WarmWorker`
 does, whose methods it passes on. ``shutdown`` removes the folder.
 """
 
@@ -45,7 +45,7 @@ def unpack(data: bytes, dest: str) -> None:
 
 
 class BootedWarmWorker:
-    """A :class:`~mltrain.compute.ray_warm.WarmWorker` whose API and snapshot came as archives."""
+    """A :class:`~mltrain.remote.ray_warm.WarmWorker` whose API and snapshot came as archives."""
 
     def __init__(
         self,
@@ -66,7 +66,7 @@ class BootedWarmWorker:
             sys.path.insert(0, api_dir)
             os.environ.update(env_vars)
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (api_dir, os.environ.get("PYTHONPATH")) if p)
-            from mltrain.compute.ray_warm import WarmWorker
+            from mltrain.remote.ray_warm import WarmWorker
 
             self.worker = WarmWorker(modules, grace_s, max_output_mb, source=source, root=home)
         except BaseException:

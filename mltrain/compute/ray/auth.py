@@ -26,7 +26,7 @@ from mltrain.errors import ComputeError, ConfigError
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
-    from mltrain.compute.configs import ClusterComputeConfig
+    from mltrain.compute.ray.config import ClusterComputeConfig
 
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 TOKEN_HINT = (

@@ -1,6 +1,6 @@
-"""The entrypoint of an mltrain job on a Ray node: ``python -m mltrain.compute.ray_job SCRIPT ARGS...``.
+"""The entrypoint of an mltrain job on a Ray node: ``python -m mltrain.remote.ray_job SCRIPT ARGS...``.
 
-Standard library only (and :mod:`mltrain.procs`): it is shipped to the cluster with the in-script API
+Standard library only (and :mod:`mltrain.remote.procs`): it is shipped to the cluster with the in-script API
 (``py_modules``) and runs in whatever Python the job's runtime environment has. It copies the job's
 working_dir (the snapshot) into a private run folder, runs the script there as a child process, and writes one
 stream to its stdout, which Ray keeps as the job's log and the driver follows (``tail_job_logs``):
@@ -41,7 +41,7 @@ import threading
 import time
 from typing import IO
 
-from mltrain.procs import descendants
+from mltrain.remote.procs import descendants
 
 MARK_ENV = "MLTRAIN_RAY_MARK"
 GRACE_ENV = "MLTRAIN_RAY_GRACE_S"
@@ -58,7 +58,7 @@ RUN_INFO_FILE = ".mltrain/run.json"
 def entrypoint(script: str, arguments: list[str]) -> str:
     """The job's shell command: this wrapper in place of the shell (``exec``), so the process Ray signals
     to stop the job is the wrapper, however early the stop comes."""
-    return f"exec python -m mltrain.compute.ray_job {shlex.join([script, *arguments])}"
+    return f"exec python -m mltrain.remote.ray_job {shlex.join([script, *arguments])}"
 
 
 class Emitter:
@@ -205,7 +205,7 @@ def _send_archive(run_dir: str, emit: Emitter) -> None:
 def main(argv: list[str]) -> int:
     mark = os.environ.get(MARK_ENV, "")
     if not mark or len(argv) < 1:
-        print("usage: MLTRAIN_RAY_MARK=... python -m mltrain.compute.ray_job SCRIPT [ARGS...]", file=sys.stderr)
+        print("usage: MLTRAIN_RAY_MARK=... python -m mltrain.remote.ray_job SCRIPT [ARGS...]", file=sys.stderr)
         return 2
     stopper = Stopper(float(os.environ.get(GRACE_ENV) or 5))  # first: a stop that comes early is kept
     emit = Emitter(mark)

@@ -1,0 +1,394 @@
+"""Runs as Ray jobs, submitted through Ray's Job Submission API: :class:`RayJobs` (the executor) and
+:class:`ClusterHandle` (one run across its attempts).
+
+The job's runtime_env is the run's environment (the lock as ``pip``/``uv`` packages, installed and
+cached by each node) plus the snapshot as ``working_dir`` and the in-script API and the job wrapper
+(:mod:`mltrain.remote.ray_job`) as ``py_modules`` (:mod:`~mltrain.compute.ray.runtime`). Ray places
+the job on any node with the resources asked for (the entrypoint's, so Ray's resource accounting
+queues runs when the cluster is full). The wrapper streams the script's output and metrics through
+the job's log and sends outputs/ and logs/ back the same way when the script ends, so they return
+whichever node ran it (:mod:`~mltrain.compute.ray.stream`).
+
+A run's reference is ``{"kind": "ray", "address", "api", "job", "mark"}``: the job server and the
+submission id stem; attempt N of the run is the Ray job ``<job>-N``. A job whose node died (its
+supervisor actor died) is submitted again, up to ``max_retries`` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from mltrain.compute.archive import extract_outputs
+from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
+from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
+from mltrain.compute.ray.stream import JobStream
+from mltrain.errors import ComputeError
+from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, entrypoint
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+    from mltrain.environments.base import Materialised
+
+
+NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
+JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself within this, else it is stopped
+STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
+STATUS_FAST_FOR_S = 60
+STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
+
+
+def _node_died(info: Any) -> bool:
+    """Ray's verdict that the job's supervisor (with its node) died, not that the script failed."""
+    error_type = getattr(info, "error_type", None)
+    error_type = str(getattr(error_type, "value", error_type) or "")
+    message = str(getattr(info, "message", "") or "")
+    return any(e in error_type for e in NODE_DIED) or message.startswith("Job supervisor actor died")
+
+
+class ClusterHandle(RunHandle):
+    """One run on the cluster (reached through ``conn``), across its attempts; a thread follows the
+    current attempt's log. ``submit`` holds the submit_job arguments (None: attached, never resubmitted)."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        conn: RayConnection,
+        job: str,
+        mark: str,
+        sink: OutputSink,
+        attempt: int,
+        submit: dict[str, Any] | None,
+    ) -> None:
+        super().__init__(spec)
+        self.conn = conn
+        self.job = job
+        self.mark = mark
+        self.sink = sink
+        self.attempt = attempt
+        self._submit = submit
+        self._code: int | None = None
+        self._done = threading.Event()
+        self._stop_requested = False
+        self._timed_out = False
+        self._lock = threading.Lock()
+        self.stream = self._new_stream()
+        self.streams: list[JobStream] = [self.stream]
+        self._thread = threading.Thread(target=self._follow, name="mltrain-ray-follow", daemon=True)
+        self._thread.start()
+
+    @property
+    def sid(self) -> str:
+        return f"{self.job}-{self.attempt}"
+
+    @property
+    def ref(self) -> JobRef:
+        return {
+            "kind": "ray",
+            "address": self.conn.config.address,
+            "api": self.conn.api,
+            "job": self.job,
+            "mark": self.mark,
+        }
+
+    def _new_stream(self) -> JobStream:
+        archive = self.spec.run_dir / ".mltrain" / f"ray-outputs-{self.attempt}.tar.gz"
+        return JobStream(self.mark, self.sink, archive)
+
+    # -- following ------------------------------------------------------------------------------
+    def _follow(self) -> None:
+        code = 1
+        try:
+            while True:
+                info = self._follow_attempt()
+                if self.stream.exit_code is not None:
+                    code = self.stream.exit_code
+                    break
+                if self._stop_requested:
+                    code = 1 if self._timed_out else -15
+                    break
+                if self._retry(info):
+                    continue
+                code = self._failed(info)
+                break
+        except Exception as exc:  # noqa: BLE001 - the cluster went away: the run fails, it does not hang
+            self.sink.write(f"[mltrain] lost the Ray job {self.sid}: {exc}\n".encode(), "stderr")
+            code = 1
+        self._code = code
+        self._done.set()
+
+    def _follow_attempt(self) -> Any:
+        client = self.conn.client
+        sid = self.sid
+        watcher = threading.Thread(target=self._watch_start, args=(sid,), daemon=True)
+        watcher.start()
+        for _ in range(1000):
+            try:
+                asyncio.run(self._tail(client, sid))
+            except Exception:  # noqa: BLE001 - the stream broke (node died, server restarted)
+                pass
+            if self.stream.exit_code is not None:  # the wrapper's last line: the job has nothing more to say
+                self.stream.close()
+                return None
+            info = self._info(sid)
+            if info is None or status_of(info) in TERMINAL:
+                break
+            time.sleep(1)
+            self.stream.replay()
+        for _ in range(5 if info is not None else 0):
+            if self.stream.exit_code is not None:
+                break
+            # the tail ended before the last lines (the job ended between two reads, the stream broke):
+            # read the whole log (again, a little later, while the node's agent catches up)
+            try:
+                logs = client.get_job_logs(sid)
+            except Exception:  # noqa: BLE001 - logs gone with the node
+                break
+            self.stream.replay()
+            self.stream.feed(logs)
+            if self.stream.exit_code is None:
+                time.sleep(2)
+        self.stream.close()
+        return info
+
+    async def _tail(self, client: JobSubmissionClient, sid: str) -> None:
+        """Follow the job's log until the wrapper's exit code (its last line, after the outputs) or until
+        Ray reports the job ended: Ray's log stream lags the job by seconds (it ends some seconds after
+        the job did), so its status is polled alongside and the caller reads the rest of the log at once."""
+
+        async def follow() -> None:
+            async for chunk in client.tail_job_logs(sid):
+                self.stream.feed(chunk)
+                if self.stream.exit_code is not None:
+                    return
+
+        loop = asyncio.get_running_loop()
+        tail = asyncio.ensure_future(follow())
+        started = time.monotonic()
+        while not tail.done():
+            fast = time.monotonic() - started < STATUS_FAST_FOR_S
+            await asyncio.wait({tail}, timeout=STATUS_POLL_S if fast else 1.0)
+            if tail.done():
+                break
+            try:
+                status = status_of(await loop.run_in_executor(None, client.get_job_info, sid))
+            except Exception:  # noqa: BLE001 - the tail decides
+                continue
+            if status in TERMINAL:
+                tail.cancel()
+                try:
+                    await tail
+                except asyncio.CancelledError:
+                    pass
+                return
+        tail.result()
+
+    def _info(self, sid: str) -> Any:
+        for _ in range(5):
+            try:
+                return self.conn.client.get_job_info(sid)
+            except Exception as exc:  # noqa: BLE001
+                if "does not exist" in str(exc) or "404" in str(exc):
+                    return None
+                time.sleep(1)
+        return None
+
+    def _watch_start(self, sid: str) -> None:
+        """Report the node the job runs on; stop a job that stays pending past start_timeout_s."""
+        limit = self.conn.config.start_timeout_s
+        started = time.monotonic()
+        while not self._done.is_set() and sid == self.sid:
+            info = self._info(sid)
+            status = status_of(info)
+            if status == "RUNNING":
+                node = str(getattr(info, "driver_agent_http_address", "") or "").split("://")[-1].rsplit(":", 1)[0]
+                self.sink.log(f"Ray job {sid} runs on node {node or '?'}")
+                return
+            if not status or status in TERMINAL:
+                return
+            if limit is not None and time.monotonic() - started > limit:
+                self.sink.write(
+                    f"[mltrain] no node of the cluster could start Ray job {sid} within compute.start_timeout_s="
+                    f"{limit:g} s (resources asked: {resources_text(self.conn.config)})\n".encode(),
+                    "stderr",
+                )
+                self._timed_out = self._stop_requested = True
+                self.conn.stop_job(sid)
+                return
+            time.sleep(1)
+
+    def _retry(self, info: Any) -> bool:
+        """Submit the next attempt when the node of this one died and retries are left."""
+        if self._submit is None or info is None or status_of(info) != "FAILED":
+            return False
+        if not _node_died(info):
+            return False
+        retries = self.conn.config.max_retries
+        if self.attempt > retries:
+            return False
+        message = str(getattr(info, "message", "") or "").strip().splitlines()
+        self.sink.log(
+            f"Ray job {self.sid} was lost with its node ({message[0] if message else 'its supervisor died'}); "
+            f"retry {self.attempt} of {retries}"
+        )
+        with self._lock:
+            if self._stop_requested:
+                return False
+            self.attempt += 1
+            self.stream = self._new_stream()
+            self.streams.append(self.stream)
+            self.conn.submit(self.sid, self._submit)
+        return True
+
+    def _failed(self, info: Any) -> int:
+        status = status_of(info)
+        message = str(getattr(info, "message", "") or "").strip()
+        if _node_died(info):
+            retries = self.conn.config.max_retries
+            what = f"the node running Ray job {self.sid} died"
+            tried = f"after {self.attempt - 1} retr{'y' if self.attempt == 2 else 'ies'}" if self.attempt > 1 else ""
+            reason = f"{what} {tried} (compute.max_retries={retries}): {message.splitlines()[0] if message else ''}"
+        elif status == "FAILED":
+            first = message.splitlines()[0] if message else "no reason given"
+            reason = f"Ray job {self.sid} failed before its script ended: {first}"
+        else:
+            reason = f"Ray job {self.sid} ended ({status or 'gone'}) without an exit code"
+        self.sink.write(f"[mltrain] {reason}\n".encode(), "stderr")
+        code = getattr(info, "driver_exit_code", None)
+        return int(code) if code not in (None, 0) else 1
+
+    # -- the RunHandle contract ------------------------------------------------------------------
+    def wait(self, timeout: float | None) -> int | None:
+        if not self._done.wait(timeout):
+            return None
+        return self._code
+
+    def cancel(self, reason: str, force: bool = False) -> None:
+        self.cancel_reason = self.cancel_reason or reason
+        with self._lock:
+            if self._stop_requested or self._done.is_set():
+                return
+            self._stop_requested = True
+            sid = self.sid
+        threading.Thread(target=self._stop, args=(sid,), name="mltrain-ray-stop", daemon=True).start()
+
+    def _stop(self, sid: str) -> None:
+        """Ask Ray to stop ``sid`` until it takes the request or the job ended (a job just submitted may
+        have no supervisor yet to take it)."""
+        while not self.conn.stop_job(sid) and not self._done.wait(1.0):
+            pass
+
+    def read_metrics(self, limit: int = 8 << 20) -> bytes:
+        return self.stream.read_metrics(limit)
+
+    # -- what the job left -----------------------------------------------------------------------
+    def collect(self) -> None:
+        """Unpack the outputs archive the job sent through its log into the run folder."""
+        self.wait(60)
+        stream = self.stream
+        if stream.archive_ok:
+            try:
+                extract_outputs(stream.archive_path, self.spec.run_dir, self.conn.config.max_output_mb)
+            finally:
+                stream.archive_path.unlink(missing_ok=True)
+        elif stream.problem:
+            raise ComputeError(stream.problem)
+        for old in self.streams:
+            old.archive_path.unlink(missing_ok=True)
+
+    def cleanup(self) -> None:
+        delete_jobs(self.conn, self.job)
+
+
+def stop_attempts(conn: RayConnection, job: str) -> bool:
+    """Stop every running attempt of ``job`` and wait until Ray reports it ended; False when none
+    ran. (The grace period is the one the job was submitted with: Ray cannot change it afterwards.)"""
+    running = [sid for sid, status in conn.attempts(job) if status not in TERMINAL]
+    taken = {sid: conn.stop_job(sid) for sid in running}
+    deadline = time.monotonic() + math.ceil(conn.config.cancel_grace_s) + STOP_MARGIN_S + 60
+    for sid in running:
+        while time.monotonic() < deadline:
+            try:
+                if status_of(conn.client.get_job_info(sid)) in TERMINAL:
+                    break
+            except Exception:  # noqa: BLE001 - gone
+                break
+            taken[sid] = taken[sid] or conn.stop_job(sid)  # a job just submitted may have no supervisor yet
+            time.sleep(0.5)
+    return bool(running)
+
+
+def delete_jobs(conn: RayConnection, job: str) -> None:
+    """Delete the Ray jobs of a run (unless ``keep_job``). The job of a run whose exit code came back may
+    still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped."""
+    if conn.config.keep_job or not conn.connected:
+        return
+    try:
+        attempts = conn.attempts(job)
+        deadline = time.monotonic() + JOB_END_WAIT_S
+        while any(status not in TERMINAL for _, status in attempts) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the wrapper sent its exit code: the job ends by itself in a moment
+            attempts = conn.attempts(job)
+        if any(status not in TERMINAL for _, status in attempts):
+            stop_attempts(conn, job)
+        for sid, _ in attempts:
+            try:
+                conn.client.delete_job(sid)
+            except Exception:  # noqa: BLE001 - already deleted
+                pass
+    except ComputeError:
+        pass
+
+
+class RayJobs:
+    """The executor of runs as Ray jobs (``mltrain-<run id>-<attempt>``) on the cluster of ``conn``."""
+
+    def __init__(self, conn: RayConnection, stage: Stage) -> None:
+        self.conn, self.stage = conn, stage
+
+    def submit_args(self, spec: RunSpec, env: Materialised, mark: str) -> dict[str, Any]:
+        cfg = self.conn.config
+        grace = cfg.cancel_grace_s
+        env_vars = {
+            "MLTRAIN_RUN_ID": spec.run_id,
+            "MLTRAIN_EXPERIMENT": spec.experiment,
+            "PYTHONUNBUFFERED": "1",
+            MARK_ENV: mark,
+            GRACE_ENV: f"{grace:g}",
+            MAX_OUTPUT_ENV: f"{cfg.max_output_mb:g}",
+            # Ray's stop: SIGINT to the processes it sees, which the wrapper alone acts on (the
+            # script has it blocked); SIGKILL after this (the wrapper ends sooner)
+            "RAY_JOB_STOP_SIGNAL": "SIGINT",
+            "RAY_JOB_STOP_WAIT_TIME_S": str(math.ceil(grace) + STOP_MARGIN_S),
+        }
+        return {
+            "entrypoint": entrypoint(spec.script, spec.arguments),
+            "runtime_env": runtime_env(cfg, self.stage, spec, env, env_vars),
+            "metadata": {"mltrain_run_id": spec.run_id, "mltrain_experiment": spec.experiment},
+            **{f"entrypoint_{k}": v for k, v in resources(cfg).items()},
+        }
+
+    def start(self, spec: RunSpec, env: Materialised, sink: OutputSink, attempt: int) -> ClusterHandle:
+        """Submit ``attempt`` of the run as a Ray job (later attempts follow when its node dies)."""
+        mark = f"\x1emltrain:{secrets.token_hex(6)}:"
+        job = f"mltrain-{spec.run_id}"
+        args = self.submit_args(spec, env, mark)
+        self.conn.submit(f"{job}-{attempt}", args)
+        return ClusterHandle(spec, self.conn, job, mark, sink, attempt=attempt, submit=args)
+
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        conn = self.conn.for_ref(ref)
+        attempts = conn.attempts(str(ref["job"]))
+        if not attempts:
+            return None
+        return ClusterHandle(spec, conn, str(ref["job"]), str(ref["mark"]), sink, len(attempts), submit=None)
+
+    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
+        """Stop every running attempt (``grace_s`` is ignored: the job keeps the one it was submitted with)."""
+        return stop_attempts(self.conn.for_ref(ref), str(ref["job"]))

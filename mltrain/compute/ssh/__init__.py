@@ -1,0 +1,13 @@
+"""SSH compute: jobs run on a pool of the user's own machines reached over SSH.
+
+:mod:`~mltrain.compute.ssh.target` (the target), :mod:`~mltrain.compute.ssh.pool` (hosts and slots),
+:mod:`~mltrain.compute.ssh.conn` (one host: connection, host keys, mltrain's helper there),
+:mod:`~mltrain.compute.ssh.sync` (files through the host's blob cache),
+:mod:`~mltrain.compute.ssh.handle` (a job followed over one channel). The helper itself, run on the
+hosts, is :mod:`mltrain.remote.ssh_agent`; environments built there, :mod:`mltrain.environments.remote`.
+"""
+
+from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
+from mltrain.compute.ssh.target import SSHCompute
+
+__all__ = ["SSHCompute", "SSHComputeConfig", "SSHHostConfig"]

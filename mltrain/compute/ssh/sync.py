@@ -1,0 +1,75 @@
+"""Files to an SSH host through its content-addressed blob cache.
+
+A run folder (or an image's build context) is a list of files by sha256: the host says which blobs
+its cache lacks (one round trip), only those travel (SFTP, each checked against its hash as it is
+sent), then the host makes the folder from its cache. :class:`BlobSync` counts what moved.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mltrain.errors import ComputeError
+
+if TYPE_CHECKING:
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ssh.conn import Remote
+    from mltrain.workspace import Workspace
+
+SHIM_IN_RUN = ".mltrain/shim"  # where the in-script API goes in a remote run folder
+
+
+@dataclass
+class Upload:
+    """What a run's folder is made of: (path, sha256, size, mode) and the local file of each blob."""
+
+    files: list[tuple[str, str, int, int]]
+    local: dict[str, Path]
+
+
+def upload_of(ws: Workspace, spec: RunSpec) -> Upload:
+    """The files of ``spec``'s run folder: its snapshot, and the in-script API under :data:`SHIM_IN_RUN`."""
+    from mltrain.workspace.blobs import sha256_file
+    from mltrain.workspace.snapshots import restored_mode
+
+    snapshot = ws.snapshots.get(spec.snapshot_id)
+    files = [(f.path, f.sha256, f.size, restored_mode(f.mode)) for f in snapshot.files]
+    local = {f.sha256: ws.blobs.path(f.sha256) for f in snapshot.files}
+    if spec.shim_dir is not None:
+        for path in sorted(Path(spec.shim_dir).rglob("*.py")):
+            sha = sha256_file(path)
+            files.append((f"{SHIM_IN_RUN}/{path.relative_to(spec.shim_dir).as_posix()}", sha, 0, 0o644))
+            local[sha] = path
+    return Upload(files, local)
+
+
+class BlobSync:
+    def __init__(self) -> None:
+        self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0}
+        self._lock = threading.Lock()
+
+    def send_blobs(self, remote: Remote, missing: list[str], local: dict[str, Path]) -> int:
+        """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent."""
+        sent = 0
+        for sha in missing:
+            if sha not in local:
+                raise ComputeError(f"{remote.label} asked for a blob that was not offered: {sha}")
+            sent += remote.put_blob(local[sha], sha)
+        with self._lock:
+            self.stats["blobs_sent"] += len(missing)
+            self.stats["bytes_sent"] += sent
+        return sent
+
+    def materialise(self, remote: Remote, run_id: str, up: Upload) -> None:
+        """Make the run folder on ``remote``: one round trip when the host has every blob; else the
+        missing ones go by SFTP, then one more."""
+        request = {"files": up.files}
+        missing = remote.agent("materialise", run_id, request=request)["missing"]
+        self.send_blobs(remote, missing, up.local)
+        if missing and remote.agent("materialise", run_id, request=request)["missing"]:
+            raise ComputeError(f"the upload of run {run_id} to {remote.label} did not complete")
+        with self._lock:
+            self.stats["blobs_present"] += len(up.local) - len(missing)

@@ -1,0 +1,257 @@
+"""The SSH compute target: jobs run on a pool of the user's own machines reached over SSH.
+
+Per run: a host with a free slot is taken at ``upload`` (:mod:`~mltrain.compute.ssh.pool`) and given
+back at ``cleanup``. ``upload`` sends only the snapshot files the host's blob cache lacks
+(:mod:`~mltrain.compute.ssh.sync`), then makes the run folder there from the cache. ``prepare``
+builds the environment on a host (:mod:`mltrain.environments.remote`); other hosts build it when a
+job first lands there. The job runs under the helper's supervisor in a process group of its own,
+followed by :class:`~mltrain.compute.ssh.handle.SSHHandle`; a job in an image is a foreground
+``docker run`` under that supervisor, with the remote run folder mounted at ``/mltrain/run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from typing import TYPE_CHECKING, Any
+
+from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
+from mltrain.compute.docker.container import container_name, job_container
+from mltrain.compute.ssh.config import SSHComputeConfig
+from mltrain.compute.ssh.conn import ConnectionLost, Remote
+from mltrain.compute.ssh.handle import SSHHandle, _read_exact
+from mltrain.compute.ssh.pool import HostPool
+from mltrain.compute.ssh.sync import SHIM_IN_RUN, BlobSync, Upload, upload_of
+from mltrain.environments.base import EnvironmentBuilder, Materialised
+from mltrain.environments.remote import RemoteEnvironments
+from mltrain.errors import ComputeError
+from mltrain.run_context import RUN_INFO_FILE
+
+if TYPE_CHECKING:
+    from mltrain.environments.base import LogFn
+    from mltrain.environments.resolve import ResolvedEnvironment
+    from mltrain.workspace import Workspace
+
+
+class SSHCompute(ComputeTarget):
+    """Runs jobs on the hosts of ``compute.hosts`` over SSH."""
+
+    name = "ssh"
+    Config = SSHComputeConfig
+    builds = ("system", "venv", "docker")
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        assert isinstance(self.config, SSHComputeConfig)
+        self.cfg: SSHComputeConfig = self.config
+        self.pool = HostPool(self.cfg)
+        self.sync = BlobSync()
+        self.envs = RemoteEnvironments(self.pool, self.sync)
+        self._uploads: dict[str, Upload] = {}
+        self._job_envs: dict[str, Materialised] = {}
+
+    def describe(self) -> str:
+        return f"ssh ({', '.join(r.label for r in self.remotes)})"
+
+    # -- the pool ---------------------------------------------------------------------------------
+    @property
+    def remotes(self) -> list[Remote]:
+        return self.pool.remotes
+
+    @property
+    def down(self) -> dict[str, str]:
+        """Host label -> why it is skipped."""
+        return self.pool.down
+
+    @property
+    def _held(self) -> dict[str, Remote]:
+        return self.pool.held
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Blobs (and bytes) sent to the hosts, and blobs they had already."""
+        return self.sync.stats
+
+    def check(self) -> None:
+        self.pool.check()
+
+    def report(self) -> list[dict[str, Any]]:
+        """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots."""
+        return self.pool.report()
+
+    def capacity(self) -> int:
+        return self.pool.capacity()
+
+    def free_slots(self) -> dict[str, int]:
+        return self.pool.free_slots()
+
+    # -- environment ------------------------------------------------------------------------------
+    def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
+        super().builder(env)  # refuses kinds this target cannot run
+        return self.envs.builder(env.spec.build)
+
+    def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
+        from mltrain.environments.base import record_use
+
+        built = self.builder(env).materialise(env, log, rebuild=rebuild)
+        record_use(ws, env, built)
+        self.envs.prepared = env
+        return built
+
+    def holds(self, where: str) -> bool:
+        """True when ``where`` (``ssh:HOST`` of an environment record) is a host of this pool."""
+        return self.pool.by_where(where) is not None
+
+    def drop(self, kind: str, where: str, location: str, older_than: float) -> tuple[bool, str]:
+        """Delete the environment at ``location`` on the host ``where`` (``mltrain envs prune``) unless
+        it was used there since ``older_than``: (removed or already gone, note)."""
+        remote = self.pool.by_where(where)
+        if remote is None:
+            return False, f"{where} is not a host of the given compute"
+        return self.envs.drop(remote, kind, location, older_than)
+
+    # -- upload -----------------------------------------------------------------------------------
+    def upload(self, ws: Workspace, spec: RunSpec) -> None:
+        """Take a host's slot, build the prepared environment there if it is the host's first job
+        (recorded as living there), send the blobs it lacks (each checked against its hash as it is
+        sent), make the run folder from its cache."""
+        up = upload_of(ws, spec)
+        self._uploads[spec.run_id] = up
+        lost: list[str] = []
+        while True:  # a host lost before the job started is skipped: the job goes to another one
+            remote = self.pool.acquire(spec.run_id, exclude=tuple(lost))
+            try:
+                env = self.envs.prepared
+                if env is not None and not self.envs.built_on(remote, env):  # first job on this host
+                    from mltrain.environments.base import record_use
+
+                    record_use(ws, env, self.envs.on(remote, env, lambda line: None))
+                self.sync.materialise(remote, spec.run_id, up)
+                return
+            except ConnectionLost as exc:
+                self.pool.mark_down(remote, str(exc))
+                self.pool.release(spec.run_id)
+                lost.append(remote.label)
+                print(f"mltrain: skipping SSH host {remote.label}: {exc}", file=sys.stderr)
+
+    # -- the job ----------------------------------------------------------------------------------
+    def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
+        remote = self.pool.held.get(spec.run_id) or self.pool.acquire(spec.run_id)
+        pgid, channel = self._start_on(remote, spec, env)
+        self._job_envs[spec.run_id] = env
+        container = container_name(spec.run_id) if env.builder == "docker" else None
+        return SSHHandle(
+            spec, self.cfg, self.pool, remote, pgid, sink, channel=channel, container=container, restart=self.retry
+        )
+
+    def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> tuple[int, Any]:
+        """Start the job on ``remote``: its pgid and the channel that goes on streaming its output."""
+        assert remote.probe is not None
+        env = self.envs.for_host(remote, env)
+        run_dir = f"{remote.probe['workdir']}/runs/{spec.run_id}"
+        files = {}
+        info = spec.run_dir / RUN_INFO_FILE
+        if info.is_file():
+            files[RUN_INFO_FILE] = info.read_text()
+        if env.builder == "docker":
+            request = self._container_request(remote, spec, env, run_dir)
+        else:
+            shim = f"{run_dir}/{SHIM_IN_RUN}" if spec.shim_dir else None
+            environ = job_environment(spec, env, run_dir, shim, inherit=False)
+            path = environ.pop("PATH", "")
+            request = {
+                "argv": [env.python, spec.script, *spec.arguments],
+                "env": environ,
+                "path_prepend": path.rstrip(os.pathsep),
+            }
+        request["files"] = files
+        beat = self.cfg.keepalive_s
+        chan = remote.channel(remote.agent_command("start", spec.run_id, str(beat)), timeout=max(90.0, beat * 3))
+        try:
+            chan.sendall(json.dumps(request).encode() + b"\n")
+            head = _read_exact(chan, 5)
+            body = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
+        except (OSError, EOFError) as exc:
+            chan.close()
+            raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
+        if body is None:
+            err = b""
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            code = chan.recv_exit_status()
+            chan.close()
+            detail = err.decode(errors="replace")[-800:]
+            raise ComputeError(
+                f"run {spec.run_id} did not start on {remote.label} (exit {code}): {detail}",
+                hint="check the environment and job.script",
+            )
+        chan.settimeout(beat * 3)
+        return int(json.loads(body)["pgid"]), chan
+
+    def _container_request(self, remote: Remote, spec: RunSpec, env: Materialised, run_dir: str) -> dict[str, Any]:
+        """The helper's start request of a job in ``env``'s image: a foreground ``docker run`` (the
+        docker target's container) with the remote run folder mounted as the container's working folder."""
+        assert remote.probe is not None
+        uid_gid = f"{remote.probe['uid']}:{remote.probe['gid']}"
+        shim = SHIM_IN_RUN if spec.shim_dir else None
+        container = job_container(spec, env, run_dir, shim_in_run=shim, user=uid_gid)
+        argv, values = container.run_argv(str(remote.probe["docker"]))
+        return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": container.name}}
+
+    def retry(self, handle: SSHHandle, message: str) -> bool:
+        """Start ``handle``'s run again on another host after ``message`` (its host was lost);
+        False when ``compute.retries`` is used up or no other host can take it."""
+        if handle.attempt >= self.cfg.retries or handle.spec.run_id not in self._uploads:
+            return False
+        lost = handle.remote
+        self.pool.mark_down(lost, message)
+        self.pool.release(handle.spec.run_id)
+        try:
+            remote = self.pool.acquire(handle.spec.run_id, exclude=(lost.label,))
+            self.sync.materialise(remote, handle.spec.run_id, self._uploads[handle.spec.run_id])
+            pgid, channel = self._start_on(remote, handle.spec, self._job_envs[handle.spec.run_id])
+        except ComputeError as exc:
+            handle.sink.log(f"{message}; no other host could run it again: {exc}")
+            return False
+        handle.sink.log(
+            f"{message}; running it again on {remote.label} (retry {handle.attempt + 1} of {self.cfg.retries})"
+        )
+        handle.restarted(remote, pgid, channel)
+        return True
+
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+        remote = self.pool.remote_for(ref)
+        status = remote.agent("status", str(ref["run"]))
+        if not status["exists"] or not status["job"]:
+            return None
+        container = ref.get("container")
+        pgid = int(ref["pgid"])
+        return SSHHandle(
+            spec, self.cfg, self.pool, remote, pgid, sink, offsets=(-1, -1, -1), mirror=False, container=container
+        )
+
+    def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
+        remote = self.pool.remote_for(ref)
+        grace = self.cancel_grace_s if grace_s is None else grace_s
+        answer = remote.agent("stop", str(ref["run"]), str(grace), "TERM", timeout=grace * 3 + 60)
+        return bool(answer["stopped"])
+
+    def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
+        """Give the slot back; the handle removes the remote run folder. Without a handle (canceled
+        before the job started) the folder ``upload`` made is removed here (unless keep_failed)."""
+        remote = self.pool.held.get(spec.run_id)
+        self.pool.release(spec.run_id)
+        self._uploads.pop(spec.run_id, None)
+        self._job_envs.pop(spec.run_id, None)
+        if handle is not None:
+            handle.cleanup()
+        elif remote is not None and remote.probe is not None and not self.cfg.keep_failed:
+            try:
+                remote.agent("remove", spec.run_id, timeout=60)
+            except ComputeError:
+                pass  # the host is gone: nothing more to release
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,120 @@
+"""The helper mltrain runs on an SSH host (standard library only, Python >= 3.8): uploaded once as a zip
+of the node-side package (:mod:`mltrain.remote`) that Python runs, ``python3 AGENT.pyz WORKDIR COMMAND
+[ARGS]``; the commands live in :mod:`~mltrain.remote.ssh_envs` and :mod:`~mltrain.remote.ssh_jobs`.
+
+A JSON request comes on stdin where a command needs one, and the answer is one JSON line on stdout
+(``follow`` and ``pack`` stream instead). Layout of WORKDIR:
+``blobs/<sha256>`` (content-addressed cache of uploaded files), ``runs/<run_id>/`` (run folders),
+``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none). Docker images of
+environments live in the engine the host's ``docker`` CLI reaches (its ``DOCKER_HOST``, context).
+
+A job is started by a supervisor in a session of its own; the job is the leader of its own process
+group, writes its output to ``.mltrain/stdout`` and ``.mltrain/stderr`` in its run folder (so it
+outlives the connection) and the supervisor records ``.mltrain/job.json`` (pgid, start token) and
+``.mltrain/exit_code``. A job in a container is a foreground ``docker run`` in that group (signals
+reach the container through it); stopping it also removes the container by name, so a killed CLI
+leaves nothing running. Nothing here trusts paths from the request beyond WORKDIR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
+from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, run_dir_of
+from mltrain.remote.ssh_jobs import (
+    cmd_follow,
+    cmd_kill,
+    cmd_pack,
+    cmd_remove,
+    cmd_start,
+    cmd_status,
+    cmd_stop,
+    cmd_supervise,
+)
+
+
+def cmd_probe(work: str) -> None:
+    os.makedirs(work, exist_ok=True)
+    answer(
+        {
+            "workdir": os.path.realpath(work),
+            "python": ".".join(map(str, sys.version_info[:3])),
+            "executable": sys.executable,
+            "uv": find_uv(work),
+            "pip": has_pip(),
+            "docker": shutil.which("docker"),
+            "free_bytes": free_bytes(work),
+            "cpus": os.cpu_count(),
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            "machine": os.uname().machine,
+        }
+    )
+
+
+def cmd_missing(work: str) -> None:
+    wanted = json.load(sys.stdin)
+    blobs = os.path.join(work, "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    answer([sha for sha in wanted if not is_blob_name(sha) or not os.path.isfile(os.path.join(blobs, sha))])
+
+
+def cmd_materialise(work: str, run_id: str) -> None:
+    """Make the run folder from cached blobs: files = [[path, sha256, size, mode], ...]."""
+    req = json.load(sys.stdin)
+    run_dir = run_dir_of(work, run_id)
+    blobs = os.path.join(work, "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    files = blob_files(req)
+    missing = sorted({sha for _p, sha, _s, _m in files if not os.path.isfile(os.path.join(blobs, sha))})
+    if missing:  # the caller uploads these and asks again
+        answer({"missing": missing})
+        return
+    os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
+    for path, sha, _size, mode in files:
+        dest = inside(run_dir, path)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(os.path.join(blobs, sha), dest)
+        os.chmod(dest, (int(mode) & 0o755) | 0o200)  # the rule of mltrain.workspace.snapshots.restored_mode
+    answer({"run_dir": os.path.realpath(run_dir), "missing": []})
+
+
+def cmd_sha(work: str, path: str) -> None:
+    """sha256 of a file under WORKDIR (tests and audits)."""
+    with open(inside(work, path), "rb") as f:
+        answer(hashlib.sha256(f.read()).hexdigest())
+
+
+COMMANDS = {
+    "probe": cmd_probe,
+    "missing": cmd_missing,
+    "materialise": cmd_materialise,
+    "venv": cmd_venv,
+    "image": cmd_image,
+    "drop": cmd_drop,
+    "start": cmd_start,
+    "supervise": cmd_supervise,
+    "status": cmd_status,
+    "stop": cmd_stop,
+    "kill": cmd_kill,
+    "follow": cmd_follow,
+    "pack": cmd_pack,
+    "remove": cmd_remove,
+    "sha": cmd_sha,
+}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2 or argv[1] not in COMMANDS:
+        fail("usage: agent.pyz WORKDIR {{{}}} ...".format(",".join(COMMANDS)), 2)
+    work = os.path.expanduser(argv[0])
+    COMMANDS[argv[1]](work, *argv[2:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
