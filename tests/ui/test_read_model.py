@@ -47,3 +47,9 @@ def test_endpoint_show_json_is_the_dashboards_endpoint(ui, pages, cli_json):
     _same(shown, ok(ui, "/api/endpoints/iris-ep"), DASHBOARD_ONLY["endpoint"])
     listed = cli_json("--workspace", str(pages["root"]), "endpoints", "list")
     assert listed == ok(ui, "/api/endpoints")
+
+
+def test_envs_list_json_is_the_dashboards_environments(ui, pages, cli_json):
+    listed = cli_json("--workspace", str(pages["root"]), "envs", "list")
+    assert [e["name"] for e in listed] == ["sklearn"] and listed[0]["runs"]["count"] == 2
+    assert listed == ok(ui, "/api/environments")
