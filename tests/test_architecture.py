@@ -236,3 +236,20 @@ def test_only_the_stores_query_the_workspace_tables():
         for match in re.finditer(r"\.db\.(read|write|engine|connect)\b", text):
             found.append(f"{where}:{text.count(chr(10), 0, match.start()) + 1}: uses {match.group(0)}")
     assert not found, found
+
+
+def test_no_caller_branches_on_the_venv_builder():
+    """Whether a built environment is there and how big it is are its builder's to answer
+    (``present()``, ``size()``): no module outside mltrain/environments/ asks whether it is a venv."""
+    import re
+
+    builders = ROOT / "mltrain" / "environments"
+    pattern = re.compile(r"""builder\W{0,3}\s*(==|!=)\s*["']venv["']""")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "mltrain").rglob("*.py"))
+        if not path.is_relative_to(builders)
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, found
