@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.params import integer, json_response, models_of, name_param, ws_of
+from mltrain.ui.params import integer, json_response, name_param, ws_of
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
-    from mltrain.workspace.data import DataLink, DataVersion
+    from mltrain.workspace.data import DataVersion
 
 MANIFEST_PAGE = 1000  # manifest entries answered by default
 MAX_MANIFEST_PAGE = 5000
@@ -42,26 +42,6 @@ def version_summary(dv: DataVersion) -> dict[str, Any]:
         "file_count": dv.file_count,
         "created_at": dv.created_at,
         "producer_run_id": dv.producer_run_id,
-    }
-
-
-def link_json(link: DataLink) -> dict[str, Any]:
-    """A run's input or output: its key in the job, the data version (or plain URI), digest and mode."""
-    return {
-        "key": link.name,
-        "name": link.data_name,
-        "version": link.data_version,
-        "uri": link.uri,
-        "digest": link.digest,
-        "mode": link.mode,
-    }
-
-
-def run_data(ws: Workspace, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """``{"inputs": [...], "outputs": [...]}`` of a run (see :func:`link_json`)."""
-    links = ws.data.links(run_id=run_id)
-    return {
-        f"{direction}s": [link_json(x) for x in links if x.direction == direction] for direction in ("input", "output")
     }
 
 
@@ -93,7 +73,7 @@ def get_data(request: Request) -> Response:
     return json_response({"name": name, "versions": [version_summary(v) for v in versions]})
 
 
-def _lineage(ws: Workspace, request: Request, dv: DataVersion) -> dict[str, Any]:
+def _lineage(ws: Workspace, dv: DataVersion) -> dict[str, Any]:
     """The run that produced ``dv`` (and any other run that wrote it), the newest runs that read it
     (at most LINEAGE_RUNS, ``read_by_total`` says how many) and the models registered from them."""
     from mltrain.errors import NotFoundError
@@ -107,12 +87,12 @@ def _lineage(ws: Workspace, request: Request, dv: DataVersion) -> dict[str, Any]
     if dv.producer_run_id:
         try:
             run = ws.runs.get(dv.producer_run_id)
-            producer = {"run": run["id"], "experiment": run["experiment"], "status": run["status"]}
+            producer = {"run": run.id, "experiment": run.experiment, "status": run.status}
         except NotFoundError:
             producer = {"run": dv.producer_run_id, "experiment": None, "status": None}
     statuses = ws.runs.statuses([*writers, *(x.run_id for x in readers)])
     models: dict[str, list[dict[str, Any]]] = {}
-    for mv in models_of(request).by_runs(x.run_id for x in readers):
+    for mv in ws.models.by_runs(x.run_id for x in readers):
         models.setdefault(str(mv.run_id), []).append({"name": mv.name, "version": mv.version})
     return {
         "produced_by": producer,
@@ -153,6 +133,6 @@ def get_data_version(request: Request) -> Response:
                 "offset": offset,
                 "limit": limit,
             },
-            "lineage": _lineage(ws, request, dv),
+            "lineage": _lineage(ws, dv),
         }
     )
