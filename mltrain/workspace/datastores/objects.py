@@ -226,6 +226,14 @@ class ObjectDatastore(Datastore):
             raise
         return StoredFile(key, reader.size)
 
+    def signed_url(self, key: str, expires_s: int) -> str | None:
+        full = self._full(key)
+        try:
+            with self._errors("sign", key):
+                return str(self.fs.url(full, expires=int(expires_s)))
+        except (DataError, NotImplementedError):
+            return None  # the store's SDK cannot sign (e.g. GCS without a service account key)
+
     def at(self, url: str) -> Datastore:
         other = type(self)(url=url, **self._options)
         other._fs = self._fs  # the same connection: a file system is not bound to a root
