@@ -98,3 +98,35 @@ def save(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2))
     return path
+
+
+def packages(python: str) -> dict[str, str]:
+    """Installed distributions of ``python`` (name -> version), mltrain itself left out."""
+    code = (
+        "import importlib.metadata as m, json\n"
+        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions() if d.metadata['Name']}))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+    found: dict[str, str] = json.loads(out)
+    found.pop("mltrain", None)
+    return found
+
+
+def check_same_packages(baseline: str) -> None:
+    ours, theirs = packages(sys.executable), packages(baseline)
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        print(
+            f"warning: the baseline venv differs in {len(differ)} packages ({', '.join(differ[:8])}"
+            f"{', ...' if len(differ) > 8 else ''}); the comparison is not of mltrain alone. Align it with:\n"
+            f"  {sys.executable} -m pip freeze --exclude-editable > /tmp/req.txt && "
+            f"{baseline} -m pip install -r /tmp/req.txt\n",
+            flush=True,
+        )
+
+
+def baseline_command(python: str, args: list[str]) -> list[str]:
+    """``PYTHON -m mltrain ARGS`` of another mltrain (``--baseline``), in a workspace of its own (the
+    two versions may differ in schema); says first which packages its venv has otherwise."""
+    check_same_packages(python)
+    return ["env", "MLTRAIN_WORKSPACE=.mltrain-baseline", python, "-m", "mltrain", *args]

@@ -17,39 +17,12 @@ busier machine compare the ratio overhead / (bare Hydra - plain script), whose b
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BARE_HYDRA, BARE_HYDRA_ARGS, interleaved, job_overrides, median, save  # noqa: E402
-
-
-def packages(python: str) -> dict[str, str]:
-    """Installed distributions of ``python`` (name -> version), mltrain itself left out."""
-    code = (
-        "import importlib.metadata as m, json\n"
-        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions() if d.metadata['Name']}))"
-    )
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
-    found: dict[str, str] = json.loads(out)
-    found.pop("mltrain", None)
-    return found
-
-
-def check_same_packages(baseline: str) -> None:
-    ours, theirs = packages(sys.executable), packages(baseline)
-    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-    if differ:
-        print(
-            f"warning: the baseline venv differs in {len(differ)} packages ({', '.join(differ[:8])}"
-            f"{', ...' if len(differ) > 8 else ''}); the comparison is not of mltrain alone. Align it with:\n"
-            f"  {sys.executable} -m pip freeze --exclude-editable > /tmp/req.txt && "
-            f"{baseline} -m pip install -r /tmp/req.txt\n",
-            flush=True,
-        )
+from common import BARE_HYDRA, BARE_HYDRA_ARGS, baseline_command, interleaved, job_overrides, median, save  # noqa: E402
 
 
 def main() -> None:
@@ -73,16 +46,7 @@ def main() -> None:
         "same, no prefork": ["env", "MLTRAIN_NO_PREFORK=1", *mltrain],
     }
     if args.baseline:
-        check_same_packages(args.baseline)
-        # its own workspace: the two versions may differ in schema
-        cases["baseline mltrain"] = [
-            "env",
-            "MLTRAIN_WORKSPACE=.mltrain-baseline",
-            args.baseline,
-            "-m",
-            "mltrain",
-            *overrides,
-        ]
+        cases["baseline mltrain"] = baseline_command(args.baseline, overrides)
     interleaved(cases, 1, work)  # warm-up: environment built, caches and .pyc files hot
     times = interleaved(cases, args.repeats, work)
     med = {name: median(v) for name, v in times.items()}

@@ -9,7 +9,11 @@ Cases, interleaved in the same run (median of ``--repeats``):
 - one ``python train.py --C x`` process per trial, two at a time (``xargs -P 2``).
 The peers run from a venv of their own (bench/.venvs/hydra-joblib) with the same scikit-learn.
 
-    python bench/sweep.py [--repeats 3] [--trials 32]
+    python bench/sweep.py [--repeats 3] [--trials 32] [--baseline PYTHON] [--quick]
+
+``--baseline PYTHON`` also times ``PYTHON -m mltrain -m`` (e.g. the venv of a checkout of an earlier
+commit) in the same interleaved run, so a change is compared with what came before it on the same
+machine state; ``--quick`` times only the prewarmed mltrain sweep (and the baseline's).
 
 Target (issue 12): mltrain <= 0.65x the hydra-joblib-launcher time and >= 4.5x faster than one
 process per trial.
@@ -25,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, median, peer_venv, save  # noqa: E402
+from common import baseline_command, interleaved, median, peer_venv, save  # noqa: E402
 
 TRAIN = """
 import argparse
@@ -105,64 +109,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--baseline", metavar="PYTHON", help="an interpreter with another mltrain to compare")
+    parser.add_argument("--quick", action="store_true", help="only the prewarmed mltrain sweep (and the baseline's)")
     args = parser.parse_args()
 
-    sklearn = importlib.metadata.version("scikit-learn")
-    hydra = importlib.metadata.version("hydra-core")
-    peer = str(
-        peer_venv(
-            "hydra-joblib", [f"hydra-core=={hydra}", "hydra-joblib-launcher", f"scikit-learn=={sklearn}", "joblib"]
-        )
-    )
     work = sweep_project("mltrain-bench-sweep-")
     (work / "task_app.py").write_text(TASK_APP)
     values = c_values(args.trials)
     sweep = ",".join(values)
     py = sys.executable
     mltrain = [*mltrain_sweep(values), "experiment_name=bench-sweep", "sweep.max_concurrent_runs=2"]
-    hydra_common = [f"+C={sweep}", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"]
-    cases = {
-        "mltrain -m (prewarmed)": mltrain,
-        "mltrain -m, prewarm off": [*mltrain, "sweep.prewarm=false"],
-        "hydra-joblib-launcher": [
+    cases = {"mltrain -m (prewarmed)": mltrain}
+    if not args.quick:
+        cases["mltrain -m, prewarm off"] = [*mltrain, "sweep.prewarm=false"]
+    if args.baseline:
+        cases["baseline mltrain -m (prewarmed)"] = baseline_command(args.baseline, mltrain[3:])
+    if not args.quick:
+        sklearn = importlib.metadata.version("scikit-learn")
+        hydra = importlib.metadata.version("hydra-core")
+        requirements = [f"hydra-core=={hydra}", "hydra-joblib-launcher", f"scikit-learn=={sklearn}", "joblib"]
+        peer = str(peer_venv("hydra-joblib", requirements))
+        hydra_common = [f"+C={sweep}", "hydra.sweep.dir=multirun/${now:%H-%M-%S-%f}"]
+        cases["hydra-joblib-launcher"] = [
             peer,
             "task_app.py",
             "-m",
             "hydra/launcher=joblib",
             "hydra.launcher.n_jobs=2",
             *hydra_common,
-        ],
-        "hydra basic launcher": [peer, "task_app.py", "-m", *hydra_common],
-        "process per trial": [
+        ]
+        cases["hydra basic launcher"] = [peer, "task_app.py", "-m", *hydra_common]
+        cases["process per trial"] = [
             "sh",
             "-c",
             f"printf '%s\\n' {' '.join(values)} | xargs -P 2 -I{{}} {py} src/train.py --C {{}}",
-        ],
-    }
-    interleaved({"mltrain -m (prewarmed)": mltrain}, 1, work)  # warm-up: workspace, caches, .pyc files
+        ]
+    warm = {name: cmd for name, cmd in cases.items() if "prewarmed" in name}
+    interleaved(warm, 1, work)  # warm-up: workspaces, caches, .pyc files
     times = interleaved(cases, args.repeats, work)
     med = {name: median(v) for name, v in times.items()}
     ours = med["mltrain -m (prewarmed)"]
     print(f"{args.trials} trials, 2 at a time; median of {args.repeats}")
-    print(f"{'case':<26} {'median s':>9} {'min s':>7}")
+    print(f"{'case':<32} {'median s':>9} {'min s':>7}")
     for name, vals in times.items():
-        print(f"{name:<26} {med[name]:>9.2f} {min(vals):>7.2f}")
-    vs_joblib = ours / med["hydra-joblib-launcher"]
-    vs_process = med["process per trial"] / ours
-    print(f"\nmltrain / hydra-joblib-launcher: {vs_joblib:.2f}x (target <= 0.65)")
-    print(f"process per trial / mltrain: {vs_process:.2f}x faster (target >= 4.5)")
-    print(f"mltrain / hydra basic launcher: {ours / med['hydra basic launcher']:.2f}x")
-    path = save(
-        "sweep",
-        {
-            "trials": args.trials,
-            "repeats": args.repeats,
-            "median_s": med,
-            "all_s": times,
-            "mltrain_over_joblib": vs_joblib,
-            "process_per_trial_over_mltrain": vs_process,
-        },
-    )
+        print(f"{name:<32} {med[name]:>9.2f} {min(vals):>7.2f}")
+    results: dict[str, object] = {"trials": args.trials, "repeats": args.repeats, "median_s": med, "all_s": times}
+    if args.baseline:
+        vs_baseline = ours / med["baseline mltrain -m (prewarmed)"]
+        print(f"\nmltrain / baseline mltrain: {vs_baseline:.2f}x (no slowdown: <= 1)")
+        results["mltrain_over_baseline"] = vs_baseline
+    if not args.quick:
+        vs_joblib = ours / med["hydra-joblib-launcher"]
+        vs_process = med["process per trial"] / ours
+        print(f"\nmltrain / hydra-joblib-launcher: {vs_joblib:.2f}x (target <= 0.65)")
+        print(f"process per trial / mltrain: {vs_process:.2f}x faster (target >= 4.5)")
+        print(f"mltrain / hydra basic launcher: {ours / med['hydra basic launcher']:.2f}x")
+        results.update(mltrain_over_joblib=vs_joblib, process_per_trial_over_mltrain=vs_process)
+    path = save("sweep", results)
     print(f"results: {path}")
     shutil.rmtree(work, ignore_errors=True)
 

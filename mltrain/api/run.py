@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.api.records import MetricPoint, ModelRecord, Records, RunRecord, model_record, records, run_record
+from mltrain.runs.sweep.tags import BEST_RUN_TAG, SWEEP_TAG
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace as Store
 
 POLL_S = 0.05  # how often a waiting caller reads the run's state and log (a local read: cheap)
 RECOVER_S = 2.0  # how often it checks whether the run's driver is still alive
-BEST_RUN_TAG = "mltrain.sweep.best_run"  # on a sweep: its best child (README "Sweeps")
-SWEEP_TAG = "mltrain.sweep"  # "parent" on a sweep run
 
 
 def run_handle(store: Store, run_id: str) -> Run:

@@ -33,13 +33,11 @@ def compose_compute(overrides: list[str]) -> dict[str, Any] | None:
     from omegaconf import OmegaConf
 
     from mltrain.bundled import bundled_dir
-    from mltrain.config.app import _register_resolvers
+    from mltrain.config.app import prepare_hydra
     from mltrain.config.errors import describe_config_error
-    from mltrain.config.schema import register_schemas
     from mltrain.errors import ConfigError
 
-    register_schemas()
-    _register_resolvers()
+    prepare_hydra()
     try:
         with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
             cfg = compose("config", overrides=overrides)

@@ -1,8 +1,9 @@
 """The ``python -m mltrain`` Hydra application: compose the config, run the task, report errors.
 
-Each invocation is an :class:`App` object: its bound ``task`` is Hydra's task function, returns the
-run's exit code and records it on the App (never in module state), so a launcher that receives the
-task function can report its trials' codes to the same App (``task.__self__``).
+Each invocation is an :class:`App` object: its bound ``task`` is Hydra's task function (one run),
+and its ``sweep`` the entry point mltrain's Hydra launcher and sweeper call for a multirun (one sweep
+run, a child per trial; found as ``task.__self__``). Both record their exit code on the App (never in
+module state); the process exits with the worst.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mltrain.bundled import bundled_dir
+
+if TYPE_CHECKING:
+    from mltrain.runs.sweep.trials import SweepResult, SweepSpec
 
 Handoff = Callable[[dict[str, Any], list[str], dict[str, str]], None]  # config, overrides, hydra.job.env_set
 
 
-def _register_resolvers() -> None:
+def prepare_hydra() -> None:
+    """Register what composing mltrain's config needs: the root schema and the resolvers."""
     from omegaconf import OmegaConf
 
+    from mltrain.config.schema import register_schemas
+
+    register_schemas()
     if not OmegaConf.has_resolver("mltrain.bundled"):
         OmegaConf.register_new_resolver("mltrain.bundled", lambda rel: str(bundled_dir("examples").parent / rel))
 
@@ -38,14 +46,12 @@ class App:
     """One ``python -m mltrain`` invocation. ``handoff`` (the prefork child's) receives the composed
     job instead of running it."""
 
-    sweep_trials = True  # mltrain's launcher runs this app's sweep jobs as trials of one sweep run
-
     def __init__(self, handoff: Handoff | None = None) -> None:
         self.handoff = handoff
         self.exit_codes: list[int] = []
 
     def report(self, code: int) -> int:
-        """Record a run's (or a sweep trial's) exit code; the process exits with the worst one."""
+        """Record a run's (or a sweep's) exit code; the process exits with the worst one."""
         self.exit_codes.append(code)
         return code
 
@@ -64,15 +70,22 @@ class App:
 
         return self.report(run_from_config(config, hydra_overrides()))
 
+    def sweep(self, spec: SweepSpec) -> SweepResult:
+        """Sweep entry point (:class:`mltrain.runs.sweep.entry.SweepApp`): run Hydra's multirun as one
+        sweep; record its exit code."""
+        from mltrain.runs.sweep.entry import run_sweep
+
+        result = run_sweep(spec)
+        self.report(result.exit_code)
+        return result
+
     def main(self, argv: list[str] | None = None) -> int:
         """Run the app on ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
         import hydra
 
         from mltrain.config.errors import report_config_error
-        from mltrain.config.schema import register_schemas
 
-        register_schemas()
-        _register_resolvers()
+        prepare_hydra()
         from mltrain.config.overrides import expand
         from mltrain.config.resume import resume_argv
 

@@ -91,11 +91,9 @@ def compose_job(overrides: list[str], config_dir: str | os.PathLike[str] | None 
 def workspace_settings(overrides: list[str], config_dir: str | os.PathLike[str] | None = None) -> WorkspaceSettings:
     """Where ``python -m mltrain OVERRIDES`` records (also for ``-m`` overrides, which do not compose as
     one run): the config composed with the ``workspace.*`` overrides alone."""
-    from mltrain.config.app import _register_resolvers
+    from mltrain.config.app import prepare_hydra
     from mltrain.config.resume import workspace_settings as settings_of
-    from mltrain.config.schema import register_schemas
 
-    register_schemas()
-    _register_resolvers()
+    prepare_hydra()
     with project_conf(config_dir):
         return settings_of([o for o in overrides if not o.startswith("-")])

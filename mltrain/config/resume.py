@@ -94,7 +94,7 @@ def workspace_settings(overrides: list[str]) -> WorkspaceSettings:
 def recorded_overrides(ws: Workspace, sweep_id: str) -> list[str]:
     """The command-line overrides sweep ``sweep_id`` was started with, as the user gave them."""
     from mltrain.config.overrides import user_overrides
-    from mltrain.runs.sweep.session import SWEEP_TAG
+    from mltrain.runs.sweep.tags import SWEEP_TAG
 
     run = ws.runs.get(sweep_id)
     if ws.runs.tags(run["id"]).get(SWEEP_TAG) != "parent":

@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from mltrain.registry.configs import RegisterConfig
+from mltrain.runs.sweep.settings import SweepConfig
 
 
 @dataclass
@@ -62,41 +63,6 @@ class EnvironmentConfig:
     env_vars: dict[str, str] = field(default_factory=dict)  # set for the job (and the build)
     docker: DockerImageConfig = field(default_factory=DockerImageConfig)
     rebuild: bool = False  # lock again and rebuild even when cached
-
-
-@dataclass
-class PrimaryMetricConfig:
-    name: str | None = None  # metric the sweep ranks children by (the last value each child logged)
-    goal: str = "maximize"  # maximize | minimize
-
-
-@dataclass
-class EarlyTerminationConfig:
-    policy: str | None = None  # null | bandit | median_stopping | truncation_selection
-    evaluation_interval: int = 1  # evaluate every N reports of the primary metric
-    delay_evaluation: int = 0  # first evaluation after this many reports
-    slack_factor: float | None = None  # bandit: stop when worse than best / (1 + slack_factor) (maximize)
-    slack_amount: float | None = None  # bandit: stop when worse than best - slack_amount (maximize)
-    truncation_percentage: int = 20  # truncation_selection: stop the worst N percent at each evaluation
-
-
-@dataclass
-class SweepConfig:
-    """``python -m mltrain -m ...``: one parent run, one child per trial (conf/sweep/*.yaml)."""
-
-    sampler: str = "grid"  # grid | random | bayesian (with +sweep=NAME; plain -m sweeps the command line)
-    search_space: dict[str, str] = field(default_factory=dict)  # key: choice(..)|uniform|loguniform|quniform|randint
-    primary_metric: PrimaryMetricConfig = field(default_factory=PrimaryMetricConfig)
-    max_total_runs: int | None = None  # at most this many children (random and bayesian: required)
-    max_concurrent_runs: int | None = None  # null: what the compute target holds at once, else the CPU count
-    max_duration_s: float | None = None  # stop starting children and cancel running ones after this
-    seed: int | None = None  # random and bayesian sampling seed
-    early_termination: EarlyTerminationConfig = field(default_factory=EarlyTerminationConfig)
-    fail_fast: bool = False  # cancel the sweep when a child fails
-    register: str = "best"  # best | all | none: whose models are registered
-    prewarm: bool = True  # fork children from warm interpreters (local; warm actors on Ray); false: a new process each
-    prewarm_modules: list[str] | None = None  # modules the warm interpreters import; null: the script's imports
-    resume: str | None = None  # id of an interrupted sweep to continue
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 from mltrain.errors import MltrainError
 from mltrain.runs.control import RunCanceled
-from mltrain.runs.plan import RunPlan, open_workspace
+from mltrain.runs.plan import RunPlan, open_workspace, workspace_settings
 from mltrain.runs.result import EXIT_CODES
 from mltrain.runs.trial import Trial
 from mltrain.text import print_error
@@ -82,8 +82,7 @@ def run_from_config(
     from mltrain.runs.summary import print_summary
     from mltrain.workspace import discard_new, is_new
 
-    w = config["workspace"]
-    settings = WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+    settings = workspace_settings(config)
     new = is_new(settings)  # a run refused by its checks leaves no workspace behind
     try:
         with RunPlan.build(config, workspace_for(config, prewarmed)) as plan:

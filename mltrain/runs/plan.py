@@ -56,9 +56,14 @@ def plan_key(config: Mapping[str, Any]) -> str:
     return json.dumps(shared, sort_keys=True, default=str)
 
 
-def open_workspace(config: Mapping[str, Any]) -> Workspace:
+def workspace_settings(config: Mapping[str, Any]) -> WorkspaceSettings:
+    """The settings of the workspace a resolved config names."""
     w = config["workspace"]
-    return Workspace(WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"]))
+    return WorkspaceSettings.resolve(w["root"], w["db_url"], w["artifact_root"])
+
+
+def open_workspace(config: Mapping[str, Any]) -> Workspace:
+    return Workspace(workspace_settings(config))
 
 
 def job_source(config: Mapping[str, Any]) -> tuple[Path, str]:

@@ -73,7 +73,7 @@ def _swept(children: list[dict[str, Any]], tags: dict[str, dict[str, str]]) -> l
     and those whose values differ between trials; every argument when there is one trial."""
     import json
 
-    from mltrain.runs.sweep.session import PARAMS_TAG
+    from mltrain.runs.sweep.tags import PARAMS_TAG
 
     names: set[str] = set()
     for c in children:
@@ -95,7 +95,7 @@ def sweep(request: Request) -> Response:
     number, arguments, latest metrics), the arguments it varied, the metric names (none that is also
     an argument's name), the primary metric, its goal and the best trial."""
     from mltrain.runs.sweep.progress import rank
-    from mltrain.runs.sweep.session import TRIAL_TAG
+    from mltrain.runs.sweep.tags import TRIAL_TAG
     from mltrain.workspace.run_pages import tags_of
 
     ws = ws_of(request)

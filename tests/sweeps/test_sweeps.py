@@ -174,8 +174,16 @@ def test_a_sweep_that_cannot_be_composed_is_a_config_error(project, mltrain, cur
     proc = mltrain("-m", *curve_job, "job.arguments.x=1,2", "job.snapshot.max_files=many,2")
     assert proc.returncode == 2, proc.output
     assert "job.snapshot.max_files" in proc.stderr
-    parent, children = the_sweep(workspace(project))
-    assert children == [] and parent["status"] == "Failed"
+    assert not (project / ".mltrain").exists()  # nothing recorded: the new workspace is not left behind
+
+
+def test_a_sweep_whose_first_trial_cannot_compose_records_nothing(project, mltrain):
+    ws = workspace(project)  # a workspace that exists
+    proc = mltrain("-m", "environment=system", "job.arguments.C=0.1,1")  # the iris job has no argument C
+    assert proc.returncode == 2, proc.output
+    assert "cannot compose the trial environment=system job.arguments.C=0.1" in proc.stderr
+    assert "Could not override 'job.arguments.C'" in proc.stderr and "+job.arguments.C=0.1" in proc.stderr
+    assert ws.runs.list(limit=None) == []  # no sweep run, as a single run with a bad config records none
 
 
 INTERPRETER = """

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from typing import Any
 
 from mltrain.errors import ConfigError
+from mltrain.runs.sweep.settings import EarlyTerminationConfig
 
 POLICIES = ("bandit", "median_stopping", "truncation_selection")
 EARLY_TERMINATION = "early termination"
@@ -22,9 +22,9 @@ EARLY_TERMINATION = "early termination"
 class Policy:
     """Base: which steps are evaluated; subclasses say whether a child is stopped at step k."""
 
-    def __init__(self, settings: Mapping[str, Any], maximize: bool) -> None:
-        self.interval = max(1, int(settings.get("evaluation_interval") or 1))
-        self.delay = max(0, int(settings.get("delay_evaluation") or 0))
+    def __init__(self, settings: EarlyTerminationConfig, maximize: bool) -> None:
+        self.interval = max(1, int(settings.evaluation_interval or 1))
+        self.delay = max(0, int(settings.delay_evaluation or 0))
         self.maximize = maximize
 
     def better(self, a: float, b: float) -> bool:
@@ -50,9 +50,9 @@ class Policy:
 class Bandit(Policy):
     """Stop a child whose value at step k is not within the slack of the best value at step k."""
 
-    def __init__(self, settings: Mapping[str, Any], maximize: bool) -> None:
+    def __init__(self, settings: EarlyTerminationConfig, maximize: bool) -> None:
         super().__init__(settings, maximize)
-        self.factor, self.amount = settings.get("slack_factor"), settings.get("slack_amount")
+        self.factor, self.amount = settings.slack_factor, settings.slack_amount
         if (self.factor is None) == (self.amount is None):
             raise ConfigError(
                 "the bandit policy needs exactly one of sweep.early_termination.slack_factor and slack_amount",
@@ -83,9 +83,9 @@ class TruncationSelection(Policy):
     """At step k, stop a child that is among the lowest ``truncation_percentage`` percent of all
     children that reached step k."""
 
-    def __init__(self, settings: Mapping[str, Any], maximize: bool) -> None:
+    def __init__(self, settings: EarlyTerminationConfig, maximize: bool) -> None:
         super().__init__(settings, maximize)
-        self.percent = int(settings.get("truncation_percentage") or 0)
+        self.percent = int(settings.truncation_percentage or 0)
         if not 1 <= self.percent <= 99:
             raise ConfigError(
                 f"sweep.early_termination.truncation_percentage={self.percent} must be between 1 and 99",
@@ -102,9 +102,9 @@ class TruncationSelection(Policy):
         return rank_from_bottom >= len(peers) + 1 - count
 
 
-def make_policy(settings: Mapping[str, Any] | None, maximize: bool) -> Policy | None:
+def make_policy(settings: EarlyTerminationConfig, maximize: bool) -> Policy | None:
     """The policy of ``sweep.early_termination`` (None when there is none)."""
-    name = (settings or {}).get("policy")
+    name = settings.policy
     if not name:
         return None
     classes = {"bandit": Bandit, "median_stopping": MedianStopping, "truncation_selection": TruncationSelection}
@@ -112,4 +112,4 @@ def make_policy(settings: Mapping[str, Any] | None, maximize: bool) -> Policy | 
         raise ConfigError(
             f"sweep.early_termination.policy={name!r} is not a policy", hint=f"use one of: {', '.join(POLICIES)}"
         )
-    return classes[name](settings or {}, maximize)
+    return classes[name](settings, maximize)

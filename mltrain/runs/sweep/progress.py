@@ -20,7 +20,7 @@ from mltrain.workspace.runs import FAILED, FINALIZING, PREPARING, QUEUED
 QUIET = (QUEUED, PREPARING, FINALIZING)  # states not worth a line of their own (shown live on a terminal)
 
 if TYPE_CHECKING:
-    from mltrain.runs.sweep.session import TrialOutcome
+    from mltrain.runs.sweep.trials import TrialOutcome
 
 
 def describe(outcome: TrialOutcome) -> str:

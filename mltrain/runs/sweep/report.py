@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mltrain.runs.sweep.progress import rank
-from mltrain.runs.sweep.session import SWEEP_TAG, TRIAL_TAG
+from mltrain.runs.sweep.tags import SWEEP_TAG, TRIAL_TAG
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace

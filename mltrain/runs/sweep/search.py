@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from mltrain.errors import ConfigError
-from mltrain.runs.sweep.session import TrialOutcome, TrialRequest
+from mltrain.runs.sweep.entry import SweepApp
+from mltrain.runs.sweep.launcher import run
+from mltrain.runs.sweep.settings import SweepConfig, as_settings, check
 from mltrain.runs.sweep.space import Domain, command_line_space, grid, overrides_of, parse_space
-from mltrain.text import print_error
+from mltrain.runs.sweep.trials import TrialOutcome, TrialRequest, TrialSource
 from mltrain.workspace.runs import COMPLETED
 
 SAMPLERS = ("grid", "random", "bayesian")
@@ -113,51 +115,38 @@ class OptunaSource:
             self.study.tell(trial, state=TrialState.FAIL)
 
 
-def make_source(settings: dict[str, Any], arguments: list[str]) -> Any:
+def make_source(settings: SweepConfig, arguments: list[str]) -> TrialSource:
     """The trial source of ``sweep`` settings and the sweeper's command-line ``arguments``."""
-    sampler = str(settings.get("sampler") or "grid")
+    sampler = str(settings.sampler or "grid")
     if sampler not in SAMPLERS:
         raise ConfigError(f"sweep.sampler={sampler!r} is not a sampler", hint=f"use one of: {', '.join(SAMPLERS)}")
     command_line, fixed = command_line_space(arguments)
-    domains = {**parse_space(settings.get("search_space")), **command_line}
+    domains = {**parse_space(settings.search_space), **command_line}
     if sampler == "grid":
         return GridSource(domains, fixed)
     if not domains:
         raise ConfigError(f"a {sampler} sweep needs a search space", hint="set sweep.search_space (conf/sweep/)")
-    if not settings.get("max_total_runs"):
+    if not settings.max_total_runs:
         raise ConfigError(f"a {sampler} sweep needs sweep.max_total_runs", hint="e.g. sweep.max_total_runs=20")
-    maximize = (settings.get("primary_metric") or {}).get("goal", "maximize") == "maximize"
-    if not (settings.get("primary_metric") or {}).get("name"):
+    if not settings.primary_metric.name:
         raise ConfigError(
             f"a {sampler} sweep needs sweep.primary_metric.name", hint="the metric the script logs, e.g. accuracy"
         )
-    return OptunaSource(domains, fixed, sampler, settings.get("seed"), maximize)
+    return OptunaSource(domains, fixed, sampler, settings.seed, settings.maximize)
 
 
-def sweep(hydra_context: Any, config: Any, launcher: Any, task_function: Any, arguments: list[str]) -> Any:
-    """The sweeper's ``sweep()``: run the trials through mltrain's launcher (or, for another app,
-    every grid combination as one batch of the configured launcher)."""
-
+def sweep(hydra_context: Any, config: Any, launcher: Any, app: SweepApp | None, arguments: list[str]) -> Any:
+    """The sweeper's ``sweep()``: the trials of ``arguments`` and the ``sweep`` settings as one sweep
+    through ``app``'s entry point (mltrain's app and launcher), or else every grid combination as one
+    batch of the configured launcher."""
     from omegaconf import OmegaConf
 
-    from mltrain.runs.sweep.session import settings_of
-
-    try:
-        settings = settings_of(
-            {"sweep": OmegaConf.to_container(config.sweep, resolve=True)} if "sweep" in config else {}
-        )
-        source = make_source(settings, arguments)
-    except ConfigError as exc:
-        print_error(exc)
-        owner = getattr(task_function, "__self__", None)
-        if owner is not None and hasattr(owner, "report"):
-            owner.report(exc.exit_code)
-            return []
-        raise
-    run_source = getattr(launcher, "run_source", None)
-    if run_source is not None and run_source(source):
+    if app is not None:
+        run(app, hydra_context, config, lambda settings: make_source(settings, arguments))
         return []
+    settings = check(as_settings(OmegaConf.to_object(config.sweep) if "sweep" in config else None))
+    source = make_source(settings, arguments)
     jobs = []
-    while (request := source.next_request()) is not None and len(jobs) < int(settings.get("max_total_runs") or 1e9):
+    while (request := source.next_request()) is not None and len(jobs) < (settings.max_total_runs or 1e9):
         jobs.append(request.overrides)
     return [launcher.launch(jobs, initial_job_idx=0)]

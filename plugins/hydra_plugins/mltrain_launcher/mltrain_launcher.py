@@ -4,7 +4,6 @@ Hydra loads plugin modules without registering them, which dataclasses then cann
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -25,8 +24,9 @@ ConfigStore.instance().store(group="hydra/launcher", name="mltrain", node=Mltrai
 
 
 class MltrainLauncher(Launcher):
-    """mltrain's app: every job a child run of one sweep, run concurrently; any other app: its jobs
-    one after another in this process, as Hydra's basic launcher runs them."""
+    """An app with a sweep entry point (mltrain's): every job a child run of one sweep, run
+    concurrently; any other app: its jobs one after another in this process, as Hydra's basic
+    launcher runs them."""
 
     def __init__(self) -> None:
         self.config: DictConfig | None = None
@@ -40,19 +40,10 @@ class MltrainLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from mltrain.runs.sweep import launcher as core
+        from mltrain.runs.sweep.entry import sweep_app
 
         assert self.hydra_context is not None and self.config is not None and self.task_function is not None
-        if core.is_mltrain_task(self.task_function):
-            return core.launch_mltrain(self.hydra_context, self.config, self.task_function, job_overrides)
+        app = sweep_app(self.task_function)
+        if app is not None:
+            return core.launch(app, self.hydra_context, self.config, job_overrides)
         return core.launch_basic(self.hydra_context, self.config, self.task_function, job_overrides, initial_job_idx)
-
-    def run_source(self, source: Any) -> bool:
-        """Run the trials of a sweeper's ``source`` (ask/tell) as one sweep; False when the task
-        function is not mltrain's (the sweeper then launches batches)."""
-        from mltrain.runs.sweep import launcher as core
-
-        assert self.hydra_context is not None and self.config is not None
-        if not core.is_mltrain_task(self.task_function):
-            return False
-        core.launch_mltrain(self.hydra_context, self.config, self.task_function, [], source=source)
-        return True

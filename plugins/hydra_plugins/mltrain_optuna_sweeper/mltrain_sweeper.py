@@ -27,7 +27,8 @@ ConfigStore.instance().store(group="hydra/sweeper", name="mltrain", node=Mltrain
 
 
 class MltrainSweeper(Sweeper):
-    """Asks for trials while the launcher has free slots and tells each outcome as it ends."""
+    """Asks for trials while the launcher has free slots and tells each outcome as it ends (mltrain's
+    app and launcher); otherwise launches every grid combination as one batch."""
 
     def __init__(self) -> None:
         self.config: DictConfig | None = None
@@ -44,7 +45,12 @@ class MltrainSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        from hydra_plugins.mltrain_launcher.mltrain_launcher import MltrainLauncher
+
         from mltrain.runs.sweep import search
+        from mltrain.runs.sweep.entry import sweep_app
 
         assert self.config is not None and self.launcher is not None
-        return search.sweep(self.hydra_context, self.config, self.launcher, self.task_function, arguments)
+        # mltrain's app with mltrain's launcher: one sweep, trials asked for while slots are free
+        app = sweep_app(self.task_function) if isinstance(self.launcher, MltrainLauncher) else None
+        return search.sweep(self.hydra_context, self.config, self.launcher, app, arguments)
