@@ -1,5 +1,5 @@
 """Delivering a run's inputs on this machine (local and Docker compute): a node cache keyed by content
-(:class:`mltrain.remote.inputs.NodeCache` under ``$MLTRAIN_CACHE_DIR/blobs``, ``refs``), filled from
+(:class:`mltrain.remote.inputs.NodeCache` under ``$MLTRAIN_CACHE_DIR/data/``: ``blobs/``, ``refs/``), filled from
 the inputs' sources only with what it lacks (a second run of the same data moves 0 bytes), then laid
 out in the run folder (``mount``: read-only hard links, ``download``: private copies).
 
@@ -10,6 +10,7 @@ run folder (the cache stays).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ LogFn = Callable[[str], None]
 
 def node_cache() -> node_io.NodeCache:
     """This machine's cache of input files."""
-    return node_io.NodeCache(node_io.default_cache_root())
+    return node_io.NodeCache(os.path.join(node_io.default_cache_root(), "data"))
 
 
 @dataclass
