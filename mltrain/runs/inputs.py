@@ -106,9 +106,10 @@ def _version_input(ws: Workspace, name: str, cfg: InputConfig) -> JobInput:
         spec = InputSpec(name, cfg.mode, version.type, version.source, version.digest)
         return JobInput(spec, version)
     store, key_of_entry = open_source(ws, version)
-    by_path = {e.relpath: e for e in version.manifest}
     location = version.source if version.type == "uri_folder" else version.source.rpartition("/")[0]
-    source = DatastoreSource(store, lambda f: key_of_entry(by_path[f.relpath]), version.ref)
+    source = DatastoreSource(
+        store, lambda f: key_of_entry(ManifestEntry(f.relpath, f.size, f.sha256, f.checksum)), version.ref
+    )
     files = _files(location, list(version.manifest))
     return JobInput(InputSpec(name, cfg.mode, version.type, version.ref, version.digest, files, source), version)
 

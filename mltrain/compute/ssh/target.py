@@ -162,7 +162,7 @@ class SSHCompute(ComputeTarget):
             environ = job_environment(spec, env, run_dir, shim, inherit=False)
             path = environ.pop("PATH", "")
             request = {
-                "argv": [env.python, spec.script, *spec.arguments],
+                "argv": [env.python, spec.script, *spec.argv(run_dir)],
                 "env": environ,
                 "path_prepend": path.rstrip(os.pathsep),
             }
