@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conformance_data import InputDeliverySuite
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunHandle, RunSpec
