@@ -116,6 +116,14 @@ def fetch(cache: node_io.NodeCache, inp: InputSpec) -> Moved:
     return moved
 
 
+def mount_problem(changed: list[str], where: str) -> str:
+    """The problem recorded on a run whose script changed files of its mounted inputs (``NAME/relpath``)."""
+    return (
+        f"the script changed its mounted input files {', '.join(changed[:10])}: {where}'s cached copies were "
+        "repaired or dropped (a later run fetches them again); write to a copy (mode: download) instead"
+    )
+
+
 class Delivered:
     """What a target's ``deliver`` did for one run: bytes it moved, what to check after the run
     (:meth:`check`: problems to record) and what to release at cleanup."""
@@ -140,12 +148,7 @@ class LocalDelivery(Delivered):
 
     def check(self) -> list[str]:
         changed = node_io.changed_mounts(self.cache, self.manifests)
-        if not changed:
-            return []
-        return [
-            f"the script changed its mounted input files {', '.join(changed[:10])}: this machine's cached copies "
-            "were repaired or dropped (a later run fetches them again); write to a copy (mode: download) instead"
-        ]
+        return [mount_problem(changed, "this machine")] if changed else []
 
     def release(self) -> None:
         node_io.remove_inputs(self.run_dir)
