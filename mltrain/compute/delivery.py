@@ -10,7 +10,6 @@ run folder (the cache stays).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +28,6 @@ if TYPE_CHECKING:
 
 WORKERS = 4  # files fetched at once (an object store's latency hidden, a second core hashing)
 LogFn = Callable[[str], None]
-
-
-def node_cache() -> node_io.NodeCache:
-    """This machine's cache of input files."""
-    return node_io.NodeCache(os.path.join(node_io.default_cache_root(), "data"))
 
 
 @dataclass
@@ -116,14 +110,6 @@ def fetch(cache: node_io.NodeCache, inp: InputSpec) -> Moved:
     return moved
 
 
-def mount_problem(changed: list[str], where: str) -> str:
-    """The problem recorded on a run whose script changed files of its mounted inputs (``NAME/relpath``)."""
-    return (
-        f"the script changed its mounted input files {', '.join(changed[:10])}: {where}'s cached copies were "
-        "repaired or dropped (a later run fetches them again); write to a copy (mode: download) instead"
-    )
-
-
 class Delivered:
     """What a target's ``deliver`` did for one run: bytes it moved, what to check after the run
     (:meth:`check`: problems to record) and what to release at cleanup."""
@@ -148,7 +134,7 @@ class LocalDelivery(Delivered):
 
     def check(self) -> list[str]:
         changed = node_io.changed_mounts(self.cache, self.manifests)
-        return [mount_problem(changed, "this machine")] if changed else []
+        return [node_io.mount_problem(changed, "this machine")] if changed else []
 
     def release(self) -> None:
         node_io.remove_inputs(self.run_dir)
@@ -158,7 +144,7 @@ def deliver_here(
     inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec], run_dir: Path, log: LogFn
 ) -> LocalDelivery:
     """``inputs`` laid out in ``run_dir`` from this machine's node cache, and the outputs' folders made."""
-    cache = node_cache()
+    cache = node_io.node_cache()
     folder = str(run_dir)
     total = Moved()
     for inp in inputs:

@@ -36,6 +36,7 @@ PLACEHOLDER = re.compile(r"\$\{(inputs|outputs)\.([^{}]*)\}")
 INPUTS_DIR = ".mltrain/inputs"  # in the run folder: one folder (or file) per input
 OUTPUTS_DIR = "outputs/data"  # in the run folder: one folder per output, collected with outputs/
 MANIFEST_FILE = ".mltrain/inputs.json"  # the manifests, where a node reads them (a snapshot staged for Ray)
+CARRIED_DIR = ".mltrain/carried"  # in a staged snapshot: a cache of the files carried through the cluster
 ENV_INPUT, ENV_OUTPUT = "MLTRAIN_INPUT_", "MLTRAIN_OUTPUT_"
 CACHE_MTIME_NS = 1_000_000_000 * 10**9  # the modification time of every cached file (a stamp: unchanged)
 CACHE_MODE = 0o444
@@ -79,6 +80,12 @@ def _check_rel(rel: object) -> str:
     if not parts or rel.startswith("/") or "\x00" in rel or any(p in ("", ".", "..") for p in parts):  # type: ignore[union-attr]
         raise InputError(f"refusing the input path {str(rel)[:200]!r}: it is absolute or leaves its folder")
     return rel  # type: ignore[return-value]
+
+
+def check_paths(inp: dict[str, Any]) -> None:
+    """InputError when a file of manifest ``inp`` would leave its input's folder (absolute, ``..``)."""
+    for entry in inp["files"]:
+        _check_rel(entry[0])
 
 
 # -- paths and placeholders ---------------------------------------------------------------------------
@@ -244,6 +251,14 @@ def changed_mounts(cache: NodeCache, inputs: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def mount_problem(changed: list[str], where: str) -> str:
+    """The problem reported for a run whose script changed files of its mounted inputs (``NAME/relpath``)."""
+    return (
+        f"the script changed its mounted input files {', '.join(changed[:10])}: {where}'s cached copies were "
+        "repaired or dropped (a later run fetches them again); write to a copy (mode: download) instead"
+    )
+
+
 def remove_inputs(run_dir: str) -> None:
     """Remove the inputs laid out in a run folder (links and private copies; the cache stays)."""
     shutil.rmtree(os.path.join(run_dir, INPUTS_DIR), ignore_errors=True)
@@ -276,19 +291,77 @@ def fetch_direct(cache: NodeCache, entry: list[Any], hint: dict[str, Any], timeo
     return False
 
 
-def write_manifests(folder: str, inputs: list[dict[str, Any]], outputs: list[str]) -> None:
-    """The manifests of a run's inputs and its outputs' names as :data:`MANIFEST_FILE` under ``folder``."""
+def write_manifests(
+    folder: str, inputs: list[dict[str, Any]], outputs: list[str], hints: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """The manifests of a run's inputs, its outputs' names and how a node may fetch each file itself
+    (``hints``: cache key -> :func:`fetch_direct` hint) as :data:`MANIFEST_FILE` under ``folder``."""
     path = os.path.join(folder, MANIFEST_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"inputs": inputs, "outputs": outputs}, f)
+        json.dump({"inputs": inputs, "outputs": outputs, "hints": hints or {}}, f)
 
 
-def read_manifests(folder: str) -> tuple[list[dict[str, Any]], list[str]]:
+def read_manifests(folder: str) -> tuple[list[dict[str, Any]], list[str], dict[str, dict[str, Any]]]:
     """What :func:`write_manifests` wrote under ``folder`` (nothing when there is no file)."""
     try:
         with open(os.path.join(folder, MANIFEST_FILE)) as f:
             data = json.load(f)
     except FileNotFoundError:
-        return [], []
-    return list(data.get("inputs") or []), [str(n) for n in data.get("outputs") or []]
+        return [], [], {}
+    return list(data.get("inputs") or []), [str(n) for n in data.get("outputs") or []], dict(data.get("hints") or {})
+
+
+def node_cache() -> NodeCache:
+    """This node's cache of input files (``data/`` in :func:`default_cache_root`)."""
+    return NodeCache(os.path.join(default_cache_root(), "data"))
+
+
+def _fetch_on_node(cache: NodeCache, carried: NodeCache, inp: dict[str, Any], hints: dict[str, Any]) -> tuple[int, int]:
+    """Fill ``cache`` with the files of ``inp`` it lacks: from where its hint says (the datastore), else
+    from the copy carried through the cluster; (bytes, files) moved."""
+    moved = files = 0
+    for key in cache.missing(inp["files"]):
+        entry = next(e for e in inp["files"] if file_key(e) == key)
+        hint = hints.get(key)
+        if not (hint and fetch_direct(cache, entry, hint)):
+            if not os.path.isfile(carried.path(key)):
+                raise InputError(
+                    f"input {inp['name']}: {entry[0]} cannot be fetched on this node (its store is out of reach "
+                    "and it was not carried with the job)"
+                )
+            with open(carried.path(key), "rb") as f:
+                cache.store(entry, f)
+        moved += int(entry[1])
+        files += 1
+    return moved, files
+
+
+def deliver_on_node(source: str, run_dir: str, where: str, log: Callable[[str], None]) -> dict[str, str]:
+    """For a job whose working folder ``source`` holds :data:`MANIFEST_FILE` (a Ray job): its inputs in
+    ``run_dir`` from this node's cache, fetched first when missing (:func:`_fetch_on_node`), and its
+    outputs' folders made; ``{"inputs.NAME": path, ...}`` (empty when the job has no data)."""
+    inputs, outputs, hints = read_manifests(source)
+    if not inputs and not outputs:
+        return {}
+    cache, carried = node_cache(), NodeCache(os.path.join(source, CARRIED_DIR))
+    for inp in inputs:
+        if inp["mode"] == DIRECT:
+            continue
+        moved, files = _fetch_on_node(cache, carried, inp, hints)
+        materialise(cache, inp, run_dir)
+        if files:
+            log(f"input {inp['name']}: {moved} bytes moved into {where}'s cache ({files} files)")
+        else:
+            log(f"input {inp['name']}: 0 bytes moved (all in {where}'s cache)")
+    prepare_outputs(run_dir, outputs)
+    return io_paths(run_dir, inputs, outputs)
+
+
+def resolve_job(argv: list[str], env: dict[str, str], paths: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """A job's arguments and environment with ``${inputs.NAME}`` / ``${outputs.NAME}`` resolved to ``paths``
+    and ``MLTRAIN_INPUT_NAME`` / ``MLTRAIN_OUTPUT_NAME`` added."""
+    if not paths:
+        return argv, env
+    resolved = {k: substitute(v, paths) if PLACEHOLDER.search(v) else v for k, v in env.items()}
+    return [substitute(a, paths) for a in argv], {**resolved, **io_environment(paths)}

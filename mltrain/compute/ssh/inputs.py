@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.delivery import Delivered, Moved, by_key, describe, mount_problem, read_source
+from mltrain.compute.delivery import Delivered, Moved, by_key, describe, read_source
 from mltrain.errors import ComputeError
 from mltrain.remote import inputs as node_io
 
@@ -39,7 +39,7 @@ class SSHDelivery(Delivered):
             changed = self.remote.agent("inputs-changed", request={"inputs": self.manifests})["changed"]
         except ComputeError as exc:
             return [f"could not check the mounted inputs on {self.remote.label}: {exc}"]
-        return [mount_problem(changed, self.remote.label)] if changed else []
+        return [node_io.mount_problem(changed, self.remote.label)] if changed else []
 
 
 def _send(remote: Remote, inp: InputSpec, f: InputFile) -> int:
