@@ -124,6 +124,8 @@ def _resources(mv: ModelVersion) -> str | None:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.cli.lineage import print_run_data, run_data
+
     ws = ctx.ws
     mv = ctx.models.get(args.ref)
     lineage: dict[str, Any] = {}
@@ -138,6 +140,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             "environment_hash": run["env_hash"],
             "snapshot": run["snapshot_id"],
             "git_commit": run["git_commit"],
+            **run_data(ws, run["id"]),  # the data the run read (and wrote)
         }
     if args.json:
         print_json({**model_json(mv), "lineage": lineage})
@@ -169,6 +172,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 ("  metrics", "  ".join(f"{k}={v}" for k, v in lineage["metrics"].items()) or None),
             ]
         )
+        print_run_data(lineage, indent="  ")
     return 0
 
 

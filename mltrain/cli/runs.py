@@ -149,6 +149,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.runs.sweep.report import sweep_children
 
     sweep = sweep_children(ws, run["id"])
+    from mltrain.cli.lineage import print_run_data, run_data
+
+    data = run_data(ws, run["id"])
     if args.json:
         print_json(
             {
@@ -159,6 +162,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 "tags": tags,
                 "artifacts": artifacts,
                 "models": [m.ref for m in models],
+                **data,
                 **({"children": sweep[1]} if sweep else {}),
             }
         )
@@ -202,6 +206,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     if tags:
         print("\nTags:")
         print_table(sorted(tags.items()), ["KEY", "VALUE"])
+    print_run_data(data)
     print("\nArtifacts:")
     print_table([(a["path"], fmt_bytes(a["size"]), a["sha256"][:12]) for a in artifacts], ["PATH", "SIZE", "SHA256"])
     if sweep is not None:

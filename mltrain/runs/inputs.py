@@ -202,3 +202,38 @@ def record_inputs(ws: Workspace, run_id: str, data: JobData) -> None:
         spec = inp.spec
         uri = None if inp.version is not None else spec.uri
         ws.data.link_run(run_id, "input", spec.name, version=inp.version, uri=uri, digest=spec.digest, mode=spec.mode)
+
+
+def register_outputs(ws: Workspace, run_id: str, run_dir: Path, data: JobData) -> tuple[list[str], list[str]]:
+    """After run ``run_id`` completed: each output folder it wrote (``${outputs.NAME}``) becomes the next
+    version of its data asset, with the run as its producer and recorded as the run's output;
+    (the new versions as ``data:NAME:VERSION``, the problems)."""
+    from mltrain.data.create import create
+    from mltrain.remote.inputs import OUTPUTS_DIR
+
+    made: list[str] = []
+    problems: list[str] = []
+    for out in data.outputs:
+        cfg = (data.output_configs or {})[out.name]
+        folder = run_dir / OUTPUTS_DIR / out.name
+        if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+            problems.append(f"output {out.name}: the script wrote no file to ${{outputs.{out.name}}}: no version made")
+            continue
+        try:
+            node = datastore_node(cfg.datastore, []) if cfg.datastore else None
+            version = create(
+                ws,
+                out.asset,
+                folder,
+                type="uri_folder",
+                description=cfg.description,
+                datastore=cfg.datastore,
+                datastore_config=node,
+                producer_run_id=run_id,
+            )
+        except MltrainError as exc:
+            problems.append(f"output {out.name} ({cfg.path}): {exc.message}")
+            continue
+        ws.data.link_run(run_id, "output", out.name, version=version)
+        made.append(version.ref)
+    return made, problems

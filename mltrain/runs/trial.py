@@ -235,6 +235,13 @@ class Trial:
             run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
         )
         result.metrics = self.ws.metrics.summary(run_id)
+        if result.status == COMPLETED and self.plan.data.outputs:
+            from mltrain.runs.inputs import register_outputs
+
+            made, problems = register_outputs(self.ws, run_id, spec.run_dir, self.plan.data)
+            for ref in made:
+                out.log(f"output: {ref} (this run's outputs/data folder, now a data version)")
+            result.problems.extend(problems)
         if result.status == COMPLETED and not self.defer_models:
             self.finish_models(result)
         self._record_problems(result)
