@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mltrain.errors import ComputeError
 from mltrain.remote import inputs as node_io
+from mltrain.text import fmt_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,25 +45,16 @@ class Moved:
         self.cached += other.cached
 
 
-def fmt_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
-
-
 def describe(inp: InputSpec, moved: Moved, where: str) -> str:
     """The log line of an input's delivery."""
     if inp.mode == node_io.DIRECT:
         return f"input {inp.name}: {inp.uri} (direct: the script reads it there)"
     count = len(inp.files)
-    head = f"input {inp.name}: {inp.uri}, {count} file{'s' if count != 1 else ''}, {fmt_size(inp.size)}, {inp.mode}"
+    head = f"input {inp.name}: {inp.uri}, {count} file{'s' if count != 1 else ''}, {fmt_bytes(inp.size)}, {inp.mode}"
     if not moved.files:
         return f"{head}; 0 bytes moved (all in {where}'s cache)"
     there = f"{moved.files} files, {moved.cached} there already"
-    return f"{head}; {fmt_size(moved.bytes)} moved into {where}'s cache ({there})"
+    return f"{head}; {fmt_bytes(moved.bytes)} moved into {where}'s cache ({there})"
 
 
 def by_key(inp: InputSpec) -> dict[str, InputFile]:

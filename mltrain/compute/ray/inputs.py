@@ -11,9 +11,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.delivery import Moved, by_key, fmt_size, read_source
+from mltrain.compute.delivery import Moved, by_key, read_source
 from mltrain.errors import ComputeError
 from mltrain.remote import inputs as node_io
+from mltrain.text import fmt_bytes
 
 if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
@@ -48,7 +49,7 @@ def carry_inputs(spec: RunSpec, folder: Path, log: LogFn) -> Moved:
             moved.files += 1
         fetched = len(by_key(inp)) - moved.files
         log(
-            f"input {inp.name}: {inp.uri}, {fmt_size(moved.bytes)} carried with the job to the cluster's nodes "
+            f"input {inp.name}: {inp.uri}, {fmt_bytes(moved.bytes)} carried with the job to the cluster's nodes "
             f"({moved.files} files), {fetched} fetched by the nodes from its datastore"
         )
         total.add(moved)
