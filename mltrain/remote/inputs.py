@@ -197,6 +197,33 @@ class NodeCache:
         return size
 
 
+class Limited:
+    """The next ``size`` bytes of ``stream``, then end of file (a file of a stream of files)."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.stream, self.left = stream, size
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n < 0 else min(n, self.left)
+        data = self.stream.read(want) if want > 0 else b""
+        self.left -= len(data)
+        return data
+
+
+def receive(cache: NodeCache, stream: BinaryIO) -> tuple[int, int]:
+    """Store files that come one after another on ``stream`` (each a JSON line, its manifest entry
+    ``[relpath, size, sha256, ref]``, then its bytes) in ``cache``, each checked before it takes its name:
+    (files, bytes). InputError when one is not the content recorded or the stream ends inside it."""
+    files = total = 0
+    while line := stream.readline():
+        entry = json.loads(line)
+        if not isinstance(entry, list) or len(entry) != 4:
+            raise InputError(f"bad file header {line[:200]!r}")
+        total += cache.store(entry, Limited(stream, int(entry[1])))  # type: ignore[arg-type]
+        files += 1
+    return files, total
+
+
 def _seal(path: str) -> None:
     os.chmod(path, CACHE_MODE)
     os.utime(path, ns=(CACHE_MTIME_NS, CACHE_MTIME_NS))

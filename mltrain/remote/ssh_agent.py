@@ -108,6 +108,17 @@ def cmd_inputs(work: str, run_id: str) -> None:
     answer({"missing": [], "copied": copied})
 
 
+def cmd_receive(work: str) -> None:
+    """Input files into the host's cache, streamed on stdin (:func:`mltrain.remote.inputs.receive`)."""
+    for kind in ("blobs", "refs"):
+        os.makedirs(os.path.join(work, kind), exist_ok=True)
+    try:
+        files, size = node_io.receive(node_io.NodeCache(os.path.realpath(work)), sys.stdin.buffer)
+    except (node_io.InputError, ValueError) as exc:
+        fail(f"refused an input file: {exc}")
+    answer({"files": files, "bytes": size})
+
+
 def cmd_inputs_changed(work: str) -> None:
     """After a run: the files of its mounted inputs (request {inputs: [...]}) that a script changed in the cache."""
     req = json.load(sys.stdin)
@@ -126,6 +137,7 @@ COMMANDS = {
     "materialise": cmd_materialise,
     "inputs": cmd_inputs,
     "inputs-changed": cmd_inputs_changed,
+    "receive": cmd_receive,
     "venv": cmd_venv,
     "image": cmd_image,
     "drop": cmd_drop,

@@ -20,13 +20,13 @@ import time
 import zipfile
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.errors import ComputeError, MltrainError, WorkspaceError
+from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     import paramiko
 
@@ -204,19 +204,28 @@ class Remote:
     def execute(
         self,
         command: str,
-        stdin: bytes = b"",
+        stdin: bytes | Iterable[bytes] = b"",
         timeout: float | None = 120.0,
         on_stderr: Callable[[str], None] | None = None,
     ) -> tuple[int, bytes, bytes]:
-        """Run ``command``; (exit status, stdout, stderr). ``on_stderr`` gets stderr line by line."""
+        """Run ``command``; (exit status, stdout, stderr). ``stdin``: bytes, or chunks streamed as they come
+        (sending stops when the command exits early: its answer says why). ``on_stderr`` gets stderr line
+        by line."""
         chan = self.channel(command, timeout)
         out, err = bytearray(), bytearray()
         pending = b""
-        last = time.monotonic()
         try:
-            if stdin:
-                chan.sendall(stdin)
+            for chunk in [stdin] if isinstance(stdin, bytes) else stdin:
+                if chan.exit_status_ready():
+                    break
+                try:
+                    chan.sendall(chunk)
+                except OSError:
+                    if not chan.exit_status_ready():
+                        raise
+                    break
             chan.shutdown_write()
+            last = time.monotonic()
             while True:
                 got = False
                 if chan.recv_ready():
@@ -318,51 +327,6 @@ class Remote:
                 self._sftp = self.transport().open_sftp_client()
                 self._sftp.get_channel().settimeout(max(30.0, self.config.keepalive_s * 3))
             return self._sftp
-
-    def put_cached(self, stream: BinaryIO, key: str, size: int, sha256: str | None, where: str) -> int:
-        """Upload ``stream`` into the host's cache of input files as ``key`` (``blobs/<sha256>`` or
-        ``refs/<id>``, see :mod:`mltrain.remote.inputs`), hashed and counted as it is sent, sealed
-        read-only and renamed into place only when it is the content recorded: nothing is left under
-        ``key`` otherwise (ComputeError naming ``where``); bytes sent."""
-        from mltrain.remote.inputs import CACHE_MODE, CACHE_MTIME_NS
-        from mltrain.workspace.blobs import HashingReader
-
-        assert self.probe is not None
-        kind, _, name = key.partition("/")
-        tmp = f"{self.probe['workdir']}/{kind}/.up-{name}-{time.monotonic_ns()}"
-        sftp = self.sftp()
-        reader = HashingReader(stream)
-        try:
-            sent = int(sftp.putfo(reader, tmp, confirm=True).st_size or 0)
-        except (OSError, EOFError) as exc:
-            self.close()
-            raise ConnectionLost(f"connection lost to {self.label} while uploading {where}: {exc}") from None
-        except BaseException:  # the source failed midway (its error says why)
-            self._remove_quietly(tmp)
-            raise
-        try:
-            if sent != size:
-                raise ComputeError(f"{where}: {sent} bytes arrived, {size} were recorded")
-            if sha256 is not None:
-                reader.check(sha256, where)
-        except MltrainError:
-            self._remove_quietly(tmp)
-            raise
-        stamp = CACHE_MTIME_NS // 10**9
-        try:
-            sftp.chmod(tmp, CACHE_MODE)
-            sftp.utime(tmp, (stamp, stamp))
-            sftp.posix_rename(tmp, f"{self.probe['workdir']}/{key}")
-        except (OSError, EOFError) as exc:
-            self.close()
-            raise ConnectionLost(f"connection lost to {self.label} while uploading {where}: {exc}") from None
-        return sent
-
-    def _remove_quietly(self, path: str) -> None:
-        try:
-            self.sftp().remove(path)
-        except (OSError, EOFError):
-            pass  # not there (the upload never began) or the connection is gone: the host's temp file stays
 
     def put_blob(self, local: Path, sha256: str) -> int:
         """Upload one file into the host's blob cache (atomically) as ``sha256``, hashed as it is sent:
