@@ -237,3 +237,19 @@ def register_outputs(ws: Workspace, run_id: str, run_dir: Path, data: JobData) -
         ws.data.link_run(run_id, "output", out.name, version=version)
         made.append(version.ref)
     return made, problems
+
+
+def pin_inputs(config: dict[str, Any], data: JobData) -> dict[str, Any]:
+    """``config`` as a run records it: each ``job.inputs.NAME.path`` that names a data version by its
+    latest or an alias pinned to the version the run read (``data:NAME:VERSION``), so a rerun reads it too."""
+    pinned = {i.spec.name: i.version.ref for i in data.inputs if i.version is not None}
+    inputs = (config.get("job") or {}).get("inputs") or {}
+    if not pinned or not isinstance(inputs, dict):
+        return config
+    new_inputs = {}
+    for name, node in inputs.items():
+        entry = {"path": node} if isinstance(node, str) else dict(node)
+        if name in pinned:
+            entry["path"] = pinned[name]
+        new_inputs[name] = entry
+    return {**config, "job": {**config["job"], "inputs": new_inputs}}

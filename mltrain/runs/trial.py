@@ -23,6 +23,7 @@ from mltrain.registry.configs import TURN_OFF, register_request
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
 from mltrain.runs.control import RunCanceled, RunControl
+from mltrain.runs.inputs import pin_inputs
 from mltrain.runs.result import RunResult
 from mltrain.workspace.runs import CANCELED, COMPLETED, FAILED, FINALIZING, PREPARING, RUNNING, new_run_id
 
@@ -84,7 +85,7 @@ class Trial:
         run_dir.mkdir(parents=True, exist_ok=self.recorded)
         fields = {
             "parent_run_id": self.parent_run_id,
-            "config": redact_secrets(self.cfg),
+            "config": redact_secrets(pin_inputs(self.cfg, plan.data)),
             "overrides": redact_overrides(self.overrides),
             "arguments": self.argv,
             "run_dir": str(run_dir),
