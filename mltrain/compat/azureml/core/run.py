@@ -28,6 +28,7 @@ SUPPORTED = (
     "experiment",
     "parent",
     "properties",
+    "input_datasets",
     "log",
     "log_list",
     "log_row",
