@@ -129,7 +129,9 @@ class ComputeTargetSuite(InputDeliverySuite):
         jobs: list[Job] = []
         serial = itertools.count()
 
-        def _start(script: str, *args: str, env_vars: dict[str, str] | None = None, inputs: Any = ()) -> Job:
+        def _start(
+            script: str, *args: str, env_vars: dict[str, str] | None = None, inputs: Any = (), outputs: Any = ()
+        ) -> Job:
             source = tmp_path / f"src-{next(serial)}"
             source.mkdir()
             (source / "job.py").write_text(script)
@@ -147,11 +149,12 @@ class ComputeTargetSuite(InputDeliverySuite):
                 env_vars or {},
                 ensure_shim(),
                 inputs=tuple(inputs),
+                outputs=tuple(outputs),
             )
             target.upload(ws, spec)
             sink = RecordingSink()
             try:
-                delivered = target.deliver(ws, spec, sink.log) if inputs else Delivered()
+                delivered = target.deliver(ws, spec, sink.log) if inputs or outputs else Delivered()
             except BaseException:
                 target.cleanup(spec, None)
                 raise

@@ -18,10 +18,11 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from mltrain.compute.data_io import InputFile, InputSpec
+from mltrain.compute.data_io import InputFile, InputSpec, OutputSpec
 from mltrain.data.configs import InputConfig
 from mltrain.data.create import create
 from mltrain.errors import MltrainError
+from mltrain.remote.inputs import OUTPUTS_DIR
 from mltrain.runs.inputs import resolve_input
 from mltrain.workspace import Workspace
 
@@ -152,6 +153,17 @@ class InputDeliverySuite:
                 start("print('never')\n", inputs=[dataclasses.replace(inp, files=files)])
             assert "escaped.csv" in str(info.value)
         assert not list(tmp_path.rglob("escaped.csv")) and not Path("/etc/escaped.csv").exists()
+
+    def test_an_output_folder_is_made_and_comes_back(self, start: Callable[..., Any]) -> None:
+        job = start(
+            "import os, sys\nout = sys.argv[1]\nassert os.environ['MLTRAIN_OUTPUT_o'] == out and os.path.isdir(out)\n"
+            "os.makedirs(os.path.join(out, 'sub'))\nopen(os.path.join(out, 'sub', 'x.txt'), 'w').write('made')\n",
+            "${outputs.o}",
+            outputs=[OutputSpec("o", "made")],
+        )
+        assert job.wait() == 0, job.sink.data
+        job.target.collect(job.spec, job.handle)
+        assert (job.spec.run_dir / OUTPUTS_DIR / "o" / "sub" / "x.txt").read_text() == "made"
 
     def test_an_interrupted_delivery_leaves_no_half_file(
         self, start: Callable[..., Any], make_input: Callable[..., tuple[InputSpec, dict[str, str]]]
