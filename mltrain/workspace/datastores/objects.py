@@ -352,6 +352,7 @@ class S3Datastore(ObjectDatastore):
             "connect_timeout": float(o["connect_timeout_s"]),
             "read_timeout": 120,
             "retries": {"max_attempts": int(o["retries"]) + 1, "mode": "standard"},
+            "signature_version": "s3v4",  # also for presigned URLs (a node reading by URL), as AWS requires
         }
         return s3fs.S3FileSystem(
             anon=bool(o["anon"]),
