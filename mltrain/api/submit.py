@@ -53,13 +53,13 @@ def sweep(*overrides: str, config_dir: PathLike | None = None, wait: bool = Fals
     """Start the sweep ``python -m mltrain -m *overrides`` would run, detached; its :class:`Sweep` once
     the sweep run is recorded. ConfigError with the command's message when it ends before that."""
     from mltrain.config.compose import PROJECT_CONF_ENV, workspace_settings
-    from mltrain.runs.detach import start_command
+    from mltrain.runs.detach import DetachedCommand
     from mltrain.workspace import Workspace as Store
 
-    store = Store(workspace_settings(list(overrides), config_dir))
     env = {PROJECT_CONF_ENV: os.path.abspath(os.fspath(config_dir))} if config_dir is not None else None
-    run_id = start_command(store, ["-m", *overrides], env=env)
-    handle = Sweep(store, run_id)
+    command = DetachedCommand(["-m", *overrides], env=env)
+    store = Store(workspace_settings(list(overrides), config_dir))  # while the command starts
+    handle = Sweep(store, command.run_id())
     if wait:
         _wait(handle, show_output)
     return handle

@@ -82,24 +82,13 @@ def main(argv: list[str]) -> int:
 
 
 def _sweep(argv: list[str]) -> int:
-    from mltrain.config.compose import workspace_settings
     from mltrain.errors import MltrainError
     from mltrain.runs.detach import follow_hint, start_command
-    from mltrain.text import print_error
-    from mltrain.workspace import Workspace
 
     try:
-        ws = Workspace(workspace_settings(argv))
-        run_id = start_command(ws, argv)
+        run_id = start_command(argv)
     except MltrainError as exc:
         print(exc.message, file=sys.stderr)
         return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - a composition error of the workspace keys
-        from mltrain.config.errors import report_config_error
-
-        return report_config_error(exc)
-    if not run_id:
-        print_error(MltrainError("the sweep recorded no run"))
-        return 1
     print(follow_hint(run_id))
     return 0

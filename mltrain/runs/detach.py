@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.errors import MltrainError
 from mltrain.remote.procs import hostname, start_token
 from mltrain.runs.arguments import job_argv
+from mltrain.runs.handoff import DRIVER_LOG, FD_ENV, LOG_ENV
 from mltrain.runs.result import EXIT_CODES
 from mltrain.workspace.runs import FAILED, TERMINAL, new_run_id
 
@@ -34,7 +36,6 @@ if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
 
-DRIVER_LOG = "logs/driver.log"  # the detached driver's own output (the summary, errors before the job ran)
 DETACHED_TAG = "mltrain.detached"
 POLL_S = 0.1
 
@@ -218,62 +219,75 @@ def driver_main() -> int:
 
 
 # -- a whole command, detached (sweeps) ----------------------------------------------------------------
-def start_command(ws: Workspace, argv: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
-    """Start ``python -m mltrain ARGV`` detached; return the id of the run it records (a sweep's parent).
-    When the command ends before recording one, MltrainError with its output (a config error: exit 2)."""
-    from mltrain.errors import ConfigError
+class DetachedCommand:
+    """``python -m mltrain ARGV`` started in a session of its own; :meth:`run_id` waits for the run it
+    records (a sweep's parent), handed over through a pipe (:mod:`mltrain.runs.handoff`)."""
 
-    pending = ws.root / "detached"
-    pending.mkdir(parents=True, exist_ok=True)
-    log_path = pending / f"{new_run_id()}.log"
-    started = time.time()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mltrain", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=os.getcwd(),
-            env={**_driver_env(), **(env or {})},
-            start_new_session=True,
-            close_fds=True,
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        read_fd, write_fd = os.pipe()
+        log_fd, self.pending = tempfile.mkstemp(prefix="mltrain-detached-", suffix=".log")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mltrain", *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                cwd=os.getcwd(),
+                env={**_driver_env(), **(env or {}), FD_ENV: str(write_fd), LOG_ENV: self.pending},
+                start_new_session=True,
+                pass_fds=(write_fd,),
+            )
+        except BaseException:
+            os.close(read_fd)
+            os.unlink(self.pending)
+            raise
+        finally:
+            os.close(log_fd)
+            os.close(write_fd)
+        self.pipe = os.fdopen(read_fd, "rb", buffering=0)
+
+    def run_id(self, timeout: float = 600) -> str:
+        """The id of the run the command recorded. When it ends before recording one, MltrainError with
+        its output (ConfigError for a config error: exit code 2)."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        got = b""
+        with self.pipe:
+            while time.monotonic() < deadline:
+                if select.select([self.pipe], [], [], POLL_S)[0]:
+                    chunk = self.pipe.read(64)
+                    got += chunk
+                    if got.endswith(b"\n"):
+                        _reap_later(self.proc)
+                        return got.decode().strip()
+                    if chunk:
+                        continue
+                if self.proc.poll() is not None:  # its forks may hold the pipe open: ask the process
+                    return self._ended()
+        raise MltrainError(
+            f"python -m mltrain {' '.join(self.argv)} recorded no run within {timeout:g} s (pid {self.proc.pid})",
+            hint=f"its output is in {self.pending}",
         )
-    deadline = time.monotonic() + timeout
-    while True:
-        run = _recorded_by(ws, proc.pid, started)
-        if run is not None:
-            _reap_later(proc)
-            Path(run["run_dir"], "logs").mkdir(parents=True, exist_ok=True)
-            os.replace(log_path, Path(run["run_dir"], DRIVER_LOG))  # the driver keeps writing to it there
-            return str(run["id"])
-        code = proc.poll()
-        if code is not None:
-            output = log_path.read_text(errors="replace").strip()
-            log_path.unlink(missing_ok=True)
-            from mltrain.text import escape_controls
 
-            error = ConfigError if code == 2 else MltrainError
-            raise error(
-                f"python -m mltrain {' '.join(argv)} ended (exit code {code}) before recording a run:\n"
-                + escape_controls(output or "(no output)")
-            )
-        if time.monotonic() > deadline:
-            raise MltrainError(
-                f"python -m mltrain {' '.join(argv)} recorded no run within {timeout:g} s (pid {proc.pid})",
-                hint=f"its output is in {log_path}",
-            )
-        time.sleep(POLL_S)
+    def _ended(self) -> str:
+        from mltrain.errors import ConfigError
+        from mltrain.text import escape_controls
+
+        code = self.proc.returncode
+        output = Path(self.pending).read_text(errors="replace").strip()
+        Path(self.pending).unlink(missing_ok=True)
+        error = ConfigError if code == 2 else MltrainError
+        raise error(
+            f"python -m mltrain {' '.join(self.argv)} ended (exit code {code}) before recording a run:\n"
+            + escape_controls(output or "(no output)")
+        )
 
 
-def _recorded_by(ws: Workspace, pid: int, since: float) -> dict[str, Any] | None:
-    """The first run without a parent that process ``pid`` of this host recorded since ``since``."""
-    mine = [
-        r
-        for r in ws.runs.list(limit=20)
-        if r["driver_pid"] == pid and r["driver_host"] == hostname() and r["created_at"] >= since - 1
-    ]
-    top = [r for r in mine if not r["parent_run_id"]]
-    return min(top, key=lambda r: r["created_at"]) if top else None
+def start_command(argv: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    """Start ``python -m mltrain ARGV`` detached; the id of the run it records (see :class:`DetachedCommand`)."""
+    return DetachedCommand(argv, env).run_id(timeout)
 
 
 # -- waiting -------------------------------------------------------------------------------------------

@@ -151,6 +151,8 @@ def test_a_detached_sweep(mltrain, cli, cli_json, project):
     assert waited.returncode == 0, waited.output
     children = cli_json("runs", "list", "-n", "10")
     assert sorted(r["arguments"][-1] for r in children if r["parent_run_id"] == sweep_id) == ["1", "2", "3"]
-    assert "driver.log" in str(list((Path(cli_json("runs", "show", sweep_id)["run_dir"]) / "logs").iterdir()))
+    # its whole output, from the start, is in its folder
+    log = (Path(cli_json("runs", "show", sweep_id)["run_dir"]) / "logs" / "driver.log").read_text()
+    assert log.index(f"sweep {sweep_id} (") < log.index(f"Sweep {sweep_id}: Completed")
     bad = mltrain("detach=true", "-m", *BASE, "job.script=sq.py", "job.argumentz=1")
     assert bad.returncode == 2 and "job.argumentz" in bad.stderr, bad.output

@@ -22,6 +22,7 @@ from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
 from mltrain.registry.configs import register_request
 from mltrain.runs.control import RunControl
+from mltrain.runs.handoff import announce
 from mltrain.runs.plan import RunPlan, open_workspace
 from mltrain.runs.result import EXIT_CODES
 from mltrain.runs.sweep.policies import make_policy
@@ -93,6 +94,7 @@ class Sweep:
             self.ws.runs.reopen(resumed, detail=f"resumed ({len(self.kept)} completed children kept)", **driver)
         else:
             self._record(plan)
+        announce(self.sweep_id, self.ws.run_dir(self.sweep_id))  # to whoever started it detached
         self.progress = self.spec.progress(self.ws.run_dir(self.sweep_id), self.metric, self.spec.echo)
         for outcome in self.outcomes:  # kept from the attempt being resumed
             self.progress.kept(outcome)
