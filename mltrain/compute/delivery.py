@@ -147,5 +147,8 @@ def deliver_here(
             raise ComputeError(f"cannot lay out input {inp.name}: {exc}") from None
         log(describe(inp, moved, "this machine"))
         total.add(moved)
-    node_io.prepare_outputs(folder, [o.name for o in outputs])
+    try:
+        node_io.prepare_outputs(folder, [o.name for o in outputs])
+    except node_io.InputError as exc:
+        raise ComputeError(f"cannot make the outputs' folders: {exc}") from None
     return LocalDelivery([i.manifest() for i in inputs], folder, cache, total)

@@ -121,10 +121,24 @@ def io_environment(paths: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def real_folder(run_dir: str, rel: str) -> str:
+    """The folder ``rel`` of ``run_dir``, made; InputError when a part of it is a link leading elsewhere
+    (a run folder's files come from a snapshot a user controls)."""
+    root = os.path.realpath(run_dir)
+    os.makedirs(root, exist_ok=True)
+    path = root
+    for part in _check_rel(rel).split("/"):
+        path = os.path.join(path, part)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise InputError(f"{os.path.join(run_dir, rel)}: {path} leads out of the run folder (a link or a file)")
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
 def prepare_outputs(run_dir: str, outputs: list[str]) -> None:
     """Make the folder of each output, so the script can write into it at once."""
     for name in outputs:
-        os.makedirs(os.path.join(run_dir, OUTPUTS_DIR, name), exist_ok=True)
+        real_folder(run_dir, f"{OUTPUTS_DIR}/{name}")
 
 
 # -- the node's cache -------------------------------------------------------------------------------
@@ -261,7 +275,7 @@ def materialise(cache: NodeCache, inp: dict[str, Any], run_dir: str) -> int:
     missing = [e[0] for e in inp["files"] if not cache.present(e)]
     if missing:
         raise InputError(f"input {inp['name']}: not in this node's cache: {', '.join(missing[:5])}")
-    base = os.path.join(run_dir, INPUTS_DIR, inp["name"])
+    base = os.path.join(real_folder(run_dir, INPUTS_DIR), _check_rel(inp["name"]))
     if os.path.lexists(base):
         raise InputError(f"input {inp['name']}: {base} exists already")
     copied = 0

@@ -102,9 +102,9 @@ def cmd_inputs(work: str, run_id: str) -> None:
             return
         run_dir = run_dir_of(work, run_id)
         copied = sum(node_io.materialise(cache, inp, run_dir) for inp in inputs)
+        node_io.prepare_outputs(run_dir, [str(n) for n in req.get("outputs") or []])
     except node_io.InputError as exc:
         fail(str(exc))
-    node_io.prepare_outputs(run_dir, [str(n) for n in req.get("outputs") or []])
     answer({"missing": [], "copied": copied})
 
 
