@@ -68,13 +68,11 @@ class RunSpec:
         return [node_io.substitute(a, paths) for a in self.arguments]
 
     def io_environment(self, run_dir: str) -> dict[str, str]:
-        """``MLTRAIN_INPUT_NAME`` / ``MLTRAIN_OUTPUT_NAME`` and the job's variables that name an input or
-        output, resolved for ``run_dir``."""
+        """The job's variables with ``${inputs.NAME}`` / ``${outputs.NAME}`` resolved for ``run_dir``, plus
+        ``MLTRAIN_INPUT_NAME`` / ``MLTRAIN_OUTPUT_NAME``."""
         if not self.inputs and not self.outputs:
-            return {}
-        paths = self.io_paths(run_dir)
-        named = {k: node_io.substitute(v, paths) for k, v in self.env_vars.items() if node_io.PLACEHOLDER.search(v)}
-        return {**named, **node_io.io_environment(paths)}
+            return dict(self.env_vars)
+        return node_io.resolve_job([], dict(self.env_vars), self.io_paths(run_dir))[1]
 
 
 class OutputSink(Protocol):
@@ -241,7 +239,7 @@ def job_environment(
     (``MLTRAIN_RUN_DIR``), the inputs' and outputs' paths there and the in-script API on ``PYTHONPATH``."""
     skip = ("HYDRA_FULL_ERROR", "VIRTUAL_ENV")
     base = {k: v for k, v in os.environ.items() if k not in skip} if inherit else {}
-    out = {**base, **env.env_vars, **spec.env_vars, **spec.io_environment(run_dir)}
+    out = {**base, **env.env_vars, **spec.io_environment(run_dir)}
     out.update(
         {
             "MLTRAIN_RUN_DIR": run_dir,
