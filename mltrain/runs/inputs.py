@@ -188,6 +188,18 @@ def check_job_data(job: Mapping[str, Any]) -> None:
                 raise ConfigError(f"job.inputs.{name}.path: {exc.message}", hint=exc.hint) from None
 
 
+def check_data_refs(ws: Workspace, job: Mapping[str, Any]) -> None:
+    """Each ``data:`` input of ``job`` names a recorded version (a detached run's check before it is
+    recorded: the workspace's records only, no datastore reached); ConfigError naming the valid choices."""
+    inputs, _outputs = parse_io(job)
+    for name, cfg in inputs.items():
+        if cfg.path.startswith(PREFIX):
+            try:
+                resolve(ws, cfg.path)
+            except MltrainError as exc:
+                raise ConfigError(f"job.inputs.{name} ({cfg.path}): {exc.message}", hint=exc.hint) from None
+
+
 def job_data(ws: Workspace, job: Mapping[str, Any]) -> JobData:
     """``job.inputs`` resolved (files listed, stores reached) and ``job.outputs`` checked."""
     inputs, outputs = parse_io(job)

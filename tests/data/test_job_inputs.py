@@ -181,3 +181,13 @@ def test_an_unreachable_datastore_is_refused_before_anything_is_recorded(s3, mlt
     assert proc.returncode != 0 and "Traceback" not in proc.output, proc.output
     assert "job.inputs.train (s3://nowhere/raw)" in proc.output
     assert not (project / ".mltrain" / "runs").exists() or not any((project / ".mltrain" / "runs").iterdir())
+
+
+def test_a_detached_run_of_an_unknown_data_version_is_refused_before_it_is_recorded(mltrain, cli_json, project, data):
+    cli_json("data", "create", "known", "data")
+    (project / "src").mkdir()
+    (project / "src" / "read.py").write_text("print('ran')\n")
+    proc = mltrain("detach=true", "job.source_dir=src", "job.script=read.py", "+job.inputs.train.path=data:known:4")
+    assert proc.returncode == 2 and "Traceback" not in proc.output, proc.output
+    assert "data asset known has no version 4 (versions: 1)" in proc.output
+    assert not (project / ".mltrain" / "runs").exists() or not any((project / ".mltrain" / "runs").iterdir())
