@@ -191,3 +191,15 @@ def test_a_detached_run_of_an_unknown_data_version_is_refused_before_it_is_recor
     assert proc.returncode == 2 and "Traceback" not in proc.output, proc.output
     assert "data asset known has no version 4 (versions: 1)" in proc.output
     assert not (project / ".mltrain" / "runs").exists() or not any((project / ".mltrain" / "runs").iterdir())
+
+
+def test_every_trial_of_a_sweep_reads_the_input(mltrain, cli, cli_json, job, data, project):
+    cli_json("data", "create", "train", "data")
+    sweep = mltrain("-m", *job, "+job.inputs.train.path=data:train", "+job.arguments.C=1,2", "sweep.register=none")
+    assert sweep.returncode == 0, sweep.output
+    children = [r for r in cli_json("runs", "list") if r.get("parent_run_id")]
+    assert len(children) == 2
+    for child in children:  # forked from warm interpreters: the arguments resolved for each child
+        assert seen(cli("runs", "logs", child["id"]))["files"] == data
+        [link] = links(project, child["id"])
+        assert (link.name, link.data_name, link.data_version) == ("train", "train", 1)
