@@ -91,9 +91,6 @@ class BreaksMidway:
     def node_hint(self, f: InputFile) -> None:
         return None
 
-    def changed(self) -> list[str]:
-        return []
-
 
 class InputDeliverySuite:
     """The input-delivery part of the conformance suite (uses the suite's ``start`` and ``ws``)."""

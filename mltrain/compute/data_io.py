@@ -47,11 +47,8 @@ class InputSource(Protocol):
         """A file on this machine that holds the content (unverified: it is hashed as it is copied), if any."""
 
     def node_hint(self, f: InputFile) -> dict[str, Any] | None:
-        """How a node may fetch the file itself (``{"path"}`` on a shared folder, ``{"url", "etag"}`` a
-        signed URL), None when only the driver can read it."""
-
-    def changed(self) -> list[str]:
-        """The files that no longer match at their source (a reference re-listed), by path."""
+        """How a node may fetch the file itself (``{"url", "etag"}``: a short-lived signed URL of an object
+        store), None when only the driver can read it."""
 
 
 @dataclass(frozen=True)

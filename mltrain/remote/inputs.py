@@ -307,17 +307,9 @@ def remove_inputs(run_dir: str) -> None:
 
 # -- a node fetching what it can reach itself (Ray) -----------------------------------------------------
 def fetch_direct(cache: NodeCache, entry: list[Any], hint: dict[str, Any], timeout: float = 60.0) -> bool:
-    """Fetch ``entry`` into the cache from where ``hint`` says it is (``{"path"}``: a file this node can read,
-    a shared folder; ``{"url", "etag"}``: a signed URL of an object store); False when it cannot be reached
-    (InputError when it was reached and is not the recorded content)."""
-    if "path" in hint:
-        try:
-            f: Any = open(str(hint["path"]), "rb")  # noqa: SIM115 - closed below
-        except OSError:
-            return False
-        with f:
-            cache.store(entry, f)
-        return True
+    """Fetch ``entry`` into the cache from where ``hint`` says it is (``{"url", "etag"}``: a signed URL of an
+    object store); False when it cannot be reached (InputError when it was reached and is not the recorded
+    content)."""
     if "url" in hint:
         try:
             response = urllib.request.urlopen(str(hint["url"]), timeout=timeout)  # noqa: S310 - a signed https/http URL

@@ -59,9 +59,6 @@ class DatastoreSource:
         return self.store.local_path(self.key_of(f)) if f.checksum is None else None
 
     def node_hint(self, f: InputFile) -> dict[str, Any] | None:
-        local = self.local_path(f)
-        if local is not None:
-            return {"path": str(local)}
         url = self.store.signed_url(self.key_of(f), SIGNED_URL_S)
         if url is None:
             return None
@@ -69,9 +66,6 @@ class DatastoreSource:
             "url": url,
             "etag": f.checksum[len("etag:") :] if f.checksum and f.checksum.startswith("etag:") else None,
         }
-
-    def changed(self) -> list[str]:
-        return []
 
 
 def _files(location: str, entries: list[ManifestEntry]) -> tuple[InputFile, ...]:
