@@ -119,7 +119,7 @@ def test_local_paths_and_direct_inputs(mltrain, job, data, project):
     assert got["path"] == str(project / "data") and got["files"] == data  # the path itself
 
 
-def test_an_s3_reference_input_and_a_changed_object(s3, mltrain, cli_json, job):
+def test_an_s3_reference_input_and_a_changed_object(s3, mltrain, cli_json, job, project):
     s3.put("raw/a.csv", b"x,y\n1,2\n")
     s3.put("raw/sub/b.txt", secrets.token_hex(8).encode())
     cli_json("data", "create", "train", s3.url("raw"))
@@ -135,8 +135,15 @@ def test_an_s3_reference_input_and_a_changed_object(s3, mltrain, cli_json, job):
     assert "c.csv of data:train:2 changed at its source" in stale.output
     assert "SEEN" not in stale.stdout  # the script never started
 
-    direct = seen(mltrain(*job, "+job.inputs.train.path=data:train:1", "+job.inputs.train.mode=direct"))
-    assert direct["path"] == s3.url("raw")
+    direct = mltrain(*job, "+job.inputs.train.path=data:train:1", "+job.inputs.train.mode=direct")
+    assert seen(direct)["path"] == s3.url("raw")
+    secrets_ = (s3.server.secret.encode(), s3.server.key_id.encode())  # the credentials reach no record or output
+    for proc in (first, stale, direct):
+        assert not any(x.decode() in proc.output for x in secrets_)
+    for path in (project / ".mltrain").rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(x in content for x in secrets_), path
 
 
 @pytest.mark.parametrize(
