@@ -74,7 +74,9 @@ def test_mlflow_calls_and_autolog_record_into_the_run(mltrain, cli_json, project
     model = cli_json("models", "show", "iris-mlflow:1")
     assert model["run_id"] == run["id"] and model["format"] == "joblib"
     digest = next(x for x in proc.stdout.splitlines() if x.startswith("digest: ")).split()[1]
-    mine = {"name": "mlflow:iris (training)", "data": None, "uri": "https://example.com/iris.csv", "mode": "mlflow"}
-    assert {**mine, "digest": digest} in run["inputs"]  # mlflow.log_input, through the REST runs/log-inputs route
-    assert "mlflow:dataset (train)" in {i["name"] for i in run["inputs"]}  # autolog's own
+    mine = {"key": "mlflow:iris (training)", "name": None, "version": None, "uri": "https://example.com/iris.csv"}
+    assert {**mine, "digest": digest, "mode": "mlflow"} in run[
+        "inputs"
+    ]  # mlflow.log_input, through the REST runs/log-inputs route
+    assert "mlflow:dataset (train)" in {i["key"] for i in run["inputs"]}  # autolog's own
     assert model["lineage"]["inputs"] == run["inputs"]

@@ -124,7 +124,7 @@ def _resources(mv: ModelVersion) -> str | None:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.cli.lineage import print_run_data, run_data
+    from mltrain.cli.lineage import print_run_data
 
     ws = ctx.ws
     mv = ctx.models.get(args.ref)
@@ -140,7 +140,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             "environment_hash": run["env_hash"],
             "snapshot": run["snapshot_id"],
             "git_commit": run["git_commit"],
-            **run_data(ws, run["id"]),  # the data the run read (and wrote)
+            **ws.data.run_data(run["id"]),  # the data the run read (and wrote)
         }
     if args.json:
         print_json({**model_json(mv), "lineage": lineage})

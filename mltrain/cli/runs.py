@@ -149,9 +149,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.runs.sweep.report import sweep_children
 
     sweep = sweep_children(ws, run["id"])
-    from mltrain.cli.lineage import print_run_data, run_data
+    from mltrain.cli.lineage import print_run_data
 
-    data = run_data(ws, run["id"])
+    data = ws.data.run_data(run["id"])
     if args.json:
         print_json(
             {

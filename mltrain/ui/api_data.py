@@ -16,7 +16,7 @@ from mltrain.ui.params import integer, json_response, models_of, name_param, ws_
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
-    from mltrain.workspace.data import DataLink, DataVersion
+    from mltrain.workspace.data import DataVersion
 
 MANIFEST_PAGE = 1000  # manifest entries answered by default
 MAX_MANIFEST_PAGE = 5000
@@ -45,24 +45,9 @@ def version_summary(dv: DataVersion) -> dict[str, Any]:
     }
 
 
-def link_json(link: DataLink) -> dict[str, Any]:
-    """A run's input or output: its key in the job, the data version (or plain URI), digest and mode."""
-    return {
-        "key": link.name,
-        "name": link.data_name,
-        "version": link.data_version,
-        "uri": link.uri,
-        "digest": link.digest,
-        "mode": link.mode,
-    }
-
-
 def run_data(ws: Workspace, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """``{"inputs": [...], "outputs": [...]}`` of a run (see :func:`link_json`)."""
-    links = ws.data.links(run_id=run_id)
-    return {
-        f"{direction}s": [link_json(x) for x in links if x.direction == direction] for direction in ("input", "output")
-    }
+    """``{"inputs": [...], "outputs": [...]}`` of a run (see :func:`mltrain.workspace.data.link_json`)."""
+    return ws.data.run_data(run_id)
 
 
 def list_data(request: Request) -> Response:

@@ -75,7 +75,9 @@ def test_a_data_version_reaches_the_script_and_a_second_run_moves_nothing(mltrai
     assert "moved into this machine's cache (2 files" in first.output, first.output
     shown = cli_json("runs", "show", run_id_of(first))
     assert shown["config"]["job"]["inputs"]["train"]["path"] == "data:train:1"  # pinned: a rerun reads the same
-    assert [(i["name"], i["data"], i["mode"]) for i in shown["inputs"]] == [("train", "data:train:1", "download")]
+    assert [(i["key"], i["name"], i["version"], i["mode"]) for i in shown["inputs"]] == [
+        ("train", "train", 1, "download")
+    ]
     [link] = links(project, run_id_of(first))
     assert (link.direction, link.name, link.data_name, link.data_version, link.digest, link.mode) == (
         "input",

@@ -55,8 +55,8 @@ def test_an_output_becomes_a_version_that_feeds_the_next_job(mltrain, cli, cli_j
     )
     assert sorted(e["relpath"] for e in clean["manifest"]) == ["rows.csv", "sub/note.txt"]
     shown = cli_json("runs", "show", producer)
-    assert [(o["name"], o["data"], o["digest"]) for o in shown["outputs"]] == [
-        ("clean", "data:clean:1", clean["digest"])
+    assert [(o["key"], o["name"], o["version"], o["digest"]) for o in shown["outputs"]] == [
+        ("clean", "clean", 1, clean["digest"])
     ]
 
     train = mltrain(
@@ -71,8 +71,8 @@ def test_an_output_becomes_a_version_that_feeds_the_next_job(mltrain, cli, cli_j
     consumer = run_id_of(train)
     model = cli_json("models", "show", "m:1")
     assert model["lineage"]["run"] == consumer
-    assert [(i["name"], i["data"], i["mode"]) for i in model["lineage"]["inputs"]] == [
-        ("rows", "data:clean:1", "mount")
+    assert [(i["key"], i["name"], i["version"], i["mode"]) for i in model["lineage"]["inputs"]] == [
+        ("rows", "clean", 1, "mount")
     ]
     assert [r["run"] for r in cli_json("data", "show", "clean:1")["lineage"]["read_by"]] == [consumer]
     shown_text = cli("models", "show", "m:1").stdout
