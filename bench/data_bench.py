@@ -29,6 +29,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -164,6 +166,38 @@ def bench_download(work: Path, data: dict[str, Path], repeats: int) -> dict[str,
     return results
 
 
+def delivery_in_process(ws_root: Path, asset: str, entry: dict, known: Path, clear_host: Callable[[], None]) -> dict:
+    """The ``deliver`` step alone, in process (no run around it): with the host's cache empty, then full."""
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ssh import SSHCompute
+    from mltrain.data.configs import InputConfig
+    from mltrain.environments.shim import ensure_shim
+    from mltrain.runs.inputs import resolve_input
+    from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace.runs import new_run_id
+
+    ws = Workspace(WorkspaceSettings.resolve(str(ws_root)))
+    inp = resolve_input(ws, "d", InputConfig(path=f"data:{asset}")).spec
+    snap = ws.snapshots.take(ws_root.parent / "src")
+    target = SSHCompute(hosts=[entry], known_hosts=str(known))
+    out = {}
+    try:
+        clear_host()
+        for label in ("empty host cache", "host has it"):
+            run_id = new_run_id()
+            run_dir = ws.run_dir(run_id)
+            spec = RunSpec(run_id, "bench", run_dir, snap.id, "noop.py", [], {}, ensure_shim(), inputs=(inp,))
+            spec.run_dir.mkdir(parents=True)
+            target.upload(ws, spec)
+            start = time.perf_counter()
+            delivered = target.deliver(ws, spec, lambda line: None)
+            out[label] = {"s": time.perf_counter() - start, "bytes": delivered.moved.bytes}
+            target.cleanup(spec, None)
+    finally:
+        target.close()
+    return out
+
+
 def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[str, dict[str, float]]:
     sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
     from loopback_sshd import keygen, start_sshd, stop_host
@@ -202,15 +236,22 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
                     if name != "run, input, host has it":  # that one follows the cold run: the host has the data
                         clear(Path(dest), host.workdir / "blobs", host.workdir / "refs")
                     times[name].append(wall(cmd, work, env))
+            inproc = delivery_in_process(
+                work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
+                lambda: clear(Path(dest), host.workdir / "blobs", host.workdir / "refs"),
+            )  # fmt: skip
             med = {name: median(v) for name, v in times.items()}
             first = med["run, input, empty host cache"] - med["run, no input"]
             again = med["run, input, host has it"] - med["run, no input"]
             row = {**{f"{k}_s": v for k, v in med.items()}, "first_delivery_s": first, "second_run_adds_s": again}
             row["first_delivery_over_rsync"] = first / med["rsync -a"]
+            row["deliver_step_in_process"] = inproc
             results[label] = row
+            cold, warm = inproc["empty host cache"], inproc["host has it"]
             print(
                 f"ssh input, {label}: first delivery {first:.2f} s vs rsync -a {med['rsync -a']:.2f} s "
-                f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s",
+                f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s; the deliver step "
+                f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes)",
                 flush=True,
             )
     finally:
