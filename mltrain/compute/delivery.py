@@ -133,16 +133,21 @@ class LocalDelivery(Delivered):
 
 
 def deliver_here(
-    inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec], run_dir: Path, log: LogFn
+    inputs: Sequence[InputSpec],
+    outputs: Sequence[OutputSpec],
+    run_dir: Path,
+    log: LogFn,
+    bound_read_only: bool = False,
 ) -> LocalDelivery:
-    """``inputs`` laid out in ``run_dir`` from this machine's node cache, and the outputs' folders made."""
+    """``inputs`` laid out in ``run_dir`` from this machine's node cache, and the outputs' folders made.
+    ``bound_read_only``: the job sees mounted inputs through a read-only bind (a container)."""
     cache = node_io.node_cache()
     folder = str(run_dir)
     total = Moved()
     for inp in inputs:
         moved = Moved() if inp.mode == node_io.DIRECT else fetch(cache, inp)
         try:
-            node_io.materialise(cache, inp.manifest(), folder)
+            node_io.materialise(cache, inp.manifest(), folder, bound_read_only)
         except node_io.InputError as exc:
             raise ComputeError(f"cannot lay out input {inp.name}: {exc}") from None
         log(describe(inp, moved, "this machine"))

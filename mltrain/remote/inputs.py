@@ -6,7 +6,8 @@ bytes live once in the node's cache: ``blobs/<sha256>`` (checked against its has
 ``refs/<id>`` (a file of a reference that its store vouches for by checksum; the id covers its source,
 path, size and that checksum, which was checked when it was fetched). :func:`materialise` lays an input
 out in the run folder under :data:`INPUTS_DIR`: ``mount`` as read-only hard links to the cached files
-(no byte copied), ``download`` as private, writable copies (the script may change them).
+(no byte copied; for a root process outside a container, read-only copies: root writes through any
+mode), ``download`` as private, writable copies (the script may change them).
 
 A cached file is read-only and has a fixed modification time. Before it is used again its size, mode
 and time are checked (one ``stat``); one that changed (a script that wrote through a mount) is hashed
@@ -252,11 +253,12 @@ def _remove(path: str) -> None:
 
 
 # -- laying inputs out in a run folder -----------------------------------------------------------------
-def _place(cache: NodeCache, entry: list[Any], dest: str, mode: str) -> int:
-    """The cached file of ``entry`` at ``dest``: a hard link (mount) or a copy; bytes copied."""
+def _place(cache: NodeCache, entry: list[Any], dest: str, mode: str, link: bool) -> int:
+    """The cached file of ``entry`` at ``dest``: a hard link (``link``) or a copy (read-only for a mount);
+    bytes copied."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     src = cache.path(file_key(entry))
-    if mode == MOUNT:
+    if link:
         try:
             os.link(src, dest)
             return 0
@@ -268,8 +270,11 @@ def _place(cache: NodeCache, entry: list[Any], dest: str, mode: str) -> int:
     return int(entry[1])
 
 
-def materialise(cache: NodeCache, inp: dict[str, Any], run_dir: str) -> int:
-    """Lay input ``inp`` out under ``run_dir`` from the cache (every file must be cached); bytes copied."""
+def materialise(cache: NodeCache, inp: dict[str, Any], run_dir: str, bound_read_only: bool = False) -> int:
+    """Lay input ``inp`` out under ``run_dir`` from the cache (every file must be cached); bytes copied.
+    A mount is hard links to the cached files, unless this process runs as root and the folder will not be
+    bound read-only (``bound_read_only``: a container's bind mount): root writes through any file mode, so
+    it gets read-only copies and the cache stays as it is whatever the script does."""
     if inp["mode"] == DIRECT:
         return 0
     missing = [e[0] for e in inp["files"] if not cache.present(e)]
@@ -278,9 +283,10 @@ def materialise(cache: NodeCache, inp: dict[str, Any], run_dir: str) -> int:
     base = os.path.join(real_folder(run_dir, INPUTS_DIR), _check_rel(inp["name"]))
     if os.path.lexists(base):
         raise InputError(f"input {inp['name']}: {base} exists already")
+    link = inp["mode"] == MOUNT and (bound_read_only or os.geteuid() != 0)
     copied = 0
     for entry in inp["files"]:
-        copied += _place(cache, entry, os.path.join(base, _check_rel(entry[0])), inp["mode"])
+        copied += _place(cache, entry, os.path.join(base, _check_rel(entry[0])), inp["mode"], link)
     return copied
 
 

@@ -44,9 +44,17 @@ def test_an_output_folder_that_is_a_link_out_is_refused(tmp_path: Path) -> None:
     assert not any(outside.rglob("*"))
 
 
-def test_an_input_is_laid_out_as_read_only_links(tmp_path: Path) -> None:
+def test_a_mount_is_links_into_the_cache_or_for_root_read_only_copies(tmp_path: Path) -> None:
     cache, inp = cached_input(tmp_path)
-    assert node_io.materialise(cache, inp, str(tmp_path / "run")) == 0  # hard links: no byte copied
+    assert node_io.materialise(cache, inp, str(tmp_path / "bound"), bound_read_only=True) == 0  # links
+    bound = tmp_path / "bound" / node_io.INPUTS_DIR / "d" / "sub" / "a.csv"
+    assert bound.stat().st_nlink > 1 and oct(bound.stat().st_mode & 0o777) == oct(node_io.CACHE_MODE)
+    copied = node_io.materialise(cache, inp, str(tmp_path / "run"))
     laid = tmp_path / "run" / node_io.INPUTS_DIR / "d" / "sub" / "a.csv"
-    assert laid.read_bytes() == b"rows\n" and not os.access(laid, os.W_OK) or os.getuid() == 0
-    assert oct(laid.stat().st_mode & 0o777) == oct(node_io.CACHE_MODE)
+    assert laid.read_bytes() == b"rows\n" and oct(laid.stat().st_mode & 0o777) == oct(node_io.CACHE_MODE)
+    if os.geteuid() == 0:  # root writes through any mode: its own copy, so the cache never changes
+        assert copied == len(b"rows\n") and laid.stat().st_nlink == 1
+        laid.write_bytes(b"changed by root")
+        assert cache.present(inp["files"][0])
+    else:
+        assert copied == 0 and not os.access(laid, os.W_OK)
