@@ -1,10 +1,15 @@
 """Shared fixtures: every test gets its own workspace and working folder; environment builds are
-cached across tests (and test runs) in ``~/.cache/mltrain-test``; mltrain runs as a real process."""
+cached across tests (and test runs) in ``~/.cache/mltrain-test``; mltrain runs as a real process.
+
+How tests are marked by the servers they use and what ``--quick`` keeps: tests/suite_marks.py; how the
+tests share xdist workers: tests/xdist_groups.py.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,11 +19,23 @@ import pytest
 
 TEST_CACHE = Path(os.environ.get("MLTRAIN_TEST_CACHE", Path.home() / ".cache" / "mltrain-test"))
 
-# the session's Docker engine and base images (docker_engine, docker_client, python_image, busybox_image)
-pytest_plugins = ["docker_engine"]
+# the session's Docker engine and base images (docker_engine, docker_client, python_image, busybox_image);
+# the marks and --quick; the groups of tests that share an xdist worker
+pytest_plugins = ["docker_engine", "suite_marks", "xdist_groups"]
+
+
+def default_signals() -> None:
+    """SIGINT and SIGHUP as a terminal's shell gives them: a suite started in the background (``cmd &`` in a
+    script ignores SIGINT) or under nohup (SIGHUP) would pass the ignored signals on to every process the tests
+    start, and tests of Ctrl-C, of stops and of a closing terminal would fail or hang."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    default_signals()
     os.environ["MLTRAIN_CACHE_DIR"] = str(TEST_CACHE / "envs")
     os.environ.pop("MLTRAIN_WORKSPACE", None)
     os.environ.pop("MLTRAIN_DB_URL", None)

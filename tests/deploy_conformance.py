@@ -29,12 +29,12 @@ from support import port_free, score
 
 from mltrain.deploy.base import CONFIG_FILE, KEYS_FILE, DeployTarget
 from mltrain.deploy.service import delete_endpoint, deploy, endpoint_status, regenerate_key
-from mltrain.deploy.store import FAILED, RUNNING, EndpointStore
 from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError
 from mltrain.registry.from_file import register_file
-from mltrain.registry.version import ModelVersion
 from mltrain.workspace import Workspace, WorkspaceSettings
+from mltrain.workspace.endpoints import FAILED, RUNNING, EndpointStore
+from mltrain.workspace.models import ModelVersion
 
 
 @dataclass

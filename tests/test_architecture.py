@@ -204,3 +204,52 @@ def test_every_name_imported_from_mltrain_exists():
                 if alias.name != "*" and alias.name not in defined and source(f"{module}.{alias.name}") is None:
                     missing.append(f"{path.relative_to(ROOT)}:{node.lineno}: {module}.{alias.name}")
     assert not missing, missing
+
+
+def test_only_the_stores_query_the_workspace_tables():
+    """The stores of mltrain/workspace/ own the tables and return records: no other module imports the
+    table definitions or SQLAlchemy, or opens a database connection of its own."""
+    import ast
+    import re
+
+    stores = ROOT / "mltrain" / "workspace"
+    found = []
+    for path in sorted((ROOT / "mltrain").rglob("*.py")):
+        if path.is_relative_to(stores):
+            continue
+        where = path.relative_to(ROOT)
+        package = ".".join(where.parent.parts)
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+                module = ".".join(p for p in (base, node.module or "") if p)
+                names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+            found += [
+                f"{where}:{node.lineno}: imports {n}"
+                for n in names
+                if n == "mltrain.workspace.tables" or n.split(".")[0] == "sqlalchemy"
+            ]
+        text = path.read_text()
+        for match in re.finditer(r"\.db\.(read|write|engine|connect)\b", text):
+            found.append(f"{where}:{text.count(chr(10), 0, match.start()) + 1}: uses {match.group(0)}")
+    assert not found, found
+
+
+def test_no_caller_branches_on_the_venv_builder():
+    """Whether a built environment is there and how big it is are its builder's to answer
+    (``present()``, ``size()``): no module outside mltrain/environments/ asks whether it is a venv."""
+    import re
+
+    builders = ROOT / "mltrain" / "environments"
+    pattern = re.compile(r"""builder\W{0,3}\s*(==|!=)\s*["']venv["']""")
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "mltrain").rglob("*.py"))
+        if not path.is_relative_to(builders)
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, found

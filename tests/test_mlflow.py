@@ -79,4 +79,4 @@ def test_mlflow_calls_and_autolog_record_into_the_run(mltrain, cli_json, project
         "inputs"
     ]  # mlflow.log_input, through the REST runs/log-inputs route
     assert "mlflow:dataset (train)" in {i["key"] for i in run["inputs"]}  # autolog's own
-    assert model["lineage"]["inputs"] == run["inputs"]
+    assert model["lineage"]["data"] == run["inputs"]

@@ -1,37 +1,25 @@
-"""The records the Python API returns: frozen dataclasses built from the stores' rows, with ``to_dict()``;
-a list of them is a :class:`Records` with ``to_pandas()`` (when pandas is installed). ``rec["field"]``
-reads a field too, as the stores' rows do."""
+"""The records the Python API returns: the stores' frozen records (a run with its last metrics and tags,
+a model version, an endpoint with its live state, a built environment), each with ``to_dict()`` and read
+access by key (``rec["field"]``); a list of them is a :class:`Records` with ``to_pandas()`` (when pandas
+is installed)."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from mltrain.workspace.environments import EnvironmentRecord
+from mltrain.workspace.models import ModelVersion as ModelRecord
+from mltrain.workspace.records import Record
+from mltrain.workspace.runs import RunInfo
+
 if TYPE_CHECKING:
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace as Store
 
-T = TypeVar("T", bound="Record")
+__all__ = ["EndpointRecord", "EnvironmentRecord", "MetricPoint", "ModelRecord", "Record", "Records", "RunRecord"]
 
-
-class Record:
-    """Base of the API's records: ``to_dict()`` and ``rec["field"]``."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
-            raise KeyError(name)
-        return getattr(self, name)
-
-    @classmethod
-    def from_row(cls: type[T], row: Mapping[str, Any], **extra: Any) -> T:
-        """The record of a store's row (unknown columns ignored, ``extra`` fields added)."""
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in {**dict(row), **extra}.items() if k in names})
+T = TypeVar("T", bound=Record)
 
 
 class Records(list, Generic[T]):  # type: ignore[type-arg]
@@ -52,32 +40,11 @@ def records(items: Iterable[T]) -> Records[T]:
     return Records(items)
 
 
-@dataclass(frozen=True)
-class RunRecord(Record):
-    """A run as recorded: ids, status, times, what ran where, and (when read with them) its last metrics
-    and tags."""
+@dataclass(frozen=True, slots=True)
+class RunRecord(RunInfo):
+    """A run as recorded (:class:`mltrain.workspace.runs.RunInfo`: ids, status, times, what ran where)
+    with its last ``metrics`` and ``tags``."""
 
-    id: str
-    experiment: str
-    status: str
-    created_at: float
-    started_at: float | None = None
-    ended_at: float | None = None
-    parent_run_id: str | None = None
-    script: str | None = None
-    arguments: list[str] | None = None
-    overrides: list[str] | None = None
-    compute: str | None = None
-    env_name: str | None = None
-    env_hash: str | None = None
-    snapshot_id: str | None = None
-    source_dir: str | None = None
-    run_dir: str | None = None
-    git_commit: str | None = None
-    exit_code: int | None = None
-    error: str | None = None
-    problems: list[str] | None = None
-    config: dict[str, Any] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -86,12 +53,12 @@ class RunRecord(Record):
         return None if self.ended_at is None else self.ended_at - self.created_at
 
 
-def run_record(store: Store, row: Mapping[str, Any]) -> RunRecord:
-    """The record of a run's row, with its last metrics and tags."""
-    return RunRecord.from_row(row, metrics=store.metrics.summary(row["id"]), tags=store.runs.tags(row["id"]))
+def run_record(store: Store, run: RunInfo) -> RunRecord:
+    """The run with its last metrics and tags."""
+    return RunRecord.pick(run, metrics=store.metrics.summary(run.id), tags=store.runs.tags(run.id))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetricPoint(Record):
     """One logged value of a metric: its step (None when logged without one), value and time."""
 
@@ -100,38 +67,7 @@ class MetricPoint(Record):
     ts: float
 
 
-@dataclass(frozen=True)
-class ModelRecord(Record):
-    """A registered model version."""
-
-    name: str
-    version: int
-    path: str
-    sha256: str
-    format: str
-    framework: str | None = None
-    framework_version: str | None = None
-    description: str | None = None
-    cpu: float | None = None
-    memory_gb: float | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    properties: dict[str, str] = field(default_factory=dict)
-    run_id: str | None = None
-    env_hash: str | None = None
-    created_at: float = 0.0
-    archived: bool = False
-    aliases: list[str] = field(default_factory=list)
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-
-def model_record(mv: ModelVersion) -> ModelRecord:
-    return ModelRecord.from_row(vars(mv))
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointRecord(Record):
     """An endpoint (a served model): its live state, URIs and the keys made when it was deployed (keys
     are stored hashed: shown only then)."""
@@ -148,19 +84,3 @@ class EndpointRecord(Record):
     keys: dict[str, str] = field(default_factory=dict)
     cpu: float | None = None
     memory_gb: float | None = None
-
-
-@dataclass(frozen=True)
-class EnvironmentRecord(Record):
-    """A built environment: name, content hash, builder, Python, where it lives and when it was used."""
-
-    name: str
-    hash: str
-    builder: str
-    python: str | None = None
-    location: str | None = None
-    size_bytes: int | None = None
-    created_at: float | None = None
-    last_used_at: float | None = None
-    spec: dict[str, Any] = field(default_factory=dict)
-    lock: str | None = None

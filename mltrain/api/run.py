@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.api.records import MetricPoint, ModelRecord, Records, RunRecord, model_record, records, run_record
+from mltrain.api.records import MetricPoint, ModelRecord, Records, RunRecord, records, run_record
 from mltrain.runs.sweep.tags import BEST_RUN_TAG, SWEEP_TAG
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self._store.runs.get(self.id)["status"])
+        return self._store.runs.get(self.id).status
 
     @property
     def tags(self) -> dict[str, str]:
@@ -75,8 +75,8 @@ class Run:
                 text = decoder.decode(data)
                 if text:
                     yield text
-            if run["status"] in TERMINAL or not follow:
-                if run["status"] in TERMINAL:
+            if run.status in TERMINAL or not follow:
+                if run.status in TERMINAL:
                     tail = read_run_file(self._store, run, STD_LOG, offset)
                     text = decoder.decode(tail, final=True)
                     if text:
@@ -114,7 +114,7 @@ class Run:
         from mltrain.workspace.runs import TERMINAL
 
         run = self._store.runs.get(self.id)
-        return exit_code(run) if run["status"] in TERMINAL else None
+        return exit_code(run) if run.status in TERMINAL else None
 
     def cancel(self, wait_s: float = 30.0) -> str:
         """Cancel the run (and its children); wait up to ``wait_s`` for it to end; its status."""
@@ -127,8 +127,8 @@ class Run:
         """Every logged value with its step and time: ``{name: [MetricPoint, ...]}``, or the list of one
         metric when ``name`` is given."""
         series: dict[str, Records[MetricPoint]] = {}
-        for row in self._store.metrics.history(self.id, name):
-            series.setdefault(row["key"], records([])).append(MetricPoint(row["step"], row["value"], row["ts"]))
+        for rec in self._store.metrics.history(self.id, name):
+            series.setdefault(rec.key, records([])).append(MetricPoint(rec.step, rec.value, rec.ts))
         if name is not None:
             return series.get(name, records([]))
         return series
@@ -150,21 +150,19 @@ class Run:
 
     def file_names(self) -> list[str]:
         """The paths of the run's stored artifacts."""
-        return [a["path"] for a in self._store.runs.artifacts(self.id)]
+        return [a.path for a in self._store.runs.artifacts(self.id)]
 
     def register_model(self, name: str, path: str = "outputs/model.joblib", **request: Any) -> ModelRecord:
         """Register the run's file ``path`` as the next version of ``name`` with lineage to the run
         (framework, framework_version, description, cpu, memory_gb, tags, properties, format)."""
         from mltrain.registry.from_run import register_from_run_id
 
-        return model_record(register_from_run_id(self._store, self.id, {"name": name, "path": path, **request}))
+        return register_from_run_id(self._store, self.id, {"name": name, "path": path, **request})
 
     @property
     def models(self) -> Records[ModelRecord]:
         """The model versions registered from this run."""
-        from mltrain.registry.store import ModelRegistry
-
-        return records(model_record(mv) for mv in ModelRegistry.of(self._store).by_run(self.id))
+        return records(self._store.models.by_run(self.id))
 
     def rerun(self, *overrides: str, wait: bool = False, show_output: bool = True) -> Run:
         """This run again from its record (snapshot, environment lock, config, compute; ``overrides`` on
@@ -186,7 +184,7 @@ class Sweep(Run):
     @property
     def children(self) -> list[Run]:
         rows = self._store.runs.list(parent_run_id=self.id, limit=None)
-        return [Run(self._store, r["id"]) for r in sorted(rows, key=lambda r: (r["created_at"], r["id"]))]
+        return [Run(self._store, r.id) for r in sorted(rows, key=lambda r: (r.created_at, r.id))]
 
     @property
     def best(self) -> Run | None:

@@ -15,7 +15,6 @@ from mltrain.api.records import (
     ModelRecord,
     Records,
     RunRecord,
-    model_record,
     records,
     run_record,
 )
@@ -25,6 +24,8 @@ if TYPE_CHECKING:
     from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace as Store
     from mltrain.workspace import WorkspaceSettings
+    from mltrain.workspace.endpoints import Endpoint
+    from mltrain.workspace.runs import Experiment
 
 
 class Workspace:
@@ -116,28 +117,24 @@ class Workspace:
         full_id = self.store.runs.resolve_id(run_id)
         return run_handle(self._writable(), full_id)
 
-    def experiments(self) -> list[dict[str, Any]]:
+    def experiments(self) -> list[Experiment]:
         return self.store.runs.experiments()
 
     # -- models --------------------------------------------------------------------------------------
     def models(self, name: str | None = None, include_archived: bool = False) -> Records[ModelRecord]:
         """Registered model versions (of ``name``), newest first per name."""
-        from mltrain.registry.store import ModelRegistry
-
-        return records(model_record(mv) for mv in ModelRegistry.of(self.store).list(name, include_archived))
+        return records(self.store.models.list(name, include_archived))
 
     def model(self, ref: str) -> ModelRecord:
         """The version ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` names."""
-        from mltrain.registry.store import ModelRegistry
-
-        return model_record(ModelRegistry.of(self.store).get(ref))
+        return self.store.models.get(ref)
 
     def register_model(self, name: str, path: str | os.PathLike[str], **request: Any) -> ModelRecord:
         """Register a file or folder as the next version of ``name`` (framework, framework_version,
         description, cpu, memory_gb, tags, properties, format: as ``mltrain models register``)."""
         from mltrain.registry.from_file import register_file
 
-        return model_record(register_file(self._writable(), name, path, **request))
+        return register_file(self._writable(), name, path, **request)
 
     def download_model(self, ref: str, dest: str | os.PathLike[str]) -> Path:
         """The model's files, verified against their hashes, into ``dest``."""
@@ -146,34 +143,15 @@ class Workspace:
     # -- endpoints -----------------------------------------------------------------------------------
     def endpoints(self) -> Records[EndpointRecord]:
         """Every endpoint with its live state (checked now)."""
-        from mltrain.deploy.store import EndpointStore
-
-        return records(self._endpoint_record(r) for r in EndpointStore(self.store).list())
+        return records(self._endpoint_record(r) for r in self.store.endpoints.list())
 
     def endpoint(self, name: str) -> EndpointRecord:
-        from mltrain.deploy.store import EndpointStore
+        return self._endpoint_record(self.store.endpoints.get(name))
 
-        return self._endpoint_record(EndpointStore(self.store).get(name))
+    def _endpoint_record(self, rec: Endpoint, keys: dict[str, str] | None = None) -> EndpointRecord:
+        from mltrain.views.endpoints import endpoint_view
 
-    def _endpoint_record(self, rec: dict[str, Any], keys: dict[str, str] | None = None) -> EndpointRecord:
-        from mltrain.deploy.service import endpoint_status
-
-        state, reason = endpoint_status(self.store, rec)
-        uri = rec.get("uri")
-        return EndpointRecord(
-            name=rec["name"],
-            state=state,
-            model=f"{rec['model_name']}:{rec['model_version']}",
-            target=rec["target"],
-            uri=uri,
-            scoring_uri=f"{uri}/score" if uri else None,
-            swagger_uri=f"{uri}/swagger.json" if uri else None,
-            auth=bool(rec["auth"]),
-            reason=reason or None,
-            keys=dict(keys or {}),
-            cpu=rec.get("cpu"),
-            memory_gb=rec.get("memory_gb"),
-        )
+        return EndpointRecord.pick(endpoint_view(self.store, rec), keys=dict(keys or {}))
 
     def deploy(self, model: str, name: str | None = None, target: str = "local", **options: Any) -> EndpointRecord:
         """Serve model version ``model`` (``NAME[:VERSION|@ALIAS]``) at endpoint ``name`` (default: the
@@ -181,21 +159,19 @@ class Workspace:
         its ``options`` (cpu, memory_gb, auth, port, ...); the endpoint, with the keys made now."""
         from mltrain.config.deploy_targets import deploy_target
         from mltrain.deploy.service import deploy
-        from mltrain.deploy.store import EndpointStore
 
         store = self._writable()
-        made = deploy(store, self._registry.get(model), deploy_target(target, {"name": name, **options}), log=_quiet)
-        return self._endpoint_record(EndpointStore(store).get(made["name"]), keys=made.get("keys"))
+        made = deploy(store, store.models.get(model), deploy_target(target, {"name": name, **options}), log=_quiet)
+        return self._endpoint_record(store.endpoints.get(made["name"]), keys=made.get("keys"))
 
     def endpoint_logs(self, name: str) -> str:
         """The scoring server's log of endpoint ``name`` (control characters escaped)."""
         import contextlib
         import io
 
-        from mltrain.deploy.store import EndpointStore
         from mltrain.deploy.targets import target_for_record
 
-        rec = EndpointStore(self.store).get(name)
+        rec = self.store.endpoints.get(name)
         out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="replace")
         with contextlib.redirect_stdout(out):
             target_for_record(rec).logs(rec, False)
@@ -219,11 +195,7 @@ class Workspace:
     # -- environments --------------------------------------------------------------------------------
     def environments(self) -> Records[EnvironmentRecord]:
         """Built environments, most recently used first."""
-        from mltrain.environments.records import list_environments
-
-        return records(
-            EnvironmentRecord.from_row(r, builder=r.get("builder") or "") for r in list_environments(self.store)
-        )
+        return records(self.store.environments.list())
 
 
 def _quiet(line: str) -> None:

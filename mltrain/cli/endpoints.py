@@ -113,7 +113,7 @@ def cmd_deploy(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.deploy.service import deploy
 
     target = target_from_args(args)
-    mv = ctx.models.get(args.ref)
+    mv = ctx.ws.models.get(args.ref)
     info = deploy(ctx.ws, mv, target)
     if args.json:
         print_json(info)
@@ -147,24 +147,10 @@ def print_deployed(info: dict[str, Any]) -> None:
 
 
 # -- list / show / logs -----------------------------------------------------------------------------
-def _endpoint_json(rec: dict[str, Any], state: str, reason: str) -> dict[str, Any]:
-    from mltrain.deploy.keys import fingerprint
-
-    out = {k: v for k, v in rec.items() if not k.endswith("_key_sha256")}
-    out["recorded_state"] = rec["state"]
-    out.update(state=state, reason=reason or None, model=f"{rec['model_name']}:{rec['model_version']}")
-    out["keys"] = {s: fingerprint(rec.get(f"{s}_key_sha256")) for s in SLOTS} if rec["auth"] else {}
-    if rec.get("uri"):
-        out.update(scoring_uri=f"{rec['uri']}/score", swagger_uri=f"{rec['uri']}/swagger.json")
-    return out
-
-
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.deploy.service import endpoint_status
-    from mltrain.deploy.store import EndpointStore
+    from mltrain.views.endpoints import endpoint_view
 
-    records = EndpointStore(ctx.ws).list()
-    items = [_endpoint_json(r, *endpoint_status(ctx.ws, r)) for r in records]
+    items = [endpoint_view(ctx.ws, r) for r in ctx.ws.endpoints.list()]
     if args.json:
         print_json(items)
         return 0
@@ -175,49 +161,47 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.deploy.base import LOG_FILE
-    from mltrain.deploy.service import endpoint_status
-    from mltrain.deploy.store import EndpointStore
+    from mltrain.views.endpoints import endpoint_view
 
-    rec = EndpointStore(ctx.ws).get(args.name)
-    data = _endpoint_json(rec, *endpoint_status(ctx.ws, rec))
+    rec = ctx.ws.endpoints.get(args.name)
+    data = endpoint_view(ctx.ws, rec)
     if args.json:
         print_json(data)
         return 0
-    memory = f", memory {rec['memory_gb']:g} GB" if rec.get("memory_gb") else ", no memory limit"
-    where = f"container {str(rec['container_id'])[:12]}" if rec.get("container_id") else f"pid {rec.get('pid')}"
+    memory = f", memory {rec.memory_gb:g} GB" if rec.memory_gb else ", no memory limit"
+    where = f"container {str(rec.container_id)[:12]}" if rec.container_id else f"pid {rec.pid}"
     print_kv(
         [
-            ("endpoint", rec["name"]),
+            ("endpoint", rec.name),
             ("state", data["state"] + (f" ({data['reason']})" if data["reason"] else "")),
-            ("model", data["model"]),
-            ("target", rec["target"] + (f" ({rec['base_url']})" if rec.get("base_url") else "")),
-            ("uri", rec.get("uri")),
-            ("scoring", f"POST {data['scoring_uri']}" if rec.get("uri") else None),
+            ("model", rec.model),
+            ("target", rec.target + (f" ({rec.base_url})" if rec.base_url else "")),
+            ("uri", rec.uri),
+            ("scoring", f"POST {data['scoring_uri']}" if rec.uri else None),
             ("swagger", data.get("swagger_uri")),
-            ("auth", "key (Authorization: Bearer KEY)" if rec["auth"] else "off"),
+            ("auth", "key (Authorization: Bearer KEY)" if rec.auth else "off"),
             ("keys", ", ".join(f"{s} {f}" for s, f in data["keys"].items()) or None),
-            ("resources", f"cpu {rec['cpu']:g} ({rec['workers']} worker(s)){memory}"),
-            ("environment", f"{rec.get('env_location')} ({str(rec.get('env_hash') or '')[:12]})"),
+            ("resources", f"cpu {rec.cpu or 0:g} ({rec.workers} worker(s)){memory}"),
+            ("environment", f"{rec.env_location} ({str(rec.env_hash or '')[:12]})"),
             ("server", where),
-            ("folder", rec["folder"]),
+            ("folder", rec.folder),
             (
                 "log",
-                str(Path(rec["folder"]) / LOG_FILE)
-                if rec["target"] == "local"
+                str(Path(str(rec.folder)) / LOG_FILE)
+                if rec.target == "local"
                 else "docker logs (mltrain endpoints logs)",
             ),
-            ("created", fmt_time(rec["created_at"])),
-            ("updated", fmt_time(rec["updated_at"])),
+            ("created", fmt_time(rec.created_at)),
+            ("updated", fmt_time(rec.updated_at)),
         ]
     )
     return 0
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.deploy.store import EndpointStore
     from mltrain.deploy.targets import target_for_record
 
-    rec = EndpointStore(ctx.ws).get(args.name)
+    rec = ctx.ws.endpoints.get(args.name)
     target_for_record(rec).logs(rec, args.follow)
     return 0
 
@@ -226,7 +210,6 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_keys(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.deploy.keys import fingerprint
     from mltrain.deploy.service import regenerate_key
-    from mltrain.deploy.store import EndpointStore
 
     if args.regenerate:
         key = regenerate_key(ctx.ws, args.name, args.regenerate)
@@ -236,19 +219,19 @@ def cmd_keys(args: argparse.Namespace, ctx: Context) -> int:
         print(f"new {args.regenerate} key of endpoint {args.name}: {key}")
         print("it is shown only now; the old one no longer works (the server picks the change up within a second)")
         return 0
-    rec = EndpointStore(ctx.ws).get(args.name)
-    keys = {s: fingerprint(rec.get(f"{s}_key_sha256")) for s in SLOTS if rec.get(f"{s}_key_sha256")}
+    rec = ctx.ws.endpoints.get(args.name)
+    keys = {s: fingerprint(rec.key_digest(s)) for s in SLOTS if rec.key_digest(s)}
     if args.json:
-        print_json({"name": rec["name"], "auth": rec["auth"], "keys": keys, "updated_at": rec.get("keys_updated_at")})
+        print_json({"name": rec.name, "auth": rec.auth, "keys": keys, "updated_at": rec.keys_updated_at})
         return 0
-    if not rec["auth"]:
-        print(f"endpoint {rec['name']} serves without authentication (deployed with auth: false)")
+    if not rec.auth:
+        print(f"endpoint {rec.name} serves without authentication (deployed with auth: false)")
         return 0
     rows = [(slot, fp) for slot, fp in keys.items()]
     print_table(rows, ["KEY", "FINGERPRINT"], "no keys")
     print(
-        f"\nKeys are stored hashed and shown only when made (last change {fmt_time(rec.get('keys_updated_at'))}); "
-        f"`mltrain endpoints keys {rec['name']} --regenerate primary|secondary` makes a new one.",
+        f"\nKeys are stored hashed and shown only when made (last change {fmt_time(rec.keys_updated_at)}); "
+        f"`mltrain endpoints keys {rec.name} --regenerate primary|secondary` makes a new one.",
         file=sys.stdout,
     )
     return 0
@@ -256,10 +239,9 @@ def cmd_keys(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.deploy.service import delete_endpoint
-    from mltrain.deploy.store import EndpointStore
     from mltrain.errors import NotFoundError
 
-    if EndpointStore(ctx.ws).find(args.name) is None:
+    if ctx.ws.endpoints.find(args.name) is None:
         err = NotFoundError(
             f"no endpoint {args.name!r} in this workspace (nothing to delete)",
             hint="`mltrain endpoints list` shows the endpoints; --missing-ok makes this a success for scripts",
@@ -270,7 +252,7 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     rec = delete_endpoint(ctx.ws, args.name, force=args.force)
     if args.json:
-        print(json.dumps({"deleted": rec["name"]}))
+        print(json.dumps({"deleted": rec.name}))
         return 0
-    print(escape_controls(f"endpoint {rec['name']} deleted (server stopped, {rec.get('uri') or 'no URI'} freed)"))
+    print(escape_controls(f"endpoint {rec.name} deleted (server stopped, {rec.uri or 'no URI'} freed)"))
     return 0

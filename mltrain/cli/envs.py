@@ -119,56 +119,34 @@ def compose_environment(name: str, overrides: list[str]) -> dict[str, Any]:
 
 
 # -- commands -------------------------------------------------------------------------------------------
-def _exists(rec: dict[str, Any]) -> bool | None:
-    """Whether a built environment is still there (None: cannot tell cheaply)."""
-    if rec["builder"] == "venv":
-        from mltrain.environments.venv import READY_MARKER
+def _views(ctx: Context, ident: str | None = None) -> Any:
+    """Every environment (or the one ``ident`` names) as shown; sizes measured now are stored."""
+    from mltrain.views.environments import Sizes, environment_detail, list_environments
 
-        return bool(rec["location"]) and (Path(rec["location"]) / READY_MARKER).exists()
-    if rec["builder"] == "system":
-        return bool(rec["location"]) and Path(rec["location"]).exists()
-    return None
-
-
-def _fill_sizes(ctx: Context, records: list[dict[str, Any]]) -> None:
-    """Measure venvs recorded without a size (used from the cache, built by another workspace)."""
-    from mltrain.environments.records import set_size
-    from mltrain.workspace.paths import folder_size
-
-    for rec in records:
-        if rec["size_bytes"] is None and rec["builder"] == "venv" and _exists(rec):
-            rec["size_bytes"] = folder_size(Path(rec["location"]))[0]
-            set_size(ctx.ws, rec["hash"], rec["builder"], rec["size_bytes"])
-
-
-def _json_record(rec: dict[str, Any]) -> dict[str, Any]:
-    return {**rec, "exists": _exists(rec)}
+    measured: Sizes = {}
+    out = environment_detail(ctx.ws, ident, measured) if ident else list_environments(ctx.ws, measured)
+    for (builder, env_hash), size in measured.items():
+        ctx.ws.environments.set_size(env_hash, builder, size)
+    return out
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.environments.records import list_environments
-
-    records = list_environments(ctx.ws)
-    _fill_sizes(ctx, records)
+    views = _views(ctx)
     if args.json:
-        print_json([{k: v for k, v in _json_record(r).items() if k != "lock"} for r in records])
+        print_json(views)
         return 0
-    rows = []
-    for r in records:
-        location = r["location"] or "-"
-        if _exists(r) is False:
-            location += " (missing)"
-        rows.append(
-            (
-                r["name"],
-                r["builder"],
-                r["hash"][:12],
-                r["python"],
-                fmt_bytes(r["size_bytes"]),
-                fmt_time(r["last_used_at"]),
-                location,
-            )
+    rows = [
+        (
+            v["name"],
+            v["builder"],
+            v["hash"][:12],
+            v["python"],
+            fmt_bytes(v["size_bytes"]),
+            fmt_time(v["last_used_at"]),
+            (v["location"] or "-") + (" (missing)" if v["present"] is False else ""),
         )
+        for v in views
+    ]
     print_table(
         rows,
         ["NAME", "BUILDER", "HASH", "PYTHON", "SIZE", "LAST USED", "LOCATION"],
@@ -178,44 +156,35 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.environments.records import find_environment
-
-    rec, others = find_environment(ctx.ws, args.ident)
-    _fill_sizes(ctx, [rec])
-    machine_use = None
-    if rec["builder"] == "venv":
-        from mltrain.environments.venv import venv_last_used
-
-        machine_use = venv_last_used(rec["hash"])
+    v = _views(ctx, args.ident)
     if args.json:
-        print_json({**_json_record(rec), "last_used_on_machine": machine_use, "others": [o["hash"] for o in others]})
+        print_json(v)
         return 0
     import yaml
 
-    exists = _exists(rec)
+    machine_use = v["last_used_on_machine"]
     print_kv(
         [
-            ("name", rec["name"] + (f" (version {rec['version']})" if rec["version"] else "")),
-            ("builder", rec["builder"]),
-            ("hash", rec["hash"]),
-            ("python", rec["python"]),
-            ("location", (rec["location"] or "-") + (" (missing: it was removed)" if exists is False else "")),
-            ("size", fmt_bytes(rec["size_bytes"])),
-            ("created", fmt_time(rec["created_at"])),
-            ("last used", fmt_time(rec["last_used_at"])),
+            ("name", v["name"] + (f" (version {v['version']})" if v["version"] else "")),
+            ("builder", v["builder"]),
+            ("hash", v["hash"]),
+            ("python", v["python"]),
+            ("location", (v["location"] or "-") + (" (missing: it was removed)" if v["present"] is False else "")),
+            ("size", fmt_bytes(v["size_bytes"])),
+            ("created", fmt_time(v["created_at"])),
+            ("last used", fmt_time(v["last_used_at"])),
         ]
         + ([("last used here", fmt_time(machine_use))] if machine_use else [])
     )
+    _rec, others = ctx.ws.environments.find(args.ident)
     if others:
-        print(escape_controls(f"\nOther environments named {rec['name']}:", LINES))
-        print_table(
-            [(o["hash"][:12], o["builder"], fmt_time(o["last_used_at"])) for o in others],
-            ["HASH", "BUILDER", "LAST USED"],
-        )
+        print(escape_controls(f"\nOther environments named {v['name']}:", LINES))
+        rows = [(o.hash[:12], o.builder, fmt_time(o.last_used_at)) for o in others]
+        print_table(rows, ["HASH", "BUILDER", "LAST USED"])
     print("\nSpec:")
-    print("  " + yaml.safe_dump(rec["spec"], sort_keys=False).rstrip().replace("\n", "\n  "))
+    print("  " + yaml.safe_dump(v["spec"], sort_keys=False).rstrip().replace("\n", "\n  "))
     print("\nLock:")
-    lock = escape_controls((rec["lock"] or "").strip(), LINES)
+    lock = escape_controls((v["lock"] or "").strip(), LINES)
     print("  " + lock.replace("\n", "\n  ") if lock else "  (nothing to install)")
     return 0
 
@@ -258,18 +227,7 @@ def cmd_build(args: argparse.Namespace, ctx: Context) -> int:
         print(f"[build] {escape_controls(line)}", file=out, flush=True)
 
     built = builder.materialise(env, log, rebuild=args.rebuild)
-    size = built.size_bytes
-    if size is None and built.builder == "venv":
-        from mltrain.workspace.paths import folder_size
-
-        size = folder_size(Path(built.location))[0]
-    elif size is None and built.builder == "docker":
-        try:
-            from mltrain.environments.docker import image_size
-
-            size = image_size(getattr(builder, "api"), built.location)  # noqa: B009 - DockerBuilder only
-        except Exception:  # noqa: BLE001 - the size is only informative
-            size = None
+    size = built.size_bytes if built.size_bytes is not None else builder.size(built.hash, built.location)
     record_use(ctx.ws, env, built, size_bytes=size)
     took = time.monotonic() - started
     if args.json:

@@ -1,5 +1,5 @@
 """The data a run read and wrote, as ``runs show`` and ``models show`` print it (``--json``: the records of
-:meth:`mltrain.workspace.data.DataAssetStore.run_data`, as the dashboard's API has them)."""
+:func:`mltrain.views.runs.run_data`, as the dashboard's API has them)."""
 
 from __future__ import annotations
 

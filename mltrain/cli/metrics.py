@@ -15,6 +15,7 @@ from mltrain.text import escape_controls
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
+    from mltrain.workspace.metrics import SeriesStats
 
 SPARK = "▁▂▃▄▅▆▇█"
 _WHERE = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|!=|==|=|>|<)\s*(.*?)\s*$")
@@ -65,18 +66,18 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[0 if not span else min(len(SPARK) - 1, int((v - lo) / span * len(SPARK)))] for v in values)
 
 
-def print_series(ws: Workspace, run_id: str) -> None:
-    """The run's scalar series logged more than once: count, last, min, max (and a sparkline on a
-    terminal)."""
-    series = [s for s in ws.metrics.series_stats(run_id) if s["count"] > 1]
+def print_series(ws: Workspace, run_id: str, stats: list[SeriesStats]) -> None:
+    """The run's scalar series (``stats``) logged more than once: count, last, min, max (and a
+    sparkline on a terminal)."""
+    series = [s for s in stats if s.count > 1]
     if not series:
         return
     tty = sys.stdout.isatty()
     rows = []
     for s in series:
-        row = [s["key"], s["count"], format_value(s["last"]), _num(s["min"]), _num(s["max"])]
+        row = [s.key, s.count, format_value(s.last), _num(s.min), _num(s.max)]
         if tty:
-            row.append(sparkline(ws.metrics.sampled(run_id, s["key"])) if s["min"] is not None else "")
+            row.append(sparkline(ws.metrics.sampled(run_id, s.key)) if s.min is not None else "")
         rows.append(row)
     print("\nSeries (all values: mltrain runs metrics ID NAME):")
     print_table(rows, ["NAME", "COUNT", "LAST", "MIN", "MAX", *(["TREND"] if tty else [])])
@@ -91,31 +92,26 @@ def print_history(ws: Workspace, run_id: str, names: list[str], fmt: str) -> int
     run = ws.runs.get(run_id)
     records = []
     for name in names or [None]:
-        found = ws.metrics.history(run["id"], name)
+        found = ws.metrics.history(run.id, name)
         if name is not None and not found:
-            known = sorted(ws.metrics.summary(run["id"]))
+            known = sorted(ws.metrics.summary(run.id))
             raise FilterError(
-                f"run {run['id']} has no metric {name!r}", hint=f"its metrics: {', '.join(known) or '(none)'}"
+                f"run {run.id} has no metric {name!r}", hint=f"its metrics: {', '.join(known) or '(none)'}"
             )
         records += found
     if fmt == "json":
-        print_json(
-            [
-                {"name": r["key"], "step": r["step"], "value": r["value"], "time": r["ts"], "kind": r["kind"]}
-                for r in records
-            ]
-        )
+        print_json([{"name": r.key, "step": r.step, "value": r.value, "time": r.ts, "kind": r.kind} for r in records])
     elif fmt == "csv":
         out = csv.writer(sys.stdout, lineterminator="\n")
         out.writerow(["name", "step", "value", "time"])
         for r in records:
-            value = r["value"] if not isinstance(r["value"], (dict, list)) else format_value(r["value"])
+            value = r.value if not isinstance(r.value, (dict, list)) else format_value(r.value)
             if isinstance(value, str):
                 value = escape_controls(value)  # CSV may reach a terminal: --json keeps stored text exact
-            out.writerow([escape_controls(r["key"]), "" if r["step"] is None else r["step"], value, f"{r['ts']:.6f}"])
+            out.writerow([escape_controls(r.key), "" if r.step is None else r.step, value, f"{r.ts:.6f}"])
     else:
         print_table(
-            [(r["key"], r["step"], format_value(r["value"]), f"{r['ts']:.3f}") for r in records],
+            [(r.key, r.step, format_value(r.value), f"{r.ts:.3f}") for r in records],
             ["NAME", "STEP", "VALUE", "TIME"],
             "(no metrics)",
         )

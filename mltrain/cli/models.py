@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +14,7 @@ FORMATS = ("joblib", "skops")  # mltrain/registry/formats.py (not imported: keep
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
-    from mltrain.registry.version import ModelVersion
+    from mltrain.workspace.models import ModelVersion
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -71,33 +70,31 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_archive)
 
 
-CODE_EXECUTING = ("joblib",)  # formats whose loading runs code from the file (mltrain/serving/formats.py)
-
-
 def model_json(mv: ModelVersion) -> dict[str, Any]:
-    data = asdict(mv)
-    data.pop("id", None)
-    data["code_executing"] = mv.format in CODE_EXECUTING
-    return data
+    from mltrain.views.models import model_version_json
+
+    return model_version_json(mv)
 
 
 def _format_line(mv: ModelVersion) -> str:
-    if mv.format in CODE_EXECUTING:
+    from mltrain.registry.formats import is_code_executing
+
+    if is_code_executing(mv.format):
         return f"{mv.format} (code-executing: loading runs code from the file; trusted only knowingly)"
     return f"{mv.format} (not code-executing: only trusted types load)"
 
 
 def trust_note(mv: ModelVersion) -> str | None:
     """The warning printed when a pickle-based model is registered, else None."""
-    if mv.format not in CODE_EXECUTING:
-        return None
-    from mltrain.registry.formats import TRUST_NOTE
+    from mltrain.registry.formats import TRUST_NOTE, is_code_executing
 
+    if not is_code_executing(mv.format):
+        return None
     return "note: " + TRUST_NOTE.format(ref=mv.ref, fmt=mv.format)
 
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    versions = ctx.models.list(args.name, include_archived=args.all)
+    versions = ctx.ws.models.list(args.name, include_archived=args.all)
     if args.json:
         print_json([model_json(m) for m in versions])
         return 0
@@ -124,27 +121,14 @@ def _resources(mv: ModelVersion) -> str | None:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.cli.lineage import print_run_data
+    from mltrain.views.models import model_detail
 
-    ws = ctx.ws
-    mv = ctx.models.get(args.ref)
-    lineage: dict[str, Any] = {}
-    if mv.run_id:
-        run = ws.runs.get(mv.run_id)
-        lineage = {
-            "run": run["id"],
-            "experiment": run["experiment"],
-            "status": run["status"],
-            "metrics": ws.metrics.summary(run["id"]),
-            "environment": run["env_name"],
-            "environment_hash": run["env_hash"],
-            "snapshot": run["snapshot_id"],
-            "git_commit": run["git_commit"],
-            **ws.data.run_data(run["id"]),  # the data the run read (and wrote)
-        }
+    mv = ctx.ws.models.get(args.ref)
+    detail = model_detail(ctx.ws, mv)
     if args.json:
-        print_json({**model_json(mv), "lineage": lineage})
+        print_json(detail)
         return 0
+    lineage = detail["lineage"]
     print_kv(
         [
             ("model", f"{mv.name} version {mv.version}" + (" (archived)" if mv.archived else "")),
@@ -153,7 +137,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("format", _format_line(mv)),
             ("framework", f"{mv.framework} {mv.framework_version or ''}".strip() if mv.framework else None),
             ("sha256", mv.sha256),
-            ("size", fmt_bytes(sum(f["size"] for f in mv.files))),
+            ("size", fmt_bytes(detail["size"])),
             ("resources", _resources(mv)),
             ("description", mv.description),
             ("tags", ", ".join(f"{k}={v}" for k, v in mv.tags.items()) or None),
@@ -172,7 +156,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 ("  metrics", "  ".join(f"{k}={v}" for k, v in lineage["metrics"].items()) or None),
             ]
         )
-        print_run_data(lineage, indent="  ")
+        from mltrain.cli.lineage import print_run_data
+
+        print_run_data({"inputs": lineage["data"]}, indent="  ")  # the data its run read
     return 0
 
 
@@ -230,7 +216,7 @@ def cmd_register(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_alias(args: argparse.Namespace, ctx: Context) -> int:
-    mv = ctx.models.set_alias(args.name, args.version, args.alias)
+    mv = ctx.ws.models.set_alias(args.name, args.version, args.alias)
     if args.json:
         print_json(model_json(mv))
         return 0
@@ -239,12 +225,12 @@ def cmd_alias(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.registry.version import parse_ref
+    from mltrain.workspace.models import parse_ref
 
     name, version, _alias = parse_ref(args.ref)
     if version is None:
         raise RegistryError(f"archive needs a version: {args.ref!r}", hint=f"write {name}:VERSION")
-    mv = ctx.models.set_archived(args.ref, archived=not args.restore)
+    mv = ctx.ws.models.set_archived(args.ref, archived=not args.restore)
     if args.json:
         print_json(model_json(mv))
         return 0

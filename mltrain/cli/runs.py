@@ -15,6 +15,7 @@ from mltrain.text import LINES, TerminalStream, escape_controls
 
 if TYPE_CHECKING:
     from mltrain.cli.main import Context
+    from mltrain.workspace.runs import RunInfo
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -103,10 +104,6 @@ def _detached() -> Any:
     return runs_detached
 
 
-def _run_json(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in run.items() if k not in ("driver_start", "child_start", "cancel_requested")}
-
-
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.cli.metrics import parse_tags, parse_where
 
@@ -120,17 +117,19 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         ascending=args.asc,
     )
     if args.json:
-        print_json([_run_json(r) for r in runs])
+        from mltrain.views.runs import public_run
+
+        print_json([public_run(r) for r in runs])
         return 0
     rows = [
         (
-            r["id"],
-            r["experiment"],
-            r["status"],
-            fmt_time(r["created_at"]),
-            fmt_duration(r["created_at"], r["ended_at"]),
-            r["compute"],
-            r["script"],
+            r.id,
+            r.experiment,
+            r.status,
+            fmt_time(r.created_at),
+            fmt_duration(r.created_at, r.ended_at),
+            r.compute,
+            r.script,
         )
         for r in runs
     ]
@@ -139,78 +138,59 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.views.runs import run_detail
+
     ws = ctx.ws
-    run = ws.runs.get(args.run_id)
-    history = ws.runs.history(run["id"])
-    metrics = ws.metrics.summary(run["id"])
-    artifacts = ws.runs.artifacts(run["id"])
-    tags = ws.runs.tags(run["id"])
-    models = ctx.models.by_run(run["id"])
-    from mltrain.runs.sweep.report import sweep_children
-
-    sweep = sweep_children(ws, run["id"])
-    from mltrain.cli.lineage import print_run_data
-
-    data = ws.data.run_data(run["id"])
+    d = run_detail(ws, args.run_id)
     if args.json:
-        print_json(
-            {
-                **_run_json(run),
-                "history": history,
-                "metrics": metrics,
-                "series": ws.metrics.series_stats(run["id"]),
-                "tags": tags,
-                "artifacts": artifacts,
-                "models": [m.ref for m in models],
-                **data,
-                **({"children": sweep[1]} if sweep else {}),
-            }
-        )
+        print_json(d)
         return 0
     git = None
-    if run["git_commit"]:
-        git = run["git_commit"][:12] + (" (dirty)" if run["git_dirty"] else "")
+    if d["git_commit"]:
+        git = d["git_commit"][:12] + (" (dirty)" if d["git_dirty"] else "")
     print_kv(
         [
-            ("run", run["id"]),
-            ("experiment", run["experiment"]),
-            ("status", run["status"]),
-            ("created", fmt_time(run["created_at"])),
-            ("duration", fmt_duration(run["created_at"], run["ended_at"])),
-            ("compute", run["compute"]),
-            ("command", " ".join([run["script"] or "", *(run["arguments"] or [])])),
-            ("overrides", " ".join(run["overrides"] or []) or None),
-            ("environment", f"{run['env_name']} ({(run['env_hash'] or '')[:12]})"),
-            ("snapshot", run["snapshot_id"]),
-            ("source", run["source_dir"]),
+            ("run", d["id"]),
+            ("experiment", d["experiment"]),
+            ("status", d["status"]),
+            ("created", fmt_time(d["created_at"])),
+            ("duration", fmt_duration(d["created_at"], d["ended_at"])),
+            ("compute", d["compute"]),
+            ("command", " ".join([d["script"] or "", *(d["arguments"] or [])])),
+            ("overrides", " ".join(d["overrides"] or []) or None),
+            ("environment", f"{d['env_name']} ({(d['env_hash'] or '')[:12]})"),
+            ("snapshot", d["snapshot_id"]),
+            ("source", d["source_dir"]),
             ("git", git),
-            ("parent run", run["parent_run_id"]),
-            ("exit code", run["exit_code"]),
-            ("error", run["error"]),
-            ("problems", "\n".join(run["problems"] or []) or None),
-            ("run folder", run["run_dir"]),
+            ("parent run", d["parent_run_id"]),
+            ("exit code", d["exit_code"]),
+            ("error", d["error"]),
+            ("problems", "\n".join(d["problems"] or []) or None),
+            ("run folder", d["run_dir"]),
         ]
     )
     print("\nStatus timeline:")
     prev = None
     rows = []
-    for h in history:
-        rows.append((h["status"], fmt_time(h["ts"]), f"+{h['ts'] - prev:.2f}s" if prev else "", h["detail"] or ""))
-        prev = h["ts"]
+    for h in d["history"]:
+        rows.append((h.status, fmt_time(h.ts), f"+{h.ts - prev:.2f}s" if prev else "", h.detail or ""))
+        prev = h.ts
     print_table(rows, ["STATUS", "AT", "AFTER", "DETAIL"])
     print("\nMetrics:")
-    print_table([(k, format_value(v)) for k, v in metrics.items()], ["NAME", "VALUE"], "(none)")
+    print_table([(k, format_value(v)) for k, v in d["metrics"].items()], ["NAME", "VALUE"], "(none)")
     from mltrain.cli.metrics import print_series
 
-    print_series(ws, run["id"])
-    if tags:
+    print_series(ws, d["id"], d["series"])
+    if d["tags"]:
         print("\nTags:")
-        print_table(sorted(tags.items()), ["KEY", "VALUE"])
-    print_run_data(data)
+        print_table(sorted(d["tags"].items()), ["KEY", "VALUE"])
+    from mltrain.cli.lineage import print_run_data
+
+    print_run_data(d)
     print("\nArtifacts:")
-    print_table([(a["path"], fmt_bytes(a["size"]), a["sha256"][:12]) for a in artifacts], ["PATH", "SIZE", "SHA256"])
-    if sweep is not None:
-        metric, children = sweep
+    print_table([(a.path, fmt_bytes(a.size), a.sha256[:12]) for a in d["artifacts"]], ["PATH", "SIZE", "SHA256"])
+    if "children" in d:
+        metric = d["primary_metric"]
         print(escape_controls(f"\nChildren (sorted by {metric or 'trial: no primary metric'}):", LINES))
         print_table(
             [
@@ -221,21 +201,21 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                     format_value(c["value"]) if c["value"] is not None else "-",
                     c["arguments"],
                 )
-                for c in children
+                for c in d["children"]
             ],
             ["TRIAL", "RUN ID", "STATUS", (metric or "METRIC").upper(), "ARGUMENTS"],
         )
-    if models:
+    if d["models"]:
         print("\nRegistered models:")
         print_table(
-            [(m.name, m.version, m.framework, m.framework_version) for m in models],
+            [(m["name"], m["version"], m["framework"], m["framework_version"]) for m in d["models"]],
             ["NAME", "VERSION", "FRAMEWORK", "FRAMEWORK VERSION"],
         )
-    if run["config"]:
+    if d["config"]:
         import yaml
 
         print("\nConfig:")
-        print("  " + yaml.safe_dump(run["config"], sort_keys=False).rstrip().replace("\n", "\n  "))
+        print("  " + yaml.safe_dump(d["config"], sort_keys=False).rstrip().replace("\n", "\n  "))
     return 0
 
 
@@ -251,7 +231,7 @@ def cmd_compare(args: argparse.Namespace, ctx: Context) -> int:
     return compare(ctx.ws, args.run_ids, args.json)
 
 
-def _log_bytes(ctx: Context, run: dict[str, Any], rel: str, offset: int) -> bytes:
+def _log_bytes(ctx: Context, run: RunInfo, rel: str, offset: int) -> bytes:
     from mltrain.workspace.run_files import read_run_file
 
     return read_run_file(ctx.ws, run, rel, offset)
@@ -271,7 +251,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
         if data:
             out.write(data)
             offset += len(data)
-        if not args.follow or run["status"] in TERMINAL:
+        if not args.follow or run.status in TERMINAL:
             break
         time.sleep(0.3)
         if time.monotonic() >= next_recovery:  # a driver that died meanwhile: its run is recovered (Failed)
@@ -279,11 +259,11 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 
             next_recovery = time.monotonic() + 2.0
             recover_orphans(ctx.ws)
-        run = ctx.ws.runs.get(run["id"])
-        if run["status"] in TERMINAL:
+        run = ctx.ws.runs.get(run.id)
+        if run.status in TERMINAL:
             continue  # one more read for what came last
     if args.follow:
-        print(f"[mltrain] run {run['id']} {run['status']}", file=sys.stderr)
+        print(f"[mltrain] run {run.id} {run.status}", file=sys.stderr)
     return 0
 
 
@@ -292,18 +272,16 @@ def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.workspace.runs import TERMINAL
 
     run = ctx.ws.runs.get(args.run_id)
-    if run["status"] in TERMINAL:
-        print(f"run {run['id']} already ended: {run['status']}")
+    if run.status in TERMINAL:
+        print(f"run {run.id} already ended: {run.status}")
         return 0
-    run = cancel_run(ctx.ws, run["id"], wait_s=args.wait)
+    run = cancel_run(ctx.ws, run.id, wait_s=args.wait)
     if args.json:
-        print_json({"id": run["id"], "status": run["status"]})
-    elif run["status"] in TERMINAL:
-        print(f"run {run['id']} {run['status']}")
+        print_json({"id": run.id, "status": run.status})
+    elif run.status in TERMINAL:
+        print(f"run {run.id} {run.status}")
     else:
-        print(
-            f"cancel of run {run['id']} requested; it is still {run['status']} (its driver acts on it within seconds)"
-        )
+        print(f"cancel of run {run.id} requested; it is still {run.status} (its driver acts on it within seconds)")
     return 0
 
 
@@ -312,11 +290,11 @@ def cmd_download(args: argparse.Namespace, ctx: Context) -> int:
     run = ws.runs.get(args.run_id)
     from mltrain.workspace.run_files import download_artifacts
 
-    dest = Path(args.dest or run["id"])
-    bad = download_artifacts(ws, run["id"], dest)
-    print(f"{len(ws.runs.artifacts(run['id'])) - len(bad)} files of run {run['id']} in {dest}")
-    if args.snapshot and run["snapshot_id"]:
-        snap = ws.snapshots.restore(run["snapshot_id"], dest / "source")
+    dest = Path(args.dest or run.id)
+    bad = download_artifacts(ws, run.id, dest)
+    print(f"{len(ws.runs.artifacts(run.id)) - len(bad)} files of run {run.id} in {dest}")
+    if args.snapshot and run.snapshot_id:
+        snap = ws.snapshots.restore(run.snapshot_id, dest / "source")
         print(f"snapshot {snap.id[:12]} ({len(snap.files)} files) in {dest / 'source'}")
     if bad:
         print(f"mltrain: error: {len(bad)} files were not downloaded (nothing was written for them):", file=sys.stderr)
@@ -334,7 +312,7 @@ def cmd_experiments(args: argparse.Namespace, ctx: Context) -> int:
         print_json(exps)
         return 0
     print_table(
-        [(e["name"], e["runs"], fmt_time(e["last_run_at"]), fmt_time(e["created_at"])) for e in exps],
+        [(e.name, e.runs, fmt_time(e.last_run_at), fmt_time(e.created_at)) for e in exps],
         ["EXPERIMENT", "RUNS", "LAST RUN", "CREATED"],
         "no experiments",
     )

@@ -16,6 +16,7 @@ passes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -117,13 +118,13 @@ class DeployTarget(ABC):
         """The last ``lines`` lines of the server's output."""
 
     @abstractmethod
-    def probe(self, record: dict[str, Any]) -> tuple[bool | None, str]:
+    def probe(self, record: Mapping[str, Any]) -> tuple[bool | None, str]:
         """Whether the recorded server still runs (None: cannot tell) and a short reason when it does not."""
 
     @abstractmethod
-    def stop(self, record: dict[str, Any]) -> None:
+    def stop(self, record: Mapping[str, Any]) -> None:
         """Stop the recorded server (gracefully, then by force) so its port is free; no error when gone."""
 
     @abstractmethod
-    def logs(self, record: dict[str, Any], follow: bool) -> None:
+    def logs(self, record: Mapping[str, Any], follow: bool) -> None:
         """Print the server's output to stdout; with ``follow``, until it stops or Ctrl-C."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,7 @@ class DockerTarget(DeployTarget):
         except Exception:  # noqa: BLE001 - the container is gone
             return ""
 
-    def probe(self, record: dict[str, Any]) -> tuple[bool | None, str]:
+    def probe(self, record: Mapping[str, Any]) -> tuple[bool | None, str]:
         from mltrain.errors import MltrainError
 
         try:
@@ -169,7 +170,7 @@ class DockerTarget(DeployTarget):
             return True, ""
         return False, self._describe(state)
 
-    def stop(self, record: dict[str, Any]) -> None:
+    def stop(self, record: Mapping[str, Any]) -> None:
         import docker
 
         cid = record.get("container_id")
@@ -181,7 +182,7 @@ class DockerTarget(DeployTarget):
             return
         self._remove(cid)
 
-    def logs(self, record: dict[str, Any], follow: bool) -> None:
+    def logs(self, record: Mapping[str, Any], follow: bool) -> None:
         import docker
 
         from mltrain.text import TerminalStream

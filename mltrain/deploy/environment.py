@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from mltrain.environments.base import LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.environments.spec import EnvSpec
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
+    from mltrain.workspace.models import ModelVersion
 
 PLAIN_FILE_PACKAGES = ("joblib", "numpy", "scipy")
 

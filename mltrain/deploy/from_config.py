@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
+    from mltrain.workspace.models import ModelVersion
 
 
 def check_deploy_config(node: Any) -> None:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -93,14 +94,14 @@ class LocalTarget(DeployTarget):
     def output_tail(self, folder: Path, started: Started, lines: int = 30) -> str:
         return tail_file(folder / LOG_FILE, lines)
 
-    def probe(self, record: dict[str, Any]) -> tuple[bool | None, str]:
+    def probe(self, record: Mapping[str, Any]) -> tuple[bool | None, str]:
         if record.get("machine") and record["machine"] != hostname():
             return None, f"it runs on {record['machine']}: check it there"
         if is_alive(record.get("pid"), record.get("pid_start")):
             return True, ""
         return False, f"the server process {record.get('pid')} is gone (see `mltrain endpoints logs {record['name']}`)"
 
-    def stop(self, record: dict[str, Any]) -> None:
+    def stop(self, record: Mapping[str, Any]) -> None:
         if record.get("machine") and record["machine"] != hostname():
             raise DeployError(
                 f"endpoint {record['name']} runs on {record['machine']}, not on this machine",
@@ -123,7 +124,7 @@ class LocalTarget(DeployTarget):
         elif pid and is_alive(pid, record.get("pid_start")):
             stop_group(pid, STOP_GRACE_S)
 
-    def logs(self, record: dict[str, Any], follow: bool) -> None:
+    def logs(self, record: Mapping[str, Any], follow: bool) -> None:
         from mltrain.text import TerminalStream
 
         path = Path(record["folder"]) / LOG_FILE

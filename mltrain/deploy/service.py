@@ -34,15 +34,16 @@ from mltrain.deploy.steps import (
     validate,
     wait_ready,
 )
-from mltrain.deploy.store import CREATING, FAILED, RUNNING, UNHEALTHY, EndpointStore
 from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError, MltrainError
+from mltrain.workspace.endpoints import CREATING, FAILED, RUNNING, UNHEALTHY
 
 if TYPE_CHECKING:
     from mltrain.deploy.base import DeployTarget
     from mltrain.environments.base import LogFn
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
+    from mltrain.workspace.endpoints import Endpoint
+    from mltrain.workspace.models import ModelVersion
 
 UNKNOWN = "Unknown"
 
@@ -53,7 +54,7 @@ def deploy(ws: Workspace, mv: ModelVersion, target: DeployTarget, log: LogFn | N
     log = log or stderr_log
     began = time.monotonic()
     req = validate(ws, mv, target)
-    store = EndpointStore(ws)
+    store = ws.endpoints
     with endpoint_lock(ws, req.name):
         old = store.find(req.name)
         env, built = prepare_environment(ws, req, log)
@@ -70,21 +71,21 @@ def deploy(ws: Workspace, mv: ModelVersion, target: DeployTarget, log: LogFn | N
     return summary(req, env, keys, old, uri, time.monotonic() - began)
 
 
-def endpoint_status(ws: Workspace, record: dict[str, Any], health: bool = True) -> tuple[str, str]:
+def endpoint_status(ws: Workspace, record: Endpoint, health: bool = True) -> tuple[str, str]:
     """The live state of an endpoint (Creating, Running, Unhealthy, Failed, Unknown) and why, checked
     now: is the process (container) alive, and does it answer ``/health/ready``."""
     from mltrain.deploy.health import is_ready
     from mltrain.environments.cache import try_lock
 
-    state = record["state"]
+    state = record.state
     if state == CREATING:
-        fd = try_lock(endpoints_root(ws) / f".{record['name']}.lock")
+        fd = try_lock(endpoints_root(ws) / f".{record.name}.lock")
         if fd is None:
             return CREATING, "being deployed"
         os.close(fd)
         return FAILED, "the deploy was interrupted; deploy again"
     if state == FAILED:
-        return FAILED, record.get("error") or ""
+        return FAILED, record.error or ""
     try:
         alive, why = target_for_record(record).probe(record)
     except MltrainError as exc:
@@ -93,14 +94,14 @@ def endpoint_status(ws: Workspace, record: dict[str, Any], health: bool = True) 
         return UNKNOWN, why
     if not alive:
         return FAILED, why
-    if health and not is_ready(record.get("uri")):
-        return UNHEALTHY, f"the server runs but {record.get('uri')}/health/ready does not answer 200"
+    if health and not is_ready(record.uri):
+        return UNHEALTHY, f"the server runs but {record.uri}/health/ready does not answer 200"
     return RUNNING, ""
 
 
-def delete_endpoint(ws: Workspace, name: str, force: bool = False) -> dict[str, Any]:
-    """Stop the endpoint's server, free its port, remove its folder and record."""
-    store = EndpointStore(ws)
+def delete_endpoint(ws: Workspace, name: str, force: bool = False) -> Endpoint:
+    """Stop the endpoint's server, free its port, remove its folder and record; the record it had."""
+    store = ws.endpoints
     with endpoint_lock(ws, name):
         record = store.get(name)
         try:
@@ -111,7 +112,7 @@ def delete_endpoint(ws: Workspace, name: str, force: bool = False) -> dict[str, 
                     f"cannot stop the server of endpoint {name}: {str(exc).splitlines()[0]}",
                     hint=f"fix that and retry, or `mltrain endpoints delete {name} --force` to drop it anyway",
                 ) from exc
-        shutil.rmtree(record["folder"] or endpoints_root(ws) / name, ignore_errors=True)
+        shutil.rmtree(record.folder or endpoints_root(ws) / name, ignore_errors=True)
         store.delete(name)
     return record
 
@@ -120,18 +121,18 @@ def regenerate_key(ws: Workspace, name: str, slot: str) -> str:
     """Replace the ``slot`` key of endpoint ``name`` (the server picks it up without a restart); the new key."""
     if slot not in SLOTS:
         raise DeployError(f"no key slot {slot!r}", hint="regenerate primary or secondary")
-    store = EndpointStore(ws)
+    store = ws.endpoints
     with endpoint_lock(ws, name):
         record = store.get(name)
-        if not record["auth"]:
+        if not record.auth:
             raise DeployError(
                 f"endpoint {name} was deployed without authentication (auth: false): it has no keys in use",
                 hint=f"deploy it again with auth on to make keys: mltrain endpoints deploy "
-                f"{record['model_name']}:{record['model_version']} --name {name}",
+                f"{record.model} --name {name}",
             )
         key = new_key()
-        digests = {s: record.get(f"{s}_key_sha256") for s in SLOTS}
+        digests = {s: record.key_digest(s) for s in SLOTS}
         digests[slot] = digest(key)
-        write_keys_file(Path(record["folder"]) / KEYS_FILE, {k: v for k, v in digests.items() if v})
+        write_keys_file(Path(str(record.folder)) / KEYS_FILE, {k: v for k, v in digests.items() if v})
         store.update(name, **{f"{slot}_key_sha256": digests[slot]}, keys_updated_at=time.time())
     return key

@@ -13,7 +13,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.deploy.base import KEYS_FILE, LABEL_WORKSPACE, READY_FILE, ServerPlan, Started
 from mltrain.deploy.keys import SLOTS, digest, new_key, write_keys_file
-from mltrain.deploy.store import CREATING, FAILED, RUNNING, EndpointStore
 from mltrain.deploy.targets import target_for_record
 from mltrain.errors import DeployError
 from mltrain.remote.procs import hostname
+from mltrain.workspace.endpoints import CREATING, FAILED, RUNNING, Endpoint, EndpointStore
 
 if TYPE_CHECKING:
     from mltrain.deploy.base import DeployTarget
     from mltrain.environments.base import LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
+    from mltrain.workspace.models import ModelFile, ModelVersion
 
 
 def stderr_log(line: str) -> None:
@@ -91,7 +91,7 @@ class Request:
     mv: ModelVersion
     target: DeployTarget
     folder: Path  # <workspace>/endpoints/<name>
-    model: dict[str, Any]  # the model's files entry that holds the estimator (relpath, sha256)
+    model: ModelFile  # the model's file that holds the estimator
     fmt: str  # its format (joblib, pickle, skops)
     cpu: float
     memory_gb: float | None
@@ -100,7 +100,7 @@ class Request:
     @property
     def model_rel(self) -> str:
         """Where the model file goes, relative to the endpoint folder (one folder per model version)."""
-        return f"model/v{self.mv.version}/{PurePosixPath(self.model['relpath']).name}"
+        return f"model/v{self.mv.version}/{PurePosixPath(self.model.relpath).name}"
 
 
 @dataclass(frozen=True)
@@ -114,10 +114,10 @@ class Keys:
 
 @dataclass(frozen=True)
 class Server:
-    """A started server (not yet known to be ready) and what is recorded about it."""
+    """A started server (not yet known to be ready) and the endpoint's record with it (what ``stop`` takes)."""
 
     started: Started
-    record: dict[str, Any]  # machine, name, pid, container, engine, target: what ``stop`` takes
+    record: Endpoint
 
 
 def validate(ws: Workspace, mv: ModelVersion, target: DeployTarget) -> Request:
@@ -146,11 +146,11 @@ def prepare_environment(ws: Workspace, req: Request, log: LogFn) -> tuple[Resolv
     return prepare_serving_environment(ws, spec, log, base_url=target.base_url)
 
 
-def lay_out_folder(ws: Workspace, req: Request, old: dict[str, Any] | None) -> Keys:
+def lay_out_folder(ws: Workspace, req: Request, old: Mapping[str, Any] | None) -> Keys:
     """Copy the model file into the endpoint folder (checked against its sha256) and, with auth on,
     write the keys file: the endpoint's keys are kept, a key is made for each empty slot."""
     req.folder.mkdir(parents=True, exist_ok=True)
-    ws.blobs.copy_to(req.model["sha256"], req.folder / req.model_rel)
+    ws.blobs.copy_to(req.model.sha256, req.folder / req.model_rel)
     digests: dict[str, str | None] = {slot: (old or {}).get(f"{slot}_key_sha256") for slot in SLOTS}
     made: dict[str, str] = {}
     if req.target.auth:
@@ -188,7 +188,7 @@ def record_creating(
     )
 
 
-def replace_old_server(req: Request, old: dict[str, Any] | None, log: LogFn) -> int | None:
+def replace_old_server(req: Request, old: Mapping[str, Any] | None, log: LogFn) -> int | None:
     """Stop the server the endpoint had (through the target that started it); the port to serve on:
     the target's, else the old one when it is on the same host and free (the URI stays), else any."""
     port = req.target.port
@@ -209,7 +209,7 @@ def server_plan(ws: Workspace, req: Request, built: Materialised, port: int | No
         "name": req.name,
         "model_name": req.mv.name,
         "model_version": str(req.mv.version),
-        "model_sha256": req.model["sha256"],
+        "model_sha256": req.model.sha256,
         "model_format": req.fmt,
         "trusted_types": target.trusted_types,
         "host": target.host,
@@ -236,17 +236,15 @@ def start_server(store: EndpointStore, req: Request, plan: ServerPlan, log: LogF
     target = req.target
     log(f"starting endpoint {req.name} ({target.kind}, {req.workers} worker(s), model {req.mv.ref})")
     started = target.start(plan)
-    record = {
-        "machine": hostname(),
-        "name": req.name,
-        "pid": started.pid,
-        "pid_start": started.pid_start,
-        "container_id": started.container_id,
-        "base_url": started.base_url,
-        "target": target.kind,
-    }
-    store.update(req.name, **{k: v for k, v in record.items() if k not in ("name", "target")})
-    return Server(started, record)
+    store.update(
+        req.name,
+        machine=hostname(),
+        pid=started.pid,
+        pid_start=started.pid_start,
+        container_id=started.container_id,
+        base_url=started.base_url,
+    )
+    return Server(started, store.get(req.name))
 
 
 def wait_ready(req: Request, server: Server) -> dict[str, Any]:
@@ -282,7 +280,7 @@ def record_running(store: EndpointStore, req: Request, ready: dict[str, Any]) ->
 
 
 def summary(
-    req: Request, env: ResolvedEnvironment, keys: Keys, old: dict[str, Any] | None, uri: str, duration_s: float
+    req: Request, env: ResolvedEnvironment, keys: Keys, old: Endpoint | None, uri: str, duration_s: float
 ) -> dict[str, Any]:
     """What a deploy shows: name, URIs, model, keys made now, resources, environment, what it replaced."""
     target = req.target
@@ -301,6 +299,6 @@ def summary(
         "memory_gb": req.memory_gb,
         "environment": env.spec.name,
         "env_hash": env.hash,
-        "replaced": f"{old['model_name']}:{old['model_version']}" if old else None,
+        "replaced": old.model if old else None,
         "duration_s": round(duration_s, 2),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,14 +53,40 @@ class EnvironmentBuilder(ABC):
         unless this process (command) already built it.
         """
 
-    def remove(self, env_hash: str, location: str) -> bool:
-        """Delete the built environment ``env_hash`` at ``location`` (``mltrain envs prune``);
-        False when there was nothing to delete. Builders that cannot delete raise NotImplementedError."""
-        raise NotImplementedError
+    # -- what is built (``mltrain envs``, the dashboard, ``envs prune``) --------------------------------
+    builds: bool = True  # False: nothing is built (the environment is the interpreter itself)
+
+    def present(self, env_hash: str, location: str) -> bool | None:
+        """Whether the built environment is still there, checked cheaply (None: cannot tell)."""
+        return None
+
+    def size(self, env_hash: str, location: str) -> int | None:
+        """Its disk use in bytes, measured now (None: unknown)."""
+        return None
 
     def last_used(self, env_hash: str, location: str) -> float | None:
         """When any workspace on this machine last used the built environment (None: unknown)."""
         return None
+
+    def cached(self) -> list[Cached]:
+        """What this builder holds on this machine, recorded by a workspace or not (``envs prune``)."""
+        return []
+
+    def remove(self, env_hash: str, location: str, older_than: float | None = None) -> bool:
+        """Delete the built environment ``env_hash`` at ``location`` (``mltrain envs prune``) unless it is
+        being built or (with ``older_than``) was used since then on this machine; False when it was kept
+        or there was nothing to delete. Builders that cannot delete raise NotImplementedError."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A built environment a builder holds on this machine."""
+
+    hash: str
+    name: str | None
+    location: str
+    last_used: float
 
 
 def record_use(ws: Workspace, env: ResolvedEnvironment, built: Materialised, size_bytes: int | None = None) -> None:
@@ -69,35 +94,15 @@ def record_use(ws: Workspace, env: ResolvedEnvironment, built: Materialised, siz
 
     The record keeps the spec and the lock the environment was built from (``mltrain envs show``).
     """
-    from sqlalchemy.exc import IntegrityError
-
-    size_bytes = size_bytes if size_bytes is not None else built.size_bytes
-    try:
-        _record(ws, env, built, size_bytes)
-    except IntegrityError:  # another process inserted it first (PostgreSQL has no BEGIN IMMEDIATE)
-        _record(ws, env, built, size_bytes)
-
-
-def _record(ws: Workspace, env: ResolvedEnvironment, built: Materialised, size_bytes: int | None) -> None:
-    from mltrain.workspace import tables as t
-    from mltrain.workspace.db import now, upsert
-
-    ts = now()
-    changed: dict[str, object] = {"last_used_at": ts, "location": built.location, "name": env.spec.name}
-    if env.spec.version is not None:
-        changed["version"] = env.spec.version
-    if size_bytes is not None:
-        changed["size_bytes"] = size_bytes
-    first = {
-        "name": env.spec.name,
-        "version": env.spec.version,
-        "python": env.spec.python,
-        "spec": json.dumps({**env.spec.as_dict(), "lock": env.lock}),
-        "spec_hash": env.spec.spec_hash,
-        "location": built.location,
-        "size_bytes": size_bytes,
-        "created_at": ts,
-        "last_used_at": ts,
-    }
-    with ws.db.write() as conn:
-        upsert(conn, t.environments, {"hash": built.hash, "builder": built.record_kind}, first, changed)
+    ws.environments.record_use(
+        built.hash,
+        built.record_kind,
+        name=env.spec.name,
+        version=env.spec.version,
+        python=env.spec.python,
+        spec=env.spec.as_dict(),
+        lock=env.lock,
+        spec_hash=env.spec.spec_hash,
+        location=built.location,
+        size_bytes=size_bytes if size_bytes is not None else built.size_bytes,
+    )

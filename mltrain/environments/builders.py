@@ -26,3 +26,14 @@ def builder_for(kind: str, **options: Any) -> EnvironmentBuilder:
     builder = getattr(importlib.import_module(module), cls)(**options)
     assert isinstance(builder, EnvironmentBuilder)
     return builder
+
+
+def builder_of_record(kind: str) -> EnvironmentBuilder | None:
+    """The builder of a recorded environment's kind, on this machine: None for one recorded as living
+    elsewhere (``KIND@WHERE``), for an unknown kind and for a builder that cannot start here."""
+    if kind not in BUILDERS:
+        return None
+    try:
+        return builder_for(kind)
+    except Exception:  # noqa: BLE001 - a builder that cannot even start answers nothing
+        return None

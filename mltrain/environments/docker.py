@@ -285,7 +285,13 @@ class DockerBuilder(EnvironmentBuilder):
             size = self._build(env, key, tag, log, nocache=rebuild)
         return self._result(env, tag, cached=False, size=size)
 
-    def remove(self, env_hash: str, location: str) -> bool:
+    def size(self, env_hash: str, location: str) -> int | None:
+        try:
+            return image_size(self.api, location)
+        except Exception:  # noqa: BLE001 - the size is only informative (an engine that cannot be reached)
+            return None
+
+    def remove(self, env_hash: str, location: str, older_than: float | None = None) -> bool:
         """Untag the image ``location`` (its layers go when no other tag or container uses them)."""
         import docker
 

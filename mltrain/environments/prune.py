@@ -1,9 +1,11 @@
 """``mltrain envs prune``: delete built environments nobody used for a while, and their records.
 
 An environment goes when this workspace has not used it since the cutoff and, for a venv, no
-workspace on this machine has either (the venv's ready marker is touched on every use). Venvs in
-the machine's cache that no record of this workspace names follow the second rule alone. Docker
-images go through the docker builder's ``remove`` when it has one. Environments recorded as living
+workspace on this machine has either (the venv's ready marker is touched on every use). What a
+builder holds on this machine that no record of this workspace names (venvs of the machine's cache)
+follows the second rule alone. Each builder answers whether its environment is still there, when
+this machine last used it, its size, and removes it (``EnvironmentBuilder.present``, ``last_used``,
+``size``, ``remove``). Environments recorded as living
 elsewhere (``KIND@WHERE``) go through ``elsewhere`` (e.g. the SSH pool the command was given), which
 applies the same rules on the machine that holds them; without it they are kept.
 """
@@ -66,87 +68,63 @@ class Elsewhere(Protocol):
         (removed or already gone, note)."""
 
 
-def _builder(kind: str) -> EnvironmentBuilder | None:
-    """The builder that can remove environments of ``kind`` on this machine (None for ``system``
-    and for environments recorded as living elsewhere, ``KIND@WHERE``)."""
-    from mltrain.environments.builders import builder_for
-    from mltrain.environments.kinds import builder_kinds
-
-    if kind == "system" or kind not in builder_kinds():
-        return None
-    try:
-        return builder_for(kind)
-    except Exception:  # noqa: BLE001 - a builder that cannot even start just prunes nothing
-        return None
-
-
 def plan(ws: Workspace, cutoff: float, elsewhere: Elsewhere | None = None) -> list[PruneItem]:
     """What a prune with ``cutoff`` (epoch seconds) removes and keeps; nothing is changed."""
-    from mltrain.environments.records import list_environments
-    from mltrain.environments.venv import READY_MARKER, cached_venvs, venv_path
-    from mltrain.workspace.paths import folder_size
+    from mltrain.environments.builders import builder_of_record
+    from mltrain.environments.kinds import builder_kinds
 
     items: list[PruneItem] = []
-    recorded_venvs: set[str] = set()
-    for rec in list_environments(ws):
-        if rec["builder"] == "venv":
-            recorded_venvs.add(rec["hash"])
-        if rec["last_used_at"] >= cutoff:
+    recorded: set[tuple[str, str]] = set()
+    builders: dict[str, EnvironmentBuilder | None] = {}
+    for rec in ws.environments.list():
+        recorded.add((rec.builder, rec.hash))
+        if (rec.last_used_at or 0.0) >= cutoff:
             continue
         item = PruneItem(
-            rec["builder"],
-            rec["hash"],
-            rec["name"],
-            rec["location"] or "",
-            rec["last_used_at"],
-            rec["size_bytes"],
-            True,
-            True,
+            rec.builder, rec.hash, rec.name, rec.location or "", rec.last_used_at, rec.size_bytes, True, True
         )
-        if rec["builder"] == "venv":
-            marker = venv_path(rec["hash"]) / READY_MARKER
-            if not marker.exists():
-                item.note = "already gone; record deleted"
-            else:
-                machine_use = marker.stat().st_mtime
-                item.last_used = max(item.last_used or 0.0, machine_use)
-                if machine_use >= cutoff:
-                    item.remove, item.note = False, "used since by another workspace on this machine"
-                elif item.size_bytes is None:
-                    item.size_bytes = folder_size(venv_path(rec["hash"]))[0]
-        elif rec["builder"] == "system":
-            item.note = "nothing built (the interpreter mltrain runs on); record deleted"
-        elif "@" in rec["builder"]:
-            where = rec["builder"].partition("@")[2]
-            if elsewhere is None or not elsewhere.holds(where):
-                item.remove = False
-                item.note = _ELSEWHERE.format(where=where)
         items.append(item)
-    for info in cached_venvs():
-        env_hash = str(info["hash"])
-        last = float(info["last_used"])  # type: ignore[arg-type]
-        if env_hash in recorded_venvs or last >= cutoff:
+        if "@" in rec.builder:
+            where = rec.builder.partition("@")[2]
+            if elsewhere is None or not elsewhere.holds(where):
+                item.remove, item.note = False, _ELSEWHERE.format(where=where)
             continue
-        folder = str(info["folder"])
-        items.append(
-            PruneItem(
-                "venv",
-                env_hash,
-                str(info.get("name") or "") or None,
-                folder,
-                last,
-                folder_size(venv_path(env_hash))[0],
-                False,
-                True,
-                "not recorded in this workspace",
-            )
-        )
+        builder = builders.setdefault(rec.builder, builder_of_record(rec.builder))
+        if builder is not None and not builder.builds:
+            item.note = "nothing was built for it; record deleted"
+        elif builder is not None:
+            _check_here(builder, item, cutoff)
+    for kind in builder_kinds():
+        builder = builders.setdefault(kind, builder_of_record(kind))
+        for held in builder.cached() if builder is not None else []:
+            if (kind, held.hash) in recorded or held.last_used >= cutoff:
+                continue
+            size = builder.size(held.hash, held.location)  # type: ignore[union-attr]
+            note = "not recorded in this workspace"
+            items.append(PruneItem(kind, held.hash, held.name, held.location, held.last_used, size, False, True, note))
     return items
+
+
+def _check_here(builder: EnvironmentBuilder, item: PruneItem, cutoff: float) -> None:
+    """Mark ``item`` (built on this machine) as already gone, or kept when another workspace here used it
+    since ``cutoff``; measure its size when it was recorded without one."""
+    present = builder.present(item.hash, item.location)
+    if present is False:
+        item.note = "already gone; record deleted"
+        return
+    machine_use = builder.last_used(item.hash, item.location)
+    if machine_use is not None:
+        item.last_used = max(item.last_used or 0.0, machine_use)
+        if machine_use >= cutoff:
+            item.remove, item.note = False, "used since by another workspace on this machine"
+            return
+    if item.size_bytes is None and present:
+        item.size_bytes = builder.size(item.hash, item.location)
 
 
 def apply(ws: Workspace, items: list[PruneItem], cutoff: float, elsewhere: Elsewhere | None = None) -> list[PruneItem]:
     """Remove what ``plan`` marked; returns the items with ``remove``/``note`` updated to what happened."""
-    from mltrain.environments.records import delete_record
+    from mltrain.environments.builders import builder_of_record
     from mltrain.environments.venv import remove_leftovers
 
     builders: dict[str, EnvironmentBuilder | None] = {}
@@ -162,31 +140,26 @@ def apply(ws: Workspace, items: list[PruneItem], cutoff: float, elsewhere: Elsew
                 item.remove, item.note = elsewhere.drop(kind, where, item.location, cutoff)
             except Exception as exc:  # noqa: BLE001 - one failure does not stop the prune
                 item.remove, item.note = False, f"not removed: {exc}"
-            if item.remove and item.recorded:
-                delete_record(ws, item.hash, item.builder)
-            continue
-        builder = builders.setdefault(item.builder, _builder(item.builder))
-        if item.builder != "system" and not item.note.startswith("already gone"):
+        elif not item.note.startswith("already gone"):
+            builder = builders.setdefault(item.builder, builder_of_record(item.builder))
             if builder is None:
                 item.remove, item.note = False, f"the {item.builder} builder is not available here"
-                continue
-            try:
-                if item.builder == "venv":
-                    from mltrain.environments.venv import remove_venv
-
-                    done = remove_venv(item.hash, older_than=cutoff)
-                    if not done:
-                        item.remove, item.note = False, "in use or being built; kept"
-                        continue
-                else:
-                    builder.remove(item.hash, item.location)
-            except NotImplementedError:
-                item.remove, item.note = False, f"the {item.builder} builder cannot remove environments; kept"
-                continue
-            except Exception as exc:  # noqa: BLE001 - one failure does not stop the prune
-                item.remove, item.note = False, f"not removed: {exc}"
-                continue
-        if item.recorded:
-            delete_record(ws, item.hash, item.builder)
+            elif builder.builds:
+                _remove_here(builder, item, cutoff)
+        if item.remove and item.recorded:
+            ws.environments.delete(item.hash, item.builder)
     remove_leftovers()
     return items
+
+
+def _remove_here(builder: EnvironmentBuilder, item: PruneItem, cutoff: float) -> None:
+    """Delete what ``item`` names on this machine; a failure (or a use since ``cutoff``) keeps it."""
+    try:
+        if not builder.remove(item.hash, item.location, older_than=cutoff) and builder.present(
+            item.hash, item.location
+        ):
+            item.remove, item.note = False, "in use or being built; kept"
+    except NotImplementedError:
+        item.remove, item.note = False, f"the {item.builder} builder cannot remove environments; kept"
+    except Exception as exc:  # noqa: BLE001 - one failure does not stop the prune
+        item.remove, item.note = False, f"not removed: {exc}"

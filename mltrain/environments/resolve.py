@@ -134,46 +134,6 @@ def compile_lock(spec: EnvSpec) -> str:
     return out.stdout
 
 
-def stored_lock(ws: Workspace, spec_hash: str) -> tuple[str, float] | None:
-    """The lock stored for ``spec_hash`` and when it was made, or None."""
-    from sqlalchemy import select
-
-    from mltrain.workspace import tables as t
-
-    with ws.db.read() as conn:
-        row = conn.execute(
-            select(t.env_locks.c.lock, t.env_locks.c.created_at).where(t.env_locks.c.spec_hash == spec_hash)
-        ).first()
-    return (row[0], row[1]) if row else None
-
-
-def _store_lock(ws: Workspace, spec: EnvSpec, lock: str, replace: bool) -> str:
-    """Store ``lock`` (replacing the stored one only when ``replace``); return the lock in force."""
-    from sqlalchemy import insert, select, update
-    from sqlalchemy.exc import IntegrityError
-
-    from mltrain.workspace import tables as t
-    from mltrain.workspace.db import now
-
-    key = t.env_locks.c.spec_hash == spec.spec_hash
-    values = {"python": spec.python, "lock": lock, "created_at": now()}
-    try:
-        with ws.db.write() as conn:
-            current = conn.execute(select(t.env_locks.c.lock).where(key)).scalar()
-            if current is None:
-                conn.execute(insert(t.env_locks).values(spec_hash=spec.spec_hash, **values))
-                return lock
-            if replace:
-                conn.execute(update(t.env_locks).where(key).values(**values))
-                return lock
-            return current  # another process locked the same spec meanwhile: use its lock
-    except IntegrityError:  # the same race on a database without BEGIN IMMEDIATE (PostgreSQL)
-        found = stored_lock(ws, spec.spec_hash)
-        if found is None:
-            raise
-        return found[0]
-
-
 def resolve(spec: EnvSpec, ws: Workspace, relock: bool = False) -> ResolvedEnvironment:
     """The spec with its lock: read from the workspace, or made and stored on first use.
 
@@ -184,7 +144,7 @@ def resolve(spec: EnvSpec, ws: Workspace, relock: bool = False) -> ResolvedEnvir
     if spec.build == "system":
         return ResolvedEnvironment(spec, "")
     relock = relock or spec.rebuild
-    found = stored_lock(ws, spec.spec_hash)
+    found = ws.environments.lock(spec.spec_hash)
     if found is not None and not (relock and found[1] < process_started_at()):
         return ResolvedEnvironment(spec, found[0])
     if spec.requirements:
@@ -194,5 +154,5 @@ def resolve(spec: EnvSpec, ws: Workspace, relock: bool = False) -> ResolvedEnvir
             file=sys.stderr,
             flush=True,
         )
-    lock = _store_lock(ws, spec, compile_lock(spec), replace=found is not None)
+    lock = ws.environments.store_lock(spec.spec_hash, spec.python, compile_lock(spec), replace=found is not None)
     return ResolvedEnvironment(spec, lock)

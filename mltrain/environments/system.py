@@ -7,6 +7,7 @@ environment lists are checked to be installed, so a missing package is an error 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
 from mltrain.environments.resolve import ResolvedEnvironment
@@ -40,6 +41,10 @@ def _unmet(requirements: tuple[str, ...]) -> list[str]:
 
 class SystemBuilder(EnvironmentBuilder):
     kind = "system"
+    builds = False  # the environment is the interpreter mltrain runs on
+
+    def present(self, env_hash: str, location: str) -> bool | None:
+        return bool(location) and Path(location).exists()
 
     def check(self, env: ResolvedEnvironment) -> None:
         if env.spec.python != current_python():

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
+from mltrain.environments.base import Cached, EnvironmentBuilder, LogFn, Materialised
 from mltrain.environments.cache import (
     cache_root,
     file_lock,
@@ -94,11 +94,21 @@ class VenvBuilder(EnvironmentBuilder):
             size = self._build(env, target, log)
         return self._result(env, target, cached=False, size=size)
 
-    def remove(self, env_hash: str, location: str) -> bool:
-        return remove_venv(env_hash)
+    def present(self, env_hash: str, location: str) -> bool | None:
+        return (Path(location or venv_path(env_hash)) / READY_MARKER).exists()
+
+    def size(self, env_hash: str, location: str) -> int | None:
+        folder = Path(location or venv_path(env_hash))
+        return folder_size(folder)[0] if folder.is_dir() else None
 
     def last_used(self, env_hash: str, location: str) -> float | None:
         return venv_last_used(env_hash)
+
+    def cached(self) -> list[Cached]:
+        return cached_venvs()
+
+    def remove(self, env_hash: str, location: str, older_than: float | None = None) -> bool:
+        return remove_venv(env_hash, older_than)
 
     @staticmethod
     def _step(env: ResolvedEnvironment, cmd: list[str], log: LogFn, cmd_env: dict[str, str]) -> None:
@@ -193,10 +203,10 @@ def venv_last_used(env_hash: str) -> float | None:
         return None
 
 
-def cached_venvs() -> list[dict[str, object]]:
-    """The built venvs in the cache: folder, hash, name, python, built_at, last_used."""
+def cached_venvs() -> list[Cached]:
+    """The built venvs in the cache (hash, name, folder, last use on this machine)."""
     root = venvs_root()
-    out: list[dict[str, object]] = []
+    out: list[Cached] = []
     if not root.is_dir():
         return out
     for folder in sorted(root.iterdir()):
@@ -214,7 +224,7 @@ def cached_venvs() -> list[dict[str, object]]:
             info = {"hash": text.strip()}  # the marker of older versions: the hash alone
         if not isinstance(info, dict) or not str(info.get("hash") or "").startswith(folder.name):
             continue  # not a venv of this cache layout
-        out.append({**info, "folder": str(folder), "last_used": last_used})
+        out.append(Cached(str(info["hash"]), str(info.get("name") or "") or None, str(folder), last_used))
     return out
 
 

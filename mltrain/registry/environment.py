@@ -7,62 +7,52 @@ recorded config and the lock stored for that spec. A model registered from a pla
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
+    from mltrain.workspace.runs import RunInfo
 
 
 def _from_records(ws: Workspace, env_hash: str) -> ResolvedEnvironment | None:
-    from sqlalchemy import select
-
-    from mltrain.environments.records import _row
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.environments.spec import EnvSpec
-    from mltrain.workspace import tables as t
 
-    with ws.db.read() as conn:
-        rows = conn.execute(
-            select(t.environments)
-            .where(t.environments.c.hash == env_hash)
-            .order_by(t.environments.c.last_used_at.desc())
-        ).all()
-    for row in rows:
-        rec = _row(row)
-        spec = rec["spec"]
+    for rec in ws.environments.list(env_hash):
+        spec = rec.spec
         if not spec:
             continue
         env_spec = EnvSpec(
-            name=str(spec.get("name") or rec["name"]),
-            build=str(spec.get("build") or rec["builder"]),
-            python=str(spec.get("python") or rec["python"]),
+            name=str(spec.get("name") or rec.name),
+            build=str(spec.get("build") or rec.builder),
+            python=str(spec.get("python") or rec.python),
             requirements=tuple(spec.get("requirements") or ()),
             env_vars=dict(spec.get("env_vars") or {}),
             base_image=spec.get("base_image"),
             version=spec.get("version"),
             sources=dict(spec.get("sources") or {}),
         )
-        return ResolvedEnvironment(env_spec, rec["lock"] or "")
+        return ResolvedEnvironment(env_spec, rec.lock or "")
     return None
 
 
-def _from_run_config(ws: Workspace, run: dict[str, Any], env_hash: str) -> ResolvedEnvironment | None:
-    from mltrain.environments.resolve import ResolvedEnvironment, stored_lock
+def _from_run_config(ws: Workspace, run: RunInfo, env_hash: str) -> ResolvedEnvironment | None:
+    from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.environments.spec import EnvSpec
     from mltrain.errors import MltrainError
 
-    node = (run.get("config") or {}).get("environment")
+    node = (run.config or {}).get("environment")
     if not isinstance(node, dict):
         return None
     try:
-        spec = EnvSpec.from_config(node, base_dir=run.get("source_dir") or ".")
+        spec = EnvSpec.from_config(node, base_dir=run.source_dir or ".")
     except MltrainError:
         return None
     if spec.build == "system":
         env = ResolvedEnvironment(spec, "")
     else:
-        found = stored_lock(ws, spec.spec_hash)
+        found = ws.environments.lock(spec.spec_hash)
         if found is None:
             return None
         env = ResolvedEnvironment(spec, found[0])

@@ -15,8 +15,8 @@ from mltrain.registry.formats import check_model_file, detect_format, is_sklearn
 from mltrain.registry.from_run import SKLEARN
 
 if TYPE_CHECKING:
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
+    from mltrain.workspace.models import ModelVersion
 
 
 def current_sklearn_version() -> str | None:

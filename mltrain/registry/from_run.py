@@ -19,8 +19,8 @@ from mltrain.workspace.paths import safe_join
 
 if TYPE_CHECKING:
     from mltrain.environments.resolve import ResolvedEnvironment
-    from mltrain.registry.version import ModelVersion
     from mltrain.workspace import Workspace
+    from mltrain.workspace.models import ModelVersion
 
 SKLEARN = "ScikitLearn"
 DEFAULT_PATH = "outputs/model.joblib"

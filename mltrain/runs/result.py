@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.workspace.runs import CANCELED, COMPLETED, FAILED
 
 if TYPE_CHECKING:
-    from mltrain.registry.version import ModelVersion
+    from mltrain.workspace.models import ModelVersion
 
 EXIT_CODES = {COMPLETED: 0, FAILED: 1, CANCELED: 130}
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.arguments import arguments_of
 from mltrain.ui.params import RUN_ID, ApiError, integer, json_response, run_of, text, ws_of
+from mltrain.views.runs import arguments_of
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.params import integer, json_response, models_of, name_param, ws_of
+from mltrain.ui.params import integer, json_response, name_param, ws_of
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -45,11 +45,6 @@ def version_summary(dv: DataVersion) -> dict[str, Any]:
     }
 
 
-def run_data(ws: Workspace, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """``{"inputs": [...], "outputs": [...]}`` of a run (see :func:`mltrain.workspace.data.link_json`)."""
-    return ws.data.run_data(run_id)
-
-
 def list_data(request: Request) -> Response:
     """Every data asset (archived ones too, marked): its latest version (the newest not archived) with
     size, file count and creation time, and ``versions``: every version's number, aliases and whether it
@@ -78,7 +73,7 @@ def get_data(request: Request) -> Response:
     return json_response({"name": name, "versions": [version_summary(v) for v in versions]})
 
 
-def _lineage(ws: Workspace, request: Request, dv: DataVersion) -> dict[str, Any]:
+def _lineage(ws: Workspace, dv: DataVersion) -> dict[str, Any]:
     """The run that produced ``dv`` (and any other run that wrote it), the newest runs that read it
     (at most LINEAGE_RUNS, ``read_by_total`` says how many) and the models registered from them."""
     from mltrain.errors import NotFoundError
@@ -92,12 +87,12 @@ def _lineage(ws: Workspace, request: Request, dv: DataVersion) -> dict[str, Any]
     if dv.producer_run_id:
         try:
             run = ws.runs.get(dv.producer_run_id)
-            producer = {"run": run["id"], "experiment": run["experiment"], "status": run["status"]}
+            producer = {"run": run.id, "experiment": run.experiment, "status": run.status}
         except NotFoundError:
             producer = {"run": dv.producer_run_id, "experiment": None, "status": None}
     statuses = ws.runs.statuses([*writers, *(x.run_id for x in readers)])
     models: dict[str, list[dict[str, Any]]] = {}
-    for mv in models_of(request).by_runs(x.run_id for x in readers):
+    for mv in ws.models.by_runs(x.run_id for x in readers):
         models.setdefault(str(mv.run_id), []).append({"name": mv.name, "version": mv.version})
     return {
         "produced_by": producer,
@@ -138,6 +133,6 @@ def get_data_version(request: Request) -> Response:
                 "offset": offset,
                 "limit": limit,
             },
-            "lineage": _lineage(ws, request, dv),
+            "lineage": _lineage(ws, dv),
         }
     )

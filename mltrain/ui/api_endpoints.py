@@ -11,51 +11,41 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.params import ApiError, integer, is_loopback, json_body, json_response, models_of, name_param, ws_of
+from mltrain.ui.params import ApiError, integer, is_loopback, json_body, json_response, name_param, ws_of
+from mltrain.views.endpoints import endpoint_view
+
+if TYPE_CHECKING:
+    from mltrain.workspace.endpoints import Endpoint
 
 KEY_HEADER = "x-endpoint-key"
 ANSWER_BYTES = 1 << 20  # of an endpoint's answer passed on
 LOG_TAIL = 64 * 1024
 MAX_LOG_TAIL = 1 << 20
-KEPT = ("name", "model_name", "model_version", "target", "uri", "auth", "cpu", "memory_gb", "workers",
-        "created_at", "updated_at", "error")  # fmt: skip
-
-
-def _endpoint_json(rec: dict[str, Any], state: str, reason: str) -> dict[str, Any]:
-    out = {k: rec.get(k) for k in KEPT}
-    out.update(state=state, reason=reason or None, recorded_state=rec["state"])
-    if rec.get("uri"):
-        out.update(scoring_uri=f"{rec['uri']}/score", swagger_uri=f"{rec['uri']}/swagger.json")
-    return out
 
 
 def list_endpoints(request: Request) -> Response:
-    """Every endpoint with its live state, model, target, scoring URI and resources (no key material)."""
-    from mltrain.deploy.service import endpoint_status
-    from mltrain.deploy.store import EndpointStore
-
+    """Every endpoint as ``mltrain endpoints list --json`` gives it (:func:`mltrain.views.endpoints.endpoint_view`):
+    live state, model, target, scoring URI, resources; keys by fingerprint only."""
     ws = ws_of(request)
-    return json_response([_endpoint_json(r, *endpoint_status(ws, r)) for r in EndpointStore(ws).list()])
+    return json_response([endpoint_view(ws, r) for r in ws.endpoints.list()])
 
 
 def get_endpoint(request: Request) -> Response:
     """One endpoint: as in the list, with the aliases that point at its model version (``aliases``),
     whether the dashboard may talk to its server (``reachable``, else ``unreachable_reason``) and the
     input its server takes (``input_schema``: schema, example, or a ``note`` why there is none)."""
-    from mltrain.deploy.service import endpoint_status
-    from mltrain.deploy.store import EndpointStore
     from mltrain.errors import NotFoundError
 
     ws = ws_of(request)
-    rec = EndpointStore(ws).get(name_param(request))
-    out = _endpoint_json(rec, *endpoint_status(ws, rec))
+    rec = ws.endpoints.get(name_param(request))
+    out = endpoint_view(ws, rec)
     try:
-        out["aliases"] = models_of(request).get(f"{rec['model_name']}:{rec['model_version']}").aliases
+        out["aliases"] = ws.models.get(rec.model).aliases
     except NotFoundError:
         out["aliases"] = []
     try:
@@ -67,7 +57,7 @@ def get_endpoint(request: Request) -> Response:
     return json_response(out)
 
 
-def input_schema(request: Request, rec: dict[str, Any]) -> dict[str, Any]:
+def input_schema(request: Request, rec: Endpoint) -> dict[str, Any]:
     """What the endpoint's server takes, from its ``/swagger.json`` (no key needed): ``{"schema",
     "example", "endpoint"}``, or ``{"schema": None, "note": why}`` when its server cannot say."""
     import json
@@ -75,15 +65,15 @@ def input_schema(request: Request, rec: dict[str, Any]) -> dict[str, Any]:
     try:
         status, body = _ask(request, rec, "/swagger.json", key_needed=False, timeout=2)
     except ApiError as exc:
-        return {"schema": None, "note": exc.message, "endpoint": rec["name"]}
+        return {"schema": None, "note": exc.message, "endpoint": rec.name}
     try:
         schema = json.loads(body)["components"]["schemas"]["ScoreRequest"] if status == 200 else None
     except (ValueError, KeyError, TypeError):
         schema = None
     if not isinstance(schema, dict):
         return {"schema": None, "note": f"its /swagger.json answered HTTP {status} without a request schema",
-                "endpoint": rec["name"]}  # fmt: skip
-    return {"schema": schema, "example": schema.get("example"), "endpoint": rec["name"]}
+                "endpoint": rec.name}  # fmt: skip
+    return {"schema": schema, "example": schema.get("example"), "endpoint": rec.name}
 
 
 def _trusted_host(host: str, allowed: tuple[str, ...]) -> bool:
@@ -100,36 +90,34 @@ def _trusted_host(host: str, allowed: tuple[str, ...]) -> bool:
         return False
 
 
-def _address(request: Request, rec: dict[str, Any]) -> tuple[str, int]:
+def _address(request: Request, rec: Endpoint) -> tuple[str, int]:
     """(host, port) of the endpoint's server: 409 without an HTTP address, 403 unless it is trusted."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(rec.get("uri") or "")
+    parts = urlsplit(rec.uri or "")
     try:
         port = parts.port or 80
     except ValueError:
         port = 0
     if parts.scheme != "http" or not parts.hostname or not port:
-        raise ApiError(409, f"endpoint {rec['name']} has no HTTP address the dashboard can reach")
+        raise ApiError(409, f"endpoint {rec.name} has no HTTP address the dashboard can reach")
     if not _trusted_host(parts.hostname, request.app.state.settings.endpoint_hosts):
         raise ApiError(
             403,
-            f"endpoint {rec['name']} is at {parts.hostname[:200]!r}, not a loopback address: the dashboard sends "
+            f"endpoint {rec.name} is at {parts.hostname[:200]!r}, not a loopback address: the dashboard sends "
             "an endpoint's key only to loopback addresses and hosts it was told to trust",
             hint=f"if you trust that host, start the dashboard with mltrain ui --endpoint-host {parts.hostname[:200]}",
         )
     return parts.hostname, port
 
 
-def _endpoint(request: Request) -> dict[str, Any]:
-    from mltrain.deploy.store import EndpointStore
-
-    return EndpointStore(ws_of(request)).get(name_param(request))
+def _endpoint(request: Request) -> Endpoint:
+    return ws_of(request).endpoints.get(name_param(request))
 
 
 def _ask(
     request: Request,
-    rec: dict[str, Any],
+    rec: Endpoint,
     path: str,
     method: str = "GET",
     body: bytes | None = None,
@@ -142,10 +130,10 @@ def _ask(
 
     host, port = _address(request, rec)
     key = request.headers.get(KEY_HEADER)
-    if key_needed and rec["auth"] and not key:
+    if key_needed and rec.auth and not key:
         raise ApiError(
             401,
-            f"endpoint {rec['name']} needs its key for {path}",
+            f"endpoint {rec.name} needs its key for {path}",
             hint="enter a key of the endpoint (mltrain endpoints keys NAME --regenerate primary)",
         )
     headers = {"Authorization": f"Bearer {key}"} if key and key_needed else {}
@@ -157,7 +145,7 @@ def _ask(
         resp = conn.getresponse()
         data = resp.read(ANSWER_BYTES)
     except (OSError, http.client.HTTPException) as exc:
-        raise ApiError(502, f"endpoint {rec['name']} did not answer {path}: {exc}") from None
+        raise ApiError(502, f"endpoint {rec.name} did not answer {path}: {exc}") from None
     finally:
         conn.close()
     return resp.status, data
@@ -171,12 +159,10 @@ def endpoint_metrics(request: Request) -> Response:
     rec = _endpoint(request)
     status, body = _ask(request, rec, "/metrics")
     if status in (401, 403):
-        raise ApiError(
-            401, f"endpoint {rec['name']} refused the key", hint="check the key (mltrain endpoints keys NAME)"
-        )
+        raise ApiError(401, f"endpoint {rec.name} refused the key", hint="check the key (mltrain endpoints keys NAME)")
     if status != 200:
-        raise ApiError(502, f"endpoint {rec['name']} answered /metrics with HTTP {status}")
-    return json_response({"name": rec["name"], "at": time.time(), **summarize(body.decode("utf-8", "replace"))})
+        raise ApiError(502, f"endpoint {rec.name} answered /metrics with HTTP {status}")
+    return json_response({"name": rec.name, "at": time.time(), **summarize(body.decode("utf-8", "replace"))})
 
 
 async def endpoint_score(request: Request) -> Response:
@@ -209,19 +195,19 @@ def endpoint_logs(request: Request) -> Response:
     ws = ws_of(request)
     rec = _endpoint(request)
     tail = integer(request, "tail", LOG_TAIL, 1, MAX_LOG_TAIL)
-    if rec["target"] != "local":
+    if rec.target != "local":
         raise ApiError(
             409,
-            f"endpoint {rec['name']} runs on {rec['target']}: its log is kept there",
-            hint=f"mltrain endpoints logs {rec['name']}",
+            f"endpoint {rec.name} runs on {rec.target}: its log is kept there",
+            hint=f"mltrain endpoints logs {rec.name}",
         )
-    path = endpoints_root(ws) / rec["name"] / LOG_FILE
+    path = endpoints_root(ws) / rec.name / LOG_FILE
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # a link is never followed out
     except FileNotFoundError:
         return json_response({"text": "", "size": 0})
     except OSError as exc:
-        raise ApiError(409, f"cannot read the log of endpoint {rec['name']}: {exc.strerror}") from None
+        raise ApiError(409, f"cannot read the log of endpoint {rec.name}: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         size = f.seek(0, 2)
         f.seek(max(0, size - tail))

@@ -4,17 +4,16 @@ actions on aliases and archiving."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.params import ApiError, json_body, json_response, models_of, name_param, ws_of
+from mltrain.ui.params import ApiError, json_body, json_response, name_param, ws_of
+from mltrain.views.models import lineage, model_detail, model_version_json
 
 if TYPE_CHECKING:
-    from mltrain.registry.version import ModelVersion
-    from mltrain.workspace import Workspace
+    from mltrain.workspace.models import ModelVersion
 
 ALIAS = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -26,40 +25,13 @@ def _alias_param(request: Request) -> str:
     return alias
 
 
-def version_json(mv: ModelVersion) -> dict[str, Any]:
-    data = asdict(mv)
-    data.pop("id", None)
-    return data
-
-
-def _lineage(ws: Workspace, run_id: str | None) -> dict[str, Any] | None:
-    """The run a version was registered from: experiment, status, environment, snapshot, git commit."""
-    from mltrain.errors import NotFoundError
-
-    if not run_id:
-        return None
-    try:
-        run = ws.runs.get(run_id)
-    except NotFoundError:
-        return None
-    return {
-        "run": run["id"],
-        "experiment": run["experiment"],
-        "status": run["status"],
-        "environment": run["env_name"],
-        "environment_hash": run["env_hash"],
-        "snapshot": run["snapshot_id"],
-        "git_commit": run["git_commit"],
-    }
-
-
 def list_models(request: Request) -> Response:
     """The latest version of every model (archived ones too), with ``versions``: every version's
     number, aliases and whether it is archived."""
-    models = models_of(request)
+    models = ws_of(request).models
     out = []
     for latest in models.list(include_archived=True):
-        item = version_json(latest)
+        item = model_version_json(latest)
         item["versions"] = [
             {"version": v.version, "aliases": v.aliases, "archived": v.archived}
             for v in models.list(latest.name, include_archived=True)
@@ -71,7 +43,7 @@ def list_models(request: Request) -> Response:
 def _versions(request: Request, name: str) -> list[ModelVersion]:
     from mltrain.errors import NotFoundError
 
-    versions = models_of(request).list(name, include_archived=True)
+    versions = ws_of(request).models.list(name, include_archived=True)
     if not versions:
         raise NotFoundError(f"no model {name!r} in this workspace", hint="the models page lists them")
     return versions
@@ -81,25 +53,21 @@ def get_model(request: Request) -> Response:
     """Every version of a model (archived too), with aliases, tags, files and lineage to its run."""
     ws = ws_of(request)
     name = name_param(request)
-    models = models_of(request)
     out = []
     for mv in _versions(request, name):
-        item = version_json(models.get(mv.ref, include_archived=True))
-        item["lineage"] = _lineage(ws, mv.run_id)
+        item = model_version_json(ws.models.get(mv.ref, include_archived=True))
+        item["lineage"] = lineage(ws, mv.run_id)
         out.append(item)
     return json_response({"name": name, "versions": out})
 
 
 def get_version(request: Request) -> Response:
-    """One version: description, resources, files and size, aliases, tags, the latest metrics of the
-    run that made it, lineage (run, environment, ``data``: the data versions that run read), the
-    endpoints serving it and the input it takes (``input_schema``, from the first of them that can say)."""
-    from mltrain.deploy.store import EndpointStore
-    from mltrain.environments.records import list_environments
+    """One version, as ``mltrain models show --json`` gives it (:func:`mltrain.views.models.model_detail`:
+    description, resources, files and size, aliases, tags, lineage with the run's metrics and the data
+    it read, the latest metrics of that run, its environment, the endpoints serving it), and the input
+    it takes (``input_schema``, from the first endpoint serving it that can say)."""
     from mltrain.errors import NotFoundError
-    from mltrain.ui.api_data import run_data
     from mltrain.ui.api_endpoints import input_schema
-    from mltrain.workspace.run_pages import latest_scalars
 
     ws = ws_of(request)
     name = name_param(request)
@@ -109,24 +77,12 @@ def get_version(request: Request) -> Response:
         raise NotFoundError(
             f"model {name} has no version {version}", hint=f"its versions: {', '.join(map(str, sorted(numbers)))}"
         )
-    mv = models_of(request).get(f"{name}:{version}", include_archived=True)
-    item = version_json(mv)
-    item["size"] = sum(int(f["size"]) for f in mv.files)
-    item["lineage"] = lineage = _lineage(ws, mv.run_id)
-    if lineage:
-        lineage["data"] = run_data(ws, lineage["run"])["inputs"]
-    item["run_metrics"] = latest_scalars(ws.db, [lineage["run"]])[lineage["run"]] if lineage else {}
-    env_hash = mv.env_hash or (lineage or {}).get("environment_hash")
-    envs = [e for e in list_environments(ws) if env_hash and e["hash"] == env_hash]
-    item["environment"] = {k: envs[0][k] for k in ("name", "version", "builder", "hash", "python")} if envs else None
-    serving = [e for e in EndpointStore(ws).list() if e["model_name"] == name and e["model_version"] == version]
-    item["endpoints"] = [{"name": e["name"], "target": e["target"], "state": e["state"]} for e in serving]
+    item = model_detail(ws, ws.models.get(f"{name}:{version}", include_archived=True))
     item["input_schema"] = {"schema": None, "note": "no endpoint serves this version"}
-    for e in serving:
-        item["input_schema"] = input_schema(request, e)
+    for e in item["endpoints"]:
+        item["input_schema"] = input_schema(request, ws.endpoints.get(e["name"]))
         if item["input_schema"]["schema"]:
             break
-    item["versions"] = sorted(numbers)
     return json_response(item)
 
 
@@ -141,8 +97,8 @@ async def set_alias(request: Request) -> Response:
         raise ApiError(400, "'version' must be a positive integer")
     if not isinstance(alias, str) or not ALIAS.match(alias):
         raise ApiError(400, "'alias' must be letters, digits, '.', '_' or '-' (at most 128)")
-    mv = await run_in_threadpool(models_of(request).set_alias, name, version, alias)
-    return json_response(version_json(mv))
+    mv = await run_in_threadpool(ws_of(request).models.set_alias, name, version, alias)
+    return json_response(model_version_json(mv))
 
 
 async def remove_alias(request: Request) -> Response:
@@ -151,7 +107,7 @@ async def remove_alias(request: Request) -> Response:
 
     name = name_param(request)
     alias = _alias_param(request)
-    version = await run_in_threadpool(models_of(request).remove_alias, name, alias)
+    version = await run_in_threadpool(ws_of(request).models.remove_alias, name, alias)
     return json_response({"name": name, "alias": alias, "version": version})
 
 
@@ -165,5 +121,5 @@ async def archive(request: Request) -> Response:
     archived = body.get("archived", True)
     if not isinstance(archived, bool):
         raise ApiError(400, "'archived' must be true or false")
-    mv = await run_in_threadpool(models_of(request).set_archived, f"{name}:{version}", archived)
-    return json_response(version_json(mv))
+    mv = await run_in_threadpool(ws_of(request).models.set_archived, f"{name}:{version}", archived)
+    return json_response(model_version_json(mv))

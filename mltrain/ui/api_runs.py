@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mltrain.ui.arguments import arguments_of
-from mltrain.ui.params import (
-    RUN_ID,
-    ApiError,
-    flag,
-    integer,
-    json_body,
-    json_response,
-    models_of,
-    number,
-    run_of,
-    text,
-    ws_of,
-)
-
-if TYPE_CHECKING:
-    from mltrain.workspace import Workspace
+from mltrain.ui.params import RUN_ID, ApiError, flag, integer, json_body, json_response, number, run_of, text, ws_of
+from mltrain.views.runs import arguments_of
 
 PAGE_LIMIT = 500
 LOG_CHUNK = 256 * 1024
@@ -32,12 +17,6 @@ MAX_SERIES_POINTS = 2_000_000
 POINTS = 4000  # points of one series answered by default: about a chart's width in pixels, times 4
 MAX_POINTS = 20_000
 MAX_KEY_CHARS = 4096  # a metric name in the URL (as long as the URL may be)
-TABLE_ROWS = 500
-HIDDEN = ("driver_start", "child_start")
-
-
-def public(run: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in run.items() if k not in HIDDEN}
 
 
 # -- the runs list ----------------------------------------------------------------------------------
@@ -145,91 +124,13 @@ def columns(request: Request) -> Response:
 
 
 # -- one run -----------------------------------------------------------------------------------------
-def _tables(ws: Workspace, run_id: str, keys: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lists and tables the run logged (bounded to TABLE_ROWS rows each)."""
-    out: dict[str, Any] = {}
-    for k in keys:
-        if k["kind"] not in ("list", "row", "table") or k["key"] in out:
-            continue
-        records = ws.metrics.history(run_id, k["key"])
-        if k["kind"] == "row":
-            table: dict[str, list[Any]] = {}
-            for rec in records[:TABLE_ROWS]:
-                if isinstance(rec["value"], dict):
-                    for col, v in rec["value"].items():
-                        table.setdefault(col, []).append(v)
-            out[k["key"]] = {"kind": "row", "columns": table}
-        elif records:
-            value = records[-1]["value"]
-            if isinstance(value, dict):
-                out[k["key"]] = {
-                    "kind": "table",
-                    "columns": {c: list(v)[:TABLE_ROWS] if isinstance(v, list) else [v] for c, v in value.items()},
-                }
-            else:
-                out[k["key"]] = {
-                    "kind": "list",
-                    "values": list(value)[:TABLE_ROWS] if isinstance(value, list) else [value],
-                }
-    return out
-
-
-def _snapshot(ws: Workspace, snapshot_id: str | None) -> dict[str, Any] | None:
-    from mltrain.errors import MltrainError
-
-    if not snapshot_id:
-        return None
-    try:
-        snap = ws.snapshots.get(snapshot_id)
-    except MltrainError as exc:
-        return {"id": snapshot_id, "error": str(exc)}
-    files = [{"path": f.path, "size": f.size} for f in snap.files[:200]]
-    return {
-        "id": snap.id,
-        "source_dir": snap.source_dir,
-        "file_count": len(snap.files),
-        "total_bytes": snap.total_bytes,
-        "files": files,
-    }
-
-
 def get_run(request: Request) -> Response:
-    """One run: record, arguments, status history, tags, metric keys and latest values, logged tables,
-    artifacts, registered models, snapshot, and the data it read and wrote (``inputs``, ``outputs``)."""
-    from mltrain.ui.api_data import run_data
-    from mltrain.workspace.runs import TERMINAL
+    """One run, as ``mltrain runs show --json`` gives it (:func:`mltrain.views.runs.run_detail`): record
+    (flat, and nested as ``run``), arguments, status history, tags, metrics, logged tables, artifacts,
+    registered models, snapshot, sweep children, and the data it read and wrote (``inputs``, ``outputs``)."""
+    from mltrain.views.runs import run_detail
 
-    ws = ws_of(request)
-    run = run_of(request)
-    run_id = run["id"]
-    keys = ws.metrics.keys(run_id)
-    children = ws.runs.list(parent_run_id=run_id, limit=1)
-    return json_response(
-        {
-            "run": public(run),
-            "args": arguments_of(run),
-            "terminal": run["status"] in TERMINAL,
-            "history": ws.runs.history(run_id),
-            "tags": ws.runs.tags(run_id),
-            "metric_keys": [{k: v for k, v in key.items() if k != "latest"} for key in keys],
-            "scalars": {k["key"]: k["latest"] for k in keys if k["kind"] == "scalar"},
-            "tables": _tables(ws, run_id, keys),
-            "artifacts": ws.runs.artifacts(run_id),
-            "models": [
-                {
-                    "name": m.name,
-                    "version": m.version,
-                    "format": m.format,
-                    "framework": m.framework,
-                    "framework_version": m.framework_version,
-                }
-                for m in models_of(request).by_run(run_id)
-            ],
-            "snapshot": _snapshot(ws, run["snapshot_id"]),
-            "has_children": bool(children),
-            **run_data(ws, run_id),
-        }
-    )
+    return json_response(run_detail(ws_of(request), run_of(request).id))
 
 
 def series(request: Request) -> Response:
@@ -243,13 +144,13 @@ def series(request: Request) -> Response:
     after = integer(request, "after", 0, 0, 2**62)
     if key is None:
         if after:
-            return json_response(ws.metrics.numeric_series(run["id"], after, MAX_SERIES_POINTS))
+            return json_response(ws.metrics.numeric_series(run.id, after, MAX_SERIES_POINTS))
         fields = tuple((text(request, "fields") or "step,ts,value").split(","))
         if not fields or not set(fields) <= {"step", "ts", "value"} or len(set(fields)) != len(fields):
             raise ApiError(400, f"'fields' must name some of step, ts, value, got {','.join(fields)[:60]!r}")
-        return json_response(ws.metrics.all_series(run["id"], MAX_SERIES_POINTS, fields))
+        return json_response(ws.metrics.all_series(run.id, MAX_SERIES_POINTS, fields))
     points = integer(request, "points", POINTS, 4, MAX_POINTS)
-    return json_response({"key": key, **ws.metrics.downsampled(run["id"], key, points, after_id=after)})
+    return json_response({"key": key, **ws.metrics.downsampled(run.id, key, points, after_id=after)})
 
 
 def log(request: Request) -> Response:
@@ -276,8 +177,8 @@ async def cancel(request: Request) -> Response:
 
     await json_body(request)
     run = await run_in_threadpool(run_of, request)
-    if run["status"] in TERMINAL:
-        raise ApiError(409, f"run {run['id']} already ended: {run['status']}")
+    if run.status in TERMINAL:
+        raise ApiError(409, f"run {run.id} already ended: {run.status}")
     # its driver acts on the flag; a run whose driver is gone is stopped through its compute target
-    rec = await run_in_threadpool(cancel_run, ws_of(request), run["id"], 0.0)
-    return json_response({"id": rec["id"], "status": rec["status"], "cancel_requested": bool(rec["cancel_requested"])})
+    rec = await run_in_threadpool(cancel_run, ws_of(request), run.id, 0.0)
+    return json_response({"id": rec.id, "status": rec.status, "cancel_requested": bool(rec.cancel_requested)})

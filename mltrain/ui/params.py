@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 if TYPE_CHECKING:
-    from mltrain.registry.store import ModelRegistry
     from mltrain.workspace import Workspace
+    from mltrain.workspace.runs import RunInfo
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")  # a model or endpoint name
@@ -122,14 +122,6 @@ def ws_of(request: Request) -> Workspace:
     return request.app.state.ws  # type: ignore[no-any-return]
 
 
-def models_of(request: Request) -> ModelRegistry:
-    """The model registry of the dashboard's workspace."""
-    from mltrain.registry.store import ModelRegistry
-
-    ws = ws_of(request)
-    return ModelRegistry(ws.db, ws.blobs)
-
-
 def name_param(request: Request) -> str:
     """The model or endpoint name of the path; 400 unless it is a valid name."""
     name = str(request.path_params["name"])
@@ -138,7 +130,7 @@ def name_param(request: Request) -> str:
     return name
 
 
-def run_of(request: Request) -> dict[str, Any]:
+def run_of(request: Request) -> RunInfo:
     """The run named by the path (full id or unique prefix); 400 for a malformed id, 404 if none."""
     run_id = request.path_params["run_id"]
     if not RUN_ID.match(run_id):

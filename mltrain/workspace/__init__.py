@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from mltrain.workspace.blobs import BlobStore
     from mltrain.workspace.data import DataAssetStore
     from mltrain.workspace.db import Database
+    from mltrain.workspace.endpoints import EndpointStore
+    from mltrain.workspace.environments import EnvironmentStore
     from mltrain.workspace.metrics import MetricStore
+    from mltrain.workspace.models import ModelStore
     from mltrain.workspace.runs import RunStore
     from mltrain.workspace.snapshots import SnapshotStore
 
@@ -80,7 +83,9 @@ def exists(settings: WorkspaceSettings) -> bool:
 
 
 class Workspace:
-    """Entry point to everything recorded: runs, metrics, snapshots, blobs, models, data assets."""
+    """Entry point to everything recorded: runs, metrics, snapshots, blobs, models, endpoints,
+    environments, data assets. Each store owns its tables and returns frozen records; nothing else
+    reads or writes the tables."""
 
     def __init__(self, settings: WorkspaceSettings, create: bool = True) -> None:
         from mltrain.workspace.blobs import BlobStore
@@ -134,3 +139,21 @@ class Workspace:
         from mltrain.workspace.data import DataAssetStore
 
         return DataAssetStore(self.db)
+
+    @cached_property
+    def models(self) -> ModelStore:
+        from mltrain.workspace.models import ModelStore
+
+        return ModelStore(self.db)
+
+    @cached_property
+    def endpoints(self) -> EndpointStore:
+        from mltrain.workspace.endpoints import EndpointStore
+
+        return EndpointStore(self.db)
+
+    @cached_property
+    def environments(self) -> EnvironmentStore:
+        from mltrain.workspace.environments import EnvironmentStore
+
+        return EnvironmentStore(self.db)

@@ -87,19 +87,6 @@ class DataLink:
     created_at: float
 
 
-def link_json(link: DataLink) -> dict[str, Any]:
-    """A run's input or output as the commands and the dashboard show it: its key in the job, the data
-    version (name and number; None for a plain URI or path), URI, digest and mode."""
-    return {
-        "key": link.name,
-        "name": link.data_name,
-        "version": link.data_version,
-        "uri": link.uri,
-        "digest": link.digest,
-        "mode": link.mode,
-    }
-
-
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     """sha256 over the manifest sorted by path: the same files give the same digest wherever they live."""
     rows = sorted([e.relpath, e.size, e.identity] for e in entries)
@@ -345,11 +332,6 @@ class DataAssetStore:
             )  # fmt: skip
             for r in rows
         ]
-
-    def run_data(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
-        """``{"inputs": [...], "outputs": [...]}`` of run ``run_id`` (each as :func:`link_json`)."""
-        links = self.links(run_id=run_id)
-        return {f"{d}s": [link_json(x) for x in links if x.direction == d] for d in DIRECTIONS}
 
     def workspace_blobs(self) -> set[str]:
         """sha256 of every file stored in the workspace's own blob store (for ``workspace check``)."""

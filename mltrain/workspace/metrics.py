@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -17,8 +18,43 @@ from sqlalchemy.exc import OperationalError
 
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, bulk_insert
+from mltrain.workspace.records import Record
 
 METRIC_KINDS = ("scalar", "list", "row", "table", "image")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue(Record):
+    """One logged record of a metric: its key, kind (scalar, list, row, table, image), value, step
+    (None when logged without one) and time."""
+
+    key: str
+    kind: str
+    value: Any
+    step: int | None
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStats(Record):
+    """A scalar series of a run: how many values, the last, and the lowest and highest number (None
+    for a series of strings)."""
+
+    key: str
+    count: int
+    last: Any
+    min: float | None
+    max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricKey(Record):
+    """A metric key of a run: its latest record's kind and value, and whether that is a number (chartable)."""
+
+    key: str
+    kind: str
+    numeric: bool
+    latest: Any
 
 
 COLUMNS = ("run_id", "key", "kind", "value", "data", "step", "ts")
@@ -96,8 +132,9 @@ def to_row(run_id: str, rec: dict[str, Any]) -> tuple[Any, ...]:
     return (run_id, str(rec.get("k", "")), kind, None, json.dumps(value), rec.get("s"), float(rec.get("t", 0.0)))
 
 
-def _value(row: dict[str, Any]) -> Any:
-    return row["value"] if row["data"] is None else json.loads(row["data"])
+def _value(value: Any, data: str | None) -> Any:
+    """A stored metric's value: the number, else its JSON decoded."""
+    return value if data is None else json.loads(data)
 
 
 def _columns(rows: list[tuple[Any, ...]], names: tuple[str, ...], skip: int = 0) -> dict[str, list[Any]]:
@@ -154,7 +191,7 @@ class MetricStore:
             bulk_insert(conn, t.metrics, COLUMNS, rows)
         return len(rows)
 
-    def history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
+    def history(self, run_id: str, key: str | None = None) -> list[MetricValue]:
         """Every record of a run (optionally of one key), in logging order."""
         q = select(
             t.metrics.c.key, t.metrics.c.kind, t.metrics.c.value, t.metrics.c.data, t.metrics.c.step, t.metrics.c.ts
@@ -162,10 +199,8 @@ class MetricStore:
         if key is not None:
             q = q.where(t.metrics.c.key == key)
         with self.db.read() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(q.order_by(t.metrics.c.id))]
-        return [
-            {"key": r["key"], "kind": r["kind"], "value": _value(r), "step": r["step"], "ts": r["ts"]} for r in rows
-        ]
+            rows = conn.execute(q.order_by(t.metrics.c.id)).all()
+        return [MetricValue(key, kind, _value(value, data), step, ts) for key, kind, value, data, step, ts in rows]
 
     def count(self, run_id: str) -> int:
         from sqlalchemy import func
@@ -185,7 +220,7 @@ class MetricStore:
                 last = conn.execute(_LAST, params).one()
                 first = conn.execute(_FIRST, params).scalar_one()
                 if last.kind != "row":
-                    entries.append((first, key, _value({"value": last.value, "data": last.data})))
+                    entries.append((first, key, _value(last.value, last.data)))
                     continue
                 table: dict[str, list[Any]] = {}
                 for (data,) in conn.execute(_ROWS, params):
@@ -194,7 +229,7 @@ class MetricStore:
                 entries.append((first, key, table))
         return {key: value for _, key, value in sorted(entries, key=lambda e: e[0])}
 
-    def series_stats(self, run_id: str) -> list[dict[str, Any]]:
+    def series_stats(self, run_id: str) -> list[SeriesStats]:
         """Every scalar series of a run, in the order first logged: key, count, last, min, max
         (min/max over its numbers; None for a series of strings)."""
         m = t.metrics.c
@@ -213,16 +248,7 @@ class MetricStore:
         )
         q = select(agg, m.value, m.data).join(t.metrics, m.id == agg.c.last_id).order_by(agg.c.first_id)
         with self.db.read() as conn:
-            return [
-                {
-                    "key": r.key,
-                    "count": int(r.count),
-                    "last": _value({"value": r.value, "data": r.data}),
-                    "min": r.min,
-                    "max": r.max,
-                }
-                for r in conn.execute(q)
-            ]
+            return [SeriesStats(r.key, int(r.count), _value(r.value, r.data), r.min, r.max) for r in conn.execute(q)]
 
     def sampled(self, run_id: str, key: str, points: int = 24) -> list[float]:
         """A numeric series cut into ``points`` buckets in logging order, the mean of each (for a
@@ -237,7 +263,7 @@ class MetricStore:
         with self.db.read() as conn:
             return [float(v) for (v,) in conn.execute(q)]
 
-    def keys(self, run_id: str) -> list[dict[str, Any]]:
+    def keys(self, run_id: str) -> list[MetricKey]:
         """Per key of a run, sorted: its latest record's ``kind``, ``latest`` value and whether that is
         ``numeric`` (chartable). Index seeks per key, whatever the number of points."""
         from mltrain.workspace.run_pages import run_keys_cte
@@ -254,8 +280,7 @@ class MetricStore:
                     .order_by(m.c.id.desc())
                     .limit(1)
                 ).one()
-                latest = last.value if last.data is None else json.loads(last.data)
-                out.append({"key": key, "kind": last.kind, "numeric": last.value is not None, "latest": latest})
+                out.append(MetricKey(key, last.kind, last.value is not None, _value(last.value, last.data)))
         return out
 
     def series(self, run_id: str, key: str, after_id: int = 0, limit: int | None = None) -> dict[str, Any]:

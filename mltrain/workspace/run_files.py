@@ -4,26 +4,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
+    from mltrain.workspace.runs import RunInfo
 
 
-def read_run_file(ws: Workspace, run: dict[str, Any], rel: str, offset: int = 0, limit: int | None = None) -> bytes:
+def read_run_file(ws: Workspace, run: RunInfo, rel: str, offset: int = 0, limit: int | None = None) -> bytes:
     """Bytes ``offset`` .. ``offset + limit`` of the run's file ``rel`` (e.g. ``logs/std_log.txt``);
     empty when the run has no such file. ``rel`` must be a path the run records, never user input
     joined blindly: it is looked up in the run folder only when it stays inside it."""
-    run_dir = Path(run["run_dir"]) if run.get("run_dir") else None
+    run_dir = Path(run.run_dir) if run.run_dir else None
     if run_dir is not None:
         path = run_dir / rel
         if path.resolve().is_relative_to(run_dir.resolve()) and path.is_file():
             with open(path, "rb") as f:
                 f.seek(offset)
                 return f.read() if limit is None else f.read(limit)
-    for art in ws.runs.artifacts(run["id"]):
-        if art["path"] == rel:
-            with ws.blobs.open(art["sha256"]) as f:  # checked against its hash (WorkspaceError when not)
+    for art in ws.runs.artifacts(run.id):
+        if art.path == rel:
+            with ws.blobs.open(art.sha256) as f:  # checked against its hash (WorkspaceError when not)
                 f.seek(offset)
                 return f.read() if limit is None else f.read(limit)
     return b""
@@ -36,12 +37,12 @@ def download_artifacts(ws: Workspace, run_id: str, dest: str | Path, only: list[
     from mltrain.errors import WorkspaceError
     from mltrain.workspace.paths import safe_join
 
-    arts = [a for a in ws.runs.artifacts(run_id) if only is None or a["path"] in only]
-    targets = [safe_join(Path(dest), art["path"]) for art in arts]  # any unsafe stored path: refused first
+    arts = [a for a in ws.runs.artifacts(run_id) if only is None or a.path in only]
+    targets = [safe_join(Path(dest), art.path) for art in arts]  # any unsafe stored path: refused first
     bad: list[str] = []
     for art, target in zip(arts, targets, strict=True):
         try:
-            ws.blobs.copy_to(art["sha256"], target)
+            ws.blobs.copy_to(art.sha256, target)
         except WorkspaceError as exc:
-            bad.append(f"{art['path']}: {exc.message}")
+            bad.append(f"{art.path}: {exc.message}")
     return bad

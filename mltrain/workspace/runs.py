@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
@@ -19,6 +20,7 @@ from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, has_prefix, now, upsert
 from mltrain.workspace.names import check_name
+from mltrain.workspace.records import Record
 
 if TYPE_CHECKING:
     from mltrain.workspace.run_pages import RunQuery
@@ -49,12 +51,75 @@ def _compare(expr: Any, op: str, value: Any) -> Any:
     return {">": expr > value, ">=": expr >= value, "<": expr < value, "<=": expr <= value}[op]
 
 
-def _row(row: Any) -> dict[str, Any]:
-    rec = dict(row._mapping)
-    for key in JSON_FIELDS:
-        if rec.get(key) is not None:
-            rec[key] = json.loads(rec[key])
-    return rec
+@dataclass(frozen=True, slots=True)
+class RunInfo(Record):
+    """A run as recorded: what ran where (script, arguments, config, compute, environment, snapshot),
+    its status and times, its driver and job (for cancel and recovery), how it ended."""
+
+    JSON_COLUMNS = dict.fromkeys(JSON_FIELDS)
+    BOOL_COLUMNS = ("git_dirty", "cancel_requested")
+
+    id: str
+    experiment_id: int
+    experiment: str
+    status: str
+    created_at: float
+    parent_run_id: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    config: dict[str, Any] | None = None  # the resolved config
+    overrides: list[str] | None = None  # the command line's
+    script: str | None = None
+    arguments: list[str] | None = None  # argv after the script
+    compute: str | None = None
+    env_name: str | None = None
+    env_hash: str | None = None
+    snapshot_id: str | None = None
+    source_dir: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    run_dir: str | None = None
+    driver_host: str | None = None
+    driver_pid: int | None = None
+    driver_start: str | None = None  # process start token, guards against PID reuse
+    child_pid: int | None = None
+    child_start: str | None = None
+    heartbeat_at: float | None = None
+    cancel_requested: bool = False
+    job_ref: dict[str, Any] | None = None  # the started job's reference (mltrain.compute.base.JobRef)
+    problems: list[str] | None = None  # what went wrong after the run ended
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment(Record):
+    name: str
+    created_at: float
+    runs: int  # how many runs it holds
+    last_run_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange(Record):
+    """One step of a run's status timeline."""
+
+    status: str
+    ts: float
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact(Record):
+    """A file of a run stored in the workspace (a blob by sha256)."""
+
+    path: str
+    sha256: str
+    size: int
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +138,7 @@ class RunStore:
         upsert(conn, t.experiments, {"name": name}, {"created_at": now()})
         return int(conn.execute(select(t.experiments.c.id).where(t.experiments.c.name == name)).scalar_one())
 
-    def experiments(self) -> list[dict[str, Any]]:
+    def experiments(self) -> list[Experiment]:
         """Every experiment with its run count and latest run time."""
         q = (
             select(
@@ -87,10 +152,10 @@ class RunStore:
             .order_by(t.experiments.c.name)
         )
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [Experiment.from_row(r) for r in conn.execute(q)]
 
     # -- runs ----------------------------------------------------------------------------------
-    def create(self, run_id: str, experiment: str, **fields: Any) -> dict[str, Any]:
+    def create(self, run_id: str, experiment: str, **fields: Any) -> RunInfo:
         """Record a new run in status Queued (the experiment name is checked first)."""
         check_name(experiment, "experiment")
         values = _encode(fields)
@@ -166,7 +231,7 @@ class RunStore:
             raise NotFoundError(f"no run {run_id!r} in this workspace", hint="list runs with `mltrain runs list`")
         raise NotFoundError(f"{run_id!r} matches several runs ({', '.join(matches)}, ...)", hint="give more of the id")
 
-    def get(self, run_id: str) -> dict[str, Any]:
+    def get(self, run_id: str) -> RunInfo:
         """The run record (full id or unique prefix), with its experiment name."""
         run_id = self.resolve_id(run_id)
         q = (
@@ -175,7 +240,7 @@ class RunStore:
             .where(t.runs.c.id == run_id)
         )
         with self.db.read() as conn:
-            return _row(conn.execute(q).one())
+            return RunInfo.from_row(conn.execute(q).one())
 
     def list(
         self,
@@ -187,7 +252,7 @@ class RunStore:
         tags: dict[str, str] | None = None,
         sort: str | None = None,
         ascending: bool = False,
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunInfo]:
         """Runs, newest first; ``where`` keeps runs whose last value of a metric compares as given
         (``("accuracy", ">", 0.9)``; a string compares with ``=``/``!=`` only), ``tags`` runs with
         all those tags, ``sort`` orders by the last value of a metric (highest first unless
@@ -224,7 +289,7 @@ class RunStore:
         if limit:
             q = q.limit(limit)
         with self.db.read() as conn:
-            return [_row(r) for r in conn.execute(q)]
+            return [RunInfo.from_row(r) for r in conn.execute(q)]
 
     def statuses(self, run_ids: Iterable[str]) -> dict[str, str]:
         """The status of each of ``run_ids`` (full ids) that exists."""
@@ -248,13 +313,13 @@ class RunStore:
 
         return page_runs(self.db, query)
 
-    def history(self, run_id: str) -> list[dict[str, Any]]:
+    def history(self, run_id: str) -> list[StatusChange]:
         """The status timeline of a run, oldest first."""
         q = select(t.run_status.c.status, t.run_status.c.ts, t.run_status.c.detail).where(
             t.run_status.c.run_id == run_id
         )
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q.order_by(t.run_status.c.id))]
+            return [StatusChange.from_row(r) for r in conn.execute(q.order_by(t.run_status.c.id))]
 
     # -- tags and artifacts --------------------------------------------------------------------
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
@@ -284,10 +349,10 @@ class RunStore:
             )
             conn.execute(insert(t.artifacts), rows)
 
-    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+    def artifacts(self, run_id: str) -> list[Artifact]:
         q = select(t.artifacts.c.path, t.artifacts.c.sha256, t.artifacts.c.size).where(t.artifacts.c.run_id == run_id)
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q.order_by(t.artifacts.c.path))]
+            return [Artifact.from_row(r) for r in conn.execute(q.order_by(t.artifacts.c.path))]
 
     # -- liveness and cancel -------------------------------------------------------------------
     def heartbeat(self, run_id: str) -> bool:
@@ -301,7 +366,7 @@ class RunStore:
         with self.db.write() as conn:
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(**_encode({"job_ref": ref})))
 
-    def request_cancel(self, run_id: str) -> dict[str, Any]:
+    def request_cancel(self, run_id: str) -> RunInfo:
         """Flag a run (and its active children) for cancellation; return the run record."""
         run_id = self.resolve_id(run_id)
         with self.db.write() as conn:
@@ -312,17 +377,21 @@ class RunStore:
             )
         return self.get(run_id)
 
-    def orphans(self, host: str, is_alive: Any) -> list[dict[str, Any]]:
+    def orphans(self, host: str, is_alive: Any) -> list[RunInfo]:
         """Active runs whose driver is gone: dead on this host, or silent too long elsewhere."""
-        q = select(t.runs).where(t.runs.c.status.in_(ACTIVE))
+        q = (
+            select(t.runs, t.experiments.c.name.label("experiment"))
+            .join(t.experiments, t.experiments.c.id == t.runs.c.experiment_id)
+            .where(t.runs.c.status.in_(ACTIVE))
+        )
         stale = now() - HEARTBEAT_TIMEOUT_S
         lost = []
         with self.db.read() as conn:
             for row in conn.execute(q):
-                rec = _row(row)
-                if rec["driver_host"] == host:
-                    if not is_alive(rec["driver_pid"], rec["driver_start"]):
+                rec = RunInfo.from_row(row)
+                if rec.driver_host == host:
+                    if not is_alive(rec.driver_pid, rec.driver_start):
                         lost.append(rec)
-                elif (rec["heartbeat_at"] or 0) < stale:
+                elif (rec.heartbeat_at or 0) < stale:
                     lost.append(rec)
         return lost

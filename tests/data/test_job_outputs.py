@@ -71,7 +71,7 @@ def test_an_output_becomes_a_version_that_feeds_the_next_job(mltrain, cli, cli_j
     consumer = run_id_of(train)
     model = cli_json("models", "show", "m:1")
     assert model["lineage"]["run"] == consumer
-    assert [(i["key"], i["name"], i["version"], i["mode"]) for i in model["lineage"]["inputs"]] == [
+    assert [(i["key"], i["name"], i["version"], i["mode"]) for i in model["lineage"]["data"]] == [
         ("rows", "clean", 1, "mount")
     ]
     assert [r["run"] for r in cli_json("data", "show", "clean:1")["lineage"]["read_by"]] == [consumer]

@@ -14,13 +14,13 @@ from mltrain.deploy.base import KEYS_FILE
 from mltrain.deploy.keys import digest
 from mltrain.deploy.local import LocalTarget
 from mltrain.deploy.steps import Request, lay_out_folder, replace_old_server, resources, server_plan, validate
-from mltrain.deploy.store import EndpointStore
 from mltrain.errors import ConfigError, DeployError, WorkspaceError
 from mltrain.registry.from_file import register_file
 from mltrain.registry.store import ModelRegistry
-from mltrain.registry.version import ModelVersion
 from mltrain.remote.procs import hostname
 from mltrain.workspace import Workspace, WorkspaceSettings
+from mltrain.workspace.endpoints import EndpointStore
+from mltrain.workspace.models import ModelVersion
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """A real two-node Ray cluster (head 127.0.0.2, worker 127.0.0.3, token authentication on) for the
-whole test session, started once and stopped by SIGTERM to its ``ray start --block`` PIDs.
+test session, started by the first test that needs it and stopped, by SIGTERM to its ``ray start
+--block`` PIDs, after the last one (the tests that need it run one after another: on one xdist worker,
+tests/conftest.py), so an idle cluster does not slow the rest of the session.
 
 Ray's ports are fixed (tests/ray/raycluster.py): one test session at a time may run these tests.
 Every process of the session gets the cluster's environment (token file, no usage stats, TMPDIR).
@@ -47,6 +49,26 @@ def ray_cluster() -> Iterator[RayCluster]:
                 os.environ[k] = v
         if not running:
             cluster.stop()
+
+
+LAST_USER = pytest.StashKey[str]()  # the node id of the last test, in run order, that uses ray_cluster
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    users = [item.nodeid for item in session.items if "ray_cluster" in getattr(item, "fixturenames", ())]
+    if users:
+        session.config.stash[LAST_USER] = users[-1]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test that uses ``ray_cluster`` (xdist runs them in this order, on one worker), stop
+    the cluster: its fixture is finished (a test that needed it later would start it again)."""
+    result = yield
+    if item.nodeid == item.config.stash.get(LAST_USER, None):
+        fixturedef = item._fixtureinfo.name2fixturedefs["ray_cluster"][-1]  # type: ignore[attr-defined]
+        fixturedef.finish(item._request)  # type: ignore[attr-defined]
+    return result
 
 
 @pytest.fixture

@@ -139,7 +139,7 @@ class RayCluster:
             "head.log",
         )
         try:
-            self._wait_for(self.head, "head.log", "Ray runtime started")
+            self._wait_for(self.head, "head.log", "Ray runtime started", timeout=300)  # a loaded machine: slow
             self.start_worker()
         except BaseException:
             self.stop(keep=True)

@@ -303,7 +303,7 @@ def test_trials_from_threads_spread_over_hosts_by_free_slots(tmp_path, ssh_pool)
     for label, _, out in results:
         assert 1 <= int(out.split("CONCURRENT")[1].split()[0]) <= slots[label], (label, out)
     assert target.free_slots() == slots  # every slot was given back
-    from mltrain.environments.records import list_environments
+    from mltrain.views.environments import list_environments
 
     recorded = {rec["builder"] for rec in list_environments(ws)}
     assert {f"venv@ssh:{label}" for label in slots} <= recorded  # built on each host, recorded as living there

@@ -267,8 +267,8 @@ def seed_pages(root: Path) -> dict[str, Any]:
     nothing listens; the data assets of ``seed_data``."""
     from sqlalchemy import insert
 
-    from mltrain.deploy.store import EndpointStore
     from mltrain.workspace import tables as t
+    from mltrain.workspace.endpoints import EndpointStore
 
     ids = seed(root)
     ws = open_ws(root)

@@ -357,7 +357,7 @@ class MetricsListener:
 
 
 def test_the_endpoint_key_goes_only_to_loopback_or_configured_hosts(tmp_path):
-    from mltrain.deploy.store import EndpointStore
+    from mltrain.workspace.endpoints import EndpointStore
 
     name = _loopback_alias()
     listener = MetricsListener()

@@ -40,8 +40,8 @@ def _endpoint(root, scoring):
     """A workspace at ``root`` with endpoint iris-ep recorded as this process serving ``scoring``, and
     its server log in the endpoint's folder."""
     from mltrain.deploy.steps import endpoints_root
-    from mltrain.deploy.store import EndpointStore
     from mltrain.remote.procs import hostname, start_token
+    from mltrain.workspace.endpoints import EndpointStore
 
     ws = open_ws(root)
     EndpointStore(ws).save("iris-ep", model_name="iris", model_version=1, target="local", state="Running",
@@ -54,7 +54,7 @@ def _endpoint(root, scoring):
 
 
 def test_endpoint_state_uri_and_request_figures_from_its_metrics(tmp_path, scoring):
-    from mltrain.deploy.store import EndpointStore
+    from mltrain.workspace.endpoints import EndpointStore
 
     root = tmp_path / "ws"
     ws = _endpoint(root, scoring)
@@ -111,7 +111,7 @@ def test_endpoint_detail_test_request_input_schema_and_log(tmp_path, scoring):
 
 
 def test_endpoint_page_tests_consumes_monitors_and_never_stores_the_key(tmp_path, scoring, page, console_errors):
-    from mltrain.deploy.store import EndpointStore
+    from mltrain.workspace.endpoints import EndpointStore
 
     root = tmp_path / "ws"
     ws = _endpoint(root, scoring)
