@@ -5,7 +5,9 @@ the SSH round trips (commands) and the bytes uploaded with a cold and with a war
 
     python bench/ssh_bench.py [--repeats 10]
 
-Reported as the ratio mltrain-over-SSH / bare ssh, and the overhead in seconds.
+Reported as the ratio mltrain-over-SSH / bare ssh, and the overhead in seconds; and one run through SSH
+compute in a process that already imported mltrain (a fresh target: connect, probe, run folder, start,
+follow, collect, clean up) against the bare ssh command, which is what going to a host costs.
 
 ``--sweep``: instead, a sweep of ``--trials`` (16) iris SVC trials (`python -m mltrain -m`) over two
 SSH hosts (sshd on 127.0.0.2 and 127.0.0.3, one slot each, so two children at a time) vs the same sweep
@@ -30,6 +32,50 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
 from common import interleaved, job_overrides, median, save  # noqa: E402
 from loopback_sshd import keygen, start_sshd, stop_host  # noqa: E402
+
+
+def in_process_run_s(work: Path, host_entry: dict, known: Path, repeats: int) -> list[float]:
+    """Seconds of one run through SSH compute in a process that already imported mltrain (what a
+    ``mltrain.submit`` or a sweep's trial pays): a new target connects to the host, probes it, makes
+    the run folder, starts the no-op job, follows it to its end, collects and cleans up."""
+    import time as _time
+    from dataclasses import asdict
+
+    from conformance import RecordingSink
+
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ssh import SSHCompute
+    from mltrain.config.schema import EnvironmentConfig
+    from mltrain.environments.resolve import resolve
+    from mltrain.environments.shim import ensure_shim
+    from mltrain.environments.spec import EnvSpec
+    from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace.runs import new_run_id
+
+    ws = Workspace(WorkspaceSettings.resolve(str(work / "ws-timed")))
+    snap = ws.snapshots.take(work / "src")
+    env = resolve(EnvSpec.from_config({**asdict(EnvironmentConfig()), "name": "system", "build": "system"}), ws)
+    SSHCompute(hosts=[host_entry], known_hosts=str(known)).close()  # imports (paramiko) not timed
+    times = []
+    for _ in range(repeats + 1):
+        run_id = new_run_id()
+        run_dir = ws.run_dir(run_id)
+        run_dir.mkdir(parents=True)
+        spec = RunSpec(run_id, "bench", run_dir, snap.id, "noop.py", [], {}, ensure_shim())
+        start = _time.perf_counter()
+        target = SSHCompute(hosts=[host_entry], known_hosts=str(known))
+        try:
+            target.check()
+            built = target.prepare(ws, env, lambda line: None)
+            target.upload(ws, spec)
+            handle = target.start(spec, built, RecordingSink())
+            assert handle.wait(120) == 0
+            target.collect(spec, handle)
+            target.cleanup(spec, handle)
+        finally:
+            target.close()
+        times.append(_time.perf_counter() - start)
+    return times[1:]  # the first warms the host's blob cache
 
 
 def in_process_costs(work: Path, host_entry: dict, known: Path) -> dict[str, dict[str, int]]:
@@ -183,6 +229,7 @@ def main() -> None:
         interleaved(cases, 1, work, env)  # warm-up: helper on the host, caches hot
         times = interleaved(cases, args.repeats, work, env)
         costs = in_process_costs(work, {**entry, "workdir": str(work / "cold-workdir")}, known)
+        timed = in_process_run_s(work, entry, known, args.repeats)
     finally:
         stop_host(host)
     med = {name: median(v) for name, v in times.items()}
@@ -193,6 +240,8 @@ def main() -> None:
         print(f"{name:<28} {med[name]:>9.3f} {min(values):>7.3f}")
     print(f"\nratio mltrain over SSH / bare ssh: {ours / bare:.2f}; overhead {ours - bare:.3f} s per run")
     print(f"mltrain over SSH minus mltrain local: {ours - med['mltrain (local)']:.3f} s")
+    one = median(timed)
+    print(f"one run through SSH compute in process (connect to cleanup): {one:.3f} s, {one / bare:.2f}x bare ssh")
     for label, c in costs.items():
         print(f"one run, {label}: {c['round_trips']} SSH commands, {c['bytes_uploaded']} bytes uploaded")
     path = save(
@@ -203,6 +252,8 @@ def main() -> None:
             "ratio_to_bare_ssh": ours / bare,
             "overhead_s": ours - bare,
             "per_run": costs,
+            "in_process_run_s": timed,
+            "in_process_over_bare_ssh": one / bare,
             "cpus": os.cpu_count(),
         },
     )

@@ -66,12 +66,17 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     else:
         table = []
         for r in rows:
+            key = {"trusted": "trusted", "unknown": "UNKNOWN", "changed": "CHANGED"}.get(r.get("host_key", ""), "")
+            if r.get("host_key") in ("unknown", "changed"):
+                table.append((r["host"], key, "", "", "", "", ""))
+                continue
             if not r["ok"]:
-                table.append((r["host"], "UNREACHABLE", r.get("error", "").splitlines()[0], "", "", ""))
+                table.append((r["host"], key, "UNREACHABLE", r.get("error", "").splitlines()[0], "", "", ""))
                 continue
             table.append(
                 (
                     r["host"],
+                    key,
                     f"python {r['python']}" if r.get("python") else "ok",
                     f"uv {r['uv']}" if r.get("uv") else ("uv: will be installed with pip" if r.get("pip") else "no uv"),
                     f"docker {r['docker']}" if r.get("docker") else "no docker",
@@ -79,8 +84,10 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                     f"slots {r['slots']}" if "slots" in r else "",
                 )
             )
-        print_table(table, ["HOST", "PYTHON", "UV", "DOCKER", "DISK", "SLOTS"])
+        print_table(table, ["HOST", "HOST KEY", "PYTHON", "UV", "DOCKER", "DISK", "SLOTS"])
         for r in rows:
             if not r["ok"]:
                 print(escape_controls(f"\n{r['host']}: {r.get('error')}", LINES))
+                if r.get("hint"):
+                    print(escape_controls(f"  hint: {r['hint']}", LINES))
     return 0 if all(r["ok"] for r in rows) else 1

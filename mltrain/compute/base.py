@@ -108,6 +108,12 @@ class RunHandle(ABC):
     def ref(self) -> JobRef:
         """The durable reference of this job: enough for ``attach``/``stop`` in another process."""
 
+    @property
+    def where(self) -> str | None:
+        """Where the job runs, when narrower than the target's ``describe()`` (an SSH pool's host): the
+        run record's ``compute``. None: the target's description."""
+        return None
+
     @abstractmethod
     def wait(self, timeout: float | None) -> int | None:
         """The exit code once the job (and its output streams) ended, else None after ``timeout``."""

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     def prewarm() -> Any:
         from mltrain.runs import driver
 
-        return driver.prewarm()
+        return driver.prewarm(argv)
 
     payload, code, prewarmed = compose_forked(argv, prewarm)
     if payload is None:

@@ -86,6 +86,11 @@ class RemoteEnvBuilder(EnvironmentBuilder):
             self.envs.require_docker(env)
 
     def materialise(self, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
+        """Built on the least busy host; other hosts build it when their first job comes, with the
+        same ``log`` and, with ``rebuild``, built again there too (once per host in this process)."""
+        self.envs.log = log
+        if rebuild:
+            self.envs.rebuild.add(env.hash)
         return self.envs.on(self.envs.hosts.pick_host(), env, log)
 
 
@@ -98,6 +103,8 @@ class RemoteEnvironments:
         self._envs: dict[str, ResolvedEnvironment] = {}
         self._built: dict[tuple[str, str], Materialised] = {}
         self._lock = threading.Lock()
+        self.rebuild: set[str] = set()  # hashes built again on each host (environment.rebuild)
+        self.log: LogFn = lambda line: None  # where a build on a later host is announced (prepare's log)
 
     def builder(self, kind: str) -> EnvironmentBuilder:
         return RemoteEnvBuilder(self, kind)
@@ -106,8 +113,10 @@ class RemoteEnvironments:
         with self._lock:
             return (host.label, env.hash) in self._built
 
-    def on(self, host: Host, env: ResolvedEnvironment, log: LogFn) -> Materialised:
-        """``env`` built on ``host`` (once per host and hash)."""
+    def on(self, host: Host, env: ResolvedEnvironment, log: LogFn | None = None) -> Materialised:
+        """``env`` built on ``host`` (once per host and hash; ``log``: prepare's by default)."""
+        log = log or self.log
+        rebuild = env.hash in self.rebuild
         self._envs[env.hash] = env
         key = (host.label, env.hash)
         with self._lock:
@@ -118,10 +127,11 @@ class RemoteEnvironments:
             python = host.probe["executable"]
             built = Materialised("system", env.hash, python, python, env.spec.job_env, cached=True, where=host.where)
         elif env.spec.build == "docker":
-            built = self._image_on(host, env, log)
+            built = self._image_on(host, env, log, rebuild)
         else:
             log(f"environment {env.spec.name} ({env.hash[:12]}) on {host.label}")
             request = {"hash": env.hash, "python": env.spec.python, "lock": env.lock, "env": env.spec.build_env}
+            request["rebuild"] = rebuild
             answer = host.agent("venv", request=request, timeout=None, on_stderr=log)
             built = Materialised(
                 "venv",
@@ -143,7 +153,7 @@ class RemoteEnvironments:
         env = self._envs.get(built.hash)
         if env is None:
             raise ComputeError(f"environment {built.hash[:12]} was not prepared by this target")
-        return self.on(host, env, lambda line: None)
+        return self.on(host, env)
 
     def require_docker(self, env: ResolvedEnvironment) -> None:
         """Skip the reachable hosts whose Docker engine does not answer (reported, like a host that is
@@ -163,7 +173,7 @@ class RemoteEnvironments:
 
         self.hosts.skip_unless(problem, DOCKER_FIX)
 
-    def _image_on(self, host: Host, env: ResolvedEnvironment, log: LogFn) -> Materialised:
+    def _image_on(self, host: Host, env: ResolvedEnvironment, log: LogFn, rebuild: bool) -> Materialised:
         """The image of ``env`` in ``host``'s Docker engine: the tag, Dockerfile and build context
         the docker target uses (its files sent through the host's blob cache), reused when there."""
         import platform
@@ -190,6 +200,7 @@ class RemoteEnvironments:
             "network": env.spec.docker_network,
             "build_args": env.spec.build_env,
             "files": None,
+            "rebuild": rebuild,
         }
         answer = host.agent("image", request=request, timeout=60)
         if "missing" in answer:

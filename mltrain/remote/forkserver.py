@@ -53,11 +53,12 @@ def script_imports(source_dir: Path, script: str) -> list[str]:
 class ForkServer:
     """One server process (started at once, ready when its imports are done)."""
 
-    def __init__(self, python: str, environ: dict[str, str], modules: list[str]) -> None:
+    def __init__(self, python: str, environ: dict[str, str], modules: list[str], boot: list[str] | None = None) -> None:
+        """``boot``: the interpreter arguments that run ``forkserver_main`` (default: its file)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = ours
         self.proc = subprocess.Popen(
-            [python, str(SERVER_FILE), str(theirs.fileno()), json.dumps(modules)],
+            [python, *(boot or [str(SERVER_FILE)]), str(theirs.fileno()), json.dumps(modules)],
             pass_fds=[theirs.fileno()],
             env=environ,
             cwd="/",
@@ -143,12 +144,14 @@ class ForkServer:
 class ForkServerPool:
     """``size`` fork servers of one interpreter; a server serves one job at a time."""
 
-    def __init__(self, python: str, environ: dict[str, str], modules: list[str], size: int) -> None:
+    def __init__(
+        self, python: str, environ: dict[str, str], modules: list[str], size: int, boot: list[str] | None = None
+    ) -> None:
         self.python = python
         self.modules = modules
         self._idle: queue.SimpleQueue[ForkServer] = queue.SimpleQueue()
-        self._all = [ForkServer(python, environ, modules) for _ in range(max(1, size))]
-        for server in self._all:
+        self.servers = [ForkServer(python, environ, modules, boot) for _ in range(max(1, size))]
+        for server in self.servers:
             self._idle.put(server)
 
     def acquire(self) -> ForkServer | None:
@@ -166,5 +169,5 @@ class ForkServerPool:
             self._idle.put(server)
 
     def close(self) -> None:
-        for server in self._all:
+        for server in self.servers:
             server.close()

@@ -114,6 +114,8 @@ def _child(sock: socket.socket, jobs: socket.socket, grouped: int) -> None:  # p
         path = os.path.abspath(script)
         sys.argv = [script, *req["argv"]]
         sys.path.insert(0, os.path.dirname(path))  # as `python script`: its folder first
+        extra = [p for p in req["env"].get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+        sys.path[1:1] = extra  # the job's own PYTHONPATH (e.g. its run folder's in-script API) next
         code = 0
         try:
             _run_main(path)

@@ -9,7 +9,9 @@ A JSON request comes on stdin where a command needs one, and the answer is one J
 ``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none). Docker images of
 environments live in the engine the host's ``docker`` CLI reaches (its ``DOCKER_HOST``, context).
 
-A job is started by a supervisor in a session of its own; the job is the leader of its own process
+``serve`` keeps the helper running over one channel and runs every later command in a fork of itself
+(:mod:`~mltrain.remote.ssh_serve`). A job is started by a supervisor (or by ``serve``) in a session
+of its own; the job is the leader of its own process
 group, writes its output to ``.mltrain/stdout`` and ``.mltrain/stderr`` in its run folder (so it
 outlives the connection) and the supervisor records ``.mltrain/job.json`` (pgid, start token) and
 ``.mltrain/exit_code``. A job in a container is a foreground ``docker run`` in that group (signals
@@ -27,7 +29,7 @@ import sys
 
 from mltrain.remote import inputs as node_io
 from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
-from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, run_dir_of
+from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, materialise_run, run_dir_of
 from mltrain.remote.ssh_jobs import (
     cmd_follow,
     cmd_kill,
@@ -38,6 +40,7 @@ from mltrain.remote.ssh_jobs import (
     cmd_stop,
     cmd_supervise,
 )
+from mltrain.remote.ssh_serve import serve
 
 
 def cmd_probe(work: str) -> None:
@@ -68,22 +71,11 @@ def cmd_missing(work: str) -> None:
 
 def cmd_materialise(work: str, run_id: str) -> None:
     """Make the run folder from cached blobs: files = [[path, sha256, size, mode], ...]."""
-    req = json.load(sys.stdin)
-    run_dir = run_dir_of(work, run_id)
-    blobs = os.path.join(work, "blobs")
-    os.makedirs(blobs, exist_ok=True)
-    files = blob_files(req)
-    missing = sorted({sha for _p, sha, _s, _m in files if not os.path.isfile(os.path.join(blobs, sha))})
+    missing = materialise_run(work, run_id, blob_files(json.load(sys.stdin)))
     if missing:  # the caller uploads these and asks again
         answer({"missing": missing})
         return
-    os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
-    for path, sha, _size, mode in files:
-        dest = inside(run_dir, path)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(os.path.join(blobs, sha), dest)
-        os.chmod(dest, (int(mode) & 0o755) | 0o200)  # the rule of mltrain.workspace.snapshots.restored_mode
-    answer({"run_dir": os.path.realpath(run_dir), "missing": []})
+    answer({"run_dir": os.path.realpath(run_dir_of(work, run_id)), "missing": []})
 
 
 def cmd_inputs(work: str, run_id: str) -> None:
@@ -131,6 +123,11 @@ def cmd_sha(work: str, path: str) -> None:
         answer(hashlib.sha256(f.read()).hexdigest())
 
 
+def cmd_serve(work: str, first: str = "") -> None:
+    """The warm helper of a connection (:mod:`~mltrain.remote.ssh_serve`)."""
+    serve(work, COMMANDS, first)
+
+
 COMMANDS = {
     "probe": cmd_probe,
     "missing": cmd_missing,
@@ -150,6 +147,7 @@ COMMANDS = {
     "pack": cmd_pack,
     "remove": cmd_remove,
     "sha": cmd_sha,
+    "serve": cmd_serve,
 }
 
 

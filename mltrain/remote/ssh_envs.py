@@ -82,13 +82,13 @@ def cmd_venv(work: str) -> None:
     os.makedirs(root, exist_ok=True)
     target = os.path.join(root, env_hash[:24])
     result = {"location": target, "python": os.path.join(target, "bin", "python")}
-    if os.path.exists(os.path.join(target, READY)):
+    if os.path.exists(os.path.join(target, READY)) and not req.get("rebuild"):
         os.utime(os.path.join(target, READY))
         answer(dict(result, cached=True))
         return
     with open(os.path.join(root, "." + env_hash[:24] + ".lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
-        if os.path.exists(os.path.join(target, READY)):
+        if os.path.exists(os.path.join(target, READY)) and not req.get("rebuild"):
             answer(dict(result, cached=True))
             return
         interpreter = find_python(version)
@@ -158,7 +158,8 @@ def cmd_image(work: str) -> None:
         size = docker_out(docker, "image", "inspect", "--format", "{{.Size}}", tag).stdout.decode().strip()
         return {"tag": tag, "cached": True, "size": int(size) if size.isdigit() else None}
 
-    found = ready()
+    rebuild = bool(req.get("rebuild"))  # environment.rebuild: built again, without the build cache
+    found = None if rebuild else ready()
     if found is not None:
         answer(found)
         return
@@ -175,7 +176,7 @@ def cmd_image(work: str) -> None:
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "." + key[:24] + ".lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
-        found = ready()
+        found = None if rebuild else ready()
         if found is not None:
             sys.stderr.write(f"image {tag} was built by another process; reusing it\n")
             answer(found)
@@ -196,7 +197,7 @@ def cmd_image(work: str) -> None:
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 shutil.copyfile(os.path.join(blobs, sha), dest)
                 os.chmod(dest, int(mode) & 0o777)
-            cmd = [docker, "build", "--network", req["network"], "--tag", tag]
+            cmd = [docker, "build", "--network", req["network"], "--tag", tag, *(["--no-cache"] if rebuild else [])]
             for name in req.get("build_args", {}):
                 cmd += ["--build-arg", name]  # the value comes from the environment, not the command line
             env = dict(os.environ, **req.get("build_args", {}))

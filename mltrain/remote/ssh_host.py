@@ -84,3 +84,21 @@ def docker_cli() -> str:
 
 def docker_out(docker: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([docker, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+
+
+def materialise_run(work: str, run_id: str, files: list[list[Any]]) -> list[str]:
+    """Make the run folder from cached blobs (``files``: [path, sha256, size, mode] each); the blobs
+    the cache lacks (nothing is made then)."""
+    run_dir = run_dir_of(work, run_id)
+    blobs = os.path.join(work, "blobs")
+    os.makedirs(blobs, exist_ok=True)
+    missing = sorted({sha for _p, sha, _s, _m in files if not os.path.isfile(os.path.join(blobs, sha))})
+    if missing:
+        return missing
+    os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
+    for path, sha, _size, mode in files:
+        dest = inside(run_dir, path)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(os.path.join(blobs, sha), dest)
+        os.chmod(dest, (int(mode) & 0o755) | 0o200)  # the rule of mltrain.workspace.snapshots.restored_mode
+    return []

@@ -24,9 +24,11 @@ from mltrain.remote.ssh_host import (
     START_ERROR,
     STREAMS,
     answer,
+    blob_files,
     docker_out,
     fail,
     inside,
+    materialise_run,
     run_dir_of,
     write_atomic,
 )
@@ -52,6 +54,8 @@ def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
     ``heartbeat``, the answer is a 'j' frame and the command goes on as ``follow`` (one round trip)."""
     req = json.loads(sys.stdin.readline())  # one line: stdin stays open for the follow that comes next
     run_dir = run_dir_of(work, run_id)
+    if req.get("materialise") and materialise_run(work, run_id, blob_files({"files": req["materialise"]})):
+        fail("the host's blob cache lost files of the run (pruned?): upload again", 6)
     if not os.path.isdir(run_dir):
         fail(f"run folder {run_dir} does not exist (upload first)")
     for rel, text in req.get("files", {}).items():
@@ -204,6 +208,7 @@ def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str, finish: str
         path = os.path.join(run_dir, STREAMS[kind])
         pos[kind] = int(off) if int(off) >= 0 else (os.path.getsize(path) if os.path.exists(path) else 0)
     beat = float(heartbeat)
+    began = time.time()
     last = 0.0
     dead_since = None
     while True:
@@ -228,7 +233,7 @@ def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str, finish: str
             frame("h", b"")
             last = time.time()
         sys.stdout.flush()
-        time.sleep(0.05)
+        time.sleep(0.01 if time.time() - began < 10 else 0.05)  # a short job's end is seen at once
     if finish == "pack":
         frame("p", pack_bytes(run_dir))
     frame("x", str(code if code is not None else -1).encode())

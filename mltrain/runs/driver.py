@@ -43,12 +43,18 @@ PREWARM_MODULES = (
 )
 
 
-def prewarm() -> Workspace | None:
-    """Import the modules a run uses and open the default workspace when it already exists (nothing
-    is created where the config may point elsewhere); return that workspace."""
+# the modules of a compute target named by an override (`+compute=ssh`): its client library is slow to import
+TARGET_MODULES = {"ssh": ("mltrain.compute.ssh", "fabric")}
+
+
+def prewarm(argv: list[str] | None = None) -> Workspace | None:
+    """Import the modules a run uses (and those of a compute target ``argv`` selects) and open the
+    default workspace when it already exists (nothing is created where the config may point
+    elsewhere); return that workspace."""
     import importlib
 
-    for name in PREWARM_MODULES:
+    chosen = {a.lstrip("+~").split("=", 1)[1] for a in argv or () if a.lstrip("+~").startswith("compute=")}
+    for name in PREWARM_MODULES + tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())):
         importlib.import_module(name)
     return open_default_workspace()
 

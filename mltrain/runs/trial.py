@@ -151,7 +151,9 @@ class Trial:
                     handle = compute.start(spec, built, out)
                     control.started(slot, handle)
                     self.ws.runs.set_status(spec.run_id, RUNNING, job_ref=handle.ref)
+                    self._ran_on(handle, result)
                     self._follow(handle, result, control)
+                    self._ran_on(handle, result)  # a run started again elsewhere (compute.retries)
                 except RunCanceled as exc:
                     result.status, result.error = CANCELED, str(exc)
                 except MltrainError as exc:
@@ -173,6 +175,13 @@ class Trial:
             compute.cleanup(spec, handle)
         result.duration_s = self.ws.runs.duration(spec.run_id)  # as `mltrain runs show` has it
         return result
+
+    def _ran_on(self, handle: RunHandle, result: RunResult) -> None:
+        """Record where the job runs when the handle knows it more narrowly (the host of an SSH pool)."""
+        where = handle.where
+        if where and where != result.compute:
+            self.ws.runs.update(result.run_id, compute=where)
+            result.compute = where
 
     def _ended(self, result: RunResult) -> None:
         callback, self._job_ended = self._job_ended, None

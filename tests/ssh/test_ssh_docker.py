@@ -6,6 +6,7 @@ removes the image and the venv that live on the host."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -217,3 +218,15 @@ def test_envs_prune_given_the_pool_removes_what_lives_on_the_host(
     assert not docker_client.images.list(name=envs["ssh-docker-bare"]["location"])
     names = {e["name"] for e in cli_json("envs", "list")}
     assert not names & {"ssh-docker-bare", "ssh-venv-bare"}
+
+
+def test_cpus_and_memory_gb_limit_the_container_on_the_host(mltrain, cli_json, project, docker_host, python_image):
+    write_script(project / "src", "fails.py", "import sys\nprint('LIMITED', flush=True)\nsys.exit(3)\n")
+    limits = ("compute.cpus=1.5", "compute.memory_gb=0.5", "compute.keep_failed=true")
+    proc = mltrain(*docker_host.overrides(python_image, "ssh-docker-bare", "job.script=fails.py", *limits))
+    assert proc.returncode != 0 and "LIMITED" in proc.stdout, proc.output
+    run = cli_json("runs", "list")[0]
+    kept = docker_host.host.workdir / "runs" / run["id"] / ".mltrain" / "request.json"  # keep_failed kept it
+    argv = json.loads(kept.read_text())["argv"]
+    assert argv[argv.index("--cpus") + 1] == "1.5"
+    assert argv[argv.index("--memory") + 1] == f"{512 * 1024**2}b" == argv[argv.index("--memory-swap") + 1]

@@ -38,6 +38,8 @@ class SSHComputeConfig(ComputeConfig):
     retries: int = 0  # a run whose host was lost runs again on another host this many times
     keep_failed: bool = False  # keep the remote run folder of a failed run (for a look on the host)
     max_output_mb: float = 1024.0  # largest outputs/ + logs/ a job sends back
+    cpus: float | None = None  # CPU limit in cores of a job's container (build: docker); null: no limit
+    memory_gb: float | None = None  # memory limit in GB of a job's container (build: docker); null: no limit
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,3 +63,5 @@ class SSHComputeConfig(ComputeConfig):
         if int(self.retries) < 0:
             raise ConfigError(f"compute.retries={self.retries!r} must be >= 0")
         self.max_output_mb = float(positive("compute.max_output_mb", self.max_output_mb, " of MB") or 1024)
+        self.cpus = positive("compute.cpus", self.cpus, " of cores")
+        self.memory_gb = positive("compute.memory_gb", self.memory_gb, " of GB")

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
+from mltrain.compute.ssh.lost import ConnectionLost
+from mltrain.compute.ssh.mux import Mux, MuxChannel
 from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
@@ -49,8 +51,27 @@ def agent_archive() -> bytes:
     return buf.getvalue()
 
 
-class ConnectionLost(ComputeError):
-    """The host does not answer: it cannot be reached, or its connection broke."""
+def ended(chan: Any) -> tuple[int, bytes]:
+    """A command whose stream ended early: its exit status and stderr (the channel is closed)."""
+    err = b""
+    while chan.recv_stderr_ready():
+        err += chan.recv_stderr(65536)
+    code = chan.recv_exit_status()
+    chan.close()
+    return code, err
+
+
+def _read_line(chan: Any, limit: int = 1 << 20) -> bytes | None:
+    """One line of ``chan``'s stdout (without its newline); None when it ends first."""
+    buf = bytearray()
+    while len(buf) < limit:
+        byte = chan.recv(1)
+        if not byte:
+            return None
+        if byte == b"\n":
+            return bytes(buf)
+        buf += byte
+    raise OSError(f"a line longer than {limit} bytes")
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -61,6 +82,21 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
+
+
+def keyscan_line(host: str, port: int, known_hosts: Path) -> str:
+    """The command that records ``host``'s key in ``known_hosts`` (making its folder when missing)."""
+    mkdir = "" if known_hosts.parent.is_dir() else f"mkdir -p -m 700 {shlex.quote(str(known_hosts.parent))} && "
+    return f"{mkdir}ssh-keyscan -p {port} {host} >> {shlex.quote(str(known_hosts))}"
+
+
+class HostKeyProblem(ComputeError):
+    """The host's key is not trusted: ``kind`` is "unknown" or "changed"; ``fix`` the command that
+    trusts it (an unknown key) or removes the old one (a changed key)."""
+
+    def __init__(self, message: str, kind: str, fix: str, hint: str) -> None:
+        super().__init__(message, hint=hint)
+        self.kind, self.fix = kind, fix
 
 
 def _policies(known_hosts: Path, accept_new: bool) -> Any:
@@ -75,11 +111,14 @@ def _policies(known_hosts: Path, accept_new: bool) -> Any:
                     f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
                 return
             host, _, port = hostname.strip("[").partition("]:")
-            raise ComputeError(
+            fix = keyscan_line(host, int(port or 22), known_hosts)
+            raise HostKeyProblem(
                 f"the host key of {hostname} is unknown ({key.get_name()} {fingerprint(key)}); "
                 f"mltrain does not trust unknown host keys",
-                hint=f"if that is the fingerprint of the host, trust it with `ssh-keyscan -p {port or 22} {host} >> "
-                f"{known_hosts}` (or connect once with ssh), or set compute.host_key_policy=accept-new",
+                "unknown",
+                fix,
+                hint=f"if that is the fingerprint of the host, trust it with `{fix}` "
+                f"(or connect once with ssh), or set compute.host_key_policy=accept-new",
             )
 
     return Refuse()
@@ -96,6 +135,10 @@ class Remote:
         self._lock = threading.Lock()
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
+        self._put_lock = threading.Lock()
+        self._mux: Mux | None = None
+        self.known_blobs: set[str] = set()  # blobs this process saw in the host's cache
+        self._mux_lock = threading.Lock()
         self.probe: dict[str, Any] | None = None
         self.round_trips = 0
 
@@ -139,11 +182,13 @@ class Remote:
         try:
             conn.open()
         except BadHostKeyException as exc:
-            raise ComputeError(
+            fix = f"ssh-keygen -R '{known_hosts_name(conn.host, conn.port)}' -f {known}"
+            raise HostKeyProblem(
                 f"the host key of {where} CHANGED: it is now {exc.key.get_name()} {fingerprint(exc.key)}, but "
                 f"{known} records {fingerprint(exc.expected_key)}; this may be an attack",
-                hint=f"if the host was reinstalled, remove the old key with `ssh-keygen -R "
-                f"'{known_hosts_name(conn.host, conn.port)}' -f {known}` and trust the new one",
+                "changed",
+                fix,
+                hint=f"if the host was reinstalled, remove the old key with `{fix}` and trust the new one",
             ) from None
         except AuthenticationException as exc:
             raise ComputeError(
@@ -169,6 +214,9 @@ class Remote:
             return self._conn.client.get_transport()
 
     def _drop(self) -> None:
+        if self._mux is not None:
+            self._mux.close()
+            self._mux = None
         if self._sftp is not None:
             try:
                 self._sftp.close()
@@ -201,6 +249,61 @@ class Remote:
         self.round_trips += 1
         return chan
 
+    @property
+    def serving(self) -> bool:
+        """True while the warm helper answers on the open connection."""
+        mux = self._mux
+        return mux is not None and mux.alive and self._alive()
+
+    def _serve(self) -> Mux | None:
+        """The helper's ``serve`` on this connection (started on first use, again after a reconnection);
+        None when it cannot start (commands then get a channel each)."""
+        if self.probe is None:
+            self.bootstrap()  # starts it
+        with self._mux_lock:
+            if self._mux is not None and self._mux.alive and self._alive():
+                return self._mux
+            if self._mux is not None:
+                self._mux.close()
+                self._mux = None
+            try:
+                chan = self.channel(self.agent_command("serve"), None)
+            except ConnectionLost:
+                return None
+            self.round_trips -= 1  # counted per command it serves
+            self._mux = Mux(chan, self.label)
+            return self._mux
+
+    def agent_channel(self, *args: str, timeout: float | None) -> MuxChannel | paramiko.Channel:
+        """A helper command (``args``) that reads and writes like a channel of its own: served by the
+        warm helper on the open connection when it runs, else a channel running the helper."""
+        mux = self._serve()
+        if mux is not None:
+            try:
+                chan = mux.open(args, timeout)
+                self.round_trips += 1
+                return chan
+            except OSError:
+                pass  # the connection broke just now: the channel below reconnects or says so
+        return self.channel(self.agent_command(*args), timeout)
+
+    def agent_exec(
+        self,
+        *args: str,
+        stdin: bytes = b"",
+        timeout: float | None = 120.0,
+        on_stderr: Callable[[str], None] | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        """Run a helper command to its end: (exit status, stdout, stderr)."""
+        chan = self.agent_channel(*args, timeout=timeout)
+        if isinstance(chan, MuxChannel):
+            try:
+                return chan.communicate(stdin, timeout, on_stderr)
+            except ConnectionLost:
+                self.close()
+                raise
+        return self._communicate(chan, stdin, timeout, on_stderr)
+
     def execute(
         self,
         command: str,
@@ -211,7 +314,15 @@ class Remote:
         """Run ``command``; (exit status, stdout, stderr). ``stdin``: bytes, or chunks streamed as they come
         (sending stops when the command exits early: its answer says why). ``on_stderr`` gets stderr line
         by line."""
-        chan = self.channel(command, timeout)
+        return self._communicate(self.channel(command, timeout), stdin, timeout, on_stderr)
+
+    def _communicate(
+        self,
+        chan: paramiko.Channel,
+        stdin: bytes | Iterable[bytes],
+        timeout: float | None,
+        on_stderr: Callable[[str], None] | None,
+    ) -> tuple[int, bytes, bytes]:
         out, err = bytearray(), bytearray()
         pending = b""
         try:
@@ -284,40 +395,56 @@ class Remote:
     ) -> Any:
         """Run a helper command; its JSON answer. ComputeError naming the host when it fails."""
         stdin = json.dumps(request).encode() if request is not None else b""
-        code, out, err = self.execute(self.agent_command(*args), stdin, timeout, on_stderr)
+        code, out, err = self.agent_exec(*args, stdin=stdin, timeout=timeout, on_stderr=on_stderr)
         if code != 0:
             detail = err.decode(errors="replace").strip().splitlines()[-12:]
             raise ComputeError(f"on {self.label}, `{args[0]}` failed (exit {code}): " + "\n    ".join(detail))
         return json.loads(out.decode().strip().splitlines()[-1])
 
     def bootstrap(self) -> dict[str, Any]:
-        """Put the helper on the host (once) and probe it: python, uv, docker, free disk; one round trip."""
+        """Put the helper on the host (once), probe it (python, uv, docker, free disk) and keep it
+        running as this connection's warm helper (``serve``): one round trip when it is there already."""
         source = agent_archive()
         python = shlex.quote(self.entry.python)
         name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}.pyz"
         workdir = self.entry.workdir or self.config.workdir
         shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
         script = (
-            f'W={shell_dir}; A="$W/{name}"; '
-            f'if [ ! -f "$A" ]; then mkdir -p "$W" && cat > "$A.$$" && mv "$A.$$" "$A" || exit 90; fi; '
-            f'command -v {python} >/dev/null 2>&1 || exit 91; exec {python} "$A" "$W" probe'
+            f'W={shell_dir}; A="$W/{name}"; command -v {python} >/dev/null 2>&1 || exit 91; '
+            f'if [ ! -f "$A" ]; then mkdir -p "$W" || exit 90; echo need; '
+            f'head -c {len(source)} > "$A.$$" && mv "$A.$$" "$A" || exit 90; fi; '
+            f'exec {python} "$A" "$W" serve probe'
         )
-        code, out, err = self.execute(script, source, timeout=60)
-        if code == 91:
-            raise ComputeError(
-                f"{self.label} has no {self.entry.python} on its PATH: mltrain needs Python 3 on the host",
-                hint=f"install Python 3 on {self.entry.host} (e.g. apt-get install python3 python3-venv), "
-                "or name its interpreter in compute.hosts[].python",
-            )
-        if code != 0:
+        chan = self.channel(script, 60)
+        try:
+            line = _read_line(chan)
+            if line == b"need":
+                chan.sendall(source)
+                line = _read_line(chan)
+        except (OSError, EOFError) as exc:
+            chan.close()
+            self.close()
+            raise ConnectionLost(f"connection lost to {self.label}: {exc or type(exc).__name__}") from None
+        if line is None:
+            code, err = ended(chan)
+            if code == 91:
+                raise ComputeError(
+                    f"{self.label} has no {self.entry.python} on its PATH: mltrain needs Python 3 on the host",
+                    hint=f"install Python 3 on {self.entry.host} (e.g. apt-get install python3 python3-venv), "
+                    "or name its interpreter in compute.hosts[].python",
+                )
             raise ComputeError(
                 f"cannot set up mltrain's helper on {self.label} in {workdir} (exit {code}): "
                 + err.decode(errors="replace").strip()[-500:],
                 hint="check compute.workdir (writable on the host?) and that python3 runs there",
             )
-        probe = json.loads(out.decode().strip().splitlines()[-1])
+        probe = json.loads(line.decode())
         probe["agent"] = f"{probe['workdir']}/{name}"
         self.probe = probe
+        with self._mux_lock:
+            if self._mux is not None:
+                self._mux.close()
+            self._mux = Mux(chan, self.label)
         return probe
 
     # -- files ------------------------------------------------------------------------------------
@@ -337,17 +464,20 @@ class Remote:
         blobs = f"{self.probe['workdir']}/blobs"
         tmp = f"{blobs}/.up-{check_sha256(sha256)}-{time.monotonic_ns()}"
         sftp = self.sftp()
-        try:
-            with open(local, "rb") as f:
-                reader = HashingReader(f)
-                sftp.putfo(reader, tmp, confirm=True)
+        # one upload at a time per host: paramiko's SFTP client garbles the stream (its server ends the
+        # session) when several threads upload through it at once
+        with self._put_lock:
             try:
-                reader.check(sha256, local)
-            except WorkspaceError:
-                sftp.remove(tmp)
-                raise
-            sftp.posix_rename(tmp, f"{blobs}/{sha256}")
-        except (OSError, EOFError) as exc:
-            self.close()
-            raise ConnectionLost(f"connection lost to {self.label} while uploading: {exc}") from None
+                with open(local, "rb") as f:
+                    reader = HashingReader(f)
+                    sftp.putfo(reader, tmp, confirm=True)
+                try:
+                    reader.check(sha256, local)
+                except WorkspaceError:
+                    sftp.remove(tmp)
+                    raise
+                sftp.posix_rename(tmp, f"{blobs}/{sha256}")
+            except (OSError, EOFError) as exc:
+                self.close()
+                raise ConnectionLost(f"connection lost to {self.label} while uploading: {exc}") from None
         return local.stat().st_size

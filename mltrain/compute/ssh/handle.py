@@ -18,6 +18,7 @@ from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
 from mltrain.compute.ssh.config import SSHComputeConfig
 from mltrain.compute.ssh.conn import ConnectionLost, Remote
+from mltrain.compute.ssh.mux import read_exact
 from mltrain.compute.ssh.pool import HostPool
 from mltrain.errors import ComputeError
 from mltrain.run_context import METRICS_FILE
@@ -71,6 +72,10 @@ class SSHHandle(RunHandle):
             ref["container"] = self.container
         return ref
 
+    @property
+    def where(self) -> str:
+        return f"ssh ({self.remote.label})"
+
     # -- following --------------------------------------------------------------------------------
     def _follow(self) -> None:
         while True:
@@ -89,6 +94,7 @@ class SSHHandle(RunHandle):
                     hint="check the host (is sshd up, the network?); compute.retries runs it again elsewhere",
                 )
                 break
+        self.pool.release(self.spec.run_id)  # the host's slot is free once the job ended, not after finalize
         self._done.set()
 
     def _reconnected(self) -> bool:
@@ -107,7 +113,7 @@ class SSHHandle(RunHandle):
         if chan is None:
             finish = "pack" if self.mirror else ""
             args = ("follow", self.spec.run_id, ",".join(map(str, self.offsets)), str(beat), finish)
-            chan = self.remote.channel(self.remote.agent_command(*args), timeout=beat * 3)
+            chan = self.remote.agent_channel(*args, timeout=beat * 3)
             if not finish:
                 chan.shutdown_write()
         keep = False
@@ -202,8 +208,7 @@ class SSHHandle(RunHandle):
             return
         ok = self.lost is None and self.code == 0
         remove = self.finisher is None and (ok or not self.cfg.keep_failed)  # collect and clean up at once
-        command = self.remote.agent_command("pack", self.spec.run_id, "remove" if remove else "keep")
-        code, data, err = self.remote.execute(command, timeout=120)
+        code, data, err = self.remote.agent_exec("pack", self.spec.run_id, "remove" if remove else "keep", timeout=120)
         if code != 0:
             raise ComputeError(
                 f"cannot fetch the files of run {self.spec.run_id} from {self.remote.label}: {err.decode()[-300:]}"
@@ -226,22 +231,11 @@ class SSHHandle(RunHandle):
 
 def _read_frame(chan: Any, remote: Remote) -> tuple[str, bytes]:
     """One (kind, data) frame of the helper's stream; ConnectionLost when it ends without one."""
-    head = _read_exact(chan, 5)
+    head = read_exact(chan, 5)
     size = struct.unpack(">I", head[1:])[0] if head is not None else 0
     if size > MAX_FRAME:
         raise ComputeError(f"{remote.label} sent a frame of {size} bytes; mltrain's helper never does")
-    data = _read_exact(chan, size) if head is not None else None
+    data = read_exact(chan, size) if head is not None else None
     if head is None or data is None:
         raise ConnectionLost(f"connection lost to {remote.label}")
     return chr(head[0]), data
-
-
-def _read_exact(chan: Any, size: int) -> bytes | None:
-    """``size`` bytes from ``chan`` (None at end of stream); socket.timeout when it goes silent."""
-    buf = bytearray()
-    while len(buf) < size:
-        data = chan.recv(size - len(buf))
-        if not data:
-            return None
-        buf += data
-    return bytes(buf)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.compute.ssh.conn import Remote
+from mltrain.compute.ssh.conn import HostKeyProblem, Remote
 from mltrain.errors import ComputeError
 
 
@@ -28,6 +28,7 @@ class HostPool:
         self.held: dict[str, Remote] = {}  # run id -> the host whose slot it holds
         self.down: dict[str, str] = {}  # host label -> why it is skipped
         self._hints: dict[str, str | None] = {}
+        self.key_problems: dict[str, HostKeyProblem] = {}  # host label -> its untrusted host key
 
     # -- reaching the hosts -----------------------------------------------------------------------
     def reach(self, remote: Remote) -> bool:
@@ -37,6 +38,10 @@ class HostPool:
         try:
             remote.bootstrap()
             return True
+        except HostKeyProblem as exc:
+            self.key_problems[remote.label] = exc
+            self.mark_down(remote, exc.message, exc.hint)
+            return False
         except ComputeError as exc:
             self.mark_down(remote, exc.message, exc.hint)
             return False
@@ -60,21 +65,44 @@ class HostPool:
     def report(self) -> list[dict[str, Any]]:
         """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots."""
         self.down.clear()
+        self.key_problems.clear()
         self._reach_all()
         rows: list[dict[str, Any]] = []
         for r in self.remotes:
-            if r.label in self.down:
-                rows.append({"host": r.label, "ok": False, "error": self.down[r.label]})
+            key = self.key_problems.get(r.label)
+            if key is not None:
+                rows.append(
+                    {"host": r.label, "ok": False, "host_key": key.kind, "error": key.message, "hint": key.hint}
+                )
+            elif r.label in self.down:
+                rows.append(
+                    {"host": r.label, "ok": False, "error": self.down[r.label], "hint": self._hints.get(r.label)}
+                )
             else:
                 assert r.probe is not None
                 keys = ("python", "uv", "pip", "docker", "free_bytes", "cpus", "workdir")
-                rows.append({"host": r.label, "ok": True, "slots": r.slots, **{k: r.probe.get(k) for k in keys}})
+                probe = {k: r.probe.get(k) for k in keys}
+                rows.append({"host": r.label, "ok": True, "host_key": "trusted", "slots": r.slots, **probe})
         return rows
 
     def none_left(self) -> ComputeError:
         detail = "\n".join(f"  {label}: {why}" for label, why in self.down.items())
-        hint = next((h for h in self._hints.values() if h), None) or "check compute.hosts (mltrain compute check)"
-        return ComputeError(f"no SSH host of compute.hosts can run jobs:\n{detail}", hint=hint)
+        hint = self.keys_hint() or next((h for h in self._hints.values() if h), None)
+        return ComputeError(
+            f"no SSH host of compute.hosts can run jobs:\n{detail}",
+            hint=hint or "check compute.hosts (mltrain compute check)",
+        )
+
+    def keys_hint(self) -> str | None:
+        """With several unknown host keys: the command that trusts each (None with fewer than two)."""
+        unknown = [p.fix for p in self.key_problems.values() if p.kind == "unknown"]
+        if len(unknown) < 2:
+            return None
+        lines = "\n".join(f"    {fix}" for fix in unknown)
+        return (
+            f"if those are the fingerprints of the hosts, trust them with\n{lines}\n"
+            "  (or connect once to each with ssh), or set compute.host_key_policy=accept-new"
+        )
 
     def mark_down(self, remote: Remote, why: str, hint: str | None = None) -> None:
         """``remote`` was lost (or cannot run the jobs): skipped by later runs (reported with ``why``)."""

@@ -4,9 +4,11 @@ Per run: a host with a free slot is taken at ``upload`` (:mod:`~mltrain.compute.
 back at ``cleanup``. ``upload`` sends only the snapshot files the host's blob cache lacks
 (:mod:`~mltrain.compute.ssh.sync`), then makes the run folder there from the cache. ``prepare``
 builds the environment on a host (:mod:`mltrain.environments.remote`); other hosts build it when a
-job first lands there. The job runs under the helper's supervisor in a process group of its own,
-followed by :class:`~mltrain.compute.ssh.handle.SSHHandle`; a job in an image is a foreground
-``docker run`` under that supervisor, with the remote run folder mounted at ``/mltrain/run``.
+job first lands there. Every command goes to the host's warm helper over the one connection
+(:mod:`mltrain.remote.ssh_serve`), which starts the job in a process group of its own (forked from a
+warm fork server after ``prewarm``), followed by :class:`~mltrain.compute.ssh.handle.SSHHandle`; a job
+in an image is a foreground ``docker run`` started the same way, with the remote run folder mounted
+at ``/mltrain/run``.
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ import json
 import os
 import struct
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
 from mltrain.compute.docker.container import container_name, job_container
 from mltrain.compute.ssh.config import SSHComputeConfig
-from mltrain.compute.ssh.conn import ConnectionLost, Remote
-from mltrain.compute.ssh.handle import SSHHandle, _read_exact
+from mltrain.compute.ssh.conn import ConnectionLost, Remote, ended
+from mltrain.compute.ssh.handle import SSHHandle
+from mltrain.compute.ssh.mux import read_exact
 from mltrain.compute.ssh.pool import HostPool
 from mltrain.compute.ssh.sync import SHIM_IN_RUN, BlobSync, Upload, upload_of
 from mltrain.environments.base import EnvironmentBuilder, Materialised
 from mltrain.environments.remote import RemoteEnvironments
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, ConfigError
 from mltrain.run_context import RUN_INFO_FILE
 
 if TYPE_CHECKING:
@@ -52,6 +56,8 @@ class SSHCompute(ComputeTarget):
         self.envs = RemoteEnvironments(self.pool, self.sync)
         self._uploads: dict[str, Upload] = {}
         self._job_envs: dict[str, Materialised] = {}
+        self._warm: tuple[RunSpec, list[str], int] | None = None  # a sweep's prewarm request
+        self._warmed: set[tuple[str, str]] = set()  # (host, python) with warm fork servers
 
     def describe(self) -> str:
         return f"ssh ({', '.join(r.label for r in self.remotes)})"
@@ -91,6 +97,12 @@ class SSHCompute(ComputeTarget):
     # -- environment ------------------------------------------------------------------------------
     def builder(self, env: ResolvedEnvironment) -> EnvironmentBuilder:
         super().builder(env)  # refuses kinds this target cannot run
+        if env.spec.build != "docker" and (self.cfg.cpus is not None or self.cfg.memory_gb is not None):
+            raise ConfigError(
+                f"compute.cpus and compute.memory_gb limit a job's container, but environment {env.spec.name} "
+                f"has build: {env.spec.build} (no container)",
+                hint="use an environment with build: docker, or leave compute.cpus and compute.memory_gb unset",
+            )
         return self.envs.builder(env.spec.build)
 
     def prepare(self, ws: Workspace, env: ResolvedEnvironment, log: LogFn, rebuild: bool = False) -> Materialised:
@@ -128,7 +140,7 @@ class SSHCompute(ComputeTarget):
                 if env is not None and not self.envs.built_on(remote, env):  # first job on this host
                     from mltrain.environments.base import record_use
 
-                    record_use(ws, env, self.envs.on(remote, env, lambda line: None))
+                    record_use(ws, env, self.envs.on(remote, env))
                 self.sync.materialise(remote, spec.run_id, up)
                 return
             except ConnectionLost as exc:
@@ -153,10 +165,51 @@ class SSHCompute(ComputeTarget):
             spec, self.cfg, self.pool, remote, pgid, sink, channel=channel, container=container, restart=self.retry
         )
 
+    def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
+        """Warm fork servers on each host (as many as its slots, up to ``workers``) that imported
+        ``modules``: later jobs of ``env`` are forked there from them, as local compute does. Hosts
+        the environment is not built on yet are warmed when their first job comes."""
+        if env.builder == "docker":
+            return False
+        self._warm = (spec, list(modules), workers)
+        threads = []
+        for remote in self.remotes:  # in parallel: a host's first job waits for its servers' imports
+            here = env.where == remote.where or env.builder == "system"  # (a venv is built on first use)
+            if here and remote.probe is not None and remote.label not in self.down:
+                threads.append(threading.Thread(target=self._prewarm_on, args=(remote, env), daemon=True))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return True
+
+    def _prewarm_on(self, remote: Remote, env: Materialised) -> None:
+        env = self.envs.for_host(remote, env)
+        if self._warm is None or env.builder == "docker" or (remote.label, env.python) in self._warmed:
+            return
+        spec, modules, workers = self._warm
+        environ = job_environment(spec, env, "/", None, inherit=False)
+        for key in ("MLTRAIN_RUN_DIR", "MLTRAIN_RUN_ID", "MLTRAIN_EXPERIMENT"):
+            environ.pop(key, None)
+        path = environ.pop("PATH", "")
+        request = {
+            "python": env.python,
+            "env": environ,
+            "path_prepend": path.rstrip(os.pathsep),
+            "modules": modules,
+            "size": max(1, min(remote.slots, workers)),
+        }
+        self._warmed.add((remote.label, env.python))
+        try:
+            remote.agent("prewarm", request=request, timeout=60)
+        except ComputeError as exc:  # jobs then start the usual way
+            print(f"mltrain: no warm interpreters on {remote.label}: {exc}", file=sys.stderr)
+
     def _start_on(self, remote: Remote, spec: RunSpec, env: Materialised) -> tuple[int, Any]:
         """Start the job on ``remote``: its pgid and the channel that goes on streaming its output."""
         assert remote.probe is not None
         env = self.envs.for_host(remote, env)
+        self._prewarm_on(remote, env)
         run_dir = f"{remote.probe['workdir']}/runs/{spec.run_id}"
         files = {}
         info = spec.run_dir / RUN_INFO_FILE
@@ -174,21 +227,20 @@ class SSHCompute(ComputeTarget):
                 "path_prepend": path.rstrip(os.pathsep),
             }
         request["files"] = files
+        up = self._uploads.get(spec.run_id)
+        if up is not None and up.deferred:
+            request["materialise"] = up.files
         beat = self.cfg.keepalive_s
-        chan = remote.channel(remote.agent_command("start", spec.run_id, str(beat)), timeout=max(90.0, beat * 3))
+        chan = remote.agent_channel("start", spec.run_id, str(beat), timeout=max(90.0, beat * 3))
         try:
             chan.sendall(json.dumps(request).encode() + b"\n")
-            head = _read_exact(chan, 5)
-            body = _read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
+            head = read_exact(chan, 5)
+            body = read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
         except (OSError, EOFError) as exc:
             chan.close()
             raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
         if body is None:
-            err = b""
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
-            code = chan.recv_exit_status()
-            chan.close()
+            code, err = ended(chan)
             detail = err.decode(errors="replace")[-800:]
             raise ComputeError(
                 f"run {spec.run_id} did not start on {remote.label} (exit {code}): {detail}",
@@ -203,7 +255,9 @@ class SSHCompute(ComputeTarget):
         assert remote.probe is not None
         uid_gid = f"{remote.probe['uid']}:{remote.probe['gid']}"
         shim = SHIM_IN_RUN if spec.shim_dir else None
-        container = job_container(spec, env, run_dir, shim_in_run=shim, user=uid_gid)
+        container = job_container(
+            spec, env, run_dir, shim_in_run=shim, user=uid_gid, cpus=self.cfg.cpus, memory_gb=self.cfg.memory_gb
+        )
         argv, values = container.run_argv(str(remote.probe["docker"]))
         return {"argv": argv, "env": values, "container": {"docker": remote.probe["docker"], "name": container.name}}
 
