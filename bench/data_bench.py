@@ -9,9 +9,13 @@ same run, on 1 GiB as 1,000 files and as one file.
   data download` of an s3:// version vs boto3 (`download_file` per object, its default transfer
   threads), s3fs (`get` of the prefix) and boto3 `get_object` streamed to a file (one GET per
   object, as mltrain does), fetching the same objects, each a fresh process;
-- the peak RSS of the mltrain process while it moves 1 GiB.
+- the peak RSS of the mltrain process while it moves 1 GiB;
+- a job input delivered to an SSH host (a real sshd on 127.0.0.2, as the tests start it): the first
+  delivery, timed as a run whose host cache is empty minus the same run without the input, vs `rsync -a`
+  of the same folder over the same sshd (OpenSSH client) into an empty folder; and what a second run
+  adds (its host has the data: 0 bytes move).
 
-    python bench/data_bench.py [--repeats 3] [--skip-s3]
+    python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--size-mb 1024]
 
 Cases are interleaved (median of ``--repeats``); before each case the outputs of the last one are
 removed (untimed). Results go to bench/results/data_bench.json.
@@ -25,27 +29,29 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "tests" / "data"))  # the moto server helper of the test suite
-from common import interleaved, median, save  # noqa: E402
+from common import interleaved, median, save, wall  # noqa: E402
 from moto_s3 import start_moto, stop_moto  # noqa: E402
 
 GIB = 1 << 30
 MLTRAIN = [sys.executable, "-m", "mltrain.cli.main"]
 
 
-def make_data(root: Path) -> dict[str, Path]:
-    """1 GiB as 1,000 files and as one file, of random bytes (nothing dedups)."""
+def make_data(root: Path, total: int = GIB) -> dict[str, Path]:
+    """``total`` bytes (1 GiB) as 1,000 files and as one file, of random bytes (nothing dedups)."""
     many, one = root / "many", root / "one"
     many.mkdir(parents=True)
     one.mkdir()
-    per_file = GIB // 1000
+    per_file = total // 1000
     with open(one / "data.bin", "wb") as big:
         for i in range(1000):
-            block = os.urandom(per_file if i < 999 else GIB - 999 * per_file)
+            block = os.urandom(per_file if i < 999 else total - 999 * per_file)
             (many / f"part-{i:04d}.bin").write_bytes(block)
             big.write(block)
     return {"1000 files": many, "1 file": one}
@@ -160,17 +166,117 @@ def bench_download(work: Path, data: dict[str, Path], repeats: int) -> dict[str,
     return results
 
 
+def delivery_in_process(ws_root: Path, asset: str, entry: dict, known: Path, clear_host: Callable[[], None]) -> dict:
+    """The ``deliver`` step alone, in process (no run around it): with the host's cache empty, then full."""
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ssh import SSHCompute
+    from mltrain.data.configs import InputConfig
+    from mltrain.environments.shim import ensure_shim
+    from mltrain.runs.inputs import resolve_input
+    from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace.runs import new_run_id
+
+    ws = Workspace(WorkspaceSettings.resolve(str(ws_root)))
+    inp = resolve_input(ws, "d", InputConfig(path=f"data:{asset}")).spec
+    snap = ws.snapshots.take(ws_root.parent / "src")
+    target = SSHCompute(hosts=[entry], known_hosts=str(known))
+    out = {}
+    try:
+        clear_host()
+        for label in ("empty host cache", "host has it"):
+            run_id = new_run_id()
+            run_dir = ws.run_dir(run_id)
+            spec = RunSpec(run_id, "bench", run_dir, snap.id, "noop.py", [], {}, ensure_shim(), inputs=(inp,))
+            spec.run_dir.mkdir(parents=True)
+            target.upload(ws, spec)
+            start = time.perf_counter()
+            delivered = target.deliver(ws, spec, lambda line: None)
+            out[label] = {"s": time.perf_counter() - start, "bytes": delivered.moved.bytes}
+            target.cleanup(spec, None)
+    finally:
+        target.close()
+    return out
+
+
+def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[str, dict[str, float]]:
+    sys.path.insert(0, str(BENCH.parent / "tests" / "ssh"))  # the loopback sshd helper of the test suite
+    from loopback_sshd import keygen, start_sshd, stop_host
+
+    key = work / "client_key"
+    keygen(key)
+    host = start_sshd(work / "host", "127.0.0.2", key)
+    results = {}
+    try:
+        known = work / "known_hosts"
+        known.write_text(host.known_hosts_line())
+        (work / "src").mkdir(exist_ok=True)
+        (work / "src" / "noop.py").write_text("pass\n")
+        entry = "{" + ",".join(f"{k}:{v}" for k, v in host.entry(slots=1, python=sys.executable).items()) + "}"
+        run = [sys.executable, "-m", "mltrain", "environment=system", "job.source_dir=src", "job.script=noop.py"]
+        run += ["~register", "job.arguments=[]", "+compute=ssh", f"compute.hosts=[{entry}]"]
+        run.append(f"compute.known_hosts={known}")
+        ssh = f"ssh -i {key} -p {host.port} -o UserKnownHostsFile={known} -o BatchMode=yes"
+        dest = f"{host.workdir}/rsync-dest"
+        env = {"MLTRAIN_WORKSPACE": str(work / "ws-ssh")}
+        for n, (label, src) in enumerate(data.items()):
+            subprocess.run([*MLTRAIN, "--workspace", str(work / "ws-ssh"), "data", "create", f"in{n}", str(src)],
+                           check=True, capture_output=True)  # fmt: skip
+            with_input = [*run, f"+job.inputs.d.path=data:in{n}"]
+            cases = {
+                "run, input, empty host cache": with_input,
+                "run, input, host has it": with_input,
+                "run, no input": run,
+                "rsync -a": ["rsync", "-a", "-e", ssh, f"{src}/", f"root@{host.addr}:{dest}/"],
+            }
+
+            interleaved({"warm-up": with_input}, 1, work, env)  # the helper and environment on the host
+            times: dict[str, list[float]] = {name: [] for name in cases}
+            for _ in range(repeats):
+                for name, cmd in cases.items():
+                    if name != "run, input, host has it":  # that one follows the cold run: the host has the data
+                        clear(Path(dest), host.workdir / "blobs", host.workdir / "refs")
+                    times[name].append(wall(cmd, work, env))
+            inproc = delivery_in_process(
+                work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
+                lambda: clear(Path(dest), host.workdir / "blobs", host.workdir / "refs"),
+            )  # fmt: skip
+            med = {name: median(v) for name, v in times.items()}
+            first = med["run, input, empty host cache"] - med["run, no input"]
+            again = med["run, input, host has it"] - med["run, no input"]
+            row = {**{f"{k}_s": v for k, v in med.items()}, "first_delivery_s": first, "second_run_adds_s": again}
+            row["first_delivery_over_rsync"] = first / med["rsync -a"]
+            row["deliver_step_in_process"] = inproc
+            results[label] = row
+            cold, warm = inproc["empty host cache"], inproc["host has it"]
+            print(
+                f"ssh input, {label}: first delivery {first:.2f} s vs rsync -a {med['rsync -a']:.2f} s "
+                f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s; the deliver step "
+                f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes)",
+                flush=True,
+            )
+    finally:
+        stop_host(host)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-s3", action="store_true", help="only the create benchmark")
+    parser.add_argument("--skip-s3", action="store_true", help="no S3 download benchmark")
+    parser.add_argument("--skip-ssh", action="store_true", help="no SSH input delivery benchmark")
+    parser.add_argument("--only-ssh", action="store_true", help="only the SSH input delivery benchmark")
+    parser.add_argument("--size-mb", type=float, default=1024, help="the data's size (MiB), as 1,000 files and as one")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mltrain-data-bench-"))
     try:
-        data = make_data(work / "data")
-        out = {"repeats": args.repeats, "create": bench_create(work, data, args.repeats)}
-        if not args.skip_s3:
-            out["download_s3"] = bench_download(work, data, args.repeats)
+        data = make_data(work / "data", int(args.size_mb * (1 << 20)))
+        out: dict[str, object] = {"repeats": args.repeats, "size_mb": args.size_mb}
+        if not args.only_ssh:
+            out["create"] = bench_create(work, data, args.repeats)
+            if not args.skip_s3:
+                out["download_s3"] = bench_download(work, data, args.repeats)
+        if not args.skip_ssh:
+            out["ssh_input"] = bench_ssh_inputs(work, data, args.repeats)
         print(f"results: {save('data_bench', out)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

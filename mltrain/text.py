@@ -29,6 +29,18 @@ def _hex(match: re.Match[str]) -> str:
     return f"\\x{ord(match.group()):02x}"
 
 
+def fmt_bytes(n: int | None) -> str:
+    """A byte count for people: ``512 B``, ``1.5 MB`` (powers of 1000); ``-`` for None."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
 def escape_controls(text: str, keep: str = "") -> str:
     """``text`` with every control character not in ``keep`` written as ``\\xNN``."""
     return _controls(keep).sub(_hex, text)

@@ -1,6 +1,7 @@
 """The conformance suite of compute targets (as Hydra's ``LauncherTestSuite`` is for launchers).
 
-It drives a target through its lifecycle in process — prepare, upload, start, stream, metrics,
+It drives a target through its lifecycle in process — prepare, upload, deliver (inputs: see
+:mod:`conformance_data`), start, stream, metrics,
 cancel (graceful, forced, right after start), exit codes, collect, cleanup, and attach/stop from a
 stored JSON reference by a second target object — against the real thing the target talks to.
 
@@ -15,6 +16,7 @@ A subclass (``class TestMyTarget(ComputeTargetSuite)``) provides two fixtures:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import threading
 import time
@@ -23,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conformance_data import InputDeliverySuite
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunHandle, RunSpec
+from mltrain.compute.delivery import Delivered
 from mltrain.config.schema import EnvironmentConfig
 from mltrain.environments.resolve import resolve
 from mltrain.environments.shim import ensure_shim
@@ -82,6 +86,7 @@ class Job:
     spec: RunSpec
     handle: RunHandle
     sink: RecordingSink
+    delivered: Delivered = dataclasses.field(default_factory=Delivered)
 
     def wait(self, timeout: float = WAIT_S) -> int:
         code = self.handle.wait(timeout)
@@ -95,7 +100,7 @@ class Job:
             assert self.handle.wait(0.05) is None, f"the job ended before {marker!r}: {self.sink.data}"
 
 
-class ComputeTargetSuite:
+class ComputeTargetSuite(InputDeliverySuite):
     """Subclass it and provide ``make_target`` and ``environment_config`` fixtures."""
 
     def assert_cleaned(self, target: ComputeTarget, spec: RunSpec, ref: JobRef) -> None:
@@ -122,9 +127,12 @@ class ComputeTargetSuite:
         target.builder(env).check(env)
         built = target.prepare(ws, env, lambda line: None)
         jobs: list[Job] = []
+        serial = itertools.count()
 
-        def _start(script: str, *args: str, env_vars: dict[str, str] | None = None) -> Job:
-            source = tmp_path / f"src-{len(jobs)}"
+        def _start(
+            script: str, *args: str, env_vars: dict[str, str] | None = None, inputs: Any = (), outputs: Any = ()
+        ) -> Job:
+            source = tmp_path / f"src-{next(serial)}"
             source.mkdir()
             (source / "job.py").write_text(script)
             snapshot = ws.snapshots.take(source)
@@ -132,12 +140,26 @@ class ComputeTargetSuite:
             run_dir = ws.run_dir(run_id)
             run_dir.mkdir(parents=True)
             spec = RunSpec(
-                run_id, "conformance", run_dir, snapshot.id, "job.py", list(args), env_vars or {}, ensure_shim()
+                run_id,
+                "conformance",
+                run_dir,
+                snapshot.id,
+                "job.py",
+                list(args),
+                env_vars or {},
+                ensure_shim(),
+                inputs=tuple(inputs),
+                outputs=tuple(outputs),
             )
             target.upload(ws, spec)
-            write_run_info(run_dir, run_id, "conformance")
             sink = RecordingSink()
-            job = Job(target, spec, target.start(spec, built, sink), sink)
+            try:
+                delivered = target.deliver(ws, spec, sink.log) if inputs or outputs else Delivered()
+            except BaseException:
+                target.cleanup(spec, None)
+                raise
+            write_run_info(run_dir, run_id, "conformance")
+            job = Job(target, spec, target.start(spec, built, sink), sink, delivered)
             jobs.append(job)
             return job
 
@@ -145,6 +167,7 @@ class ComputeTargetSuite:
         for job in jobs:
             job.handle.cancel("test over", force=True)
             job.handle.wait(30)
+            job.delivered.release()
             target.cleanup(job.spec, job.handle)
 
     # -- the contract ----------------------------------------------------------------------------

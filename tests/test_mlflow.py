@@ -25,6 +25,9 @@ with mlflow.start_run():
     mlflow.log_metrics({"extra": 1.5})
     mlflow.set_tag("stage", "baseline")
     mlflow.set_tags({"team": "ml"})
+    dataset = mlflow.data.from_numpy(x, targets=y, source="https://example.com/iris.csv", name="iris")
+    mlflow.log_input(dataset, context="training")
+    print("digest:", dataset.digest)
     with open("notes.txt", "w") as f:
         f.write("hello")
     mlflow.log_artifact("notes.txt")
@@ -70,3 +73,10 @@ def test_mlflow_calls_and_autolog_record_into_the_run(mltrain, cli_json, project
     assert {"outputs/mlflow/notes.txt", "outputs/mlflow/reports/r.md", "outputs/mlflow/clf/MLmodel"} <= paths
     model = cli_json("models", "show", "iris-mlflow:1")
     assert model["run_id"] == run["id"] and model["format"] == "joblib"
+    digest = next(x for x in proc.stdout.splitlines() if x.startswith("digest: ")).split()[1]
+    mine = {"key": "mlflow:iris (training)", "name": None, "version": None, "uri": "https://example.com/iris.csv"}
+    assert {**mine, "digest": digest, "mode": "mlflow"} in run[
+        "inputs"
+    ]  # mlflow.log_input, through the REST runs/log-inputs route
+    assert "mlflow:dataset (train)" in {i["key"] for i in run["inputs"]}  # autolog's own
+    assert model["lineage"]["data"] == run["inputs"]

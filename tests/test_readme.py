@@ -190,3 +190,12 @@ def test_azure_submit_side_example_runs_as_written(project):
         _bash("mltrain endpoints delete my-sklearn-service --missing-ok", project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "{'predictions': [2]}" in proc.stdout and "Accuracy of SVM classifier" in proc.stdout
+
+
+def test_data_inputs_and_outputs_example_runs_as_written(project):
+    write_script(project / "prep", "prep.py", readme_block("python", "# prep/prep.py"))
+    proc = _run_block(_block_with("+job.outputs.clean.path=data:clean"), project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "same path in the environment: True" in proc.stdout
+    assert "output: data:clean:1" in proc.stdout + proc.stderr
+    assert "produced by" in proc.stdout and "rows.csv" in proc.stdout

@@ -99,7 +99,7 @@ def _progress_printer(verb: str) -> Any:
 
 
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
-    from mltrain.config.datastores import datastore_node
+    from mltrain.data.configs import datastore_node
     from mltrain.data.create import create, default_datastore
 
     chosen, overrides = (args.datastore[0], args.datastore[1:]) if args.datastore else (None, [])

@@ -156,6 +156,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                 ("  metrics", "  ".join(f"{k}={v}" for k, v in lineage["metrics"].items()) or None),
             ]
         )
+        from mltrain.cli.lineage import print_run_data
+
+        print_run_data({"inputs": lineage["data"]}, indent="  ")  # the data its run read
     return 0
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mltrain.text import LINES, escape_controls
+from mltrain.text import LINES, escape_controls, fmt_bytes  # noqa: F401 - fmt_bytes: the commands import it from here
 
 
 def fmt_time(ts: float | None) -> str:
@@ -23,17 +23,6 @@ def fmt_duration(start: float | None, end: float | None) -> str:
     if not start:
         return "-"
     return format_seconds((end or time.time()) - start)
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
 
 
 def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], empty: str = "(none)") -> None:

@@ -185,6 +185,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     if d["tags"]:
         print("\nTags:")
         print_table(sorted(d["tags"].items()), ["KEY", "VALUE"])
+    from mltrain.cli.lineage import print_run_data
+
+    print_run_data(d)
     print("\nArtifacts:")
     print_table([(a.path, fmt_bytes(a.size), a.sha256[:12]) for a in d["artifacts"]], ["PATH", "SIZE", "SHA256"])
     if "children" in d:

@@ -1,7 +1,8 @@
 """The compute-target plugin point: a run as a lifecycle of named steps.
 
 ``check`` (before anything is recorded) → ``prepare`` (materialise the environment where the job
-runs) → ``upload`` (the snapshot into the run folder there) → ``start`` (returns a RunHandle that
+runs) → ``upload`` (the snapshot into the run folder there) → ``deliver`` (the input manifests the plan
+hands over: files by content, from a cache on the node) → ``start`` (returns a RunHandle that
 streams output) → ``RunHandle.cancel`` (on request) → ``collect`` (outputs/ and logs/ back into the
 local run folder) → ``cleanup``. Local, Docker, SSH and Ray targets (the packages beside this module)
 implement the same steps; the run plan and its trials (mltrain/runs/) and sweep launchers call only
@@ -22,10 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mltrain.compute.configs import ComputeConfig
+from mltrain.compute.data_io import InputSpec, OutputSpec
 from mltrain.errors import ComputeError
+from mltrain.remote import inputs as node_io
 from mltrain.run_context import METRICS_FILE
 
 if TYPE_CHECKING:
+    from mltrain.compute.delivery import Delivered
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
@@ -45,6 +49,30 @@ class RunSpec:
     arguments: list[str] = field(default_factory=list)
     env_vars: dict[str, str] = field(default_factory=dict)  # job env vars (environment's come separately)
     shim_dir: Path | None = None  # sources of the in-script API, put on the job's PYTHONPATH
+    inputs: tuple[InputSpec, ...] = ()  # data the job reads (manifests: files by content)
+    outputs: tuple[OutputSpec, ...] = ()  # folders the job writes that become data versions
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """The inputs' manifests as nodes read them (JSON)."""
+        return [i.manifest() for i in self.inputs]
+
+    def io_paths(self, run_dir: str) -> dict[str, str]:
+        """``{"inputs.NAME": path, "outputs.NAME": path}`` for a run folder at ``run_dir`` where the job runs."""
+        return node_io.io_paths(run_dir, self.manifests(), [o.name for o in self.outputs])
+
+    def argv(self, run_dir: str) -> list[str]:
+        """The script's arguments, ``${inputs.NAME}`` / ``${outputs.NAME}`` resolved for ``run_dir``."""
+        if not self.inputs and not self.outputs:
+            return list(self.arguments)
+        paths = self.io_paths(run_dir)
+        return [node_io.substitute(a, paths) for a in self.arguments]
+
+    def io_environment(self, run_dir: str) -> dict[str, str]:
+        """The job's variables with ``${inputs.NAME}`` / ``${outputs.NAME}`` resolved for ``run_dir``, plus
+        ``MLTRAIN_INPUT_NAME`` / ``MLTRAIN_OUTPUT_NAME``."""
+        if not self.inputs and not self.outputs:
+            return dict(self.env_vars)
+        return node_io.resolve_job([], dict(self.env_vars), self.io_paths(run_dir))[1]
 
 
 class OutputSink(Protocol):
@@ -168,6 +196,16 @@ class ComputeTarget(ABC):
         """Make the run folder where the job runs: the snapshot's files (locally by default)."""
         ws.snapshots.restore(spec.snapshot_id, spec.run_dir)
 
+    def deliver(self, ws: Workspace, spec: RunSpec, log: LogFn) -> Delivered:
+        """Put the run's inputs where the job runs (after ``upload``, before ``start``): each file from a
+        cache on the node keyed by its content, fetched through the input's source only when the cache
+        lacks it, then laid out under the run folder (``mount``: read-only, ``download``: a private copy);
+        make the outputs' folders. By default on this machine, in ``spec.run_dir``. ``log`` gets a line per
+        input (what moved). The result says what to check after the run and what to release."""
+        from mltrain.compute.delivery import deliver_here
+
+        return deliver_here(spec.inputs, spec.outputs, spec.run_dir, log)
+
     def capacity(self) -> int | None:
         """How many jobs the target runs at once (a sweep's default ``max_concurrent_runs``); None when
         it does not say (the launcher then uses this machine's CPU count)."""
@@ -215,10 +253,10 @@ def job_environment(
 ) -> dict[str, str]:
     """The environment variables of a job: the caller's (unless ``inherit`` is False, e.g. for a
     container), then the environment's and the job's own, plus where to report
-    (``MLTRAIN_RUN_DIR``) and the in-script API on ``PYTHONPATH``."""
+    (``MLTRAIN_RUN_DIR``), the inputs' and outputs' paths there and the in-script API on ``PYTHONPATH``."""
     skip = ("HYDRA_FULL_ERROR", "VIRTUAL_ENV")
     base = {k: v for k, v in os.environ.items() if k not in skip} if inherit else {}
-    out = {**base, **env.env_vars, **spec.env_vars}
+    out = {**base, **env.env_vars, **spec.io_environment(run_dir)}
     out.update(
         {
             "MLTRAIN_RUN_DIR": run_dir,

@@ -76,7 +76,11 @@ def main(argv: list[str]) -> int:
     from mltrain.runs.driver import workspace_for
 
     ws = workspace_for(payload["config"], prewarmed)
-    started = start(ws, payload["config"], payload["overrides"], payload["env"])
+    try:
+        started = start(ws, payload["config"], payload["overrides"], payload["env"])
+    except ConfigError as exc:  # what needs the workspace's records (an unknown data version): nothing recorded
+        print_error(exc)
+        return 2
     print(follow_hint(started.run_id))
     return 0
 

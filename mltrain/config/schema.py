@@ -40,6 +40,8 @@ class JobConfig:
     env_vars: dict[str, str] = field(default_factory=dict)  # extra environment of the script
     max_run_duration_s: float | None = None  # cancel the run after this many seconds
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
+    inputs: dict[str, Any] = field(default_factory=dict)  # NAME: {path, mode, ...} (mltrain.data.configs.InputConfig)
+    outputs: dict[str, Any] = field(default_factory=dict)  # NAME: {path: data:NAME} (mltrain.data.configs.OutputConfig)
     azureml_compat: bool = True  # `import azureml.core` works in the job when its environment lacks azureml-core
 
 

@@ -147,6 +147,72 @@ def _reference(store: Datastore, files: list[StoredFile], progress: Progress) ->
     return entries
 
 
+def open_store(
+    ws: Workspace, text: str, datastore: str | None, datastore_config: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any], Datastore]:
+    """(name, config node, store) of the datastore that stores or reads ``text`` (a local path or a URI):
+    ``datastore`` with ``datastore_config``, else :func:`default_datastore`."""
+    scheme = uri_scheme(text)
+    datastore = datastore or default_datastore(text)
+    if datastore_config is not None:
+        node = dict(datastore_config)
+    elif datastore == DEFAULT:
+        node = workspace_node()
+    elif scheme == "file" and datastore is None:
+        node, datastore = {"_target_": FOLDER_TARGET, "path": "/"}, "folder"
+    else:
+        raise DataError(f"datastore {datastore} was given without its config", hint="pass datastore_config")
+    store = open_datastore(node, ws.settings.artifact_root, str(datastore))
+    if scheme is not None and SCHEME_DATASTORES.get(scheme, "folder") != store.kind:
+        raise DataError(
+            f"{text} is a {scheme}:// URI but datastore {datastore} is a {store.kind} datastore",
+            hint=f"name a {SCHEME_DATASTORES.get(scheme, 'folder')} datastore with --datastore",
+        )
+    return str(datastore), node, store
+
+
+def local_manifest(
+    store: Datastore,
+    text: str,
+    type: str | None,
+    report: Callable[[Progress], None] | None = None,  # noqa: A002
+) -> tuple[str, list[ManifestEntry], str]:
+    """Store the local file or folder ``text`` in ``store`` by sha256: (type, manifest, its absolute path)."""
+    src = Path(text).expanduser().absolute()
+    if not src.exists():
+        raise DataError(f"{text} does not exist", hint="give a file, a folder or a URI (s3://, https://, ...)")
+    kind = "uri_file" if src.is_file() else "uri_folder"
+    if type is not None and type != kind:
+        raise DataError(f"{text} is a {'file' if src.is_file() else 'folder'}, not {type}", hint=f"use {kind}")
+    files = local_files(src)
+    if not files:
+        raise DataError(f"the folder {src} holds no files", hint="a data version needs at least one file")
+    progress = Progress(sum(f.size for f in files), len(files), report)
+    entries = _store_local(store, files, progress)
+    if report is not None:
+        report(progress)
+    return kind, entries, str(src)
+
+
+def reference_manifest(
+    store: Datastore,
+    text: str,
+    type: str | None,  # noqa: A002
+    report: Callable[[Progress], None] | None = None,
+    read: bool = True,
+) -> tuple[str, Datastore, list[ManifestEntry]]:
+    """The URI ``text`` listed where it is: (type, the store rooted at its folder, manifest). A file whose
+    store keeps no checksum is read for its sha256, unless not ``read``."""
+    kind, at, listed = _locate(store, text, type)
+    if not read:
+        return kind, at, [ManifestEntry(f.key, f.size, None, f.checksum) for f in listed]
+    progress = Progress(sum(f.size for f in listed), len(listed), report)
+    entries = _reference(at, listed, progress)
+    if report is not None:
+        report(progress)
+    return kind, at, entries
+
+
 def create(
     ws: Workspace,
     name: str,
@@ -168,46 +234,19 @@ def create(
     if type is not None and type not in TYPES:
         raise DataError(f"--type {type!r} is not a data type", hint=f"use one of {', '.join(TYPES)}")
     text = os.fspath(source)
-    scheme = uri_scheme(text)
-    datastore = datastore or default_datastore(text)
-    if datastore_config is not None:
-        node = dict(datastore_config)
-    elif datastore == DEFAULT:
-        node = workspace_node()
-    elif scheme == "file" and datastore is None:
-        node, datastore = {"_target_": FOLDER_TARGET, "path": "/"}, "folder"
+    datastore, node, store = open_store(ws, text, datastore, datastore_config)
+    if uri_scheme(text) is None:
+        kind, entries, where = local_manifest(store, text, type, report)
+        stored = True
     else:
-        raise DataError(f"datastore {datastore} was given without its config", hint="pass datastore_config")
-    store = open_datastore(node, ws.settings.artifact_root, str(datastore))
-    if scheme is None:
-        src = Path(text).expanduser().absolute()
-        if not src.exists():
-            raise DataError(f"{text} does not exist", hint="give a file, a folder or a URI (s3://, https://, ...)")
-        kind = "uri_file" if src.is_file() else "uri_folder"
-        if type is not None and type != kind:
-            raise DataError(f"{text} is a {'file' if src.is_file() else 'folder'}, not {type}", hint=f"use {kind}")
-        files = local_files(src)
-        if not files:
-            raise DataError(f"the folder {src} holds no files", hint="a data version needs at least one file")
-        progress = Progress(sum(f.size for f in files), len(files), report)
-        entries, stored, where = _store_local(store, files, progress), True, str(src)
-    else:
-        if datastore is not None and SCHEME_DATASTORES.get(scheme or "", "folder") != store.kind:
-            raise DataError(
-                f"{text} is a {scheme}:// URI but datastore {datastore} is a {store.kind} datastore",
-                hint=f"name a {SCHEME_DATASTORES.get(scheme or '', 'folder')} datastore with --datastore",
-            )
-        kind, at, listed = _locate(store, text, type)
-        progress = Progress(sum(f.size for f in listed), len(listed), report)
-        entries, stored, where = _reference(at, listed, progress), False, text.rstrip("/")
-    if report is not None:
-        report(progress)
+        kind, _at, entries = reference_manifest(store, text, type, report)
+        stored, where = False, text.rstrip("/")
     return ws.data.add_version(
         name,
         type=kind,
         source=where,
         stored=stored,
-        datastore=str(datastore),
+        datastore=datastore,
         datastore_kind=store.kind,
         datastore_config=node,
         manifest=entries,

@@ -1,4 +1,6 @@
-"""Environment variables whose values come from the environment at run time, so a secret never
+"""Values of a config that are resolved when and where the job runs, not when the config is composed.
+
+Environment variables whose values come from the environment at run time, so a secret never
 enters a record.
 
 A value of ``job.env_vars`` or ``environment.env_vars`` that reads the environment
@@ -8,18 +10,28 @@ the dashboard show the reference, never the value. It is read (:func:`read_refer
 environment of the process that starts the job, when the job's (or the build's) environment
 variables are handed to the compute target; a variable that is not set is a ConfigError naming the
 key, before anything is recorded.
+
+``${inputs.NAME}`` and ``${outputs.NAME}`` (in ``job.arguments``, ``job.args``, ``job.env_vars``) name where
+an input or output of the job is on the compute target that runs it: :func:`plain_config` keeps them as
+written (the record shows them so), and the target resolves them (``RunSpec.argv``). One that names no
+input or output of ``job.inputs`` / ``job.outputs`` is a ConfigError listing those.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from mltrain.errors import ConfigError
+from mltrain.remote.inputs import PLACEHOLDER
 
 ENV_PATHS = ("job.env_vars", "environment.env_vars")  # mappings whose references are kept as written
+IO_PATHS = ("job.arguments", "job.args", "job.env_vars")  # where ${inputs.NAME} / ${outputs.NAME} may be written
+IO_KINDS = ("inputs", "outputs")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE = re.compile(r"(?<!\\)\$\{oc\.env:\s*([^,}\s]+)\s*(,[^}]*)?\}")  # not an escaped \${
 
 
@@ -90,12 +102,81 @@ def plain_config(cfg: Any, keys: Iterable[str]) -> dict[str, Any]:
             kept[path] = {str(k): v for k, v in raw.items() if is_reference(v)}
             read_references(kept[path], path)  # a missing variable: a clear error before anything else
     out: dict[str, Any] = {}
-    for key in keys:
-        value = cfg[key]
-        out[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
+    with io_placeholders(cfg):
+        for key in keys:
+            value = cfg[key]
+            out[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
     for path, references in kept.items():
         section, name = path.split(".", 1)
         target = out[section].get(name) if isinstance(out.get(section), dict) else None
         if isinstance(target, dict):
             target.update(references)
     return out
+
+
+def io_names(job: Mapping[str, Any] | None, kind: str) -> list[str]:
+    """The names of ``job.inputs`` or ``job.outputs`` (``kind``), each checked to be an identifier."""
+    node = (job or {}).get(kind) or {}
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"job.{kind} is {node!r}, not a mapping", hint=f"write job.{kind}.NAME.path=...")
+    names = [str(n) for n in node]
+    for name in names:
+        if not _IDENTIFIER.fullmatch(name):
+            raise ConfigError(
+                f"job.{kind}.{name}: {name!r} is not a name for an {kind[:-1]}",
+                hint="use letters, digits and _ (not first a digit): it becomes ${"
+                + f"{kind}.NAME}} and MLTRAIN_{kind[:-1].upper()}_NAME",
+            )
+    return names
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def check_placeholders(job: Mapping[str, Any]) -> None:
+    """Each ``${inputs.NAME}`` / ``${outputs.NAME}`` of ``job.arguments``, ``args`` and ``env_vars`` names a
+    declared input or output; ConfigError listing the declared ones otherwise."""
+    declared = {kind: io_names(job, kind) for kind in IO_KINDS}
+    for path in IO_PATHS:
+        for text in _strings(job.get(path.split(".", 1)[1])):
+            for m in PLACEHOLDER.finditer(text):
+                kind, name = m.group(1), m.group(2)
+                if name not in declared[kind]:
+                    known = ", ".join(declared[kind]) or "none"
+                    raise ConfigError(
+                        f"{path} refers to ${{{kind}.{name}}}, but the job has no {kind[:-1]} {name!r} "
+                        f"(job.{kind}: {known})",
+                        hint=f"declare it, e.g. +job.{kind}.{name}.path=data:NAME, or fix the name",
+                    )
+
+
+@contextmanager
+def io_placeholders(cfg: Any) -> Iterator[None]:
+    """Inside the block, ``${inputs.NAME}`` / ``${outputs.NAME}`` of the composed ``cfg`` resolve to
+    themselves (top-level nodes holding each declared name escaped), once checked by
+    :func:`check_placeholders`; ``cfg`` is as it was afterwards."""
+    from omegaconf import Container, OmegaConf, open_dict
+
+    job = OmegaConf.select(cfg, "job", default=None)
+    raw = OmegaConf.to_container(job, resolve=False) if isinstance(job, Container) else None
+    if not isinstance(raw, dict) or any(k in cfg for k in IO_KINDS):
+        yield
+        return
+    check_placeholders(raw)
+    with open_dict(cfg):
+        for kind in IO_KINDS:
+            cfg[kind] = {name: "\\${" + f"{kind}.{name}}}" for name in io_names(raw, kind)}
+    try:
+        yield
+    finally:
+        with open_dict(cfg):
+            for kind in IO_KINDS:
+                del cfg[kind]

@@ -41,6 +41,16 @@ import threading
 import time
 from typing import IO
 
+from mltrain.remote.inputs import (
+    CARRIED_DIR,
+    InputError,
+    changed_mounts,
+    deliver_on_node,
+    mount_problem,
+    node_cache,
+    read_manifests,
+    resolve_job,
+)
 from mltrain.remote.procs import descendants
 
 MARK_ENV = "MLTRAIN_RAY_MARK"
@@ -181,7 +191,12 @@ def make_run_dir(source: str, run_id: str | None, experiment: str | None, parent
     ``source`` (the job's working_dir) with the run's info."""
     run_dir = tempfile.mkdtemp(prefix="mltrain-run-", dir=parent)
     try:
-        shutil.copytree(source, run_dir, symlinks=True, dirs_exist_ok=True)
+        carried = os.path.join(source, CARRIED_DIR)  # inputs carried with the job: read from there, never copied
+
+        def skip(folder: str, names: list[str]) -> list[str]:
+            return [n for n in names if os.path.join(folder, n) == carried]
+
+        shutil.copytree(source, run_dir, symlinks=True, dirs_exist_ok=True, ignore=skip)
         os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
         with open(os.path.join(run_dir, RUN_INFO_FILE), "w") as f:
             json.dump({"run_id": run_id, "experiment": experiment}, f)
@@ -217,7 +232,19 @@ def main(argv: list[str]) -> int:
         if stopper.asked.is_set():
             code = -int(signal.SIGTERM)  # stopped before the script started: it never does
         else:
-            code = _run_script(argv, run_dir, env, emit, stopper)
+            try:
+                paths = deliver_on_node(
+                    os.getcwd(), run_dir, socket.gethostname(), lambda x: emit.marked(STDERR, f"[mltrain] {x}")
+                )
+            except (InputError, OSError) as exc:
+                emit.marked(STDERR, f"mltrain: the job's inputs could not be delivered: {exc}")
+                code = 1  # the script never starts
+            else:
+                argv, env = resolve_job(argv, env, paths)
+                code = _run_script(argv, run_dir, env, emit, stopper)
+                changed = changed_mounts(node_cache(), read_manifests(os.getcwd())[0]) if paths else []
+                if changed:
+                    emit.marked(STDERR, f"[mltrain] {mount_problem(changed, socket.gethostname())}")
         _send_archive(run_dir, emit)
         emit.marked(EXIT, str(code))
         return code if code >= 0 else 128 - code

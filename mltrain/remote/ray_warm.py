@@ -34,6 +34,7 @@ import time
 from typing import Any
 
 from mltrain.remote.forkserver import ForkServer
+from mltrain.remote.inputs import deliver_on_node, resolve_job
 from mltrain.remote.procs import signal_group, stop_group
 from mltrain.remote.ray_job import METRICS_FILE, pack_outputs
 from mltrain.remote.ray_job import make_run_dir as _make_run_dir
@@ -130,6 +131,12 @@ class WarmWorker:
         if not server.wait_ready():
             raise RuntimeError("the fork server of this warm worker is not running")
         run_dir = _make_run_dir(self.source, run_id, experiment, self.root)
+        try:
+            paths = deliver_on_node(self.source, run_dir, self.host, lambda line: None)
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        argv, env_vars = resolve_job(argv, env_vars, paths)
         base = os.path.join(self.root, run_id)
         out = os.open(base + ".out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         err = os.open(base + ".err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

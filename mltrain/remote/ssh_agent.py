@@ -4,7 +4,8 @@ of the node-side package (:mod:`mltrain.remote`) that Python runs, ``python3 AGE
 
 A JSON request comes on stdin where a command needs one, and the answer is one JSON line on stdout
 (``follow`` and ``pack`` stream instead). Layout of WORKDIR:
-``blobs/<sha256>`` (content-addressed cache of uploaded files), ``runs/<run_id>/`` (run folders),
+``blobs/<sha256>`` (content-addressed cache of uploaded files: snapshots and data inputs), ``refs/<id>``
+(files of data references, :mod:`mltrain.remote.inputs`), ``runs/<run_id>/`` (run folders),
 ``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none). Docker images of
 environments live in the engine the host's ``docker`` CLI reaches (its ``DOCKER_HOST``, context).
 
@@ -26,6 +27,7 @@ import os
 import shutil
 import sys
 
+from mltrain.remote import inputs as node_io
 from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
 from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, materialise_run, run_dir_of
 from mltrain.remote.ssh_jobs import (
@@ -76,6 +78,45 @@ def cmd_materialise(work: str, run_id: str) -> None:
     answer({"run_dir": os.path.realpath(run_dir_of(work, run_id)), "missing": []})
 
 
+def cmd_inputs(work: str, run_id: str) -> None:
+    """Lay a run's inputs out from the host's cache (``blobs/``, ``refs/``: see :mod:`mltrain.remote.inputs`):
+    request {inputs: [manifest, ...], outputs: [name, ...]}; answers the cache keys it lacks (the caller
+    uploads them and asks again), else lays every input out and makes the outputs' folders."""
+    req = json.load(sys.stdin)
+    cache = node_io.NodeCache(os.path.realpath(work))
+    for kind in ("blobs", "refs"):
+        os.makedirs(os.path.join(work, kind), exist_ok=True)
+    inputs = req["inputs"]
+    try:
+        missing = sorted({k for inp in inputs if inp["mode"] != node_io.DIRECT for k in cache.missing(inp["files"])})
+        if missing:
+            answer({"missing": missing})
+            return
+        run_dir = run_dir_of(work, run_id)
+        copied = sum(node_io.materialise(cache, inp, run_dir) for inp in inputs)
+        node_io.prepare_outputs(run_dir, [str(n) for n in req.get("outputs") or []])
+    except node_io.InputError as exc:
+        fail(str(exc))
+    answer({"missing": [], "copied": copied})
+
+
+def cmd_receive(work: str) -> None:
+    """Input files into the host's cache, streamed on stdin (:func:`mltrain.remote.inputs.receive`)."""
+    for kind in ("blobs", "refs"):
+        os.makedirs(os.path.join(work, kind), exist_ok=True)
+    try:
+        files, size = node_io.receive(node_io.NodeCache(os.path.realpath(work)), sys.stdin.buffer)
+    except (node_io.InputError, ValueError) as exc:
+        fail(f"refused an input file: {exc}")
+    answer({"files": files, "bytes": size})
+
+
+def cmd_inputs_changed(work: str) -> None:
+    """After a run: the files of its mounted inputs (request {inputs: [...]}) that a script changed in the cache."""
+    req = json.load(sys.stdin)
+    answer({"changed": node_io.changed_mounts(node_io.NodeCache(os.path.realpath(work)), req["inputs"])})
+
+
 def cmd_sha(work: str, path: str) -> None:
     """sha256 of a file under WORKDIR (tests and audits)."""
     with open(inside(work, path), "rb") as f:
@@ -91,6 +132,9 @@ COMMANDS = {
     "probe": cmd_probe,
     "missing": cmd_missing,
     "materialise": cmd_materialise,
+    "inputs": cmd_inputs,
+    "inputs-changed": cmd_inputs_changed,
+    "receive": cmd_receive,
     "venv": cmd_venv,
     "image": cmd_image,
     "drop": cmd_drop,

@@ -1,7 +1,7 @@
 """The part of MLflow's REST tracking API a training script uses, served by the driver on
 127.0.0.1 for the length of one run, so that ``mlflow.log_param(s)``, ``log_metric(s)``,
-``set_tag(s)``, ``log_artifact(s)``, ``mlflow.sklearn.log_model`` and ``autolog()`` record into the
-mltrain run (as Azure ML v2 does for MLflow scripts).
+``set_tag(s)``, ``log_artifact(s)``, ``log_input``, ``mlflow.sklearn.log_model`` and ``autolog()`` record
+into the mltrain run (as Azure ML v2 does for MLflow scripts).
 
 The job gets ``MLFLOW_TRACKING_URI`` (this server), ``MLFLOW_RUN_ID`` (its mltrain run: the
 script's ``mlflow.start_run()`` resumes it), ``MLFLOW_EXPERIMENT_NAME`` and a
@@ -51,6 +51,19 @@ def _number_or_text(value: str) -> Any:
     except ValueError:
         return value
     return number if number == number else value  # keep "nan" as text
+
+
+def _dataset_source(ds: dict[str, Any]) -> str | None:
+    """Where an MLflow dataset came from: the URI (or path, URL) in its JSON ``source``, else its source type."""
+    try:
+        source = json.loads(str(ds.get("source") or "{}"))
+    except ValueError:
+        source = {}
+    if isinstance(source, dict):
+        for field in ("uri", "url", "path", "table_name"):
+            if isinstance(source.get(field), str):
+                return str(source[field])[:2000]
+    return str(ds.get("source_type") or "") or None
 
 
 class TrackingState:
@@ -136,6 +149,24 @@ class TrackingState:
             with self.lock:
                 self.tags.update(new)
             self.ws.runs.set_tags(self.run_id, new)
+
+    def log_inputs(self, datasets: list[dict[str, Any]]) -> None:
+        """``mlflow.log_input(dataset, context=...)``: each dataset recorded as an input of the run, named
+        ``mlflow:NAME`` (`` (CONTEXT)`` when given), with its digest and source (``runs show`` lists them)."""
+        for item in datasets:
+            ds = item.get("dataset") or {}
+            name = str(ds.get("name") or "dataset")[:200]
+            tags = {str(t.get("key")): str(t.get("value", "")) for t in item.get("tags") or []}
+            context = tags.get("mlflow.data.context")
+            key = f"mlflow:{name}" + (f" ({context[:100]})" if context else "")
+            self.ws.data.link_run(
+                self.run_id,
+                "input",
+                key,
+                uri=_dataset_source(ds),
+                digest=str(ds.get("digest") or "") or None,
+                mode="mlflow",
+            )
 
     def history(self, key: str) -> list[dict[str, Any]]:
         """Every numeric value of the metric ``key`` of the run, as MLflow's Metric entities."""
@@ -259,7 +290,11 @@ def route(state: TrackingState, method: str, path: str, body: dict[str, Any]) ->
     if path == "metrics/get-history":
         state.check_run(body)
         return {"metrics": state.history(str(body.get("metric_key", "")))}
-    if path in ("runs/log-inputs", "runs/outputs", "runs/log-model"):
+    if path == "runs/log-inputs":
+        state.check_run(body)
+        state.log_inputs(list(body.get("datasets") or []))
+        return {}
+    if path in ("runs/outputs", "runs/log-model"):
         return {}
     if path == "experiments/get" or path == "experiments/get-by-name":
         return {"experiment": state.experiment_entity()}

@@ -23,6 +23,7 @@ from mltrain.compute.base import ComputeTarget
 from mltrain.compute.targets import compute_from_config
 from mltrain.errors import ConfigError
 from mltrain.registry.configs import register_request
+from mltrain.runs.inputs import JobData
 from mltrain.workspace import Workspace, WorkspaceSettings
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def check_config(config: Mapping[str, Any]) -> CheckedConfig:
     and deploy target's options, the register keys, the job's folder and script, the environment spec.
     ConfigError (or the spec's error) naming the problem."""
     from mltrain.environments.spec import EnvSpec
+    from mltrain.runs.inputs import check_job_data
 
     compute = compute_from_config(config["compute"])
     if config.get("deploy") is not None:  # a bad deploy option fails before anything runs
@@ -108,6 +110,7 @@ def check_config(config: Mapping[str, Any]) -> CheckedConfig:
 
         check_deploy_config(config["deploy"])
     register_request(config.get("register"))  # register keys without a model name: refused now
+    check_job_data(config["job"])  # input/output names, keys, modes and references
     source, script = job_source(config)
     spec = EnvSpec.from_config(config["environment"], base_dir=Path.cwd())
     return CheckedConfig(compute, source, script, spec)
@@ -128,6 +131,7 @@ class RunPlan:
     git_dirty: bool | None
     shim_dir: Path | None
     shim_env: dict[str, str]
+    data: JobData = field(default_factory=JobData)  # job.inputs (files listed) and job.outputs
     _key: str = ""
     _built: Materialised | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -140,6 +144,7 @@ class RunPlan:
         the environment already resolved (a rerun's recorded lock), else it is resolved from the config."""
         from mltrain.environments.resolve import resolve
         from mltrain.runs.compat import job_shim
+        from mltrain.runs.inputs import job_data
         from mltrain.runs.recovery import recover_orphans
         from mltrain.workspace.snapshots import git_info
 
@@ -152,6 +157,7 @@ class RunPlan:
         source, script = checked.source, checked.script
         env = resolved or resolve(checked.env_spec, ws)
         compute.builder(env).check(env)  # a build this target cannot run, a missing Python: refused now
+        data = job_data(ws, config["job"])  # unknown data, an unreachable store: refused now
         limits = config["job"]["snapshot"]
         settings = ws.settings
         snapshot = ws.snapshots.take(
@@ -163,7 +169,19 @@ class RunPlan:
         commit, dirty = git_info(source)
         shim_dir, shim_env = job_shim(config["job"], env)  # the in-script API (and Azure's, unless turned off)
         return cls(
-            config, ws, compute, env, source, script, snapshot, commit, dirty, shim_dir, shim_env, _key=plan_key(config)
+            config,
+            ws,
+            compute,
+            env,
+            source,
+            script,
+            snapshot,
+            commit,
+            dirty,
+            shim_dir,
+            shim_env,
+            data=data,
+            _key=plan_key(config),
         )
 
     def __enter__(self) -> RunPlan:

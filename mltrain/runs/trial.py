@@ -23,10 +23,12 @@ from mltrain.registry.configs import TURN_OFF, register_request
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
 from mltrain.runs.control import RunCanceled, RunControl
+from mltrain.runs.inputs import pin_inputs
 from mltrain.runs.result import RunResult
 from mltrain.workspace.runs import CANCELED, COMPLETED, FAILED, FINALIZING, PREPARING, RUNNING, new_run_id
 
 if TYPE_CHECKING:
+    from mltrain.compute.delivery import Delivered
     from mltrain.runs.ingest import MetricsIngest
     from mltrain.runs.output import RunOutput
     from mltrain.runs.plan import RunPlan
@@ -83,7 +85,7 @@ class Trial:
         run_dir.mkdir(parents=True, exist_ok=self.recorded)
         fields = {
             "parent_run_id": self.parent_run_id,
-            "config": redact_secrets(self.cfg),
+            "config": redact_secrets(pin_inputs(self.cfg, plan.data)),
             "overrides": redact_overrides(self.overrides),
             "arguments": self.argv,
             "run_dir": str(run_dir),
@@ -102,7 +104,13 @@ class Trial:
             arguments=self.argv,
             env_vars={**read_references(self.cfg["job"]["env_vars"], "job.env_vars"), **plan.shim_env},
             shim_dir=plan.shim_dir,
+            inputs=plan.data.input_specs,
+            outputs=plan.data.outputs,
         )
+        if plan.data.inputs:
+            from mltrain.runs.inputs import record_inputs
+
+            record_inputs(self.ws, run_id, plan.data)
         return spec, RunResult(run_id, experiment, FAILED, run_dir, 0.0, compute=plan.compute.describe())
 
     def run(self, job_ended: Callable[[RunResult], None] | None = None) -> RunResult:
@@ -126,6 +134,7 @@ class Trial:
 
         tracking = serve_tracking(self.ws, spec, self.plan.env)  # MLflow calls of the script record into this run
         handle: RunHandle | None = None
+        delivered: Delivered | None = None
         control = self.control
         try:
             with control.signals(), control.tracking() as slot:
@@ -135,6 +144,8 @@ class Trial:
                     if not built.cached:
                         out.log(f"environment {self.plan.env.spec.name} ready ({built.location})")
                     compute.upload(self.ws, spec)
+                    if spec.inputs or spec.outputs:
+                        delivered = compute.deliver(self.ws, spec, out.log)
                     write_run_info(spec.run_dir, spec.run_id, spec.experiment, self.parent_run_id)
                     control.check()
                     handle = compute.start(spec, built, out)
@@ -150,6 +161,8 @@ class Trial:
                     out.log(f"error: {exc}")
                 slot.finishing = True
                 self._ended(result)
+                if delivered is not None:
+                    result.problems.extend(delivered.check())
                 self._finalize(spec, handle, result, out)
         finally:
             self._ended(result)
@@ -157,6 +170,8 @@ class Trial:
                 result.params = list(tracking.state.params)
                 tracking.close()
             out.close()
+            if delivered is not None:
+                delivered.release()
             compute.cleanup(spec, handle)
         result.duration_s = self.ws.runs.duration(spec.run_id)  # as `mltrain runs show` has it
         return result
@@ -258,6 +273,13 @@ class Trial:
             run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
         )
         result.metrics = self.ws.metrics.summary(run_id)
+        if result.status == COMPLETED and self.plan.data.outputs:
+            from mltrain.runs.inputs import register_outputs
+
+            made, problems = register_outputs(self.ws, run_id, spec.run_dir, self.plan.data)
+            for ref in made:
+                out.log(f"output: {ref} (this run's outputs/data folder, now a data version)")
+            result.problems.extend(problems)
         if result.status == COMPLETED and not self.defer_models:
             self.finish_models(result)
         self._record_problems(result)

@@ -13,6 +13,8 @@ from mltrain.compute.docker import DockerCompute
 
 
 class TestDockerCompute(ComputeTargetSuite):
+    mount_is_read_only = True  # a read-only bind mount, even for a script running as root
+
     @pytest.fixture
     def make_target(self, docker_engine) -> Callable[[], ComputeTarget]:
         return lambda: DockerCompute(base_url=docker_engine.base_url, cancel_grace_s=2.0)

@@ -1,7 +1,8 @@
 """A job's container, the same on a Docker engine (the docker target) and on an SSH host (a job of
 ``build: docker``): the run folder mounted read-write as the working folder ``/mltrain/run``, the
 in-script API on ``PYTHONPATH``, only the job's environment (never the caller's), labelled with the
-run (:class:`mltrain.environments.container.ContainerSpec` says how every mltrain container runs)."""
+run (:class:`mltrain.environments.container.ContainerSpec` says how every mltrain container runs). A job's
+mounted inputs (``job.inputs.NAME.mode=mount``) are bound read-only over their folders in the run folder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from mltrain.compute.base import RunSpec, job_environment
 from mltrain.environments.container import ContainerSpec
+from mltrain.remote import inputs as node_io
 
 if TYPE_CHECKING:
     from mltrain.environments.base import Materialised
@@ -39,6 +41,10 @@ def job_container(
     runs) as its working folder. The in-script API is the folder ``shim_dir`` there (mounted read-only),
     or ``shim_in_run``, a folder of the run folder."""
     binds = {run_dir: {"bind": RUN_DIR, "mode": "rw"}}
+    for inp in spec.inputs:  # a mounted input: read-only in the container, whoever the script runs as
+        if inp.mode == node_io.MOUNT:
+            rel = f"{node_io.INPUTS_DIR}/{inp.name}"
+            binds[f"{run_dir}/{rel}"] = {"bind": f"{RUN_DIR}/{rel}", "mode": "ro"}
     shim = None
     if shim_dir is not None:
         binds[shim_dir] = {"bind": SHIM_DIR, "mode": "ro"}
@@ -47,7 +53,7 @@ def job_container(
         shim = f"{RUN_DIR}/{shim_in_run}"
     return ContainerSpec(
         image=env.location,
-        command=[env.python, spec.script, *spec.arguments],
+        command=[env.python, spec.script, *spec.argv(RUN_DIR)],
         name=container_name(spec.run_id),
         working_dir=RUN_DIR,
         environment=job_environment(spec, env, RUN_DIR, shim, inherit=False),

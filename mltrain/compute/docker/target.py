@@ -14,6 +14,7 @@ from mltrain.errors import ComputeError
 if TYPE_CHECKING:
     from docker import APIClient
 
+    from mltrain.compute.delivery import Delivered
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
@@ -62,6 +63,13 @@ class DockerCompute(ComputeTarget):
         built = self.builder(env).materialise(env, log, rebuild=rebuild)
         record_use(ws, env, built, size_bytes=built.size_bytes or image_size(self.engine.api, built.location))
         return built
+
+    def deliver(self, ws: Workspace, spec: RunSpec, log: LogFn) -> Delivered:
+        """The inputs in the run folder on this machine, as for local compute; mounted ones are bound
+        read-only into the container, so they are links into the cache whoever runs mltrain."""
+        from mltrain.compute.delivery import deliver_here
+
+        return deliver_here(spec.inputs, spec.outputs, spec.run_dir, log, bound_read_only=True)
 
     # -- the job ------------------------------------------------------------------------------------
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:

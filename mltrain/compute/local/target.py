@@ -51,10 +51,10 @@ class LocalCompute(ComputeTarget):
         pool = self._pools.get(env.python) if self._pools else None
         server = pool.acquire() if pool is not None else None
         if pool is not None and server is not None:
-            forked = server.fork(spec.script, spec.arguments, spec.run_dir, environ)
+            forked = server.fork(spec.script, spec.argv(str(spec.run_dir)), spec.run_dir, environ)
             if forked is not None:
                 return ForkedHandle(spec, pool, server, forked, sink, self.cancel_grace_s)
-        argv = [env.python, spec.script, *spec.arguments]
+        argv = [env.python, spec.script, *spec.argv(str(spec.run_dir))]
         proc = subprocess.Popen(
             argv,
             cwd=spec.run_dir,

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,22 +39,39 @@ class Stage:
                 self._root = Path(tempfile.mkdtemp(prefix="mltrain-ray-"))
             return self._root / snapshot_id
 
-    def upload(self, ws: Workspace, spec: RunSpec) -> None:
-        stage = self.path(spec.snapshot_id)
+    def upload(self, ws: Workspace, spec: RunSpec, fill: Callable[[Path], None] | None = None) -> bool:
+        """Stage ``spec``'s snapshot (and, through ``fill``, what else its job carries) once; False when
+        it was staged already."""
+        stage = self.path(stage_key(spec))
         if stage.is_dir():
-            return
+            return False
         scratch = stage.with_name(f".{stage.name}-{secrets.token_hex(4)}")
-        ws.snapshots.restore(spec.snapshot_id, scratch)
+        try:
+            ws.snapshots.restore(spec.snapshot_id, scratch)
+            if fill is not None:
+                fill(scratch)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         try:
             scratch.rename(stage)
         except OSError:  # another trial staged it meanwhile
             shutil.rmtree(scratch, ignore_errors=True)
+        return True
 
     def close(self) -> None:
         with self._lock:
             if self._root is not None:
                 shutil.rmtree(self._root, ignore_errors=True)
                 self._root = None
+
+
+def stage_key(spec: RunSpec) -> str:
+    """The staged folder of ``spec``: its snapshot's, or with inputs or outputs, one per snapshot and data."""
+    if not spec.inputs and not spec.outputs:
+        return spec.snapshot_id
+    data = [spec.snapshot_id, spec.manifests(), [o.name for o in spec.outputs]]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def runtime_env(
@@ -63,7 +83,7 @@ def runtime_env(
     from mltrain.environments.ray_runtime import packages_field
     from mltrain.environments.shim import REMOTE_FILES, SHIM_FILES, ensure_shim
 
-    staged = stage.path(spec.snapshot_id)
+    staged = stage.path(stage_key(spec))
     if not staged.is_dir():
         raise ComputeError(f"the snapshot of run {spec.run_id} was not staged", hint="call upload() before start()")
     shim = ensure_shim(SHIM_FILES + REMOTE_FILES)

@@ -15,8 +15,11 @@ from mltrain.compute.ray.warm import WarmWorkers
 from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ray.job_submission import JobSubmissionClient
 
+    from mltrain.compute.delivery import Delivered
     from mltrain.compute.ray.warm_pool import WarmPool
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
@@ -98,8 +101,24 @@ class ClusterCompute(ComputeTarget):
 
     def upload(self, ws: Workspace, spec: RunSpec) -> None:
         """The snapshot into a staging folder (the job's working_dir, shared by a sweep's trials);
-        the local run folder receives only what comes back."""
-        self.stage.upload(ws, spec)
+        the local run folder receives only what comes back. With inputs, ``deliver`` stages it."""
+        if not spec.inputs and not spec.outputs:
+            self.stage.upload(ws, spec)
+
+    def deliver(self, ws: Workspace, spec: RunSpec, log: LogFn) -> Delivered:
+        """The snapshot staged with the inputs' manifests and the files no node can fetch itself
+        (:mod:`~mltrain.compute.ray.inputs`); each node lays the inputs out before the script starts."""
+        from mltrain.compute.delivery import Delivered, Moved
+        from mltrain.compute.ray.inputs import carry_inputs
+
+        moved = Moved()
+
+        def fill(folder: Path) -> None:
+            moved.add(carry_inputs(spec, folder, log))
+
+        if not self.stage.upload(ws, spec, fill):
+            log("inputs: staged for the cluster already (0 bytes moved here)")
+        return Delivered(moved)
 
     # -- jobs ----------------------------------------------------------------------------------
     def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
 from mltrain.compute.ray.driver import NAMESPACE, call, connect, disconnect, send, session
-from mltrain.compute.ray.runtime import Stage, resources, runtime_env
+from mltrain.compute.ray.runtime import Stage, resources, runtime_env, stage_key
 from mltrain.compute.ray.stream import ArchiveFile, too_large
 from mltrain.compute.ray.warm_pool import Slot, WarmPool
 from mltrain.errors import ComputeError
@@ -271,10 +271,10 @@ class WarmWorkers:
         snapshot). False when the pool serves another environment or snapshot."""
         with self._lock:
             if self.pool is None:
-                key = (env.hash, spec.snapshot_id)
+                key = (env.hash, stage_key(spec))
                 self.pool = WarmPool(self.conn, self.conn.config.cancel_grace_s, key, modules, workers)
                 return True
-            return self.pool.key == (env.hash, spec.snapshot_id)
+            return self.pool.key == (env.hash, stage_key(spec))
 
     def actor_options(self, spec: RunSpec, env: Materialised) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Ray options of a warm worker (a run's resources; the trial's own variables come with each
@@ -306,7 +306,7 @@ class WarmWorkers:
         pool = self.pool
         if pool is None:
             return None
-        if pool.key != (env.hash, spec.snapshot_id):
+        if pool.key != (env.hash, stage_key(spec)):
             pool.retire()  # another environment or snapshot: its actors would hold the resources jobs need
             return None
         pool.provide(lambda: self.actor_options(spec, env))

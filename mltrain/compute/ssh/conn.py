@@ -28,7 +28,7 @@ from mltrain.compute.ssh.mux import Mux, MuxChannel
 from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     import paramiko
 
@@ -307,23 +307,36 @@ class Remote:
     def execute(
         self,
         command: str,
-        stdin: bytes = b"",
+        stdin: bytes | Iterable[bytes] = b"",
         timeout: float | None = 120.0,
         on_stderr: Callable[[str], None] | None = None,
     ) -> tuple[int, bytes, bytes]:
-        """Run ``command``; (exit status, stdout, stderr). ``on_stderr`` gets stderr line by line."""
+        """Run ``command``; (exit status, stdout, stderr). ``stdin``: bytes, or chunks streamed as they come
+        (sending stops when the command exits early: its answer says why). ``on_stderr`` gets stderr line
+        by line."""
         return self._communicate(self.channel(command, timeout), stdin, timeout, on_stderr)
 
     def _communicate(
-        self, chan: paramiko.Channel, stdin: bytes, timeout: float | None, on_stderr: Callable[[str], None] | None
+        self,
+        chan: paramiko.Channel,
+        stdin: bytes | Iterable[bytes],
+        timeout: float | None,
+        on_stderr: Callable[[str], None] | None,
     ) -> tuple[int, bytes, bytes]:
         out, err = bytearray(), bytearray()
         pending = b""
-        last = time.monotonic()
         try:
-            if stdin:
-                chan.sendall(stdin)
+            for chunk in [stdin] if isinstance(stdin, bytes) else stdin:
+                if chan.exit_status_ready():
+                    break
+                try:
+                    chan.sendall(chunk)
+                except OSError:
+                    if not chan.exit_status_ready():
+                        raise
+                    break
             chan.shutdown_write()
+            last = time.monotonic()
             while True:
                 got = False
                 if chan.recv_ready():

@@ -34,6 +34,7 @@ from mltrain.errors import ComputeError, ConfigError
 from mltrain.run_context import RUN_INFO_FILE
 
 if TYPE_CHECKING:
+    from mltrain.compute.delivery import Delivered
     from mltrain.environments.base import LogFn
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
@@ -148,6 +149,12 @@ class SSHCompute(ComputeTarget):
                 lost.append(remote.label)
                 print(f"mltrain: skipping SSH host {remote.label}: {exc}", file=sys.stderr)
 
+    def deliver(self, ws: Workspace, spec: RunSpec, log: LogFn) -> Delivered:
+        """The inputs into the run folder on the host ``upload`` took, through its blob cache."""
+        from mltrain.compute.ssh.inputs import deliver_ssh
+
+        return deliver_ssh(self.pool.held.get(spec.run_id) or self.pool.acquire(spec.run_id), spec, log)
+
     # -- the job ----------------------------------------------------------------------------------
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         remote = self.pool.held.get(spec.run_id) or self.pool.acquire(spec.run_id)
@@ -215,7 +222,7 @@ class SSHCompute(ComputeTarget):
             environ = job_environment(spec, env, run_dir, shim, inherit=False)
             path = environ.pop("PATH", "")
             request = {
-                "argv": [env.python, spec.script, *spec.arguments],
+                "argv": [env.python, spec.script, *spec.argv(run_dir)],
                 "env": environ,
                 "path_prepend": path.rstrip(os.pathsep),
             }
@@ -265,6 +272,10 @@ class SSHCompute(ComputeTarget):
         try:
             remote = self.pool.acquire(handle.spec.run_id, exclude=(lost.label,))
             self.sync.materialise(remote, handle.spec.run_id, self._uploads[handle.spec.run_id])
+            if handle.spec.inputs or handle.spec.outputs:
+                from mltrain.compute.ssh.inputs import deliver_ssh
+
+                deliver_ssh(remote, handle.spec, handle.sink.log)
             pgid, channel = self._start_on(remote, handle.spec, self._job_envs[handle.spec.run_id])
         except ComputeError as exc:
             handle.sink.log(f"{message}; no other host could run it again: {exc}")

@@ -213,6 +213,8 @@ class Sweep:
             script=plan.script,
             env_vars=read_references(config["job"]["env_vars"], "job.env_vars"),
             shim_dir=plan.shim_dir,
+            inputs=plan.data.input_specs,  # the trials' data: a Ray pool serves the folder staged with it
+            outputs=plan.data.outputs,
         )
         plan.compute.prewarm(built, spec, list(modules), self.max_concurrent)
 

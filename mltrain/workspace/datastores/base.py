@@ -18,6 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, ClassVar
 
 from mltrain.errors import DataError
@@ -161,6 +162,17 @@ class Datastore(ABC):
             with opener() as f:
                 self.write(key, f, sha256=sha)
         return sha, size
+
+    def local_path(self, key: str) -> Path | None:
+        """The file of ``key`` on this machine's file system when the store is a folder (None otherwise):
+        a node that sees the same folder reads it there."""
+        return None
+
+    def signed_url(self, key: str, expires_s: int) -> str | None:
+        """A URL that reads ``key`` for ``expires_s`` seconds without the store's credentials (a presigned
+        GET), for a node that has none; None when the store cannot sign one. It is a short-lived bearer
+        capability for that one file: hand it only to the node that reads it, never record it."""
+        return None
 
     def close(self) -> None:
         """Release connections (the store may not be used afterwards)."""

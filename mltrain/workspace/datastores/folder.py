@@ -137,6 +137,9 @@ class FolderDatastore(Datastore):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
+
     def write(self, key: str, stream: BinaryIO, sha256: str | None = None) -> StoredFile:
         self._writable()
         return StoredFile(key, write_whole(self._path(key), stream, self.url, sha256))

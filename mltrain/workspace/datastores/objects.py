@@ -226,6 +226,14 @@ class ObjectDatastore(Datastore):
             raise
         return StoredFile(key, reader.size)
 
+    def signed_url(self, key: str, expires_s: int) -> str | None:
+        full = self._full(key)
+        try:
+            with self._errors("sign", key):
+                return str(self.fs.url(full, expires=int(expires_s)))
+        except (DataError, NotImplementedError):
+            return None  # the store's SDK cannot sign (e.g. GCS without a service account key)
+
     def at(self, url: str) -> Datastore:
         other = type(self)(url=url, **self._options)
         other._fs = self._fs  # the same connection: a file system is not bound to a root
@@ -344,6 +352,7 @@ class S3Datastore(ObjectDatastore):
             "connect_timeout": float(o["connect_timeout_s"]),
             "read_timeout": 120,
             "retries": {"max_attempts": int(o["retries"]) + 1, "mode": "standard"},
+            "signature_version": "s3v4",  # also for presigned URLs (a node reading by URL), as AWS requires
         }
         return s3fs.S3FileSystem(
             anon=bool(o["anon"]),

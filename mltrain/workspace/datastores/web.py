@@ -107,5 +107,8 @@ class HttpsDatastore(Datastore):
         self._writable()
         raise AssertionError("unreachable")
 
+    def signed_url(self, key: str, expires_s: int) -> str | None:
+        return self._full(key)  # a public file: its URL needs no signature
+
     def at(self, url: str) -> Datastore:
         return HttpsDatastore(url, self.timeout_s)

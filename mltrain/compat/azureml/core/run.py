@@ -9,6 +9,7 @@ script's exit code); anything else of the SDK raises NotSupportedByMltrain namin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -19,12 +20,15 @@ from .experiment import Experiment
 from .model import Model, refuse_datasets
 from .resource_configuration import ResourceConfiguration
 
+_INPUT_PREFIX = "MLTRAIN_INPUT_"  # where mltrain puts each input's path (mltrain.remote.inputs.ENV_INPUT)
+
 SUPPORTED = (
     "get_context",
     "id",
     "experiment",
     "parent",
     "properties",
+    "input_datasets",
     "log",
     "log_list",
     "log_row",
@@ -95,6 +99,12 @@ class Run:
     @property
     def properties(self) -> dict[str, Any]:
         return dict(self._properties)
+
+    @property
+    def input_datasets(self) -> dict[str, str]:
+        """The job's inputs by name (``job.inputs.NAME``): where each is for this script (a path, or the
+        URI of a ``direct`` input), as Azure ML v1 gives a named ``as_mount()`` / ``as_download()`` input."""
+        return {k[len(_INPUT_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(_INPUT_PREFIX)}
 
     def get_properties(self) -> dict[str, Any]:
         return dict(self._properties)

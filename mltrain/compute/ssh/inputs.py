@@ -1,0 +1,94 @@
+"""A run's inputs on an SSH host, through the host's content-addressed cache (the one snapshots use:
+``WORKDIR/blobs/<sha256>``, and ``WORKDIR/refs/<id>`` for files of references).
+
+The host says which cache keys it lacks (one round trip); only those travel, streamed from the
+input's source (a datastore, through the driver) one after another over one channel to the helper's
+``receive``, which checks each against its size and hash before it takes its name there; then the
+host lays the inputs out in the run folder (:func:`mltrain.remote.inputs.materialise`, the same code
+as on this machine). A second run of the
+same data moves 0 bytes. After the run, mounted files a script changed are reported (the host's
+cache drops or repairs them); the run folder, inputs included, goes with the run's cleanup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from mltrain.compute.delivery import Delivered, Moved, by_key, describe, read_source
+from mltrain.errors import ComputeError
+from mltrain.remote import inputs as node_io
+from mltrain.remote.inputs import CHUNK
+
+if TYPE_CHECKING:
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.data_io import InputFile, InputSpec
+    from mltrain.compute.ssh.conn import Remote
+    from mltrain.environments.base import LogFn
+
+
+class SSHDelivery(Delivered):
+    """Inputs laid out in a run folder on an SSH host."""
+
+    def __init__(self, remote: Remote, manifests: list[dict[str, Any]], moved: Moved) -> None:
+        super().__init__(moved)
+        self.remote, self.manifests = remote, manifests
+
+    def check(self) -> list[str]:
+        if not any(m["mode"] == node_io.MOUNT for m in self.manifests):
+            return []
+        try:
+            changed = self.remote.agent("inputs-changed", request={"inputs": self.manifests})["changed"]
+        except ComputeError as exc:
+            return [f"could not check the mounted inputs on {self.remote.label}: {exc}"]
+        return [node_io.mount_problem(changed, self.remote.label)] if changed else []
+
+
+def _stream(files: list[tuple[InputSpec, InputFile]]) -> Iterator[bytes]:
+    """What the host's ``receive`` reads: per file its manifest entry (a JSON line), then its bytes, read
+    from the input's source; ComputeError (the host then drops the file) when the source gives another size."""
+    for inp, f in files:
+        yield json.dumps(f.entry).encode() + b"\n"
+        sent = 0
+        with ExitStack() as stack:
+            stream = read_source(inp, f, stack)
+            while chunk := stream.read(CHUNK):
+                sent += len(chunk)
+                if sent > f.size:
+                    break
+                yield chunk
+        if sent != f.size:
+            raise ComputeError(f"input {inp.name}: {f.relpath} is no longer the {f.size} bytes recorded at {inp.uri}")
+
+
+def _send(remote: Remote, files: list[tuple[InputSpec, InputFile]]) -> int:
+    """Send ``files`` into the host's cache over one channel; bytes sent."""
+    code, out, err = remote.execute(remote.agent_command("receive"), _stream(files), timeout=600)
+    if code != 0:
+        detail = err.decode(errors="replace").strip().splitlines()[-5:]
+        raise ComputeError(f"on {remote.label}, the inputs' files were refused: " + " ".join(detail))
+    return int(json.loads(out.decode().strip().splitlines()[-1])["bytes"])
+
+
+def deliver_ssh(remote: Remote, spec: RunSpec, log: LogFn) -> SSHDelivery:
+    """The inputs of ``spec`` in its run folder on ``remote`` (made by ``upload``), sending only the
+    files the host's cache lacks, and the outputs' folders made there."""
+    manifests = spec.manifests()
+    request = {"inputs": manifests, "outputs": [o.name for o in spec.outputs]}
+    missing = set(remote.agent("inputs", spec.run_id, request=request)["missing"])
+    total = Moved()
+    for inp in spec.inputs:
+        moved = Moved()
+        wanted = [(inp, f) for key, f in by_key(inp).items() if key in missing]
+        missing -= {f.key for _i, f in wanted}
+        if wanted:
+            moved.bytes, moved.files = _send(remote, wanted), len(wanted)
+        if inp.mode != node_io.DIRECT:
+            moved.cached = len(by_key(inp)) - len(wanted)
+        log(describe(inp, moved, remote.label))
+        total.add(moved)
+    if total.files and remote.agent("inputs", spec.run_id, request=request)["missing"]:
+        raise ComputeError(f"the inputs of run {spec.run_id} did not all reach {remote.label}")
+    return SSHDelivery(remote, manifests, total)
