@@ -6,10 +6,14 @@ Cases, interleaved in the same run (median of ``--repeats``):
 - the same with ``sweep.prewarm=false`` (a fresh interpreter per trial);
 - hydra-joblib-launcher (n_jobs=2) running the same training as a Hydra task function;
 - Hydra's basic launcher running that task function in process, one after another;
-- one ``python train.py --C x`` process per trial, two at a time (``xargs -P 2``).
+- one ``python train.py --C x`` process per trial, two at a time (``xargs -P 2``);
+- with ``--project``: the prewarmed mltrain sweep of the same training laid out as a project's modules
+  (``train.py`` does ``from task import train``; ``task.py`` imports scikit-learn), which warm starts
+  reach by following the project's own imports (issue 26); ``--quick --project`` times only the
+  two prewarmed mltrain sweeps and the hydra-joblib-launcher peer.
 The peers run from a venv of their own (bench/.venvs/hydra-joblib) with the same scikit-learn.
 
-    python bench/sweep.py [--repeats 3] [--trials 32] [--baseline PYTHON] [--quick]
+    python bench/sweep.py [--repeats 3] [--trials 32] [--baseline PYTHON] [--quick] [--project]
 
 ``--baseline PYTHON`` also times ``PYTHON -m mltrain -m`` (e.g. the venv of a checkout of an earlier
 commit) in the same interleaved run, so a change is compared with what came before it on the same
@@ -55,6 +59,14 @@ if __name__ == "__main__":
     main()
 """
 
+# the same training as a project's modules: the script imports scikit-learn only through task.py
+PROJECT_TRAIN = """
+from task import main
+
+if __name__ == "__main__":
+    main()
+"""
+
 TASK_APP = """
 import hydra
 from sklearn import datasets
@@ -85,12 +97,17 @@ arguments:
 
 
 def sweep_project(prefix: str) -> Path:
-    """A fresh folder with the training script (src/train.py) and its job config (conf/job/bench.yaml)."""
+    """A fresh folder with the training script (src/train.py) and its job config (conf/job/bench.yaml);
+    the same training as project modules in src_project/ (job ``bench_project``)."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
     (work / "src").mkdir()
     (work / "src" / "train.py").write_text(TRAIN)
+    (work / "src_project").mkdir()
+    (work / "src_project" / "train.py").write_text(PROJECT_TRAIN)
+    (work / "src_project" / "task.py").write_text(TRAIN)
     (work / "conf" / "job").mkdir(parents=True)
     (work / "conf" / "job" / "bench.yaml").write_text(JOB)
+    (work / "conf" / "job" / "bench_project.yaml").write_text(JOB.replace("source_dir: src", "source_dir: src_project"))
     return work
 
 
@@ -111,6 +128,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=32)
     parser.add_argument("--baseline", metavar="PYTHON", help="an interpreter with another mltrain to compare")
     parser.add_argument("--quick", action="store_true", help="only the prewarmed mltrain sweep (and the baseline's)")
+    parser.add_argument("--project", action="store_true", help="also the sweep of the training as project modules")
     args = parser.parse_args()
 
     work = sweep_project("mltrain-bench-sweep-")
@@ -120,11 +138,13 @@ def main() -> None:
     py = sys.executable
     mltrain = [*mltrain_sweep(values), "experiment_name=bench-sweep", "sweep.max_concurrent_runs=2"]
     cases = {"mltrain -m (prewarmed)": mltrain}
+    if args.project:
+        cases["mltrain -m, project modules"] = [a.replace("job=bench", "job=bench_project") for a in mltrain]
     if not args.quick:
         cases["mltrain -m, prewarm off"] = [*mltrain, "sweep.prewarm=false"]
     if args.baseline:
         cases["baseline mltrain -m (prewarmed)"] = baseline_command(args.baseline, mltrain[3:])
-    if not args.quick:
+    if not args.quick or args.project:
         sklearn = importlib.metadata.version("scikit-learn")
         hydra = importlib.metadata.version("hydra-core")
         requirements = [f"hydra-core=={hydra}", "hydra-joblib-launcher", f"scikit-learn=={sklearn}", "joblib"]
@@ -138,13 +158,14 @@ def main() -> None:
             "hydra.launcher.n_jobs=2",
             *hydra_common,
         ]
+    if not args.quick:
         cases["hydra basic launcher"] = [peer, "task_app.py", "-m", *hydra_common]
         cases["process per trial"] = [
             "sh",
             "-c",
             f"printf '%s\\n' {' '.join(values)} | xargs -P 2 -I{{}} {py} src/train.py --C {{}}",
         ]
-    warm = {name: cmd for name, cmd in cases.items() if "prewarmed" in name}
+    warm = {name: cmd for name, cmd in cases.items() if "prewarmed" in name or "project modules" in name}
     interleaved(warm, 1, work)  # warm-up: workspaces, caches, .pyc files
     times = interleaved(cases, args.repeats, work)
     med = {name: median(v) for name, v in times.items()}
@@ -158,6 +179,10 @@ def main() -> None:
         vs_baseline = ours / med["baseline mltrain -m (prewarmed)"]
         print(f"\nmltrain / baseline mltrain: {vs_baseline:.2f}x (no slowdown: <= 1)")
         results["mltrain_over_baseline"] = vs_baseline
+    if args.project:
+        vs_joblib = med["mltrain -m, project modules"] / med["hydra-joblib-launcher"]
+        print(f"\nmltrain (project modules) / hydra-joblib-launcher: {vs_joblib:.2f}x")
+        results["project_modules_over_joblib"] = vs_joblib
     if not args.quick:
         vs_joblib = ours / med["hydra-joblib-launcher"]
         vs_process = med["process per trial"] / ours

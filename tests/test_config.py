@@ -281,3 +281,11 @@ def test_hydra_job_settings_still_apply_to_a_single_run(mltrain, project, prefor
     assert proc.returncode == 0, proc.output
     assert "FROM_HYDRA=-" in proc.stdout
     assert (project / "job-started").exists()
+
+
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--cfg", "hydra"], ["--cfg", "all"], ["--info", "config"]])
+def test_token_is_redacted_where_hydra_prints_the_config(mltrain, flag):
+    proc = mltrain("+compute=cluster", "compute.token=s3cret-t0ken", *flag)
+    assert proc.returncode == 0, proc.output
+    assert "s3cret-t0ken" not in proc.output
+    assert "<redacted>" in proc.stdout

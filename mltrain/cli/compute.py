@@ -63,6 +63,8 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         target.close()
     if args.json:
         print_json(rows)
+    elif rows and "node_id" in rows[0]:
+        print_cluster(rows)
     else:
         table = []
         for r in rows:
@@ -91,3 +93,32 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                 if r.get("hint"):
                     print(escape_controls(f"  hint: {r['hint']}", LINES))
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def print_cluster(rows: list[dict[str, Any]]) -> None:
+    """The nodes of a Ray cluster, one line each."""
+
+    def pair(free: float | None, total: float, fmt: Any = lambda v: f"{v:g}") -> str:
+        return f"{'-' if free is None else fmt(free)} / {fmt(total)}"
+
+    table = []
+    for r in rows:
+        custom = ", ".join(f"{k} {pair(*v)}" for k, v in sorted(r["resources"].items()))
+        table.append(
+            (
+                r["host"] + (" (head)" if r["head"] else ""),
+                r["node_id"][:12],
+                r["state"],
+                pair(*r["cpus"]),
+                pair(*r["memory_bytes"], fmt=fmt_bytes),
+                custom or "-",
+                f"ray {r['ray']}",
+            )
+        )
+    print_table(table, ["NODE", "NODE ID", "STATE", "CPUS FREE/TOTAL", "MEMORY FREE/TOTAL", "RESOURCES", "RAY"])
+    alive = sum(r["state"] == "ALIVE" for r in rows)
+    auth = "on" if rows[0]["auth"] == "token" else "off"
+    print(f"\n{alive} of {len(rows)} nodes alive; token authentication {auth}")
+    for r in rows:
+        if r["state"] != "ALIVE" and r.get("state_message"):
+            print(escape_controls(f"{r['host']} ({r['node_id'][:12]}): {r['state_message']}", LINES))

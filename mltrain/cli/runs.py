@@ -156,6 +156,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("created", fmt_time(d["created_at"])),
             ("duration", fmt_duration(d["created_at"], d["ended_at"])),
             ("compute", d["compute"]),
+            ("ran on", (d.get("job_ref") or {}).get("node")),
             ("command", " ".join([d["script"] or "", *(d["arguments"] or [])])),
             ("overrides", " ".join(d["overrides"] or []) or None),
             ("environment", f"{d['env_name']} ({(d['env_hash'] or '')[:12]})"),

@@ -95,13 +95,24 @@ class NullSink:
         pass
 
 
+def node_label(ip: str, node_id: str = "") -> str:
+    """The ``node`` of a job reference: where the job ran, as shown by the summary, ``runs show`` and
+    the dashboard (``ip``, and the cluster's own id of the node when there is one)."""
+    return f"{ip} (Ray node {node_id})" if node_id else ip
+
+
 class RunHandle(ABC):
-    """A started job (or one re-attached from its reference)."""
+    """A started job (or one re-attached from its reference). ``attempt`` changes when the target
+    starts the run again (its node or host was lost): the runner then sets the lost attempt's metrics
+    apart; ``lost_reason`` says why a job ended without its script's exit code."""
+
+    attempt: int = 1
 
     def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
         self._metrics_offset = 0
         self.cancel_reason: str | None = None
+        self.lost_reason: str | None = None  # e.g. "the node running Ray job ... died": no exit code
 
     @property
     @abstractmethod

@@ -44,11 +44,13 @@ def redact_secrets(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "compute": {k: (REDACTED if k in SECRET_KEYS and v else v) for k, v in compute.items()}}
 
 
-def redact_overrides(overrides: list[str]) -> list[str]:
-    """Command-line overrides with the values of secret compute options replaced, for storing."""
+def redact_overrides(overrides: list[str], quoted: bool = False) -> list[str]:
+    """Command-line overrides with the values of secret compute options replaced, for storing
+    (``quoted``: as a value Hydra can still parse, for composing a config that is only shown)."""
     secret = {f"compute.{k}" for k in SECRET_KEYS}
+    value = f"'{REDACTED}'" if quoted else REDACTED
     out = []
     for item in overrides:
         key, sep, _ = item.partition("=")
-        out.append(f"{key}={REDACTED}" if sep and key.lstrip("+~") in secret else item)
+        out.append(f"{key}={value}" if sep and key.lstrip("+~") in secret else item)
     return out

@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 Handoff = Callable[[dict[str, Any], list[str], dict[str, str]], None]  # config, overrides, hydra.job.env_set
 
 
+PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+def only_prints(argv: list[str]) -> bool:
+    """Hydra options that show the config (or help) instead of running it."""
+    return any(a.split("=", 1)[0] in PRINT_FLAGS for a in argv)
+
+
 def prepare_hydra() -> None:
     """Register what composing mltrain's config needs: the root schema and the resolvers."""
     from omegaconf import OmegaConf
@@ -83,6 +91,7 @@ class App:
         """Run the app on ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
         import hydra
 
+        from mltrain.compute.configs import redact_overrides
         from mltrain.config.errors import report_config_error
 
         prepare_hydra()
@@ -95,6 +104,8 @@ class App:
         app: Any = hydra.main(config_path=str(bundled_dir("conf")), config_name="config", version_base="1.3")(self.task)
         try:
             sys.argv = [sys.argv[0], *expand(resume_argv(given))]  # a sweep resumed by its id: its overrides
+            if only_prints(sys.argv[1:]):  # nothing runs: the config is shown without its secrets
+                sys.argv[1:] = redact_overrides(sys.argv[1:], quoted=True)
             if not any(a.startswith("-") for a in sys.argv[1:]) and self._plain_run(sys.argv[1:]):
                 return max(self.exit_codes, default=0)
             app()

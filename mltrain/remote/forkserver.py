@@ -10,7 +10,6 @@ work unchanged. Used by sweeps (``sweep.prewarm``); single runs start with ``Pop
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import queue
@@ -26,28 +25,6 @@ from mltrain.remote.forkserver_main import die_with_parent
 
 SERVER_FILE = Path(__file__).with_name("forkserver_main.py")
 READY_TIMEOUT_S = 120.0
-
-
-def script_imports(source_dir: Path, script: str) -> list[str]:
-    """Absolute imports of ``script`` (and ``from X import Y`` candidates ``X.Y``) that are not modules
-    of the job's own folder: what a fork server may import ahead of the job."""
-    try:
-        tree = ast.parse((source_dir / script).read_bytes())
-    except (OSError, SyntaxError, ValueError):
-        return []
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.append(node.module)
-            names += [f"{node.module}.{a.name}" for a in node.names if a.name != "*"]
-    local = {p.stem for p in source_dir.glob("*.py")} | {p.name for p in source_dir.iterdir() if p.is_dir()}
-    out: list[str] = []
-    for name in names:
-        if name.split(".")[0] not in local and name not in out and name.split(".")[0] != "__future__":
-            out.append(name)
-    return out
 
 
 class ForkServer:
@@ -73,8 +50,11 @@ class ForkServer:
         self.info: dict[str, Any] = {}
 
     def _recv(self, timeout: float | None) -> dict[str, Any] | None:
-        """The next message, None after ``timeout``; {} when the server is gone."""
-        readable, _, _ = select.select([self.sock], [], [], timeout)
+        """The next message, None after ``timeout``; {} when the server is gone (or was closed)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], timeout)
+        except (OSError, ValueError):  # closed meanwhile (fileno -1): a warm worker shutting down
+            return {}
         if not readable:
             return None
         try:

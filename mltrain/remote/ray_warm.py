@@ -70,6 +70,7 @@ class WarmWorker:
         self.source = source or os.getcwd()
         self.root = root or tempfile.mkdtemp(prefix="mltrain-warm-")
         self.host = socket.gethostname()
+        self.node = _ray_node()
         self.grace_s = grace_s
         self.max_output = max_output_mb * 1024 * 1024
         self.trials: dict[str, _Trial] = {}
@@ -152,7 +153,7 @@ class WarmWorker:
         with self.cond:
             self.trials[run_id] = self.running = trial
         threading.Thread(target=self._reap, args=(trial,), name="mltrain-warm-reap", daemon=True).start()
-        return {"pid": pid, "host": self.host, "run_dir": run_dir}
+        return {"pid": pid, "host": self.host, "run_dir": run_dir, **self.node}
 
     def _reap(self, trial: _Trial) -> None:
         server = self.server
@@ -252,6 +253,16 @@ class WarmWorker:
             self._server.proc.terminate()
         self._closing.set()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _ray_node() -> dict[str, str]:
+    """``node_ip`` and ``node_id`` of the Ray node this actor runs on (empty outside Ray)."""
+    try:
+        import ray
+
+        return {"node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()}
+    except Exception:  # noqa: BLE001 - not in a Ray worker (tests), or another Ray
+        return {}
 
 
 def _read(path: str, offset: int, limit: int = READ_LIMIT) -> bytes:

@@ -28,6 +28,7 @@ class RunResult:
     models: list[ModelVersion] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # registration / deployment errors
     compute: str = "local"
+    node: str | None = None  # where the job ran, when the target tells (the job reference's ``node``)
     endpoint: dict[str, Any] | None = None
 
     @property

@@ -70,6 +70,8 @@ def print_summary(result: RunResult) -> None:
         f"Run {result.run_id}: {result.status} in {format_seconds(result.duration_s)} "
         f"(experiment {result.experiment}, compute {result.compute})",
     ]
+    if result.node:
+        lines.append(f"  ran on:  {result.node}")
     if result.error:
         lines.append("  error:   " + result.error.replace("\n", "\n           "))
     if result.metrics:

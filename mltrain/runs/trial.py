@@ -196,13 +196,22 @@ class Trial:
         deadline = time.monotonic() + float(max_s) if max_s else None
         next_heartbeat = time.monotonic() + HEARTBEAT_S
         job_ref = handle.ref
+        attempt, attempts, noted = handle.attempt, 1, ""
         while True:
             code = handle.wait(POLL_S)
+            if handle.attempt != attempt:  # the target started the run again: its lost attempt is set apart
+                attempt, attempts = handle.attempt, attempts + 1
+                self._set_apart(ingest, result, attempts - 1)
+                self._ingest = ingest = MetricsIngest(self.ws, result.run_id)
             ingest.feed(handle.read_metrics())
             now = time.monotonic()
             if handle.ref != job_ref:  # the target started the job again elsewhere (an SSH retry)
                 job_ref = handle.ref
                 self.ws.runs.set_job_ref(result.run_id, job_ref)
+            where = f"attempt {attempts} on {job_ref['node']}" if job_ref.get("node") else ""
+            if where and where != noted:  # the timeline tells where each attempt ran
+                noted = where
+                self.ws.runs.note(result.run_id, where)
             if code is not None:
                 break
             if now >= next_heartbeat:
@@ -216,15 +225,34 @@ class Trial:
             ingest.feed(data)
         ingest.feed(b"", final=True)
         result.exit_code = code
+        result.node = job_ref.get("node")
         reason = handle.cancel_reason or (control.reason if code != 0 else None)
         if reason:
             result.status, result.error = CANCELED, reason
         elif code == 0:
             result.status = COMPLETED
+        elif handle.lost_reason:  # the job was lost (its node died...): there is no script exit code
+            result.status, result.error, result.exit_code = FAILED, handle.lost_reason, None
         else:
             result.status = FAILED
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             result.error = f"the script failed ({how})"
+
+    def _set_apart(self, ingest: MetricsIngest, result: RunResult, attempt: int) -> None:
+        """The metrics of a lost attempt leave the run's series (which the retry logs anew) for the file
+        ``logs/attempt-N-metrics.jsonl`` of the run (an artifact): the run's metrics are its last attempt's."""
+
+        run_id = result.run_id
+        ingest.feed(b"", final=True)
+        records = self.ws.metrics.history(run_id)
+        if records:
+            logs = result.run_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            with open(logs / f"attempt-{attempt}-metrics.jsonl", "w") as f:
+                for record in records:
+                    f.write(json.dumps(record, default=str) + "\n")
+        self.ws.metrics.replace(run_id, [])
+        self.ws.runs.note(run_id, f"attempt {attempt} lost: its {len(records)} metric records set apart")
 
     def _finalize(self, spec: RunSpec, handle: RunHandle | None, result: RunResult, out: RunOutput) -> None:
         from mltrain.runs.finalize import collect_artifacts

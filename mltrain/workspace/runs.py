@@ -361,6 +361,13 @@ class RunStore:
             conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(heartbeat_at=now()))
             return bool(conn.execute(select(t.runs.c.cancel_requested).where(t.runs.c.id == run_id)).scalar())
 
+    def note(self, run_id: str, detail: str) -> None:
+        """Add an entry to a run's status timeline, at its current status (e.g. a new attempt and its node)."""
+        with self.db.write() as conn:
+            status = conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id)).scalar()
+            if status is not None:
+                conn.execute(insert(t.run_status).values(run_id=run_id, status=status, ts=now(), detail=detail))
+
     def set_job_ref(self, run_id: str, ref: dict[str, Any]) -> None:
         """Replace the job reference of a running run (its target started the job again elsewhere)."""
         with self.db.write() as conn:

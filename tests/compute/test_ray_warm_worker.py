@@ -191,3 +191,12 @@ def test_boot_archives_leave_out_symlinks_and_unpack_only_inside_their_folder(tm
         "escaped.txt",
         "fine/in.txt",
     ]
+
+
+def test_ready_asked_after_shutdown_answers_not_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A sweep that ends while an actor is still starting: its ready() call answers, not a traceback."""
+    monkeypatch.chdir(tmp_path)
+    w = WarmWorker(["json"], grace_s=1.0, max_output_mb=10)
+    w.server  # noqa: B018 - the fork server exists
+    w.shutdown()
+    assert w.ready()["ready"] is False

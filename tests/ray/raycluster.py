@@ -184,17 +184,20 @@ class RayCluster:
         self._wait_for(self.worker, "worker.log", "Ray runtime started", since)
         self.wait_for_nodes(2)
 
-    def alive_nodes(self) -> list[dict]:
-        """The alive nodes, as the dashboard's node list reports them."""
+    def api(self, path: str) -> dict:
+        """The dashboard's JSON answer to ``GET path``, asked with the cluster's token."""
         import urllib.request
 
         req = urllib.request.Request(
-            f"{self.dashboard_url}/nodes?view=summary",
+            f"{self.dashboard_url}{path}",
             headers={"Authorization": f"Bearer {self.token_file.read_text().strip()}"},
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
-            data = json.loads(resp.read())
-        summary = data.get("data", {}).get("summary", [])
+            return json.loads(resp.read())
+
+    def alive_nodes(self) -> list[dict]:
+        """The alive nodes, as the dashboard's node list reports them."""
+        summary = self.api("/nodes?view=summary").get("data", {}).get("summary", [])
         return [n for n in summary if (n.get("raylet") or {}).get("state") == "ALIVE"]
 
     def wait_for_nodes(self, count: int, timeout: float = 120) -> None:
@@ -318,3 +321,11 @@ def _reap_orphans(root: Path) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def jobs_client(cluster: RayCluster) -> object:
+    """Ray's own Job Submission client of the test cluster, with its token."""
+    from ray.job_submission import JobSubmissionClient
+
+    token = cluster.token_file.read_text().strip()
+    return JobSubmissionClient(cluster.dashboard_url, headers={"Authorization": f"Bearer {token}"})

@@ -5,6 +5,7 @@ returned, the worker node dying mid-run (retried, then Failed), cancel by Ctrl-C
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conformance import SIGNAL_AWARE
+from raycluster import jobs_client
 from support import start_mltrain, write_script
 
 pytestmark = pytest.mark.slow
@@ -69,11 +71,7 @@ def only_run(cli_json) -> dict:
 
 
 def job_status(ray_cluster, submission_id: str) -> str:
-    from ray.job_submission import JobSubmissionClient
-
-    token = ray_cluster.token_file.read_text().strip()
-    client = JobSubmissionClient(ray_cluster.dashboard_url, headers={"Authorization": f"Bearer {token}"})
-    return client.get_job_info(submission_id).status.value
+    return jobs_client(ray_cluster).get_job_info(submission_id).status.value
 
 
 def test_iris_end_to_end_through_the_gcs_address(ray_cluster, mltrain, cli_json, project, cluster_env):
@@ -94,7 +92,7 @@ def test_iris_end_to_end_through_the_gcs_address(ray_cluster, mltrain, cli_json,
             assert token not in f.read_bytes(), f"the token was stored in {f}"
 
 
-def test_run_placed_on_the_worker_node_returns_its_outputs(ray_cluster, mltrain, cli_json, project, cluster_env):
+def test_run_placed_on_the_worker_node_returns_its_outputs(ray_cluster, mltrain, cli, cli_json, project, cluster_env):
     write_script(
         project / "src",
         "job.py",
@@ -106,9 +104,14 @@ def test_run_placed_on_the_worker_node_returns_its_outputs(ray_cluster, mltrain,
     )
     proc = mltrain(*bare(ray_cluster.dashboard_url, "+compute.resources.worker_node=1"), env=cluster_env)
     assert proc.returncode == 0, proc.output
-    assert "runs on node 127.0.0.3" in proc.stdout
+    assert "runs on node 127.0.0.3 (Ray node " in proc.stdout
     run = only_run(cli_json)
     assert run["status"] == "Completed" and run["metrics"]["score"] == 0.5
+    ref = run["job_ref"]
+    assert ref["node_ip"] == "127.0.0.3" and len(ref["node_id"]) >= 16  # the worker node, by IP and Ray id
+    assert f"ran on:  127.0.0.3 (Ray node {ref['node_id']})" in proc.stdout  # the summary
+    shown = cli("runs", "show", run["id"])
+    assert f"127.0.0.3 (Ray node {ref['node_id']})" in shown.stdout
     run_dir = Path(run["run_dir"])
     assert (run_dir / "outputs" / "sub" / "result.txt").read_text() == "made on the worker"
     assert (run_dir / "logs" / "own.log").read_text() == "a log line"
@@ -118,12 +121,37 @@ def test_run_placed_on_the_worker_node_returns_its_outputs(ray_cluster, mltrain,
 
 NODE_JOB = """
 import os, time
+from mltrain import Run
+run = Run.get_context()
 print("READY", flush=True)
-time.sleep(20)
+for tick in range(20):
+    run.log("tick", tick, step=tick)
+    run.flush()
+    time.sleep(1)
 os.makedirs("outputs", exist_ok=True)
 open("outputs/done.txt", "w").write("finished")
 print("FINISHED", flush=True)
 """
+
+
+def test_deleted_job_is_not_listed_again_by_ray_as_failed(ray_cluster, mltrain, cli_json, project, cluster_env):
+    """keep_job=false: the job is deleted once Ray is done with it, so Ray's job list does not list it
+    again as FAILED ("Job supervisor actor died"), as it does for a job deleted while its supervisor runs."""
+    write_script(project / "src", "job.py", "print('quick')\n")
+    proc = mltrain(*bare(ray_cluster.dashboard_url), env=cluster_env)
+    assert proc.returncode == 0, proc.output
+    run = only_run(cli_json)
+    sid = f"mltrain-{run['id']}-1"
+    name = f"_ray_internal_job_actor_{sid}"  # the supervisor, whose end Ray's job server watches for
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        actors = ray_cluster.api(f"/api/v0/actors?filter_keys=name&filter_predicates=%3D&filter_values={name}")
+        if all(a["state"] == "DEAD" for a in actors["data"]["result"]["result"]):
+            break
+        time.sleep(0.5)
+    time.sleep(3)  # Ray's job server checks each supervisor every second
+    listed = {j.submission_id: (j.status.value, j.message) for j in jobs_client(ray_cluster).list_jobs()}
+    assert sid not in listed, listed.get(sid)
 
 
 def test_worker_node_death_is_retried(ray_cluster, cli_json, project, cluster_env):
@@ -146,6 +174,17 @@ def test_worker_node_death_is_retried(ray_cluster, cli_json, project, cluster_en
     info = only_run(cli_json)
     assert info["status"] == "Completed"
     assert (Path(info["run_dir"]) / "outputs" / "done.txt").read_text() == "finished"
+    # the run's series is the retry's alone; the lost attempt's ticks are set apart in a file of the run
+    ticks = [p["value"] for p in cli_json("runs", "metrics", info["id"], "tick")]
+    assert ticks == list(range(20)), ticks
+    lost = (Path(info["run_dir"]) / "logs" / "attempt-1-metrics.jsonl").read_text().splitlines()
+    assert lost and all(json.loads(line)["key"] == "tick" for line in lost)
+    assert "logs/attempt-1-metrics.jsonl" in {a["path"] for a in info["artifacts"]}
+    # the timeline has each attempt and the node it ran on (the worker node, restarted: a new Ray node id)
+    details = [h["detail"] or "" for h in info["history"]]
+    ran = [d for d in details if d.startswith("attempt ") and " on 127.0.0.3 (Ray node " in d]
+    assert [d.split()[1] for d in ran] == ["1", "2"], details
+    assert ran[0].split("Ray node ")[1] != ran[1].split("Ray node ")[1]
 
 
 def test_worker_node_death_without_retries_fails_the_run(ray_cluster, cli_json, project, cluster_env):
@@ -167,6 +206,8 @@ def test_worker_node_death_without_retries_fails_the_run(ray_cluster, cli_json, 
     assert info["status"] == "Failed"
     assert "node running Ray job" in info["error"] and "died" in info["error"]
     assert "compute.max_retries=0" in info["error"]
+    assert info["error"].startswith("the node running Ray job")  # a lost node, not "the script failed"
+    assert info["exit_code"] is None  # the script never ended: there is no exit code of it
 
 
 def test_ctrl_c_stops_the_job_on_the_cluster(ray_cluster, cli_json, project, cluster_env):

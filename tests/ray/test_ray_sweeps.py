@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from raycluster import jobs_client
 from support import write_script
 
 from mltrain.workspace import Workspace, WorkspaceSettings
@@ -83,14 +84,6 @@ def the_sweep(project: Path) -> tuple[dict, list[dict], Workspace]:
 def x_of(run: dict) -> float:
     args = run["arguments"]
     return float(args[args.index("--x") + 1])
-
-
-def jobs_client(ray_cluster):
-    """Ray's own Job Submission client of the test cluster, with its token."""
-    from ray.job_submission import JobSubmissionClient
-
-    token = ray_cluster.token_file.read_text().strip()
-    return JobSubmissionClient(ray_cluster.dashboard_url, headers={"Authorization": f"Bearer {token}"})
 
 
 def ray_jobs(ray_cluster, kids: list[dict]) -> dict[str, object]:
@@ -238,6 +231,8 @@ def test_warm_sweep_children_are_recorded_runs_forked_by_warm_actors(
         wheres.add(where)
         ref = ws.runs.get(kid["id"])["job_ref"]
         assert ref["kind"] == "ray" and ref["actor"].startswith("mltrain-warm-")
+        assert ref["node_ip"] in ("127.0.0.2", "127.0.0.3") and len(ref["node_id"]) >= 16
+        assert ref["node"] == f"{ref['node_ip']} (Ray node {ref['node_id']})"
         actors.add(ref["actor"])
         log = (Path(kid["run_dir"]) / "logs" / "std_log.txt").read_text()
         assert f"x={x_of(kid)}" in log and "forked by warm Ray worker" in log
@@ -325,3 +320,34 @@ def test_warm_child_whose_node_dies_without_retries_fails_with_the_reason(ray_cl
     info = cli_json("runs", "show", child["id"], env=cluster_env)
     assert info["status"] == "Failed"
     assert "warm Ray worker running this run died" in info["error"] and "compute.max_retries=0" in info["error"]
+    assert info["error"].startswith("the warm Ray worker running this run died")  # not "the script failed"
+    assert info["exit_code"] is None
+
+
+def test_starting_actors_report_progress_and_both_serve_once_ready(
+    ray_cluster, mltrain, project, curve_on_cluster, cluster_env, tmp_path
+):
+    """Actors slow to start (their fork server imports a module that takes 20 s) say what they do,
+    per node, while the sweep waits; once ready, both run children."""
+    slow = tmp_path / "slowpath"
+    slow.mkdir()
+    (slow / "slowmod.py").write_text("import time\ntime.sleep(20)\n")
+    proc = mltrain(
+        *curve_on_cluster,
+        f"+job.env_vars.PYTHONPATH={slow}",
+        "sweep.prewarm_modules=[slowmod]",
+        "sweep.max_concurrent_runs=2",
+        "+job.arguments.pause=2",
+        "job.arguments.x=1,2,3,4",
+        env=cluster_env,
+    )
+    assert proc.returncode == 0, proc.output
+    progress = [line for line in proc.stdout.splitlines() if line.startswith("[cluster] warm worker")]
+    assert any("on node 127.0.0." in line and "importing the script's modules" in line for line in progress), (
+        proc.stdout
+    )
+    assert len({line.split()[3].rstrip(":") for line in progress}) == 2  # a line for each starting actor
+    _, kids, ws = the_sweep(project)
+    assert all(k["status"] == "Completed" for k in kids)
+    assert len({ws.runs.get(k["id"])["job_ref"]["actor"] for k in kids}) == 2  # both actors served
+    assert "Traceback" not in proc.stderr and "ValueError" not in proc.stderr

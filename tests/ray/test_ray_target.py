@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mltrain.compute.configs import REDACTED, redact_overrides, redact_secrets
@@ -45,3 +47,25 @@ def test_token_is_redacted_from_what_a_run_stores():
         f"++compute.token={REDACTED}",
     ]
     assert ClusterCompute(token=REDACTED).config.token is None  # a recorded config: look elsewhere for it
+
+
+def test_compute_check_shows_the_clusters_nodes(ray_cluster, cli, cluster_env):
+    import ray
+
+    target = ["+compute=cluster", f"compute.address={ray_cluster.dashboard_url}"]
+    proc = cli("compute", "check", "--json", *target, env=cluster_env)
+    assert proc.returncode == 0, proc.output
+    rows = [r for r in json.loads(proc.stdout) if r["state"] == "ALIVE"]
+    by_ip = {r["host"]: r for r in rows}
+    assert set(by_ip) == {"127.0.0.2", "127.0.0.3"}
+    head, worker = by_ip["127.0.0.2"], by_ip["127.0.0.3"]
+    assert head["head"] and not worker["head"]
+    assert head["cpus"][1] == 1.0 and 0 <= head["cpus"][0] <= 1.0  # free / total
+    assert worker["memory_bytes"][1] > 0 and worker["memory_bytes"][0] is not None
+    assert worker["resources"]["worker_node"][1] == 1.0 and "worker_node" not in head["resources"]
+    assert {r["ray"] for r in rows} == {ray.__version__} and {r["auth"] for r in rows} == {"token"}
+    assert all(len(r["node_id"]) >= 16 for r in rows)
+    text = cli("compute", "check", *target, env=cluster_env)
+    assert text.returncode == 0, text.output
+    assert "127.0.0.2 (head)" in text.stdout and "worker_node" in text.stdout and "FREE/TOTAL" in text.stdout
+    assert "nodes alive; token authentication on" in text.stdout

@@ -239,3 +239,50 @@ def test_children_start_in_order_and_no_more_run_at_once_than_allowed(project, m
     assert log.read_text().split("\n")[:-1] == [f"{e} {x}" for x in range(1, 5) for e in ("start", "end")]
     _, children = the_sweep(workspace(project))
     assert sorted(x_of(c) for c in children if c["status"] == "Completed") == [1.0, 2.0, 3.0, 4.0]
+
+
+PROJECT_TRAIN = """
+import sys
+print("warm before the project's imports:", "sklearn" in sys.modules, flush=True)
+from task import train
+train()
+"""
+PROJECT_TASK = """
+from helpers.fit import fit  # a local package: followed too
+def train():
+    import sklearn.linear_model  # inside a function: still found by the scan
+    print("trained", fit(), flush=True)
+"""
+
+
+def test_prewarm_follows_the_projects_own_modules(project, mltrain):
+    """train.py imports scikit-learn only through task.py: the warm server imported it anyway."""
+    src = project / "src"
+    (src / "helpers").mkdir(parents=True)
+    (src / "train.py").write_text(PROJECT_TRAIN)
+    (src / "task.py").write_text(PROJECT_TASK)
+    (src / "helpers" / "__init__.py").write_text("")
+    (src / "helpers" / "fit.py").write_text("from .numbers import one\nimport numpy\ndef fit():\n    return one()\n")
+    (src / "helpers" / "numbers.py").write_text("import json\ndef one():\n    return 1\n")
+    proc = mltrain(
+        "-m", "environment=system", "~register", "job.source_dir=src", "job.script=train.py", "+job.args=[a],[b]"
+    )
+    assert proc.returncode == 0, proc.output
+    _, children = the_sweep(workspace(project))
+    for child in children:
+        log = Path(child["run_dir"], "logs", "std_log.txt").read_text()
+        assert "warm before the project's imports: True" in log and "trained 1" in log, log
+
+
+def test_import_scan_reads_the_projects_modules_without_running_them(tmp_path):
+    from mltrain.remote.imports import script_imports
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "train.py").write_text("import os\nfrom task import train\nfrom pkg import sub\n")
+    (tmp_path / "task.py").write_text("raise SystemExit('never run')\nimport sklearn.svm\nfrom task import train\n")
+    (tmp_path / "pkg" / "__init__.py").write_text("from . import other\n")
+    (tmp_path / "pkg" / "sub.py").write_text("from .other import thing\nimport numpy as np\n")
+    (tmp_path / "pkg" / "other.py").write_text("from pandas import DataFrame\n")
+    found = script_imports(tmp_path, "train.py")
+    assert {"os", "sklearn.svm", "numpy", "pandas", "pandas.DataFrame"} <= set(found)
+    assert not {"task", "pkg", "pkg.sub", "pkg.other", "task.train"} & set(found)  # local: never imported ahead

@@ -100,24 +100,34 @@ print(json.dumps(get_address_for_submission_client(sys.argv[1])))
 """
 
 
+def unreachable(address: str, timeout: float) -> ComputeError:
+    """The error of a cluster address that did not answer within ``compute.connect_timeout_s``."""
+    return ComputeError(
+        f"cannot reach the Ray cluster at {address} within compute.connect_timeout_s={timeout:g} s",
+        hint="check compute.address (the head's HOST:GCS_PORT, e.g. HEAD:6379, or ray://HEAD:10001), that the "
+        "cluster runs and that this machine reaches it; or give its dashboard URL (http://HEAD:8265); "
+        "on a slow network raise compute.connect_timeout_s",
+    )
+
+
 def job_server_url(address: str, token: Token | None, timeout: float) -> str:
     """The job server's URL of ``address``: a dashboard URL as is; for ``HOST:PORT`` (GCS) and
-    ``ray://`` addresses, asked of the cluster by a short Ray client process."""
+    ``ray://`` addresses, asked of the cluster by a short Ray client process, given ``timeout``
+    seconds (``compute.connect_timeout_s``; Ray's client would retry for longer). Ctrl-C ends it."""
     if address.startswith(("http://", "https://")):
         return address.rstrip("/")
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # killed at the bound, or on Ctrl-C
             [sys.executable, "-c", _RESOLVE, address],
             env=ray_env(token),
             capture_output=True,
             text=True,
-            timeout=max(timeout, 60),
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        raise ComputeError(
-            f"the Ray cluster at {address} did not answer within {max(timeout, 60):g} s",
-            hint="check compute.address and that the cluster runs; or give its dashboard URL (http://HOST:8265)",
-        ) from None
+        raise unreachable(address, timeout) from None
+    if out.returncode != 0 and re.search(r"Timed out while waiting for GCS|connection timeout", out.stderr):
+        raise unreachable(address, timeout)
     if out.returncode != 0:
         tail = "\n    ".join(out.stderr.strip().splitlines()[-4:])
         hint = TOKEN_HINT if "auth" in out.stderr.lower() else "check compute.address, or give the dashboard URL"

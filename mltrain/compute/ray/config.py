@@ -28,6 +28,7 @@ class ClusterComputeConfig(ComputeConfig):
     token_file: str | None = None  # a file holding the token
     token_env: str | None = None  # the name of an environment variable holding the token
     submit_timeout_s: float = 60.0  # timeout of each call to the cluster's job server
+    connect_timeout_s: float = 30.0  # longest wait to reach a GCS / ray:// address (or to connect as a driver)
     start_timeout_s: float | None = 900.0  # a job still pending after this fails (no node had room)
     max_output_mb: float = 1024.0  # largest outputs/ + logs/ a job sends back
     keep_job: bool = False  # keep the finished Ray job (and its logs) on the cluster
@@ -63,5 +64,8 @@ class ClusterComputeConfig(ComputeConfig):
         if self.token == REDACTED:
             self.token = None  # a recorded config: the token was never stored
         self.submit_timeout_s = float(positive("compute.submit_timeout_s", self.submit_timeout_s, " of seconds") or 60)
+        self.connect_timeout_s = float(
+            positive("compute.connect_timeout_s", self.connect_timeout_s, " of seconds") or 30
+        )
         self.start_timeout_s = positive("compute.start_timeout_s", self.start_timeout_s, " of seconds")
         self.max_output_mb = float(positive("compute.max_output_mb", self.max_output_mb, " of MB") or 1024)

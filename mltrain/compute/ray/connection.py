@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 ADDRESS_PREFIX = "MLTRAIN_GCS_ADDRESS="
+SUPERVISOR_PREFIX = "_ray_internal_job_actor_"  # Ray's name of a job's supervisor actor, + submission id
 
 
 def status_of(info: Any) -> str:
@@ -64,7 +65,7 @@ class RayConnection:
                     self._start_local()
                     assert self._api is not None
                     return self._api
-                self._api = job_server_url(self.config.address, self.token, self.config.submit_timeout_s)
+                self._api = job_server_url(self.config.address, self.token, self.config.connect_timeout_s)
             return self._api
 
     def _start_local(self) -> None:
@@ -125,6 +126,23 @@ class RayConnection:
         except Exception:  # noqa: BLE001 - gone already
             return False
 
+    def supervisors_alive(self, sids: list[str]) -> bool:
+        """True while Ray still has the supervisor actor of one of the jobs ``sids`` (State API). Its
+        job server watches each supervisor until it died: a job deleted before that is recorded again by
+        Ray, as FAILED ("Job supervisor actor died")."""
+        from urllib.parse import quote
+
+        for sid in sids:
+            name = quote(SUPERVISOR_PREFIX + sid)
+            try:
+                found = self.get(f"/api/v0/actors?filter_keys=name&filter_predicates=%3D&filter_values={name}")
+                actors = found["data"]["result"]["result"]
+            except (OSError, ValueError, KeyError, TypeError):
+                return False  # no State API: nothing to wait for
+            if any(a.get("state") != "DEAD" for a in actors):
+                return True
+        return False
+
     def attempts(self, job: str) -> list[tuple[str, str]]:
         """``(submission id, status)`` of each attempt of ``job`` (``<job>-N``) the cluster still knows."""
         out = []
@@ -143,7 +161,8 @@ class RayConnection:
         api = ref.get("api")
         if not api or api == self._api or (self._api is None and ref.get("address") == self.config.address):
             return self
-        options = {k: getattr(self.config, k) for k in ("token", "token_file", "token_env", "cancel_grace_s")}
+        keys = ("token", "token_file", "token_env", "cancel_grace_s", "connect_timeout_s")
+        options = {k: getattr(self.config, k) for k in keys}
         return RayConnection(ClusterComputeConfig(address=str(api), **options))
 
     def local_gone(self, ref: JobRef) -> bool:

@@ -29,9 +29,11 @@ _idle = threading.Condition(_lock)
 _driver: dict[str, Any] = {"address": None, "users": 0, "ours": False, "busy": 0}
 
 
-def connect(address: str, token: Token | None) -> None:
+def connect(address: str, token: Token | None, timeout: float) -> None:
     """This process as a driver of the Ray cluster at ``address`` (GCS ``HOST:PORT`` or ``ray://``);
-    one connection per process, shared by its targets (released by :func:`disconnect`)."""
+    one connection per process, shared by its targets (released by :func:`disconnect`). A cluster
+    that does not answer within ``timeout`` seconds (``compute.connect_timeout_s``) is a ComputeError;
+    Ctrl-C is not held up meanwhile."""
     import ray
 
     with _lock:
@@ -53,7 +55,11 @@ def connect(address: str, token: Token | None) -> None:
 
                 thread = threading.Thread(target=init, name="mltrain-ray-connect", daemon=True)
                 thread.start()
-                thread.join()
+                thread.join(timeout)  # interruptible: a KeyboardInterrupt leaves the daemon thread behind
+                if thread.is_alive():
+                    from mltrain.compute.ray.auth import unreachable
+
+                    raise unreachable(address, timeout)
                 if failed:
                     raise ComputeError(f"cannot connect to the Ray cluster at {address} as a driver: {failed[0]}")
                 _driver.update(address=address, ours=True)

@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
-from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
 from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
@@ -41,6 +41,8 @@ NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's no
 JOB_END_WAIT_S = 10  # a job whose wrapper sent its exit code ends by itself within this, else it is stopped
 STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
 STATUS_FAST_FOR_S = 60
+SUPERVISOR_END_WAIT_S = 30  # longest wait for a terminal job's supervisor actor to end before deleting it
+MONITOR_PERIOD_S = 2.0  # twice the period of Ray's job server checking a job's supervisor
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
 
 
@@ -78,6 +80,7 @@ class ClusterHandle(RunHandle):
         self._stop_requested = False
         self._timed_out = False
         self._lock = threading.Lock()
+        self.node: dict[str, str] = {}  # where the current attempt runs, once Ray placed it
         self.stream = self._new_stream()
         self.streams: list[JobStream] = [self.stream]
         self._thread = threading.Thread(target=self._follow, name="mltrain-ray-follow", daemon=True)
@@ -95,7 +98,17 @@ class ClusterHandle(RunHandle):
             "api": self.conn.api,
             "job": self.job,
             "mark": self.mark,
+            **self.node,
         }
+
+    def _placed(self, info: Any) -> bool:
+        """Note the node Ray placed the current attempt on (from its job info); False when not yet."""
+        ip = str(getattr(info, "driver_agent_http_address", "") or "").split("://")[-1].rsplit(":", 1)[0]
+        node_id = str(getattr(info, "driver_node_id", "") or "")
+        if not ip and not node_id:
+            return False
+        self.node = {"node": node_label(ip or "?", node_id), "node_ip": ip, "node_id": node_id}
+        return True
 
     def _new_stream(self) -> JobStream:
         archive = self.spec.run_dir / ".mltrain" / f"ray-outputs-{self.attempt}.tar.gz"
@@ -118,7 +131,8 @@ class ClusterHandle(RunHandle):
                 code = self._failed(info)
                 break
         except Exception as exc:  # noqa: BLE001 - the cluster went away: the run fails, it does not hang
-            self.sink.write(f"[mltrain] lost the Ray job {self.sid}: {exc}\n".encode(), "stderr")
+            self.lost_reason = f"lost the Ray job {self.sid}: {exc}"
+            self.sink.write(f"[mltrain] {self.lost_reason}\n".encode(), "stderr")
             code = 1
         self._code = code
         self._done.set()
@@ -141,6 +155,8 @@ class ClusterHandle(RunHandle):
                 break
             time.sleep(1)
             self.stream.replay()
+        if not self.node and info is not None:
+            self._placed(info)  # a job that ended before the start watcher saw it run
         for _ in range(5 if info is not None else 0):
             if self.stream.exit_code is not None:
                 break
@@ -207,8 +223,8 @@ class ClusterHandle(RunHandle):
             info = self._info(sid)
             status = status_of(info)
             if status == "RUNNING":
-                node = str(getattr(info, "driver_agent_http_address", "") or "").split("://")[-1].rsplit(":", 1)[0]
-                self.sink.log(f"Ray job {sid} runs on node {node or '?'}")
+                self._placed(info)
+                self.sink.log(f"Ray job {sid} runs on node {self.node.get('node') or '?'}")
                 return
             if not status or status in TERMINAL:
                 return
@@ -241,6 +257,7 @@ class ClusterHandle(RunHandle):
             if self._stop_requested:
                 return False
             self.attempt += 1
+            self.node = {}
             self.stream = self._new_stream()
             self.streams.append(self.stream)
             self.conn.submit(self.sid, self._submit)
@@ -260,8 +277,8 @@ class ClusterHandle(RunHandle):
         else:
             reason = f"Ray job {self.sid} ended ({status or 'gone'}) without an exit code"
         self.sink.write(f"[mltrain] {reason}\n".encode(), "stderr")
-        code = getattr(info, "driver_exit_code", None)
-        return int(code) if code not in (None, 0) else 1
+        self.lost_reason = reason  # the wrapper never sent the script's exit code: there is none to record
+        return 1
 
     # -- the RunHandle contract ------------------------------------------------------------------
     def wait(self, timeout: float | None) -> int | None:
@@ -326,7 +343,9 @@ def stop_attempts(conn: RayConnection, job: str) -> bool:
 
 def delete_jobs(conn: RayConnection, job: str) -> None:
     """Delete the Ray jobs of a run (unless ``keep_job``). The job of a run whose exit code came back may
-    still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped."""
+    still be ending: it gets ``JOB_END_WAIT_S`` to end by itself, then it is stopped. A job is deleted
+    once Ray reports it terminal and its supervisor actor is gone (and Ray's job server has seen that):
+    deleted earlier, Ray would list it again as FAILED ("Job supervisor actor died")."""
     if conn.config.keep_job or not conn.connected:
         return
     try:
@@ -337,6 +356,13 @@ def delete_jobs(conn: RayConnection, job: str) -> None:
             attempts = conn.attempts(job)
         if any(status not in TERMINAL for _, status in attempts):
             stop_attempts(conn, job)
+        if not attempts:
+            return
+        deadline = time.monotonic() + SUPERVISOR_END_WAIT_S
+        sids = [sid for sid, _ in attempts]
+        while conn.supervisors_alive(sids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(MONITOR_PERIOD_S)  # Ray's job server notices the supervisor's end on its next check
         for sid, _ in attempts:
             try:
                 conn.client.delete_job(sid)

@@ -55,6 +55,13 @@ class ClusterCompute(ComputeTarget):
     def check(self) -> None:
         self.conn.check()
 
+    def report(self) -> list[dict[str, Any]]:
+        """Each node of the cluster (``mltrain compute check``): alive or dead, CPUs and memory free and
+        total, custom resources, Ray version, token authentication (:mod:`~mltrain.compute.ray.report`)."""
+        from mltrain.compute.ray.report import cluster_report
+
+        return cluster_report(self.conn)
+
     def describe(self) -> str:
         return f"cluster ({self.config.address})"
 

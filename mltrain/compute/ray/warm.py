@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
-from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
 from mltrain.compute.ray.driver import NAMESPACE, call, connect, disconnect, send, session
 from mltrain.compute.ray.runtime import Stage, resources, runtime_env, stage_key
 from mltrain.compute.ray.stream import ArchiveFile, too_large
@@ -81,6 +81,11 @@ class WarmHandle(RunHandle):
         inner = self.inner
         return inner.ref if inner is not None else self._ref
 
+    @property
+    def attempt(self) -> int:  # type: ignore[override]
+        inner = self.inner
+        return inner.attempt if inner is not None else 1
+
     def _follow(self) -> None:
         code = self._follow_actor()
         if code is None:  # the actor died with its node: the trial runs again as a Ray job
@@ -133,11 +138,9 @@ class WarmHandle(RunHandle):
                 code = None
             else:
                 died = "died" if _actor_died(exc) else "was lost"
-                self.sink.write(
-                    f"[mltrain] the warm Ray worker running this run {died} "
-                    f"(compute.max_retries={self._retries}): {first}\n".encode(),
-                    "stderr",
-                )
+                retries = f"compute.max_retries={self._retries}"
+                self.lost_reason = f"the warm Ray worker running this run {died} ({retries}): {first}"
+                self.sink.write(f"[mltrain] {self.lost_reason}\n".encode(), "stderr")
                 code = 1
         if self.pool is not None and self.slot is not None:
             self.pool.release(self.slot)
@@ -148,7 +151,8 @@ class WarmHandle(RunHandle):
         try:
             inner = self._retry()
         except Exception as exc:  # noqa: BLE001 - the job server refused the job: the run fails with why
-            self.sink.write(f"[mltrain] the retry of this run as a Ray job failed: {exc}\n".encode(), "stderr")
+            self.lost_reason = f"the retry of this run as a Ray job failed: {exc}"
+            self.sink.write(f"[mltrain] {self.lost_reason}\n".encode(), "stderr")
             return 1
         with self._mlock:
             self.inner = inner
@@ -156,6 +160,7 @@ class WarmHandle(RunHandle):
         if reason is not None:  # canceled while the retry was submitted
             inner.cancel(reason)
         code = inner.wait(None)
+        self.lost_reason = inner.lost_reason
         return 1 if code is None else code
 
     def wait(self, timeout: float | None) -> int | None:
@@ -329,7 +334,9 @@ class WarmWorkers:
             pool.lost(slot)
             pool.release(slot)
             return None
-        sink.log(f"run forked by warm Ray worker {slot.name} on node {info.get('host') or slot.host or '?'}")
+        ip, node_id = str(info.get("node_ip") or ""), str(info.get("node_id") or "")
+        node = node_label(ip or str(info.get("host") or slot.host or "?"), node_id)
+        sink.log(f"run forked by warm Ray worker {slot.name} on node {node}")
         cfg = self.conn.config
         ref = {
             "kind": "ray",
@@ -340,6 +347,9 @@ class WarmWorkers:
             "actor": slot.name,
             "run": spec.run_id,
             "pgid": int(info["pid"]),
+            "node": node,
+            "node_ip": ip,
+            "node_id": node_id,
         }
         return WarmHandle(
             spec, ref, slot.actor, sink, pool, slot, cfg.cancel_grace_s, retry, cfg.max_retries, cfg.max_output_mb
@@ -356,7 +366,7 @@ class WarmWorkers:
 
         with self._lock:
             if not self._connected:
-                connect(str(ref["gcs"]), self.conn.token)
+                connect(str(ref["gcs"]), self.conn.token, self.conn.config.connect_timeout_s)
                 self._connected = True
         try:
             with session():

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 TOUCH_S = 5.0  # how often the driver tells its actors it lives (an actor left alone ends: ray_warm.EMPTY_S)
 START_JOIN_S = 30.0  # longest close() waits for the pool's start-up thread to notice it
+PROGRESS_S = 15.0  # while actors start, a line per starting actor this often (what it does, for how long)
+DOING = {
+    "DEPENDENCIES_UNREADY": "waiting for its arguments",
+    "PENDING_CREATION": "waiting for a node with room, or setting up its runtime environment "
+    "(installing the environment's packages on the node)",
+    "ALIVE": "importing the script's modules",
+    "RESTARTING": "restarting",
+}
 
 
 class Slot:
@@ -58,6 +66,7 @@ class WarmPool:
         self._closed = False
         self._options: tuple[dict[str, Any], dict[str, Any] | None] | None = None
         self._provided = threading.Event()
+        self._waiting: list[Any] = []  # the actors' ready() calls still unanswered
         self._starter = threading.Thread(
             target=self._start, args=(modules, self._pending), name="mltrain-warm-start", daemon=True
         )
@@ -81,7 +90,7 @@ class WarmPool:
     def _start(self, modules: list[str], workers: int) -> None:
         try:
             self.gcs = self.conn.gcs_address()
-            connect(self.gcs, self.conn.token)
+            connect(self.gcs, self.conn.token, self.conn.config.connect_timeout_s)
             with self._cond:
                 closed, self._connected = self._closed, not self._closed
             if closed:  # closed while connecting
@@ -109,11 +118,17 @@ class WarmPool:
             threading.Thread(target=self._touch, name="mltrain-warm-touch", daemon=True).start()
             with session():
                 waiting = {s.actor.ready.remote(): s for s in self._all}
+                self._waiting = list(waiting)
             failure: Exception | None = None
-            deadline = None if cfg.start_timeout_s is None else time.monotonic() + cfg.start_timeout_s
+            started = time.monotonic()
+            deadline = None if cfg.start_timeout_s is None else started + cfg.start_timeout_s
+            report = started + PROGRESS_S
             while waiting:
                 if self._closed:
                     return
+                if time.monotonic() >= report:
+                    report = time.monotonic() + PROGRESS_S
+                    self._progress(list(waiting.values()), time.monotonic() - started)
                 left = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
                 with session():
                     done, _ = ray.wait(list(waiting), num_returns=1, timeout=left)
@@ -132,6 +147,7 @@ class WarmPool:
                         )
                     break
                 slot = waiting.pop(done[0])
+                self._waiting = list(waiting)
                 try:
                     with session():
                         info = ray.get(done[0])
@@ -156,6 +172,25 @@ class WarmPool:
                 closed = self._closed
             if not closed:  # (close() kills them itself)
                 self._kill_all()
+
+    def _progress(self, slots: list[Slot], elapsed: float) -> None:
+        """A line per actor still starting: its node and what it does (Ray's State API), for how long."""
+        try:
+            nodes = self.conn.get("/api/v0/nodes?limit=10000&detail=false")["data"]["result"]["result"]
+            ips = {n.get("node_id"): n.get("node_ip") for n in nodes}
+        except (OSError, ValueError, KeyError, TypeError):
+            ips = {}
+        for slot in slots:
+            try:
+                query = f"filter_keys=name&filter_predicates=%3D&filter_values={slot.name}"
+                found = self.conn.get(f"/api/v0/actors?{query}")["data"]["result"]["result"]
+            except (OSError, ValueError, KeyError, TypeError):
+                found = []
+            state = str(found[-1].get("state") or "") if found else ""
+            node = ips.get(found[-1].get("node_id")) if found else None
+            where = f" on node {node}" if node else ""
+            doing = DOING.get(state, state.lower() or "starting")
+            print(f"[cluster] warm worker {slot.name}{where}: {doing} ({elapsed:.0f} s)", flush=True)
 
     def _actor_class(self, modules: list[str]) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         """The actors' class, the arguments each is made with, and their Ray options. Booted actors
@@ -248,6 +283,25 @@ class WarmPool:
         except ComputeError:  # not connected (any more): a driverless actor ends by itself
             pass
 
+    def _drain_ready(self) -> None:
+        """Take the answers of ready() calls of actors killed while starting: an error Ray holds for
+        nobody is printed by Ray (with its traceback) when the driver lets it go, after the sweep's summary."""
+        import ray
+
+        refs, self._waiting = self._waiting, []
+        if not refs:
+            return
+        try:
+            with session():
+                done, _ = ray.wait(refs, num_returns=len(refs), timeout=5)
+                for ref in done:
+                    try:
+                        ray.get(ref, timeout=0)
+                    except Exception:  # noqa: BLE001 - the actor died starting: expected, and now taken
+                        pass
+        except ComputeError:  # not connected: nothing of ours is held
+            pass
+
     def _kill_all(self) -> None:
         with self._cond:
             slots, self._idle = list(self._all), []
@@ -261,5 +315,6 @@ class WarmPool:
         self._provided.set()
         self._starter.join(START_JOIN_S)  # it touches Ray no more (else it disconnects itself once connected)
         self._kill_all()
+        self._drain_ready()
         if connected:
             disconnect()

@@ -199,7 +199,7 @@ class Sweep:
 
     def _prewarm(self, plan: RunPlan, config: dict[str, Any]) -> None:
         from mltrain.compute.base import RunSpec
-        from mltrain.remote.forkserver import script_imports
+        from mltrain.remote.imports import script_imports
 
         built = plan.prepare(lambda line: print(f"[build] {line}", flush=True))
         modules = self.settings.prewarm_modules

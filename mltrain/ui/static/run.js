@@ -139,6 +139,7 @@ async function renderRun(main, runId) {
         ["created", fmtTime(r.created_at)],
         ["duration", h("span", { id: "run-duration" }, fmtDuration(r.started_at || r.created_at, r.ended_at))],
         ["compute", r.compute],
+        ["ran on", r.job_ref && r.job_ref.node ? r.job_ref.node : undefined],
         ["command", [r.script || "", ...(r.arguments || [])].join(" ")],
         ["overrides", (r.overrides || []).join(" ")],
         ["parent run", r.parent_run_id ? runLink(r.parent_run_id) : null],
