@@ -257,9 +257,10 @@ class WarmWorker:
 
 def _ray_node() -> dict[str, str]:
     """``node_ip`` and ``node_id`` of the Ray node this actor runs on (empty outside Ray)."""
+    ray = sys.modules.get("ray")  # already loaded in a Ray worker; node-side code imports nothing beyond the stdlib
+    if ray is None:
+        return {}
     try:
-        import ray
-
         return {"node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()}
     except Exception:  # noqa: BLE001 - not in a Ray worker (tests), or another Ray
         return {}
