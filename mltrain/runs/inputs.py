@@ -12,18 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mltrain.compute.data_io import InputFile, InputSpec, OutputSpec
-from mltrain.data.configs import InputConfig, OutputConfig, datastore_node, parse_io
+from mltrain.data.configs import InputConfig, datastore_node, parse_io
 from mltrain.data.create import FOLDER_TARGET, default_datastore, local_files, reference_manifest, uri_scheme
 from mltrain.data.refs import parse_ref, resolve
 from mltrain.data.transfer import open_source
 from mltrain.errors import ConfigError, DataError, MltrainError
+from mltrain.runs.job_data import JobData, JobInput
 from mltrain.workspace.blobs import sha256_file
-from mltrain.workspace.data import PREFIX, DataVersion, ManifestEntry, manifest_digest
+from mltrain.workspace.data import PREFIX, ManifestEntry, manifest_digest
 from mltrain.workspace.datastores import open_datastore
 from mltrain.workspace.datastores.base import ContentMismatch, Datastore
 
@@ -72,18 +72,6 @@ def _files(location: str, entries: list[ManifestEntry]) -> tuple[InputFile, ...]
     return tuple(
         InputFile(e.relpath, e.size, e.sha256, None if e.sha256 else ref_id(location, e), e.checksum) for e in entries
     )
-
-
-@dataclass(frozen=True)
-class JobInput:
-    """An input as the run records it: the spec handed to the target and the version it reads (if any)."""
-
-    spec: InputSpec
-    version: DataVersion | None
-
-    @property
-    def digest(self) -> str | None:
-        return self.spec.digest
 
 
 def _version_input(ws: Workspace, name: str, cfg: InputConfig) -> JobInput:
@@ -158,19 +146,6 @@ def resolve_input(ws: Workspace, name: str, cfg: InputConfig) -> JobInput:
         raise ConfigError(f"job.inputs.{name} ({cfg.path}): {exc.message}", hint=exc.hint) from None
 
 
-@dataclass(frozen=True)
-class JobData:
-    """A job's resolved inputs and its outputs."""
-
-    inputs: tuple[JobInput, ...] = ()
-    outputs: tuple[OutputSpec, ...] = ()
-    output_configs: Mapping[str, OutputConfig] | None = None
-
-    @property
-    def input_specs(self) -> tuple[InputSpec, ...]:
-        return tuple(i.spec for i in self.inputs)
-
-
 def check_job_data(job: Mapping[str, Any]) -> None:
     """The checks of ``job.inputs`` / ``job.outputs`` that need no workspace (names, keys, modes, references)."""
     inputs, _outputs = parse_io(job)
@@ -243,19 +218,3 @@ def register_outputs(ws: Workspace, run_id: str, run_dir: Path, data: JobData) -
         ws.data.link_run(run_id, "output", out.name, version=version)
         made.append(version.ref)
     return made, problems
-
-
-def pin_inputs(config: dict[str, Any], data: JobData) -> dict[str, Any]:
-    """``config`` as a run records it: each ``job.inputs.NAME.path`` that names a data version by its
-    latest or an alias pinned to the version the run read (``data:NAME:VERSION``), so a rerun reads it too."""
-    pinned = {i.spec.name: i.version.ref for i in data.inputs if i.version is not None}
-    inputs = (config.get("job") or {}).get("inputs") or {}
-    if not pinned or not isinstance(inputs, dict):
-        return config
-    new_inputs = {}
-    for name, node in inputs.items():
-        entry = {"path": node} if isinstance(node, str) else dict(node)
-        if name in pinned:
-            entry["path"] = pinned[name]
-        new_inputs[name] = entry
-    return {**config, "job": {**config["job"], "inputs": new_inputs}}

@@ -23,7 +23,7 @@ from mltrain.compute.base import ComputeTarget
 from mltrain.compute.targets import compute_from_config
 from mltrain.errors import ConfigError
 from mltrain.registry.configs import register_request
-from mltrain.runs.inputs import JobData
+from mltrain.runs.job_data import JobData, has_data
 from mltrain.workspace import Workspace, WorkspaceSettings
 
 if TYPE_CHECKING:
@@ -102,7 +102,6 @@ def check_config(config: Mapping[str, Any]) -> CheckedConfig:
     and deploy target's options, the register keys, the job's folder and script, the environment spec.
     ConfigError (or the spec's error) naming the problem."""
     from mltrain.environments.spec import EnvSpec
-    from mltrain.runs.inputs import check_job_data
 
     compute = compute_from_config(config["compute"])
     if config.get("deploy") is not None:  # a bad deploy option fails before anything runs
@@ -110,7 +109,10 @@ def check_config(config: Mapping[str, Any]) -> CheckedConfig:
 
         check_deploy_config(config["deploy"])
     register_request(config.get("register"))  # register keys without a model name: refused now
-    check_job_data(config["job"])  # input/output names, keys, modes and references
+    if has_data(config["job"]):  # input/output names, keys, modes and references
+        from mltrain.runs.inputs import check_job_data
+
+        check_job_data(config["job"])
     source, script = job_source(config)
     spec = EnvSpec.from_config(config["environment"], base_dir=Path.cwd())
     return CheckedConfig(compute, source, script, spec)
@@ -144,7 +146,6 @@ class RunPlan:
         the environment already resolved (a rerun's recorded lock), else it is resolved from the config."""
         from mltrain.environments.resolve import resolve
         from mltrain.runs.compat import job_shim
-        from mltrain.runs.inputs import job_data
         from mltrain.runs.recovery import recover_orphans
         from mltrain.workspace.snapshots import git_info
 
@@ -157,7 +158,11 @@ class RunPlan:
         source, script = checked.source, checked.script
         env = resolved or resolve(checked.env_spec, ws)
         compute.builder(env).check(env)  # a build this target cannot run, a missing Python: refused now
-        data = job_data(ws, config["job"])  # unknown data, an unreachable store: refused now
+        data = JobData()
+        if has_data(config["job"]):  # unknown data, an unreachable store: refused now
+            from mltrain.runs.inputs import job_data
+
+            data = job_data(ws, config["job"])
         limits = config["job"]["snapshot"]
         settings = ws.settings
         snapshot = ws.snapshots.take(

@@ -23,7 +23,7 @@ from mltrain.registry.configs import TURN_OFF, register_request
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
 from mltrain.runs.control import RunCanceled, RunControl
-from mltrain.runs.inputs import pin_inputs
+from mltrain.runs.job_data import pin_inputs
 from mltrain.runs.result import RunResult
 from mltrain.workspace.runs import CANCELED, COMPLETED, FAILED, FINALIZING, PREPARING, RUNNING, new_run_id
 
