@@ -93,6 +93,24 @@ def test_help_imports_no_heavy_package(command, tmp_path):
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
+def test_a_run_without_data_imports_no_data_path(tmp_path):
+    """Every run pays for what its driver imports: the data path (and the ssl/http stack a node's fetch uses)
+    only for jobs that declare inputs or outputs."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "noop.py").write_text("pass\n")
+    args = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mltrain", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not imported & {"mltrain.runs.inputs", "mltrain.data", "urllib.request", "http.client"}
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     """Every module ``path`` imports (lazy and ``TYPE_CHECKING`` imports included), with its line."""
     import ast

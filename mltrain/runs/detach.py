@@ -107,10 +107,13 @@ def start(
 ) -> Detached:
     """Record ``config`` (composed and checked) as a Queued run and start its detached driver.
     ``env_hash``: run with the recorded environment of that hash (a rerun)."""
-    from mltrain.runs.inputs import check_data_refs
+    from mltrain.runs.job_data import has_data
     from mltrain.runs.output import STD_LOG
 
-    check_data_refs(ws, config["job"])  # an unknown data asset or version: refused before anything is recorded
+    if has_data(config["job"]):  # an unknown data asset or version: refused before anything is recorded
+        from mltrain.runs.inputs import check_data_refs
+
+        check_data_refs(ws, config["job"])
     run_id = new_run_id()
     run_dir = ws.run_dir(run_id)
     (run_dir / "logs").mkdir(parents=True)
