@@ -258,7 +258,7 @@ class WarmWorker:
 def _ray_node() -> dict[str, str]:
     """``node_ip`` and ``node_id`` of the Ray node this actor runs on (empty outside Ray)."""
     ray = sys.modules.get("ray")  # already loaded in a Ray worker; node-side code imports nothing beyond the stdlib
-    if ray is None:
+    if ray is None or not ray.is_initialized():  # never make this process a Ray driver by asking
         return {}
     try:
         return {"node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id()}

@@ -200,3 +200,13 @@ def test_ready_asked_after_shutdown_answers_not_ready(tmp_path: Path, monkeypatc
     w.server  # noqa: B018 - the fork server exists
     w.shutdown()
     assert w.ready()["ready"] is False
+
+
+def test_asking_for_the_node_outside_ray_makes_no_driver() -> None:
+    """A warm worker outside a Ray actor (these tests, a plain process where Ray is merely imported) reports
+    no node, and never starts a local Ray instance by asking (Ray's runtime context would)."""
+    ray = pytest.importorskip("ray")
+    from mltrain.remote.ray_warm import _ray_node
+
+    assert _ray_node() == {}
+    assert not ray.is_initialized()

@@ -46,17 +46,26 @@ def connect(address: str, token: Token | None, timeout: float) -> None:
                 for name in ("ray", "ray._private", "ray.runtime_env"):
                     logging.getLogger(name).setLevel(logging.ERROR)
                 failed: list[BaseException] = []
+                attempt = {"done": False, "abandoned": False}
+                attempt_lock = threading.Lock()
 
                 def init() -> None:  # not on the main thread: Ray then leaves mltrain's SIGTERM handler alone
                     try:
                         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
                     except BaseException as exc:  # noqa: BLE001 - ConnectionError, auth errors, ...
                         failed.append(exc)
+                    with attempt_lock:
+                        attempt["done"] = True
+                        abandoned = attempt["abandoned"]
+                    if abandoned and not failed:  # connected after the caller gave up: leave no driver behind
+                        ray.shutdown()
 
                 thread = threading.Thread(target=init, name="mltrain-ray-connect", daemon=True)
                 thread.start()
                 thread.join(timeout)  # interruptible: a KeyboardInterrupt leaves the daemon thread behind
-                if thread.is_alive():
+                with attempt_lock:
+                    attempt["abandoned"] = not attempt["done"]
+                if attempt["abandoned"]:
                     from mltrain.compute.ray.auth import unreachable
 
                     raise unreachable(address, timeout)
