@@ -2,7 +2,8 @@
 
 A run is composed exactly as ``python -m mltrain OVERRIDES`` composes it (the same app, in this
 process: a config error is raised here), checked, recorded Queued, and driven by a process of its own
-(:mod:`mltrain.runs.detach`), so it outlives the notebook or script that started it. A sweep is the
+(:mod:`mltrain.runs.detach`, started first so its start-up overlaps composing), so it outlives the
+notebook or script that started it. A sweep is the
 whole ``python -m mltrain -m OVERRIDES`` command detached. ``wait=True`` waits for the end, the
 output shown as it comes.
 """
@@ -26,13 +27,14 @@ def submit(*overrides: str, config_dir: PathLike | None = None, wait: bool = Fal
     config does not compose or its checks fail. ``wait``: return once it ended, its output printed
     when ``show_output`` (an interrupt of the wait cancels the run)."""
     from mltrain.config.compose import compose_job
-    from mltrain.runs.detach import start
+    from mltrain.runs.detach import Driver, start
     from mltrain.runs.plan import check_config, open_workspace
 
-    composed = compose_job(list(overrides), config_dir)
-    check_config(composed.config)
-    store = open_workspace(composed.config)
-    started = start(store, composed.config, composed.overrides, composed.env)
+    with Driver() as driver:  # its interpreter starts up while the config is composed; exits unused on an error
+        composed = compose_job(list(overrides), config_dir)
+        check_config(composed.config)
+        store = open_workspace(composed.config)
+        started = start(store, composed.config, composed.overrides, composed.env, driver=driver)
     run = Run(store, started.run_id)
     if wait:
         _wait(run, show_output)

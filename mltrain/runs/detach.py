@@ -1,12 +1,13 @@
 """Detached runs: recorded now, driven by a process of their own that outlives the one that started them.
 
-``start`` records a checked config as a Queued run and starts its driver (``python -m
-mltrain.runs.detach``) in a session of its own (no terminal: closing one sends it no SIGHUP), with
-its standard input from /dev/null and its output in the run folder (``logs/driver.log``). The driver
-gets the config (secrets included: never written to a file or a command line) through a pipe, then
-builds the plan (environment, snapshot), runs the trial under the recorded id and finalizes it as
-``python -m mltrain`` does. Its record names the driver's pid from the start, so a driver that dies
-is recovered like any lost driver (:mod:`mltrain.runs.recovery`).
+``start`` records a checked config as a Queued run and hands it to its driver (``python -m
+mltrain.runs.detach``, a :class:`Driver`: started by ``start`` or, so its start-up overlaps composing
+the config, by the caller before that) in a session of its own (no terminal: closing one sends it no
+SIGHUP), with its standard input from /dev/null and its output in the run folder (``logs/driver.log``,
+once it has its run). The driver gets the config (secrets included: never written to a file or a
+command line) through a pipe, then builds the plan (environment, snapshot), runs the trial under the
+recorded id and finalizes it as ``python -m mltrain`` does. Its record names the driver's pid from the
+start, so a driver that dies is recovered like any lost driver (:mod:`mltrain.runs.recovery`).
 
 ``start_command`` detaches a whole ``python -m mltrain`` command instead (a ``-m`` sweep): it returns
 once the command has recorded its run, or with the command's own error when it ended before that.
@@ -22,13 +23,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.errors import MltrainError
 from mltrain.remote.procs import hostname, start_token
 from mltrain.runs.arguments import job_argv
-from mltrain.runs.handoff import DRIVER_LOG, FD_ENV, LOG_ENV
+from mltrain.runs.handoff import FD_ENV, LOG_ENV
 from mltrain.runs.result import EXIT_CODES
 from mltrain.workspace.runs import FAILED, TERMINAL, new_run_id
 
@@ -97,6 +98,60 @@ def record_queued(
     return run_id, run_dir
 
 
+class Driver:
+    """A detached driver started ahead of its run (``python -m mltrain.runs.detach``, in a session of its
+    own): it imports what a run needs and opens the default workspace while the caller composes and
+    records, then waits for the payload on its standard input. Its output goes to a pending file until it
+    knows its run folder. :meth:`close` without :meth:`send` lets it exit without a run."""
+
+    def __init__(self) -> None:
+        read_fd, write_fd = os.pipe()
+        log_fd, self.pending = tempfile.mkstemp(prefix="mltrain-driver-", suffix=".log")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mltrain.runs.detach", self.pending],
+                stdin=read_fd,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                cwd=os.getcwd(),
+                env=_driver_env(),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(write_fd)
+            os.unlink(self.pending)
+            raise
+        finally:
+            os.close(read_fd)
+            os.close(log_fd)
+        self.pipe: BinaryIO | None = os.fdopen(write_fd, "wb")
+        _reap_later(self.proc)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Hand the driver its run (``payload``: see :func:`drive`, plus ``run_dir``)."""
+        assert self.pipe is not None, "a driver drives one run"
+        with self.pipe:
+            self.pipe.write(json.dumps({**payload, "log": self.pending}).encode())
+        self.pipe = None
+
+    def close(self) -> None:
+        """Let a driver that got no run exit (it removes its pending log)."""
+        if self.pipe is not None:
+            self.pipe.close()
+            self.pipe = None
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def start(
     ws: Workspace,
     config: dict[str, Any],
@@ -104,9 +159,11 @@ def start(
     env_set: dict[str, str],
     tags: dict[str, str] | None = None,
     env_hash: str | None = None,
+    driver: Driver | None = None,
 ) -> Detached:
-    """Record ``config`` (composed and checked) as a Queued run and start its detached driver.
-    ``env_hash``: run with the recorded environment of that hash (a rerun)."""
+    """Record ``config`` (composed and checked) as a Queued run and hand it to a detached driver
+    (``driver``, started earlier by the caller, or one started now). ``env_hash``: run with the recorded
+    environment of that hash (a rerun)."""
     from mltrain.runs.job_data import has_data
     from mltrain.runs.output import STD_LOG
 
@@ -118,26 +175,10 @@ def start(
     run_dir = ws.run_dir(run_id)
     (run_dir / "logs").mkdir(parents=True)
     (run_dir / STD_LOG).touch()  # `mltrain runs logs ID -f` follows it from the start
-    read_fd, write_fd = os.pipe()
-    try:
-        with open(run_dir / DRIVER_LOG, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "mltrain.runs.detach"],
-                stdin=read_fd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=os.getcwd(),
-                env=_driver_env(),
-                start_new_session=True,
-                close_fds=True,
-            )
-    finally:
-        os.close(read_fd)
-    with os.fdopen(write_fd, "wb") as pipe:  # closed unwritten on an error: the driver exits at once
+    with driver or Driver() as proc:  # closed unsent on an error: the driver exits at once
         record_queued(ws, config, overrides, proc.pid, {DETACHED_TAG: "true", **(tags or {})}, run_id=run_id)
         payload = {"run_id": run_id, "config": config, "overrides": overrides, "env": env_set, "env_hash": env_hash}
-        pipe.write(json.dumps(payload).encode())
-    _reap_later(proc)
+        proc.send({**payload, "run_dir": str(run_dir)})
     return Detached(run_id, run_dir, proc.pid)
 
 
@@ -194,13 +235,14 @@ def run_recorded(
     return result.process_exit_code
 
 
-def drive(payload: dict[str, Any]) -> int:
-    """Run the recorded run of ``payload`` to its end (in the detached driver); its exit code."""
-    from mltrain.runs.plan import open_workspace
+def drive(payload: dict[str, Any], prewarmed: Workspace | None = None) -> int:
+    """Run the recorded run of ``payload`` to its end (in the detached driver); its exit code.
+    ``prewarmed``: the default workspace, used when the run's config names it."""
+    from mltrain.runs.driver import workspace_for
 
     os.environ.update(payload.get("env") or {})  # hydra.job.env_set, as the command's own run sets it
     config, run_id = payload["config"], payload["run_id"]
-    ws = open_workspace(config)
+    ws = workspace_for(config, prewarmed)
     resolved = None
     if payload.get("env_hash"):
         from mltrain.environments.records import recorded_environment
@@ -209,18 +251,28 @@ def drive(payload: dict[str, Any]) -> int:
     return run_recorded(ws, config, payload["overrides"], run_id, echo=False, resolved=resolved)
 
 
-def driver_main() -> int:
-    """``python -m mltrain.runs.detach``: read the payload from stdin, then drive the run."""
+def driver_main(pending: str) -> int:
+    """``python -m mltrain.runs.detach PENDING_LOG`` (see :class:`Driver`): start up, read the payload from
+    stdin, continue the output in the run folder, drive the run."""
     from mltrain.plugin import project_importable
+    from mltrain.runs.driver import prewarm
+    from mltrain.runs.handoff import continue_output
 
+    try:
+        prewarmed = prewarm()  # while the starter composes the config
+    except Exception:  # noqa: BLE001 - the same failure comes again in drive(), reported in the run's log
+        prewarmed = None
     data = sys.stdin.buffer.read()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    if not data:
-        return 0  # the starting process failed to record the run: nothing to do
+    if not data:  # the starter got no run (a config error) or failed to record it: nothing to do
+        Path(pending).unlink(missing_ok=True)
+        return 0
+    payload = json.loads(data)
+    continue_output(payload["log"], Path(payload["run_dir"]))
     project_importable()
-    return drive(json.loads(data))
+    return drive(payload, prewarmed)
 
 
 # -- a whole command, detached (sweeps) ----------------------------------------------------------------
@@ -325,7 +377,7 @@ def wait_for(ws: Workspace, run_id: str, timeout: float | None = None, poll_s: f
 
 
 if __name__ == "__main__":
-    code = driver_main()
+    code = driver_main(sys.argv[1])
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -23,6 +23,18 @@ def announce(run_id: str, run_dir: Path) -> None:
     fd, pending = os.environ.pop(FD_ENV, None), os.environ.pop(LOG_ENV, None)
     if fd is None:
         return
+    continue_output(pending, run_dir)
+    try:
+        os.write(int(fd), f"{run_id}\n".encode())
+    except OSError:
+        pass  # the starter is gone: the command goes on regardless
+    finally:
+        os.close(int(fd))
+
+
+def continue_output(pending: str | None, run_dir: Path) -> None:
+    """Send this process's standard output and error to ``run_dir``'s driver log from now on, after what
+    it wrote to the file ``pending`` so far (then removed)."""
     log = run_dir / DRIVER_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
@@ -38,9 +50,3 @@ def announce(run_id: str, run_dir: Path) -> None:
         out.flush()
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
-    try:
-        os.write(int(fd), f"{run_id}\n".encode())
-    except OSError:
-        pass  # the starter is gone: the command goes on regardless
-    finally:
-        os.close(int(fd))

@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
-from support import write_script
+from support import wait_dead, write_script
 
 import mltrain
 from mltrain.errors import ConfigError, NotFoundError
@@ -103,6 +106,42 @@ def test_a_config_error_is_raised_before_anything_is_recorded(src, project):
         mltrain.submit("--cfg", "job")
     assert not (project / ".mltrain" / "runs").exists() or not list((project / ".mltrain" / "runs").iterdir())
     assert mltrain.Workspace().runs() == []
+
+
+def _processes_naming(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass  # it ended meanwhile
+    return found
+
+
+def test_a_submit_that_fails_leaves_no_driver_behind(src, monkeypatch, tmp_path):
+    """``submit`` starts the run's driver before composing the config (its start-up overlaps composing):
+    when the config fails, that driver exits and removes its pending log."""
+    pending = tmp_path / "tmp"
+    pending.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(pending))
+    with pytest.raises(ConfigError, match="job.script 'missing.py' not found"):
+        mltrain.submit(*job("job.script=missing.py"))
+    deadline = time.monotonic() + 30
+    while (list(pending.iterdir()) or _processes_naming(str(pending))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(pending.iterdir()) == [] and _processes_naming(str(pending)) == []
+
+
+def test_the_drivers_output_from_its_start_up_on_is_in_the_run_folder(src, monkeypatch):
+    """What the driver prints while it starts up, before it has its run, comes first in the run's
+    driver log, its summary after it."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # the driver's interpreter prints its imports
+    run = mltrain.submit(*job())
+    monkeypatch.delenv("PYTHONPROFILEIMPORTTIME")
+    assert run.wait() == "Completed" and wait_dead(run.record["driver_pid"])  # its summary printed
+    log = (Path(run.record["run_dir"]) / "logs" / "driver.log").read_text()
+    assert log.index("| mltrain.runs.driver") < log.index(f"Run {run.id}")
 
 
 def test_the_project_conf_and_config_dir_are_used(project):
