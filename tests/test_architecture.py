@@ -108,7 +108,34 @@ def test_a_run_without_data_imports_no_data_path(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert not imported & {"mltrain.runs.inputs", "mltrain.data", "urllib.request", "http.client"}
+    data_path = {"mltrain.runs.inputs", "mltrain.compute.data_io", "mltrain.data", "urllib.request", "http.client"}
+    assert not imported & data_path
+
+
+def test_store_records_share_their_methods():
+    """Every run imports the stores, so their records are defined at each start-up: a record class gets
+    no repr, equality or hash of its own compiled (a dataclass's default, about 1 ms a class), it uses
+    Record's, which behave as a dataclass's."""
+    import importlib
+
+    from mltrain.workspace.records import Record
+
+    for module in ("api.records", "workspace.endpoints", "workspace.environments", "workspace.metrics",
+                   "workspace.models", "workspace.runs"):  # fmt: skip
+        importlib.import_module(f"mltrain.{module}")
+    classes, todo = [], list(Record.__subclasses__())
+    while todo:
+        classes.append(todo.pop())
+        todo += classes[-1].__subclasses__()
+    assert len(classes) >= 13
+    own = [f"{c.__name__}.{m}" for c in classes for m in ("__repr__", "__eq__", "__hash__") if m in vars(c)]
+    assert own == []
+    from mltrain.workspace.runs import StatusChange
+
+    a, b = StatusChange("Queued", 1.0), StatusChange("Queued", 1.0)
+    assert repr(a) == "StatusChange(status='Queued', ts=1.0, detail=None)"
+    assert a == b and hash(a) == hash(b) and a != StatusChange("Running", 1.0) and {a, b} == {a}
+    assert a == {"status": "Queued", "ts": 1.0, "detail": None}  # still the mapping of its fields
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

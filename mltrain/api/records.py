@@ -6,12 +6,12 @@ is installed)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mltrain.workspace.environments import EnvironmentRecord
 from mltrain.workspace.models import ModelVersion as ModelRecord
-from mltrain.workspace.records import Record
+from mltrain.workspace.records import Record, record
 from mltrain.workspace.runs import RunInfo
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def records(items: Iterable[T]) -> Records[T]:
     return Records(items)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunRecord(RunInfo):
     """A run as recorded (:class:`mltrain.workspace.runs.RunInfo`: ids, status, times, what ran where)
     with its last ``metrics`` and ``tags``."""
@@ -58,7 +58,7 @@ def run_record(store: Store, run: RunInfo) -> RunRecord:
     return RunRecord.pick(run, metrics=store.metrics.summary(run.id), tags=store.runs.tags(run.id))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetricPoint(Record):
     """One logged value of a metric: its step (None when logged without one), value and time."""
 
@@ -67,7 +67,7 @@ class MetricPoint(Record):
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EndpointRecord(Record):
     """An endpoint (a served model): its live state, URIs and the keys made when it was deployed (keys
     are stored hashed: shown only then)."""

@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mltrain.compute.configs import ComputeConfig
-from mltrain.compute.data_io import InputSpec, OutputSpec
 from mltrain.errors import ComputeError
-from mltrain.remote import inputs as node_io
 from mltrain.run_context import METRICS_FILE
 
 if TYPE_CHECKING:
+    from mltrain.compute.data_io import InputSpec, OutputSpec
     from mltrain.compute.delivery import Delivered
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
@@ -58,12 +57,16 @@ class RunSpec:
 
     def io_paths(self, run_dir: str) -> dict[str, str]:
         """``{"inputs.NAME": path, "outputs.NAME": path}`` for a run folder at ``run_dir`` where the job runs."""
+        from mltrain.remote import inputs as node_io  # the data path: only for a job with data
+
         return node_io.io_paths(run_dir, self.manifests(), [o.name for o in self.outputs])
 
     def argv(self, run_dir: str) -> list[str]:
         """The script's arguments, ``${inputs.NAME}`` / ``${outputs.NAME}`` resolved for ``run_dir``."""
         if not self.inputs and not self.outputs:
             return list(self.arguments)
+        from mltrain.remote import inputs as node_io
+
         paths = self.io_paths(run_dir)
         return [node_io.substitute(a, paths) for a in self.arguments]
 
@@ -72,6 +75,8 @@ class RunSpec:
         ``MLTRAIN_INPUT_NAME`` / ``MLTRAIN_OUTPUT_NAME``."""
         if not self.inputs and not self.outputs:
             return dict(self.env_vars)
+        from mltrain.remote import inputs as node_io
+
         return node_io.resolve_job([], dict(self.env_vars), self.io_paths(run_dir))[1]
 
 

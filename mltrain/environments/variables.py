@@ -171,9 +171,13 @@ def io_placeholders(cfg: Any) -> Iterator[None]:
         yield
         return
     check_placeholders(raw)
+    declared = {kind: io_names(raw, kind) for kind in IO_KINDS}
+    if not any(declared.values()):  # a job without data (most): nothing to add, cfg left untouched
+        yield
+        return
     with open_dict(cfg):
         for kind in IO_KINDS:
-            cfg[kind] = {name: "\\${" + f"{kind}.{name}}}" for name in io_names(raw, kind)}
+            cfg[kind] = {name: "\\${" + f"{kind}.{name}}}" for name in declared[kind]}
     try:
         yield
     finally:

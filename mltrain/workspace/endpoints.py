@@ -8,7 +8,7 @@ One store owns the table and returns frozen records. A record keeps the state la
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select, update
@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
-from mltrain.workspace.records import Record
+from mltrain.workspace.records import Record, record
 
 
 class _HasDb(Protocol):  # a Workspace (not imported: the workspace package imports this module)
@@ -29,7 +29,7 @@ UNHEALTHY = "Unhealthy"  # live only: the process (container) runs but /health/r
 FAILED = "Failed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Endpoint(Record):
     """An endpoint as recorded: its model version, target, state, address, server and resources."""
 

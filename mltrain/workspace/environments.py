@@ -11,7 +11,7 @@ spec and the lock it was built from. Building and removing environments is the b
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
-from mltrain.workspace.records import Record, decode_row
+from mltrain.workspace.records import Record, decode_row, record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EnvironmentRecord(Record):
     """A built environment: name, content hash, builder, Python, where it lives, when it was used,
     and the spec and lock it was built from."""
@@ -45,7 +45,7 @@ class EnvironmentRecord(Record):
     def from_row(cls, row: Any, **extra: Any) -> EnvironmentRecord:
         rec = decode_row(row, {"spec": dict})
         rec["lock"] = rec["spec"].pop("lock", None)  # stored inside the spec's JSON
-        return super(EnvironmentRecord, cls).from_row(rec, **extra)
+        return super(EnvironmentRecord, cls).from_row(rec, **extra)  # noqa: UP008 - a slots dataclass is a new class
 
 
 class EnvironmentStore:

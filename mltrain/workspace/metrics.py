@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -18,12 +17,12 @@ from sqlalchemy.exc import OperationalError
 
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, bulk_insert
-from mltrain.workspace.records import Record
+from mltrain.workspace.records import Record, record
 
 METRIC_KINDS = ("scalar", "list", "row", "table", "image")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetricValue(Record):
     """One logged record of a metric: its key, kind (scalar, list, row, table, image), value, step
     (None when logged without one) and time."""
@@ -35,7 +34,7 @@ class MetricValue(Record):
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SeriesStats(Record):
     """A scalar series of a run: how many values, the last, and the lowest and highest number (None
     for a series of strings)."""
@@ -47,7 +46,7 @@ class SeriesStats(Record):
     max: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MetricKey(Record):
     """A metric key of a run: its latest record's kind and value, and whether that is a number (chartable)."""
 

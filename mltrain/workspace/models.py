@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -22,7 +22,7 @@ from mltrain.errors import NotFoundError, RegistryError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, now, upsert
 from mltrain.workspace.names import check_name
-from mltrain.workspace.records import Record
+from mltrain.workspace.records import Record, record
 
 _REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.-]+))?$")
 
@@ -36,7 +36,7 @@ def parse_ref(ref: str) -> tuple[str, int | None, str | None]:
     return m.group("name"), int(version) if version else None, m.group("alias")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelFile(Record):
     """One file of a version: its path in the model (the file's name, or relative to the folder)."""
 
@@ -45,7 +45,7 @@ class ModelFile(Record):
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModelVersion(Record):
     """One registered version of a model (``files`` is filled by ``get``, empty in listings)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NoReturn, TypeVar
 
@@ -30,6 +31,13 @@ def field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+def record(cls: type[T]) -> type[T]:
+    """Make the :class:`Record` subclass ``cls`` a frozen dataclass with slots. Its repr, equality and hash
+    are Record's, the same as a dataclass's, shared rather than compiled for each class (every run
+    imports the stores: their records are defined at start-up)."""
+    return dataclasses.dataclass(frozen=True, slots=True, repr=False, eq=False)(cls)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
@@ -39,7 +47,8 @@ def _plain(value: Any) -> Any:
 
 
 class Record(dict):  # type: ignore[type-arg]
-    """Base of the records: a frozen dataclass whose fields are also its (read-only) mapping.
+    """Base of the records: a frozen dataclass (made with :func:`record`) whose fields are also its
+    (read-only) mapping.
 
     A subclass names its JSON columns in ``JSON_COLUMNS`` (column → the factory of its empty value,
     or None to keep NULL as None) and its boolean columns in ``BOOL_COLUMNS``; ``from_row`` decodes a
@@ -62,6 +71,22 @@ class Record(dict):  # type: ignore[type-arg]
 
     def __copy__(self) -> Record:
         return self
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in field_names(type(self)))
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in field_names(type(self)))
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain data (nested records as dicts, tuples as lists)."""

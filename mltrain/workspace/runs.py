@@ -11,7 +11,6 @@ import json
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
@@ -20,7 +19,7 @@ from mltrain.errors import NotFoundError
 from mltrain.workspace import tables as t
 from mltrain.workspace.db import Database, has_prefix, now, upsert
 from mltrain.workspace.names import check_name
-from mltrain.workspace.records import Record
+from mltrain.workspace.records import Record, record
 
 if TYPE_CHECKING:
     from mltrain.workspace.run_pages import RunQuery
@@ -51,7 +50,7 @@ def _compare(expr: Any, op: str, value: Any) -> Any:
     return {">": expr > value, ">=": expr >= value, "<": expr < value, "<=": expr <= value}[op]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunInfo(Record):
     """A run as recorded: what ran where (script, arguments, config, compute, environment, snapshot),
     its status and times, its driver and job (for cancel and recovery), how it ended."""
@@ -96,7 +95,7 @@ class RunInfo(Record):
         return self.status in TERMINAL
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Experiment(Record):
     name: str
     created_at: float
@@ -104,7 +103,7 @@ class Experiment(Record):
     last_run_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StatusChange(Record):
     """One step of a run's status timeline."""
 
@@ -113,7 +112,7 @@ class StatusChange(Record):
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Artifact(Record):
     """A file of a run stored in the workspace (a blob by sha256)."""
 
