@@ -156,7 +156,8 @@ class RemoteEnvironments:
         answer: dict[str, Any] = host.agent("venv", request=request, timeout=None, on_stderr=log)
         if "no_index" in answer:
             self.no_index.add(host.label)
-            log(f"host {host.label} cannot reach the package index: {answer['no_index'].splitlines()[-1]}")
+            said = answer["no_index"].strip().splitlines()[-1:] or ["no detail"]
+            log(f"the build on {host.label} found no package index ({said[0]}); building from wheels of this machine")
             request["offline"] = True
             answer = host.agent("venv", request=request, timeout=None, on_stderr=log)
         if answer.get("missing") != "wheels":

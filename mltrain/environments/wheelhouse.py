@@ -92,11 +92,14 @@ def _requirements(lock: str) -> list[str]:
     return [line.strip() for line in lock.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _install(requirements: list[str], target: Path, python: str, platform: str, online: bool) -> tuple[bool, str]:
+def _install(
+    env: ResolvedEnvironment, requirements: list[str], target: Path, platform: str, online: bool
+) -> tuple[bool, str]:
+    """``uv pip install --target`` of ``requirements`` for the host (with the index the lock was made with)."""
     cmd = [uv_bin(), "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
-    cmd += ["--python-version", python, "--python-platform", platform, *([] if online else ["--offline"])]
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    out = subprocess.run([*cmd, *requirements], capture_output=True, text=True, env=env, timeout=1800)
+    cmd += ["--python-version", env.spec.python, "--python-platform", platform, *([] if online else ["--offline"])]
+    env_vars = {k: v for k, v in {**os.environ, **env.spec.build_env}.items() if k != "VIRTUAL_ENV"}
+    out = subprocess.run([*cmd, *requirements], capture_output=True, text=True, env=env_vars, timeout=1800)
     return out.returncode == 0, out.stderr
 
 
@@ -108,11 +111,11 @@ def _make(env: ResolvedEnvironment, platform: str, folder: Path, log: LogFn) -> 
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".wheels-", dir=folder.parent) as scratch:
         target = Path(scratch, "site")
-        ok, err = _install(requirements, target, env.spec.python, platform, online=False)
+        ok, err = _install(env, requirements, target, platform, online=False)
         if not ok:
-            ok, err = _install(requirements, target, env.spec.python, platform, online=True)
+            ok, err = _install(env, requirements, target, platform, online=True)
         if not ok:
-            missing = [r for r in requirements if not _fetchable(r, Path(scratch), env.spec.python, platform)]
+            missing = [r for r in requirements if not _fetchable(env, r, Path(scratch), platform)]
             detail = "\n    ".join(line for line in err.strip().splitlines()[-8:] if line.strip())
             raise EnvironmentSpecError(
                 f"environment {env.spec.name}: this machine cannot provide wheels of "
@@ -130,12 +133,10 @@ def _make(env: ResolvedEnvironment, platform: str, folder: Path, log: LogFn) -> 
         os.rename(house, folder)
 
 
-def _fetchable(requirement: str, scratch: Path, python: str, platform: str) -> bool:
+def _fetchable(env: ResolvedEnvironment, requirement: str, scratch: Path, platform: str) -> bool:
+    """Can this machine install ``requirement`` for the host (from uv's cache, else the index)?"""
     target = Path(tempfile.mkdtemp(dir=scratch))
-    return (
-        _install([requirement], target, python, platform, online=False)[0]
-        or (_install([requirement], target, python, platform, online=True)[0])
-    )
+    return any(_install(env, [requirement], target, platform, online)[0] for online in (False, True))
 
 
 def _record_hash(data: bytes) -> str:

@@ -87,7 +87,8 @@ def test_a_wheel_this_machine_cannot_provide_is_named_with_the_fix(mltrain, proj
     resolve(EnvSpec.from_config({"name": "offline-six", "build": "venv", "pip": pins}), ws)  # locked, with the index
     # then this machine is offline too, with empty caches: it has no wheel of the locked packages
     driver = {"UV_OFFLINE": "1", "UV_CACHE_DIR": str(tmp_path / "uv"), "MLTRAIN_CACHE_DIR": str(tmp_path / "envs")}
-    proc = mltrain(*_job(host, known, "compute.offline=true", "environment.pip=[" + ",".join(f"'{p}'" for p in pins) + "]"), env=driver)
+    quoted = ",".join(f"'{pin}'" for pin in pins)
+    proc = mltrain(*_job(host, known, "compute.offline=true", f"environment.pip=[{quoted}]"), env=driver)
     assert proc.returncode != 0
     assert "this machine cannot provide wheels of six==1.16.0, tomli==2.0.1 for the host" in proc.stderr, proc.output
     assert "run once where this machine reaches the package index" in proc.stderr  # the fix
