@@ -78,6 +78,7 @@ UNREACHABLE = (
     "ProxyError",
     "Failed to establish a new connection",
     "Temporary failure in name resolution",
+    "the network was disabled",
 )
 
 

@@ -3,11 +3,14 @@ host's blob cache (only those it lacks) and the host builds the venv from them, 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from support import write_script
+
+from mltrain.environments.cache import uv_bin
 
 DEAD = "http://127.0.0.1:9"  # nothing listens there: every index request fails at once
 # a host whose network does not reach the package index: its proxy and index point nowhere, and it
@@ -22,15 +25,23 @@ CUT_OFF = {
     "UV_DEFAULT_INDEX": f"{DEAD}/simple",
     "PIP_INDEX_URL": f"{DEAD}/simple",
     "PIP_CONFIG_FILE": "/dev/null",
-    "PIP_RETRIES": "0",
+    "PIP_RETRIES": "0",  # fail at once: retries would only make the test slower
+    "UV_HTTP_RETRIES": "0",
 }
 JOB = "import six\nprint('six on the host', six.__version__, six.__file__)\n"
 
 
-def _cut_off_host(ssh_pool: Any, addr: str, name: str) -> tuple[Any, Path]:
-    """A new SSH host cut off from the package index, and a known_hosts file with its key."""
+def _cut_off_host(ssh_pool: Any, addr: str, name: str, with_uv: bool = False) -> tuple[Any, Path]:
+    """A new SSH host cut off from the package index (``with_uv``: uv on its PATH), and a known_hosts
+    file with its key."""
     name = f"{name}-{time.monotonic_ns()}"
-    host = ssh_pool.make_host(addr, name, env={**CUT_OFF, "UV_CACHE_DIR": str(ssh_pool.root / f"uv-{name}")})
+    env = {**CUT_OFF, "UV_CACHE_DIR": str(ssh_pool.root / f"uv-{name}")}
+    if with_uv:
+        tools = ssh_pool.root / f"tools-{name}"
+        tools.mkdir()
+        (tools / "uv").symlink_to(uv_bin())
+        env["PATH"] = f"{tools}:{os.environ['PATH']}"
+    host = ssh_pool.make_host(addr, name, env=env)
     known = ssh_pool.root / f"known-{name}"
     known.write_text(host.known_hosts_line())
     return host, known
@@ -73,6 +84,17 @@ def test_a_host_cut_off_from_the_index_builds_from_wheels_this_machine_ships(mlt
     assert f"host {label} is offline (compute.offline): shipping 0 wheels (0.0 MB) from this machine" in text
     assert "(1 of 1 already there)" in text and "cannot reach the package index" not in text
     assert "six on the host 1.17.0" in again.stdout
+
+
+def test_a_host_with_uv_that_finds_no_index_installs_the_shipped_wheels_with_uv(mltrain, project, ssh_pool):
+    write_script(project / "src", "job.py", JOB)
+    host, known = _cut_off_host(ssh_pool, "127.0.0.15", "cut-off-uv", with_uv=True)
+    proc = mltrain(*_job(host, known))
+    assert proc.returncode == 0, proc.output
+    text = proc.stdout + proc.stderr
+    assert "found no package index (" in text and "shipping 1 wheels" in text, proc.output
+    assert f"six on the host 1.17.0 {host.workdir}/venvs/" in proc.stdout
+    assert not (host.workdir / "tools").exists()  # the host's own uv built it: none was installed
 
 
 def test_a_wheel_this_machine_cannot_provide_is_named_with_the_fix(mltrain, project, ssh_pool, tmp_path):
