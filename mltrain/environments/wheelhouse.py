@@ -99,7 +99,9 @@ def _install(
     cmd = [uv_bin(), "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
     cmd += ["--python-version", env.spec.python, "--python-platform", platform, *([] if online else ["--offline"])]
     env_vars = {k: v for k, v in {**os.environ, **env.spec.build_env}.items() if k != "VIRTUAL_ENV"}
-    out = subprocess.run([*cmd, *requirements], capture_output=True, text=True, env=env_vars, timeout=1800)
+    listed = target.with_name(target.name + ".txt")  # a file: lines such as ``-e file:///...`` stay whole
+    listed.write_text("\n".join(requirements) + "\n")
+    out = subprocess.run([*cmd, "-r", str(listed)], capture_output=True, text=True, env=env_vars, timeout=1800)
     return out.returncode == 0, out.stderr
 
 
