@@ -67,6 +67,32 @@ def _driver_env() -> dict[str, str]:
     return env
 
 
+def _spawn(
+    argv: list[str], prefix: str, env: dict[str, str] | None = None, log_env: bool = False, **popen: Any
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python ARGV`` in a session of its own with the driver's environment plus ``env`` (``popen``:
+    stdin, pass_fds), its output in a new pending log file (named in ``LOG_ENV`` when ``log_env``); the
+    process and that file's path."""
+    log_fd, pending = tempfile.mkstemp(prefix=prefix, suffix=".log")
+    env = {**_driver_env(), **(env or {}), **({LOG_ENV: pending} if log_env else {})}
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, *argv],
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            cwd=os.getcwd(),
+            env=env,
+            start_new_session=True,
+            **popen,
+        )
+    except BaseException:
+        os.unlink(pending)
+        raise
+    finally:
+        os.close(log_fd)
+    return proc, pending
+
+
 def record_queued(
     ws: Workspace,
     config: dict[str, Any],
@@ -107,25 +133,13 @@ class Driver:
 
     def __init__(self) -> None:
         read_fd, write_fd = os.pipe()
-        log_fd, self.pending = tempfile.mkstemp(prefix="mltrain-driver-", suffix=".log")
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mltrain.runs.detach", self.pending],
-                stdin=read_fd,
-                stdout=log_fd,
-                stderr=subprocess.STDOUT,
-                cwd=os.getcwd(),
-                env=_driver_env(),
-                start_new_session=True,
-                close_fds=True,
-            )
+            self.proc, self.pending = _spawn(["-m", "mltrain.runs.detach"], "mltrain-driver-", stdin=read_fd)
         except BaseException:
             os.close(write_fd)
-            os.unlink(self.pending)
             raise
         finally:
             os.close(read_fd)
-            os.close(log_fd)
         self.pipe: BinaryIO | None = os.fdopen(write_fd, "wb")
         _reap_later(self.proc)
 
@@ -141,10 +155,11 @@ class Driver:
         self.pipe = None
 
     def close(self) -> None:
-        """Let a driver that got no run exit (it removes its pending log)."""
+        """Let a driver that got no run exit, its pending log removed."""
         if self.pipe is not None:
             self.pipe.close()
             self.pipe = None
+            Path(self.pending).unlink(missing_ok=True)
 
     def __enter__(self) -> Driver:
         return self
@@ -252,9 +267,9 @@ def drive(payload: dict[str, Any], prewarmed: Workspace | None = None) -> int:
     return run_recorded(ws, config, payload["overrides"], run_id, echo=False, resolved=resolved)
 
 
-def driver_main(pending: str) -> int:
-    """``python -m mltrain.runs.detach PENDING_LOG`` (see :class:`Driver`): start up, read the payload from
-    stdin, continue the output in the run folder, drive the run."""
+def driver_main() -> int:
+    """``python -m mltrain.runs.detach`` (see :class:`Driver`): start up, read the payload from stdin,
+    continue the output in the run folder, drive the run."""
     from mltrain.plugin import project_importable
     from mltrain.runs.driver import prewarm
     from mltrain.runs.handoff import continue_output
@@ -268,7 +283,6 @@ def driver_main(pending: str) -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     if not data:  # the starter got no run (a config error) or failed to record it: nothing to do
-        Path(pending).unlink(missing_ok=True)
         return 0
     payload = json.loads(data)
     continue_output(payload["log"], Path(payload["run_dir"]))
@@ -284,24 +298,19 @@ class DetachedCommand:
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         self.argv = argv
         read_fd, write_fd = os.pipe()
-        log_fd, self.pending = tempfile.mkstemp(prefix="mltrain-detached-", suffix=".log")
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mltrain", *argv],
+            self.proc, self.pending = _spawn(
+                ["-m", "mltrain", *argv],
+                "mltrain-detached-",
                 stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=subprocess.STDOUT,
-                cwd=os.getcwd(),
-                env={**_driver_env(), **(env or {}), FD_ENV: str(write_fd), LOG_ENV: self.pending},
-                start_new_session=True,
+                env={**(env or {}), FD_ENV: str(write_fd)},
+                log_env=True,
                 pass_fds=(write_fd,),
             )
         except BaseException:
             os.close(read_fd)
-            os.unlink(self.pending)
             raise
         finally:
-            os.close(log_fd)
             os.close(write_fd)
         self.pipe = os.fdopen(read_fd, "rb", buffering=0)
 
@@ -381,7 +390,7 @@ def wait_for(ws: Workspace, run_id: str, timeout: float | None = None, poll_s: f
 
 
 if __name__ == "__main__":
-    code = driver_main(sys.argv[1])
+    code = driver_main()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -6,6 +6,7 @@ model; ``mltrain.Workspace()`` reads what ``mltrain runs list`` reads, as record
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -108,29 +109,30 @@ def test_a_config_error_is_raised_before_anything_is_recorded(src, project):
     assert mltrain.Workspace().runs() == []
 
 
-def _processes_naming(text: str) -> list[str]:
+def _processes_writing_into(folder: Path) -> list[str]:
+    """The pids of processes whose standard output is a file in ``folder`` (removed or not)."""
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for out in Path("/proc").glob("[0-9]*/fd/1"):
         try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                found.append(cmdline.parent.name)
+            if os.readlink(out).startswith(f"{folder}/"):
+                found.append(out.parent.parent.name)
         except OSError:
-            pass  # it ended meanwhile
+            pass  # it ended meanwhile, or is not ours to read
     return found
 
 
 def test_a_submit_that_fails_leaves_no_driver_behind(src, monkeypatch, tmp_path):
     """``submit`` starts the run's driver before composing the config (its start-up overlaps composing):
-    when the config fails, that driver exits and removes its pending log."""
+    when the config fails, that driver exits and its pending log is removed."""
     pending = tmp_path / "tmp"
     pending.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(pending))
     with pytest.raises(ConfigError, match="job.script 'missing.py' not found"):
         mltrain.submit(*job("job.script=missing.py"))
     deadline = time.monotonic() + 30
-    while (list(pending.iterdir()) or _processes_naming(str(pending))) and time.monotonic() < deadline:
+    while (list(pending.iterdir()) or _processes_writing_into(pending)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert list(pending.iterdir()) == [] and _processes_naming(str(pending)) == []
+    assert list(pending.iterdir()) == [] and _processes_writing_into(pending) == []
 
 
 def test_the_drivers_output_from_its_start_up_on_is_in_the_run_folder(src, monkeypatch):
