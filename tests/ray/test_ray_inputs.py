@@ -16,29 +16,23 @@ import pytest
 from support import write_script
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # the S3 server helper of tests/data
-from moto_s3 import start_moto, stop_moto  # noqa: E402
+from moto_s3 import running_moto  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-READER = """
-import json, os, sys
-path = sys.argv[sys.argv.index("--data") + 1]
-files = {}
-for root, _dirs, names in os.walk(path):
-    for n in names:
-        full = os.path.join(root, n)
-        files[os.path.relpath(full, path)] = open(full, "rb").read().hex()
-print("SEEN " + json.dumps({"files": files, "secret": "AWS_SECRET_ACCESS_KEY" in os.environ}))
-"""
+READER = (
+    "import json, os, sys\n"
+    "path = sys.argv[sys.argv.index('--data') + 1]\n"
+    "got = {os.path.relpath(os.path.join(r, n), path): open(os.path.join(r, n), 'rb').read().hex()\n"
+    "       for r, _d, names in os.walk(path) for n in names}\n"
+    "print('SEEN ' + json.dumps({'files': got, 'secret': 'AWS_SECRET_ACCESS_KEY' in os.environ}))\n"
+)
 
 
 @pytest.fixture(scope="module")
 def open_moto(tmp_path_factory: pytest.TempPathFactory):
-    server = start_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False)
-    try:
+    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
         yield server
-    finally:
-        stop_moto(server)
 
 
 def seen(proc) -> dict:
