@@ -11,9 +11,10 @@ same run, on 1 GiB as 1,000 files and as one file.
   object, as mltrain does), fetching the same objects, each a fresh process;
 - the peak RSS of the mltrain process while it moves 1 GiB;
 - a job input delivered to an SSH host (a real sshd on 127.0.0.2, as the tests start it): the first
-  delivery, timed as a run whose host cache is empty minus the same run without the input, vs `rsync -a`
-  of the same folder over the same sshd (OpenSSH client) into an empty folder; and what a second run
-  adds (its host has the data: 0 bytes move).
+  delivery, timed as a run whose host cache is empty (no files, no spare copy) minus the same run
+  without the input, vs `rsync -a` of the same folder over the same sshd (OpenSSH client) into an
+  empty folder; and what a second run adds (its host has the data: 0 bytes move); the peak RSS of
+  the driver (``python -m mltrain``) while it sends the data.
 
     python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--size-mb 1024]
 
@@ -234,24 +235,29 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
             for _ in range(repeats):
                 for name, cmd in cases.items():
                     if name != "run, input, host has it":  # that one follows the cold run: the host has the data
-                        clear(Path(dest), host.workdir / "blobs", host.workdir / "refs")
+                        clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares")))
                     times[name].append(wall(cmd, work, env))
+            clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares")))
+            rss = peak_rss_mb(with_input, work, env)  # the driver while it sends the data to an empty host cache
             inproc = delivery_in_process(
                 work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
-                lambda: clear(Path(dest), host.workdir / "blobs", host.workdir / "refs"),
+                lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))),
             )  # fmt: skip
             med = {name: median(v) for name, v in times.items()}
             first = med["run, input, empty host cache"] - med["run, no input"]
             again = med["run, input, host has it"] - med["run, no input"]
             row = {**{f"{k}_s": v for k, v in med.items()}, "first_delivery_s": first, "second_run_adds_s": again}
+            row["times_s"] = times
             row["first_delivery_over_rsync"] = first / med["rsync -a"]
             row["deliver_step_in_process"] = inproc
+            row["driver_peak_rss_mb"] = rss
             results[label] = row
             cold, warm = inproc["empty host cache"], inproc["host has it"]
             print(
                 f"ssh input, {label}: first delivery {first:.2f} s vs rsync -a {med['rsync -a']:.2f} s "
                 f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s; the deliver step "
-                f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes)",
+                f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes); "
+                f"peak RSS of the driver {rss:.0f} MB",
                 flush=True,
             )
     finally:

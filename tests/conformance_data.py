@@ -34,13 +34,18 @@ for root, _dirs, names in os.walk(path):
     for n in names:
         full = os.path.join(root, n)
         files[os.path.relpath(full, path).replace(os.sep, "/")] = open(full).read()
+st = os.stat(os.path.join(path, "a.csv"))
+file_id = [st.st_ino, st.st_ctime_ns]  # which file it is
 try:
+    if sys.argv[2:] == ["read-only"]:
+        raise PermissionError
     with open(os.path.join(path, "a.csv"), "a") as f:
         f.write("written by the script")
     wrote = "yes"
 except OSError as exc:
     wrote = type(exc).__name__
-print("SEEN " + json.dumps({"files": files, "env": os.environ.get("MLTRAIN_INPUT_d") == path, "wrote": wrote}))
+print("SEEN " + json.dumps({"files": files, "env": os.environ.get("MLTRAIN_INPUT_d") == path, "wrote": wrote,
+                            "file": file_id}))
 """
 
 
@@ -121,6 +126,31 @@ class InputDeliverySuite:
         second = start(READ_INPUT, "${inputs.d}", inputs=[inp])
         assert second.delivered.moved.bytes == 0
         assert seen(second)["files"] == content  # the first script's change reached nobody
+
+    single_node = True  # False where two runs may land on different nodes (each with its own cache)
+
+    def test_an_untouched_download_is_reused_by_the_next_run_and_a_changed_one_is_not(
+        self, start: Callable[..., Any], make_input: Callable[..., tuple[InputSpec, dict[str, str]]]
+    ) -> None:
+        """A second run of a download gets the first run's private copy when that script left it as it was
+        (the same files: not one byte copied again); after a script wrote to its copy, the next run gets
+        a fresh one."""
+        if not self.single_node:
+            pytest.skip("two runs may land on different nodes")
+        inp, content = make_input("download")
+
+        def run(*args: str) -> dict[str, Any]:
+            job = start(READ_INPUT, "${inputs.d}", *args, inputs=[inp])
+            got = seen(job)
+            job.delivered.release()
+            job.target.cleanup(job.spec, job.handle)  # the run folder goes: its untouched copy is kept
+            return got
+
+        first, second = run("read-only"), run()
+        assert first["files"] == second["files"] == content and second["wrote"] == "yes"
+        assert second["file"] == first["file"]  # the same file (inode and change time): reused, not copied
+        third = run("read-only")
+        assert third["files"] == content  # the second script's change reached nobody
 
     def test_a_mounted_input_never_changes_for_a_later_run(
         self, start: Callable[..., Any], make_input: Callable[..., tuple[InputSpec, dict[str, str]]]

@@ -129,7 +129,7 @@ class LocalDelivery(Delivered):
         return [node_io.mount_problem(changed, "this machine")] if changed else []
 
     def release(self) -> None:
-        node_io.remove_inputs(self.run_dir)
+        node_io.release_run_folder(self.run_dir, self.cache, remove=False)
 
 
 def deliver_here(

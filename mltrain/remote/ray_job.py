@@ -49,6 +49,7 @@ from mltrain.remote.inputs import (
     mount_problem,
     node_cache,
     read_manifests,
+    release_run_folder,
     resolve_job,
 )
 from mltrain.remote.procs import descendants
@@ -249,7 +250,7 @@ def main(argv: list[str]) -> int:
         emit.marked(EXIT, str(code))
         return code if code >= 0 else 128 - code
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        release_run_folder(run_dir)
 
 
 def _run_script(argv: list[str], run_dir: str, env: dict[str, str], emit: Emitter, stopper: Stopper) -> int:

@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from mltrain.remote.forkserver import ForkServer
-from mltrain.remote.inputs import deliver_on_node, resolve_job
+from mltrain.remote.inputs import deliver_on_node, release_run_folder, resolve_job
 from mltrain.remote.procs import signal_group, stop_group
 from mltrain.remote.ray_job import METRICS_FILE, pack_outputs
 from mltrain.remote.ray_job import make_run_dir as _make_run_dir
@@ -235,7 +235,7 @@ class WarmWorker:
             if trial is None or trial.exit is None:
                 return
             del self.trials[run_id]
-        shutil.rmtree(trial.run_dir, ignore_errors=True)
+        release_run_folder(trial.run_dir)
         for path in (*trial.paths[:2], trial.archive):
             try:
                 os.unlink(path)

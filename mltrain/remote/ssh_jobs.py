@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -16,6 +15,7 @@ import tarfile
 import time
 from typing import Any
 
+from mltrain.remote.inputs import NodeCache, release_run_folder
 from mltrain.remote.procs import start_token
 from mltrain.remote.ssh_host import (
     EXIT_FILE,
@@ -241,9 +241,14 @@ def cmd_follow(work: str, run_id: str, offsets: str, heartbeat: str, finish: str
     if finish == "pack":
         what = sys.stdin.readline().strip()
         if what == "remove":
-            shutil.rmtree(run_dir, ignore_errors=True)
+            remove_run(work, run_dir)
         frame("r", what.encode())
         sys.stdout.flush()
+
+
+def remove_run(work: str, run_dir: str) -> None:
+    """Remove a run folder; its download inputs the script left untouched stay in the cache as spares."""
+    release_run_folder(run_dir, NodeCache(os.path.realpath(work)))
 
 
 def pack_bytes(run_dir: str) -> bytes:
@@ -265,11 +270,11 @@ def cmd_pack(work: str, run_id: str, then: str = "") -> None:
                 tar.add(os.path.join(run_dir, name), arcname=name)
     sys.stdout.flush()
     if then == "remove":
-        shutil.rmtree(run_dir, ignore_errors=True)
+        remove_run(work, run_dir)
 
 
 def cmd_remove(work: str, run_id: str) -> None:
     run_dir = run_dir_of(work, run_id)
     existed = os.path.isdir(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
+    remove_run(work, run_dir)
     answer({"removed": existed})

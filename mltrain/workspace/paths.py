@@ -40,17 +40,26 @@ def check_relpath(rel: str) -> str:
     return rel
 
 
-def safe_join(dest: str | os.PathLike[str], rel: str) -> Path:
-    """``dest / rel`` once ``rel`` is checked and the result resolves inside ``dest`` (symlinks included)."""
+def safe_join(dest: str | os.PathLike[str], rel: str, dest_is_real: bool = False) -> Path:
+    """``dest / rel`` once ``rel`` is checked and the result resolves inside ``dest`` (symlinks included).
+    ``dest_is_real``: ``dest`` is resolved already (a caller that joins many paths to it)."""
     check_relpath(rel)
-    root = Path(dest).resolve()
-    target = (root / rel).resolve()
+    root = Path(dest) if dest_is_real else Path(dest).resolve()
+    joined = root / rel
+    path = root
+    for part in Path(rel).parts:  # no link on the way (the usual case): inside root, no full resolve
+        path = path / part
+        if path.is_symlink():
+            break
+    else:
+        return joined
+    target = joined.resolve()
     if target != root and root not in target.parents:
         raise UnsafePathError(
             f"refusing the stored path {rel!r}: it resolves to {target}, outside {root}",
             hint=f"remove the symlink in {root} that points elsewhere, or choose another destination",
         )
-    return root / rel
+    return joined
 
 
 def inside(root: Path, path: Path) -> bool:

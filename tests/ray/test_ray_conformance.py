@@ -15,6 +15,8 @@ from mltrain.compute.ray import ClusterCompute
 
 
 class TestClusterCompute(ComputeTargetSuite):
+    single_node = False  # two nodes: two runs may land on different ones
+
     @pytest.fixture
     def make_target(self, ray_cluster) -> Callable[[], ComputeTarget]:
         return lambda: ClusterCompute(

@@ -36,6 +36,8 @@ RUNTIME_ENVS = {
 
 
 class TestWarmClusterCompute(ComputeTargetSuite):
+    single_node = False  # two nodes: two runs may land on different ones
+
     @pytest.fixture(params=list(RUNTIME_ENVS))
     def make_target(self, ray_cluster, request: pytest.FixtureRequest) -> Callable[[], ComputeTarget]:
         return lambda: PrewarmedCluster(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     import paramiko
 
+SEND_PIECE = 1 << 16  # bytes per sendall: paramiko's copies what is left after each packet (quadratic in a chunk)
 AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_agent import main\nmain(sys.argv[1:])\n"
 
 
@@ -330,7 +331,8 @@ class Remote:
                 if chan.exit_status_ready():
                     break
                 try:
-                    chan.sendall(chunk)
+                    for at in range(0, len(chunk), SEND_PIECE):
+                        chan.sendall(chunk[at : at + SEND_PIECE])
                 except OSError:
                     if not chan.exit_status_ready():
                         raise

@@ -50,7 +50,7 @@ def _stream(files: list[tuple[InputSpec, InputFile]]) -> Iterator[bytes]:
     """What the host's ``receive`` reads: per file its manifest entry (a JSON line), then its bytes, read
     from the input's source; ComputeError (the host then drops the file) when the source gives another size."""
     for inp, f in files:
-        yield json.dumps(f.entry).encode() + b"\n"
+        head = json.dumps(f.entry).encode() + b"\n"
         sent = 0
         with ExitStack() as stack:
             stream = read_source(inp, f, stack)
@@ -58,7 +58,10 @@ def _stream(files: list[tuple[InputSpec, InputFile]]) -> Iterator[bytes]:
                 sent += len(chunk)
                 if sent > f.size:
                     break
-                yield chunk
+                yield head + chunk if head else chunk  # a small file: one piece with its header
+                head = b""
+        if head:
+            yield head
         if sent != f.size:
             raise ComputeError(f"input {inp.name}: {f.relpath} is no longer the {f.size} bytes recorded at {inp.uri}")
 

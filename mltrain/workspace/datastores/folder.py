@@ -86,6 +86,7 @@ class FolderDatastore(Datastore):
         if not path or not str(path).strip():
             raise ConfigError("datastore.path is empty", hint="set it to a folder, e.g. datastore.path=/mnt/data")
         self.root = Path(os.path.expanduser(str(path).removeprefix("file://"))).absolute()
+        self._real_root: Path | None = None  # resolved on first use (the folder may not exist yet)
 
     @property
     def url(self) -> str:
@@ -93,7 +94,9 @@ class FolderDatastore(Datastore):
 
     def _path(self, key: str) -> Path:
         try:
-            return safe_join(self.root, check_key(key, self.url))
+            if self._real_root is None:
+                self._real_root = self.root.resolve()
+            return safe_join(self._real_root, check_key(key, self.url), dest_is_real=True)
         except UnsafePathError as exc:
             raise DataError(f"refusing {key!r} in {self.url}: {exc.message}", hint=exc.hint) from None
 
