@@ -8,6 +8,7 @@ sent), then the host makes the folder from its cache. :class:`BlobSync` counts w
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +19,28 @@ if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
     from mltrain.compute.ssh.conn import Remote
     from mltrain.workspace import Workspace
+    from mltrain.workspace.blobs import BlobStore
 
 SHIM_IN_RUN = ".mltrain/shim"  # where the in-script API goes in a remote run folder
+
+
+class BlobFiles(Mapping[str, Path]):
+    """The local file of each offered blob: ``extra`` files as they are, the others from the blob store
+    when first asked for (an object store's blob is fetched into its cache only if a host lacks it)."""
+
+    def __init__(self, blobs: BlobStore, shas: set[str], extra: dict[str, Path]) -> None:
+        self._blobs, self._shas, self._extra = blobs, shas | set(extra), extra
+
+    def __getitem__(self, sha: str) -> Path:
+        if sha not in self._shas:
+            raise KeyError(sha)
+        return self._extra.get(sha) or self._blobs.local_file(sha)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shas)
+
+    def __len__(self) -> int:
+        return len(self._shas)
 
 
 @dataclass
@@ -27,7 +48,7 @@ class Upload:
     """What a run's folder is made of: (path, sha256, size, mode) and the local file of each blob."""
 
     files: list[tuple[str, str, int, int]]
-    local: dict[str, Path]
+    local: Mapping[str, Path]
     deferred: bool = False  # the host has every blob: its start request makes the folder (no round trip)
 
 
@@ -38,13 +59,13 @@ def upload_of(ws: Workspace, spec: RunSpec) -> Upload:
 
     snapshot = ws.snapshots.get(spec.snapshot_id)
     files = [(f.path, f.sha256, f.size, restored_mode(f.mode)) for f in snapshot.files]
-    local = {f.sha256: ws.blobs.path(f.sha256) for f in snapshot.files}
+    shim: dict[str, Path] = {}
     if spec.shim_dir is not None:
         for path in sorted(Path(spec.shim_dir).rglob("*.py")):
             sha = sha256_file(path)
             files.append((f"{SHIM_IN_RUN}/{path.relative_to(spec.shim_dir).as_posix()}", sha, 0, 0o644))
-            local[sha] = path
-    return Upload(files, local)
+            shim[sha] = path
+    return Upload(files, BlobFiles(ws.blobs, {f.sha256 for f in snapshot.files}, shim))
 
 
 class BlobSync:
@@ -52,7 +73,7 @@ class BlobSync:
         self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0}
         self._lock = threading.Lock()
 
-    def send_blobs(self, remote: Remote, missing: list[str], local: dict[str, Path]) -> int:
+    def send_blobs(self, remote: Remote, missing: list[str], local: Mapping[str, Path]) -> int:
         """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent."""
         sent = 0
         for sha in missing:
