@@ -76,8 +76,8 @@ class BlobStoreSuite:
 
     @pytest.mark.parametrize("name", BAD_NAMES)
     def test_a_name_that_is_not_a_sha256_is_refused(self, blobs: BlobStore, name: str, tmp_path: Path):
-        calls = (blobs.exists, blobs.read_bytes, blobs.open, blobs.local_file, lambda n: blobs.copy_to(n, tmp_path / "x"))
-        for call in calls:
+        copy = lambda n: blobs.copy_to(n, tmp_path / "x")  # noqa: E731
+        for call in (blobs.exists, blobs.read_bytes, blobs.open, blobs.local_file, copy):
             with pytest.raises(WorkspaceError, match="64 hex"):
                 call(name)
         assert not (tmp_path / "x").exists()
@@ -132,9 +132,12 @@ class TestObjectBlobStore(BlobStoreSuite):
     @pytest.fixture
     def leftovers(self, s3, prefix: str, tmp_path: Path) -> Callable[[], list[str]]:
         cache = tmp_path / "ws" / "blob-cache"
-        return lambda: [k for k in s3.keys() if k.startswith(prefix)] + sorted(
-            str(p) for p in cache.rglob("*") if p.is_file()
-        )
+
+        def found() -> list[str]:
+            objects = [k for k in s3.keys() if k.startswith(prefix)]  # noqa: SIM118 - the bucket's keys
+            return objects + sorted(str(p) for p in cache.rglob("*") if p.is_file())
+
+        return found
 
     def test_blobs_live_in_the_bucket_and_a_second_read_comes_from_the_cache(self, s3, prefix: str, tmp_path: Path):
         settings = WorkspaceSettings.resolve(str(tmp_path / "a"), None, s3.url(prefix))
