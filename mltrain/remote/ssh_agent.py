@@ -111,6 +111,24 @@ def cmd_receive(work: str) -> None:
     answer({"files": files, "bytes": size})
 
 
+def cmd_fetch(work: str) -> None:
+    """Blobs into the host's cache, each fetched by the host itself from the signed URL of the request
+    ({blobs: {sha256: {url, size}}}) and checked against its size and name before it takes it; answers
+    the names fetched (the caller sends the others)."""
+    req = json.load(sys.stdin)
+    cache = node_io.NodeCache(os.path.realpath(work))
+    fetched = []
+    for sha, hint in sorted(req["blobs"].items()):
+        if not is_blob_name(sha):
+            fail(f"bad blob name {sha!r}")
+        try:
+            if node_io.fetch_direct(cache, [sha, int(hint["size"]), sha, None], {"url": hint["url"]}):
+                fetched.append(sha)
+        except node_io.InputError:
+            continue  # not the content of its name: the caller sends its own, checked, copy
+    answer({"fetched": fetched})
+
+
 def cmd_inputs_changed(work: str) -> None:
     """After a run: the files of its mounted inputs (request {inputs: [...]}) that a script changed in the cache."""
     req = json.load(sys.stdin)
@@ -135,6 +153,7 @@ COMMANDS = {
     "inputs": cmd_inputs,
     "inputs-changed": cmd_inputs_changed,
     "receive": cmd_receive,
+    "fetch": cmd_fetch,
     "venv": cmd_venv,
     "image": cmd_image,
     "drop": cmd_drop,

@@ -134,6 +134,12 @@ class BlobStore(ABC):
     def names(self) -> Iterator[str]:
         """The names of the stored blobs (files being written left out)."""
 
+    def signed_url(self, sha256: str, expires_s: int) -> str | None:
+        """A URL that reads blob ``sha256`` for ``expires_s`` seconds without credentials (an object store's
+        presigned GET), for a node that fetches it itself and checks it against the name; None when the
+        store has none. A short-lived bearer capability: hand it only to that node, never record it."""
+        return None
+
     def check(self) -> None:
         """Raise a ConfigError naming the problem and the fix when the store cannot be used (an object store
         that cannot be reached, refuses the credentials, or has no such bucket); a folder always can."""

@@ -93,6 +93,10 @@ class ObjectBlobStore(BlobStore):
             raise
         return path
 
+    def signed_url(self, sha256: str, expires_s: int) -> str | None:
+        self.check()
+        return self.store.signed_url(blob_key(check_sha256(sha256)), expires_s)
+
     def read_bytes(self, sha256: str) -> bytes:
         self.local_file(sha256)
         return self.cache.read_bytes(sha256)

@@ -22,14 +22,29 @@ if TYPE_CHECKING:
     from mltrain.workspace.blobs import BlobStore
 
 SHIM_IN_RUN = ".mltrain/shim"  # where the in-script API goes in a remote run folder
+URL_EXPIRES_S = 900  # a signed URL handed to a host, used at once
 
 
 class BlobFiles(Mapping[str, Path]):
     """The local file of each offered blob: ``extra`` files as they are, the others from the blob store
-    when first asked for (an object store's blob is fetched into its cache only if a host lacks it)."""
+    when first asked for (an object store's blob is fetched into its cache only if a host lacks it and
+    cannot fetch it itself: :meth:`urls`)."""
 
-    def __init__(self, blobs: BlobStore, shas: set[str], extra: dict[str, Path]) -> None:
-        self._blobs, self._shas, self._extra = blobs, shas | set(extra), extra
+    def __init__(self, blobs: BlobStore, sizes: dict[str, int], extra: dict[str, Path]) -> None:
+        self._blobs, self._sizes, self._extra = blobs, sizes, extra
+        self._shas = set(sizes) | set(extra)
+
+    def urls(self, shas: list[str]) -> dict[str, dict[str, object]]:
+        """{sha256: {url, size}} for the blobs of ``shas`` a host may fetch from the store itself (signed
+        URLs of an object store; none for a folder)."""
+        found: dict[str, dict[str, object]] = {}
+        for sha in shas:
+            if sha in self._sizes and sha not in self._extra:
+                url = self._blobs.signed_url(sha, URL_EXPIRES_S)
+                if url is None:
+                    return {}
+                found[sha] = {"url": url, "size": self._sizes[sha]}
+        return found
 
     def __getitem__(self, sha: str) -> Path:
         if sha not in self._shas:
@@ -65,23 +80,29 @@ def upload_of(ws: Workspace, spec: RunSpec) -> Upload:
             sha = sha256_file(path)
             files.append((f"{SHIM_IN_RUN}/{path.relative_to(spec.shim_dir).as_posix()}", sha, 0, 0o644))
             shim[sha] = path
-    return Upload(files, BlobFiles(ws.blobs, {f.sha256 for f in snapshot.files}, shim))
+    return Upload(files, BlobFiles(ws.blobs, {f.sha256: f.size for f in snapshot.files}, shim))
 
 
 class BlobSync:
     def __init__(self) -> None:
-        self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0}
+        self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0, "blobs_fetched": 0}
         self._lock = threading.Lock()
 
     def send_blobs(self, remote: Remote, missing: list[str], local: Mapping[str, Path]) -> int:
-        """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent."""
+        """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent. Blobs
+        of an object store the host fetches from there itself (by signed URL); those it cannot reach or
+        that are not what their name says are sent."""
+        urls = local.urls(missing) if isinstance(local, BlobFiles) else {}
+        fetched = set(remote.agent("fetch", request={"blobs": urls})["fetched"]) if urls else set()
         sent = 0
         for sha in missing:
             if sha not in local:
                 raise ComputeError(f"{remote.label} asked for a blob that was not offered: {sha}")
-            sent += remote.put_blob(local[sha], sha)
+            if sha not in fetched:
+                sent += remote.put_blob(local[sha], sha)
         with self._lock:
-            self.stats["blobs_sent"] += len(missing)
+            self.stats["blobs_sent"] += len(missing) - len(fetched & set(missing))
+            self.stats["blobs_fetched"] += len(fetched & set(missing))
             self.stats["bytes_sent"] += sent
         return sent
 
