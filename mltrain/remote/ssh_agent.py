@@ -112,20 +112,20 @@ def cmd_receive(work: str) -> None:
 
 
 def cmd_fetch(work: str) -> None:
-    """Blobs into the host's cache, each fetched by the host itself from the signed URL of the request
-    ({blobs: {sha256: {url, size}}}) and checked against its size and name before it takes it; answers
-    the names fetched (the caller sends the others)."""
+    """Files into the host's cache (``blobs/``, ``refs/``), each fetched by the host itself from where its
+    hint says (request {files: [[manifest entry, {url, etag}], ...]}: a signed URL of an object store) and
+    checked against its size, sha256 or ETag before it takes its name; answers the cache keys fetched
+    (the caller sends the others: unreachable, or not the recorded content)."""
     req = json.load(sys.stdin)
     cache = node_io.NodeCache(os.path.realpath(work))
     fetched = []
-    for sha, hint in sorted(req["blobs"].items()):
-        if not is_blob_name(sha):
-            fail(f"bad blob name {sha!r}")
+    for entry, hint in req["files"]:
         try:
-            if node_io.fetch_direct(cache, [sha, int(hint["size"]), sha, None], {"url": hint["url"]}):
-                fetched.append(sha)
+            key = node_io.file_key(entry)
+            if node_io.fetch_direct(cache, entry, hint):
+                fetched.append(key)
         except node_io.InputError:
-            continue  # not the content of its name: the caller sends its own, checked, copy
+            continue
     answer({"fetched": fetched})
 
 

@@ -62,3 +62,33 @@ def test_the_host_fetches_snapshot_blobs_from_the_bucket_itself(tmp_path, ssh_po
         assert target.stats["blobs_sent"] == first["blobs_sent"] + 1
     finally:
         target.close()
+
+
+READER = """
+import os, sys
+path = sys.argv[sys.argv.index("--data") + 1]
+for root, _dirs, names in sorted(os.walk(path)):
+    for n in sorted(names):
+        print("SEEN", os.path.relpath(os.path.join(root, n), path), open(os.path.join(root, n)).read())
+"""
+
+
+def test_an_input_stored_in_the_bucket_is_fetched_by_the_host_itself(
+    project: Path, mltrain, cli_json, ssh_pool, open_moto, monkeypatch
+):
+    for key, value in open_moto.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = open_moto.bucket(f"ssh-{secrets.token_hex(4)}")
+    monkeypatch.setenv("MLTRAIN_ARTIFACT_ROOT", f"s3://{bucket}/arts")
+    content = {"a.csv": f"a,b {secrets.token_hex(8)}", "sub/b.txt": secrets.token_hex(8)}  # not cached anywhere
+    for rel, text in content.items():
+        write_script(project / "raw" / Path(rel).parent, Path(rel).name, text)
+    cli_json("data", "create", "raw", str(project / "raw"))  # stored in the workspace datastore: the bucket
+    write_script(project / "src", "read.py", READER)
+    job = ["job.source_dir=src", "job.script=read.py", "~register", "+job.arguments.data=${inputs.train}"]
+    proc = mltrain(*ssh_pool.overrides(ssh_pool.hosts[0]), *job, "+job.inputs.train.path=data:raw")
+    assert proc.returncode == 0, proc.output
+    assert [line for line in proc.stdout.splitlines() if line.startswith("SEEN")] == [
+        f"SEEN {rel} {text}" for rel, text in sorted(content.items())
+    ]
+    assert "input train: 2 of those files fetched by" in proc.stdout + proc.stderr, proc.output

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import ComputeError
 
@@ -34,16 +34,16 @@ class BlobFiles(Mapping[str, Path]):
         self._blobs, self._sizes, self._extra = blobs, sizes, extra
         self._shas = set(sizes) | set(extra)
 
-    def urls(self, shas: list[str]) -> dict[str, dict[str, object]]:
-        """{sha256: {url, size}} for the blobs of ``shas`` a host may fetch from the store itself (signed
-        URLs of an object store; none for a folder)."""
-        found: dict[str, dict[str, object]] = {}
+    def urls(self, shas: list[str]) -> list[tuple[list[Any], dict[str, Any]]]:
+        """(manifest entry, {url}) of the blobs of ``shas`` a host may fetch from the store itself (signed
+        URLs of an object store; none for a folder): the request of the helper's ``fetch``."""
+        found: list[tuple[list[Any], dict[str, Any]]] = []
         for sha in shas:
             if sha in self._sizes and sha not in self._extra:
                 url = self._blobs.signed_url(sha, URL_EXPIRES_S)
                 if url is None:
-                    return {}
-                found[sha] = {"url": url, "size": self._sizes[sha]}
+                    return []
+                found.append(([sha, self._sizes[sha], sha, None], {"url": url}))
         return found
 
     def __getitem__(self, sha: str) -> Path:
@@ -83,6 +83,11 @@ def upload_of(ws: Workspace, spec: RunSpec) -> Upload:
     return Upload(files, BlobFiles(ws.blobs, {f.sha256: f.size for f in snapshot.files}, shim))
 
 
+def fetch_on_host(remote: Remote, files: list[tuple[list[Any], dict[str, Any]]]) -> set[str]:
+    """Have the host fetch ``files`` (manifest entry, hint) into its cache itself; the cache keys it fetched."""
+    return set(remote.agent("fetch", request={"files": files})["fetched"]) if files else set()
+
+
 class BlobSync:
     def __init__(self) -> None:
         self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0, "blobs_fetched": 0}
@@ -92,8 +97,8 @@ class BlobSync:
         """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent. Blobs
         of an object store the host fetches from there itself (by signed URL); those it cannot reach or
         that are not what their name says are sent."""
-        urls = local.urls(missing) if isinstance(local, BlobFiles) else {}
-        fetched = set(remote.agent("fetch", request={"blobs": urls})["fetched"]) if urls else set()
+        urls = local.urls(missing) if isinstance(local, BlobFiles) else []
+        fetched = {key.removeprefix("blobs/") for key in fetch_on_host(remote, urls)}
         sent = 0
         for sha in missing:
             if sha not in local:
