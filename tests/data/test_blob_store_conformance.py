@@ -10,6 +10,8 @@ import hashlib
 import io
 import os
 import secrets
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,6 +98,28 @@ class BlobStoreSuite:
             with pytest.raises(WorkspaceError, match="corrupted"):
                 call(name)
         assert not (tmp_path / "x").exists()
+
+    def test_a_forked_child_uses_the_store_too(self, blobs: BlobStore):
+        name = blobs.put_bytes(b"stored before the fork")  # the parent is connected
+        pid = os.fork()
+        if pid == 0:  # a trial process of a sweep, forked by its launcher
+            try:
+                ok = blobs.read_bytes(name) == b"stored before the fork" and blobs.put_bytes(b"child") == sha(b"child")
+                os._exit(0 if ok else 1)
+            except BaseException:
+                os._exit(2)
+        code = None
+        for _ in range(600):  # a bounded wait (a child stuck on the parent's connection is killed below)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        assert code == 0
+        assert blobs.read_bytes(sha(b"child")) == b"child"
 
 
 class TestFolderBlobStore(BlobStoreSuite):
