@@ -131,6 +131,11 @@ class BlobStore(ABC):
         checks it against the name, as :meth:`open` does."""
 
     @abstractmethod
+    def verify(self, sha256: str) -> bool:
+        """Whether the stored content of blob ``sha256`` (re-read where it is kept, not from a cache) still
+        hashes to its name: ``mltrain workspace check``."""
+
+    @abstractmethod
     def names(self) -> Iterator[str]:
         """The names of the stored blobs (files being written left out)."""
 
@@ -203,6 +208,9 @@ class FolderBlobStore(BlobStore):
         if not path.is_file():
             raise self.missing(sha256)
         return path
+
+    def verify(self, sha256: str) -> bool:
+        return sha256_file(self.local_file(sha256)) == sha256
 
     def names(self) -> Iterator[str]:
         if not self._dir.is_dir():

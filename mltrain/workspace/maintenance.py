@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from mltrain.errors import WorkspaceError
 from mltrain.workspace import tables as t
-from mltrain.workspace.blobs import is_sha256, sha256_file
+from mltrain.workspace.blobs import is_sha256
 from mltrain.workspace.db import is_damage, sqlite_check
 
 if TYPE_CHECKING:
@@ -78,8 +78,8 @@ def check_workspace(ws: Workspace) -> CheckReport:
     for name in ws.blobs.names():
         present.add(name)
         report.blobs_checked += 1
-        try:  # an object store's blob is checked as it is fetched into the cache, then the copy again
-            intact = sha256_file(ws.blobs.local_file(name)) == name
+        try:
+            intact = ws.blobs.verify(name)
         except WorkspaceError:
             intact = False
         if not intact:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from mltrain.errors import ConfigError, DataError
 from mltrain.workspace.blobs import BlobStore, FolderBlobStore, check_sha256, corrupted, is_sha256
-from mltrain.workspace.datastores.base import ContentMismatch, blob_key
+from mltrain.workspace.datastores.base import ContentMismatch, blob_key, drain
 from mltrain.workspace.datastores.folder import write_whole
 
 if TYPE_CHECKING:
@@ -108,6 +108,14 @@ class ObjectBlobStore(BlobStore):
     def copy_to(self, sha256: str, dest: str | os.PathLike[str]) -> None:
         self.local_file(sha256)
         self.cache.copy_to(sha256, dest)
+
+    def verify(self, sha256: str) -> bool:
+        self.check()
+        key = blob_key(check_sha256(sha256))
+        if not self.store.exists(key):
+            raise self.missing(sha256)
+        with self.store.open(key) as f:
+            return drain(f)[0] == sha256
 
     def names(self) -> Iterator[str]:
         self.check()

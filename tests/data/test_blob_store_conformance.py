@@ -99,6 +99,15 @@ class BlobStoreSuite:
                 call(name)
         assert not (tmp_path / "x").exists()
 
+    def test_verify_re_reads_the_stored_content(self, blobs: BlobStore, tamper: Tamper):
+        name = blobs.put_bytes(b"the content")
+        blobs.read_bytes(name)  # an object store's cache holds a good copy now
+        assert blobs.verify(name)
+        tamper(name, b"changed where it is stored")
+        assert not blobs.verify(name)
+        with pytest.raises(WorkspaceError, match="missing"):
+            blobs.verify(sha(b"never stored"))
+
     def test_a_forked_child_uses_the_store_too(self, blobs: BlobStore):
         name = blobs.put_bytes(b"stored before the fork")  # the parent is connected
         pid = os.fork()
