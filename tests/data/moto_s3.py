@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,3 +131,13 @@ def stop_moto_proc(proc: subprocess.Popen[bytes]) -> None:
 
 def stop_moto(server: MotoS3) -> None:
     stop_moto_proc(server.proc)
+
+
+@contextmanager
+def running_moto(workdir: Path, enforce_auth: bool = True) -> Iterator[MotoS3]:
+    """A server (:func:`start_moto`) for the ``with`` block, stopped by its PID after it."""
+    server = start_moto(workdir, enforce_auth)
+    try:
+        yield server
+    finally:
+        stop_moto(server)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import S3
-from moto_s3 import start_moto, stop_moto
+from moto_s3 import running_moto
 
 from mltrain.data.configs import InputConfig
 from mltrain.remote import inputs as node_io
@@ -23,11 +23,8 @@ from mltrain.workspace import Workspace, WorkspaceSettings
 
 @pytest.fixture(scope="module")
 def open_moto(tmp_path_factory: pytest.TempPathFactory):
-    server = start_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False)
-    try:
+    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
         yield server
-    finally:
-        stop_moto(server)
 
 
 @pytest.fixture

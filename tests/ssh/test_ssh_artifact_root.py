@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import secrets
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from support import write_script
-from test_ssh_runs import _prepared, _run_once
+from test_ssh_runs import _prepared, _run_once, _two_files_and_a_new_host
 
-from mltrain.compute.ssh import SSHCompute
 from mltrain.workspace import Workspace, WorkspaceSettings
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "data"))
-from moto_s3 import start_moto, stop_moto  # noqa: E402
+from moto_s3 import running_moto  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def open_moto(tmp_path_factory: pytest.TempPathFactory):
-    server = start_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False)
-    try:
+    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
         yield server
-    finally:
-        stop_moto(server)
 
 
 def test_the_host_fetches_snapshot_blobs_from_the_bucket_itself(tmp_path, ssh_pool, open_moto, monkeypatch):
@@ -38,13 +33,7 @@ def test_the_host_fetches_snapshot_blobs_from_the_bucket_itself(tmp_path, ssh_po
         monkeypatch.setenv(key, value)
     bucket = open_moto.bucket(f"ssh-{secrets.token_hex(4)}")
     ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts"))
-    source = tmp_path / "src"
-    write_script(source, "job.py", "import data\nprint('rows', len(data.ROWS))\n")
-    write_script(source, "data.py", "ROWS = " + repr(list(range(20000))) + "\n")
-    host = ssh_pool.make_host("127.0.0.4", f"s3-arts-{time.monotonic_ns()}")  # an empty blob cache
-    known = tmp_path / "known_hosts"
-    known.write_text(host.known_hosts_line())
-    target = SSHCompute(hosts=[host.entry()], known_hosts=str(known))
+    source, target = _two_files_and_a_new_host(tmp_path, ssh_pool, "s3-arts")
     try:
         env, built = _prepared(ws, target, tmp_path)
         assert _run_once(ws, target, source, env, built) == (0, "rows 20000\n")
