@@ -69,7 +69,7 @@ def cmd_preview(args: argparse.Namespace, ctx: Context) -> int:
     if not source.is_dir():
         raise SnapshotError(f"{source} is not a folder", hint="give the job's source folder (job.source_dir)")
     settings = WorkspaceSettings.resolve(args.workspace, args.db_url, args.artifact_root)
-    entries = [e for _, _, e in scan(source, exclude=(settings.root, settings.artifact_root), report=True)]
+    entries = [e for _, _, e in scan(source, exclude=settings.local_folders, report=True)]
     included = [e for e in entries if e.rule is None]
     left_out = [e for e in entries if e.rule is not None]
     if args.json:

@@ -45,9 +45,7 @@ def load_version(blobs: BlobStore, mv: ModelVersion, trusted: list[str] | tuple[
     from mltrain.serving.model import load_model
 
     entry, fmt = model_file(mv)
-    path = blobs.path(entry.sha256)
-    if not path.is_file():
-        blobs.read_bytes(entry.sha256)  # raises the explanatory WorkspaceError
+    path = blobs.local_file(entry.sha256)  # checked by the loader (model_sha256)
     config = {
         "model_path": str(Path(path).absolute()),
         "model_sha256": entry.sha256,

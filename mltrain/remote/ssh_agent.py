@@ -113,6 +113,24 @@ def cmd_receive(work: str) -> None:
     answer({"files": files, "bytes": size})
 
 
+def cmd_fetch(work: str) -> None:
+    """Files into the host's cache (``blobs/``, ``refs/``), each fetched by the host itself from where its
+    hint says (request {files: [[manifest entry, {url, etag}], ...]}: a signed URL of an object store) and
+    checked against its size, sha256 or ETag before it takes its name; answers the cache keys fetched
+    (the caller sends the others: unreachable, or not the recorded content)."""
+    req = json.load(sys.stdin)
+    cache = node_io.NodeCache(os.path.realpath(work))
+    fetched = []
+    for entry, hint in req["files"]:
+        try:
+            key = node_io.file_key(entry)
+            if node_io.fetch_direct(cache, entry, hint):
+                fetched.append(key)
+        except node_io.InputError:
+            continue
+    answer({"fetched": fetched})
+
+
 def cmd_inputs_changed(work: str) -> None:
     """After a run: the files of its mounted inputs (request {inputs: [...]}) that a script changed in the cache."""
     req = json.load(sys.stdin)
@@ -137,6 +155,7 @@ COMMANDS = {
     "inputs": cmd_inputs,
     "inputs-changed": cmd_inputs_changed,
     "receive": cmd_receive,
+    "fetch": cmd_fetch,
     "venv": cmd_venv,
     "image": cmd_image,
     "drop": cmd_drop,

@@ -169,7 +169,7 @@ class RunPlan:
             source,
             max_files=int(limits["max_files"]),
             max_size_mb=float(limits["max_size_mb"]),
-            exclude=(settings.root, settings.artifact_root),
+            exclude=settings.local_folders,
         )
         commit, dirty = git_info(source)
         shim_dir, shim_env = job_shim(config["job"], env)  # the in-script API (and Azure's, unless turned off)

@@ -3,7 +3,9 @@
 ``Workspace.open()`` resolves the location from its arguments, then ``MLTRAIN_WORKSPACE``,
 ``MLTRAIN_DB_URL`` and ``MLTRAIN_ARTIFACT_ROOT``, then the ``.mltrain/`` of the current folder or
 of its nearest parent that has one (as git finds its repository), else ``./.mltrain``; the schema
-is created or upgraded on open. Opening only opens the store: recovering runs whose driver died is
+is created or upgraded on open. The artifact root is a folder or an object store URI
+(``s3://bucket/prefix``, see :mod:`mltrain.workspace.object_blobs`), whose blobs are then read and
+written through a cache folder in the workspace root. Opening only opens the store: recovering runs whose driver died is
 the caller's explicit step (``mltrain.runs.recovery.recover_orphans``).
 """
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 DEFAULT_ROOT = ".mltrain"
 DB_FILE = "mltrain.db"
+BLOB_CACHE = "blob-cache"  # in the root: the local copies of an object store's blobs
 
 
 def find_workspace(start: Path) -> Path | None:
@@ -49,8 +52,9 @@ def is_new(settings: WorkspaceSettings) -> bool:
 def discard_new(settings: WorkspaceSettings) -> None:
     """Remove a workspace folder made by a command that then created nothing in it (a run refused
     by its checks): only the default layout, database and artifacts inside the folder."""
-    inside = settings.db_url == f"sqlite:///{settings.root / DB_FILE}" and settings.artifact_root.is_relative_to(
-        settings.root
+    art = settings.artifact_folder
+    inside = settings.db_url == f"sqlite:///{settings.root / DB_FILE}" and (
+        art is None or art.is_relative_to(settings.root)
     )
     if inside and settings.root.name == DEFAULT_ROOT:
         shutil.rmtree(settings.root, ignore_errors=True)
@@ -58,9 +62,9 @@ def discard_new(settings: WorkspaceSettings) -> None:
 
 @dataclass(frozen=True)
 class WorkspaceSettings:
-    root: Path  # local folder: run folders, the default database and artifact root
+    root: Path  # local folder: run folders, the default database and artifact root, the blob cache
     db_url: str
-    artifact_root: Path
+    artifact_root: Path | str  # a folder, or an object store URI (a str: s3://bucket/prefix)
 
     @classmethod
     def resolve(
@@ -72,7 +76,32 @@ class WorkspaceSettings:
         base = (find_workspace(Path.cwd()) if given == DEFAULT_ROOT else None) or Path(given).expanduser().absolute()
         url = db_url or os.environ.get("MLTRAIN_DB_URL") or f"sqlite:///{base / DB_FILE}"
         art = artifact_root or os.environ.get("MLTRAIN_ARTIFACT_ROOT") or str(base / "artifacts")
-        return cls(base, url, Path(art).expanduser().absolute())
+        if "://" in art and not art.startswith("file://"):
+            scheme, rest = art.split("://", 1)
+            return cls(base, url, f"{scheme}://{rest.rstrip('/')}")
+        return cls(base, url, Path(art.removeprefix("file://")).expanduser().absolute())
+
+    @property
+    def artifact_folder(self) -> Path | None:
+        """The artifact root when it is a folder (None for an object store)."""
+        return self.artifact_root if isinstance(self.artifact_root, Path) else None
+
+    @property
+    def local_folders(self) -> tuple[Path, ...]:
+        """The workspace's folders on this machine (left out of a snapshot of a folder holding them)."""
+        return (self.root,) if self.artifact_folder is None else (self.root, self.artifact_folder)
+
+    def blob_store(self) -> BlobStore:
+        """The blob store of the artifact root; an object store URI with an unknown scheme or no bucket
+        is a ConfigError (reaching it is checked before its first use)."""
+        from mltrain.workspace.blobs import FolderBlobStore
+
+        if isinstance(self.artifact_root, Path):
+            return FolderBlobStore(self.artifact_root)
+        from mltrain.workspace.datastores import artifact_store
+        from mltrain.workspace.object_blobs import ObjectBlobStore
+
+        return ObjectBlobStore(artifact_store(self.artifact_root), self.root / BLOB_CACHE)
 
 
 def exists(settings: WorkspaceSettings) -> bool:
@@ -88,17 +117,16 @@ class Workspace:
     reads or writes the tables."""
 
     def __init__(self, settings: WorkspaceSettings, create: bool = True) -> None:
-        from mltrain.workspace.blobs import BlobStore
         from mltrain.workspace.db import Database
 
         self.settings = settings
+        self.blobs: BlobStore = settings.blob_store()  # a bad artifact root fails before anything is made
         self.is_empty = not create and not exists(settings)
         if self.is_empty:  # read as an empty workspace; nothing is created on disk
             self.db: Database = Database("sqlite://")
         else:
             settings.root.mkdir(parents=True, exist_ok=True)
             self.db = Database(settings.db_url)
-        self.blobs: BlobStore = BlobStore(settings.artifact_root)
 
     @classmethod
     def open(

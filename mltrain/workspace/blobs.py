@@ -1,11 +1,14 @@
-"""Content-addressed blob store in the artifact root: ``blobs/sha256/ab/cdef...``.
+"""Content-addressed blob stores in the artifact root: ``blobs/sha256/ab/cdef...``.
 
-Identical content is stored once. Writes are atomic (written aside, then renamed), so a blob that
-exists is complete. The artifact root is shared (a team's folder, a copied workspace), so nothing read
-from it is trusted: a blob name must be 64 lowercase hex characters (:func:`check_sha256`, applied by
-``path``), and every read that becomes a file, code or a response checks the content against its name
-(``copy_to`` and ``read_bytes`` hash what they copy; ``open`` hashes the file once per process and
-version of it; :class:`HashingReader` for a blob sent elsewhere).
+:class:`BlobStore` is the one interface; :class:`FolderBlobStore` keeps blobs in a folder (the default),
+:class:`mltrain.workspace.object_blobs.ObjectBlobStore` in object storage (an artifact root such as
+``s3://bucket/prefix``), both passing one conformance suite. Identical content is stored once. Writes
+are atomic (written aside, then renamed; one committed upload), so a blob that exists is complete.
+The artifact root is shared (a team's folder or bucket, a copied workspace), so nothing read from it
+is trusted: a blob name must be 64 lowercase hex characters (:func:`check_sha256`, applied by
+``path``), and every read that becomes a file, code or a response checks the content against its
+name (``copy_to`` and ``read_bytes`` hash what they copy; ``open`` hashes the file once per process
+and version of it; :class:`HashingReader` for a blob sent elsewhere).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import io
 import os
 import re
 import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -79,20 +84,22 @@ class HashingReader:
             raise corrupted(sha256, where)
 
 
-class BlobStore:
-    """Blobs under ``root``; every method is safe to call from several processes at once."""
+class BlobStore(ABC):
+    """Blobs by sha256; every method is safe to call from several processes at once. A blob that exists
+    is complete (writes are atomic), and every read that becomes a file, code or a response is checked
+    against the blob's name."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self._dir = self.root / "blobs" / "sha256"
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """Where the blobs are (a folder or a URI without credentials), for messages."""
 
-    def path(self, sha256: str) -> Path:
-        """Where the blob ``sha256`` lives (it may not exist); a name that is not a sha256 is refused."""
-        check_sha256(sha256)
-        return self._dir / sha256[:2] / sha256[2:]
+    @abstractmethod
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Store a binary stream (read in chunks, never whole); return (sha256, size)."""
 
     def put_file(self, src: str | os.PathLike[str]) -> tuple[str, int]:
-        """Store a file; return (sha256, size). Hashes and copies in one pass."""
+        """Store a file; return (sha256, size)."""
         with open(src, "rb") as f:
             return self.put_stream(f)
 
@@ -100,8 +107,73 @@ class BlobStore:
         """Store bytes; return their sha256."""
         return self.put_stream(io.BytesIO(data))[0]
 
+    @abstractmethod
+    def exists(self, sha256: str) -> bool:
+        """Whether blob ``sha256`` is stored (a name that is not a sha256 is refused)."""
+
+    @abstractmethod
+    def read_bytes(self, sha256: str) -> bytes:
+        """The content of blob ``sha256``, checked against its name (for small blobs: manifests)."""
+
+    @abstractmethod
+    def open(self, sha256: str) -> BinaryIO:
+        """Blob ``sha256`` opened for reading (seekable), its content checked against its name first."""
+
+    @abstractmethod
+    def copy_to(self, sha256: str, dest: str | os.PathLike[str]) -> None:
+        """Write the blob to ``dest`` (a new, writable file), its content checked against its name; a bad
+        or missing blob leaves no file behind."""
+
+    @abstractmethod
+    def local_file(self, sha256: str) -> Path:
+        """A file on this machine holding blob ``sha256`` (the store's own, or a cached copy checked when it
+        was fetched), for code that hands a path on (an SFTP upload, a model loader): who uses its content
+        checks it against the name, as :meth:`open` does."""
+
+    @abstractmethod
+    def verify(self, sha256: str) -> bool:
+        """Whether the stored content of blob ``sha256`` (re-read where it is kept, not from a cache) still
+        hashes to its name: ``mltrain workspace check``."""
+
+    @abstractmethod
+    def names(self) -> Iterator[str]:
+        """The names of the stored blobs (files being written left out)."""
+
+    def signed_url(self, sha256: str, expires_s: int) -> str | None:
+        """A URL that reads blob ``sha256`` for ``expires_s`` seconds without credentials (an object store's
+        presigned GET), for a node that fetches it itself and checks it against the name; None when the
+        store has none. A short-lived bearer capability: hand it only to that node, never record it."""
+        return None
+
+    def check(self) -> None:
+        """Raise a ConfigError naming the problem and the fix when the store cannot be used (an object store
+        that cannot be reached, refuses the credentials, or has no such bucket); a folder always can."""
+
+    def missing(self, sha256: str) -> WorkspaceError:
+        return WorkspaceError(
+            f"blob {sha256} is missing from the artifact root {self.url}",
+            hint="the artifact root was moved or pruned; point workspace.artifact_root at the right place",
+        )
+
+
+class FolderBlobStore(BlobStore):
+    """Blobs under the folder ``root``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._dir = self.root / "blobs" / "sha256"
+
+    @property
+    def url(self) -> str:
+        return str(self.root)
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob ``sha256`` lives (it may not exist); a name that is not a sha256 is refused."""
+        check_sha256(sha256)
+        return self._dir / sha256[:2] / sha256[2:]
+
     def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
-        """Store a binary stream; return (sha256, size)."""
+        """Hashed and copied in one pass, aside, then renamed to its name."""
         self._dir.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
@@ -128,32 +200,46 @@ class BlobStore:
                 os.unlink(tmp)
             raise
 
-    def _missing(self, sha256: str) -> WorkspaceError:
-        return WorkspaceError(
-            f"blob {sha256} is missing from the artifact root {self.root}",
-            hint="the artifact root was moved or pruned; point workspace.artifact_root at the right folder",
-        )
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def local_file(self, sha256: str) -> Path:
+        path = self.path(sha256)
+        if not path.is_file():
+            raise self.missing(sha256)
+        return path
+
+    def verify(self, sha256: str) -> bool:
+        return sha256_file(self.local_file(sha256)) == sha256
+
+    def names(self) -> Iterator[str]:
+        if not self._dir.is_dir():
+            return
+        for sub in sorted(self._dir.iterdir()):
+            if sub.is_dir() and len(sub.name) == 2:
+                for blob in sorted(sub.iterdir()):
+                    if is_sha256(sub.name + blob.name) and blob.is_file():
+                        yield sub.name + blob.name
 
     def read_bytes(self, sha256: str) -> bytes:
-        """The content of blob ``sha256``, checked against its name (for small blobs: manifests)."""
         path = self.path(sha256)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise self._missing(sha256) from None
+            raise self.missing(sha256) from None
         if hashlib.sha256(data).hexdigest() != sha256:
             raise corrupted(sha256, path)
         return data
 
     def open(self, sha256: str) -> BinaryIO:
-        """Blob ``sha256`` opened for reading, its content checked against its name first (a file seen
-        unchanged since it was checked in this process, same inode, size, mtime and ctime, is not hashed
-        again): for reads that serve a blob whole or in parts (the dashboard, ``runs logs``)."""
+        """The blob's file, checked first (a file seen unchanged since it was checked in this process, same
+        inode, size, mtime and ctime, is not hashed again): for reads that serve a blob whole or in parts
+        (the dashboard, ``runs logs``)."""
         path = self.path(sha256)
         try:
             f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
         except FileNotFoundError:
-            raise self._missing(sha256) from None
+            raise self.missing(sha256) from None
         try:
             st = os.fstat(f.fileno())
             key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -173,15 +259,13 @@ class BlobStore:
             raise
 
     def copy_to(self, sha256: str, dest: str | os.PathLike[str]) -> None:
-        """Write the blob to ``dest`` (a new, writable file), checking its content against its name as
-        it is copied (hashing what is copied costs no extra read).
-
-        The content goes to a temporary file beside ``dest`` first and is renamed into place only when
-        complete and its hash matches, so a bad blob never leaves a file behind.
+        """Checked as it is copied (hashing what is copied costs no extra read): the content goes to a
+        temporary file beside ``dest`` first and is renamed into place only when complete and its hash
+        matches, so a bad blob never leaves a file behind.
         """
         src = self.path(sha256)
         if not src.is_file():
-            raise self._missing(sha256)
+            raise self.missing(sha256)
         target = Path(dest)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:40]}.", suffix=".part")

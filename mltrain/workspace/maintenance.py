@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from mltrain.errors import WorkspaceError
 from mltrain.workspace import tables as t
-from mltrain.workspace.blobs import is_sha256, sha256_file
+from mltrain.workspace.blobs import is_sha256
 from mltrain.workspace.db import is_damage, sqlite_check
 
 if TYPE_CHECKING:
@@ -64,8 +64,8 @@ def _referenced(ws: Workspace, report: CheckReport) -> set[str]:
         if not is_sha256(snap_id):
             continue
         try:
-            names.extend(entry[1] for entry in json.loads(ws.blobs.path(snap_id).read_bytes()))
-        except (OSError, ValueError, IndexError, TypeError):
+            names.extend(entry[1] for entry in json.loads(ws.blobs.local_file(snap_id).read_bytes()))
+        except (OSError, ValueError, IndexError, TypeError, WorkspaceError):
             pass  # missing or damaged manifest: reported as a missing or bad blob
     report.bad_names = sorted({repr(n)[:100] for n in names if not is_sha256(n)})
     return {n for n in names if is_sha256(n)}  # type: ignore[misc]
@@ -74,20 +74,16 @@ def _referenced(ws: Workspace, report: CheckReport) -> set[str]:
 def check_workspace(ws: Workspace) -> CheckReport:
     """Check the database, every blob and every run folder; nothing is changed."""
     report = CheckReport(database=_integrity(ws))
-    blob_root = ws.blobs.root / "blobs" / "sha256"
     present: set[str] = set()
-    if blob_root.is_dir():
-        for sub in sorted(blob_root.iterdir()):
-            if not sub.is_dir() or len(sub.name) != 2:
-                continue
-            for blob in sorted(sub.iterdir()):
-                name = sub.name + blob.name
-                if not blob.is_file() or len(name) != 64:
-                    continue
-                present.add(name)
-                report.blobs_checked += 1
-                if sha256_file(blob) != name:
-                    report.bad_blobs.append(name)
+    for name in ws.blobs.names():
+        present.add(name)
+        report.blobs_checked += 1
+        try:
+            intact = ws.blobs.verify(name)
+        except WorkspaceError:
+            intact = False
+        if not intact:
+            report.bad_blobs.append(name)
     try:
         report.missing_blobs = sorted(_referenced(ws, report) - present)
         with ws.db.read() as conn:
@@ -130,17 +126,12 @@ def backup_workspace(ws: Workspace, dest: str | os.PathLike[str]) -> BackupRepor
     copied = total = 0
     try:
         _copy_database(ws, work / "mltrain.db")
-        blob_root = ws.blobs.root / "blobs"
-        for dirpath, _dirs, files in os.walk(blob_root):
-            for name in files:
-                if name.startswith(".incoming-"):
-                    continue  # a blob being written: not referenced by any record yet
-                src_file = Path(dirpath, name)
-                out = work / "artifacts" / "blobs" / src_file.relative_to(blob_root)
-                total += 1
-                out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src_file, out)
-                copied += 1
+        for name in ws.blobs.names():  # a blob being written is not listed (no record names it yet)
+            out = work / "artifacts" / "blobs" / "sha256" / name[:2] / name[2:]
+            total += 1
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ws.blobs.local_file(name), out)
+            copied += 1
         os.replace(work, root)  # onto a missing or empty folder
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -71,17 +71,23 @@ def _prepared(ws, target: SSHCompute, tmp_path: Path):
     return env, target.prepare(ws, env, lambda line: None)
 
 
+def _two_files_and_a_new_host(tmp_path: Path, ssh_pool, name: str) -> tuple[Path, SSHCompute]:
+    """A source folder of two files (``job.py`` prints ``rows 20000``) and a target over a new host (its
+    blob cache empty)."""
+    source = tmp_path / "src"
+    write_script(source, "job.py", "import data\nprint('rows', len(data.ROWS))\n")
+    write_script(source, "data.py", "ROWS = " + repr(list(range(20000))) + "\n")
+    host = ssh_pool.make_host("127.0.0.4", f"{name}-{time.monotonic_ns()}")
+    known = tmp_path / "known_hosts"
+    known.write_text(host.known_hosts_line())
+    return source, SSHCompute(hosts=[host.entry()], known_hosts=str(known))
+
+
 def test_upload_sends_only_blobs_the_host_lacks(tmp_path, ssh_pool):
     from mltrain.workspace import Workspace, WorkspaceSettings
 
     ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
-    source = tmp_path / "src"
-    write_script(source, "job.py", "import data\nprint('rows', len(data.ROWS))\n")
-    write_script(source, "data.py", "ROWS = " + repr(list(range(20000))) + "\n")
-    host = ssh_pool.make_host("127.0.0.4", f"dedup-{time.monotonic_ns()}")  # an empty blob cache
-    known = tmp_path / "known_hosts"
-    known.write_text(host.known_hosts_line())
-    target = SSHCompute(hosts=[host.entry()], known_hosts=str(known))
+    source, target = _two_files_and_a_new_host(tmp_path, ssh_pool, "dedup")
     try:
         env, built = _prepared(ws, target, tmp_path)
         assert _run_once(ws, target, source, env, built) == (0, "rows 20000\n")

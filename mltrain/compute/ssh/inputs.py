@@ -1,7 +1,8 @@
 """A run's inputs on an SSH host, through the host's content-addressed cache (the one snapshots use:
 ``WORKDIR/blobs/<sha256>``, and ``WORKDIR/refs/<id>`` for files of references).
 
-The host says which cache keys it lacks (one round trip); only those travel, streamed from the
+The host says which cache keys it lacks (one round trip); a file of an object store the host fetches
+itself by a signed URL (checked against its size, hash or ETag); the others travel, streamed from the
 input's source (a datastore, through the driver) one after another over one channel to the helper's
 ``receive``, which checks each against its size and hash before it takes its name there; then the
 host lays the inputs out in the run folder (:func:`mltrain.remote.inputs.materialise`, the same code
@@ -18,6 +19,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.delivery import Delivered, Moved, by_key, describe, read_source
+from mltrain.compute.ssh.sync import fetch_on_host
 from mltrain.errors import ComputeError
 from mltrain.remote import inputs as node_io
 from mltrain.remote.inputs import CHUNK
@@ -75,6 +77,13 @@ def _send(remote: Remote, files: list[tuple[InputSpec, InputFile]]) -> int:
     return int(json.loads(out.decode().strip().splitlines()[-1])["bytes"])
 
 
+def _fetch_there(remote: Remote, files: list[tuple[InputSpec, InputFile]]) -> set[str]:
+    """The cache keys of ``files`` the host fetched from their store itself (signed URLs of an object store:
+    no credentials on the host), so they need not pass through the driver."""
+    hints = [(f.entry, hint) for inp, f in files if inp.source is not None and (hint := inp.source.node_hint(f))]
+    return fetch_on_host(remote, hints)
+
+
 def deliver_ssh(remote: Remote, spec: RunSpec, log: LogFn) -> SSHDelivery:
     """The inputs of ``spec`` in its run folder on ``remote`` (made by ``upload``), sending only the
     files the host's cache lacks, and the outputs' folders made there."""
@@ -86,11 +95,15 @@ def deliver_ssh(remote: Remote, spec: RunSpec, log: LogFn) -> SSHDelivery:
         moved = Moved()
         wanted = [(inp, f) for key, f in by_key(inp).items() if key in missing]
         missing -= {f.key for _i, f in wanted}
-        if wanted:
-            moved.bytes, moved.files = _send(remote, wanted), len(wanted)
+        fetched = _fetch_there(remote, wanted)
+        sent = [(i, f) for i, f in wanted if f.key not in fetched]
+        moved.bytes = (_send(remote, sent) if sent else 0) + sum(f.size for _i, f in wanted if f.key in fetched)
+        moved.files = len(wanted)
         if inp.mode != node_io.DIRECT:
             moved.cached = len(by_key(inp)) - len(wanted)
         log(describe(inp, moved, remote.label))
+        if fetched:
+            log(f"input {inp.name}: {len(fetched)} of those files fetched by {remote.label} from their store itself")
         total.add(moved)
     if total.files and remote.agent("inputs", spec.run_id, request=request)["missing"]:
         raise ComputeError(f"the inputs of run {spec.run_id} did not all reach {remote.label}")

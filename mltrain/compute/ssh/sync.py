@@ -8,9 +8,10 @@ sent), then the host makes the folder from its cache. :class:`BlobSync` counts w
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mltrain.errors import ComputeError
 
@@ -18,8 +19,43 @@ if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
     from mltrain.compute.ssh.conn import Remote
     from mltrain.workspace import Workspace
+    from mltrain.workspace.blobs import BlobStore
 
 SHIM_IN_RUN = ".mltrain/shim"  # where the in-script API goes in a remote run folder
+URL_EXPIRES_S = 900  # a signed URL handed to a host, used at once
+
+
+class BlobFiles(Mapping[str, Path]):
+    """The local file of each offered blob: ``extra`` files as they are, the others from the blob store
+    when first asked for (an object store's blob is fetched into its cache only if a host lacks it and
+    cannot fetch it itself: :meth:`urls`)."""
+
+    def __init__(self, blobs: BlobStore, sizes: dict[str, int], extra: dict[str, Path]) -> None:
+        self._blobs, self._sizes, self._extra = blobs, sizes, extra
+        self._shas = set(sizes) | set(extra)
+
+    def urls(self, shas: list[str]) -> list[tuple[list[Any], dict[str, Any]]]:
+        """(manifest entry, {url}) of the blobs of ``shas`` a host may fetch from the store itself (signed
+        URLs of an object store; none for a folder): the request of the helper's ``fetch``."""
+        found: list[tuple[list[Any], dict[str, Any]]] = []
+        for sha in shas:
+            if sha in self._sizes and sha not in self._extra:
+                url = self._blobs.signed_url(sha, URL_EXPIRES_S)
+                if url is None:
+                    return []
+                found.append(([sha, self._sizes[sha], sha, None], {"url": url}))
+        return found
+
+    def __getitem__(self, sha: str) -> Path:
+        if sha not in self._shas:
+            raise KeyError(sha)
+        return self._extra.get(sha) or self._blobs.local_file(sha)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shas)
+
+    def __len__(self) -> int:
+        return len(self._shas)
 
 
 @dataclass
@@ -27,7 +63,7 @@ class Upload:
     """What a run's folder is made of: (path, sha256, size, mode) and the local file of each blob."""
 
     files: list[tuple[str, str, int, int]]
-    local: dict[str, Path]
+    local: Mapping[str, Path]
     deferred: bool = False  # the host has every blob: its start request makes the folder (no round trip)
 
 
@@ -38,29 +74,40 @@ def upload_of(ws: Workspace, spec: RunSpec) -> Upload:
 
     snapshot = ws.snapshots.get(spec.snapshot_id)
     files = [(f.path, f.sha256, f.size, restored_mode(f.mode)) for f in snapshot.files]
-    local = {f.sha256: ws.blobs.path(f.sha256) for f in snapshot.files}
+    shim: dict[str, Path] = {}
     if spec.shim_dir is not None:
         for path in sorted(Path(spec.shim_dir).rglob("*.py")):
             sha = sha256_file(path)
             files.append((f"{SHIM_IN_RUN}/{path.relative_to(spec.shim_dir).as_posix()}", sha, 0, 0o644))
-            local[sha] = path
-    return Upload(files, local)
+            shim[sha] = path
+    return Upload(files, BlobFiles(ws.blobs, {f.sha256: f.size for f in snapshot.files}, shim))
+
+
+def fetch_on_host(remote: Remote, files: list[tuple[list[Any], dict[str, Any]]]) -> set[str]:
+    """Have the host fetch ``files`` (manifest entry, hint) into its cache itself; the cache keys it fetched."""
+    return set(remote.agent("fetch", request={"files": files})["fetched"]) if files else set()
 
 
 class BlobSync:
     def __init__(self) -> None:
-        self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0}
+        self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0, "blobs_fetched": 0}
         self._lock = threading.Lock()
 
-    def send_blobs(self, remote: Remote, missing: list[str], local: dict[str, Path]) -> int:
-        """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent."""
+    def send_blobs(self, remote: Remote, missing: list[str], local: Mapping[str, Path]) -> int:
+        """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent. Blobs
+        of an object store the host fetches from there itself (by signed URL); those it cannot reach or
+        that are not what their name says are sent."""
+        urls = local.urls(missing) if isinstance(local, BlobFiles) else []
+        fetched = {key.removeprefix("blobs/") for key in fetch_on_host(remote, urls)}
         sent = 0
         for sha in missing:
             if sha not in local:
                 raise ComputeError(f"{remote.label} asked for a blob that was not offered: {sha}")
-            sent += remote.put_blob(local[sha], sha)
+            if sha not in fetched:
+                sent += remote.put_blob(local[sha], sha)
         with self._lock:
-            self.stats["blobs_sent"] += len(missing)
+            self.stats["blobs_sent"] += len(missing) - len(fetched & set(missing))
+            self.stats["blobs_fetched"] += len(fetched & set(missing))
             self.stats["bytes_sent"] += sent
         return sent
 

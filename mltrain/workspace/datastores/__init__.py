@@ -17,6 +17,7 @@ from mltrain.errors import ConfigError
 
 if TYPE_CHECKING:
     from mltrain.workspace.datastores.base import Datastore
+    from mltrain.workspace.datastores.objects import ObjectDatastore
 
 DEFAULT = "workspace"
 WORKSPACE_TARGET = "mltrain.workspace.datastores.folder.WorkspaceDatastore"
@@ -65,9 +66,35 @@ def workspace_node() -> dict[str, Any]:
     return {"_target_": WORKSPACE_TARGET, "root": None}
 
 
-def open_datastore(node: Mapping[str, Any], artifact_root: Path, name: str = "datastore") -> Datastore:
+def artifact_store(url: str) -> ObjectDatastore:
+    """The object datastore of an artifact root URI (its options from the environment only), or a
+    ConfigError naming the schemes there are."""
+    from mltrain.workspace.datastores.objects import AzureDatastore, GCSDatastore, S3Datastore
+
+    scheme = url.split("://", 1)[0].lower()
+    for kind in (S3Datastore, AzureDatastore, GCSDatastore):
+        if scheme in kind.protocols:
+            bucket = url.split("://", 1)[1].strip("/")
+            if not bucket:
+                raise ConfigError(
+                    f"the artifact root {url!r} names no bucket",
+                    hint=f"write {scheme}://BUCKET/PREFIX in MLTRAIN_ARTIFACT_ROOT or workspace.artifact_root",
+                )
+            try:
+                return kind(url=url)
+            except ConfigError as exc:
+                raise ConfigError(f"the artifact root: {exc.message}", hint=exc.hint) from None
+    raise ConfigError(
+        f"the artifact root {url!r} has the scheme {scheme}://, which mltrain cannot store blobs in",
+        hint="use a folder, or s3://BUCKET/PREFIX, az://CONTAINER/PREFIX or gs://BUCKET/PREFIX "
+        "(MLTRAIN_ARTIFACT_ROOT or workspace.artifact_root)",
+    )
+
+
+def open_datastore(node: Mapping[str, Any], artifact_root: Path | str, name: str = "datastore") -> Datastore:
     """The datastore a config node (or a version's recorded options) describes; the workspace store
-    without a ``root`` is this workspace's artifact root."""
+    without a ``root`` is this workspace's artifact root (a folder, or an object store URI whose blobs
+    have the same layout)."""
     from mltrain.plugin import instantiate_plugin
     from mltrain.workspace.datastores.base import Datastore
 
@@ -79,5 +106,7 @@ def open_datastore(node: Mapping[str, Any], artifact_root: Path, name: str = "da
         unknown = sorted(set(options) - {"_target_", "root"})
         if unknown:
             raise ConfigError(f"datastore {name}: the workspace datastore has no option {', '.join(unknown)}")
+        if options.get("root") is None and isinstance(artifact_root, str):
+            return artifact_store(artifact_root)
         return WorkspaceDatastore(options.get("root") or str(artifact_root))
     return instantiate_plugin(options, "datastore", Datastore)

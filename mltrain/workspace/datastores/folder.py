@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mltrain.errors import ConfigError, DataError
-from mltrain.workspace.blobs import CHUNK, BlobStore
+from mltrain.workspace.blobs import CHUNK, FolderBlobStore
 from mltrain.workspace.datastores.base import (
     Counter,
     Datastore,
@@ -151,7 +151,7 @@ class FolderDatastore(Datastore):
         """One pass: hashed while copied aside, renamed to its blob (or dropped when it exists)."""
         self._writable()
         with opener() as f:
-            return BlobStore(self.root).put_stream(HashingReader(f, counter, hashing=False))  # type: ignore[arg-type]
+            return FolderBlobStore(self.root).put_stream(HashingReader(f, counter, hashing=False))  # type: ignore[arg-type]
 
     def at(self, url: str) -> Datastore:
         return FolderDatastore(url)

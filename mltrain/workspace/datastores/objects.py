@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -104,6 +105,7 @@ class ObjectDatastore(Datastore):
         self._url = url.rstrip("/") if url else None
         self._options = options
         self._fs: Any = None
+        self._pid = os.getpid()
 
     @property
     def url(self) -> str:
@@ -115,7 +117,9 @@ class ObjectDatastore(Datastore):
 
     @property
     def fs(self) -> Any:
-        if self._fs is None:
+        """The file system, connected on first use (again in a forked child: an fsspec file system's event
+        loop does not survive a fork)."""
+        if self._fs is None or self._pid != os.getpid():
             module, extra = self.package
             try:
                 importlib.import_module(module)
@@ -126,6 +130,7 @@ class ObjectDatastore(Datastore):
                 ) from None
             with self._errors("connect"):
                 self._fs = self._filesystem()
+            self._pid = os.getpid()
         return self._fs
 
     def _root(self) -> str:
@@ -236,7 +241,7 @@ class ObjectDatastore(Datastore):
 
     def at(self, url: str) -> Datastore:
         other = type(self)(url=url, **self._options)
-        other._fs = self._fs  # the same connection: a file system is not bound to a root
+        other._fs, other._pid = self._fs, self._pid  # the same connection: a file system is not bound to a root
         return other
 
 
