@@ -141,6 +141,7 @@ class Remote:
         self._mux_lock = threading.Lock()
         self.probe: dict[str, Any] | None = None
         self.round_trips = 0
+        self.warming: threading.Thread | None = None  # an early connection under way (compute.ssh.early)
 
     @property
     def label(self) -> str:
