@@ -48,8 +48,8 @@ def begin(node: dict[str, Any]) -> bool:
 
 
 def adopt(cfg: SSHComputeConfig) -> list[Remote] | None:
-    """The early connections when they were made for ``cfg`` (each is then the pool's, with ``cfg``
-    as its config); None when there are none (those made for another config are closed)."""
+    """The early connections when they were made for ``cfg`` (each is then the pool's, which gives it
+    ``cfg`` once its attempt ended); None when there are none (those made for another config are closed)."""
     global _pending
     with _lock:
         pending, _pending = _pending, None
@@ -59,8 +59,6 @@ def adopt(cfg: SSHComputeConfig) -> list[Remote] | None:
     if made != cfg:  # the run goes on with connections of its own
         _close_later(remotes)
         return None
-    for remote in remotes:
-        remote.config = cfg
     return remotes
 
 

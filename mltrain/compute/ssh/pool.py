@@ -37,7 +37,7 @@ class HostPool:
         warming = remote.warming
         if warming is not None:  # connected early: that attempt ends first (if it failed, connect again)
             warming.join()
-            remote.warming = None
+            remote.config, remote.warming = self.cfg, None  # the run's own host key policy from now on
         if remote.probe is not None:
             return True
         try:
