@@ -98,6 +98,36 @@ def test_upload_sends_only_blobs_the_host_lacks(tmp_path, ssh_pool):
         target.close()
 
 
+def test_a_new_connection_starts_a_job_with_its_files_in_one_command(tmp_path, ssh_pool):
+    """A fresh target (a new command) makes the run folder with the job's start request: one helper
+    command when the host has the files; when it lacks some, it says which, they go, and it starts."""
+    import dataclasses
+
+    from mltrain.config.schema import EnvironmentConfig
+    from mltrain.environments.resolve import resolve
+    from mltrain.environments.spec import EnvSpec
+    from mltrain.workspace import Workspace, WorkspaceSettings
+
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
+    source = tmp_path / "src"
+    write_script(source, "job.py", "print('hello')\n")
+    node = {**dataclasses.asdict(EnvironmentConfig()), "name": "system", "build": "system"}
+    env = resolve(EnvSpec.from_config(node, base_dir=tmp_path), ws)
+    for script, commands in (("print('hello')\n", None), ("print('hello')\n", 1), ("print('changed')\n", 2)):
+        write_script(source, "job.py", script)
+        target = SSHCompute(**ssh_pool.options(ssh_pool.hosts[0]))
+        try:
+            built = target.prepare(ws, env, lambda line: None)
+            remote, sent = target.remotes[0], target.stats["blobs_sent"]
+            before = remote.round_trips
+            assert _run_once(ws, target, source, env, built) == (0, script.split("'")[1] + "\n")
+            if commands is not None:  # start, follow, collect and clean up: one command (two with a new file)
+                assert remote.round_trips - before == commands
+                assert target.stats["blobs_sent"] - sent == commands - 1
+        finally:
+            target.close()
+
+
 def test_unknown_host_key_is_refused_with_its_fingerprint(tmp_path, ssh_pool):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
