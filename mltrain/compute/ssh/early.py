@@ -24,6 +24,7 @@ _pending: tuple[SSHComputeConfig, list[Remote]] | None = None
 
 def _warm(remote: Remote) -> None:
     try:
+        remote.transport()  # connect first: the helper's zip needs modules the prewarm imports meanwhile
         remote.bootstrap()
     except Exception:  # noqa: BLE001 - the run connects again and reports what is wrong
         remote.close()
