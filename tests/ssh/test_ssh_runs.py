@@ -421,3 +421,27 @@ def test_host_lost_before_its_job_starts_is_skipped_for_another(tmp_path, ssh_po
         assert _run_once(ws, target, source, env, built)[0] == 0  # later runs go straight to the other host
     finally:
         target.close()
+
+
+def test_the_helper_is_unpacked_once_into_a_folder_where_python_caches_its_bytecode(tmp_path, ssh_pool):
+    """Two connections to a new host at once both get the helper; it lives in one folder (no half
+    unpacked copy left), whose modules Python compiles once, not at every connection."""
+    import threading
+
+    host = ssh_pool.make_host("127.0.0.4", f"unpack-{time.monotonic_ns()}")
+    known = tmp_path / "known_hosts"
+    known.write_text(host.known_hosts_line())
+    targets = [SSHCompute(hosts=[host.entry()], known_hosts=str(known)) for _ in range(2)]
+    try:
+        threads = [threading.Thread(target=t.check) for t in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(t.remotes[0].probe is not None for t in targets)
+        entries = [p.name for p in host.workdir.iterdir() if p.name.startswith("agent-")]
+        assert len(entries) == 1 and (host.workdir / entries[0] / "__main__.py").is_file(), entries
+        assert list((host.workdir / entries[0] / "mltrain" / "remote" / "__pycache__").glob("ssh_agent.*.pyc"))
+    finally:
+        for t in targets:
+            t.close()
