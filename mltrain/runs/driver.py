@@ -55,9 +55,11 @@ def prewarm(argv: list[str] | None = None) -> Workspace | None:
 
     from mltrain.runs import preconnect
 
-    preconnect.start(argv or [])  # the SSH hosts of this command line's last run: connected meanwhile
+    early = preconnect.start(argv or [])  # the SSH hosts of this command line's last run: connected meanwhile
     chosen = {a.lstrip("+~").split("=", 1)[1] for a in argv or () if a.lstrip("+~").startswith("compute=")}
-    for name in PREWARM_MODULES + tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())):
+    chosen |= {"ssh"} if early else set()
+    # the target's client library first: an early connection needs it at once
+    for name in tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())) + PREWARM_MODULES:
         importlib.import_module(name)
     return open_default_workspace()
 

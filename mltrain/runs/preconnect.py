@@ -38,8 +38,9 @@ def _load() -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
-def start(argv: list[str]) -> None:
-    """Connect to the SSH hosts this command line ran on last time, in the background."""
+def start(argv: list[str]) -> bool:
+    """Connect to the SSH hosts this command line ran on last time, in the background; True when it
+    does."""
     global _command, _begun
     _command = command_key(argv)
     node = next((e.get("compute") for e in _load() if e.get("key") == _command), None)
@@ -47,6 +48,7 @@ def start(argv: list[str]) -> None:
         from mltrain.compute.ssh import early
 
         _begun = early.begin(node)
+    return _begun
 
 
 def remember(compute: Any) -> None:
