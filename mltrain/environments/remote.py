@@ -97,8 +97,10 @@ class RemoteEnvBuilder(EnvironmentBuilder):
 class RemoteEnvironments:
     """The environments a target built on its hosts (each once per host and hash; thread-safe)."""
 
-    def __init__(self, hosts: Hosts, blobs: Blobs) -> None:
+    def __init__(self, hosts: Hosts, blobs: Blobs, offline: bool = False) -> None:
         self.hosts, self.blobs = hosts, blobs
+        self.offline = offline  # compute.offline: every host builds from the wheels this machine ships
+        self.no_index: set[str] = set()  # hosts whose build found the package index unreachable
         self.prepared: ResolvedEnvironment | None = None  # the environment the target prepared last
         self._envs: dict[str, ResolvedEnvironment] = {}
         self._built: dict[tuple[str, str], Materialised] = {}
@@ -130,9 +132,7 @@ class RemoteEnvironments:
             built = self._image_on(host, env, log, rebuild)
         else:
             log(f"environment {env.spec.name} ({env.hash[:12]}) on {host.label}")
-            request = {"hash": env.hash, "python": env.spec.python, "lock": env.lock, "env": env.spec.build_env}
-            request["rebuild"] = rebuild
-            answer = host.agent("venv", request=request, timeout=None, on_stderr=log)
+            answer = self._venv_on(host, env, log, rebuild)
             built = Materialised(
                 "venv",
                 env.hash,
@@ -145,6 +145,41 @@ class RemoteEnvironments:
         with self._lock:
             self._built[key] = built
         return built
+
+    def _venv_on(self, host: Host, env: ResolvedEnvironment, log: LogFn, rebuild: bool) -> dict[str, Any]:
+        """The helper's answer for the venv of ``env`` on ``host``: built there from the package index,
+        or, when the host cannot reach it (``compute.offline``, or found so by a build), from the
+        locked wheels this machine ships through the host's blob cache (only those it lacks travel)."""
+        offline = self.offline or host.label in self.no_index
+        request: dict[str, Any] = {"hash": env.hash, "python": env.spec.python, "lock": env.lock}
+        request.update(env=env.spec.build_env, rebuild=rebuild, offline=offline, wheels=None)
+        answer: dict[str, Any] = host.agent("venv", request=request, timeout=None, on_stderr=log)
+        if "no_index" in answer:
+            self.no_index.add(host.label)
+            said = answer["no_index"].strip().splitlines()[-1:] or ["no detail"]
+            log(f"the build on {host.label} found no package index ({said[0]}); building from wheels of this machine")
+            request["offline"] = True
+            answer = host.agent("venv", request=request, timeout=None, on_stderr=log)
+        if answer.get("missing") != "wheels":
+            return answer
+        from mltrain.environments.wheelhouse import wheelhouse
+        from mltrain.workspace.blobs import sha256_file
+
+        assert host.probe is not None
+        local = {sha256_file(path): path for path in wheelhouse(env, host.probe, log)}
+        request["wheels"] = [[path.name, sha, path.stat().st_size, 0o644] for sha, path in local.items()]
+        missing = host.agent("venv", request=request, timeout=60).get("missing", [])
+        size = sum(local[sha].stat().st_size for sha in missing if sha in local)
+        why = "cannot reach the package index" if host.label in self.no_index else "is offline (compute.offline)"
+        log(
+            f"host {host.label} {why}: shipping {len(missing)} wheels ({size / 1e6:.1f} MB) from this machine"
+            f" ({len(local) - len(missing)} of {len(local)} already there)"
+        )
+        self.blobs.send_blobs(host, missing, local)
+        answer = host.agent("venv", request=request, timeout=None, on_stderr=log)
+        if "missing" in answer:
+            raise ComputeError(f"the wheels of environment {env.spec.name} did not reach {host.label}")
+        return answer
 
     def for_host(self, host: Host, built: Materialised) -> Materialised:
         """The environment ``built`` (on some host of this target) as it is on ``host``."""

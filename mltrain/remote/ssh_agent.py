@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import sys
 
@@ -59,6 +60,7 @@ def cmd_probe(work: str) -> None:
             "uid": os.getuid(),
             "gid": os.getgid(),
             "machine": os.uname().machine,
+            "libc": list(platform.libc_ver()),  # which wheels fit it (shipped to a host without the index)
         }
     )
 

@@ -22,6 +22,7 @@ from mltrain.remote.ssh_host import (
     docker_out,
     fail,
     inside,
+    is_blob_name,
     step,
     touch,
 )
@@ -64,18 +65,105 @@ def has_pip() -> bool:
     return importlib.util.find_spec("pip") is not None
 
 
+# what uv and pip say when the package index cannot be reached (no route, no DNS, a dead proxy, offline)
+UNREACHABLE = (
+    "Failed to fetch",
+    "error sending request",
+    "tcp connect error",
+    "Connection refused",
+    "dns error",
+    "failed to lookup address",
+    "Network connectivity is disabled",
+    "NewConnectionError",
+    "ProxyError",
+    "Failed to establish a new connection",
+    "Temporary failure in name resolution",
+    "the network was disabled",
+)
+
+
+class NoIndex(Exception):
+    """The package index cannot be reached from this host (its message: the tool's last lines)."""
+
+
+def fetch_step(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = UNREACHABLE) -> None:
+    """:func:`step` for a command that reaches the package index: NoIndex when it failed for want of it
+    (its output has one of ``marks``)."""
+    sys.stderr.flush()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace")
+        sys.stderr.write(line)
+        tail = (tail + [line.rstrip()])[-40:]
+    if proc.wait() != 0:
+        text = "\n".join(tail)
+        if any(mark in text for mark in marks):
+            raise NoIndex("\n".join(line for line in tail[-6:] if line.strip()))
+        fail(f"{' '.join(cmd[:3])} exited {proc.returncode}", 4)
+
+
+def new_venv(interpreter: str, folder: str, env: dict[str, str]) -> list[str]:
+    """A venv made by ``interpreter`` in ``folder``; the pip command that installs into it: the
+    interpreter's own pip when it can install into another environment (pip 22.3+: no copy of pip
+    in the venv, seconds faster), else the venv's."""
+    probe = "import pip, sys; sys.exit(tuple(map(int, pip.__version__.split('.')[:2])) < (22, 3))"
+    if subprocess.run([interpreter, "-c", probe], env=env, capture_output=True).returncode == 0:
+        step([interpreter, "-m", "venv", "--without-pip", folder], env)
+        return [interpreter, "-m", "pip", "--python", os.path.join(folder, "bin", "python")]
+    step([interpreter, "-m", "venv", folder], env)
+    return [os.path.join(folder, "bin", "python"), "-m", "pip"]
+
+
 def install_uv(work: str) -> str:
     if not has_pip():
         fail(f"uv is not installed on this host and {sys.executable} has no pip to install it", 5)
     tools = os.path.join(work, "tools", "uv")
     sys.stderr.write(f"installing uv into {tools}\n")
-    step([sys.executable, "-m", "venv", tools], dict(os.environ))
-    step([os.path.join(tools, "bin", "python"), "-m", "pip", "install", "--quiet", "uv"], dict(os.environ))
+    pip = new_venv(sys.executable, tools, dict(os.environ))
+    fetch_step([*pip, "install", "--quiet", "uv"], dict(os.environ), (*UNREACHABLE, "No matching distribution found"))
     return os.path.join(tools, "bin", "uv")
 
 
+def wheel_links(work: str, root: str, wheels: list[list[Any]]) -> str:
+    """A folder of the shipped wheels under their file names, made from the blob cache."""
+    links = tempfile.mkdtemp(prefix=".wheels-", dir=root)
+    for name, sha, _size, _mode in wheels:
+        try:
+            os.link(os.path.join(work, "blobs", sha), inside(links, name))
+        except OSError:  # another file system
+            shutil.copyfile(os.path.join(work, "blobs", sha), inside(links, name))
+    return links
+
+
+def build_venv(work: str, scratch: str, interpreter: str, lock: str, env: dict[str, str], links: str | None) -> None:
+    """The venv of ``lock`` in ``scratch``: from the package index, or (``links``) from the shipped
+    wheels only, with uv when the host has it, else with the interpreter's venv and pip."""
+    lock_file = os.path.join(scratch, "requirements.lock")
+    python = os.path.join(scratch, "bin", "python")
+    uv = find_uv(work) if links else find_uv(work) or install_uv(work)
+    if uv is None:
+        assert links is not None
+        pip = new_venv(interpreter, scratch, env)
+        with open(lock_file, "w") as f:
+            f.write(lock)
+        if lock.strip():
+            step([*pip, "install", "--quiet", "--no-index", "--no-deps", "--find-links", links, "-r", lock_file], env)
+        return
+    step([uv, "venv", "--quiet", "--python", interpreter, scratch], env)
+    if lock.strip():
+        with open(lock_file, "w") as f:
+            f.write(lock)
+        offline = ["--offline", "--no-index", "--find-links", links] if links else []
+        fetch_step([uv, "pip", "sync", *offline, "--python", python, lock_file], env)
+
+
 def cmd_venv(work: str) -> None:
-    """Build (once; serialised per hash by a file lock) a venv with uv; build output on stderr."""
+    """Build (once; serialised per hash by a file lock) a venv with uv; build output on stderr.
+    ``offline``: from the ``wheels`` ([file name, sha256, size, mode] each) of the blob cache, with no
+    package index (``missing``: "wheels" to have them listed, else the blobs to send first). A build
+    from the index that fails because the index cannot be reached answers ``no_index``."""
     req = json.load(sys.stdin)
     env_hash, version, lock = req["hash"], req["python"], req.get("lock", "")
     root = os.path.join(work, "venvs")
@@ -86,6 +174,20 @@ def cmd_venv(work: str) -> None:
         os.utime(os.path.join(target, READY))
         answer(dict(result, cached=True))
         return
+    wheels = req.get("wheels")
+    if req.get("offline") and wheels is None:
+        answer({"missing": "wheels"})
+        return
+    if wheels is not None:
+        bad = [name for name, sha, _s, _m in wheels if not is_blob_name(sha) or not str(name).endswith(".whl")]
+        if bad:
+            fail(f"bad wheels {bad!r}")
+        blobs = os.path.join(work, "blobs")
+        os.makedirs(blobs, exist_ok=True)
+        missing = sorted({sha for _n, sha, _s, _m in wheels if not os.path.isfile(os.path.join(blobs, sha))})
+        if missing:
+            answer({"missing": missing})
+            return
     with open(os.path.join(root, "." + env_hash[:24] + ".lock"), "w") as lk:
         fcntl.flock(lk, fcntl.LOCK_EX)
         if os.path.exists(os.path.join(target, READY)) and not req.get("rebuild"):
@@ -94,34 +196,27 @@ def cmd_venv(work: str) -> None:
         interpreter = find_python(version)
         if interpreter is None:
             fail(f"Python {version} is not installed on this host (looked for python{version}, python3, python)")
-        uv = find_uv(work) or install_uv(work)
         scratch = tempfile.mkdtemp(prefix=".build-", dir=root)
+        links = wheel_links(work, root, wheels) if wheels is not None else None
         env = dict(os.environ, **req.get("env", {}))
         env.pop("VIRTUAL_ENV", None)
         try:
-            step([uv, "venv", "--quiet", "--python", interpreter, scratch], env)
-            if lock.strip():
-                with open(os.path.join(scratch, "requirements.lock"), "w") as f:
-                    f.write(lock)
-                step(
-                    [
-                        uv,
-                        "pip",
-                        "sync",
-                        "--python",
-                        os.path.join(scratch, "bin", "python"),
-                        os.path.join(scratch, "requirements.lock"),
-                    ],
-                    env,
-                )
+            build_venv(work, scratch, interpreter, lock, env, links)
             with open(os.path.join(scratch, READY), "w") as f:
                 json.dump({"hash": env_hash, "built_at": time.time()}, f)
             if os.path.exists(target):
                 shutil.rmtree(target)
             os.rename(scratch, target)
+        except NoIndex as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            answer({"no_index": str(exc)})
+            return
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
+        finally:
+            if links is not None:
+                shutil.rmtree(links, ignore_errors=True)
     answer(dict(result, cached=False))
 
 

@@ -14,6 +14,7 @@ once the command has recorded its run, or with the command's own error when it e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -269,6 +270,9 @@ class DetachedCommand:
                         return got.decode().strip()
                     if chunk:
                         continue
+                    # end of the pipe without an id: the command ends without recording a run
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.proc.wait(max(0.0, deadline - time.monotonic()))
                 if self.proc.poll() is not None:  # its forks may hold the pipe open: ask the process
                     return self._ended()
         raise MltrainError(

@@ -40,6 +40,7 @@ class SSHComputeConfig(ComputeConfig):
     max_output_mb: float = 1024.0  # largest outputs/ + logs/ a job sends back
     cpus: float | None = None  # CPU limit in cores of a job's container (build: docker); null: no limit
     memory_gb: float | None = None  # memory limit in GB of a job's container (build: docker); null: no limit
+    offline: bool = False  # hosts cannot reach the package index: venvs are built from wheels this machine ships
 
     def __post_init__(self) -> None:
         super().__post_init__()

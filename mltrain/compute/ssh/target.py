@@ -53,7 +53,7 @@ class SSHCompute(ComputeTarget):
         self.cfg: SSHComputeConfig = self.config
         self.pool = HostPool(self.cfg)
         self.sync = BlobSync()
-        self.envs = RemoteEnvironments(self.pool, self.sync)
+        self.envs = RemoteEnvironments(self.pool, self.sync, offline=bool(self.cfg.offline))
         self._uploads: dict[str, Upload] = {}
         self._job_envs: dict[str, Materialised] = {}
         self._warm: tuple[RunSpec, list[str], int] | None = None  # a sweep's prewarm request

@@ -1,0 +1,117 @@
+"""Hosts that cannot reach the package index: this machine ships the locked wheels through the
+host's blob cache (only those it lacks) and the host builds the venv from them, offline."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from support import write_script
+
+from mltrain.environments.cache import uv_bin
+
+DEAD = "http://127.0.0.1:9"  # nothing listens there: every index request fails at once
+# a host whose network does not reach the package index: its proxy and index point nowhere, and it
+# has a uv cache of its own (empty, as on another machine)
+CUT_OFF = {
+    "HTTP_PROXY": DEAD,
+    "HTTPS_PROXY": DEAD,
+    "ALL_PROXY": DEAD,
+    "http_proxy": DEAD,
+    "https_proxy": DEAD,
+    "UV_INDEX_URL": f"{DEAD}/simple",
+    "UV_DEFAULT_INDEX": f"{DEAD}/simple",
+    "PIP_INDEX_URL": f"{DEAD}/simple",
+    "PIP_CONFIG_FILE": "/dev/null",
+    "PIP_RETRIES": "0",  # fail at once: retries would only make the test slower
+    "UV_HTTP_RETRIES": "0",
+}
+JOB = "import six\nprint('six on the host', six.__version__, six.__file__)\n"
+
+
+def _cut_off_host(ssh_pool: Any, addr: str, name: str, with_uv: bool = False) -> tuple[Any, Path]:
+    """A new SSH host cut off from the package index (``with_uv``: uv on its PATH), and a known_hosts
+    file with its key."""
+    name = f"{name}-{time.monotonic_ns()}"
+    env = {**CUT_OFF, "UV_CACHE_DIR": str(ssh_pool.root / f"uv-{name}")}
+    if with_uv:
+        tools = ssh_pool.root / f"tools-{name}"
+        tools.mkdir()
+        (tools / "uv").symlink_to(uv_bin())
+        env["PATH"] = f"{tools}:{os.environ['PATH']}"
+    host = ssh_pool.make_host(addr, name, env=env)
+    known = ssh_pool.root / f"known-{name}"
+    known.write_text(host.known_hosts_line())
+    return host, known
+
+
+def _job(host: Any, known: Path, *extra: str) -> list[str]:
+    entry = ",".join(f"{k}:{v}" for k, v in host.entry().items())
+    return [
+        "+compute=ssh",
+        f"compute.hosts=[{{{entry}}}]",
+        f"compute.known_hosts={known}",
+        "environment=system",
+        "environment.name=offline-six",
+        "environment.build=venv",
+        "environment.pip=['six==1.17.0']",
+        "~register",
+        "job.source_dir=src",
+        "job.script=job.py",
+        *extra,
+    ]
+
+
+def test_a_host_cut_off_from_the_index_builds_from_wheels_this_machine_ships(mltrain, project, ssh_pool):
+    write_script(project / "src", "job.py", JOB)
+    host, known = _cut_off_host(ssh_pool, "127.0.0.14", "cut-off")
+
+    first = mltrain(*_job(host, known))  # found out by the host's build
+    assert first.returncode == 0, first.output
+    text = first.stdout + first.stderr
+    label = f"root@{host.addr}:{host.port}"
+    assert f"host {label} cannot reach the package index: shipping 1 wheels" in text, first.output
+    assert "from this machine (0 of 1 already there)" in text
+    assert f"six on the host 1.17.0 {host.workdir}/venvs/" in first.stdout  # installed in the host's venv
+    assert len(list((host.workdir / "blobs").iterdir())) >= 2  # the wheel came through the blob cache
+
+    # built again, with compute.offline: the index is not tried, and the wheel is on the host already
+    again = mltrain(*_job(host, known, "compute.offline=true", "environment.rebuild=true"))
+    assert again.returncode == 0, again.output
+    text = again.stdout + again.stderr
+    assert f"host {label} is offline (compute.offline): shipping 0 wheels (0.0 MB) from this machine" in text
+    assert "(1 of 1 already there)" in text and "cannot reach the package index" not in text
+    assert "six on the host 1.17.0" in again.stdout
+
+
+def test_a_host_with_uv_that_finds_no_index_installs_the_shipped_wheels_with_uv(mltrain, project, ssh_pool):
+    write_script(project / "src", "job.py", JOB)
+    host, known = _cut_off_host(ssh_pool, "127.0.0.15", "cut-off-uv", with_uv=True)
+    proc = mltrain(*_job(host, known))
+    assert proc.returncode == 0, proc.output
+    text = proc.stdout + proc.stderr
+    assert "found no package index (" in text and "shipping 1 wheels" in text, proc.output
+    assert f"six on the host 1.17.0 {host.workdir}/venvs/" in proc.stdout
+    assert not (host.workdir / "tools").exists()  # the host's own uv built it: none was installed
+
+
+def test_a_wheel_this_machine_cannot_provide_is_named_with_the_fix(mltrain, project, ssh_pool, tmp_path):
+    from mltrain.environments.resolve import resolve
+    from mltrain.environments.spec import EnvSpec
+    from mltrain.workspace import Workspace, WorkspaceSettings
+
+    write_script(project / "src", "job.py", JOB)
+    host, known = _cut_off_host(ssh_pool, "127.0.0.14", "no-wheel")
+    pins = ["six==1.16.0", "tomli==2.0.1"]
+    ws = Workspace(WorkspaceSettings.resolve(str(project / ".mltrain")))
+    resolve(EnvSpec.from_config({"name": "offline-six", "build": "venv", "pip": pins}), ws)  # locked, with the index
+    # then this machine is offline too, with empty caches: it has no wheel of the locked packages
+    driver = {"UV_OFFLINE": "1", "UV_CACHE_DIR": str(tmp_path / "uv"), "MLTRAIN_CACHE_DIR": str(tmp_path / "envs")}
+    quoted = ",".join(f"'{pin}'" for pin in pins)
+    proc = mltrain(*_job(host, known, "compute.offline=true", f"environment.pip=[{quoted}]"), env=driver)
+    assert proc.returncode != 0
+    assert "this machine cannot provide wheels of six==1.16.0, tomli==2.0.1 for the host" in proc.stderr, proc.output
+    assert "run once where this machine reaches the package index" in proc.stderr  # the fix
+    assert not list((host.workdir / "venvs").glob("*/bin/python"))  # nothing half-built on the host
