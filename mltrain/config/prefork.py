@@ -73,9 +73,11 @@ def main(argv: list[str]) -> int:
         return driver.prewarm(argv)
 
     payload, code, prewarmed = compose_forked(argv, prewarm)
-    if payload is None:
-        return code
     from mltrain.runs import driver
+
+    if payload is None:
+        driver.end_prewarm()
+        return code
 
     os.environ.update(payload["env"])  # hydra.job.env_set, as Hydra's run would set it
     return driver.run_from_config(payload["config"], payload["overrides"], prewarmed=prewarmed)

@@ -1,6 +1,7 @@
 """The helper mltrain runs on an SSH host (standard library only, Python >= 3.8): uploaded once as a zip
-of the node-side package (:mod:`mltrain.remote`) that Python runs, ``python3 AGENT.pyz WORKDIR COMMAND
-[ARGS]``; the commands live in :mod:`~mltrain.remote.ssh_envs` and :mod:`~mltrain.remote.ssh_jobs`.
+of the node-side package (:mod:`mltrain.remote`), unpacked into the folder ``AGENT`` that Python runs
+(the zip itself runs too), ``python3 AGENT WORKDIR COMMAND [ARGS]``; the commands live in
+:mod:`~mltrain.remote.ssh_envs` and :mod:`~mltrain.remote.ssh_jobs`.
 
 A JSON request comes on stdin where a command needs one, and the answer is one JSON line on stdout
 (``follow`` and ``pack`` stream instead). Layout of WORKDIR:
@@ -174,7 +175,7 @@ COMMANDS = {
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2 or argv[1] not in COMMANDS:
-        fail("usage: agent.pyz WORKDIR {{{}}} ...".format(",".join(COMMANDS)), 2)
+        fail("usage: AGENT WORKDIR {{{}}} ...".format(",".join(COMMANDS)), 2)
     work = os.path.expanduser(argv[0])
     COMMANDS[argv[1]](work, *argv[2:])
 

@@ -51,11 +51,17 @@ def remove_container(run_dir: str) -> bool:
 
 def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
     """Start the supervisor of the job; answer once the job's process group exists. With
-    ``heartbeat``, the answer is a 'j' frame and the command goes on as ``follow`` (one round trip)."""
+    ``heartbeat``, the answer is a 'j' frame and the command goes on as ``follow`` (one round trip).
+    A request that makes the run folder (``materialise``) from blobs the cache lacks starts nothing:
+    with ``heartbeat`` the answer is a 'b' frame listing them (the driver sends them and asks again)."""
     req = json.loads(sys.stdin.readline())  # one line: stdin stays open for the follow that comes next
     run_dir = run_dir_of(work, run_id)
-    if req.get("materialise") and materialise_run(work, run_id, blob_files({"files": req["materialise"]})):
-        fail("the host's blob cache lost files of the run (pruned?): upload again", 6)
+    missing = materialise_run(work, run_id, blob_files({"files": req["materialise"]})) if req.get("materialise") else []
+    if missing and heartbeat is not None:
+        frame("b", json.dumps(missing).encode())
+        return
+    if missing:
+        fail("the host's blob cache lacks files of the run (pruned?): upload again", 6)
     if not os.path.isdir(run_dir):
         fail(f"run folder {run_dir} does not exist (upload first)")
     for rel, text in req.get("files", {}).items():

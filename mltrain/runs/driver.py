@@ -53,10 +53,22 @@ def prewarm(argv: list[str] | None = None) -> Workspace | None:
     elsewhere); return that workspace."""
     import importlib
 
+    from mltrain.runs import preconnect
+
+    early = preconnect.start(argv or [])  # the SSH hosts of this command line's last run: connected meanwhile
     chosen = {a.lstrip("+~").split("=", 1)[1] for a in argv or () if a.lstrip("+~").startswith("compute=")}
-    for name in PREWARM_MODULES + tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())):
+    chosen |= {"ssh"} if early else set()
+    # the target's client library first: an early connection needs it at once
+    for name in tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())) + PREWARM_MODULES:
         importlib.import_module(name)
     return open_default_workspace()
+
+
+def end_prewarm() -> None:
+    """Release what ``prewarm`` started and no run took (early SSH connections)."""
+    from mltrain.runs import preconnect
+
+    preconnect.end()
 
 
 def open_default_workspace() -> Workspace | None:
@@ -85,6 +97,16 @@ def run_from_config(
     config: dict[str, Any], overrides: list[str] | None = None, prewarmed: Workspace | None = None
 ) -> int:
     """Run the job of a resolved ``config`` (plain containers), print its summary; return the exit code."""
+    from mltrain.runs import preconnect
+
+    preconnect.remember(config.get("compute"))
+    try:
+        return _run(config, overrides, prewarmed)
+    finally:
+        preconnect.end()
+
+
+def _run(config: dict[str, Any], overrides: list[str] | None, prewarmed: Workspace | None) -> int:
     from mltrain.runs.summary import print_summary
     from mltrain.workspace import discard_new, is_new
 

@@ -39,3 +39,21 @@ def test_the_bundled_configs_name_the_target_classes():
     }.items():
         node = yaml.safe_load((ROOT / "conf" / "compute" / f"{name}.yaml").read_text())
         assert node["_target_"] == f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}"  # the package exports it
+
+
+def test_a_built_in_target_is_built_without_importing_hydra():
+    """The driver gets its config composed by a forked child: building an SSH (or any built-in)
+    target then costs no Hydra import, and a wrong option is still refused naming the valid ones."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mltrain.compute.targets import compute_from_config\n"
+        "t = compute_from_config({'_target_': 'mltrain.compute.ssh.SSHCompute', 'hosts': [{'host': 'gpu1'}]})\n"
+        "print(type(t).__name__, sorted(m for m in ('hydra', 'omegaconf') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["SSHCompute", "[]"]
+    with pytest.raises(Exception, match="has no option 'hostz'"):
+        compute_from_config({"_target_": "mltrain.compute.ssh.SSHCompute", "hostz": []})

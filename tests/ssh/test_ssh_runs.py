@@ -104,6 +104,36 @@ def test_upload_sends_only_blobs_the_host_lacks(tmp_path, ssh_pool):
         target.close()
 
 
+def test_a_new_connection_starts_a_job_with_its_files_in_one_command(tmp_path, ssh_pool):
+    """A fresh target (a new command) makes the run folder with the job's start request: one helper
+    command when the host has the files; when it lacks some, it says which, they go, and it starts."""
+    import dataclasses
+
+    from mltrain.config.schema import EnvironmentConfig
+    from mltrain.environments.resolve import resolve
+    from mltrain.environments.spec import EnvSpec
+    from mltrain.workspace import Workspace, WorkspaceSettings
+
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
+    source = tmp_path / "src"
+    write_script(source, "job.py", "print('hello')\n")
+    node = {**dataclasses.asdict(EnvironmentConfig()), "name": "system", "build": "system"}
+    env = resolve(EnvSpec.from_config(node, base_dir=tmp_path), ws)
+    for script, commands in (("print('hello')\n", None), ("print('hello')\n", 1), ("print('changed')\n", 2)):
+        write_script(source, "job.py", script)
+        target = SSHCompute(**ssh_pool.options(ssh_pool.hosts[0]))
+        try:
+            built = target.prepare(ws, env, lambda line: None)
+            remote, sent = target.remotes[0], target.stats["blobs_sent"]
+            before = remote.round_trips
+            assert _run_once(ws, target, source, env, built) == (0, script.split("'")[1] + "\n")
+            if commands is not None:  # start, follow, collect and clean up: one command (two with a new file)
+                assert remote.round_trips - before == commands
+                assert target.stats["blobs_sent"] - sent == commands - 1
+        finally:
+            target.close()
+
+
 def test_unknown_host_key_is_refused_with_its_fingerprint(tmp_path, ssh_pool):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
@@ -397,3 +427,27 @@ def test_host_lost_before_its_job_starts_is_skipped_for_another(tmp_path, ssh_po
         assert _run_once(ws, target, source, env, built)[0] == 0  # later runs go straight to the other host
     finally:
         target.close()
+
+
+def test_the_helper_is_unpacked_once_into_a_folder_where_python_caches_its_bytecode(tmp_path, ssh_pool):
+    """Two connections to a new host at once both get the helper; it lives in one folder (no half
+    unpacked copy left), whose modules Python compiles once, not at every connection."""
+    import threading
+
+    host = ssh_pool.make_host("127.0.0.4", f"unpack-{time.monotonic_ns()}")
+    known = tmp_path / "known_hosts"
+    known.write_text(host.known_hosts_line())
+    targets = [SSHCompute(hosts=[host.entry()], known_hosts=str(known)) for _ in range(2)]
+    try:
+        threads = [threading.Thread(target=t.check) for t in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(t.remotes[0].probe is not None for t in targets)
+        entries = [p.name for p in host.workdir.iterdir() if p.name.startswith("agent-")]
+        assert len(entries) == 1 and (host.workdir / entries[0] / "__main__.py").is_file(), entries
+        assert list((host.workdir / entries[0] / "mltrain" / "remote" / "__pycache__").glob("ssh_agent.*.pyc"))
+    finally:
+        for t in targets:
+            t.close()

@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from conformance import RecordingSink
 from support import write_script
 
 from mltrain.compute.base import RunSpec
@@ -50,12 +51,15 @@ def test_a_changed_blob_never_reaches_the_host_and_modes_are_masked_there(tmp_pa
     write_script(source, "tool.sh", "#!/bin/sh\necho hi\n")
     os.chmod(source / "tool.sh", 0o6777)
     try:
+        built = target.prepare(ws, _system_env(ws, tmp_path), lambda line: None)
         spec = _spec(ws, source)
-        target.upload(ws, spec)
+        target.upload(ws, spec)  # the run folder is made there now, or with the job's start
+        handle = target.start(spec, built, RecordingSink())
+        assert handle.wait(60) == 0
         remote = host.workdir / "runs" / spec.run_id
         assert stat.S_IMODE((remote / "tool.sh").stat().st_mode) == 0o755  # no setuid, not world-writable
         assert stat.S_IMODE((remote / "job.py").stat().st_mode) & 0o022 == 0
-        target.cleanup(spec, None)
+        target.cleanup(spec, handle)
 
         write_script(source, "job.py", f"print('the real code {secrets.token_hex(8)}')\n")
         spec = _spec(ws, source)
@@ -65,6 +69,7 @@ def test_a_changed_blob_never_reaches_the_host_and_modes_are_masked_there(tmp_pa
         blob.write_text("print('changed code')\n")
         with pytest.raises(WorkspaceError, match=f"blob {sha} is corrupted"):
             target.upload(ws, spec)
+            target.start(spec, built, RecordingSink())
         target.cleanup(spec, None)
         blobs = host.workdir / "blobs"
         assert not (blobs / sha).exists() and not list(blobs.glob(".up-*"))

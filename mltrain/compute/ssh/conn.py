@@ -1,6 +1,6 @@
 """One SSH host of a pool: a connection (fabric, so ``~/.ssh/config`` aliases and ssh-agent work),
 host keys checked against a known_hosts file, and the mltrain helper (:mod:`mltrain.remote.ssh_agent`)
-run there from a zip of the node-side package (:func:`agent_archive`).
+run there from a folder unpacked from a zip of the node-side package (:func:`agent_archive`).
 
 Host keys are never accepted silently: an unknown or changed key is refused with its SHA256
 fingerprint and how to trust it, unless ``host_key_policy: accept-new`` records unknown ones.
@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 
 SEND_PIECE = 1 << 16  # bytes per sendall: paramiko's copies what is left after each packet (quadratic in a chunk)
 AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_agent import main\nmain(sys.argv[1:])\n"
+# Unpacks the helper's zip (argv[1]) into its folder (argv[2]), which appears whole or not at all
+# (a folder Python runs caches the bytecode of its modules: a zip's are compiled at every start)
+UNPACK = (
+    "import os, shutil, sys, zipfile\n"
+    "archive, folder = sys.argv[1:]\n"
+    "zipfile.ZipFile(archive).extractall(archive[:-4])\n"
+    "os.remove(archive)\n"
+    "try:\n"
+    "    os.rename(archive[:-4], folder)\n"
+    "except OSError:  # another connection unpacked it first\n"
+    "    shutil.rmtree(archive[:-4])\n"
+)
 
 
 @cache
@@ -142,6 +154,7 @@ class Remote:
         self._mux_lock = threading.Lock()
         self.probe: dict[str, Any] | None = None
         self.round_trips = 0
+        self.warming: threading.Thread | None = None  # an early connection under way (compute.ssh.early)
 
     @property
     def label(self) -> str:
@@ -408,13 +421,14 @@ class Remote:
         running as this connection's warm helper (``serve``): one round trip when it is there already."""
         source = agent_archive()
         python = shlex.quote(self.entry.python)
-        name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}.pyz"
+        name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}"
         workdir = self.entry.workdir or self.config.workdir
         shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
+        unpack = shlex.quote(UNPACK)
         script = (
             f'W={shell_dir}; A="$W/{name}"; command -v {python} >/dev/null 2>&1 || exit 91; '
-            f'if [ ! -f "$A" ]; then mkdir -p "$W" || exit 90; echo need; '
-            f'head -c {len(source)} > "$A.$$" && mv "$A.$$" "$A" || exit 90; fi; '
+            f'if [ ! -f "$A/__main__.py" ]; then mkdir -p "$W" || exit 90; echo need; '
+            f'head -c {len(source)} > "$A.$$.zip" && {python} -c {unpack} "$A.$$.zip" "$A" || exit 90; fi; '
             f'exec {python} "$A" "$W" serve probe'
         )
         chan = self.channel(script, 60)

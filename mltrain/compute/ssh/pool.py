@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from mltrain.compute.ssh import early
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
 from mltrain.compute.ssh.conn import HostKeyProblem, Remote
 from mltrain.errors import ComputeError
@@ -22,7 +23,7 @@ from mltrain.errors import ComputeError
 class HostPool:
     def __init__(self, cfg: SSHComputeConfig) -> None:
         self.cfg = cfg
-        self.remotes = [Remote(h, cfg) for h in cfg.hosts]
+        self.remotes = early.adopt(cfg) or [Remote(h, cfg) for h in cfg.hosts]
         self._cond = threading.Condition()
         self._busy: dict[str, int] = {r.label: 0 for r in self.remotes}
         self.held: dict[str, Remote] = {}  # run id -> the host whose slot it holds
@@ -33,6 +34,10 @@ class HostPool:
     # -- reaching the hosts -----------------------------------------------------------------------
     def reach(self, remote: Remote) -> bool:
         """Connect and probe ``remote``; on failure it is marked down (reported, then skipped)."""
+        warming = remote.warming
+        if warming is not None:  # connected early: that attempt ends first (if it failed, connect again)
+            warming.join()
+            remote.config, remote.warming = self.cfg, None  # the run's own host key policy from now on
         if remote.probe is not None:
             return True
         try:

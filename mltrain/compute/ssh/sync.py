@@ -64,7 +64,7 @@ class Upload:
 
     files: list[tuple[str, str, int, int]]
     local: Mapping[str, Path]
-    deferred: bool = False  # the host has every blob: its start request makes the folder (no round trip)
+    deferred: bool = False  # the job's start request makes the folder (no round trip of its own)
 
 
 def upload_of(ws: Workspace, spec: RunSpec) -> Upload:
@@ -111,21 +111,24 @@ class BlobSync:
             self.stats["bytes_sent"] += sent
         return sent
 
-    def materialise(self, remote: Remote, run_id: str, up: Upload) -> None:
+    def materialise(self, remote: Remote, run_id: str, up: Upload, defer: bool = False) -> None:
         """Make the run folder on ``remote``: one round trip when the host has every blob; else the
-        missing ones go by SFTP, then one more. When this process saw the host hold every blob already
-        and its warm helper runs, no round trip: the job's start request makes the folder (``deferred``)."""
+        missing ones go by SFTP, then one more. No round trip when the host's warm helper runs and
+        either ``defer`` or this process saw the host hold every blob already: the job's start request
+        makes the folder (``deferred``; a host that lacks blobs then says which)."""
         shas = {sha for _p, sha, _s, _m in up.files}
-        up.deferred = remote.serving and shas <= remote.known_blobs
+        up.deferred = remote.serving and (defer or shas <= remote.known_blobs)
         if up.deferred:
-            with self._lock:
-                self.stats["blobs_present"] += len(up.local)
             return
         request = {"files": up.files}
         missing = remote.agent("materialise", run_id, request=request)["missing"]
         self.send_blobs(remote, missing, up.local)
         if missing and remote.agent("materialise", run_id, request=request)["missing"]:
             raise ComputeError(f"the upload of run {run_id} to {remote.label} did not complete")
-        remote.known_blobs |= shas
+        self.made(remote, up, len(missing))
+
+    def made(self, remote: Remote, up: Upload, sent: int) -> None:
+        """The run folder of ``up`` exists on ``remote``, ``sent`` of its blobs uploaded for it."""
+        remote.known_blobs |= {sha for _p, sha, _s, _m in up.files}
         with self._lock:
-            self.stats["blobs_present"] += len(up.local) - len(missing)
+            self.stats["blobs_present"] += len(up.local) - sent

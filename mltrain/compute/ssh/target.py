@@ -141,7 +141,8 @@ class SSHCompute(ComputeTarget):
                     from mltrain.environments.base import record_use
 
                     record_use(ws, env, self.envs.on(remote, env))
-                self.sync.materialise(remote, spec.run_id, up)
+                # a run without data goes with its start request: one round trip when the host has the files
+                self.sync.materialise(remote, spec.run_id, up, defer=not (spec.inputs or spec.outputs))
                 return
             except ConnectionLost as exc:
                 self.pool.mark_down(remote, str(exc))
@@ -228,26 +229,49 @@ class SSHCompute(ComputeTarget):
             }
         request["files"] = files
         up = self._uploads.get(spec.run_id)
-        if up is not None and up.deferred:
+        deferred = up is not None and up.deferred
+        if deferred:
             request["materialise"] = up.files
-        beat = self.cfg.keepalive_s
-        chan = remote.agent_channel("start", spec.run_id, str(beat), timeout=max(90.0, beat * 3))
-        try:
-            chan.sendall(json.dumps(request).encode() + b"\n")
-            head = read_exact(chan, 5)
-            body = read_exact(chan, struct.unpack(">I", head[1:])[0]) if head and head[:1] == b"j" else None
-        except (OSError, EOFError) as exc:
+        kind, body, chan = self._start_request(remote, spec, request)
+        sent = 0
+        if kind == b"b" and up is not None:  # the host lacks blobs of the run: they go now, then the start again
             chan.close()
-            raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
-        if body is None:
+            missing = json.loads(body)
+            self.sync.send_blobs(remote, missing, up.local)
+            sent = len(missing)
+            kind, body, chan = self._start_request(remote, spec, request)
+            if kind == b"b":
+                chan.close()
+                raise ComputeError(f"the upload of run {spec.run_id} to {remote.label} did not complete")
+        if deferred and kind == b"j":
+            self.sync.made(remote, up, sent)
+        if kind != b"j":
             code, err = ended(chan)
             detail = err.decode(errors="replace")[-800:]
             raise ComputeError(
                 f"run {spec.run_id} did not start on {remote.label} (exit {code}): {detail}",
                 hint="check the environment and job.script",
             )
-        chan.settimeout(beat * 3)
+        chan.settimeout(self.cfg.keepalive_s * 3)
         return int(json.loads(body)["pgid"]), chan
+
+    def _start_request(self, remote: Remote, spec: RunSpec, request: dict[str, Any]) -> tuple[bytes, bytes, Any]:
+        """Send the start ``request``: the kind of the first frame of the answer ('j': started; 'b': the
+        blobs the host lacks; b"" when the command ended without one), its data and the channel."""
+        beat = self.cfg.keepalive_s
+        chan = remote.agent_channel("start", spec.run_id, str(beat), timeout=max(90.0, beat * 3))
+        try:
+            chan.sendall(json.dumps(request).encode() + b"\n")
+            head = read_exact(chan, 5)
+            if head is None or head[:1] not in (b"j", b"b"):
+                return b"", b"", chan
+            body = read_exact(chan, struct.unpack(">I", head[1:])[0])
+        except (OSError, EOFError) as exc:
+            chan.close()
+            raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}: {exc}") from None
+        if body is None:
+            return b"", b"", chan
+        return head[:1], body, chan
 
     def _container_request(self, remote: Remote, spec: RunSpec, env: Materialised, run_dir: str) -> dict[str, Any]:
         """The helper's start request of a job in ``env``'s image: a foreground ``docker run`` (the

@@ -1,0 +1,84 @@
+"""Connections to a run's SSH hosts made before its target exists: started from a remembered config
+(:mod:`mltrain.runs.preconnect`) while the run's own config is still being composed, and adopted by
+the target (its :class:`~mltrain.compute.ssh.pool.HostPool`) only when the composed config is the
+same; otherwise they are closed unused.
+
+Each host is connected and its helper started (:meth:`Remote.bootstrap`) in a thread of its own. An
+early connection never records a host key: it uses ``host_key_policy: reject`` whatever the remembered
+config says, so an unknown key is left to the run's own connection and the run's own policy. A host
+the early connection could not reach is simply connected again, as usual, when the run asks for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+from mltrain.compute.ssh.config import SSHComputeConfig
+from mltrain.compute.ssh.conn import Remote
+
+_lock = threading.Lock()
+_pending: tuple[SSHComputeConfig, list[Remote]] | None = None
+
+
+def _warm(remote: Remote) -> None:
+    try:
+        remote.transport()  # connect first: the helper's zip needs modules the prewarm imports meanwhile
+        remote.bootstrap()
+    except Exception:  # noqa: BLE001 - the run connects again and reports what is wrong
+        remote.close()
+
+
+def begin(node: dict[str, Any]) -> bool:
+    """Start connecting to the hosts of the SSH compute config ``node``; False when it is not one."""
+    global _pending
+    try:
+        cfg = SSHComputeConfig(**node)
+    except Exception:  # noqa: BLE001 - not (or no longer) a valid SSH config: nothing to connect to
+        return False
+    discard()
+    strict = dataclasses.replace(cfg, host_key_policy="reject")
+    remotes = [Remote(host, strict) for host in strict.hosts]
+    for remote in remotes:
+        remote.warming = threading.Thread(target=_warm, args=(remote,), name="mltrain-ssh-early", daemon=True)
+        remote.warming.start()
+    with _lock:
+        _pending = (cfg, remotes)
+    return True
+
+
+def adopt(cfg: SSHComputeConfig) -> list[Remote] | None:
+    """The early connections when they were made for ``cfg`` (each is then the pool's, which gives it
+    ``cfg`` once its attempt ended); None when there are none (those made for another config are closed)."""
+    global _pending
+    with _lock:
+        pending, _pending = _pending, None
+    if pending is None:
+        return None
+    made, remotes = pending
+    if made != cfg:  # the run goes on with connections of its own
+        _close_later(remotes)
+        return None
+    return remotes
+
+
+def discard() -> threading.Thread | None:
+    """Close the early connections no target adopted, in the background (an attempt may still wait
+    for its host); the thread closing them, if any."""
+    global _pending
+    with _lock:
+        pending, _pending = _pending, None
+    return None if pending is None else _close_later(pending[1])
+
+
+def _close_later(remotes: list[Remote]) -> threading.Thread:
+    def close() -> None:
+        for remote in remotes:
+            if remote.warming is not None:
+                remote.warming.join()
+            remote.close()
+
+    thread = threading.Thread(target=close, name="mltrain-ssh-early-close", daemon=True)
+    thread.start()
+    return thread
