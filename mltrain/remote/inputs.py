@@ -10,10 +10,8 @@ out in the run folder under :data:`INPUTS_DIR`: ``mount`` as read-only hard link
 mode), ``download`` as private, writable copies (the script may change them).
 
 A download's copy is made once: when its run folder goes (:func:`release_run_folder`), a copy the
-script left as it was lent (every file and folder as laid out, none written, replaced, added or
-removed: sizes and change times, ``ctime``, which no process can set back) moves into the cache as
-that version's spare (``spares/<key>``); the next run of the same files takes it by one rename, so a
-second run neither moves nor copies a byte. A copy the script touched is deleted, as before.
+script left as it was lent becomes that version's spare, taken by the next run of the same files with
+one rename (:mod:`mltrain.remote.spares`).
 
 A cached file is read-only and has a fixed modification time. Before it is used again its size, mode
 and time are checked (one ``stat``); one that changed (a script that wrote through a mount) is hashed
@@ -35,9 +33,10 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any, BinaryIO
+
+from mltrain.remote import spares
 
 PLACEHOLDER = re.compile(r"\$\{(inputs|outputs)\.([^{}]*)\}")
 INPUTS_DIR = ".mltrain/inputs"  # in the run folder: one folder (or file) per input
@@ -290,98 +289,19 @@ def materialise(cache: NodeCache, inp: dict[str, Any], run_dir: str, bound_read_
     base = os.path.join(real_folder(run_dir, INPUTS_DIR), _check_rel(inp["name"]))
     if os.path.lexists(base):
         raise InputError(f"input {inp['name']}: {base} exists already")
-    if inp["mode"] == DOWNLOAD and _claim_spare(cache, inp, base):
+    if inp["mode"] == DOWNLOAD and spares.claim(os.path.join(cache.root, SPARES), base, _lent_files(inp)):
         return 0
     link = inp["mode"] == MOUNT and (bound_read_only or os.geteuid() != 0)
     copied = 0
     for entry in inp["files"]:
         copied += _place(cache, entry, os.path.join(base, _check_rel(entry[0])), inp["mode"], link)
     if inp["mode"] == DOWNLOAD:
-        _lend(cache, inp, base)
+        spares.lend(os.path.join(cache.root, SPARES), base, _lent_files(inp))
     return copied
 
 
-# -- spare private copies of download inputs -------------------------------------------------------------
-def _spare_key(inp: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps([inp["type"], inp["files"]]).encode()).hexdigest()
-
-
-def _lent_record(cache: NodeCache, base: str) -> str:
-    """Where the cache notes what it lent to the run folder's input at ``base`` (out of the script's folder)."""
-    return os.path.join(cache.root, SPARES, "lent", hashlib.sha256(os.path.realpath(base).encode()).hexdigest())
-
-
-def _claim_spare(cache: NodeCache, inp: dict[str, Any], base: str) -> bool:
-    """Move the spare copy of ``inp``'s files (if the cache has one) to ``base``: one rename, so two runs
-    never get the same copy."""
-    try:
-        os.rename(os.path.join(cache.root, SPARES, _spare_key(inp)), base)
-    except OSError:
-        return False  # none (or on another file system: copy)
-    _lend(cache, inp, base)
-    return True
-
-
-def _lend(cache: NodeCache, inp: dict[str, Any], base: str) -> None:
-    """Note that the private copy at ``base`` is as laid out now: its files and sizes, and the file
-    system's clock (``at``: ctime of a write now, and the clock has moved past it, so any later change
-    has a later ctime; it ticks every few ms). Nothing is noted when it does not move (the copy is not reused)."""
-    record = _lent_record(cache, base)
-    os.makedirs(os.path.dirname(record), exist_ok=True)
-    open(record, "w").close()  # noqa: SIM115 - a probe of the clock
-    at = os.stat(record).st_ctime_ns
-    deadline = time.monotonic() + 0.5
-    while True:
-        time.sleep(0.001)
-        os.utime(record)
-        if os.stat(record).st_ctime_ns > at:
-            break
-        if time.monotonic() > deadline:
-            os.unlink(record)
-            return
-    files = {_check_rel(e[0]): int(e[1]) for e in inp["files"]}
-    with open(record, "w") as f:
-        json.dump({"key": _spare_key(inp), "at": at, "files": files}, f)
-
-
-def _untouched(base: str, files: dict[str, int], at_ns: int) -> bool:
-    """Whether the copy at ``base`` holds exactly ``files`` (relative path: size), each a regular file, and
-    nothing in it changed since ``at_ns`` (a write, chmod, utime, rename or new entry sets ``ctime``)."""
-    try:
-        st = os.lstat(base)
-        if not stat.S_ISDIR(st.st_mode) or st.st_ctime_ns > at_ns:
-            return False
-        seen = 0
-        for folder, dirs, names in os.walk(base):
-            for name in dirs + names:
-                st = os.lstat(os.path.join(folder, name))
-                if st.st_ctime_ns > at_ns:
-                    return False
-                if stat.S_ISDIR(st.st_mode):
-                    continue
-                rel = os.path.relpath(os.path.join(folder, name), base).replace(os.sep, "/")
-                if not stat.S_ISREG(st.st_mode) or files.get(rel) != st.st_size:
-                    return False
-                seen += 1
-        return seen == len(files)
-    except OSError:
-        return False
-
-
-def _recycle(cache: NodeCache, base: str) -> None:
-    """Keep the copy at ``base`` as its version's spare when the script left it as it was lent."""
-    record = _lent_record(cache, base)
-    try:
-        with open(record) as f:
-            lent = json.load(f)
-        os.unlink(record)
-    except (OSError, ValueError):
-        return
-    if _hex64(lent.get("key")) and _untouched(base, dict(lent.get("files") or {}), int(lent.get("at") or 0)):
-        try:
-            os.rename(base, os.path.join(cache.root, SPARES, lent["key"]))  # fails when one is there already
-        except OSError:
-            pass
+def _lent_files(inp: dict[str, Any]) -> spares.Lent:
+    return spares.Lent(inp["type"], {_check_rel(e[0]): int(e[1]) for e in inp["files"]}, inp["files"])
 
 
 def release_run_folder(run_dir: str, cache: NodeCache | None = None, remove: bool = True) -> None:
@@ -391,7 +311,7 @@ def release_run_folder(run_dir: str, cache: NodeCache | None = None, remove: boo
     if os.path.isdir(inputs) and not os.path.islink(inputs):
         cache = cache or node_cache()
         for name in os.listdir(inputs):
-            _recycle(cache, os.path.join(inputs, name))
+            spares.recycle(os.path.join(cache.root, SPARES), os.path.join(inputs, name))
     shutil.rmtree(run_dir if remove else inputs, ignore_errors=True)
 
 
