@@ -68,6 +68,9 @@ def main(argv: list[str]) -> int:
     """Compose in a child, run in the parent; return the exit code."""
 
     def prewarm() -> Any:
+        from mltrain.runs import preconnect
+
+        preconnect.start(argv)  # first: connecting waits on the network while the rest is imported
         from mltrain.runs import driver
 
         return driver.prewarm(argv)

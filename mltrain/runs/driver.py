@@ -55,7 +55,7 @@ def prewarm(argv: list[str] | None = None) -> Workspace | None:
 
     from mltrain.runs import preconnect
 
-    early = preconnect.start(argv or [])  # the SSH hosts of this command line's last run: connected meanwhile
+    early = preconnect.begun()  # the SSH hosts of this command line's last run, connected meanwhile
     chosen = {a.lstrip("+~").split("=", 1)[1] for a in argv or () if a.lstrip("+~").startswith("compute=")}
     chosen |= {"ssh"} if early else set()
     # the target's client library first: an early connection needs it at once

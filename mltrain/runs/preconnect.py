@@ -51,6 +51,11 @@ def start(argv: list[str]) -> bool:
     return _begun
 
 
+def begun() -> bool:
+    """Whether :func:`start` is connecting to this command line's hosts in the background."""
+    return _begun
+
+
 def remember(compute: Any) -> None:
     """Store the composed ``compute`` config of this process's command line (an SSH target's only;
     any other forgets what was stored for it)."""
