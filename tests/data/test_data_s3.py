@@ -156,3 +156,32 @@ def test_hostile_object_keys_are_refused_at_create(s3, mt, mt_json, hostile: str
     s3.put(hostile, b"bad")
     refused(mt("data", "create", "d", s3.url("raw") + "/"), "refusing the path")
     assert mt_json("data", "list") == []
+
+
+def imported(proc) -> set[str]:
+    """The modules a process run with PYTHONPROFILEIMPORTTIME=1 imported (its stderr's import lines)."""
+    lines = (line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:"))
+    return {name.split(".")[0] for name in lines}
+
+
+def test_reading_an_s3_datastore_does_not_load_s3fs(s3, mt_json, cli, s3_datastore, project: Path):
+    """Download, check and listing go through botocore's own client: a one-off command does not pay for
+    importing s3fs, aiobotocore and aiohttp (seconds on a loaded machine)."""
+    s3.put("raw/a.csv", b"a,b\n1,2\n")
+    s3.put("raw/sub/b.csv", b"a,b\n3,4\n")
+    mt_json("data", "create", "ref", s3.url("raw") + "/")
+    (project / "local").mkdir()
+    (project / "local" / "x.txt").write_text("stored")
+    mt_json("data", "create", "kept", "local", "--datastore", s3_datastore)
+    slow = {"s3fs", "aiobotocore", "aiohttp"}
+    for args in (
+        ("data", "download", "ref:1", "dl"),
+        ("data", "check", "ref:1"),
+        ("data", "download", "kept:1", "dl2"),
+        ("data", "create", "again", s3.url("raw") + "/"),
+    ):
+        proc = cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert proc.returncode == 0, proc.output
+        assert imported(proc) & slow == set(), args
+    assert (project / "dl" / "sub" / "b.csv").read_bytes() == b"a,b\n3,4\n"
+    assert (project / "dl2" / "x.txt").read_text() == "stored"

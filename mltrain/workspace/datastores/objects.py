@@ -3,9 +3,10 @@
 
 Each needs its fsspec package (``pip install 'mltrain[s3]'``, ``[azure]``, ``[gcs]``), imported only
 when the store is first used. Writes are uploads that only become visible when complete (committed),
-and are discarded on any failure. Credentials come from the environment (the SDK's own variables),
-a profile, or a file named by ``credentials_file``; they are read when the store connects and are
-held in memory only.
+and are discarded on any failure. An ``s3://`` store reads (GET, HEAD, LIST, presigning) through
+botocore's own client, so a command that only reads never imports s3fs (see s3client). Credentials
+come from the environment (the SDK's own variables), a profile, or a file named by
+``credentials_file``; they are read when the store connects and are held in memory only.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import configparser
 import importlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -23,6 +25,7 @@ from mltrain.errors import ConfigError, DataError
 from mltrain.workspace.blobs import CHUNK
 from mltrain.workspace.datastores.base import Datastore, HashingReader, StoredFile, check_key, mismatch
 
+_CLIENT_LOCK = threading.Lock()
 READ_BLOCK = 8 << 20  # bytes per ranged read of an object (the read-ahead buffer of one open file)
 CONNECTION_ERRORS = (
     "EndpointConnectionError",
@@ -139,7 +142,11 @@ class ObjectDatastore(Datastore):
                 f"the {self.kind} datastore has no url, so it cannot store data",
                 hint=f"set datastore.url={self.protocols[0]}://BUCKET/PREFIX in its conf/datastore/ file",
             )
-        return str(type(self.fs)._strip_protocol(self._url)).rstrip("/")
+        return self._path(self._url).rstrip("/")
+
+    def _path(self, url: str) -> str:
+        """``url`` as a path of the file system (no scheme)."""
+        return str(type(self.fs)._strip_protocol(url))
 
     def _full(self, key: str) -> str:
         return f"{self._root()}/{check_key(key, self.url)}"
@@ -245,45 +252,6 @@ class ObjectDatastore(Datastore):
         return other
 
 
-async def _read_up_to(body: Any, n: int) -> bytes:
-    """Up to ``n`` bytes of a streaming response body (all that is left when ``n`` < 0)."""
-    if n < 0:
-        return bytes(await body.read())
-    parts, left = [], n
-    while left > 0:
-        chunk = await body.read(left)
-        if not chunk:
-            break
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
-
-
-class _StreamingBody:
-    """A blocking reader over the body of one GET, read on the file system's event loop."""
-
-    def __init__(self, store: ObjectDatastore, key: str, body: Any) -> None:
-        self._store, self._key, self._body = store, key, body
-
-    def read(self, n: int = -1) -> bytes:
-        from fsspec.asyn import sync
-
-        with self._store._errors("read", self._key):
-            return sync(self._store.fs.loop, _read_up_to, self._body, n)  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        from fsspec.asyn import sync
-
-        with suppress(Exception):
-            sync(self._store.fs.loop, self._body.aclose)  # on the loop that owns the connection
-
-    def __enter__(self) -> _StreamingBody:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class S3Datastore(ObjectDatastore):
     """``s3://BUCKET/PREFIX`` on AWS or any S3-compatible server (MinIO, Ceph, moto)."""
 
@@ -317,47 +285,135 @@ class S3Datastore(ObjectDatastore):
             connect_timeout_s=connect_timeout_s,
             retries=retries,
         )
+        self._client: Any = None
+        self._client_pid = os.getpid()
 
-    def _get(self, key: str) -> tuple[_StreamingBody, str | None]:
+    @property
+    def client(self) -> Any:
+        """botocore's S3 client for the reads (GET, HEAD, LIST, presigning), which starts without
+        importing s3fs; made on first use (again in a forked child)."""
+        with _CLIENT_LOCK:  # one client, even when the first reads are from several threads
+            if self._client is None or self._client_pid != os.getpid():
+                from mltrain.workspace.datastores.s3client import new_client
+
+                with self._errors("connect"):
+                    self._client = new_client(self._options, self._credentials())
+                self._client_pid = os.getpid()
+            return self._client
+
+    def _call(self, what: str, key: str | None, method: str, missing_ok: bool = False, **params: Any) -> Any:
+        """``client.method(**params)``, failing as a DataError (None for a missing object if ``missing_ok``)."""
+        from mltrain.workspace.datastores.s3client import translated
+
+        with self._errors(what, key):
+            try:
+                return getattr(self.client, method)(**params)
+            except Exception as exc:  # noqa: BLE001 - translated, then reported by _errors
+                error = translated(exc)
+                if missing_ok and isinstance(error, FileNotFoundError):
+                    return None
+                raise error from None
+
+    def _path(self, url: str) -> str:
+        return url.split("://", 1)[1]
+
+    def _bucket_key(self, key: str) -> tuple[str, str]:
+        bucket, _, path = self._full(key).partition("/")
+        return bucket, path
+
+    def _get(self, key: str) -> tuple[BinaryIO, str | None]:
         """One GET of the whole object, streamed (no ranged reads): its body and ETag."""
-        from fsspec.asyn import sync
+        from mltrain.workspace.datastores.s3client import Body
 
-        bucket, path, _version = self.fs.split_path(self._full(key))
-        with self._errors("read", key):
-            response = sync(self.fs.loop, self.fs._call_s3, "get_object", Bucket=bucket, Key=path, **self.fs.req_kw)
-        return _StreamingBody(self, key, response["Body"]), self._checksum(response)
+        bucket, path = self._bucket_key(key)
+        response = self._call("read", key, "get_object", Bucket=bucket, Key=path)
+        return Body(lambda: self._errors("read", key), response["Body"]), self._checksum(response)  # type: ignore[return-value]
 
     def open(self, key: str) -> BinaryIO:
-        return self._get(key)[0]  # type: ignore[return-value]
+        return self._get(key)[0]
 
     def open_version(self, key: str, checksum: str) -> BinaryIO:
         body, now = self._get(key)
         if now != checksum:
             body.close()
             raise mismatch(key, self.url, checksum, str(now))
-        return body  # type: ignore[return-value]
+        return body
+
+    def info(self, key: str) -> StoredFile:
+        bucket, path = self._bucket_key(key)
+        found = self._call("read", key, "head_object", missing_ok=True, Bucket=bucket, Key=path)
+        if found is None:  # HEAD has no body to say whether the key or the bucket is missing: LIST does
+            listed = self._call("list", None, "list_objects_v2", Bucket=bucket, Prefix=path + "/", MaxKeys=1)
+            if listed.get("KeyCount"):
+                raise DataError(f"{key} in {self.url} is a folder, not a file", hint="create it as --type uri_folder")
+            raise DataError(f"{key} does not exist in {self.url}", hint="check the URL and that the bucket exists")
+        return StoredFile(key, int(found["ContentLength"]), self._checksum(found))
+
+    def exists(self, key: str) -> bool:
+        bucket, path = self._bucket_key(key)
+        return self._call("read", key, "head_object", missing_ok=True, Bucket=bucket, Key=path) is not None
+
+    def list(self, prefix: str = "") -> list[StoredFile]:
+        root = self._root()
+        bucket, _, path = (self._full(prefix.rstrip("/")) if prefix else root).partition("/")
+        out, token = [], None
+        while True:
+            more = {"ContinuationToken": token} if token else {}
+            page = self._call("list", None, "list_objects_v2", Bucket=bucket, Prefix=f"{path}/" if path else "", **more)
+            for item in page.get("Contents", ()):
+                full = f"{bucket}/{item['Key']}"
+                if not full.endswith("/"):  # not a folder marker
+                    key = check_key(full[len(root) + 1 :], self.url)
+                    out.append(StoredFile(key, int(item["Size"]), self._checksum(item)))
+            token = page.get("NextContinuationToken")
+            if not token:
+                return sorted(out, key=lambda f: f.key)
+
+    def signed_url(self, key: str, expires_s: int) -> str | None:
+        bucket, path = self._bucket_key(key)
+        params = {"Bucket": bucket, "Key": path}
+        try:
+            return str(
+                self._call(
+                    "sign",
+                    key,
+                    "generate_presigned_url",
+                    ClientMethod="get_object",
+                    Params=params,
+                    ExpiresIn=int(expires_s),
+                )
+            )
+        except DataError:
+            return None
+
+    def at(self, url: str) -> Datastore:
+        other = super().at(url)
+        other._client, other._client_pid = self._client, self._client_pid  # type: ignore[attr-defined]
+        return other
+
+    def _credentials(self) -> dict[str, str]:
+        """Explicit keys (``key``, ``secret``, ``token``) from ``credentials_file``, or the ``profile``; empty
+        for the SDK's own chain (the environment, its default profile, an instance role)."""
+        o = self._options
+        if not o["credentials_file"]:
+            return {"profile": o["profile"]} if o["profile"] else {}
+        found = read_credentials_file(
+            o["credentials_file"],
+            o["profile"] or "default",
+            ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+        )
+        creds = {"key": found.get("aws_access_key_id", ""), "secret": found.get("aws_secret_access_key", "")}
+        return creds | ({"token": found["aws_session_token"]} if found.get("aws_session_token") else {})
 
     def _filesystem(self) -> Any:
         import s3fs
 
         o = self._options
-        creds: dict[str, Any] = {}
-        if o["credentials_file"]:
-            found = read_credentials_file(
-                o["credentials_file"],
-                o["profile"] or "default",
-                ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
-            )
-            creds = {"key": found.get("aws_access_key_id"), "secret": found.get("aws_secret_access_key")}
-            if found.get("aws_session_token"):
-                creds["token"] = found["aws_session_token"]
-        elif o["profile"]:
-            creds = {"profile": o["profile"]}
         config = {
             "connect_timeout": float(o["connect_timeout_s"]),
             "read_timeout": 120,
             "retries": {"max_attempts": int(o["retries"]) + 1, "mode": "standard"},
-            "signature_version": "s3v4",  # also for presigned URLs (a node reading by URL), as AWS requires
+            "signature_version": "s3v4",
         }
         return s3fs.S3FileSystem(
             anon=bool(o["anon"]),
@@ -366,7 +422,7 @@ class S3Datastore(ObjectDatastore):
             config_kwargs=config,
             skip_instance_cache=True,
             use_listings_cache=False,
-            **creds,
+            **self._credentials(),
         )
 
 
