@@ -49,10 +49,8 @@ class ObjectBlobStore(BlobStore):
         """One request to the bucket (once per store): unreachable, refused or missing is a ConfigError."""
         if self._checked:
             return
-        root = self.store.url.split("://", 1)[1]
         try:
-            with self.store._errors("connect"):
-                self.store.fs.info(root.split("/", 1)[0])
+            self.store.check_bucket()
         except DataError as exc:
             raise ConfigError(
                 f"the artifact root {self.url} cannot be used: {exc.message}",

@@ -148,6 +148,12 @@ class ObjectDatastore(Datastore):
         """``url`` as a path of the file system (no scheme)."""
         return str(type(self.fs)._strip_protocol(url))
 
+    def check_bucket(self) -> None:
+        """One request for the bucket (container) of the URL: a DataError if it is missing, refused or
+        cannot be reached."""
+        with self._errors("connect"):
+            self.fs.info(self.url.split("://", 1)[1].split("/", 1)[0])
+
     def _full(self, key: str) -> str:
         return f"{self._root()}/{check_key(key, self.url)}"
 
@@ -316,6 +322,9 @@ class S3Datastore(ObjectDatastore):
 
     def _path(self, url: str) -> str:
         return url.split("://", 1)[1]
+
+    def check_bucket(self) -> None:
+        self._call("connect", None, "head_bucket", Bucket=self.url.split("://", 1)[1].split("/", 1)[0])
 
     def _bucket_key(self, key: str) -> tuple[str, str]:
         bucket, _, path = self._full(key).partition("/")
