@@ -94,8 +94,8 @@ def test_help_imports_no_heavy_package(command, tmp_path):
 
 
 def test_a_run_without_data_imports_no_data_path(tmp_path):
-    """Every run pays for what its driver imports: the data path (and the ssl/http stack a node's fetch uses)
-    only for jobs that declare inputs or outputs."""
+    """Every run pays for what its driver and the prefork child's composing import: the data path (and the
+    ssl/http stack a node's fetch uses) only for jobs that declare inputs or outputs."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "noop.py").write_text("pass\n")
     args = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
@@ -109,6 +109,7 @@ def test_a_run_without_data_imports_no_data_path(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     data_path = {"mltrain.runs.inputs", "mltrain.compute.data_io", "mltrain.data", "urllib.request", "http.client"}
+    data_path |= {"mltrain.remote.inputs", "mltrain.remote.spares"}  # the node-side data path
     assert not imported & data_path
 
 
