@@ -139,6 +139,25 @@ def test_store_records_share_their_methods():
     assert a == {"status": "Queued", "ts": 1.0, "detail": None}  # still the mapping of its fields
 
 
+def test_root_schema_compiles_no_repr_or_equality():
+    """Every run defines the root schema's dataclasses before it composes: they compile neither a repr
+    nor an equality of their own (mltrain/config/schema.py)."""
+    import dataclasses
+    import typing
+
+    from mltrain.config.schema import MLTrainConfig
+
+    seen, todo = [], [MLTrainConfig]
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            todo += [t for t in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(t)]
+    assert len(seen) >= 10
+    assert [f"{c.__name__}.{m}" for c in seen for m in ("__repr__", "__eq__") if m in vars(c)] == []
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     """Every module ``path`` imports (lazy and ``TYPE_CHECKING`` imports included), with its line."""
     import ast
