@@ -81,3 +81,38 @@ def test_an_input_stored_in_the_bucket_is_fetched_by_the_host_itself(
         f"SEEN {rel} {text}" for rel, text in sorted(content.items())
     ]
     assert "input train: 2 of those files fetched by" in proc.stdout + proc.stderr, proc.output
+
+
+def _put(url: str, headers: dict[str, str], data: bytes) -> int:
+    import urllib.request
+
+    request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the test's loopback server
+        return int(response.status)
+
+
+def test_an_upload_by_signed_url_becomes_a_blob_only_when_the_store_computes_its_hash(tmp_path, open_moto, monkeypatch):
+    import hashlib
+
+    for key, value in open_moto.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = open_moto.bucket(f"put-{secrets.token_hex(4)}")
+    blobs = WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts").blob_store()
+    data, other = b"the model " + secrets.token_bytes(64), b"not what was announced"
+    sha = hashlib.sha256(data).hexdigest()
+
+    signed = blobs.signed_put(sha, 60)
+    assert signed is not None
+    staged, url, headers = signed
+    assert not staged.startswith("blobs/") and "Credential" in url and open_moto.secret not in url
+    assert _put(url, headers, data) == 200
+    assert blobs.adopt(staged, sha)
+    assert blobs.read_bytes(sha) == data
+
+    lie = hashlib.sha256(other + b"!").hexdigest()  # a node announcing a hash its upload does not have
+    staged, url, headers = blobs.signed_put(lie, 60)
+    _put(url, headers, other)  # S3 refuses the body for the signed checksum; moto's server takes it
+    assert not blobs.adopt(staged, lie)
+    assert not blobs.exists(lie)
+    keys = [o["Key"] for o in open_moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}"]  # nothing staged is left
