@@ -145,6 +145,8 @@ class BlobStore(ABC):
         store has none. A short-lived bearer capability: hand it only to that node, never record it."""
         return None
 
+    signs_puts = False  # whether :meth:`signed_put` gives URLs (nodes may then upload blobs themselves)
+
     def signed_put(self, sha256: str, expires_s: int) -> tuple[str, str, dict[str, str]] | None:
         """(staged name, URL, headers) with which a node uploads a file it says is blob ``sha256`` for
         ``expires_s`` seconds without credentials (an object store's presigned PUT, to a staging name,

@@ -47,6 +47,10 @@ class ObjectBlobStore(BlobStore):
     def url(self) -> str:
         return self.store.url
 
+    @property
+    def signs_puts(self) -> bool:  # type: ignore[override]
+        return self.store.signs_puts
+
     def check(self) -> None:
         """One request to the bucket (once per store): unreachable, refused or missing is a ConfigError."""
         if self._checked:

@@ -116,3 +116,116 @@ def test_an_upload_by_signed_url_becomes_a_blob_only_when_the_store_computes_its
     assert not blobs.exists(lie)
     keys = [o["Key"] for o in open_moto.client().list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == [f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}"]  # nothing staged is left
+
+
+WRITER = """
+import os
+os.makedirs("outputs/sub", exist_ok=True)
+os.makedirs("logs", exist_ok=True)
+open("outputs/sub/model.bin", "wb").write(bytes(range(256)) * 800)
+open("logs/note.txt", "w").write("written by the job\\n")
+print("wrote")
+"""
+
+
+def _run_and_record(ws, target, source: Path, env, built) -> tuple[str, list]:
+    """One run of ``source`` on ``target``, its artifacts recorded as a run's are: (run id, artifacts)."""
+    from conformance import RecordingSink
+
+    from mltrain.compute.base import RunSpec
+    from mltrain.environments.shim import ensure_shim
+    from mltrain.runs.finalize import collect_artifacts
+    from mltrain.workspace.runs import new_run_id
+
+    snap = ws.snapshots.take(source)
+    run_id = new_run_id()
+    ws.runs.create(run_id, "direct")
+    run_dir = ws.run_dir(run_id)
+    run_dir.mkdir(parents=True)
+    spec = RunSpec(run_id, "direct", run_dir, snap.id, "job.py", [], {}, ensure_shim())
+    target.upload(ws, spec)
+    sink = RecordingSink()
+    handle = target.start(spec, built, sink)
+    assert handle.wait(120) == 0, sink.text()
+    target.collect(spec, handle)
+    target.cleanup(spec, handle)
+    return run_id, collect_artifacts(ws, run_id, run_dir, None, handle.stored)
+
+
+@pytest.fixture
+def direct_setup(tmp_path, ssh_pool, open_moto, monkeypatch):
+    for key, value in open_moto.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = open_moto.bucket(f"out-{secrets.token_hex(4)}")
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts"))
+    source, target = _two_files_and_a_new_host(tmp_path, ssh_pool, "s3-outs")
+    write_script(source, "job.py", WRITER)
+    try:
+        yield ws, target, source, *_prepared(ws, target, tmp_path)
+    finally:
+        target.close()
+
+
+MODEL = bytes(range(256)) * 800
+
+
+def _artifact_bytes(ws, run_id: str, tmp_path: Path) -> dict[str, bytes]:
+    from mltrain.workspace.run_files import download_artifacts
+
+    dest = tmp_path / f"download-{run_id}"
+    assert download_artifacts(ws, run_id, dest) == []
+    return {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+
+
+def test_the_host_writes_the_run_outputs_into_the_bucket_itself(direct_setup, tmp_path):
+    import hashlib
+
+    ws, target, source, _env, built = direct_setup
+    run_id, items = _run_and_record(ws, target, source, _env, built)
+    assert target.stats["outputs_stored"] == 2  # outputs/sub/model.bin and logs/note.txt
+    assert target.stats["bytes_received"] < 5_000  # only the (empty) uploads and metrics archive came here
+    assert not (ws.run_dir(run_id) / "outputs" / "sub" / "model.bin").exists()
+    sha = hashlib.sha256(MODEL).hexdigest()
+    assert ("outputs/sub/model.bin", sha, len(MODEL)) in items
+    assert ws.blobs.exists(sha)
+    got = _artifact_bytes(ws, run_id, tmp_path)
+    assert got["outputs/sub/model.bin"] == MODEL and got["logs/note.txt"] == b"written by the job\n"
+
+
+def test_a_host_that_cannot_reach_the_bucket_sends_its_outputs_through_the_driver(direct_setup, tmp_path, monkeypatch):
+    ws, target, source, _env, built = direct_setup
+    signed_put = ws.blobs.signed_put
+
+    def unreachable(sha: str, expires_s: int):
+        staged, url, headers = signed_put(sha, expires_s)
+        return staged, "http://127.0.0.1:9/" + url.split("/", 3)[3], headers  # nothing listens there
+
+    monkeypatch.setattr(ws.blobs, "signed_put", unreachable)
+    run_id, _items = _run_and_record(ws, target, source, _env, built)
+    assert target.stats["outputs_stored"] == 0
+    assert target.stats["bytes_received"] > 1_000
+    got = _artifact_bytes(ws, run_id, tmp_path)
+    assert got["outputs/sub/model.bin"] == MODEL and got["logs/note.txt"] == b"written by the job\n"
+
+
+def test_a_host_claiming_a_wrong_hash_is_refused(direct_setup, tmp_path, monkeypatch):
+    import hashlib
+
+    from mltrain.compute.ssh.conn import Remote
+
+    ws, target, source, _env, built = direct_setup
+    claimed = hashlib.sha256(b"what the host says the model is").hexdigest()
+    agent = Remote.agent
+
+    def lying(self, *args, **kwargs):  # the host's answer to `outputs`, as a hostile helper would give it
+        answer = agent(self, *args, **kwargs)
+        if args[0] == "outputs":
+            answer = [[p, claimed if p.endswith("model.bin") else s, n] for p, s, n in answer]
+        return answer
+
+    monkeypatch.setattr(Remote, "agent", lying)
+    run_id, items = _run_and_record(ws, target, source, _env, built)
+    assert not ws.blobs.exists(claimed)  # nothing is stored under the false hash
+    assert target.stats["outputs_stored"] == 1  # the log went; the model came through the driver
+    assert ("outputs/sub/model.bin", hashlib.sha256(MODEL).hexdigest(), len(MODEL)) in items
+    assert _artifact_bytes(ws, run_id, tmp_path)["outputs/sub/model.bin"] == MODEL

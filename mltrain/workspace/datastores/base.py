@@ -174,6 +174,8 @@ class Datastore(ABC):
         capability for that one file: hand it only to the node that reads it, never record it."""
         return None
 
+    signs_puts = False  # whether :meth:`signed_put` gives URLs
+
     def signed_put(self, key: str, expires_s: int, sha256: str) -> tuple[str, dict[str, str]] | None:
         """(URL, headers) that write ``key`` once for ``expires_s`` seconds without credentials (a presigned
         PUT whose headers carry the content's sha256 where the store checks it), for a node that uploads

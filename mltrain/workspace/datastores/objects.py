@@ -289,6 +289,7 @@ class S3Datastore(ObjectDatastore):
     """``s3://BUCKET/PREFIX`` on AWS or any S3-compatible server (MinIO, Ceph, moto)."""
 
     kind = "s3"
+    signs_puts = True
     protocols = ("s3", "s3a")
     package = ("s3fs", "s3")
     credentials_hint = (
