@@ -124,6 +124,7 @@ os.makedirs("outputs/sub", exist_ok=True)
 os.makedirs("logs", exist_ok=True)
 open("outputs/sub/model.bin", "wb").write(bytes(range(256)) * 800)
 open("logs/note.txt", "w").write("written by the job\\n")
+os.symlink("/etc/passwd", "outputs/leak")  # a link out of the run folder: never stored
 print("wrote")
 """
 
@@ -190,6 +191,7 @@ def test_the_host_writes_the_run_outputs_into_the_bucket_itself(direct_setup, tm
     assert ws.blobs.exists(sha)
     got = _artifact_bytes(ws, run_id, tmp_path)
     assert got["outputs/sub/model.bin"] == MODEL and got["logs/note.txt"] == b"written by the job\n"
+    assert "outputs/leak" not in got
 
 
 def test_a_host_that_cannot_reach_the_bucket_sends_its_outputs_through_the_driver(direct_setup, tmp_path, monkeypatch):
@@ -229,3 +231,28 @@ def test_a_host_claiming_a_wrong_hash_is_refused(direct_setup, tmp_path, monkeyp
     assert target.stats["outputs_stored"] == 1  # the log went; the model came through the driver
     assert ("outputs/sub/model.bin", hashlib.sha256(MODEL).hexdigest(), len(MODEL)) in items
     assert _artifact_bytes(ws, run_id, tmp_path)["outputs/sub/model.bin"] == MODEL
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ["outputs/../../etc/passwd", "0" * 64, 1],
+        ["/etc/passwd", "0" * 64, 1],
+        [".mltrain/run.json", "0" * 64, 1],
+        ["outputs/a", "not-a-hash", 1],
+        ["outputs/a", "0" * 64, -1],
+        "outputs/a",
+    ],
+)
+def test_a_hostile_list_of_outputs_is_refused_whole(entry):
+    from mltrain.compute.ssh.outputs import OutputsRefused, checked_listing
+
+    with pytest.raises(OutputsRefused, match="outside|not a file"):
+        checked_listing([["outputs/ok", "1" * 64, 3], entry], "host-x", 10)
+
+
+def test_outputs_over_max_output_mb_are_refused():
+    from mltrain.compute.ssh.outputs import OutputsRefused, checked_listing
+
+    with pytest.raises(OutputsRefused, match="max_output_mb"):
+        checked_listing([["outputs/a", "1" * 64, 600_000], ["outputs/b", "2" * 64, 600_000]], "host-x", 1)
