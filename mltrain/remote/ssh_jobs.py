@@ -281,7 +281,8 @@ def pack_into(out: Any, run_dir: str, names: list[str], skip: set[str]) -> None:
 
 def cmd_pack(work: str, run_id: str, then: str = "", listed: str = "") -> None:
     """A tar of outputs/, logs/, uploads and the metrics file of the run, on stdout; ``then=remove``
-    deletes the run folder afterwards (collect and cleanup in one round trip)."""
+    deletes the run folder afterwards (collect and cleanup in one round trip); ``listed=skip``: stdin holds
+    {skip: [path, ...]}, files left out (the host uploaded them itself: :mod:`~mltrain.remote.ssh_outputs`)."""
     run_dir = run_dir_of(work, run_id)
     skip = set(json.load(sys.stdin)["skip"]) if listed == "skip" else set()  # files the host uploaded itself
     pack_into(sys.stdout.buffer, run_dir, list(PACKED), skip)

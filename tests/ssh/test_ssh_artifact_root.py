@@ -28,11 +28,16 @@ def open_moto(tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
-def test_the_host_fetches_snapshot_blobs_from_the_bucket_itself(tmp_path, ssh_pool, open_moto, monkeypatch):
-    for key, value in open_moto.env().items():
+def _bucket_workspace(tmp_path: Path, moto, monkeypatch, name: str) -> tuple[Workspace, str]:
+    """A workspace whose artifact root is a new bucket of ``moto`` (this process reaches it), and the bucket."""
+    for key, value in moto.env().items():
         monkeypatch.setenv(key, value)
-    bucket = open_moto.bucket(f"ssh-{secrets.token_hex(4)}")
-    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts"))
+    bucket = moto.bucket(f"{name}-{secrets.token_hex(4)}")
+    return Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts")), bucket
+
+
+def test_the_host_fetches_snapshot_blobs_from_the_bucket_itself(tmp_path, ssh_pool, open_moto, monkeypatch):
+    ws, bucket = _bucket_workspace(tmp_path, open_moto, monkeypatch, "ssh")
     source, target = _two_files_and_a_new_host(tmp_path, ssh_pool, "s3-arts")
     try:
         env, built = _prepared(ws, target, tmp_path)
@@ -155,10 +160,7 @@ def _run_and_record(ws, target, source: Path, env, built) -> tuple[str, list]:
 
 @pytest.fixture
 def direct_setup(tmp_path, ssh_pool, open_moto, monkeypatch):
-    for key, value in open_moto.env().items():
-        monkeypatch.setenv(key, value)
-    bucket = open_moto.bucket(f"out-{secrets.token_hex(4)}")
-    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts"))
+    ws, _bucket = _bucket_workspace(tmp_path, open_moto, monkeypatch, "out")
     source, target = _two_files_and_a_new_host(tmp_path, ssh_pool, "s3-outs")
     write_script(source, "job.py", WRITER)
     try:

@@ -1,6 +1,8 @@
 """A job on an SSH host, followed over one channel: its output and metrics streamed live with
 heartbeats (a host silent for 3 × ``keepalive_s`` is "connection lost"; with ``compute.retries`` the
-run starts again on another host), its outputs packed at its end; ``collect`` unpacks them and
+run starts again on another host), its outputs packed at its end (outputs/ and logs/ uploaded by the
+host itself instead when the artifact root is an object store: :mod:`mltrain.compute.ssh.outputs`);
+``collect`` unpacks them and
 ``cleanup`` removes the remote run folder (kept when it failed and ``keep_failed``).
 
 The reference ``{"kind": "ssh", "host", "port", "user", "key_file", "run", "pgid"}`` (plus

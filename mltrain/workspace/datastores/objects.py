@@ -322,11 +322,7 @@ class S3Datastore(ObjectDatastore):
 
     def _get(self, key: str) -> tuple[_StreamingBody, str | None]:
         """One GET of the whole object, streamed (no ranged reads): its body and ETag."""
-        from fsspec.asyn import sync
-
-        bucket, path, _version = self.fs.split_path(self._full(key))
-        with self._errors("read", key):
-            response = sync(self.fs.loop, self.fs._call_s3, "get_object", Bucket=bucket, Key=path, **self.fs.req_kw)
+        response = self._s3("read", key, "get_object", **self.fs.req_kw)
         return _StreamingBody(self, key, response["Body"]), self._checksum(response)
 
     def open(self, key: str) -> BinaryIO:
