@@ -258,3 +258,20 @@ def test_outputs_over_max_output_mb_are_refused():
 
     with pytest.raises(OutputsRefused, match="max_output_mb"):
         checked_listing([["outputs/a", "1" * 64, 600_000], ["outputs/b", "2" * 64, 600_000]], "host-x", 1)
+
+
+def test_outputs_the_store_cannot_check_come_through_the_driver(direct_setup, tmp_path, monkeypatch):
+    from mltrain.errors import DataError
+
+    ws, target, source, _env, built = direct_setup
+    adopt = ws.blobs.adopt
+
+    def failing(staged: str, sha: str) -> bool:  # the store fails after the copy, as a lost answer would
+        adopt(staged, sha)
+        raise DataError("copy on s3://... failed: InternalError")
+
+    monkeypatch.setattr(ws.blobs, "adopt", failing)
+    run_id, _items = _run_and_record(ws, target, source, _env, built)
+    assert target.stats["outputs_stored"] == 0
+    got = _artifact_bytes(ws, run_id, tmp_path)
+    assert got["outputs/sub/model.bin"] == MODEL and got["logs/note.txt"] == b"written by the job\n"

@@ -23,7 +23,7 @@ from mltrain.compute.ssh.config import SSHComputeConfig
 from mltrain.compute.ssh.conn import ConnectionLost, Remote
 from mltrain.compute.ssh.mux import read_exact
 from mltrain.compute.ssh.pool import HostPool
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, MltrainError
 from mltrain.run_context import METRICS_FILE
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class SSHHandle(RunHandle):
             sent = upload_outputs(self.remote, self.spec.run_id, self.direct, self.cfg.max_output_mb, self.sink.log)
         except OutputsRefused:
             raise
-        except ComputeError as exc:
+        except MltrainError as exc:  # the host or the store could not be used: everything comes through here
             self.sink.log(f"{label} could not upload the run's outputs itself ({exc.message}): they come through here")
             return []
         for rel, blob in sent.items():  # a file of logs/ the driver has too gets ``.node``, as in an archive

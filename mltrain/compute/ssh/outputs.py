@@ -72,8 +72,12 @@ def upload_outputs(
         if rel not in signed or rel in stored:
             continue
         _rel, sha, size, staged, _url, _headers = signed[rel]
-        if not blobs.adopt(staged, sha):
-            say(f"warning: {remote.label} uploaded {rel} with another content than its sha256 {sha}: refused")
+        try:
+            if not blobs.adopt(staged, sha):
+                say(f"warning: {remote.label} uploaded {rel} with another content than its sha256 {sha}: refused")
+                continue
+        except MltrainError as exc:  # the store failed: the file comes through the driver
+            say(f"warning: {rel} uploaded by {remote.label} could not be checked in {blobs.url}: {exc.message}")
             continue
         stored[rel] = (sha, size)
     return stored
