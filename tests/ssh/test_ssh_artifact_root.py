@@ -275,3 +275,24 @@ def test_outputs_the_store_cannot_check_come_through_the_driver(direct_setup, tm
     assert target.stats["outputs_stored"] == 0
     got = _artifact_bytes(ws, run_id, tmp_path)
     assert got["outputs/sub/model.bin"] == MODEL and got["logs/note.txt"] == b"written by the job\n"
+
+
+def test_a_run_on_an_ssh_host_stores_its_outputs_in_the_bucket_and_downloads_them(
+    project: Path, mltrain, cli, cli_json, ssh_pool, open_moto, monkeypatch, tmp_path
+):
+    for key, value in open_moto.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = open_moto.bucket(f"ssh-{secrets.token_hex(4)}")
+    monkeypatch.setenv("MLTRAIN_ARTIFACT_ROOT", f"s3://{bucket}/arts")
+    write_script(project / "src", "write.py", WRITER)
+    proc = mltrain(*ssh_pool.overrides(ssh_pool.hosts[0]), "job.source_dir=src", "job.script=write.py", "~register")
+    assert proc.returncode == 0, proc.output
+    run = cli_json("runs", "list")[0]
+    assert not (Path(run["run_dir"]) / "outputs" / "sub" / "model.bin").exists()  # never came here
+    keys = [o["Key"] for o in open_moto.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert not [k for k in keys if not k.startswith("arts/blobs/")]  # nothing left staged
+    dest = tmp_path / "got"
+    assert cli("runs", "download", run["id"], "--dest", str(dest)).returncode == 0
+    assert (dest / "outputs" / "sub" / "model.bin").read_bytes() == MODEL
+    assert (dest / "logs" / "note.txt").read_text() == "written by the job\n"
+    assert (dest / "logs" / "std_log.txt").is_file()  # the driver's own log, beside the job's
