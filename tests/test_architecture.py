@@ -94,8 +94,8 @@ def test_help_imports_no_heavy_package(command, tmp_path):
 
 
 def test_a_run_without_data_imports_no_data_path(tmp_path):
-    """Every run pays for what its driver imports: the data path (and the ssl/http stack a node's fetch uses)
-    only for jobs that declare inputs or outputs."""
+    """Every run pays for what its driver and the prefork child's composing import: the data path (and the
+    ssl/http stack a node's fetch uses) only for jobs that declare inputs or outputs."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "noop.py").write_text("pass\n")
     args = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
@@ -109,6 +109,7 @@ def test_a_run_without_data_imports_no_data_path(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     data_path = {"mltrain.runs.inputs", "mltrain.compute.data_io", "mltrain.data", "urllib.request", "http.client"}
+    data_path |= {"mltrain.remote.inputs", "mltrain.remote.spares"}  # the node-side data path
     assert not imported & data_path
 
 
@@ -136,6 +137,25 @@ def test_store_records_share_their_methods():
     assert repr(a) == "StatusChange(status='Queued', ts=1.0, detail=None)"
     assert a == b and hash(a) == hash(b) and a != StatusChange("Running", 1.0) and {a, b} == {a}
     assert a == {"status": "Queued", "ts": 1.0, "detail": None}  # still the mapping of its fields
+
+
+def test_root_schema_compiles_no_repr_or_equality():
+    """Every run defines the root schema's dataclasses before it composes: they compile neither a repr
+    nor an equality of their own (mltrain/config/schema.py)."""
+    import dataclasses
+    import typing
+
+    from mltrain.config.schema import MLTrainConfig
+
+    seen, todo = [], [MLTrainConfig]
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            todo += [t for t in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(t)]
+    assert len(seen) >= 10
+    assert [f"{c.__name__}.{m}" for c in seen for m in ("__repr__", "__eq__") if m in vars(c)] == []
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -118,6 +118,7 @@ class RunHandle(ABC):
         self._metrics_offset = 0
         self.cancel_reason: str | None = None
         self.lost_reason: str | None = None  # e.g. "the node running Ray job ... died": no exit code
+        self.stored: dict[str, tuple[str, int]] = {}  # files of the run its node stored itself: path -> (sha256, size)
 
     @property
     @abstractmethod

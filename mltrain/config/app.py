@@ -91,7 +91,6 @@ class App:
         """Run the app on ``argv`` (default ``sys.argv[1:]``); return the process exit code."""
         import hydra
 
-        from mltrain.compute.configs import redact_overrides
         from mltrain.config.errors import report_config_error
 
         prepare_hydra()
@@ -105,6 +104,8 @@ class App:
         try:
             sys.argv = [sys.argv[0], *expand(resume_argv(given))]  # a sweep resumed by its id: its overrides
             if only_prints(sys.argv[1:]):  # nothing runs: the config is shown without its secrets
+                from mltrain.compute.configs import redact_overrides
+
                 sys.argv[1:] = redact_overrides(sys.argv[1:], quoted=True)
             if not any(a.startswith("-") for a in sys.argv[1:]) and self._plain_run(sys.argv[1:]):
                 return max(self.exit_codes, default=0)

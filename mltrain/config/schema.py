@@ -3,6 +3,10 @@
 Groups that pick an implementation (``compute``, ``deploy``) are nodes with a ``_target_``; the
 built-in ones extend a typed schema (``compute/local_schema``, ``deploy/docker_schema``, ...), so their
 options are checked at composition too. A user's own target may be untyped.
+
+Every run defines these classes at start-up (the prefork child imports them before composing), so the
+root schema's dataclasses, here and in the modules it takes nodes from, compile no repr or equality
+(``repr=False, eq=False``: about 2 ms in all); OmegaConf needs neither.
 """
 
 from __future__ import annotations
@@ -16,20 +20,20 @@ from mltrain.registry.configs import RegisterConfig
 from mltrain.runs.sweep.settings import SweepConfig
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class WorkspaceConfig:
     root: str = "${oc.env:MLTRAIN_WORKSPACE,.mltrain}"  # folder of the embedded workspace
     db_url: str | None = "${oc.env:MLTRAIN_DB_URL,null}"  # SQLAlchemy URL; default: SQLite in root
     artifact_root: str | None = "${oc.env:MLTRAIN_ARTIFACT_ROOT,null}"  # default: root/artifacts
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class SnapshotConfig:
     max_size_mb: float = 300.0  # total size limit of the snapshot of source_dir
     max_files: int = 2000  # file count limit of the snapshot
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class JobConfig:
     name: str = "default"  # experiment name used when experiment_name is not set
     source_dir: str = "."  # folder snapshotted and used as the script's working directory
@@ -45,13 +49,13 @@ class JobConfig:
     azureml_compat: bool = True  # `import azureml.core` works in the job when its environment lacks azureml-core
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class DockerImageConfig:
     base_image: str | None = None  # FROM image of a docker-built environment
     network: str = "host"  # network used while building
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class EnvironmentConfig:
     name: str = "system"
     version: str | None = None  # informational: does not change the cache key
@@ -65,7 +69,7 @@ class EnvironmentConfig:
     rebuild: bool = False  # lock again and rebuild even when cached
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class MLTrainConfig:
     experiment_name: str = "${job.name}"
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mltrain.errors import ConfigError
-from mltrain.remote.inputs import PLACEHOLDER
+from mltrain.remote.placeholders import PLACEHOLDER
 
 ENV_PATHS = ("job.env_vars", "environment.env_vars")  # mappings whose references are kept as written
 IO_PATHS = ("job.arguments", "job.args", "job.env_vars")  # where ${inputs.NAME} / ${outputs.NAME} may be written

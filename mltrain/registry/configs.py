@@ -17,13 +17,13 @@ from mltrain.errors import ConfigError
 TURN_OFF = "~register turns the job's registration off"
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class ResourceConfig:
     cpu: float = 1.0  # cores (serving workers)
     memory_gb: float = 0.5  # memory limit
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class RegisterConfig:
     name: str | None = None  # model name (each registration adds a version); null: nothing is registered
     path: str = "outputs/model.joblib"  # file or folder inside the run folder

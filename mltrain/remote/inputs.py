@@ -29,7 +29,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -37,8 +36,8 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from mltrain.remote import spares
+from mltrain.remote.placeholders import PLACEHOLDER
 
-PLACEHOLDER = re.compile(r"\$\{(inputs|outputs)\.([^{}]*)\}")
 INPUTS_DIR = ".mltrain/inputs"  # in the run folder: one folder (or file) per input
 OUTPUTS_DIR = "outputs/data"  # in the run folder: one folder per output, collected with outputs/
 MANIFEST_FILE = ".mltrain/inputs.json"  # the manifests, where a node reads them (a snapshot staged for Ray)

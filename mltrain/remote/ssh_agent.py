@@ -42,6 +42,7 @@ from mltrain.remote.ssh_jobs import (
     cmd_stop,
     cmd_supervise,
 )
+from mltrain.remote.ssh_outputs import cmd_outputs, cmd_put_outputs
 from mltrain.remote.ssh_serve import serve
 
 
@@ -167,6 +168,8 @@ COMMANDS = {
     "kill": cmd_kill,
     "follow": cmd_follow,
     "pack": cmd_pack,
+    "outputs": cmd_outputs,
+    "put-outputs": cmd_put_outputs,
     "remove": cmd_remove,
     "sha": cmd_sha,
     "serve": cmd_serve,

@@ -32,6 +32,7 @@ from mltrain.remote.ssh_host import (
     run_dir_of,
     write_atomic,
 )
+from mltrain.remote.ssh_outputs import DIRECT_DIRS, DIRECT_MARK
 
 
 def remove_container(run_dir: str) -> bool:
@@ -258,22 +259,33 @@ def remove_run(work: str, run_dir: str) -> None:
 
 
 def pack_bytes(run_dir: str) -> bytes:
+    """The tar of PACKED sent at a job's end; without outputs/ and logs/ when the host uploads those
+    itself (DIRECT_MARK: the driver then asks for what did not go with ``pack``)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name in PACKED:
-            if os.path.lexists(os.path.join(run_dir, name)):
-                tar.add(os.path.join(run_dir, name), arcname=name)
+    direct = os.path.isfile(os.path.join(run_dir, DIRECT_MARK))
+    pack_into(buf, run_dir, [n for n in PACKED if not (direct and n in DIRECT_DIRS)], set())
     return buf.getvalue()
 
 
-def cmd_pack(work: str, run_id: str, then: str = "") -> None:
-    """A tar of outputs/, logs/, uploads and the metrics file of the run, on stdout; ``then=remove``
-    deletes the run folder afterwards (collect and cleanup in one round trip)."""
-    run_dir = run_dir_of(work, run_id)
-    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|gz") as tar:
-        for name in PACKED:
+def pack_into(out: Any, run_dir: str, names: list[str], skip: set[str]) -> None:
+    """A tar.gz of ``names`` of the run folder into ``out``, without the files whose paths are in ``skip``."""
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if info.name in skip else info
+
+    with tarfile.open(fileobj=out, mode="w|gz") as tar:
+        for name in names:
             if os.path.lexists(os.path.join(run_dir, name)):
-                tar.add(os.path.join(run_dir, name), arcname=name)
+                tar.add(os.path.join(run_dir, name), arcname=name, filter=keep)
+
+
+def cmd_pack(work: str, run_id: str, then: str = "", listed: str = "") -> None:
+    """A tar of outputs/, logs/, uploads and the metrics file of the run, on stdout; ``then=remove``
+    deletes the run folder afterwards (collect and cleanup in one round trip); ``listed=skip``: stdin holds
+    {skip: [path, ...]}, files left out (the host uploaded them itself: :mod:`~mltrain.remote.ssh_outputs`)."""
+    run_dir = run_dir_of(work, run_id)
+    skip = set(json.load(sys.stdin)["skip"]) if listed == "skip" else set()  # files the host uploaded itself
+    pack_into(sys.stdout.buffer, run_dir, list(PACKED), skip)
     sys.stdout.flush()
     if then == "remove":
         remove_run(work, run_dir)

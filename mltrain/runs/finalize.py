@@ -31,14 +31,20 @@ def _log_warning(line: str) -> None:
 
 
 def collect_artifacts(
-    ws: Workspace, run_id: str, run_dir: Path, warn: Callable[[str], None] | None = None
+    ws: Workspace,
+    run_id: str,
+    run_dir: Path,
+    warn: Callable[[str], None] | None = None,
+    stored: dict[str, tuple[str, int]] | None = None,
 ) -> list[tuple[str, str, int]]:
-    """Store outputs/, logs/ and uploads of ``run_dir`` as the run's artifacts; return them.
+    """Store outputs/, logs/ and uploads of ``run_dir`` as the run's artifacts; return them. ``stored``:
+    files the run's node put into the blob store itself (path -> (sha256, size), checked by the store),
+    recorded too (a file of the same path in ``run_dir`` wins).
 
     ``warn`` gets a line for every file left out (a symlink out of the run folder); by default it is logged.
     """
     say = warn or _log_warning
-    found: dict[str, tuple[str, int]] = {}
+    found: dict[str, tuple[str, int]] = dict(stored or {})
     for top in COLLECTED_DIRS:
         for rel, full in walk_files(run_dir / top, lambda m: say(f"warning: {m}"), root=run_dir):
             found[f"{top}/{rel}"] = ws.blobs.put_file(full)

@@ -268,7 +268,7 @@ class Trial:
             tail = out.stderr_tail()
             if tail:
                 result.error = f"{result.error}; last lines of stderr:\n" + "\n".join(tail)
-        collect_artifacts(self.ws, run_id, spec.run_dir, out.log)
+        collect_artifacts(self.ws, run_id, spec.run_dir, out.log, handle.stored if handle is not None else None)
         self.ws.runs.set_status(
             run_id, result.status, detail=result.error, exit_code=result.exit_code, error=result.error
         )

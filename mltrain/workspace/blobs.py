@@ -145,6 +145,20 @@ class BlobStore(ABC):
         store has none. A short-lived bearer capability: hand it only to that node, never record it."""
         return None
 
+    signs_puts = False  # whether :meth:`signed_put` gives URLs (nodes may then upload blobs themselves)
+
+    def signed_put(self, sha256: str, expires_s: int) -> tuple[str, str, dict[str, str]] | None:
+        """(staged name, URL, headers) with which a node uploads a file it says is blob ``sha256`` for
+        ``expires_s`` seconds without credentials (an object store's presigned PUT, to a staging name,
+        never to the blob's); None when the store has none. A bearer capability, like :meth:`signed_url`.
+        The upload becomes the blob only through :meth:`adopt`."""
+        return None
+
+    def adopt(self, staged: str, sha256: str) -> bool:
+        """Make the upload ``staged`` (of :meth:`signed_put`) blob ``sha256`` if the store computes that
+        hash for it (its bytes never read here); False, and the upload dropped, when it does not."""
+        return False
+
     def check(self) -> None:
         """Raise a ConfigError naming the problem and the fix when the store cannot be used (an object store
         that cannot be reached, refuses the credentials, or has no such bucket); a folder always can."""

@@ -13,6 +13,7 @@ written anywhere.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mltrain.workspace.datastores.objects import ObjectDatastore
 
 BLOB_PREFIX = "blobs/sha256"
+STAGING_PREFIX = "incoming"  # uploads of nodes, until the store checked their hash
 ENVIRONMENT_HINT = (  # where the credentials of an artifact root on object storage come from
     "S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL (MinIO, Ceph) or "
     "AWS_PROFILE; Azure: AZURE_STORAGE_ACCOUNT_NAME with a key, SAS token or connection string; GCS: "
@@ -44,6 +46,10 @@ class ObjectBlobStore(BlobStore):
     @property
     def url(self) -> str:
         return self.store.url
+
+    @property
+    def signs_puts(self) -> bool:  # type: ignore[override]
+        return self.store.signs_puts
 
     def check(self) -> None:
         """One request to the bucket (once per store): unreachable, refused or missing is a ConfigError."""
@@ -94,6 +100,17 @@ class ObjectBlobStore(BlobStore):
     def signed_url(self, sha256: str, expires_s: int) -> str | None:
         self.check()
         return self.store.signed_url(blob_key(check_sha256(sha256)), expires_s)
+
+    def signed_put(self, sha256: str, expires_s: int) -> tuple[str, str, dict[str, str]] | None:
+        self.check()
+        staged = f"{STAGING_PREFIX}/{uuid.uuid4().hex}"
+        signed = self.store.signed_put(staged, expires_s, check_sha256(sha256))
+        return None if signed is None else (staged, *signed)
+
+    def adopt(self, staged: str, sha256: str) -> bool:
+        """Checked by the store (a server-side copy computing SHA-256), then renamed: a node that lied about
+        the hash leaves nothing under any blob name."""
+        return self.store.adopt(staged, blob_key(check_sha256(sha256)), sha256)
 
     def read_bytes(self, sha256: str) -> bytes:
         self.local_file(sha256)

@@ -1,6 +1,8 @@
 """A job on an SSH host, followed over one channel: its output and metrics streamed live with
 heartbeats (a host silent for 3 × ``keepalive_s`` is "connection lost"; with ``compute.retries`` the
-run starts again on another host), its outputs packed at its end; ``collect`` unpacks them and
+run starts again on another host), its outputs packed at its end (outputs/ and logs/ uploaded by the
+host itself instead when the artifact root is an object store: :mod:`mltrain.compute.ssh.outputs`);
+``collect`` unpacks them and
 ``cleanup`` removes the remote run folder (kept when it failed and ``keep_failed``).
 
 The reference ``{"kind": "ssh", "host", "port", "user", "key_file", "run", "pgid"}`` (plus
@@ -9,10 +11,11 @@ The reference ``{"kind": "ssh", "host", "port", "user", "key_file", "run", "pgid
 
 from __future__ import annotations
 
+import json
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec
@@ -20,8 +23,11 @@ from mltrain.compute.ssh.config import SSHComputeConfig
 from mltrain.compute.ssh.conn import ConnectionLost, Remote
 from mltrain.compute.ssh.mux import read_exact
 from mltrain.compute.ssh.pool import HostPool
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, MltrainError
 from mltrain.run_context import METRICS_FILE
+
+if TYPE_CHECKING:
+    from mltrain.workspace.blobs import BlobStore
 
 MAX_FRAME = 2 << 30  # bytes in one frame of the helper's stream (the packed run folder is the largest)
 
@@ -57,6 +63,8 @@ class SSHHandle(RunHandle):
         self.attempt = 0
         self.removed = False  # the remote run folder is gone (collected and removed in one go)
         self.packed: bytes | None = None  # outputs/, logs/, uploads, metrics: tar sent at the job's end
+        self.received = 0  # bytes of outputs archives that came through the driver
+        self.direct: BlobStore | None = None  # the host uploads outputs/ and logs/ into this store itself
         self.finisher: Any = None  # the ended job's stream, open until cleanup says remove or keep
         self._channel = channel  # the start command's channel, which goes on as the follow stream
         self._metrics = bytearray()
@@ -204,17 +212,41 @@ class SSHHandle(RunHandle):
         (sent at the job's end on its stream; fetched with a command for a re-attached job)."""
         run_dir = self.spec.run_dir
         if self.packed is not None:
+            self.received += len(self.packed)
             extract_outputs(self.packed, run_dir, self.cfg.max_output_mb)
-            return
+            if self.direct is None:
+                return
+        skip = self._upload_direct() if self.direct is not None else []
         ok = self.lost is None and self.code == 0
         remove = self.finisher is None and (ok or not self.cfg.keep_failed)  # collect and clean up at once
-        code, data, err = self.remote.agent_exec("pack", self.spec.run_id, "remove" if remove else "keep", timeout=120)
+        args = ("pack", self.spec.run_id, "remove" if remove else "keep", *(["skip"] if self.direct else []))
+        stdin = json.dumps({"skip": skip}).encode() if self.direct else b""
+        code, data, err = self.remote.agent_exec(*args, stdin=stdin, timeout=120)
         if code != 0:
             raise ComputeError(
                 f"cannot fetch the files of run {self.spec.run_id} from {self.remote.label}: {err.decode()[-300:]}"
             )
         self.removed = remove
+        self.received += len(data)
         extract_outputs(data, run_dir, self.cfg.max_output_mb)
+
+    def _upload_direct(self) -> list[str]:
+        """The host's outputs/ and logs/ into the object store, by the host itself (:attr:`stored`); the
+        paths that went (the archive that follows leaves them out)."""
+        from mltrain.compute.ssh.outputs import OutputsRefused, upload_outputs
+
+        assert self.direct is not None
+        run_dir, label = self.spec.run_dir, self.remote.label
+        try:
+            sent = upload_outputs(self.remote, self.spec.run_id, self.direct, self.cfg.max_output_mb, self.sink.log)
+        except OutputsRefused:
+            raise
+        except MltrainError as exc:  # the host or the store could not be used: everything comes through here
+            self.sink.log(f"{label} could not upload the run's outputs itself ({exc.message}): they come through here")
+            return []
+        for rel, blob in sent.items():  # a file of logs/ the driver has too gets ``.node``, as in an archive
+            self.stored[f"{rel}.node" if rel.startswith("logs/") and (run_dir / rel).exists() else rel] = blob
+        return list(sent)
 
     def cleanup(self) -> None:
         """Remove the remote run folder (kept when the run failed and ``keep_failed``)."""

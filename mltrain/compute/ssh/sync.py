@@ -91,7 +91,13 @@ def fetch_on_host(remote: Remote, files: list[tuple[list[Any], dict[str, Any]]])
 class BlobSync:
     def __init__(self) -> None:
         self.stats = {"blobs_sent": 0, "bytes_sent": 0, "blobs_present": 0, "blobs_fetched": 0}
+        self.stats.update(outputs_stored=0, bytes_received=0)  # output files a host stored itself; archive bytes
         self._lock = threading.Lock()
+
+    def count(self, **moved: int) -> None:
+        with self._lock:
+            for key, n in moved.items():
+                self.stats[key] += n
 
     def send_blobs(self, remote: Remote, missing: list[str], local: Mapping[str, Path]) -> int:
         """Upload the blobs ``missing`` on ``remote`` (each from its file in ``local``); bytes sent. Blobs

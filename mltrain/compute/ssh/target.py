@@ -31,6 +31,7 @@ from mltrain.compute.ssh.sync import SHIM_IN_RUN, BlobSync, Upload, upload_of
 from mltrain.environments.base import EnvironmentBuilder, Materialised
 from mltrain.environments.remote import RemoteEnvironments
 from mltrain.errors import ComputeError, ConfigError
+from mltrain.remote.ssh_outputs import DIRECT_MARK
 from mltrain.run_context import RUN_INFO_FILE
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from mltrain.environments.base import LogFn
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
+    from mltrain.workspace.blobs import BlobStore
 
 
 class SSHCompute(ComputeTarget):
@@ -55,6 +57,7 @@ class SSHCompute(ComputeTarget):
         self.sync = BlobSync()
         self.envs = RemoteEnvironments(self.pool, self.sync, offline=bool(self.cfg.offline))
         self._uploads: dict[str, Upload] = {}
+        self._direct: dict[str, BlobStore] = {}  # runs whose host uploads outputs/ and logs/ into the store itself
         self._job_envs: dict[str, Materialised] = {}
         self._warm: tuple[RunSpec, list[str], int] | None = None  # a sweep's prewarm request
         self._warmed: set[tuple[str, str]] = set()  # (host, python) with warm fork servers
@@ -132,6 +135,8 @@ class SSHCompute(ComputeTarget):
         sent), make the run folder from its cache."""
         up = upload_of(ws, spec)
         self._uploads[spec.run_id] = up
+        if ws.blobs.signs_puts and not spec.outputs:  # (named outputs are registered from the run folder)
+            self._direct[spec.run_id] = ws.blobs
         lost: list[str] = []
         while True:  # a host lost before the job started is skipped: the job goes to another one
             remote = self.pool.acquire(spec.run_id, exclude=tuple(lost))
@@ -162,9 +167,11 @@ class SSHCompute(ComputeTarget):
         pgid, channel = self._start_on(remote, spec, env)
         self._job_envs[spec.run_id] = env
         container = container_name(spec.run_id) if env.builder == "docker" else None
-        return SSHHandle(
+        handle = SSHHandle(
             spec, self.cfg, self.pool, remote, pgid, sink, channel=channel, container=container, restart=self.retry
         )
+        handle.direct = self._direct.get(spec.run_id)
+        return handle
 
     def prewarm(self, env: Materialised, spec: RunSpec, modules: list[str], workers: int) -> bool:
         """Warm fork servers on each host (as many as its slots, up to ``workers``) that imported
@@ -216,6 +223,8 @@ class SSHCompute(ComputeTarget):
         info = spec.run_dir / RUN_INFO_FILE
         if info.is_file():
             files[RUN_INFO_FILE] = info.read_text()
+        if spec.run_id in self._direct:
+            files[DIRECT_MARK] = "the host uploads outputs/ and logs/ into the artifact root itself\n"
         if env.builder == "docker":
             request = self._container_request(remote, spec, env, run_dir)
         else:
@@ -327,12 +336,21 @@ class SSHCompute(ComputeTarget):
         answer = remote.agent("stop", str(ref["run"]), str(grace), "TERM", timeout=grace * 3 + 60)
         return bool(answer["stopped"])
 
+    def collect(self, spec: RunSpec, handle: RunHandle) -> None:
+        """The handle's ``collect``, counted in :attr:`stats`."""
+        try:
+            handle.collect()
+        finally:
+            if isinstance(handle, SSHHandle):
+                self.sync.count(outputs_stored=len(handle.stored), bytes_received=handle.received)
+
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """Give the slot back; the handle removes the remote run folder. Without a handle (canceled
         before the job started) the folder ``upload`` made is removed here (unless keep_failed)."""
         remote = self.pool.held.get(spec.run_id)
         self.pool.release(spec.run_id)
         self._uploads.pop(spec.run_id, None)
+        self._direct.pop(spec.run_id, None)
         self._job_envs.pop(spec.run_id, None)
         if handle is not None:
             handle.cleanup()

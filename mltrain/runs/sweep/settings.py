@@ -16,13 +16,13 @@ from mltrain.errors import ConfigError
 SEARCH_KEYS = ("sampler", "search_space", "seed", "primary_metric")  # a resumed sweep searches as it did
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class PrimaryMetricConfig:
     name: str | None = None  # metric the sweep ranks children by (the last value each child logged)
     goal: str = "maximize"  # maximize | minimize
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class EarlyTerminationConfig:
     policy: str | None = None  # null | bandit | median_stopping | truncation_selection
     evaluation_interval: int = 1  # evaluate every N reports of the primary metric
@@ -32,7 +32,7 @@ class EarlyTerminationConfig:
     truncation_percentage: int = 20  # truncation_selection: stop the worst N percent at each evaluation
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class SweepConfig:
     """``python -m mltrain -m ...``: one parent run, one child per trial (conf/sweep/*.yaml)."""
 

@@ -174,6 +174,21 @@ class Datastore(ABC):
         capability for that one file: hand it only to the node that reads it, never record it."""
         return None
 
+    signs_puts = False  # whether :meth:`signed_put` gives URLs
+
+    def signed_put(self, key: str, expires_s: int, sha256: str) -> tuple[str, dict[str, str]] | None:
+        """(URL, headers) that write ``key`` once for ``expires_s`` seconds without credentials (a presigned
+        PUT whose headers carry the content's sha256 where the store checks it), for a node that uploads
+        a file itself; None when the store cannot sign one. Its content is trusted only after
+        :meth:`adopt`."""
+        return None
+
+    def adopt(self, staged: str, key: str, sha256: str) -> bool:
+        """Move the uploaded ``staged`` to ``key`` if the store itself computes ``sha256`` for its content
+        (without reading it here); False (and ``staged`` removed) when it does not. Only for stores
+        whose :meth:`signed_put` signs."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections (the store may not be used afterwards)."""
 

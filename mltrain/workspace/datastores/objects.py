@@ -11,7 +11,7 @@ come from the environment (the SDK's own variables), a profile, or a file named 
 
 from __future__ import annotations
 
-import configparser
+import base64
 import importlib
 import os
 import threading
@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
-from urllib.parse import urlsplit
 
 from mltrain.errors import ConfigError, DataError
 from mltrain.workspace.blobs import CHUNK
 from mltrain.workspace.datastores.base import Datastore, HashingReader, StoredFile, check_key, mismatch
+from mltrain.workspace.datastores.credentials import check_url_has_no_secret, first_line, read_credentials_file
 
 _CLIENT_LOCK = threading.Lock()
 READ_BLOCK = 8 << 20  # bytes per ranged read of an object (the read-ahead buffer of one open file)
@@ -45,48 +45,6 @@ CREDENTIAL_ERRORS = (
     "DefaultCredentialsError",
     "RefreshError",
 )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
-
-
-def check_url_has_no_secret(option: str, url: str | None) -> None:
-    """Refuse a URL carrying a user or password (credentials go in the environment or a file)."""
-    if url and (urlsplit(url).username or urlsplit(url).password):
-        raise ConfigError(
-            f"{option} holds a user name or password",
-            hint="give credentials through the environment, a profile or datastore.credentials_file, never in a URL",
-        )
-
-
-def read_credentials_file(path: str, section: str | None, keys: tuple[str, ...]) -> dict[str, str]:
-    """``keys`` read from ``path``: an INI file (``[section]``, e.g. an AWS credentials file) or, without
-    ``section``, ``KEY=VALUE`` lines. The values are never shown in an error."""
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise DataError(f"the credentials file {file} does not exist", hint="fix datastore.credentials_file")
-    text = file.read_text()
-    if section is None:
-        pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.lstrip().startswith("#"))
-        found = {k.strip(): v.strip() for k, v in pairs}
-    else:
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read_string(text, source=str(file))
-        except configparser.Error as exc:
-            raise DataError(f"the credentials file {file} is not an INI file: {_first_line(exc)}") from None
-        if not parser.has_section(section):
-            raise DataError(
-                f"the credentials file {file} has no profile [{section}]",
-                hint=f"profiles in it: {', '.join(parser.sections()) or '(none)'}; set datastore.profile",
-            )
-        found = dict(parser.items(section))
-    picked = {k: found[k] for k in keys if found.get(k)}
-    if not picked:
-        raise DataError(f"the credentials file {file} holds none of {', '.join(keys)}")
-    return picked
 
 
 class ObjectDatastore(Datastore):
@@ -166,23 +124,23 @@ class ObjectDatastore(Datastore):
             raise
         except FileNotFoundError as exc:
             where = f"{key} does not exist in {self.url}" if key else f"{self.url} does not exist"
-            raise DataError(f"{where} ({_first_line(exc)})", hint="check the URL and that the bucket exists") from None
+            raise DataError(f"{where} ({first_line(exc)})", hint="check the URL and that the bucket exists") from None
         except PermissionError as exc:
             raise DataError(
-                f"{self.url} refused access ({what}): {_first_line(exc)}", hint=self.credentials_hint
+                f"{self.url} refused access ({what}): {first_line(exc)}", hint=self.credentials_hint
             ) from None
         except Exception as exc:  # noqa: BLE001 - every SDK error is reported, not traced
             name = type(exc).__name__
             if name in CREDENTIAL_ERRORS:
                 raise DataError(
-                    f"no usable credentials for {self.url}: {_first_line(exc)}", hint=self.credentials_hint
+                    f"no usable credentials for {self.url}: {first_line(exc)}", hint=self.credentials_hint
                 ) from None
             if name in CONNECTION_ERRORS or isinstance(exc, (ConnectionError, TimeoutError)):
                 raise DataError(
-                    f"cannot reach {self.url} ({what}): {_first_line(exc)}",
+                    f"cannot reach {self.url} ({what}): {first_line(exc)}",
                     hint="check the endpoint (datastore.endpoint_url or the SDK's environment) and the network",
                 ) from None
-            raise DataError(f"{what} on {self.url} failed: {name}: {_first_line(exc)}") from None
+            raise DataError(f"{what} on {self.url} failed: {name}: {first_line(exc)}") from None
 
     @staticmethod
     def _checksum(info: dict[str, Any]) -> str | None:
@@ -262,6 +220,7 @@ class S3Datastore(ObjectDatastore):
     """``s3://BUCKET/PREFIX`` on AWS or any S3-compatible server (MinIO, Ceph, moto)."""
 
     kind = "s3"
+    signs_puts = True
     protocols = ("s3", "s3a")
     package = ("s3fs", "s3")
     credentials_hint = (
@@ -413,6 +372,45 @@ class S3Datastore(ObjectDatastore):
         )
         creds = {"key": found.get("aws_access_key_id", ""), "secret": found.get("aws_secret_access_key", "")}
         return creds | ({"token": found["aws_session_token"]} if found.get("aws_session_token") else {})
+
+    def _s3(self, what: str, key: str, method: str, **params: Any) -> Any:
+        """One S3 API call (``method`` of the client) on the object ``key``, errors named."""
+        bucket, path = self._bucket_key(key)
+        return self._call(what, key, method, Bucket=bucket, Key=path, **params)
+
+    def signed_put(self, key: str, expires_s: int, sha256: str) -> tuple[str, dict[str, str]] | None:
+        """A presigned put_object with the content's ChecksumSHA256 signed in: S3 refuses a body that
+        does not hash to it (a server that does not check it is covered by :meth:`adopt`)."""
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+        try:
+            with self._errors("sign", key):
+                params = {**self._source(key), "ChecksumSHA256": checksum}
+                url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=int(expires_s))
+        except (DataError, NotImplementedError):
+            return None
+        return str(url), {"x-amz-checksum-sha256": checksum, "Content-Type": "application/octet-stream"}
+
+    def adopt(self, staged: str, key: str, sha256: str) -> bool:
+        """A server-side copy of ``staged`` that has S3 compute its SHA-256 (no byte read here), compared
+        with ``sha256``; when equal, a second copy gives it the name ``key``. ``staged`` goes either way."""
+        checked = staged + ".checked"
+        try:
+            copy = self._s3(
+                "check", checked, "copy_object", ChecksumAlgorithm="SHA256", CopySource=self._source(staged)
+            )
+            got = copy.get("CopyObjectResult", {}).get("ChecksumSHA256")
+            ok = got is not None and base64.b64decode(got).hex() == sha256
+            if ok and not self.exists(key):
+                self._s3("write", key, "copy_object", CopySource=self._source(checked))
+            return ok
+        finally:
+            for done in (staged, checked):
+                with suppress(DataError):
+                    self._s3("remove", done, "delete_object")
+
+    def _source(self, key: str) -> dict[str, str]:
+        bucket, path = self._bucket_key(key)
+        return {"Bucket": bucket, "Key": path}
 
     def _filesystem(self) -> Any:
         import s3fs

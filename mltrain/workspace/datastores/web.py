@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from mltrain.errors import ConfigError, DataError
 from mltrain.workspace.datastores.base import Datastore, StoredFile, check_key
-from mltrain.workspace.datastores.objects import check_url_has_no_secret
+from mltrain.workspace.datastores.credentials import check_url_has_no_secret
 
 SECRET_PARAMS = {"sig", "signature", "sv", "key", "apikey", "api_key", "credential"}  # exact names (SAS, keys)
 SECRET_PARTS = ("token", "secret", "password", "x-amz-", "x-goog-")  # anywhere in a name
