@@ -59,6 +59,7 @@ class SSHCompute(ComputeTarget):
         self._uploads: dict[str, Upload] = {}
         self._direct: dict[str, BlobStore] = {}  # runs whose host uploads outputs/ and logs/ into the store itself
         self._job_envs: dict[str, Materialised] = {}
+        self._ws: Workspace | None = None  # the workspace of the runs uploaded (a run moved off a lost host)
         self._warm: tuple[RunSpec, list[str], int] | None = None  # a sweep's prewarm request
         self._warmed: set[tuple[str, str]] = set()  # (host, python) with warm fork servers
 
@@ -137,8 +138,14 @@ class SSHCompute(ComputeTarget):
         self._uploads[spec.run_id] = up
         if ws.blobs.signs_puts and not spec.outputs:  # (named outputs are registered from the run folder)
             self._direct[spec.run_id] = ws.blobs
-        lost: list[str] = []
-        while True:  # a host lost before the job started is skipped: the job goes to another one
+        self._ws = ws
+        self._place(ws, spec, up, [])
+
+    def _place(self, ws: Workspace, spec: RunSpec, up: Upload, lost: list[str]) -> Remote:
+        """Take a slot on a host not in ``lost`` (labels) for ``spec``: its environment built there on its
+        first job (recorded as living there), the run folder made (or deferred to the start request). A
+        host lost meanwhile is marked down and skipped: the job goes to another one. The host."""
+        while True:
             remote = self.pool.acquire(spec.run_id, exclude=tuple(lost))
             try:
                 env = self.envs.prepared
@@ -148,12 +155,15 @@ class SSHCompute(ComputeTarget):
                     record_use(ws, env, self.envs.on(remote, env))
                 # a run without data goes with its start request: one round trip when the host has the files
                 self.sync.materialise(remote, spec.run_id, up, defer=not (spec.inputs or spec.outputs))
-                return
+                return remote
             except ConnectionLost as exc:
-                self.pool.mark_down(remote, str(exc))
-                self.pool.release(spec.run_id)
-                lost.append(remote.label)
-                print(f"mltrain: skipping SSH host {remote.label}: {exc}", file=sys.stderr)
+                self._skip(spec, remote, exc, lost)
+
+    def _skip(self, spec: RunSpec, remote: Remote, exc: ConnectionLost, lost: list[str]) -> None:
+        self.pool.mark_down(remote, str(exc))
+        self.pool.release(spec.run_id)
+        lost.append(remote.label)
+        print(f"mltrain: skipping SSH host {remote.label}: {exc}", file=sys.stderr)
 
     def deliver(self, ws: Workspace, spec: RunSpec, log: LogFn) -> Delivered:
         """The inputs into the run folder on the host ``upload`` took, through its blob cache."""
@@ -164,7 +174,18 @@ class SSHCompute(ComputeTarget):
     # -- the job ----------------------------------------------------------------------------------
     def start(self, spec: RunSpec, env: Materialised, sink: OutputSink) -> RunHandle:
         remote = self.pool.held.get(spec.run_id) or self.pool.acquire(spec.run_id)
-        pgid, channel = self._start_on(remote, spec, env)
+        lost: list[str] = []
+        while True:
+            try:
+                pgid, channel = self._start_on(remote, spec, env)
+                break
+            except ConnectionLost as exc:
+                up, ws = self._uploads.get(spec.run_id), self._ws
+                if up is None or ws is None or spec.inputs or spec.outputs:
+                    raise  # its inputs are on that host: the run's retries decide
+                # nothing ran there: the job goes to another host, as in upload()
+                self._skip(spec, remote, exc, lost)
+                remote = self._place(ws, spec, up, lost)
         self._job_envs[spec.run_id] = env
         container = container_name(spec.run_id) if env.builder == "docker" else None
         handle = SSHHandle(
@@ -256,6 +277,8 @@ class SSHCompute(ComputeTarget):
             self.sync.made(remote, up, sent)
         if kind != b"j":
             code, err = ended(chan)
+            if code == -1 and not err:  # no exit status: the connection went, not the job's start
+                raise ConnectionLost(f"connection lost to {remote.label} while starting run {spec.run_id}")
             detail = err.decode(errors="replace")[-800:]
             raise ComputeError(
                 f"run {spec.run_id} did not start on {remote.label} (exit {code}): {detail}",
