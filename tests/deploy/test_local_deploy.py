@@ -147,15 +147,18 @@ def test_delete_stops_a_running_server(trained, deploy):
         cwd=trained.folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        bufsize=0,  # unbuffered: readline takes the first line only, communicate() gets the rest
     )
     try:
+        assert follower.stdout is not None
+        first = follower.stdout.readline()  # it follows the log (deleted before it started: nothing to follow)
         res = trained.cli("endpoints", "delete", "iris-del")
         assert res.returncode == 0, res.output
         out, _ = follower.communicate(timeout=120)  # -f ends when the server stops
     finally:
         if follower.poll() is None:
             follower.kill()
-    assert b"serving iris-del" in out
+    assert b"serving iris-del" in first + out
     assert not pid_exists(pid) and not any(pid_exists(w) for w in workers)
     assert port_free(port)
     assert "iris-del" not in {e["name"] for e in trained.cli_json("endpoints", "list")}
