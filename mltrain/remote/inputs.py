@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 from mltrain.remote import spares
 from mltrain.remote.placeholders import PLACEHOLDER
+from mltrain.remote.ssh_host import is_blob_name
 
 INPUTS_DIR = ".mltrain/inputs"  # in the run folder: one folder (or file) per input
 OUTPUTS_DIR = "outputs/data"  # in the run folder: one folder per output, collected with outputs/
@@ -48,7 +49,6 @@ CACHE_MODE = 0o444
 CHUNK = 1 << 20
 MOUNT, DOWNLOAD, DIRECT = "mount", "download", "direct"
 SPARES = "spares"  # in a node cache: ready private copies of download inputs (see the module's docstring)
-_HEX = set("0123456789abcdef")
 
 
 class InputError(Exception):
@@ -64,19 +64,15 @@ def default_cache_root() -> str:
     return os.path.abspath(os.path.join(base, "mltrain"))
 
 
-def _hex64(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX
-
-
 def file_key(entry: list[Any]) -> str:
     """The cache key of a manifest file ``[relpath, size, sha256, ref]``: ``blobs/<sha256>`` or ``refs/<id>``
     (never a path: both are 64 hex characters)."""
     _rel, _size, sha, ref = entry
     if sha is not None:
-        if not _hex64(sha):
+        if not is_blob_name(sha):
             raise InputError(f"bad sha256 {str(sha)[:80]!r} in an input manifest")
         return f"blobs/{sha}"
-    if not _hex64(ref):
+    if not is_blob_name(ref):
         raise InputError(f"bad reference id {str(ref)[:80]!r} in an input manifest")
     return f"refs/{ref}"
 
@@ -164,7 +160,7 @@ class NodeCache:
 
     def path(self, key: str) -> str:
         kind, _, name = key.partition("/")
-        if kind not in ("blobs", "refs") or not _hex64(name):
+        if kind not in ("blobs", "refs") or not is_blob_name(name):
             raise InputError(f"bad cache key {key[:100]!r}")
         return os.path.join(self.root, kind, name)
 

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mltrain.remote.ssh_host import is_blob_name
+
 CLOCK_WAIT_S = 0.5  # how long :func:`lend` waits for the file system's clock to tick
 
 
@@ -104,7 +106,7 @@ def recycle(root: str, base: str) -> None:
     except (OSError, ValueError):
         return
     key = lent.get("key")
-    if not (isinstance(key, str) and len(key) == 64 and all(c in "0123456789abcdef" for c in key)):
+    if not is_blob_name(key):  # a name in the cache, never a path
         return
     if untouched(base, dict(lent.get("files") or {}), int(lent.get("at") or 0)):
         try:
