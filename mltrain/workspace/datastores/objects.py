@@ -293,8 +293,7 @@ class S3Datastore(ObjectDatastore):
         """One GET of the whole object, streamed (no ranged reads): its body and ETag."""
         from mltrain.workspace.datastores.s3client import Body
 
-        bucket, path = self._bucket_key(key)
-        response = self._call("read", key, "get_object", Bucket=bucket, Key=path)
+        response = self._s3("read", key, "get_object")
         return Body(lambda: self._errors("read", key), response["Body"]), self._checksum(response)  # type: ignore[return-value]
 
     def open(self, key: str) -> BinaryIO:
@@ -308,9 +307,9 @@ class S3Datastore(ObjectDatastore):
         return body
 
     def info(self, key: str) -> StoredFile:
-        bucket, path = self._bucket_key(key)
-        found = self._call("read", key, "head_object", missing_ok=True, Bucket=bucket, Key=path)
+        found = self._s3("read", key, "head_object", missing_ok=True)
         if found is None:  # HEAD has no body to say whether the key or the bucket is missing: LIST does
+            bucket, path = self._bucket_key(key)
             listed = self._call("list", None, "list_objects_v2", Bucket=bucket, Prefix=path + "/", MaxKeys=1)
             if listed.get("KeyCount"):
                 raise DataError(f"{key} in {self.url} is a folder, not a file", hint="create it as --type uri_folder")
@@ -318,8 +317,7 @@ class S3Datastore(ObjectDatastore):
         return StoredFile(key, int(found["ContentLength"]), self._checksum(found))
 
     def exists(self, key: str) -> bool:
-        bucket, path = self._bucket_key(key)
-        return self._call("read", key, "head_object", missing_ok=True, Bucket=bucket, Key=path) is not None
+        return self._s3("read", key, "head_object", missing_ok=True) is not None
 
     def list(self, prefix: str = "") -> list[StoredFile]:
         root = self._root()
@@ -338,8 +336,6 @@ class S3Datastore(ObjectDatastore):
                 return sorted(out, key=lambda f: f.key)
 
     def signed_url(self, key: str, expires_s: int) -> str | None:
-        bucket, path = self._bucket_key(key)
-        params = {"Bucket": bucket, "Key": path}
         try:
             return str(
                 self._call(
@@ -347,7 +343,7 @@ class S3Datastore(ObjectDatastore):
                     key,
                     "generate_presigned_url",
                     ClientMethod="get_object",
-                    Params=params,
+                    Params=self._source(key),
                     ExpiresIn=int(expires_s),
                 )
             )
@@ -373,10 +369,9 @@ class S3Datastore(ObjectDatastore):
         creds = {"key": found.get("aws_access_key_id", ""), "secret": found.get("aws_secret_access_key", "")}
         return creds | ({"token": found["aws_session_token"]} if found.get("aws_session_token") else {})
 
-    def _s3(self, what: str, key: str, method: str, **params: Any) -> Any:
-        """One S3 API call (``method`` of the client) on the object ``key``, errors named."""
-        bucket, path = self._bucket_key(key)
-        return self._call(what, key, method, Bucket=bucket, Key=path, **params)
+    def _s3(self, what: str, key: str, method: str, missing_ok: bool = False, **params: Any) -> Any:
+        """One S3 API call (``method`` of the client) on the object ``key``, errors named (see :meth:`_call`)."""
+        return self._call(what, key, method, missing_ok=missing_ok, **self._source(key), **params)
 
     def signed_put(self, key: str, expires_s: int, sha256: str) -> tuple[str, dict[str, str]] | None:
         """A presigned put_object with the content's ChecksumSHA256 signed in: S3 refuses a body that
