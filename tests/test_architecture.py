@@ -139,6 +139,34 @@ def test_store_records_share_their_methods():
     assert a == {"status": "Queued", "ts": 1.0, "detail": None}  # still the mapping of its fields
 
 
+def test_a_run_defines_only_the_tables_it_uses_and_a_new_workspace_gets_them_all(tmp_path):
+    """The registry's, endpoints' and data assets' tables are defined on first use (a Table costs start-up
+    time every run pays); a new workspace still gets the whole schema, and each store finds its tables."""
+    code = """if True:
+        import json, sys
+        from sqlalchemy import inspect
+        from mltrain.runs import driver
+        from mltrain.workspace import Workspace, tables
+        driver.prewarm([])
+        defined = sorted(tables.metadata.tables)
+        ws = Workspace.open(sys.argv[1])
+        created = sorted(inspect(ws.db.engine).get_table_names())
+        print(json.dumps([defined, created, ws.models.list(), ws.endpoints.list(), ws.data.list()]))
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ws")], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    defined, created, *listed = json.loads(proc.stdout)
+    lazy = {"models", "model_files", "model_aliases", "endpoints", "data_versions", "data_files", "data_aliases"}
+    lazy.add("run_data")
+    assert "runs" in defined and not lazy & set(defined)
+    assert lazy | set(defined) <= set(created) and len(created) == 18
+    assert listed == [[], [], []]
+
+
 def test_root_schema_compiles_no_repr_or_equality():
     """Every run defines the root schema's dataclasses before it composes: they compile neither a repr
     nor an equality of their own (mltrain/config/schema.py)."""
