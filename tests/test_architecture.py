@@ -93,9 +93,9 @@ def test_help_imports_no_heavy_package(command, tmp_path):
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
-def test_a_run_without_data_imports_no_data_path(tmp_path):
-    """Every run pays for what its driver and the prefork child's composing import: the data path (and the
-    ssl/http stack a node's fetch uses) only for jobs that declare inputs or outputs."""
+def _imported_by_a_plain_run(tmp_path: Path) -> set[str]:
+    """The modules ``python -m mltrain`` imports (driver and prefork child) for a script without data,
+    with registration turned off."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "noop.py").write_text("pass\n")
     args = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
@@ -107,10 +107,25 @@ def test_a_run_without_data_imports_no_data_path(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+
+def test_a_run_without_data_imports_no_data_path(tmp_path):
+    """Every run pays for what its driver and the prefork child's composing import: the data path (and the
+    ssl/http stack a node's fetch uses) only for jobs that declare inputs or outputs."""
+    imported = _imported_by_a_plain_run(tmp_path)
     data_path = {"mltrain.runs.inputs", "mltrain.compute.data_io", "mltrain.data", "urllib.request", "http.client"}
     data_path |= {"mltrain.remote.inputs", "mltrain.remote.spares"}  # the node-side data path
     assert not imported & data_path
+
+
+def test_a_run_that_registers_nothing_imports_no_registry_code(tmp_path):
+    """The model registry's store, its format checks (pickletools) and the model records are imported
+    only by a run that may register a model (or whose script asks to), not with ``~register``."""
+    imported = _imported_by_a_plain_run(tmp_path)
+    registry = {"mltrain.registry.store", "mltrain.registry.from_run", "mltrain.registry.formats"}
+    registry |= {"mltrain.workspace.models", "mltrain.serving.formats", "pickletools"}
+    assert not imported & registry, sorted(imported & registry)
 
 
 def test_store_records_share_their_methods():
