@@ -97,6 +97,8 @@ def workspace_for(config: dict[str, Any], prewarmed: Workspace | None) -> Worksp
         w["root"], w["db_url"], w["artifact_root"]
     ):
         return prewarmed
+    if prewarmed is not None:  # not this run's: its connections closed now (its objects are never collected)
+        prewarmed.db.dispose()
     return open_workspace(config)
 
 
