@@ -30,7 +30,7 @@ import shutil
 import sys
 
 from mltrain.remote import inputs as node_io
-from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
+from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip, no_index_note
 from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, materialise_run, run_dir_of
 from mltrain.remote.ssh_jobs import (
     cmd_follow,
@@ -62,6 +62,7 @@ def cmd_probe(work: str) -> None:
             "gid": os.getgid(),
             "machine": os.uname().machine,
             "libc": list(platform.libc_ver()),  # which wheels fit it (shipped to a host without the index)
+            "no_index": no_index_note(work),  # a build here found no package index lately
         }
     )
 

@@ -85,6 +85,33 @@ def test_a_host_cut_off_from_the_index_builds_from_wheels_this_machine_ships(mlt
     assert "(1 of 1 already there)" in text and "cannot reach the package index" not in text
     assert "six on the host 1.17.0" in again.stdout
 
+    # a later command remembers (on the host) that its index was unreachable: offline at once, and says so
+    later = mltrain(*_job(host, known, "environment.rebuild=true"))
+    assert later.returncode == 0, later.output
+    text = later.stdout + later.stderr
+    assert f"host {label} found no package index 0 min ago (" in text, later.output
+    assert "building from wheels of this machine without trying it" in text
+    assert "the build on" not in text and "error sending request" not in text  # the index was not tried
+    assert "six on the host 1.17.0" in later.stdout
+
+
+def test_an_unreachable_index_is_remembered_for_an_hour(tmp_path: Path) -> None:
+    import json
+
+    from mltrain.remote.ssh_envs import NO_INDEX_NOTE, NoIndex, no_index_note, note_index
+
+    work = str(tmp_path)
+    assert no_index_note(work) is None
+    note_index(work, NoIndex("uv: first line\nerror: Failed to fetch: `http://127.0.0.1:9/simple/six/`"))
+    note = no_index_note(work)
+    assert note is not None and note["said"] == "error: Failed to fetch: `http://127.0.0.1:9/simple/six/`"
+    assert 0 <= note["age_s"] < 60
+    (tmp_path / NO_INDEX_NOTE).write_text(json.dumps({"at": time.time() - 3601, "said": "old"}))
+    assert no_index_note(work) is None  # an hour later the index is tried again
+    note_index(work, NoIndex("again"))
+    note_index(work, None)  # a build reached the index: forgotten
+    assert no_index_note(work) is None and not (tmp_path / NO_INDEX_NOTE).exists()
+
 
 def test_a_host_with_uv_that_finds_no_index_installs_the_shipped_wheels_with_uv(mltrain, project, ssh_pool):
     write_script(project / "src", "job.py", JOB)
