@@ -190,8 +190,8 @@ class RemoteEnvironments:
         self.no_index.add(host.label)
         log(
             f"host {host.label} found no package index {note['age_s'] / 60:.0f} min ago ({note['said']}): "
-            "building from wheels of this machine without trying it (the index is tried again an hour after; "
-            "set compute.offline=true to never try it)"
+            "building from wheels of this machine without trying it (tried again an hour after that, or once "
+            "`mltrain compute check` finds it; compute.offline=true never tries it)"
         )
         return True
 

@@ -25,8 +25,8 @@ from mltrain.remote.ssh_host import (
     is_blob_name,
     step,
     touch,
-    write_atomic,
 )
+from mltrain.remote.ssh_index import note_index
 
 
 def free_bytes(path: str) -> int:
@@ -85,35 +85,6 @@ UNREACHABLE = (
 
 class NoIndex(Exception):
     """The package index cannot be reached from this host (its message: the tool's last lines)."""
-
-
-NO_INDEX_NOTE = "no-index.json"  # in WORKDIR: when a build here last found the package index unreachable
-NO_INDEX_FOR_S = 3600.0  # for so long, later commands build from shipped wheels without trying the index
-
-
-def no_index_note(work: str) -> dict[str, Any] | None:
-    """What a build here said when it found no package index, if that was within ``NO_INDEX_FOR_S``:
-    ``said`` (the tool's last line), ``age_s`` (by this host's clock); None otherwise."""
-    try:
-        with open(os.path.join(work, NO_INDEX_NOTE)) as f:
-            note = json.load(f)
-        age = time.time() - float(note["at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not 0 <= age < NO_INDEX_FOR_S:
-        return None
-    return {"said": str(note.get("said", "")), "age_s": age}
-
-
-def note_index(work: str, unreachable: NoIndex | None) -> None:
-    """Record that a build here found the package index ``unreachable`` (None: it reached it)."""
-    path = os.path.join(work, NO_INDEX_NOTE)
-    if unreachable is None:
-        if os.path.exists(path):
-            os.unlink(path)
-        return
-    said = (str(unreachable).strip().splitlines() or ["no detail"])[-1]
-    write_atomic(path, json.dumps({"at": time.time(), "said": said}).encode())
 
 
 def fetch_step(cmd: list[str], env: dict[str, str], marks: tuple[str, ...] = UNREACHABLE) -> None:
@@ -241,7 +212,7 @@ def cmd_venv(work: str) -> None:
                 note_index(work, None)  # reached: later builds try the index again
         except NoIndex as exc:
             shutil.rmtree(scratch, ignore_errors=True)
-            note_index(work, exc)
+            note_index(work, str(exc))
             answer({"no_index": str(exc)})
             return
         except BaseException:
