@@ -3,7 +3,8 @@
 A build that finds the index unreachable leaves a note in WORKDIR (``no-index.json``): for an hour,
 the probe reports it and later commands build from wheels the driver ships without trying the index
 again. ``index`` checks it now (``mltrain compute check``): one request, bounded in time, through
-the proxies of the host's environment, as uv and pip would go; its finding replaces the note.
+the proxies of the host's environment, as uv and pip would go; an index it reaches clears the note
+(one it does not is left to the next build to find: a check alone never sends builds offline).
 """
 
 from __future__ import annotations
@@ -82,6 +83,6 @@ def cmd_index(work: str) -> None:
     """Does this host reach its package index now? Answers url, reachable and (if not) said."""
     url = index_url()
     said = reach(url)
-    os.makedirs(work, exist_ok=True)
-    note_index(work, None if said is None else f"{url}: {said}")
+    if said is None:
+        note_index(work, None)  # reached: the next build tries it again
     answer({"url": url, "reachable": said is None, **({"said": said} if said else {})})
