@@ -28,6 +28,7 @@ from mltrain.environments.resolve import ResolvedEnvironment
 from mltrain.errors import EnvironmentSpecError
 
 READY = ".complete"
+PACKING = "p2"  # how wheels are remade (p2: with their .data): wheelhouses of an older way are made again
 ADDED_BY_INSTALLER = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD", "uv_cache.json")
 MANYLINUX = range(17, 41)  # the manylinux_2_X platforms uv can target
 FIX = (
@@ -75,7 +76,7 @@ def wheelhouse(env: ResolvedEnvironment, probe: dict[str, Any], log: LogFn) -> l
     """The wheels of ``env``'s lock for the host of ``probe`` (made once per lock and platform);
     EnvironmentSpecError naming the packages this machine cannot provide, and the fix."""
     platform = uv_platform(probe)
-    folder = cache_root() / "wheels" / f"{env.hash[:24]}-{platform}"
+    folder = cache_root() / "wheels" / f"{env.hash[:24]}-{platform}-{PACKING}"
     with file_lock(folder.parent / f".{folder.name}.lock"):
         if not (folder / READY).exists():
             _make(env, platform, folder, log)
