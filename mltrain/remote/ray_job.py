@@ -12,7 +12,10 @@ stream to its stdout, which Ray keeps as the job's log and the driver follows (`
   run's uploads and metrics as a base64 tar.gz in chunks (``z``, then ``Z`` with its sha256 and
   size, or ``!`` when it is too large) and the script's exit code (``x``).
 
-So everything comes back through the job's log, which Ray streams from whichever node ran it.
+So everything comes back through the job's log, which Ray streams from whichever node ran it; except,
+with an object-store artifact root, outputs/ and logs/: the node uploads them itself by the presigned
+POST policy it got with the job (:data:`OUTPUTS_POST_ENV`), announces each file that went (``o``: its
+path, sha256, size and staged number, which the driver has the store check) and packs only the rest.
 
 Stopping: Ray's ``stop_job`` signals the processes it finds at that moment, so a script started a
 moment later would never hear of it, and one started a moment earlier would hear it twice if this
@@ -52,13 +55,16 @@ from mltrain.remote.inputs import (
     release_run_folder,
     resolve_job,
 )
+from mltrain.remote.node_outputs import post_outputs
 from mltrain.remote.procs import descendants
 
 MARK_ENV = "MLTRAIN_RAY_MARK"
 GRACE_ENV = "MLTRAIN_RAY_GRACE_S"
 MAX_OUTPUT_ENV = "MLTRAIN_RAY_MAX_OUTPUT_MB"
-WRAPPER_ENV = (MARK_ENV, GRACE_ENV, MAX_OUTPUT_ENV)
+OUTPUTS_POST_ENV = "MLTRAIN_RAY_OUTPUTS_POST"  # {url, fields, key}: the node uploads outputs/ and logs/ itself
+WRAPPER_ENV = (MARK_ENV, GRACE_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV)
 STDERR, METRICS, STARTED, CHUNK, ARCHIVE_END, TOO_LARGE, EXIT = "e", "m", "s", "z", "Z", "!", "x"
+STORED = "o"  # a file the node uploaded into the artifact root itself: [path, sha256, size, N]
 PARTIAL = "p"  # a last stdout line without its newline; "E": the same for stderr
 PACKED = ("outputs", "logs", ".mltrain/uploads", ".mltrain/metrics.jsonl")
 CHUNK_BYTES = 48 * 1024
@@ -163,8 +169,9 @@ def _script_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
-def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
-    """outputs/, logs/, uploads and metrics as tar.gz bytes (None when larger than ``max_bytes``)."""
+def pack_outputs(run_dir: str, max_bytes: float, skip: frozenset[str] = frozenset()) -> tuple[bytes | None, int]:
+    """outputs/, logs/, uploads and metrics but the files in ``skip`` as tar.gz bytes (None when larger
+    than ``max_bytes``)."""
     total = 0
     members = []
     for top in PACKED:
@@ -175,7 +182,7 @@ def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
                 full = os.path.join(dirpath, name)
-                if os.path.isfile(full) and not os.path.islink(full):
+                if os.path.isfile(full) and not os.path.islink(full) and os.path.relpath(full, run_dir) not in skip:
                     members.append(os.path.relpath(full, run_dir))
                     total += os.path.getsize(full)
     if total > max_bytes:
@@ -207,9 +214,15 @@ def make_run_dir(source: str, run_id: str | None, experiment: str | None, parent
     return run_dir
 
 
-def _send_archive(run_dir: str, emit: Emitter) -> None:
+def _send_outputs(run_dir: str, emit: Emitter) -> None:
+    """outputs/, logs/, uploads and metrics to the driver: into the artifact root by the node itself when
+    the job has a policy for it (announced), the rest as an archive through the log."""
     max_mb = float(os.environ.get(MAX_OUTPUT_ENV) or 1024)
-    data, total = pack_outputs(run_dir, max_mb * 1024 * 1024)
+    policy = os.environ.get(OUTPUTS_POST_ENV)
+    sent = post_outputs(run_dir, json.loads(policy), max_mb * 1024 * 1024) if policy else []
+    for entry in sent:
+        emit.marked(STORED, json.dumps(entry))
+    data, total = pack_outputs(run_dir, max_mb * 1024 * 1024, frozenset(str(e[0]) for e in sent))
     if data is None:
         emit.marked(TOO_LARGE, f"{total} {max_mb:g}")
         return
@@ -246,7 +259,7 @@ def main(argv: list[str]) -> int:
                 changed = changed_mounts(node_cache(), read_manifests(os.getcwd())[0]) if paths else []
                 if changed:
                     emit.marked(STDERR, f"[mltrain] {mount_problem(changed, socket.gethostname())}")
-        _send_archive(run_dir, emit)
+        _send_outputs(run_dir, emit)
         emit.marked(EXIT, str(code))
         return code if code >= 0 else 128 - code
     finally:

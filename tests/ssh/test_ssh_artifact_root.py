@@ -247,14 +247,14 @@ def test_a_host_claiming_a_wrong_hash_is_refused(direct_setup, tmp_path, monkeyp
     ],
 )
 def test_a_hostile_list_of_outputs_is_refused_whole(entry):
-    from mltrain.compute.ssh.outputs import OutputsRefused, checked_listing
+    from mltrain.compute.node_outputs import OutputsRefused, checked_listing
 
     with pytest.raises(OutputsRefused, match="outside|not a file"):
         checked_listing([["outputs/ok", "1" * 64, 3], entry], "host-x", 10)
 
 
 def test_outputs_over_max_output_mb_are_refused():
-    from mltrain.compute.ssh.outputs import OutputsRefused, checked_listing
+    from mltrain.compute.node_outputs import OutputsRefused, checked_listing
 
     with pytest.raises(OutputsRefused, match="max_output_mb"):
         checked_listing([["outputs/a", "1" * 64, 600_000], ["outputs/b", "2" * 64, 600_000]], "host-x", 1)

@@ -7,7 +7,11 @@ cached by each node) plus the snapshot as ``working_dir`` and the in-script API 
 the job on any node with the resources asked for (the entrypoint's, so Ray's resource accounting
 queues runs when the cluster is full). The wrapper streams the script's output and metrics through
 the job's log and sends outputs/ and logs/ back the same way when the script ends, so they return
-whichever node ran it (:mod:`~mltrain.compute.ray.stream`).
+whichever node ran it (:mod:`~mltrain.compute.ray.stream`). With an object-store artifact root the node
+uploads outputs/ and logs/ into it itself instead, by a presigned POST policy limited to a staging
+prefix of the run and ``compute.max_output_mb`` per file (:attr:`RayJobs.direct`); the driver makes
+each announced upload a blob only when the store computes its announced SHA-256
+(:mod:`~mltrain.compute.node_outputs`), and what could not go comes through the log as before.
 
 A run's reference is ``{"kind": "ray", "address", "api", "job", "mark"}``: the job server and the
 submission id stem; attempt N of the run is the Ray job ``<job>-N``. A job whose node died (its
@@ -17,6 +21,7 @@ supervisor actor died) is submitted again, up to ``max_retries`` times.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import secrets
 import threading
@@ -29,12 +34,14 @@ from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
 from mltrain.errors import ComputeError
-from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, entrypoint
+from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV, entrypoint
+from mltrain.text import fmt_bytes
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
     from mltrain.environments.base import Materialised
+    from mltrain.workspace.blobs import BlobStore
 
 
 NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
@@ -44,6 +51,7 @@ STATUS_FAST_FOR_S = 60
 SUPERVISOR_END_WAIT_S = 30  # longest wait for a terminal job's supervisor actor to end before deleting it
 MONITOR_PERIOD_S = 2.0  # twice the period of Ray's job server checking a job's supervisor
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
+OUTPUTS_POST_EXPIRES_S = 24 * 3600  # a job's policy to upload its outputs (a later job sends them through its log)
 
 
 def _node_died(info: Any) -> bool:
@@ -67,8 +75,10 @@ class ClusterHandle(RunHandle):
         sink: OutputSink,
         attempt: int,
         submit: dict[str, Any] | None,
+        direct: tuple[BlobStore, str] | None = None,
     ) -> None:
         super().__init__(spec)
+        self.direct = direct  # the store the node uploads outputs/ and logs/ into itself, and their staging prefix
         self.conn = conn
         self.job = job
         self.mark = mark
@@ -310,6 +320,7 @@ class ClusterHandle(RunHandle):
         self.wait(60)
         stream = self.stream
         if stream.archive_ok:
+            self.received = stream.archive_path.stat().st_size
             try:
                 extract_outputs(stream.archive_path, self.spec.run_dir, self.conn.config.max_output_mb)
             finally:
@@ -318,6 +329,23 @@ class ClusterHandle(RunHandle):
             raise ComputeError(stream.problem)
         for old in self.streams:
             old.archive_path.unlink(missing_ok=True)
+        if stream.stored:
+            self._adopt(stream.stored)
+
+    def _adopt(self, announced: list[Any]) -> None:
+        """The files the node says it uploaded made blobs of the run (:attr:`stored`), each checked."""
+        from mltrain.compute.node_outputs import adopt_announced, as_stored
+
+        label = f"the node of Ray job {self.sid}"
+        if self.direct is None:
+            raise ComputeError(f"{label} announced uploads it had no policy for: {str(announced)[:200]}")
+        blobs, prefix = self.direct
+        sent = adopt_announced(blobs, prefix, announced, label, self.conn.config.max_output_mb, self.sink.log)
+        self.stored.update(as_stored(self.spec.run_dir, sent))
+        self.sink.log(
+            f"outputs: {len(sent)} files ({fmt_bytes(sum(size for _sha, size in sent.values()))}) uploaded by "
+            f"{label} into {blobs.url} itself, {fmt_bytes(self.received)} through its log"
+        )
 
     def cleanup(self) -> None:
         delete_jobs(self.conn, self.job)
@@ -377,11 +405,31 @@ class RayJobs:
 
     def __init__(self, conn: RayConnection, stage: Stage) -> None:
         self.conn, self.stage = conn, stage
+        self.direct: dict[str, BlobStore] = {}  # runs whose node uploads outputs/ and logs/ into this store itself
 
-    def submit_args(self, spec: RunSpec, env: Materialised, mark: str) -> dict[str, Any]:
+    def _policy(self, spec: RunSpec) -> tuple[tuple[BlobStore, str] | None, dict[str, str]]:
+        """For a run in :attr:`direct`: (the store and the staging prefix, the job's variable holding the
+        presigned POST policy); nothing when the store cannot sign one."""
+        from mltrain.errors import MltrainError
+
+        blobs = self.direct.get(spec.run_id)
+        try:
+            max_bytes = int(self.conn.config.max_output_mb * 1024 * 1024)
+            signed = blobs.signed_post(spec.run_id, OUTPUTS_POST_EXPIRES_S, max_bytes) if blobs else None
+        except MltrainError:
+            signed = None
+        if blobs is None or signed is None:
+            return None, {}
+        staged, url, fields, key = signed
+        return (blobs, staged), {OUTPUTS_POST_ENV: json.dumps({"url": url, "fields": fields, "key": key})}
+
+    def submit_args(
+        self, spec: RunSpec, env: Materialised, mark: str, extra: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         cfg = self.conn.config
         grace = cfg.cancel_grace_s
         env_vars = {
+            **(extra or {}),
             "MLTRAIN_RUN_ID": spec.run_id,
             "MLTRAIN_EXPERIMENT": spec.experiment,
             "PYTHONUNBUFFERED": "1",
@@ -404,9 +452,10 @@ class RayJobs:
         """Submit ``attempt`` of the run as a Ray job (later attempts follow when its node dies)."""
         mark = f"\x1emltrain:{secrets.token_hex(6)}:"
         job = f"mltrain-{spec.run_id}"
-        args = self.submit_args(spec, env, mark)
+        direct, policy = self._policy(spec)
+        args = self.submit_args(spec, env, mark, policy)
         self.conn.submit(f"{job}-{attempt}", args)
-        return ClusterHandle(spec, self.conn, job, mark, sink, attempt=attempt, submit=args)
+        return ClusterHandle(spec, self.conn, job, mark, sink, attempt=attempt, submit=args, direct=direct)
 
     def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
         conn = self.conn.for_ref(ref)

@@ -41,6 +41,8 @@ class ClusterCompute(ComputeTarget):
         self.stage = Stage()
         self.jobs = RayJobs(self.conn, self.stage)
         self.warm = WarmWorkers(self.conn, self.stage)
+        # output files nodes uploaded into the artifact root themselves; bytes of outputs archives through logs
+        self.stats = {"outputs_stored": 0, "bytes_received": 0}
 
     @property
     def client(self) -> JobSubmissionClient:
@@ -101,7 +103,10 @@ class ClusterCompute(ComputeTarget):
 
     def upload(self, ws: Workspace, spec: RunSpec) -> None:
         """The snapshot into a staging folder (the job's working_dir, shared by a sweep's trials);
-        the local run folder receives only what comes back. With inputs, ``deliver`` stages it."""
+        the local run folder receives only what comes back. With inputs, ``deliver`` stages it. With an
+        object-store artifact root, the job's node uploads outputs/ and logs/ there itself."""
+        if ws.blobs.signs_puts and not spec.outputs:  # (named outputs are registered from the run folder)
+            self.jobs.direct[spec.run_id] = ws.blobs
         if not spec.inputs and not spec.outputs:
             self.stage.upload(ws, spec)
 
@@ -146,8 +151,17 @@ class ClusterCompute(ComputeTarget):
             return False
         return self._executor(ref).stop(ref, grace_s)
 
+    def collect(self, spec: RunSpec, handle: RunHandle) -> None:
+        """The handle's ``collect``, counted in :attr:`stats`."""
+        try:
+            handle.collect()
+        finally:
+            self.stats["outputs_stored"] += len(handle.stored)
+            self.stats["bytes_received"] += handle.received
+
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """The handle's cleanup; without one (canceled while starting) the run's Ray jobs are deleted."""
+        self.jobs.direct.pop(spec.run_id, None)
         if handle is not None:
             handle.cleanup()
         else:
