@@ -42,13 +42,16 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import IO
 
 from mltrain.remote.inputs import (
     CARRIED_DIR,
+    SNAPSHOT_FILE,
     InputError,
     changed_mounts,
     deliver_on_node,
+    fetch_snapshot,
     mount_problem,
     node_cache,
     read_manifests,
@@ -65,6 +68,7 @@ OUTPUTS_POST_ENV = "MLTRAIN_RAY_OUTPUTS_POST"  # {url, fields, key}: the node up
 WRAPPER_ENV = (MARK_ENV, GRACE_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV)
 STDERR, METRICS, STARTED, CHUNK, ARCHIVE_END, TOO_LARGE, EXIT = "e", "m", "s", "z", "Z", "!", "x"
 STORED = "o"  # a file the node uploaded into the artifact root itself: [path, sha256, size, N]
+UNREACHABLE = "u"  # the snapshot could not be fetched from the artifact root (why): the driver carries it
 PARTIAL = "p"  # a last stdout line without its newline; "E": the same for stderr
 PACKED = ("outputs", "logs", ".mltrain/uploads", ".mltrain/metrics.jsonl")
 CHUNK_BYTES = 48 * 1024
@@ -194,17 +198,32 @@ def pack_outputs(run_dir: str, max_bytes: float, skip: frozenset[str] = frozense
     return buf.getvalue(), total
 
 
-def make_run_dir(source: str, run_id: str | None, experiment: str | None, parent: str | None = None) -> str:
+class SnapshotUnreachable(Exception):
+    """The node could not fetch the job's snapshot from the artifact root itself: the driver carries it."""
+
+
+def make_run_dir(
+    source: str,
+    run_id: str | None,
+    experiment: str | None,
+    parent: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> str:
     """A private run folder on this node (in ``parent``, default the temporary folder): a copy of
-    ``source`` (the job's working_dir) with the run's info."""
+    ``source`` (the job's working_dir) with the run's info; the snapshot fetched into it when ``source``
+    lists it (SnapshotUnreachable when that cannot be done)."""
     run_dir = tempfile.mkdtemp(prefix="mltrain-run-", dir=parent)
     try:
-        carried = os.path.join(source, CARRIED_DIR)  # inputs carried with the job: read from there, never copied
+        # inputs carried with the job: read from there, never copied; the snapshot's list: fetched
+        staged = {os.path.join(source, CARRIED_DIR), os.path.join(source, SNAPSHOT_FILE)}
 
         def skip(folder: str, names: list[str]) -> list[str]:
-            return [n for n in names if os.path.join(folder, n) == carried]
+            return [n for n in names if os.path.join(folder, n) in staged]
 
         shutil.copytree(source, run_dir, symlinks=True, dirs_exist_ok=True, ignore=skip)
+        problem = fetch_snapshot(source, run_dir, log)
+        if problem is not None:
+            raise SnapshotUnreachable(problem)
         os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
         with open(os.path.join(run_dir, RUN_INFO_FILE), "w") as f:
             json.dump({"run_id": run_id, "experiment": experiment}, f)
@@ -238,7 +257,16 @@ def main(argv: list[str]) -> int:
         return 2
     stopper = Stopper(float(os.environ.get(GRACE_ENV) or 5))  # first: a stop that comes early is kept
     emit = Emitter(mark)
-    run_dir = make_run_dir(os.getcwd(), os.environ.get("MLTRAIN_RUN_ID"), os.environ.get("MLTRAIN_EXPERIMENT"))
+    try:
+        run_dir = make_run_dir(
+            os.getcwd(),
+            os.environ.get("MLTRAIN_RUN_ID"),
+            os.environ.get("MLTRAIN_EXPERIMENT"),
+            log=lambda x: emit.marked(STDERR, f"[mltrain] {x}"),
+        )
+    except SnapshotUnreachable as exc:
+        emit.marked(UNREACHABLE, str(exc))
+        return 3
     try:
         env = {k: v for k, v in os.environ.items() if k not in WRAPPER_ENV}
         env["MLTRAIN_RUN_DIR"] = run_dir

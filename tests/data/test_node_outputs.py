@@ -14,18 +14,11 @@ import os
 from pathlib import Path
 
 import pytest
-from moto_s3 import running_moto
 
 from mltrain.compute.node_outputs import OutputsRefused, adopt_announced, adopt_uploads
 from mltrain.remote.node_outputs import post_outputs
 from mltrain.workspace import WorkspaceSettings
 from mltrain.workspace.blobs import BlobStore
-
-
-@pytest.fixture(scope="module")
-def open_moto(tmp_path_factory: pytest.TempPathFactory):
-    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
-        yield server
 
 
 @pytest.fixture

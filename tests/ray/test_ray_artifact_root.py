@@ -1,8 +1,10 @@
 """A Ray job with the artifact root on object storage (moto's S3 server on loopback, ``open_moto``:
-tests/ray/conftest.py): the node uploads the run's outputs/ and logs/ into the bucket itself, by the
-presigned POST policy handed over with the job (no credentials on the node), and the driver makes each
-upload a blob once the store computed its announced hash: the files are the run's artifacts and a model
-registers from them, though they never came through the job's log (nor into the local run folder)."""
+tests/ray/conftest.py): the node fetches the snapshot from the bucket itself by signed URLs, and uploads
+the run's outputs/ and logs/ into it itself, by the presigned POST policy handed over with the job (no
+credentials on the node); the driver makes each upload a blob once the store computed its announced
+hash: the files are the run's artifacts and a model registers from them, though they never came through
+the job's log (nor into the local run folder). A blob in the bucket that is not what its name says is
+refused by the node, and the job is submitted again with the snapshot carried from the driver."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ WRITER = (
     "print('SECRET', 'AWS_SECRET_ACCESS_KEY' in os.environ, 'MLTRAIN_RAY_OUTPUTS_POST' in os.environ)\n"
 )
 
+RUN = ["+compute=cluster", "environment=system", "~register", "job.source_dir=src", "job.script=job.py"]
+
 
 def test_the_node_uploads_outputs_into_the_bucket_itself(
     ray_cluster, open_moto, mltrain, cli_json, project, cluster_env
@@ -34,16 +38,11 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
     bucket = open_moto.bucket(f"ray-arts-{os.urandom(4).hex()}")
     env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
     write_script(project / "src", "job.py", WRITER)
-    run = [
-        "+compute=cluster",
-        f"compute.address={ray_cluster.dashboard_url}",
-        "environment=system",
-        "~register",
-        "job.source_dir=src",
-        "job.script=job.py",
-    ]
-    proc = mltrain(*run, env=env)
+    proc = mltrain(*RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
     assert proc.returncode == 0, proc.output
+    assert re.search(
+        r"snapshot: [1-9]\d* bytes fetched from the artifact root into this node's cache \(1 files\)", proc.output
+    ), proc.output
     sha = re.search(r"^SHA ([0-9a-f]{64})$", proc.stdout, re.M).group(1)
     assert "SECRET False False" in proc.stdout  # neither the key nor the upload policy reached the script
     moved = re.search(
@@ -70,3 +69,22 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
         "--framework", "ScikitLearn", "--framework-version", "1.5.0", env=env,
     )  # fmt: skip
     assert model["run_id"] == listed["id"] and json.dumps(model).count(sha) >= 1
+
+
+def test_a_blob_that_is_not_its_name_is_refused_by_the_node_and_the_snapshot_carried(
+    ray_cluster, open_moto, mltrain, project, cluster_env
+):
+    bucket = open_moto.bucket(f"ray-bad-{os.urandom(4).hex()}")
+    env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
+    token = os.urandom(8).hex()
+    write_script(project / "src", "job.py", f"print('REAL {token}')\n")
+    sha = hashlib.sha256((project / "src" / "job.py").read_bytes()).hexdigest()
+    key = f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}"  # there first: the driver's upload leaves it
+    open_moto.client().put_object(Bucket=bucket, Key=key, Body=b"print('FAKE')\n")
+    proc = mltrain(*RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
+    assert proc.returncode == 0, proc.output
+    assert f"REAL {token}" in proc.stdout and "FAKE" not in proc.stdout
+    assert "could not fetch the snapshot from the artifact root itself (job.py: the content is not the one" in (
+        proc.stderr + proc.stdout
+    ), proc.output
+    assert "it is carried with the job" in proc.stderr + proc.stdout

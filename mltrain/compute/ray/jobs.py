@@ -38,6 +38,8 @@ from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_
 from mltrain.text import fmt_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ray.job_submission import JobSubmissionClient
 
     from mltrain.environments.base import Materialised
@@ -76,8 +78,10 @@ class ClusterHandle(RunHandle):
         attempt: int,
         submit: dict[str, Any] | None,
         direct: tuple[BlobStore, str] | None = None,
+        carry: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(spec)
+        self._carry = carry  # the submit_job arguments with the snapshot carried (its node could not fetch it)
         self.direct = direct  # the store the node uploads outputs/ and logs/ into itself, and their staging prefix
         self.conn = conn
         self.job = job
@@ -130,6 +134,8 @@ class ClusterHandle(RunHandle):
         try:
             while True:
                 info = self._follow_attempt()
+                if self._carried():
+                    continue
                 if self.stream.exit_code is not None:
                     code = self.stream.exit_code
                     break
@@ -249,6 +255,18 @@ class ClusterHandle(RunHandle):
                 return
             time.sleep(1)
 
+    def _carried(self) -> bool:
+        """Submit the next attempt with the snapshot carried when the node of this one could not fetch it
+        from the artifact root itself."""
+        if self.stream.unreachable is None or self._carry is None:
+            return False
+        self.sink.log(
+            f"the node of Ray job {self.sid} could not fetch the snapshot from the artifact root itself "
+            f"({self.stream.unreachable}): it is carried with the job"
+        )
+        carry, self._carry = self._carry, None
+        return self._resubmit(carry)
+
     def _retry(self, info: Any) -> bool:
         """Submit the next attempt when the node of this one died and retries are left."""
         if self._submit is None or info is None or status_of(info) != "FAILED":
@@ -263,9 +281,15 @@ class ClusterHandle(RunHandle):
             f"Ray job {self.sid} was lost with its node ({message[0] if message else 'its supervisor died'}); "
             f"retry {self.attempt} of {retries}"
         )
+        return self._resubmit()
+
+    def _resubmit(self, args: Callable[[], dict[str, Any]] | None = None) -> bool:
+        """Submit the next attempt (with the arguments ``args`` makes, default the same); False when stopped."""
         with self._lock:
-            if self._stop_requested:
+            if self._stop_requested or self._submit is None:
                 return False
+            if args is not None:
+                self._submit = args()
             self.attempt += 1
             self.node = {}
             self.stream = self._new_stream()
@@ -338,7 +362,11 @@ class ClusterHandle(RunHandle):
 
         label = f"the node of Ray job {self.sid}"
         if self.direct is None:
-            raise ComputeError(f"{label} announced uploads it had no policy for: {str(announced)[:200]}")
+            raise ComputeError(
+                f"{label} uploaded {len(announced)} output files into the artifact root's staging prefix, but "
+                "this process did not start the job, so it cannot check and record them",
+                hint="run the job again from one process to the end",
+            )
         blobs, prefix = self.direct
         sent = adopt_announced(blobs, prefix, announced, label, self.conn.config.max_output_mb, self.sink.log)
         self.stored.update(as_stored(self.spec.run_dir, sent))
@@ -424,7 +452,7 @@ class RayJobs:
         return (blobs, staged), {OUTPUTS_POST_ENV: json.dumps({"url": url, "fields": fields, "key": key})}
 
     def submit_args(
-        self, spec: RunSpec, env: Materialised, mark: str, extra: dict[str, str] | None = None
+        self, spec: RunSpec, env: Materialised, mark: str, extra: dict[str, str] | None = None, light: bool = False
     ) -> dict[str, Any]:
         cfg = self.conn.config
         grace = cfg.cancel_grace_s
@@ -443,7 +471,7 @@ class RayJobs:
         }
         return {
             "entrypoint": entrypoint(spec.script, spec.arguments),
-            "runtime_env": runtime_env(cfg, self.stage, spec, env, env_vars),
+            "runtime_env": runtime_env(cfg, self.stage, spec, env, env_vars, light),
             "metadata": {"mltrain_run_id": spec.run_id, "mltrain_experiment": spec.experiment},
             **{f"entrypoint_{k}": v for k, v in resources(cfg).items()},
         }
@@ -453,9 +481,17 @@ class RayJobs:
         mark = f"\x1emltrain:{secrets.token_hex(6)}:"
         job = f"mltrain-{spec.run_id}"
         direct, policy = self._policy(spec)
-        args = self.submit_args(spec, env, mark, policy)
+        args = self.submit_args(spec, env, mark, policy, light=True)
+
+        def carry() -> dict[str, Any]:
+            self.stage.carried(spec)
+            return self.submit_args(spec, env, mark, policy)
+
         self.conn.submit(f"{job}-{attempt}", args)
-        return ClusterHandle(spec, self.conn, job, mark, sink, attempt=attempt, submit=args, direct=direct)
+        light = self.stage.light(spec)
+        return ClusterHandle(
+            spec, self.conn, job, mark, sink, attempt, args, direct=direct, carry=carry if light else None
+        )
 
     def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
         conn = self.conn.for_ref(ref)

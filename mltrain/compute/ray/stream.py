@@ -26,6 +26,7 @@ from mltrain.remote.ray_job import (
     STDERR,
     STORED,
     TOO_LARGE,
+    UNREACHABLE,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class JobStream:
         self.exit_code: int | None = None
         self.archive_ok = False
         self.problem: str | None = None  # why the outputs did not come back
+        self.unreachable: str | None = None  # why the node could not fetch the snapshot from the store
         self.stored: list[object] = []  # what the node says it uploaded itself: [path, sha256, size, N] each
         self.lines = 0  # complete lines handled (a re-opened stream skips them)
         self._skip = 0
@@ -150,6 +152,8 @@ class JobStream:
         elif kind == TOO_LARGE:
             total, limit = (payload.split() + ["?", "?"])[:2]
             self.problem = too_large(total if total.isdigit() else 0, limit)
+        elif kind == UNREACHABLE:
+            self.unreachable = payload or "no reason given"
         elif kind == STORED:
             try:
                 self.stored.append(json.loads(payload))

@@ -118,8 +118,8 @@ class ClusterCompute(ComputeTarget):
 
         moved = Moved()
 
-        def fill(folder: Path) -> None:
-            moved.add(carry_inputs(spec, folder, log))
+        def fill(folder: Path, fetch: bool) -> None:
+            moved.add(carry_inputs(spec, folder, log, fetch))
 
         if not self.stage.upload(ws, spec, fill):
             log("inputs: staged for the cluster already (0 bytes moved here)")
@@ -162,6 +162,7 @@ class ClusterCompute(ComputeTarget):
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """The handle's cleanup; without one (canceled while starting) the run's Ray jobs are deleted."""
         self.jobs.direct.pop(spec.run_id, None)
+        self.stage.forget(spec.run_id)
         if handle is not None:
             handle.cleanup()
         else:
