@@ -21,7 +21,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from mltrain.compute.base import RunSpec
     from mltrain.workspace.blobs import BlobStore
+
+
+def node_writes_outputs(blobs: BlobStore, spec: RunSpec) -> bool:
+    """Whether the node of ``spec`` may upload its outputs/ and logs/ into ``blobs`` itself: the store signs
+    uploads and every named output is stored there (the others are made from the local run folder)."""
+    return blobs.signs_puts and all(o.in_workspace for o in spec.outputs)
 
 
 class OutputsRefused(ComputeError):

@@ -24,7 +24,7 @@ from mltrain.workspace.data import TYPES, DataVersion, ManifestEntry
 from mltrain.workspace.datastores import DEFAULT, SCHEME_DATASTORES, open_datastore, workspace_node
 from mltrain.workspace.datastores.base import ContentMismatch, Datastore, StoredFile, drain
 from mltrain.workspace.names import check_name
-from mltrain.workspace.paths import walk_files
+from mltrain.workspace.paths import check_relpath, walk_files
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -252,5 +252,37 @@ def create(
         manifest=entries,
         description=description,
         tags=tags,
+        producer_run_id=producer_run_id,
+    )
+
+
+def create_stored(
+    ws: Workspace,
+    name: str,
+    files: Mapping[str, tuple[str, int]],
+    source: str,
+    *,
+    description: str | None = None,
+    producer_run_id: str | None = None,
+) -> DataVersion:
+    """Record the next version of ``name`` (a ``uri_folder`` in the workspace's datastore) from blobs the
+    workspace's store holds already ({relpath: (sha256, size)}: a run's files its node stored there
+    itself, each checked by the store); ``source`` says where they were written. Nothing is read."""
+    check_name(name, "data asset", DataError)
+    datastore, node, store = open_store(ws, source, DEFAULT, None)
+    entries = [ManifestEntry(check_relpath(rel), size, sha) for rel, (sha, size) in sorted(files.items())]
+    missing = [e.relpath for e in entries if not ws.blobs.exists(str(e.sha256))]
+    if missing:
+        raise DataError(f"{', '.join(missing[:5])} of {source} are not in {ws.blobs.url}")
+    return ws.data.add_version(
+        name,
+        type="uri_folder",
+        source=source.rstrip("/"),
+        stored=True,
+        datastore=datastore,
+        datastore_kind=store.kind,
+        datastore_config=node,
+        manifest=entries,
+        description=description,
         producer_run_id=producer_run_id,
     )

@@ -2,9 +2,10 @@
 tests/ray/conftest.py): the node fetches the snapshot from the bucket itself by signed URLs, and uploads
 the run's outputs/ and logs/ into it itself, by the presigned POST policy handed over with the job (no
 credentials on the node); the driver makes each upload a blob once the store computed its announced
-hash: the files are the run's artifacts and a model registers from them, though they never came through
-the job's log (nor into the local run folder). A blob in the bucket that is not what its name says is
-refused by the node, and the job is submitted again with the snapshot carried from the driver."""
+hash: the files are the run's artifacts, a model registers from them and a named output becomes a data
+version, though they never came through the job's log (nor into the local run folder). A blob in the
+bucket that is not what its name says is refused by the node, and the job is submitted again with the
+snapshot carried from the driver."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ WRITER = (
     "open('logs/own.log', 'w').write('a log line')\n"
     "print('SHA ' + hashlib.sha256(data).hexdigest())\n"
     "print('SECRET', 'AWS_SECRET_ACCESS_KEY' in os.environ, 'MLTRAIN_RAY_OUTPUTS_POST' in os.environ)\n"
+    "import sys\nout = sys.argv[sys.argv.index('--out') + 1]\n"
+    "open(os.path.join(out, 'rows.csv'), 'w').write('a,b\\n1,2\\n')\n"
 )
 
 RUN = ["+compute=cluster", "environment=system", "~register", "job.source_dir=src", "job.script=job.py"]
@@ -38,7 +41,8 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
     bucket = open_moto.bucket(f"ray-arts-{os.urandom(4).hex()}")
     env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
     write_script(project / "src", "job.py", WRITER)
-    proc = mltrain(*RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
+    named = ["+job.arguments.out=${outputs.feat}", "+job.outputs.feat.path=data:feat"]  # a data version made
+    proc = mltrain(*RUN, f"compute.address={ray_cluster.dashboard_url}", *named, env=env)
     assert proc.returncode == 0, proc.output
     assert re.search(
         r"snapshot: [1-9]\d* bytes fetched from the artifact root into this node's cache \(1 files\)", proc.output
@@ -49,7 +53,7 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
         r"outputs: (\d+) files \(.+?\) uploaded by the node of Ray job \S+ into \S+ itself, (.+) through", proc.output
     )
     assert moved is not None, proc.output
-    assert moved.group(1) == "2"  # outputs/model.joblib and logs/own.log
+    assert moved.group(1) == "3"  # outputs/model.joblib, outputs/data/feat/rows.csv and logs/own.log
     amount, unit = moved.group(2).split()
     assert unit == "B" or (unit == "KB" and float(amount) < 50), moved.group(0)  # the log carried no 400 kB model
 
@@ -63,6 +67,11 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
     assert hashlib.sha256(body).hexdigest() == sha
     left = open_moto.client().list_objects_v2(Bucket=bucket, Prefix="arts/incoming/").get("KeyCount", 0)
     assert left == 0  # every staged upload went, once checked
+
+    feat = cli_json("data", "show", "feat", env=env)  # registered from the bucket, not from the run folder
+    assert feat["lineage"]["produced_by"]["run"] == listed["id"]
+    assert [(e["relpath"], e["size"]) for e in feat["manifest"]] == [("rows.csv", 8)]
+    assert not (run_dir / "outputs" / "data" / "feat" / "rows.csv").exists()
 
     model = cli_json(
         "models", "register", "from-ray", "--run", listed["id"], "--path", "outputs/model.joblib",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.node_outputs import node_writes_outputs
 from mltrain.compute.ray.config import ClusterComputeConfig
 from mltrain.compute.ray.connection import RayConnection
 from mltrain.compute.ray.jobs import RayJobs, delete_jobs
@@ -105,7 +106,7 @@ class ClusterCompute(ComputeTarget):
         """The snapshot into a staging folder (the job's working_dir, shared by a sweep's trials);
         the local run folder receives only what comes back. With inputs, ``deliver`` stages it. With an
         object-store artifact root, the job's node uploads outputs/ and logs/ there itself."""
-        if ws.blobs.signs_puts and not spec.outputs:  # (named outputs are registered from the run folder)
+        if node_writes_outputs(ws.blobs, spec):
             self.jobs.direct[spec.run_id] = ws.blobs
         if not spec.inputs and not spec.outputs:
             self.stage.upload(ws, spec)
