@@ -33,7 +33,7 @@ from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_la
 from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, MltrainError
 from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV, entrypoint
 from mltrain.text import fmt_bytes
 
@@ -438,8 +438,6 @@ class RayJobs:
     def _policy(self, spec: RunSpec) -> tuple[tuple[BlobStore, str] | None, dict[str, str]]:
         """For a run in :attr:`direct`: (the store and the staging prefix, the job's variable holding the
         presigned POST policy); nothing when the store cannot sign one."""
-        from mltrain.errors import MltrainError
-
         blobs = self.direct.get(spec.run_id)
         try:
             max_bytes = int(self.conn.config.max_output_mb * 1024 * 1024)

@@ -56,6 +56,9 @@ class Stage:
         """Stage ``spec``'s snapshot, or its signed list when its nodes may fetch it themselves (and, through
         ``fill``, what else its job carries) once; False when it was staged already."""
         self._runs[spec.run_id] = (ws, spec, fill)
+        if self.reaches_store and self.path(stage_key(spec, light=True)).is_dir():  # a sweep's next trial
+            self._light.add(spec.run_id)
+            return False
         listed = signed_snapshot(ws, spec) if self.reaches_store else None
         if listed is None:
             return self._make(stage_key(spec), ws, spec, fill, None)
