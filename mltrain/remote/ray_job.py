@@ -2,8 +2,10 @@
 
 Standard library only (and :mod:`mltrain.remote.procs`): it is shipped to the cluster with the in-script API
 (``py_modules``) and runs in whatever Python the job's runtime environment has. It copies the job's
-working_dir (the snapshot) into a private run folder, runs the script there as a child process, and writes one
-stream to its stdout, which Ray keeps as the job's log and the driver follows (``tail_job_logs``):
+working_dir (the snapshot; with an object-store artifact root, the list of its files, which it fetches
+from the store into the node's cache itself: :func:`~mltrain.remote.inputs.fetch_snapshot`) into a
+private run folder, runs the script there as a child process, and writes one stream to its stdout,
+which Ray keeps as the job's log and the driver follows (``tail_job_logs``):
 
 - the script's stdout lines, as they are;
 - marked lines (``MARK + kind + payload``; MARK carries a per-job nonce, so a script's output is
