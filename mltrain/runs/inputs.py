@@ -193,7 +193,7 @@ def register_outputs(
     version of its data asset, with the run as its producer and recorded as the run's output;
     (the new versions as ``data:NAME:VERSION``, the problems). Files its node stored in the artifact root
     itself (``stored``: the run's path -> (sha256, size)) are recorded from there, never read here."""
-    from mltrain.data.create import create, create_stored
+    from mltrain.data.create import create
     from mltrain.remote.inputs import OUTPUTS_DIR
 
     made: list[str] = []
@@ -202,29 +202,28 @@ def register_outputs(
         cfg = (data.output_configs or {})[out.name]
         folder = run_dir / OUTPUTS_DIR / out.name
         prefix = f"{OUTPUTS_DIR}/{out.name}/"
-        by_node = {rel.removeprefix(prefix): blob for rel, blob in (stored or {}).items() if rel.startswith(prefix)}
+        by_node = {
+            r.removeprefix(prefix): b for r, b in (stored or {}).items() if r.startswith(prefix) and out.in_workspace
+        }
         local = folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
         if not local and not by_node:
             problems.append(f"output {out.name}: the script wrote no file to ${{outputs.{out.name}}}: no version made")
             continue
         try:
             node = datastore_node(cfg.datastore, []) if cfg.datastore else None
-            if by_node and out.in_workspace:  # with what came through the driver (collected already)
+            if by_node:  # with what came through the driver (collected already)
                 by_node.update({rel: ws.blobs.put_file(full) for rel, full in walk_files(folder, root=run_dir)})
-                version = create_stored(
-                    ws, out.asset, by_node, f"{run_dir}/{prefix}", description=cfg.description, producer_run_id=run_id
-                )
-            else:
-                version = create(
-                    ws,
-                    out.asset,
-                    folder,
-                    type="uri_folder",
-                    description=cfg.description,
-                    datastore=cfg.datastore,
-                    datastore_config=node,
-                    producer_run_id=run_id,
-                )
+            version = create(
+                ws,
+                out.asset,
+                f"{run_dir}/{prefix}" if by_node else folder,
+                type="uri_folder",
+                description=cfg.description,
+                datastore=cfg.datastore,
+                datastore_config=node,
+                producer_run_id=run_id,
+                blobs=by_node or None,
+            )
         except MltrainError as exc:
             problems.append(f"output {out.name} ({cfg.path}): {exc.message}")
             continue

@@ -40,7 +40,7 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
 ):
     bucket = open_moto.bucket(f"ray-arts-{os.urandom(4).hex()}")
     env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
-    write_script(project / "src", "job.py", WRITER)
+    write_script(project / "src", "job.py", f"{WRITER}# {os.urandom(8).hex()}\n")  # fresh: in no node's cache
     named = ["+job.arguments.out=${outputs.feat}", "+job.outputs.feat.path=data:feat"]  # a data version made
     proc = mltrain(*RUN, f"compute.address={ray_cluster.dashboard_url}", *named, env=env)
     assert proc.returncode == 0, proc.output
