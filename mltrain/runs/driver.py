@@ -46,8 +46,14 @@ PREWARM_MODULES = (
 )
 
 
-# the modules of a compute target named by an override (`+compute=ssh`): its client library is slow to import
-TARGET_MODULES = {"ssh": ("mltrain.compute.ssh", "fabric")}
+def target_modules(name: str) -> tuple[str, ...]:
+    """The modules of a compute target named by an override (``+compute=ssh``): paramiko's (slow to
+    import) only where it connects, when there is no OpenSSH client."""
+    if name != "ssh":
+        return ()
+    from mltrain.compute.ssh import openssh
+
+    return ("mltrain.compute.ssh",) if openssh.client() else ("mltrain.compute.ssh", "fabric")
 
 
 def prewarm(argv: list[str] | None = None) -> Workspace | None:
@@ -62,7 +68,7 @@ def prewarm(argv: list[str] | None = None) -> Workspace | None:
     chosen = {a.lstrip("+~").split("=", 1)[1] for a in argv or () if a.lstrip("+~").startswith("compute=")}
     chosen |= {"ssh"} if early else set()
     # the target's client library first: an early connection needs it at once
-    for name in tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())) + PREWARM_MODULES:
+    for name in tuple(m for c in sorted(chosen) for m in target_modules(c)) + PREWARM_MODULES:
         importlib.import_module(name)
     return open_default_workspace()
 
