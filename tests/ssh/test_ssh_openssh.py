@@ -7,6 +7,7 @@ forgotten when it is gone."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -142,3 +143,29 @@ def test_the_hosts_real_interpreter_is_remembered_and_forgotten_once_gone(
     assert connect()["executable"] == real  # through the shim again
     assert calls.read_text().count("x") == 2
     assert json.loads((cache / FILE).read_text()) == {f"{label} {shim}": real}
+
+
+def test_a_file_that_is_not_its_blob_name_is_refused_and_the_host_keeps_nothing(
+    tmp_path: Path, ssh_pool: Any, cache: Path
+) -> None:
+    from mltrain.compute.ssh.sync import put_blobs
+    from mltrain.errors import WorkspaceError
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.write_bytes(b"the real content " + os.urandom(8))
+    bad.write_bytes(b"not what the name says")
+    good_sha = hashlib.sha256(good.read_bytes()).hexdigest()
+    claimed = hashlib.sha256(b"something else " + os.urandom(8)).hexdigest()
+    target = SSHCompute(**ssh_pool.options(ssh_pool.hosts[0]))
+    try:
+        target.check()
+        remote = target.remotes[0]
+        assert remote.via == "openssh"
+        with pytest.raises(WorkspaceError):
+            put_blobs(remote, [(good, good_sha), (bad, claimed)])
+        blobs = Path(remote.probe["workdir"]) / "blobs"
+        assert not (blobs / claimed).exists()
+        assert (blobs / good_sha).read_bytes() == good.read_bytes()  # checked, so kept
+        assert put_blobs(remote, [(good, good_sha)]) == good.stat().st_size
+    finally:
+        target.close()
