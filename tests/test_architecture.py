@@ -255,7 +255,7 @@ def test_what_is_shipped_to_nodes_is_the_node_side_package(tmp_path):
     zip of them; both run on a bare Python (no site-packages, no mltrain installed)."""
     import zipfile
 
-    from mltrain.compute.ssh.conn import agent_archive
+    from mltrain.compute.ssh.helper import agent_archive
     from mltrain.environments.shim import REMOTE_FILES, SHIM_FILES, ensure_shim
 
     listed = sorted(f"remote/{p.name}" for p in (ROOT / "mltrain" / "remote").glob("*.py"))

@@ -48,8 +48,15 @@ PREWARM_MODULES = (
 # the script imports them when it comes)
 REGISTER_MODULES = ("mltrain.registry.from_run", "mltrain.registry.store")
 
-# the modules of a compute target named by an override (`+compute=ssh`): its client library is slow to import
-TARGET_MODULES = {"ssh": ("mltrain.compute.ssh", "fabric")}
+
+def target_modules(name: str) -> tuple[str, ...]:
+    """The modules of a compute target named by an override (``+compute=ssh``): paramiko's (slow to
+    import) only where it connects, when there is no OpenSSH client."""
+    if name != "ssh":
+        return ()
+    from mltrain.compute.ssh import openssh
+
+    return ("mltrain.compute.ssh",) if openssh.client() else ("mltrain.compute.ssh", "fabric")
 
 
 def prewarm(argv: list[str] | None = None) -> Workspace | None:
@@ -65,7 +72,7 @@ def prewarm(argv: list[str] | None = None) -> Workspace | None:
     chosen |= {"ssh"} if early else set()
     registers = not any(a.split("=", 1)[0] == "~register" for a in argv or ())
     # the target's client library first: an early connection needs it at once
-    modules = tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())) + PREWARM_MODULES
+    modules = tuple(m for c in sorted(chosen) for m in target_modules(c)) + PREWARM_MODULES
     for name in modules + (REGISTER_MODULES if registers else ()):
         importlib.import_module(name)
     return open_default_workspace()
