@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,26 @@ def test_a_file_that_is_not_its_blob_name_is_refused_and_the_host_keeps_nothing(
         assert put_blobs(remote, [(good, good_sha)]) == good.stat().st_size
     finally:
         target.close()
+
+
+def test_the_ssh_client_reads_the_same_user_config_as_paramiko(tmp_path, ssh_pool, monkeypatch):
+    """A host alias of ``$HOME/.ssh/config`` (the file paramiko reads) means the same host over the
+    OpenSSH link, where ``ssh`` alone would read the login's own home instead."""
+    from mltrain.compute.ssh import openssh
+    from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
+
+    host = ssh_pool.hosts[1]
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host pool-alias\n  HostName {host.addr}\n  Port {host.port}\n  User root\n  IdentityFile {host.client_key}\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    alias = SSHHostConfig(host="pool-alias")
+    config = SSHComputeConfig(hosts=[alias], known_hosts=str(ssh_pool.known_hosts))
+    args = openssh.argv(openssh.client(), alias, config, "echo reached")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and proc.stdout.strip() == "reached", proc.stderr
+    (home / ".ssh" / "config").unlink()  # no user config: none read at all, so the alias means nothing
+    args = openssh.argv(openssh.client(), alias, config, "echo reached")
+    assert subprocess.run(args, capture_output=True, timeout=60, stdin=subprocess.DEVNULL).returncode != 0

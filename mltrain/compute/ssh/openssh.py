@@ -32,6 +32,13 @@ def client() -> str | None:
     return shutil.which("ssh")
 
 
+def user_config() -> str:
+    """The ``~/.ssh/config`` paramiko reads (``$HOME``'s, where ssh alone would read the login's home),
+    so a host alias means the same on both links; none when it does not exist."""
+    path = Path("~/.ssh/config").expanduser()
+    return str(path) if path.is_file() else os.devnull
+
+
 def argv(program: str, entry: SSHHostConfig, config: SSHComputeConfig, command: str) -> list[str]:
     """``ssh`` running ``command`` on ``entry``'s host with the config's known_hosts, key and timeouts."""
     known = Path(config.known_hosts or "~/.ssh/known_hosts").expanduser()
@@ -53,7 +60,7 @@ def argv(program: str, entry: SSHHostConfig, config: SSHComputeConfig, command: 
         "PermitLocalCommand": "no",
         "LogLevel": "ERROR",
     }
-    args = [program, "-T"]
+    args = [program, "-T", "-F", user_config()]
     for key, value in options.items():
         args += ["-o", f"{key}={value}"]
     if entry.key_file:  # only that key, so a wrong key is an error, not a fallback
