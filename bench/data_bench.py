@@ -16,7 +16,7 @@ same run, on 1 GiB as 1,000 files and as one file.
   empty folder; and what a second run adds (its host has the data: 0 bytes move); the peak RSS of
   the driver (``python -m mltrain``) while it sends the data.
 
-    python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--size-mb 1024]
+    python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--only-s3] [--size-mb 1024]
 
 Cases are interleaved (median of ``--repeats``); before each case the outputs of the last one are
 removed (untimed). Results go to bench/results/data_bench.json.
@@ -271,18 +271,21 @@ def main() -> None:
     parser.add_argument("--skip-s3", action="store_true", help="no S3 download benchmark")
     parser.add_argument("--skip-ssh", action="store_true", help="no SSH input delivery benchmark")
     parser.add_argument("--only-ssh", action="store_true", help="only the SSH input delivery benchmark")
+    parser.add_argument("--only-s3", action="store_true", help="only the S3 download benchmark")
     parser.add_argument("--size-mb", type=float, default=1024, help="the data's size (MiB), as 1,000 files and as one")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mltrain-data-bench-"))
     try:
         data = make_data(work / "data", int(args.size_mb * (1 << 20)))
-        out: dict[str, object] = {"repeats": args.repeats, "size_mb": args.size_mb}
-        if not args.only_ssh:
+        out: dict[str, object] = {"repeats": args.repeats, "size_mb": args.size_mb, "load_before": os.getloadavg()}
+        if not (args.only_ssh or args.only_s3):
             out["create"] = bench_create(work, data, args.repeats)
-            if not args.skip_s3:
-                out["download_s3"] = bench_download(work, data, args.repeats)
-        if not args.skip_ssh:
+        if not (args.only_ssh or args.skip_s3):
+            out["download_s3"] = bench_download(work, data, args.repeats)
+        if not (args.only_s3 or args.skip_ssh):
             out["ssh_input"] = bench_ssh_inputs(work, data, args.repeats)
+        out["load_after"] = os.getloadavg()  # a shared machine: read the ratios against the load
+        print(f"load average (1, 5, 15 min) before {out['load_before']}, after {out['load_after']}")
         print(f"results: {save('data_bench', out)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
