@@ -13,8 +13,9 @@ same run, on 1 GiB as 1,000 files and as one file.
 - a job input delivered to an SSH host (a real sshd on 127.0.0.2, as the tests start it): the first
   delivery, timed as a run whose host cache is empty (no files, no spare copy) minus the same run
   without the input, vs `rsync -a` of the same folder over the same sshd (OpenSSH client) into an
-  empty folder; and what a second run adds (its host has the data: 0 bytes move); the peak RSS of
-  the driver (``python -m mltrain``) while it sends the data.
+  empty folder; and what a second run adds (its host has the data: 0 bytes move); the CPU seconds of
+  the deliver step alone and of one ``rsync -a`` (this side and the host's: on a shared machine they
+  say more than wall time); the peak RSS of the driver (``python -m mltrain``) while it sends the data.
 
     python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--only-s3] [--size-mb 1024]
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -167,8 +169,23 @@ def bench_download(work: Path, data: dict[str, Path], repeats: int) -> dict[str,
     return results
 
 
-def delivery_in_process(ws_root: Path, asset: str, entry: dict, known: Path, clear_host: Callable[[], None]) -> dict:
-    """The ``deliver`` step alone, in process (no run around it): with the host's cache empty, then full."""
+def host_cpu_s(pid: int) -> float:
+    """CPU seconds of process ``pid`` and of its children it has reaped (an sshd: its finished sessions)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def delivery_in_process(
+    ws_root: Path, asset: str, entry: dict, known: Path, clear_host: Callable[[], None], sshd_pid: int
+) -> dict:
+    """The ``deliver`` step alone, in process (no run around it): with the host's cache empty, then full;
+    with the CPU seconds it cost this process (the driver) and the host (its sshd's sessions, reaped once
+    the connection closes: a CPU count that another process's load does not inflate as it does wall time)."""
     from mltrain.compute.base import RunSpec
     from mltrain.compute.ssh import SSHCompute
     from mltrain.data.configs import InputConfig
@@ -180,23 +197,34 @@ def delivery_in_process(ws_root: Path, asset: str, entry: dict, known: Path, cle
     ws = Workspace(WorkspaceSettings.resolve(str(ws_root)))
     inp = resolve_input(ws, "d", InputConfig(path=f"data:{asset}")).spec
     snap = ws.snapshots.take(ws_root.parent / "src")
-    target = SSHCompute(hosts=[entry], known_hosts=str(known))
     out = {}
-    try:
-        clear_host()
-        for label in ("empty host cache", "host has it"):
+    clear_host()
+    for label in ("empty host cache", "host has it"):
+        target = SSHCompute(hosts=[entry], known_hosts=str(known))
+        try:
             run_id = new_run_id()
             run_dir = ws.run_dir(run_id)
             spec = RunSpec(run_id, "bench", run_dir, snap.id, "noop.py", [], {}, ensure_shim(), inputs=(inp,))
             spec.run_dir.mkdir(parents=True)
             target.upload(ws, spec)
-            start = time.perf_counter()
+            host0, cpu0, start = host_cpu_s(sshd_pid), time.process_time(), time.perf_counter()
             delivered = target.deliver(ws, spec, lambda line: None)
-            out[label] = {"s": time.perf_counter() - start, "bytes": delivered.moved.bytes}
+            took, driver = time.perf_counter() - start, time.process_time() - cpu0
             target.cleanup(spec, None)
-    finally:
-        target.close()
+        finally:
+            target.close()
+        time.sleep(0.5)  # the sessions end and are reaped
+        out[label] = {"s": took, "bytes": delivered.moved.bytes, "driver_cpu_s": driver}
+        out[label]["host_cpu_s"] = host_cpu_s(sshd_pid) - host0  # with the cleanup's few ms
     return out
+
+
+def rsync_cpu(cmd: list[str], sshd_pid: int) -> dict[str, float]:
+    """CPU seconds of one ``rsync -a`` (its client and ssh; the host's rsync and sshd)."""
+    host0, kids0 = host_cpu_s(sshd_pid), children_cpu_s()
+    subprocess.run(cmd, check=True, capture_output=True)
+    time.sleep(0.5)
+    return {"driver_cpu_s": children_cpu_s() - kids0, "host_cpu_s": host_cpu_s(sshd_pid) - host0}
 
 
 def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[str, dict[str, float]]:
@@ -241,8 +269,11 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
             rss = peak_rss_mb(with_input, work, env)  # the driver while it sends the data to an empty host cache
             inproc = delivery_in_process(
                 work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
-                lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))),
+                lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))), host.proc.pid,
             )  # fmt: skip
+            clear(Path(dest))
+            peer_cpu = rsync_cpu(cases["rsync -a"], host.proc.pid)
+            clear(Path(dest))
             med = {name: median(v) for name, v in times.items()}
             first = med["run, input, empty host cache"] - med["run, no input"]
             again = med["run, input, host has it"] - med["run, no input"]
@@ -250,6 +281,7 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
             row["times_s"] = times
             row["first_delivery_over_rsync"] = first / med["rsync -a"]
             row["deliver_step_in_process"] = inproc
+            row["rsync_cpu"] = peer_cpu
             row["driver_peak_rss_mb"] = rss
             results[label] = row
             cold, warm = inproc["empty host cache"], inproc["host has it"]
@@ -257,6 +289,8 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
                 f"ssh input, {label}: first delivery {first:.2f} s vs rsync -a {med['rsync -a']:.2f} s "
                 f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s; the deliver step "
                 f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes); "
+                f"CPU of that cold step: driver {cold['driver_cpu_s']:.2f} s + host {cold['host_cpu_s']:.2f} s, of "
+                f"rsync -a: {peer_cpu['driver_cpu_s']:.2f} s + {peer_cpu['host_cpu_s']:.2f} s; "
                 f"peak RSS of the driver {rss:.0f} MB",
                 flush=True,
             )
