@@ -7,7 +7,8 @@ stored JSON reference by a second target object — against the real thing the t
 
 A subclass (``class TestMyTarget(ComputeTargetSuite)``) provides two fixtures:
 
-- ``make_target``: a callable returning a new target object (use a short ``cancel_grace_s``, e.g. 2);
+- ``make_target``: a callable returning a new target object (use a short ``cancel_grace_s``, e.g. 2;
+  a target of several nodes takes options, the ``one_node_options`` that keep its runs on one node);
 - ``environment_config``: the ``environment`` config node of an environment the target runs
   (keys of ``mltrain.config.schema.EnvironmentConfig``; missing keys take their defaults),
   and may override ``assert_cleaned`` to check what ``cleanup`` released.
@@ -122,6 +123,35 @@ class ComputeTargetSuite(InputDeliverySuite):
         self, target: ComputeTarget, ws: Workspace, tmp_path: Path, environment_config: dict[str, Any]
     ) -> Iterator[Callable[..., Job]]:
         """``start(script_text, *args, env_vars=...)``: a started job of ``target``; cleaned up after."""
+        yield from self.starter(target, ws, tmp_path, environment_config)
+
+    # options of ``make_target`` that keep every run on one node, for a target of several nodes
+    # (each node has a cache of its own: a test of reuse needs both runs on the same one)
+    one_node_options: dict[str, Any] = {}
+
+    @pytest.fixture
+    def one_node_target(
+        self, target: ComputeTarget, make_target: Callable[..., ComputeTarget]
+    ) -> Iterator[ComputeTarget]:
+        """A target whose runs all land on one node: ``target`` itself unless ``one_node_options``."""
+        if not self.one_node_options:
+            yield target
+            return
+        pinned = make_target(**self.one_node_options)
+        yield pinned
+        pinned.close()
+
+    @pytest.fixture
+    def start_on_one_node(
+        self, one_node_target: ComputeTarget, ws: Workspace, tmp_path: Path, environment_config: dict[str, Any]
+    ) -> Iterator[Callable[..., Job]]:
+        """``start`` of ``one_node_target``."""
+        yield from self.starter(one_node_target, ws, tmp_path, environment_config)
+
+    def starter(
+        self, target: ComputeTarget, ws: Workspace, tmp_path: Path, environment_config: dict[str, Any]
+    ) -> Iterator[Callable[..., Job]]:
+        """The ``start`` of ``target`` (the fixtures' body): it yields once, then cleans up the jobs."""
         node = {**dataclasses.asdict(EnvironmentConfig()), **environment_config}
         env = resolve(EnvSpec.from_config(node, base_dir=tmp_path), ws)
         target.builder(env).check(env)

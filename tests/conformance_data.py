@@ -127,20 +127,16 @@ class InputDeliverySuite:
         assert second.delivered.moved.bytes == 0
         assert seen(second)["files"] == content  # the first script's change reached nobody
 
-    single_node = True  # False where two runs may land on different nodes (each with its own cache)
-
     def test_an_untouched_download_is_reused_by_the_next_run_and_a_changed_one_is_not(
-        self, start: Callable[..., Any], make_input: Callable[..., tuple[InputSpec, dict[str, str]]]
+        self, start_on_one_node: Callable[..., Any], make_input: Callable[..., tuple[InputSpec, dict[str, str]]]
     ) -> None:
-        """A second run of a download gets the first run's private copy when that script left it as it was
-        (the same files: not one byte copied again); after a script wrote to its copy, the next run gets
-        a fresh one."""
-        if not self.single_node:
-            pytest.skip("two runs may land on different nodes")
+        """A second run of a download on the same node gets the first run's private copy when that script
+        left it as it was (the same files: not one byte copied again); after a script wrote to its copy,
+        the next run gets a fresh one. (Each node has a cache of its own: the runs are kept on one.)"""
         inp, content = make_input("download")
 
         def run(*args: str) -> dict[str, Any]:
-            job = start(READ_INPUT, "${inputs.d}", *args, inputs=[inp])
+            job = start_on_one_node(READ_INPUT, "${inputs.d}", *args, inputs=[inp])
             got = seen(job)
             job.delivered.release()
             job.target.cleanup(job.spec, job.handle)  # the run folder goes: its untouched copy is kept

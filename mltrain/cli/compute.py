@@ -1,5 +1,5 @@
 """``mltrain compute check``: connect to the selected compute target and report what it has
-(for SSH: per host python, uv, docker, free disk and slots)."""
+(for SSH: per host python, uv, docker, free disk, slots and whether it reaches the package index)."""
 
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
         for r in rows:
             key = {"trusted": "trusted", "unknown": "UNKNOWN", "changed": "CHANGED"}.get(r.get("host_key", ""), "")
             if r.get("host_key") in ("unknown", "changed"):
-                table.append((r["host"], key, "", "", "", "", ""))
+                table.append((r["host"], key, "", "", "", "", "", ""))
                 continue
             if not r["ok"]:
-                table.append((r["host"], key, "UNREACHABLE", r.get("error", "").splitlines()[0], "", "", ""))
+                table.append((r["host"], key, "UNREACHABLE", r.get("error", "").splitlines()[0], "", "", "", ""))
                 continue
             table.append(
                 (
@@ -84,15 +84,27 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                     f"docker {r['docker']}" if r.get("docker") else "no docker",
                     f"free disk {fmt_bytes(r['free_bytes'])}" if "free_bytes" in r else "",
                     f"slots {r['slots']}" if "slots" in r else "",
+                    index_cell(r.get("index")),
                 )
             )
-        print_table(table, ["HOST", "HOST KEY", "PYTHON", "UV", "DOCKER", "DISK", "SLOTS"])
+        print_table(table, ["HOST", "HOST KEY", "PYTHON", "UV", "DOCKER", "DISK", "SLOTS", "PACKAGE INDEX"])
         for r in rows:
             if not r["ok"]:
                 print(escape_controls(f"\n{r['host']}: {r.get('error')}", LINES))
                 if r.get("hint"):
                     print(escape_controls(f"  hint: {r['hint']}", LINES))
+            elif (r.get("index") or {}).get("reachable") is False:
+                index = r["index"]
+                print(escape_controls(f"\n{r['host']}: cannot reach the package index {index['url']}: {index['said']}"))
+                print("  runs there build their venvs from wheels this machine ships (compute.offline=true: not tried)")
     return 0 if all(r["ok"] for r in rows) else 1
+
+
+def index_cell(index: dict[str, Any] | None) -> str:
+    """The PACKAGE INDEX column of a host: reached, not reached, or not known."""
+    if not index or index.get("reachable") is None:
+        return "unknown"
+    return "reachable" if index["reachable"] else "UNREACHABLE"
 
 
 def print_cluster(rows: list[dict[str, Any]]) -> None:

@@ -150,7 +150,7 @@ class RemoteEnvironments:
         """The helper's answer for the venv of ``env`` on ``host``: built there from the package index,
         or, when the host cannot reach it (``compute.offline``, or found so by a build), from the
         locked wheels this machine ships through the host's blob cache (only those it lacks travel)."""
-        offline = self.offline or host.label in self.no_index
+        offline = self.offline or host.label in self.no_index or self._remembered(host, log)
         request: dict[str, Any] = {"hash": env.hash, "python": env.spec.python, "lock": env.lock}
         request.update(env=env.spec.build_env, rebuild=rebuild, offline=offline, wheels=None)
         answer: dict[str, Any] = host.agent("venv", request=request, timeout=None, on_stderr=log)
@@ -180,6 +180,20 @@ class RemoteEnvironments:
         if "missing" in answer:
             raise ComputeError(f"the wheels of environment {env.spec.name} did not reach {host.label}")
         return answer
+
+    def _remembered(self, host: Host, log: LogFn) -> bool:
+        """True (and said) when a build on ``host`` found no package index lately (the host's probe
+        says so): this build goes offline at once instead of trying the index again."""
+        note = (host.probe or {}).get("no_index")
+        if not note:
+            return False
+        self.no_index.add(host.label)
+        log(
+            f"host {host.label} found no package index {note['age_s'] / 60:.0f} min ago ({note['said']}): "
+            "building from wheels of this machine without trying it (tried again an hour after that, or once "
+            "`mltrain compute check` finds it; compute.offline=true never tries it)"
+        )
+        return True
 
     def for_host(self, host: Host, built: Materialised) -> Materialised:
         """The environment ``built`` (on some host of this target) as it is on ``host``."""

@@ -1,9 +1,11 @@
 """The locked wheels of an environment for a host that cannot reach the package index.
 
 uv keeps no wheel files in its cache (it unpacks them), so the wheels are remade: the lock is
-installed with ``uv pip install --target`` for the host's Python and platform (from uv's cache,
+installed with ``uv pip install --prefix`` for the host's Python and platform (from uv's cache,
 offline first; from the index when the cache lacks something), then each installed distribution is
-packed back into a wheel (its RECORD's files, nothing the installer added). The wheelhouse is kept
+packed back into a wheel (its RECORD's files, nothing the installer added): what it installed
+outside site-packages (scripts, headers, data) goes back into the wheel's ``.data`` folder, scripts
+with the ``#!python`` line an installer rewrites for the host. The wheelhouse is kept
 in the environment cache by lock hash and platform, made once, the same bytes each time: the host's
 content-addressed blob cache then receives only the wheels it lacks.
 """
@@ -26,7 +28,8 @@ from mltrain.environments.resolve import ResolvedEnvironment
 from mltrain.errors import EnvironmentSpecError
 
 READY = ".complete"
-ADDED_BY_INSTALLER = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")
+PACKING = "p2"  # how wheels are remade (p2: with their .data): wheelhouses of an older way are made again
+ADDED_BY_INSTALLER = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD", "uv_cache.json")
 MANYLINUX = range(17, 41)  # the manylinux_2_X platforms uv can target
 FIX = (
     "run once where this machine reaches the package index (the wheels are then taken from uv's cache), "
@@ -73,7 +76,7 @@ def wheelhouse(env: ResolvedEnvironment, probe: dict[str, Any], log: LogFn) -> l
     """The wheels of ``env``'s lock for the host of ``probe`` (made once per lock and platform);
     EnvironmentSpecError naming the packages this machine cannot provide, and the fix."""
     platform = uv_platform(probe)
-    folder = cache_root() / "wheels" / f"{env.hash[:24]}-{platform}"
+    folder = cache_root() / "wheels" / f"{env.hash[:24]}-{platform}-{PACKING}"
     with file_lock(folder.parent / f".{folder.name}.lock"):
         if not (folder / READY).exists():
             _make(env, platform, folder, log)
@@ -95,8 +98,9 @@ def _requirements(lock: str) -> list[str]:
 def _install(
     env: ResolvedEnvironment, requirements: list[str], target: Path, platform: str, online: bool
 ) -> tuple[bool, str]:
-    """``uv pip install --target`` of ``requirements`` for the host (with the index the lock was made with)."""
-    cmd = [uv_bin(), "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
+    """``uv pip install --prefix`` of ``requirements`` for the host (with the index the lock was made
+    with): site-packages, scripts (``bin``), headers and data each in their own place under ``target``."""
+    cmd = [uv_bin(), "pip", "install", "--quiet", "--no-deps", "--prefix", str(target)]
     cmd += ["--python-version", env.spec.python, "--python-platform", platform, *([] if online else ["--offline"])]
     env_vars = {k: v for k, v in {**os.environ, **env.spec.build_env}.items() if k != "VIRTUAL_ENV"}
     listed = target.with_name(target.name + ".txt")  # a file: lines such as ``-e file:///...`` stay whole
@@ -127,8 +131,8 @@ def _make(env: ResolvedEnvironment, platform: str, folder: Path, log: LogFn) -> 
             )
         house = Path(scratch, "house")
         house.mkdir()
-        for info in sorted(target.glob("*.dist-info")):
-            pack(target, info, house)
+        for info in sorted(target.glob("lib*/python*/site-packages/*.dist-info")):
+            pack(info.parent, info, house)
         house.joinpath(READY).write_text(env.hash + "\n")
         if folder.exists():
             shutil.rmtree(folder)
@@ -161,34 +165,78 @@ def _wheel_name(info: Path) -> str:
 
 
 def pack(site: Path, info: Path, into: Path) -> Path:
-    """The installed distribution of ``info`` (in ``site``) as a wheel in ``into``: the files of its
-    RECORD inside ``site`` (not scripts the installer made, bytecode, nor the installer's own files),
-    in a fixed order with fixed times, so the same install packs to the same bytes."""
+    """The installed distribution of ``info`` (in ``site``, the site-packages of an install prefix) as
+    a wheel in ``into``: the files of its RECORD (not entry-point scripts, bytecode, nor the
+    installer's own files), those outside ``site`` in the wheel's ``.data`` folder, in a fixed order
+    with fixed times, so the same install packs to the same bytes."""
     import csv
     import io
 
-    names = []
+    prefix = site.parents[2]  # PREFIX/lib/pythonX.Y/site-packages
+    data_dir = info.name[: -len(".dist-info")] + ".data"
+    entry_points = _entry_point_scripts(info)
+    members: dict[str, Path] = {}  # name in the wheel -> installed file
     with open(info / "RECORD", newline="") as f:
         for row in csv.reader(f):
             path = row[0] if row else ""
-            top = path.split("/", 1)[0]
-            if not path or path.startswith(("/", "../")) or top in ("bin", "__pycache__") or "/__pycache__/" in path:
+            full = Path(os.path.normpath(site / path)) if path else site
+            if not path or not full.is_file() or "__pycache__" in full.parts:
                 continue
-            if top == info.name and path.split("/", 1)[1] in ADDED_BY_INSTALLER:
-                continue
-            if (site / path).is_file():
-                names.append(path)
-    names.sort(key=lambda p: (p.startswith(info.name + "/"), p))
+            if full.is_relative_to(site):
+                rel = full.relative_to(site).as_posix()
+                if rel.split("/", 1)[0] == info.name and rel.split("/", 1)[1] in ADDED_BY_INSTALLER:
+                    continue
+                members[rel] = full
+            elif full.is_relative_to(prefix):
+                name = _data_name(full.relative_to(prefix).parts, entry_points)
+                if name is not None:
+                    members[f"{data_dir}/{name}"] = full
+    names = sorted(members, key=lambda p: (p.startswith(info.name + "/"), p))
     wheel = into / _wheel_name(info)
     record = io.StringIO()
     writer = csv.writer(record, lineterminator="\n")
     with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in names:
-            data = (site / path).read_bytes()
-            item = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
-            item.external_attr = ((site / path).stat().st_mode & 0o777 | 0o100000) << 16
+        for name in names:
+            data = members[name].read_bytes()
+            if name.startswith(f"{data_dir}/scripts/"):
+                data = _portable_script(data)
+            item = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            item.external_attr = (members[name].stat().st_mode & 0o777 | 0o100000) << 16
             zf.writestr(item, data, zipfile.ZIP_DEFLATED)
-            writer.writerow([path, _record_hash(data), len(data)])
+            writer.writerow([name, _record_hash(data), len(data)])
         writer.writerow([f"{info.name}/RECORD", "", ""])
         zf.writestr(zipfile.ZipInfo(f"{info.name}/RECORD", date_time=(1980, 1, 1, 0, 0, 0)), record.getvalue())
     return wheel
+
+
+def _entry_point_scripts(info: Path) -> set[str]:
+    """The scripts an installer makes from ``info``'s entry points (made again on the host)."""
+    import configparser
+
+    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read(info / "entry_points.txt")
+    except configparser.Error:
+        return set()
+    return {name for sect in ("console_scripts", "gui_scripts") if parser.has_section(sect) for name in parser[sect]}
+
+
+def _data_name(parts: tuple[str, ...], entry_points: set[str]) -> str | None:
+    """Where a file installed at PREFIX/``parts`` (outside site-packages) goes in the wheel's ``.data``
+    folder: ``scripts/``, ``headers/`` or ``data/`` (None: an entry-point script, made on the host)."""
+    if len(parts) == 2 and parts[0] == "bin":
+        return None if parts[1] in entry_points else f"scripts/{parts[1]}"
+    if len(parts) > 4 and parts[:2] == ("include", "site"):  # include/site/pythonX.Y/DIST/...
+        return "headers/" + "/".join(parts[4:])
+    return "data/" + "/".join(parts)
+
+
+def _portable_script(data: bytes) -> bytes:
+    """A script as a wheel holds it: the interpreter line the installer wrote back to ``#!python``."""
+    head, sep, rest = data.partition(b"\n")
+    if head.startswith(b"#!/bin/sh") and rest.startswith(b"'''exec'"):  # the form of a long interpreter path
+        return b"#!python\n" + rest.split(b"\n", 2)[2]
+    if head.startswith(b"#!") and b"python" in head:
+        return b"#!python" + sep + rest
+    return data

@@ -7,7 +7,8 @@ A JSON request comes on stdin where a command needs one, and the answer is one J
 (``follow`` and ``pack`` stream instead). Layout of WORKDIR:
 ``blobs/<sha256>`` (content-addressed cache of uploaded files: snapshots and data inputs), ``refs/<id>``
 (files of data references, :mod:`mltrain.remote.inputs`), ``runs/<run_id>/`` (run folders),
-``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none). Docker images of
+``venvs/<hash>/`` (environments), ``tools/uv/`` (uv, when the host had none), ``no-index.json``
+(the package index found unreachable lately: :mod:`~mltrain.remote.ssh_index`). Docker images of
 environments live in the engine the host's ``docker`` CLI reaches (its ``DOCKER_HOST``, context).
 
 ``serve`` keeps the helper running over one channel and runs every later command in a fork of itself
@@ -32,6 +33,7 @@ import sys
 from mltrain.remote import inputs as node_io
 from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
 from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, materialise_run, run_dir_of
+from mltrain.remote.ssh_index import cmd_index, no_index_note
 from mltrain.remote.ssh_jobs import (
     cmd_follow,
     cmd_kill,
@@ -62,6 +64,7 @@ def cmd_probe(work: str) -> None:
             "gid": os.getgid(),
             "machine": os.uname().machine,
             "libc": list(platform.libc_ver()),  # which wheels fit it (shipped to a host without the index)
+            "no_index": no_index_note(work),  # a build here found no package index lately
         }
     )
 
@@ -161,6 +164,7 @@ COMMANDS = {
     "venv": cmd_venv,
     "image": cmd_image,
     "drop": cmd_drop,
+    "index": cmd_index,
     "start": cmd_start,
     "supervise": cmd_supervise,
     "status": cmd_status,

@@ -26,6 +26,7 @@ from mltrain.remote.ssh_host import (
     step,
     touch,
 )
+from mltrain.remote.ssh_index import note_index
 
 
 def free_bytes(path: str) -> int:
@@ -207,8 +208,11 @@ def cmd_venv(work: str) -> None:
             if os.path.exists(target):
                 shutil.rmtree(target)
             os.rename(scratch, target)
+            if links is None and lock.strip():
+                note_index(work, None)  # reached: later builds try the index again
         except NoIndex as exc:
             shutil.rmtree(scratch, ignore_errors=True)
+            note_index(work, str(exc))
             answer({"no_index": str(exc)})
             return
         except BaseException:

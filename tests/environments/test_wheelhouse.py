@@ -48,3 +48,72 @@ def test_the_host_platform_decides_which_wheels_fit() -> None:
     assert fits("six-1.17.0-py2.py3-none-any.whl", "3.13", "aarch64")
     assert fits("cryptography-44.0.0-cp39-abi3-manylinux_2_28_x86_64.whl", "3.12", "x86_64")
     assert not fits("cryptography-44.0.0-cp39-abi3-manylinux_2_28_x86_64.whl", "3.8", "x86_64")
+
+
+def _wheel_with_data(folder: Path) -> Path:
+    """A wheel that installs outside site-packages too: a script, a header, a data file (and an
+    entry point, a module in ``.data/purelib``)."""
+    import base64
+    import zipfile
+
+    files = {
+        "demo/__init__.py": "def main():\n    print('entry point ran')\n",
+        "demo-0.1.data/purelib/demo_extra.py": "EXTRA = 2\n",
+        "demo-0.1.data/scripts/demo-tool": "#!python\nimport sys\nprint('tool ran in', sys.prefix)\n",
+        "demo-0.1.data/data/share/demo/thing.txt": "shared data\n",
+        "demo-0.1.data/headers/demo.h": "/* a header */\n",
+        "demo-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo\nVersion: 0.1\n",
+        "demo-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "demo-0.1.dist-info/entry_points.txt": "[console_scripts]\ndemo-ep = demo:main\n",
+    }
+    wheel = folder / "demo-0.1-py3-none-any.whl"
+    folder.mkdir(parents=True)
+    record = []
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, text in files.items():
+            data = text.encode()
+            zf.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{name},sha256={digest},{len(data)}")
+        zf.writestr("demo-0.1.dist-info/RECORD", "\n".join([*record, "demo-0.1.dist-info/RECORD,,"]) + "\n")
+    return wheel
+
+
+def test_scripts_headers_and_data_outside_site_packages_are_shipped_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remade wheel installs what the original installed outside site-packages, where it belongs
+    (script in bin/ running the venv's Python, data under the venv, the header under include/)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from mltrain.environments.cache import uv_bin
+
+    monkeypatch.setenv("MLTRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
+    original = _wheel_with_data(tmp_path / "dist")
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    node = {"name": "w", "build": "venv", "python": python, "pip": [f"demo @ {original.as_uri()}"]}
+    env = resolve(EnvSpec.from_config(node), ws)
+    (wheel,) = wheelhouse(env, PROBE, lambda line: None)
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {
+        "demo-0.1.data/scripts/demo-tool",
+        "demo-0.1.data/data/share/demo/thing.txt",
+        "demo-0.1.data/headers/demo.h",
+        "demo_extra.py",
+    } <= set(names), names
+    assert not [n for n in names if n.startswith(("bin/", "share/", "include/"))]  # nothing misplaced
+    assert not [n for n in names if "demo-ep" in n]  # the entry point's script is made by the installer
+    assert zipfile.ZipFile(wheel).read("demo-0.1.data/scripts/demo-tool").startswith(b"#!python\n")
+
+    venv = tmp_path / "venv"  # installed as a host installs the shipped wheels: offline, from them only
+    subprocess.run([uv_bin(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    install = [uv_bin(), "pip", "install", "--quiet", "--offline", "--no-index", "--python", str(venv / "bin/python")]
+    subprocess.run([*install, str(wheel)], check=True)
+    tool = subprocess.run([str(venv / "bin" / "demo-tool")], capture_output=True, text=True, check=True)
+    assert tool.stdout.strip() == f"tool ran in {venv}"
+    assert subprocess.run([str(venv / "bin" / "demo-ep")], capture_output=True, text=True).stdout == "entry point ran\n"
+    assert (venv / "share" / "demo" / "thing.txt").read_text() == "shared data\n"
+    assert list(venv.glob("include/site/python*/demo/demo.h"))

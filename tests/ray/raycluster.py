@@ -30,6 +30,8 @@ DASHBOARD_URL = f"http://127.0.0.1:{DASHBOARD_PORT}"
 GCS_ADDRESS = f"{HEAD_IP}:{GCS_PORT}"
 CLIENT_ADDRESS = f"ray://{HEAD_IP}:{CLIENT_PORT}"
 OBJECT_STORE = "300000000"
+# compute options that keep runs on the worker node (two at a time, as two warm actors need)
+ON_THE_WORKER_NODE = {"num_cpus": 0.5, "resources": {"worker_node": 0.5}}
 
 
 def ray_bin() -> str | None:

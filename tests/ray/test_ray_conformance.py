@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conformance import ComputeTargetSuite, Job
+from raycluster import ON_THE_WORKER_NODE
 from support import wait_dead
 
 from mltrain.compute.base import ComputeTarget, JobRef, RunSpec
@@ -15,12 +16,12 @@ from mltrain.compute.ray import ClusterCompute
 
 
 class TestClusterCompute(ComputeTargetSuite):
-    single_node = False  # two nodes: two runs may land on different ones
+    one_node_options = ON_THE_WORKER_NODE  # two nodes: two runs may land on different ones
 
     @pytest.fixture
-    def make_target(self, ray_cluster) -> Callable[[], ComputeTarget]:
-        return lambda: ClusterCompute(
-            address=ray_cluster.dashboard_url, token_file=str(ray_cluster.token_file), cancel_grace_s=2.0
+    def make_target(self, ray_cluster) -> Callable[..., ComputeTarget]:
+        return lambda **options: ClusterCompute(
+            address=ray_cluster.dashboard_url, token_file=str(ray_cluster.token_file), cancel_grace_s=2.0, **options
         )
 
     @pytest.fixture

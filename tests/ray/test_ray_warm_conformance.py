@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conformance import ComputeTargetSuite
+from raycluster import ON_THE_WORKER_NODE
 
 import mltrain
 from mltrain.compute.base import ComputeTarget, JobRef, NullSink, OutputSink, RunHandle, RunSpec
@@ -36,15 +37,16 @@ RUNTIME_ENVS = {
 
 
 class TestWarmClusterCompute(ComputeTargetSuite):
-    single_node = False  # two nodes: two runs may land on different ones
+    one_node_options = ON_THE_WORKER_NODE  # two nodes: two runs may land on different ones
 
     @pytest.fixture(params=list(RUNTIME_ENVS))
-    def make_target(self, ray_cluster, request: pytest.FixtureRequest) -> Callable[[], ComputeTarget]:
-        return lambda: PrewarmedCluster(
+    def make_target(self, ray_cluster, request: pytest.FixtureRequest) -> Callable[..., ComputeTarget]:
+        return lambda **options: PrewarmedCluster(
             address=ray_cluster.dashboard_url,
             token_file=str(ray_cluster.token_file),
             cancel_grace_s=2.0,
             runtime_env=RUNTIME_ENVS[request.param],
+            **options,
         )
 
     @pytest.fixture

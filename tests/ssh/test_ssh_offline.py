@@ -85,6 +85,33 @@ def test_a_host_cut_off_from_the_index_builds_from_wheels_this_machine_ships(mlt
     assert "(1 of 1 already there)" in text and "cannot reach the package index" not in text
     assert "six on the host 1.17.0" in again.stdout
 
+    # a later command remembers (on the host) that its index was unreachable: offline at once, and says so
+    later = mltrain(*_job(host, known, "environment.rebuild=true"))
+    assert later.returncode == 0, later.output
+    text = later.stdout + later.stderr
+    assert f"host {label} found no package index 0 min ago (" in text, later.output
+    assert "building from wheels of this machine without trying it" in text
+    assert "the build on" not in text and "error sending request" not in text  # the index was not tried
+    assert "six on the host 1.17.0" in later.stdout
+
+
+def test_an_unreachable_index_is_remembered_for_an_hour(tmp_path: Path) -> None:
+    import json
+
+    from mltrain.remote.ssh_index import NO_INDEX_NOTE, no_index_note, note_index
+
+    work = str(tmp_path)
+    assert no_index_note(work) is None
+    note_index(work, "uv: first line\nerror: Failed to fetch: `http://127.0.0.1:9/simple/six/`")
+    note = no_index_note(work)
+    assert note is not None and note["said"] == "error: Failed to fetch: `http://127.0.0.1:9/simple/six/`"
+    assert 0 <= note["age_s"] < 60
+    (tmp_path / NO_INDEX_NOTE).write_text(json.dumps({"at": time.time() - 3601, "said": "old"}))
+    assert no_index_note(work) is None  # an hour later the index is tried again
+    note_index(work, "again")
+    note_index(work, None)  # a build reached the index: forgotten
+    assert no_index_note(work) is None and not (tmp_path / NO_INDEX_NOTE).exists()
+
 
 def test_a_host_with_uv_that_finds_no_index_installs_the_shipped_wheels_with_uv(mltrain, project, ssh_pool):
     write_script(project / "src", "job.py", JOB)
@@ -115,3 +142,38 @@ def test_a_wheel_this_machine_cannot_provide_is_named_with_the_fix(mltrain, proj
     assert "this machine cannot provide wheels of six==1.16.0, tomli==2.0.1 for the host" in proc.stderr, proc.output
     assert "run once where this machine reaches the package index" in proc.stderr  # the fix
     assert not list((host.workdir / "venvs").glob("*/bin/python"))  # nothing half-built on the host
+
+
+def test_compute_check_shows_whether_each_host_reaches_its_package_index(cli, project, ssh_pool, tmp_path):
+    """A column per host, from one bounded request made by the host (through its own proxies); a host
+    that reaches its index again forgets that a build found it unreachable."""
+    import http.server
+    import json
+    import threading
+
+    from mltrain.remote.ssh_index import NO_INDEX_NOTE
+
+    index = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    try:
+        cut, known = _cut_off_host(ssh_pool, "127.0.0.14", "check-cut")
+        url = f"http://127.0.0.1:{index.server_address[1]}/simple/"
+        near = ssh_pool.make_host("127.0.0.15", f"check-near-{time.monotonic_ns()}", env={"UV_INDEX_URL": url})
+        known.write_text(cut.known_hosts_line() + near.known_hosts_line())
+        near.workdir.mkdir(parents=True)
+        (near.workdir / NO_INDEX_NOTE).write_text(json.dumps({"at": time.time(), "said": "from before"}))
+        entries = ",".join("{" + ",".join(f"{k}:{v}" for k, v in h.entry().items()) + "}" for h in (cut, near))
+        overrides = ["+compute=ssh", f"compute.hosts=[{entries}]", f"compute.known_hosts={known}"]
+        proc = cli("compute", "check", *overrides)
+        assert proc.returncode == 0, proc.output  # both hosts can run jobs
+        lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("root@")}
+        assert lines[f"root@{cut.addr}:{cut.port}"].rstrip().endswith("UNREACHABLE"), proc.stdout
+        assert lines[f"root@{near.addr}:{near.port}"].rstrip().endswith("reachable"), proc.stdout
+        assert f"root@{cut.addr}:{cut.port}: cannot reach the package index {DEAD}/simple: " in proc.stdout
+        assert "build their venvs from wheels this machine ships" in proc.stdout
+        rows = {r["host"]: r for r in json.loads(cli("compute", "check", "--json", *overrides).stdout)}
+        assert rows[f"root@{near.addr}:{near.port}"]["index"] == {"url": url, "reachable": True}
+        assert not (near.workdir / NO_INDEX_NOTE).exists()
+    finally:
+        index.shutdown()
+        index.server_close()

@@ -402,28 +402,46 @@ def test_ssh_config_alias_and_the_default_known_hosts_work(project, cli_json, ss
     assert cli_json("runs", "list")[0]["status"] == "Completed"
 
 
-def test_host_lost_before_its_job_starts_is_skipped_for_another(tmp_path, ssh_pool):
-    """A host that stops answering after the pool was checked but before a run reaches it: the run
-    goes to another host (no retry needed: nothing ran), the lost host is skipped from then on."""
+def test_host_lost_between_placement_and_start_is_skipped_for_another(tmp_path, ssh_pool):
+    """A host that dies after a run was placed on it (its slot taken, the run folder to come with
+    the start request) but before the job started: the start goes to another host (no retry
+    needed: nothing ran), the lost host is skipped from then on. The host is killed at exactly that
+    point, between ``upload`` and ``start``."""
+    from conformance import RecordingSink
+
+    from mltrain.compute.base import RunSpec
+    from mltrain.environments.shim import ensure_shim
     from mltrain.workspace import Workspace, WorkspaceSettings
+    from mltrain.workspace.runs import new_run_id
 
     ws = Workspace(WorkspaceSettings.resolve(str(tmp_path / "ws")))
     source = tmp_path / "src"
-    write_script(source, "job.py", "import socket\nprint('ran on', socket.gethostname())\n")
+    write_script(source, "job.py", "import os\nprint('ran in', os.getcwd())\n")
     a = ssh_pool.hosts[0]
     lost = ssh_pool.make_host("127.0.0.13", f"lost-early-{time.monotonic_ns()}")
     known = tmp_path / "known_hosts"
     known.write_text(a.known_hosts_line() + lost.known_hosts_line())
-    # the lost host has more free slots, so it is the one a run would be given first
+    # the lost host has more free slots, so it is the one a run is given first
     target = SSHCompute(hosts=[a.entry(slots=1), lost.entry(slots=4)], known_hosts=str(known), connect_timeout_s=5)
+    lost_label = f"root@{lost.addr}:{lost.port}"
     try:
         env, built = _prepared(ws, target, tmp_path)
         assert target.capacity() == 5  # both answered
-        lost.kill()  # its sshd and the sessions it serves
-        code, out = _run_once(ws, target, source, env, built)
-        assert code == 0 and "ran on" in out, out
-        assert f"root@{lost.addr}:{lost.port}" in target.down
-        assert target.capacity() == 1
+        run_id = new_run_id()
+        (run_dir := ws.run_dir(run_id)).mkdir(parents=True)
+        spec = RunSpec(run_id, "lost", run_dir, ws.snapshots.take(source).id, "job.py", [], {}, ensure_shim())
+        target.upload(ws, spec)
+        assert target.pool.held[run_id].label == lost_label  # placed there
+        lost.kill()  # its sshd and the sessions it serves: the helper's connection goes
+        sink = RecordingSink()
+        handle = target.start(spec, built, sink)
+        code = handle.wait(120)
+        target.collect(spec, handle)
+        target.cleanup(spec, handle)
+        assert code == 0, sink.text()
+        assert f"ran in {a.workdir}/runs/{run_id}" in sink.text()  # on the other host
+        assert lost_label in target.down
+        assert target.capacity() == 1 and target.free_slots() == {f"root@{a.addr}:{a.port}": 1}
         assert _run_once(ws, target, source, env, built)[0] == 0  # later runs go straight to the other host
     finally:
         target.close()

@@ -68,10 +68,25 @@ class HostPool:
             print(f"mltrain: skipping SSH host {label}: {why}", file=sys.stderr)
 
     def report(self) -> list[dict[str, Any]]:
-        """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots."""
+        """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots,
+        and whether it reaches its package index now (``index``: url, reachable, said)."""
         self.down.clear()
         self.key_problems.clear()
         self._reach_all()
+        index: dict[str, dict[str, Any]] = {}
+
+        def check_index(remote: Remote) -> None:  # one request from the host, a few seconds at most
+            try:
+                index[remote.label] = remote.agent("index", timeout=30)
+            except ComputeError as exc:
+                index[remote.label] = {"reachable": None, "said": exc.message}
+
+        up = [r for r in self.remotes if r.label not in self.down and r.probe is not None]
+        threads = [threading.Thread(target=check_index, args=(r,), daemon=True) for r in up]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         rows: list[dict[str, Any]] = []
         for r in self.remotes:
             key = self.key_problems.get(r.label)
@@ -87,7 +102,8 @@ class HostPool:
                 assert r.probe is not None
                 keys = ("python", "uv", "pip", "docker", "free_bytes", "cpus", "workdir")
                 probe = {k: r.probe.get(k) for k in keys}
-                rows.append({"host": r.label, "ok": True, "host_key": "trusted", "slots": r.slots, **probe})
+                row = {"host": r.label, "ok": True, "host_key": "trusted", "slots": r.slots, **probe}
+                rows.append({**row, "index": index.get(r.label)})
         return rows
 
     def none_left(self) -> ComputeError:

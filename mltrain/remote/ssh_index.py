@@ -1,0 +1,88 @@
+"""Whether an SSH host reaches the package index (commands of :mod:`mltrain.remote.ssh_agent`).
+
+A build that finds the index unreachable leaves a note in WORKDIR (``no-index.json``): for an hour,
+the probe reports it and later commands build from wheels the driver ships without trying the index
+again. ``index`` checks it now (``mltrain compute check``): one request, bounded in time, through
+the proxies of the host's environment, as uv and pip would go; an index it reaches clears the note
+(one it does not is left to the next build to find: a check alone never sends builds offline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from mltrain.remote.ssh_host import answer, write_atomic
+
+NO_INDEX_NOTE = "no-index.json"  # in WORKDIR: when a build here last found the package index unreachable
+NO_INDEX_FOR_S = 3600.0  # for so long, later commands build from shipped wheels without trying the index
+CHECK_S = 5.0  # longest wait of ``index`` for the index to answer
+DEFAULT_INDEX = "https://pypi.org/simple/"
+
+
+def no_index_note(work: str) -> dict[str, Any] | None:
+    """What this host found when it could not reach the package index, if that was within
+    ``NO_INDEX_FOR_S``: ``said`` (the last line of the error), ``age_s`` (by this host's clock)."""
+    try:
+        with open(os.path.join(work, NO_INDEX_NOTE)) as f:
+            note = json.load(f)
+        age = time.time() - float(note["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not 0 <= age < NO_INDEX_FOR_S:
+        return None
+    return {"said": str(note.get("said", "")), "age_s": age}
+
+
+def note_index(work: str, unreachable: str | None) -> None:
+    """Record that the package index is ``unreachable`` from here (what was said; None: reached)."""
+    path = os.path.join(work, NO_INDEX_NOTE)
+    if unreachable is None:
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    said = (unreachable.strip().splitlines() or ["no detail"])[-1]
+    write_atomic(path, json.dumps({"at": time.time(), "said": said}).encode())
+
+
+def index_url() -> str:
+    """The index uv (else pip) uses in this host's environment."""
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value.split()[0]
+    return DEFAULT_INDEX
+
+
+def reach(url: str, timeout: float = CHECK_S) -> str | None:
+    """None when ``url`` answers (any HTTP status) within ``timeout`` seconds, else why not."""
+    import urllib.error
+    import urllib.request
+
+    found: list[str | None] = []
+
+    def ask() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+            found.append(None)
+        except urllib.error.HTTPError:
+            found.append(None)  # the server answered
+        except Exception as exc:  # noqa: BLE001 - every failure to connect is the answer
+            found.append(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}")
+
+    worker = threading.Thread(target=ask, daemon=True)  # (name resolution ignores the socket timeout)
+    worker.start()
+    worker.join(timeout + 1)
+    return found[0] if found else f"no answer within {timeout:.0f} s"
+
+
+def cmd_index(work: str) -> None:
+    """Does this host reach its package index now? Answers url, reachable and (if not) said."""
+    url = index_url()
+    said = reach(url)
+    if said is None:
+        note_index(work, None)  # reached: the next build tries it again
+    answer({"url": url, "reachable": said is None, **({"said": said} if said else {})})
