@@ -14,8 +14,9 @@ same run, on 1 GiB as 1,000 files and as one file.
   delivery, timed as a run whose host cache is empty (no files, no spare copy) minus the same run
   without the input, vs `rsync -a` of the same folder over the same sshd (OpenSSH client) into an
   empty folder; and what a second run adds (its host has the data: 0 bytes move); the CPU seconds of
-  the deliver step alone and of one ``rsync -a`` (this side and the host's: on a shared machine they
-  say more than wall time); the peak RSS of the driver (``python -m mltrain``) while it sends the data.
+  the deliver step alone and of one ``rsync -a`` (this side and the host's, medians of ``--repeats``,
+  interleaved: on a shared machine they say more than wall time); the peak RSS of the driver
+  (``python -m mltrain``) while it sends the data.
 
     python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--only-s3] [--size-mb 1024]
 
@@ -219,6 +220,11 @@ def delivery_in_process(
     return out
 
 
+def medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's median over ``rows``."""
+    return {key: median([row[key] for row in rows]) for key in rows[0]}
+
+
 def rsync_cpu(cmd: list[str], sshd_pid: int) -> dict[str, float]:
     """CPU seconds of one ``rsync -a`` (its client and ssh; the host's rsync and sshd)."""
     host0, kids0 = host_cpu_s(sshd_pid), children_cpu_s()
@@ -267,13 +273,17 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
                     times[name].append(wall(cmd, work, env))
             clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares")))
             rss = peak_rss_mb(with_input, work, env)  # the driver while it sends the data to an empty host cache
-            inproc = delivery_in_process(
-                work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
-                lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))), host.proc.pid,
-            )  # fmt: skip
-            clear(Path(dest))
-            peer_cpu = rsync_cpu(cases["rsync -a"], host.proc.pid)
-            clear(Path(dest))
+            steps, peer_cpus = [], []
+            for _ in range(repeats):  # interleaved, as the runs above
+                steps.append(delivery_in_process(
+                    work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
+                    lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))), host.proc.pid,
+                ))  # fmt: skip
+                clear(Path(dest))
+                peer_cpus.append(rsync_cpu(cases["rsync -a"], host.proc.pid))
+                clear(Path(dest))
+            inproc = {case: medians([step[case] for step in steps]) for case in steps[0]}
+            peer_cpu = medians(peer_cpus)
             med = {name: median(v) for name, v in times.items()}
             first = med["run, input, empty host cache"] - med["run, no input"]
             again = med["run, input, host has it"] - med["run, no input"]
@@ -288,7 +298,8 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
             print(
                 f"ssh input, {label}: first delivery {first:.2f} s vs rsync -a {med['rsync -a']:.2f} s "
                 f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s; the deliver step "
-                f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes); "
+                f"alone: {cold['s']:.2f} s ({cold['bytes']:.0f} bytes), "
+                f"then {warm['s']:.3f} s ({warm['bytes']:.0f} bytes); "
                 f"CPU of that cold step: driver {cold['driver_cpu_s']:.2f} s + host {cold['host_cpu_s']:.2f} s, of "
                 f"rsync -a: {peer_cpu['driver_cpu_s']:.2f} s + {peer_cpu['host_cpu_s']:.2f} s; "
                 f"peak RSS of the driver {rss:.0f} MB",
