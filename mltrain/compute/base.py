@@ -119,6 +119,7 @@ class RunHandle(ABC):
         self.cancel_reason: str | None = None
         self.lost_reason: str | None = None  # e.g. "the node running Ray job ... died": no exit code
         self.stored: dict[str, tuple[str, int]] = {}  # files of the run its node stored itself: path -> (sha256, size)
+        self.received = 0  # bytes of outputs archives that came through the driver
 
     @property
     @abstractmethod

@@ -79,3 +79,4 @@ class OutputSpec:
 
     name: str
     asset: str
+    in_workspace: bool = True  # stored in the workspace's own datastore (the artifact root): a node may write it there

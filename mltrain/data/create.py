@@ -24,7 +24,7 @@ from mltrain.workspace.data import TYPES, DataVersion, ManifestEntry
 from mltrain.workspace.datastores import DEFAULT, SCHEME_DATASTORES, open_datastore, workspace_node
 from mltrain.workspace.datastores.base import ContentMismatch, Datastore, StoredFile, drain
 from mltrain.workspace.names import check_name
-from mltrain.workspace.paths import walk_files
+from mltrain.workspace.paths import check_relpath, walk_files
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -225,17 +225,24 @@ def create(
     datastore_config: Mapping[str, Any] | None = None,
     producer_run_id: str | None = None,
     report: Callable[[Progress], None] | None = None,
+    blobs: Mapping[str, tuple[str, int]] | None = None,
 ) -> DataVersion:
     """Record the next version of ``name`` from ``source`` (a local path or a URI).
 
     ``datastore`` names the datastore (default: :func:`default_datastore`); ``datastore_config`` is its
-    config node (needed for any but the workspace's and ``file://``). ``report`` gets the progress."""
+    config node (needed for any but the workspace's and ``file://``). ``report`` gets the progress.
+    ``blobs``: the folder's files are these blobs of the workspace's store ({relpath: (sha256, size)}: a
+    run's files its node stored there itself, each checked by the store), ``source`` only says where
+    they were written: nothing is read."""
     check_name(name, "data asset", DataError)
     if type is not None and type not in TYPES:
         raise DataError(f"--type {type!r} is not a data type", hint=f"use one of {', '.join(TYPES)}")
     text = os.fspath(source)
     datastore, node, store = open_store(ws, text, datastore, datastore_config)
-    if uri_scheme(text) is None:
+    if blobs is not None:
+        kind, entries, where = "uri_folder", _stored_manifest(ws, blobs, text), text.rstrip("/")
+        stored = True
+    elif uri_scheme(text) is None:
         kind, entries, where = local_manifest(store, text, type, report)
         stored = True
     else:
@@ -254,3 +261,12 @@ def create(
         tags=tags,
         producer_run_id=producer_run_id,
     )
+
+
+def _stored_manifest(ws: Workspace, blobs: Mapping[str, tuple[str, int]], source: str) -> list[ManifestEntry]:
+    """The manifest of a folder whose files are blobs the workspace's store holds (DataError when one is missing)."""
+    entries = [ManifestEntry(check_relpath(rel), size, sha) for rel, (sha, size) in sorted(blobs.items())]
+    missing = [e.relpath for e in entries if not ws.blobs.exists(str(e.sha256))]
+    if missing:
+        raise DataError(f"{', '.join(missing[:5])} of {source} are not in {ws.blobs.url}")
+    return entries

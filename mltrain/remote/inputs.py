@@ -37,12 +37,13 @@ from typing import Any, BinaryIO
 
 from mltrain.remote import spares
 from mltrain.remote.placeholders import PLACEHOLDER
-from mltrain.remote.ssh_host import is_blob_name
+from mltrain.remote.ssh_host import is_blob_name, lay_out
 
 INPUTS_DIR = ".mltrain/inputs"  # in the run folder: one folder (or file) per input
 OUTPUTS_DIR = "outputs/data"  # in the run folder: one folder per output, collected with outputs/
 MANIFEST_FILE = ".mltrain/inputs.json"  # the manifests, where a node reads them (a snapshot staged for Ray)
 CARRIED_DIR = ".mltrain/carried"  # in a staged snapshot: a cache of the files carried through the cluster
+SNAPSHOT_FILE = ".mltrain/snapshot.json"  # in a staged folder: the snapshot's files, fetched by the node itself
 ENV_INPUT, ENV_OUTPUT = "MLTRAIN_INPUT_", "MLTRAIN_OUTPUT_"
 CACHE_MTIME_NS = 1_000_000_000 * 10**9  # the modification time of every cached file (a stamp: unchanged)
 CACHE_MODE = 0o444
@@ -345,6 +346,36 @@ def fetch_direct(cache: NodeCache, entry: list[Any], hint: dict[str, Any], timeo
             cache.store(entry, response)
         return True
     return False
+
+
+def fetch_snapshot(source: str, run_dir: str, log: Callable[[str], None] | None = None) -> str | None:
+    """Lay out in ``run_dir`` the snapshot that ``source``'s :data:`SNAPSHOT_FILE` lists ({files: [[path,
+    sha256, size, mode], ...], hints: {sha256: {url}}}), from this node's cache, each blob it lacks fetched
+    by its signed URL and checked against its name; None when done (or there is no such file), else why
+    not (the store out of reach, a blob that is not what its name says: the driver then carries it)."""
+    try:
+        with open(os.path.join(source, SNAPSHOT_FILE)) as f:
+            listed = json.load(f)
+    except FileNotFoundError:
+        return None
+    cache, hints = node_cache(), dict(listed.get("hints") or {})
+    moved = files = 0
+    for path, sha, size, _mode in listed["files"]:
+        try:
+            entry = [_check_rel(path), int(size), sha, None]
+            if cache.present(entry):
+                continue
+            if not fetch_direct(cache, entry, dict(hints.get(sha) or {})):
+                return f"{path} could not be fetched from the artifact root"
+        except InputError as exc:
+            return str(exc)
+        moved, files = moved + int(size), files + 1
+    missing = lay_out(run_dir, os.path.join(cache.root, "blobs"), listed["files"])
+    if missing:
+        return f"{len(missing)} files of the snapshot are not in this node's cache"
+    if log is not None:
+        log(f"snapshot: {moved} bytes fetched from the artifact root into this node's cache ({files} files)")
+    return None
 
 
 def write_manifests(

@@ -2,8 +2,10 @@
 
 Standard library only (and :mod:`mltrain.remote.procs`): it is shipped to the cluster with the in-script API
 (``py_modules``) and runs in whatever Python the job's runtime environment has. It copies the job's
-working_dir (the snapshot) into a private run folder, runs the script there as a child process, and writes one
-stream to its stdout, which Ray keeps as the job's log and the driver follows (``tail_job_logs``):
+working_dir (the snapshot; with an object-store artifact root, the list of its files, which it fetches
+from the store into the node's cache itself: :func:`~mltrain.remote.inputs.fetch_snapshot`) into a
+private run folder, runs the script there as a child process, and writes one stream to its stdout,
+which Ray keeps as the job's log and the driver follows (``tail_job_logs``):
 
 - the script's stdout lines, as they are;
 - marked lines (``MARK + kind + payload``; MARK carries a per-job nonce, so a script's output is
@@ -12,7 +14,10 @@ stream to its stdout, which Ray keeps as the job's log and the driver follows (`
   run's uploads and metrics as a base64 tar.gz in chunks (``z``, then ``Z`` with its sha256 and
   size, or ``!`` when it is too large) and the script's exit code (``x``).
 
-So everything comes back through the job's log, which Ray streams from whichever node ran it.
+So everything comes back through the job's log, which Ray streams from whichever node ran it; except,
+with an object-store artifact root, outputs/ and logs/: the node uploads them itself by the presigned
+POST policy it got with the job (:data:`OUTPUTS_POST_ENV`), announces each file that went (``o``: its
+path, sha256, size and staged number, which the driver has the store check) and packs only the rest.
 
 Stopping: Ray's ``stop_job`` signals the processes it finds at that moment, so a script started a
 moment later would never hear of it, and one started a moment earlier would hear it twice if this
@@ -39,26 +44,33 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import IO
 
 from mltrain.remote.inputs import (
     CARRIED_DIR,
+    SNAPSHOT_FILE,
     InputError,
     changed_mounts,
     deliver_on_node,
+    fetch_snapshot,
     mount_problem,
     node_cache,
     read_manifests,
     release_run_folder,
     resolve_job,
 )
+from mltrain.remote.node_outputs import post_outputs
 from mltrain.remote.procs import descendants
 
 MARK_ENV = "MLTRAIN_RAY_MARK"
 GRACE_ENV = "MLTRAIN_RAY_GRACE_S"
 MAX_OUTPUT_ENV = "MLTRAIN_RAY_MAX_OUTPUT_MB"
-WRAPPER_ENV = (MARK_ENV, GRACE_ENV, MAX_OUTPUT_ENV)
+OUTPUTS_POST_ENV = "MLTRAIN_RAY_OUTPUTS_POST"  # {url, fields, key}: the node uploads outputs/ and logs/ itself
+WRAPPER_ENV = (MARK_ENV, GRACE_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV)
 STDERR, METRICS, STARTED, CHUNK, ARCHIVE_END, TOO_LARGE, EXIT = "e", "m", "s", "z", "Z", "!", "x"
+STORED = "o"  # a file the node uploaded into the artifact root itself: [path, sha256, size, N]
+UNREACHABLE = "u"  # the snapshot could not be fetched from the artifact root (why): the driver carries it
 PARTIAL = "p"  # a last stdout line without its newline; "E": the same for stderr
 PACKED = ("outputs", "logs", ".mltrain/uploads", ".mltrain/metrics.jsonl")
 CHUNK_BYTES = 48 * 1024
@@ -163,8 +175,9 @@ def _script_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
-def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
-    """outputs/, logs/, uploads and metrics as tar.gz bytes (None when larger than ``max_bytes``)."""
+def pack_outputs(run_dir: str, max_bytes: float, skip: frozenset[str] = frozenset()) -> tuple[bytes | None, int]:
+    """outputs/, logs/, uploads and metrics but the files in ``skip`` as tar.gz bytes (None when larger
+    than ``max_bytes``)."""
     total = 0
     members = []
     for top in PACKED:
@@ -175,7 +188,7 @@ def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
                 full = os.path.join(dirpath, name)
-                if os.path.isfile(full) and not os.path.islink(full):
+                if os.path.isfile(full) and not os.path.islink(full) and os.path.relpath(full, run_dir) not in skip:
                     members.append(os.path.relpath(full, run_dir))
                     total += os.path.getsize(full)
     if total > max_bytes:
@@ -187,17 +200,32 @@ def pack_outputs(run_dir: str, max_bytes: float) -> tuple[bytes | None, int]:
     return buf.getvalue(), total
 
 
-def make_run_dir(source: str, run_id: str | None, experiment: str | None, parent: str | None = None) -> str:
+class SnapshotUnreachable(Exception):
+    """The node could not fetch the job's snapshot from the artifact root itself: the driver carries it."""
+
+
+def make_run_dir(
+    source: str,
+    run_id: str | None,
+    experiment: str | None,
+    parent: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> str:
     """A private run folder on this node (in ``parent``, default the temporary folder): a copy of
-    ``source`` (the job's working_dir) with the run's info."""
+    ``source`` (the job's working_dir) with the run's info; the snapshot fetched into it when ``source``
+    lists it (SnapshotUnreachable when that cannot be done)."""
     run_dir = tempfile.mkdtemp(prefix="mltrain-run-", dir=parent)
     try:
-        carried = os.path.join(source, CARRIED_DIR)  # inputs carried with the job: read from there, never copied
+        # inputs carried with the job: read from there, never copied; the snapshot's list: fetched
+        staged = {os.path.join(source, CARRIED_DIR), os.path.join(source, SNAPSHOT_FILE)}
 
         def skip(folder: str, names: list[str]) -> list[str]:
-            return [n for n in names if os.path.join(folder, n) == carried]
+            return [n for n in names if os.path.join(folder, n) in staged]
 
         shutil.copytree(source, run_dir, symlinks=True, dirs_exist_ok=True, ignore=skip)
+        problem = fetch_snapshot(source, run_dir, log)
+        if problem is not None:
+            raise SnapshotUnreachable(problem)
         os.makedirs(os.path.join(run_dir, ".mltrain"), exist_ok=True)
         with open(os.path.join(run_dir, RUN_INFO_FILE), "w") as f:
             json.dump({"run_id": run_id, "experiment": experiment}, f)
@@ -207,9 +235,15 @@ def make_run_dir(source: str, run_id: str | None, experiment: str | None, parent
     return run_dir
 
 
-def _send_archive(run_dir: str, emit: Emitter) -> None:
+def _send_outputs(run_dir: str, emit: Emitter) -> None:
+    """outputs/, logs/, uploads and metrics to the driver: into the artifact root by the node itself when
+    the job has a policy for it (announced), the rest as an archive through the log."""
     max_mb = float(os.environ.get(MAX_OUTPUT_ENV) or 1024)
-    data, total = pack_outputs(run_dir, max_mb * 1024 * 1024)
+    policy = os.environ.get(OUTPUTS_POST_ENV)
+    sent = post_outputs(run_dir, json.loads(policy), max_mb * 1024 * 1024) if policy else []
+    for entry in sent:
+        emit.marked(STORED, json.dumps(entry))
+    data, total = pack_outputs(run_dir, max_mb * 1024 * 1024, frozenset(str(e[0]) for e in sent))
     if data is None:
         emit.marked(TOO_LARGE, f"{total} {max_mb:g}")
         return
@@ -225,7 +259,16 @@ def main(argv: list[str]) -> int:
         return 2
     stopper = Stopper(float(os.environ.get(GRACE_ENV) or 5))  # first: a stop that comes early is kept
     emit = Emitter(mark)
-    run_dir = make_run_dir(os.getcwd(), os.environ.get("MLTRAIN_RUN_ID"), os.environ.get("MLTRAIN_EXPERIMENT"))
+    try:
+        run_dir = make_run_dir(
+            os.getcwd(),
+            os.environ.get("MLTRAIN_RUN_ID"),
+            os.environ.get("MLTRAIN_EXPERIMENT"),
+            log=lambda x: emit.marked(STDERR, f"[mltrain] {x}"),
+        )
+    except SnapshotUnreachable as exc:
+        emit.marked(UNREACHABLE, str(exc))
+        return 3
     try:
         env = {k: v for k, v in os.environ.items() if k not in WRAPPER_ENV}
         env["MLTRAIN_RUN_DIR"] = run_dir
@@ -246,7 +289,7 @@ def main(argv: list[str]) -> int:
                 changed = changed_mounts(node_cache(), read_manifests(os.getcwd())[0]) if paths else []
                 if changed:
                     emit.marked(STDERR, f"[mltrain] {mount_problem(changed, socket.gethostname())}")
-        _send_archive(run_dir, emit)
+        _send_outputs(run_dir, emit)
         emit.marked(EXIT, str(code))
         return code if code >= 0 else 128 - code
     finally:

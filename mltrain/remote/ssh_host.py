@@ -89,8 +89,12 @@ def docker_out(docker: str, *args: str) -> subprocess.CompletedProcess[bytes]:
 def materialise_run(work: str, run_id: str, files: list[list[Any]]) -> list[str]:
     """Make the run folder from cached blobs (``files``: [path, sha256, size, mode] each); the blobs
     the cache lacks (nothing is made then)."""
-    run_dir = run_dir_of(work, run_id)
-    blobs = os.path.join(work, "blobs")
+    return lay_out(run_dir_of(work, run_id), os.path.join(work, "blobs"), files)
+
+
+def lay_out(run_dir: str, blobs: str, files: list[list[Any]]) -> list[str]:
+    """Copy the blobs of ``files`` ([path, sha256, size, mode] each) from the folder ``blobs`` into ``run_dir``
+    (an SSH host's run folder, a Ray node's); the blobs the folder lacks (nothing is made then)."""
     os.makedirs(blobs, exist_ok=True)
     missing = sorted({sha for _p, sha, _s, _m in files if not os.path.isfile(os.path.join(blobs, sha))})
     if missing:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from mltrain.remote.inputs import NodeCache, release_run_folder
+from mltrain.remote.node_outputs import DIRECT_DIRS
 from mltrain.remote.procs import start_token
 from mltrain.remote.ssh_host import (
     EXIT_FILE,
@@ -32,7 +33,7 @@ from mltrain.remote.ssh_host import (
     run_dir_of,
     write_atomic,
 )
-from mltrain.remote.ssh_outputs import DIRECT_DIRS, DIRECT_MARK
+from mltrain.remote.ssh_outputs import DIRECT_MARK
 
 
 def remove_container(run_dir: str) -> bool:

@@ -24,8 +24,9 @@ from mltrain.errors import ConfigError, DataError, MltrainError
 from mltrain.runs.job_data import JobData, JobInput
 from mltrain.workspace.blobs import sha256_file
 from mltrain.workspace.data import PREFIX, ManifestEntry, manifest_digest
-from mltrain.workspace.datastores import open_datastore
+from mltrain.workspace.datastores import DEFAULT, open_datastore
 from mltrain.workspace.datastores.base import ContentMismatch, Datastore
+from mltrain.workspace.paths import walk_files
 
 if TYPE_CHECKING:
     from mltrain.workspace import Workspace
@@ -173,7 +174,7 @@ def job_data(ws: Workspace, job: Mapping[str, Any]) -> JobData:
     """``job.inputs`` resolved (files listed, stores reached) and ``job.outputs`` checked."""
     inputs, outputs = parse_io(job)
     resolved = tuple(resolve_input(ws, name, cfg) for name, cfg in inputs.items())
-    specs = tuple(OutputSpec(name, cfg.asset) for name, cfg in outputs.items())
+    specs = tuple(OutputSpec(name, cfg.asset, cfg.datastore in (None, DEFAULT)) for name, cfg in outputs.items())
     return JobData(resolved, specs, outputs)
 
 
@@ -185,10 +186,13 @@ def record_inputs(ws: Workspace, run_id: str, data: JobData) -> None:
         ws.data.link_run(run_id, "input", spec.name, version=inp.version, uri=uri, digest=spec.digest, mode=spec.mode)
 
 
-def register_outputs(ws: Workspace, run_id: str, run_dir: Path, data: JobData) -> tuple[list[str], list[str]]:
+def register_outputs(
+    ws: Workspace, run_id: str, run_dir: Path, data: JobData, stored: dict[str, tuple[str, int]] | None = None
+) -> tuple[list[str], list[str]]:
     """After run ``run_id`` completed: each output folder it wrote (``${outputs.NAME}``) becomes the next
     version of its data asset, with the run as its producer and recorded as the run's output;
-    (the new versions as ``data:NAME:VERSION``, the problems)."""
+    (the new versions as ``data:NAME:VERSION``, the problems). Files its node stored in the artifact root
+    itself (``stored``: the run's path -> (sha256, size)) are recorded from there, never read here."""
     from mltrain.data.create import create
     from mltrain.remote.inputs import OUTPUTS_DIR
 
@@ -197,20 +201,28 @@ def register_outputs(ws: Workspace, run_id: str, run_dir: Path, data: JobData) -
     for out in data.outputs:
         cfg = (data.output_configs or {})[out.name]
         folder = run_dir / OUTPUTS_DIR / out.name
-        if not folder.is_dir() or not any(p.is_file() for p in folder.rglob("*")):
+        prefix = f"{OUTPUTS_DIR}/{out.name}/"
+        by_node = {
+            r.removeprefix(prefix): b for r, b in (stored or {}).items() if r.startswith(prefix) and out.in_workspace
+        }
+        local = folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+        if not local and not by_node:
             problems.append(f"output {out.name}: the script wrote no file to ${{outputs.{out.name}}}: no version made")
             continue
         try:
             node = datastore_node(cfg.datastore, []) if cfg.datastore else None
+            if by_node:  # with what came through the driver (collected already)
+                by_node.update({rel: ws.blobs.put_file(full) for rel, full in walk_files(folder, root=run_dir)})
             version = create(
                 ws,
                 out.asset,
-                folder,
+                f"{run_dir}/{prefix}" if by_node else folder,
                 type="uri_folder",
                 description=cfg.description,
                 datastore=cfg.datastore,
                 datastore_config=node,
                 producer_run_id=run_id,
+                blobs=by_node or None,
             )
         except MltrainError as exc:
             problems.append(f"output {out.name} ({cfg.path}): {exc.message}")

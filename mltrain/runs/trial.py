@@ -276,7 +276,8 @@ class Trial:
         if result.status == COMPLETED and self.plan.data.outputs:
             from mltrain.runs.inputs import register_outputs
 
-            made, problems = register_outputs(self.ws, run_id, spec.run_dir, self.plan.data)
+            stored = handle.stored if handle is not None else None
+            made, problems = register_outputs(self.ws, run_id, spec.run_dir, self.plan.data, stored)
             for ref in made:
                 out.log(f"output: {ref} (this run's outputs/data folder, now a data version)")
             result.problems.extend(problems)

@@ -154,6 +154,14 @@ class BlobStore(ABC):
         The upload becomes the blob only through :meth:`adopt`."""
         return None
 
+    def signed_post(self, label: str, expires_s: int, max_bytes: int) -> tuple[str, str, dict[str, str], str] | None:
+        """(staged prefix, URL, form fields, form key prefix) with which a node uploads files of at most
+        ``max_bytes`` each, whose hashes nobody knows yet, for ``expires_s`` seconds without credentials
+        (an object store's presigned POST policy, limited to a fresh staging prefix under ``label``): the
+        node posts file N with form key ``<key prefix>N``, which is staged name ``<staged prefix>N``
+        for :meth:`adopt`. None when the store has none. A bearer capability, like :meth:`signed_url`."""
+        return None
+
     def adopt(self, staged: str, sha256: str) -> bool:
         """Make the upload ``staged`` (of :meth:`signed_put`) blob ``sha256`` if the store computes that
         hash for it (its bytes never read here); False, and the upload dropped, when it does not."""

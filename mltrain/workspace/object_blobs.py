@@ -107,6 +107,14 @@ class ObjectBlobStore(BlobStore):
         signed = self.store.signed_put(staged, expires_s, check_sha256(sha256))
         return None if signed is None else (staged, *signed)
 
+    def signed_post(self, label: str, expires_s: int, max_bytes: int) -> tuple[str, str, dict[str, str], str] | None:
+        self.check()
+        if not label or not all(c.isalnum() or c in "-_" for c in label):
+            raise ValueError(f"bad staging label {label[:80]!r}")
+        staged = f"{STAGING_PREFIX}/{label}/{uuid.uuid4().hex}/"
+        signed = self.store.signed_post(staged, expires_s, max_bytes)
+        return None if signed is None else (staged, *signed)
+
     def adopt(self, staged: str, sha256: str) -> bool:
         """Checked by the store (a server-side copy computing SHA-256), then renamed: a node that lied about
         the hash leaves nothing under any blob name."""

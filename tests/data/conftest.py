@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from moto_s3 import MotoS3, start_moto, stop_moto  # noqa: E402
+from moto_s3 import MotoS3, running_moto, start_moto, stop_moto  # noqa: E402
 from support import Result  # noqa: E402
 
 
@@ -77,6 +77,14 @@ class S3:
     def keys(self) -> list[str]:
         found = self.server.client().list_objects_v2(Bucket=self.bucket).get("Contents", [])
         return sorted(o["Key"] for o in found)
+
+
+@pytest.fixture(scope="module")
+def open_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """A server of the module's own that does not enforce signing: moto's server answers a presigned
+    request with a 500 while it does. Stopped by its PID."""
+    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
+        yield server
 
 
 @pytest.fixture

@@ -13,18 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import S3
-from moto_s3 import running_moto
 
 from mltrain.data.configs import InputConfig
 from mltrain.remote import inputs as node_io
 from mltrain.runs.inputs import resolve_input
 from mltrain.workspace import Workspace, WorkspaceSettings
-
-
-@pytest.fixture(scope="module")
-def open_moto(tmp_path_factory: pytest.TempPathFactory):
-    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
-        yield server
 
 
 @pytest.fixture

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from raycluster import RayCluster, ray_bin
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # the S3 server helper of tests/data
+from moto_s3 import MotoS3, running_moto  # noqa: E402
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -86,3 +89,11 @@ def no_ray_driver_left() -> Iterator[None]:
     if ray is not None and ray.is_initialized():
         ray.shutdown()
         pytest.fail("the test left this process connected to a Ray cluster as a driver")
+
+
+@pytest.fixture(scope="module")
+def open_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """moto's S3 server on loopback, stopped by its PID. It answers a presigned URL with a 500 while it
+    enforces signing, so this one does not (as tests/data/test_node_fetch.py's)."""
+    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
+        yield server

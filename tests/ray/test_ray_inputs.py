@@ -1,22 +1,15 @@
 """A job input on the real Ray cluster: the node a run lands on fetches each file of an s3:// data version
 itself, from the S3 server (moto, on loopback), by the signed URL the driver handed it (nothing carried
-with the job, no credentials on the node); a second run on that node moves 0 bytes.
-
-moto's server answers a presigned URL with a 500 while it enforces signing, so this module starts one
-that does not (as tests/data/test_node_fetch.py does), stopped by its PID."""
+with the job, no credentials on the node); a second run on that node moves 0 bytes. (``open_moto``:
+tests/ray/conftest.py.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 
 import pytest
 from support import write_script
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # the S3 server helper of tests/data
-from moto_s3 import running_moto  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +20,6 @@ READER = (
     "       for r, _d, names in os.walk(path) for n in names}\n"
     "print('SEEN ' + json.dumps({'files': got, 'secret': 'AWS_SECRET_ACCESS_KEY' in os.environ}))\n"
 )
-
-
-@pytest.fixture(scope="module")
-def open_moto(tmp_path_factory: pytest.TempPathFactory):
-    with running_moto(tmp_path_factory.mktemp("moto-open"), enforce_auth=False) as server:
-        yield server
 
 
 def seen(proc) -> dict:

@@ -247,14 +247,14 @@ def test_a_host_claiming_a_wrong_hash_is_refused(direct_setup, tmp_path, monkeyp
     ],
 )
 def test_a_hostile_list_of_outputs_is_refused_whole(entry):
-    from mltrain.compute.ssh.outputs import OutputsRefused, checked_listing
+    from mltrain.compute.node_outputs import OutputsRefused, checked_listing
 
     with pytest.raises(OutputsRefused, match="outside|not a file"):
         checked_listing([["outputs/ok", "1" * 64, 3], entry], "host-x", 10)
 
 
 def test_outputs_over_max_output_mb_are_refused():
-    from mltrain.compute.ssh.outputs import OutputsRefused, checked_listing
+    from mltrain.compute.node_outputs import OutputsRefused, checked_listing
 
     with pytest.raises(OutputsRefused, match="max_output_mb"):
         checked_listing([["outputs/a", "1" * 64, 600_000], ["outputs/b", "2" * 64, 600_000]], "host-x", 1)
@@ -296,3 +296,37 @@ def test_a_run_on_an_ssh_host_stores_its_outputs_in_the_bucket_and_downloads_the
     assert (dest / "outputs" / "sub" / "model.bin").read_bytes() == MODEL
     assert (dest / "logs" / "note.txt").read_text() == "written by the job\n"
     assert (dest / "logs" / "std_log.txt").is_file()  # the driver's own log, beside the job's
+
+
+FEATURES = """
+import os, sys
+out = sys.argv[sys.argv.index("--out") + 1]
+os.makedirs(os.path.join(out, "sub"), exist_ok=True)
+open(os.path.join(out, "rows.csv"), "w").write("a,b\\n1,2\\n")
+open(os.path.join(out, "sub", "big.txt"), "w").write("0123456789abcdef" * 12800)
+"""
+
+
+def test_a_named_output_written_by_the_host_into_the_bucket_becomes_a_version_and_feeds_the_next_job(
+    project: Path, mltrain, cli_json, ssh_pool, open_moto, monkeypatch
+):
+    for key, value in open_moto.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLTRAIN_ARTIFACT_ROOT", f"s3://{open_moto.bucket(f'ssh-{secrets.token_hex(4)}')}/arts")
+    write_script(project / "src", "feat.py", FEATURES)
+    write_script(project / "src", "read.py", READER)
+    host = ssh_pool.overrides(ssh_pool.hosts[0])
+    made = mltrain(*host, "job.source_dir=src", "job.script=feat.py", "~register",
+                   "+job.arguments.out=${outputs.feat}", "+job.outputs.feat.path=data:feat")  # fmt: skip
+    assert made.returncode == 0, made.output
+    assert "output: data:feat:1" in made.output
+    run = cli_json("runs", "list")[0]
+    assert not (Path(run["run_dir"]) / "outputs" / "data" / "feat" / "sub" / "big.txt").exists()  # never came here
+    feat = cli_json("data", "show", "feat")
+    assert feat["lineage"]["produced_by"]["run"] == run["id"]
+    assert sorted((e["relpath"], e["size"]) for e in feat["manifest"]) == [("rows.csv", 8), ("sub/big.txt", 204800)]
+
+    used = mltrain(*host, "job.source_dir=src", "job.script=read.py", "~register",
+                   "+job.arguments.data=${inputs.f}", "+job.inputs.f.path=data:feat:1")  # fmt: skip
+    assert used.returncode == 0, used.output
+    assert "SEEN rows.csv a,b" in used.stdout and "SEEN sub/big.txt 0123456789abcdef0123" in used.stdout

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from mltrain.environments.base import LogFn
 
 
-def carry_inputs(spec: RunSpec, folder: Path, log: LogFn) -> Moved:
+def carry_inputs(spec: RunSpec, folder: Path, log: LogFn, fetch: bool = True) -> Moved:
     """Into the staged ``folder``: the manifests of ``spec``'s inputs, the signed URLs nodes fetch by,
-    and a copy of every file no node can fetch itself; what was copied."""
+    and a copy of every file no node can fetch itself (every file, without ``fetch``: a node could not
+    reach the store); what was copied."""
     carried = node_io.NodeCache(str(folder / node_io.CARRIED_DIR))
     hints: dict[str, dict[str, Any]] = {}
     total = Moved()
@@ -36,7 +37,7 @@ def carry_inputs(spec: RunSpec, folder: Path, log: LogFn) -> Moved:
             continue
         moved = Moved()
         for key, f in by_key(inp).items():
-            hint = inp.source.node_hint(f) if inp.source is not None else None
+            hint = inp.source.node_hint(f) if inp.source is not None and fetch else None
             if hint is not None and "url" in hint:
                 hints[key] = hint
                 continue

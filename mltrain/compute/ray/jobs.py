@@ -7,7 +7,11 @@ cached by each node) plus the snapshot as ``working_dir`` and the in-script API 
 the job on any node with the resources asked for (the entrypoint's, so Ray's resource accounting
 queues runs when the cluster is full). The wrapper streams the script's output and metrics through
 the job's log and sends outputs/ and logs/ back the same way when the script ends, so they return
-whichever node ran it (:mod:`~mltrain.compute.ray.stream`).
+whichever node ran it (:mod:`~mltrain.compute.ray.stream`). With an object-store artifact root the node
+uploads outputs/ and logs/ into it itself instead, by a presigned POST policy limited to a staging
+prefix of the run and ``compute.max_output_mb`` per file (:attr:`RayJobs.direct`); the driver makes
+each announced upload a blob only when the store computes its announced SHA-256
+(:mod:`~mltrain.compute.node_outputs`), and what could not go comes through the log as before.
 
 A run's reference is ``{"kind": "ray", "address", "api", "job", "mark"}``: the job server and the
 submission id stem; attempt N of the run is the Ray job ``<job>-N``. A job whose node died (its
@@ -17,6 +21,7 @@ supervisor actor died) is submitted again, up to ``max_retries`` times.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import secrets
 import threading
@@ -28,13 +33,17 @@ from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_la
 from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
-from mltrain.errors import ComputeError
-from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, entrypoint
+from mltrain.errors import ComputeError, MltrainError
+from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV, entrypoint
+from mltrain.text import fmt_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ray.job_submission import JobSubmissionClient
 
     from mltrain.environments.base import Materialised
+    from mltrain.workspace.blobs import BlobStore
 
 
 NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
@@ -44,6 +53,7 @@ STATUS_FAST_FOR_S = 60
 SUPERVISOR_END_WAIT_S = 30  # longest wait for a terminal job's supervisor actor to end before deleting it
 MONITOR_PERIOD_S = 2.0  # twice the period of Ray's job server checking a job's supervisor
 STOP_MARGIN_S = 30  # beyond the grace period: time for the wrapper to send the outputs back
+OUTPUTS_POST_EXPIRES_S = 24 * 3600  # a job's policy to upload its outputs (a later job sends them through its log)
 
 
 def _node_died(info: Any) -> bool:
@@ -67,8 +77,12 @@ class ClusterHandle(RunHandle):
         sink: OutputSink,
         attempt: int,
         submit: dict[str, Any] | None,
+        direct: tuple[BlobStore, str] | None = None,
+        carry: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(spec)
+        self._carry = carry  # the submit_job arguments with the snapshot carried (its node could not fetch it)
+        self.direct = direct  # the store the node uploads outputs/ and logs/ into itself, and their staging prefix
         self.conn = conn
         self.job = job
         self.mark = mark
@@ -120,6 +134,8 @@ class ClusterHandle(RunHandle):
         try:
             while True:
                 info = self._follow_attempt()
+                if self._carried():
+                    continue
                 if self.stream.exit_code is not None:
                     code = self.stream.exit_code
                     break
@@ -239,6 +255,18 @@ class ClusterHandle(RunHandle):
                 return
             time.sleep(1)
 
+    def _carried(self) -> bool:
+        """Submit the next attempt with the snapshot carried when the node of this one could not fetch it
+        from the artifact root itself."""
+        if self.stream.unreachable is None or self._carry is None:
+            return False
+        self.sink.log(
+            f"the node of Ray job {self.sid} could not fetch the snapshot from the artifact root itself "
+            f"({self.stream.unreachable}): it is carried with the job"
+        )
+        carry, self._carry = self._carry, None
+        return self._resubmit(carry)
+
     def _retry(self, info: Any) -> bool:
         """Submit the next attempt when the node of this one died and retries are left."""
         if self._submit is None or info is None or status_of(info) != "FAILED":
@@ -253,9 +281,15 @@ class ClusterHandle(RunHandle):
             f"Ray job {self.sid} was lost with its node ({message[0] if message else 'its supervisor died'}); "
             f"retry {self.attempt} of {retries}"
         )
+        return self._resubmit()
+
+    def _resubmit(self, args: Callable[[], dict[str, Any]] | None = None) -> bool:
+        """Submit the next attempt (with the arguments ``args`` makes, default the same); False when stopped."""
         with self._lock:
-            if self._stop_requested:
+            if self._stop_requested or self._submit is None:
                 return False
+            if args is not None:
+                self._submit = args()
             self.attempt += 1
             self.node = {}
             self.stream = self._new_stream()
@@ -310,6 +344,7 @@ class ClusterHandle(RunHandle):
         self.wait(60)
         stream = self.stream
         if stream.archive_ok:
+            self.received = stream.archive_path.stat().st_size
             try:
                 extract_outputs(stream.archive_path, self.spec.run_dir, self.conn.config.max_output_mb)
             finally:
@@ -318,6 +353,27 @@ class ClusterHandle(RunHandle):
             raise ComputeError(stream.problem)
         for old in self.streams:
             old.archive_path.unlink(missing_ok=True)
+        if stream.stored:
+            self._adopt(stream.stored)
+
+    def _adopt(self, announced: list[Any]) -> None:
+        """The files the node says it uploaded made blobs of the run (:attr:`stored`), each checked."""
+        from mltrain.compute.node_outputs import adopt_announced, as_stored
+
+        label = f"the node of Ray job {self.sid}"
+        if self.direct is None:
+            raise ComputeError(
+                f"{label} uploaded {len(announced)} output files into the artifact root's staging prefix, but "
+                "this process did not start the job, so it cannot check and record them",
+                hint="run the job again from one process to the end",
+            )
+        blobs, prefix = self.direct
+        sent = adopt_announced(blobs, prefix, announced, label, self.conn.config.max_output_mb, self.sink.log)
+        self.stored.update(as_stored(self.spec.run_dir, sent))
+        self.sink.log(
+            f"outputs: {len(sent)} files ({fmt_bytes(sum(size for _sha, size in sent.values()))}) uploaded by "
+            f"{label} into {blobs.url} itself, {fmt_bytes(self.received)} through its log"
+        )
 
     def cleanup(self) -> None:
         delete_jobs(self.conn, self.job)
@@ -377,11 +433,29 @@ class RayJobs:
 
     def __init__(self, conn: RayConnection, stage: Stage) -> None:
         self.conn, self.stage = conn, stage
+        self.direct: dict[str, BlobStore] = {}  # runs whose node uploads outputs/ and logs/ into this store itself
 
-    def submit_args(self, spec: RunSpec, env: Materialised, mark: str) -> dict[str, Any]:
+    def _policy(self, spec: RunSpec) -> tuple[tuple[BlobStore, str] | None, dict[str, str]]:
+        """For a run in :attr:`direct`: (the store and the staging prefix, the job's variable holding the
+        presigned POST policy); nothing when the store cannot sign one."""
+        blobs = self.direct.get(spec.run_id)
+        try:
+            max_bytes = int(self.conn.config.max_output_mb * 1024 * 1024)
+            signed = blobs.signed_post(spec.run_id, OUTPUTS_POST_EXPIRES_S, max_bytes) if blobs else None
+        except MltrainError:
+            signed = None
+        if blobs is None or signed is None:
+            return None, {}
+        staged, url, fields, key = signed
+        return (blobs, staged), {OUTPUTS_POST_ENV: json.dumps({"url": url, "fields": fields, "key": key})}
+
+    def submit_args(
+        self, spec: RunSpec, env: Materialised, mark: str, extra: dict[str, str] | None = None, light: bool = False
+    ) -> dict[str, Any]:
         cfg = self.conn.config
         grace = cfg.cancel_grace_s
         env_vars = {
+            **(extra or {}),
             "MLTRAIN_RUN_ID": spec.run_id,
             "MLTRAIN_EXPERIMENT": spec.experiment,
             "PYTHONUNBUFFERED": "1",
@@ -395,7 +469,7 @@ class RayJobs:
         }
         return {
             "entrypoint": entrypoint(spec.script, spec.arguments),
-            "runtime_env": runtime_env(cfg, self.stage, spec, env, env_vars),
+            "runtime_env": runtime_env(cfg, self.stage, spec, env, env_vars, light),
             "metadata": {"mltrain_run_id": spec.run_id, "mltrain_experiment": spec.experiment},
             **{f"entrypoint_{k}": v for k, v in resources(cfg).items()},
         }
@@ -404,9 +478,18 @@ class RayJobs:
         """Submit ``attempt`` of the run as a Ray job (later attempts follow when its node dies)."""
         mark = f"\x1emltrain:{secrets.token_hex(6)}:"
         job = f"mltrain-{spec.run_id}"
-        args = self.submit_args(spec, env, mark)
+        direct, policy = self._policy(spec)
+        args = self.submit_args(spec, env, mark, policy, light=True)
+
+        def carry() -> dict[str, Any]:
+            self.stage.carried(spec)
+            return self.submit_args(spec, env, mark, policy)
+
         self.conn.submit(f"{job}-{attempt}", args)
-        return ClusterHandle(spec, self.conn, job, mark, sink, attempt=attempt, submit=args)
+        light = self.stage.light(spec)
+        return ClusterHandle(
+            spec, self.conn, job, mark, sink, attempt, args, direct=direct, carry=carry if light else None
+        )
 
     def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
         conn = self.conn.for_ref(ref)

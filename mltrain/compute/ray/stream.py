@@ -2,7 +2,8 @@
 
 :class:`JobStream` splits the text Ray streams into the script's stdout and stderr (to the sink),
 its metrics records (read by the trial through ``read_metrics``), the node it runs on, its exit
-code and the archive of its outputs, checked against the sha256 and size the node sent
+code, the files the node uploaded into the artifact root itself (:attr:`JobStream.stored`, unchecked)
+and the archive of its other outputs, checked against the sha256 and size the node sent
 (:func:`mltrain.compute.archive.extract_outputs` unpacks it into the run folder).
 """
 
@@ -23,7 +24,9 @@ from mltrain.remote.ray_job import (
     PARTIAL,
     STARTED,
     STDERR,
+    STORED,
     TOO_LARGE,
+    UNREACHABLE,
 )
 
 if TYPE_CHECKING:
@@ -85,6 +88,8 @@ class JobStream:
         self.exit_code: int | None = None
         self.archive_ok = False
         self.problem: str | None = None  # why the outputs did not come back
+        self.unreachable: str | None = None  # why the node could not fetch the snapshot from the store
+        self.stored: list[object] = []  # what the node says it uploaded itself: [path, sha256, size, N] each
         self.lines = 0  # complete lines handled (a re-opened stream skips them)
         self._skip = 0
         self._partial = ""
@@ -147,6 +152,13 @@ class JobStream:
         elif kind == TOO_LARGE:
             total, limit = (payload.split() + ["?", "?"])[:2]
             self.problem = too_large(total if total.isdigit() else 0, limit)
+        elif kind == UNREACHABLE:
+            self.unreachable = payload or "no reason given"
+        elif kind == STORED:
+            try:
+                self.stored.append(json.loads(payload))
+            except ValueError:
+                self.stored.append(payload)  # refused with the rest when checked
         elif kind == EXIT:
             try:
                 self.exit_code = int(payload)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec
+from mltrain.compute.node_outputs import node_writes_outputs
 from mltrain.compute.ray.config import ClusterComputeConfig
 from mltrain.compute.ray.connection import RayConnection
 from mltrain.compute.ray.jobs import RayJobs, delete_jobs
@@ -41,6 +42,8 @@ class ClusterCompute(ComputeTarget):
         self.stage = Stage()
         self.jobs = RayJobs(self.conn, self.stage)
         self.warm = WarmWorkers(self.conn, self.stage)
+        # output files nodes uploaded into the artifact root themselves; bytes of outputs archives through logs
+        self.stats = {"outputs_stored": 0, "bytes_received": 0}
 
     @property
     def client(self) -> JobSubmissionClient:
@@ -101,7 +104,10 @@ class ClusterCompute(ComputeTarget):
 
     def upload(self, ws: Workspace, spec: RunSpec) -> None:
         """The snapshot into a staging folder (the job's working_dir, shared by a sweep's trials);
-        the local run folder receives only what comes back. With inputs, ``deliver`` stages it."""
+        the local run folder receives only what comes back. With inputs, ``deliver`` stages it. With an
+        object-store artifact root, the job's node uploads outputs/ and logs/ there itself."""
+        if node_writes_outputs(ws.blobs, spec):
+            self.jobs.direct[spec.run_id] = ws.blobs
         if not spec.inputs and not spec.outputs:
             self.stage.upload(ws, spec)
 
@@ -113,8 +119,8 @@ class ClusterCompute(ComputeTarget):
 
         moved = Moved()
 
-        def fill(folder: Path) -> None:
-            moved.add(carry_inputs(spec, folder, log))
+        def fill(folder: Path, fetch: bool) -> None:
+            moved.add(carry_inputs(spec, folder, log, fetch))
 
         if not self.stage.upload(ws, spec, fill):
             log("inputs: staged for the cluster already (0 bytes moved here)")
@@ -146,8 +152,18 @@ class ClusterCompute(ComputeTarget):
             return False
         return self._executor(ref).stop(ref, grace_s)
 
+    def collect(self, spec: RunSpec, handle: RunHandle) -> None:
+        """The handle's ``collect``, counted in :attr:`stats`."""
+        try:
+            handle.collect()
+        finally:
+            self.stats["outputs_stored"] += len(handle.stored)
+            self.stats["bytes_received"] += handle.received
+
     def cleanup(self, spec: RunSpec, handle: RunHandle | None) -> None:
         """The handle's cleanup; without one (canceled while starting) the run's Ray jobs are deleted."""
+        self.jobs.direct.pop(spec.run_id, None)
+        self.stage.forget(spec.run_id)
         if handle is not None:
             handle.cleanup()
         else:

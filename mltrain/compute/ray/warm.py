@@ -196,7 +196,11 @@ class WarmHandle(RunHandle):
         """Fetch the trial's outputs archive from its actor into the run folder (checked, then unpacked);
         a trial retried as a Ray job collects as that job does."""
         if self.inner is not None:
-            self.inner.collect()
+            try:
+                self.inner.collect()
+            finally:
+                self.stored.update(self.inner.stored)
+                self.received = self.inner.received
             return
         max_output_mb = self.max_output_mb
         self.wait(60)
@@ -217,6 +221,7 @@ class WarmHandle(RunHandle):
                     break
                 archive.write(piece)
                 offset += len(piece)
+            self.received = offset
             problem = archive.finish(str(outputs["sha256"]), int(outputs["size"]))
             if problem:
                 raise ComputeError(problem)

@@ -63,7 +63,6 @@ class SSHHandle(RunHandle):
         self.attempt = 0
         self.removed = False  # the remote run folder is gone (collected and removed in one go)
         self.packed: bytes | None = None  # outputs/, logs/, uploads, metrics: tar sent at the job's end
-        self.received = 0  # bytes of outputs archives that came through the driver
         self.direct: BlobStore | None = None  # the host uploads outputs/ and logs/ into this store itself
         self.finisher: Any = None  # the ended job's stream, open until cleanup says remove or keep
         self._channel = channel  # the start command's channel, which goes on as the follow stream
@@ -233,7 +232,8 @@ class SSHHandle(RunHandle):
     def _upload_direct(self) -> list[str]:
         """The host's outputs/ and logs/ into the object store, by the host itself (:attr:`stored`); the
         paths that went (the archive that follows leaves them out)."""
-        from mltrain.compute.ssh.outputs import OutputsRefused, upload_outputs
+        from mltrain.compute.node_outputs import OutputsRefused, as_stored
+        from mltrain.compute.ssh.outputs import upload_outputs
 
         assert self.direct is not None
         run_dir, label = self.spec.run_dir, self.remote.label
@@ -244,8 +244,7 @@ class SSHHandle(RunHandle):
         except MltrainError as exc:  # the host or the store could not be used: everything comes through here
             self.sink.log(f"{label} could not upload the run's outputs itself ({exc.message}): they come through here")
             return []
-        for rel, blob in sent.items():  # a file of logs/ the driver has too gets ``.node``, as in an archive
-            self.stored[f"{rel}.node" if rel.startswith("logs/") and (run_dir / rel).exists() else rel] = blob
+        self.stored.update(as_stored(run_dir, sent))
         return list(sent)
 
     def cleanup(self) -> None:

@@ -11,46 +11,16 @@ comes back in the ``pack`` archive as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mltrain.compute.archive import too_big
+from mltrain.compute.node_outputs import adopt_uploads, checked_listing
 from mltrain.compute.ssh.sync import URL_EXPIRES_S
-from mltrain.errors import ComputeError, MltrainError
-from mltrain.remote.ssh_outputs import DIRECT_DIRS
-from mltrain.workspace.blobs import is_sha256
-from mltrain.workspace.paths import check_relpath
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mltrain.compute.ssh.conn import Remote
     from mltrain.workspace.blobs import BlobStore
-
-
-class OutputsRefused(ComputeError):
-    """The host's list of outputs is not acceptable: nothing of it is kept (not retried through the driver)."""
-
-
-def checked_listing(answer: Any, label: str, max_output_mb: float) -> list[tuple[str, str, int]]:
-    """The host's list of its output files, refused whole (ComputeError) when any entry is not a plain
-    path under outputs/ or logs/ with a sha256 and a size, or they add up to more than the limit."""
-    files: list[tuple[str, str, int]] = []
-    for entry in answer if isinstance(answer, list) else [answer]:
-        ok = isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-        try:
-            ok = ok and check_relpath(entry[0]).split("/")[0] in DIRECT_DIRS and "\\" not in entry[0]
-        except MltrainError:
-            ok = False
-        if not ok or not is_sha256(entry[1]) or not isinstance(entry[2], int) or entry[2] < 0:
-            raise OutputsRefused(
-                f"{label} listed an output {str(entry)[:200]!r} that is not a file under outputs/ or logs/",
-                hint="its outputs were refused; check what runs on that machine",
-            )
-        files.append((entry[0], entry[1], entry[2]))
-    if sum(size for _p, _s, size in files) > max_output_mb * 1024 * 1024:
-        big = too_big(max_output_mb)
-        raise OutputsRefused(big.message, hint=big.hint)
-    return files
 
 
 def upload_outputs(
@@ -67,17 +37,9 @@ def upload_outputs(
         signed[rel] = (rel, sha, size, *got)
     request = {"files": [[rel, url, headers] for rel, _sha, _size, _staged, url, headers in signed.values()]}
     uploaded = remote.agent("put-outputs", run_id, request=request, timeout=600)["uploaded"] if signed else []
-    stored: dict[str, tuple[str, int]] = {}
+    staged = {}
     for rel in uploaded if isinstance(uploaded, list) else []:
-        if rel not in signed or rel in stored:
-            continue
-        _rel, sha, size, staged, _url, _headers = signed[rel]
-        try:
-            if not blobs.adopt(staged, sha):
-                say(f"warning: {remote.label} uploaded {rel} with another content than its sha256 {sha}: refused")
-                continue
-        except MltrainError as exc:  # the store failed: the file comes through the driver
-            say(f"warning: {rel} uploaded by {remote.label} could not be checked in {blobs.url}: {exc.message}")
-            continue
-        stored[rel] = (sha, size)
-    return stored
+        if rel in signed:
+            _rel, sha, size, name, _url, _headers = signed[rel]
+            staged[rel] = (sha, size, name)
+    return adopt_uploads(blobs, staged, remote.label, say)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, RunSpec, job_environment
 from mltrain.compute.docker.container import container_name, job_container
+from mltrain.compute.node_outputs import node_writes_outputs
 from mltrain.compute.ssh.config import SSHComputeConfig
 from mltrain.compute.ssh.conn import ConnectionLost, Remote, ended
 from mltrain.compute.ssh.handle import SSHHandle
@@ -136,7 +137,7 @@ class SSHCompute(ComputeTarget):
         sent), make the run folder from its cache."""
         up = upload_of(ws, spec)
         self._uploads[spec.run_id] = up
-        if ws.blobs.signs_puts and not spec.outputs:  # (named outputs are registered from the run folder)
+        if node_writes_outputs(ws.blobs, spec):
             self._direct[spec.run_id] = ws.blobs
         self._ws = ws
         self._place(ws, spec, up, [])

@@ -183,6 +183,13 @@ class Datastore(ABC):
         :meth:`adopt`."""
         return None
 
+    def signed_post(self, prefix: str, expires_s: int, max_bytes: int) -> tuple[str, dict[str, str], str] | None:
+        """(URL, form fields, the form's ``key`` prefix) of a presigned POST policy that writes objects of at
+        most ``max_bytes`` each under ``prefix`` only (the node names each ``key`` with that prefix), for
+        ``expires_s`` seconds without credentials: for a node whose files' hashes are not known when it
+        gets the policy. None when the store cannot sign one. Its uploads are trusted only after :meth:`adopt`."""
+        return None
+
     def adopt(self, staged: str, key: str, sha256: str) -> bool:
         """Move the uploaded ``staged`` to ``key`` if the store itself computes ``sha256`` for its content
         (without reading it here); False (and ``staged`` removed) when it does not. Only for stores

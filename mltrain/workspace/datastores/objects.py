@@ -385,6 +385,21 @@ class S3Datastore(ObjectDatastore):
             return None
         return str(url), {"x-amz-checksum-sha256": checksum, "Content-Type": "application/octet-stream"}
 
+    def signed_post(self, prefix: str, expires_s: int, max_bytes: int) -> tuple[str, dict[str, str], str] | None:
+        """A presigned POST whose policy holds the key to ``prefix`` and each object's size to ``max_bytes``."""
+        bucket, path = self._bucket_key(prefix.rstrip("/"))
+        path += "/"
+        conditions = [["starts-with", "$key", path], ["content-length-range", 0, int(max_bytes)]]
+        try:
+            with self._errors("sign", prefix):
+                post = self.client.generate_presigned_post(
+                    Bucket=bucket, Key=path + "${filename}", Conditions=conditions, ExpiresIn=int(expires_s)
+                )
+        except (DataError, NotImplementedError):
+            return None
+        fields = {str(k): str(v) for k, v in post["fields"].items() if k != "key"}
+        return str(post["url"]), fields, path
+
     def adopt(self, staged: str, key: str, sha256: str) -> bool:
         """A server-side copy of ``staged`` that has S3 compute its SHA-256 (no byte read here), compared
         with ``sha256``; when equal, a second copy gives it the name ``key``. ``staged`` goes either way."""

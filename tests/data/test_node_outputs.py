@@ -1,0 +1,99 @@
+"""A node uploading a run's outputs into an object-store artifact root itself (the node-side code, run here
+in process, against moto's S3 server on loopback): by the presigned POST policy the driver hands a Ray
+job (the files' hashes are not known then), each upload staged under the run's prefix and made a blob
+only when the store computes the hash the node announced; an upload whose content is not its announced
+hash is refused and nothing takes its name.
+
+moto's server answers presigned requests with a 500 while it enforces signing, so these tests use one of
+their own that does not (started and stopped by PID)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from mltrain.compute.node_outputs import OutputsRefused, adopt_announced, adopt_uploads
+from mltrain.remote.node_outputs import post_outputs
+from mltrain.workspace import WorkspaceSettings
+from mltrain.workspace.blobs import BlobStore
+
+
+@pytest.fixture
+def bucket_blobs(open_moto, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[BlobStore, str]:
+    for key, value in open_moto.env().items():
+        monkeypatch.setenv(key, value)
+    bucket = open_moto.bucket(f"o-{os.urandom(4).hex()}")
+    return WorkspaceSettings.resolve(str(tmp_path / "ws"), None, f"s3://{bucket}/arts").blob_store(), bucket
+
+
+def _run_folder(root: Path, files: dict[str, bytes]) -> Path:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def _policy(blobs: BlobStore, max_bytes: int = 1 << 20) -> tuple[str, dict]:
+    signed = blobs.signed_post("20260101_000000_abcdef", 600, max_bytes)
+    assert signed is not None
+    staged, url, fields, key = signed
+    return staged, {"url": url, "fields": fields, "key": key}
+
+
+def test_a_node_posts_its_outputs_and_the_store_checks_each_before_it_becomes_a_blob(bucket_blobs, open_moto, tmp_path):
+    blobs, bucket = bucket_blobs
+    files = {"outputs/model.bin": os.urandom(300_000), "logs/note.txt": b"trained\n", "other/x": b"not an output"}
+    run_dir = _run_folder(tmp_path / "run", files)
+    staged, policy = _policy(blobs)
+    assert staged.startswith("incoming/20260101_000000_abcdef/") and open_moto.secret not in str(policy)
+
+    sent = post_outputs(str(run_dir), policy, 10 << 20)
+    assert sorted(e[0] for e in sent) == ["logs/note.txt", "outputs/model.bin"]  # outputs/ and logs/ only
+    stored = adopt_uploads(blobs, {rel: (sha, size, f"{staged}{n}") for rel, sha, size, n in sent}, "node", print)
+    for rel, (sha, size) in stored.items():
+        assert blobs.read_bytes(sha) == files[rel] and size == len(files[rel])
+    left = open_moto.client().list_objects_v2(Bucket=bucket, Prefix="arts/incoming/").get("KeyCount", 0)
+    assert left == 0  # each staged upload went once checked
+
+
+def test_an_upload_that_is_not_its_announced_hash_is_refused_and_nothing_takes_its_name(bucket_blobs, tmp_path):
+    blobs, _bucket = bucket_blobs
+    run_dir = _run_folder(tmp_path / "run", {"outputs/model.bin": b"the real model"})
+    staged, policy = _policy(blobs)
+    [(rel, _sha, size, n)] = post_outputs(str(run_dir), policy, 10 << 20)
+    claimed = hashlib.sha256(b"another model").hexdigest()  # a node lying about what it uploaded
+    said: list[str] = []
+    assert adopt_uploads(blobs, {rel: (claimed, size, f"{staged}{n}")}, "node-x", said.append) == {}
+    assert not blobs.exists(claimed)
+    assert "node-x uploaded outputs/model.bin with another content than its sha256" in said[0]
+
+
+def test_what_a_ray_node_announces_is_checked_before_anything_is_stored(bucket_blobs, tmp_path):
+    blobs, _bucket = bucket_blobs
+    run_dir = _run_folder(tmp_path / "run", {"outputs/model.bin": b"the real model", "logs/a.txt": b"log"})
+    staged, policy = _policy(blobs)
+    sent = post_outputs(str(run_dir), policy, 10 << 20)
+    model = next(e for e in sent if e[0] == "outputs/model.bin")
+    lie = [model[0], hashlib.sha256(b"x").hexdigest(), model[2], model[3]]
+    for hostile, match in [
+        ([[*model[:3], -1]], "not numbered files"),
+        ([model, [*model[:3], model[3]]], "not numbered files"),  # two claims on one upload
+        ([["../../etc/passwd", *model[1:]]], "not a file under outputs/ or logs/"),
+        ([["outputs/model.bin", model[1], 1 << 40, model[3]]], "max_output_mb"),
+    ]:
+        with pytest.raises(OutputsRefused, match=match):
+            adopt_announced(blobs, staged, hostile, "node-x", 100, print)
+    said: list[str] = []
+    stored = adopt_announced(blobs, staged, [lie, *[e for e in sent if e is not model]], "node-x", 100, said.append)
+    assert list(stored) == ["logs/a.txt"] and not blobs.exists(lie[1])  # the lie took no name; the rest is kept
+    assert "another content than its sha256" in said[0]
+
+
+def test_outputs_over_the_limit_are_not_uploaded(bucket_blobs, tmp_path):
+    blobs, _bucket = bucket_blobs
+    run_dir = _run_folder(tmp_path / "run", {"outputs/a": b"x" * 1000, "outputs/b": b"y" * 1000})
+    _staged, policy = _policy(blobs)
+    assert post_outputs(str(run_dir), policy, 1500) == []  # they come back through the driver, refused there
