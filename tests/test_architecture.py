@@ -93,9 +93,9 @@ def test_help_imports_no_heavy_package(command, tmp_path):
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
-def test_a_run_without_data_imports_no_data_path(tmp_path):
-    """Every run pays for what its driver and the prefork child's composing import: the data path (and the
-    ssl/http stack a node's fetch uses) only for jobs that declare inputs or outputs."""
+def _imported_by_a_plain_run(tmp_path: Path) -> set[str]:
+    """The modules ``python -m mltrain`` imports (driver and prefork child) for a script without data,
+    with registration turned off."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "noop.py").write_text("pass\n")
     args = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
@@ -107,10 +107,46 @@ def test_a_run_without_data_imports_no_data_path(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    return {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+
+
+def test_a_run_without_data_imports_no_data_path(tmp_path):
+    """Every run pays for what its driver and the prefork child's composing import: the data path (and the
+    ssl/http stack a node's fetch uses) only for jobs that declare inputs or outputs."""
+    imported = _imported_by_a_plain_run(tmp_path)
     data_path = {"mltrain.runs.inputs", "mltrain.compute.data_io", "mltrain.data", "urllib.request", "http.client"}
     data_path |= {"mltrain.remote.inputs", "mltrain.remote.spares"}  # the node-side data path
     assert not imported & data_path
+
+
+def test_a_run_that_registers_nothing_imports_no_registry_code(tmp_path):
+    """The model registry's store, its format checks (pickletools) and the model records are imported
+    only by a run that may register a model (or whose script asks to), not with ``~register``."""
+    imported = _imported_by_a_plain_run(tmp_path)
+    registry = {"mltrain.registry.store", "mltrain.registry.from_run", "mltrain.registry.formats"}
+    registry |= {"mltrain.workspace.models", "mltrain.serving.formats", "pickletools"}
+    assert not imported & registry, sorted(imported & registry)
+
+
+def test_a_run_freezes_what_its_start_up_made_and_collects_afterwards(tmp_path):
+    """A single run's start-up (imports, composing, the workspace) triggers no garbage collection and
+    freezes the objects it made (collections never scan them again: ~30 ms of CPU a run); the run itself
+    has collections on (mltrain/config/prefork.py)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "noop.py").write_text("pass\n")
+    code = """if True:
+        import gc, sys
+        from mltrain.config import prefork
+        code = prefork.main(sys.argv[1:])
+        print(code, gc.isenabled(), gc.get_freeze_count())
+    """
+    args = ["environment=system", "~register", "job.source_dir=src", "job.script=noop.py"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    code, enabled, frozen = proc.stdout.split()[-3:]
+    assert (code, enabled) == ("0", "True") and int(frozen) > 10_000
 
 
 def test_store_records_share_their_methods():
@@ -137,6 +173,34 @@ def test_store_records_share_their_methods():
     assert repr(a) == "StatusChange(status='Queued', ts=1.0, detail=None)"
     assert a == b and hash(a) == hash(b) and a != StatusChange("Running", 1.0) and {a, b} == {a}
     assert a == {"status": "Queued", "ts": 1.0, "detail": None}  # still the mapping of its fields
+
+
+def test_a_run_defines_only_the_tables_it_uses_and_a_new_workspace_gets_them_all(tmp_path):
+    """The registry's, endpoints' and data assets' tables are defined on first use (a Table costs start-up
+    time every run pays); a new workspace still gets the whole schema, and each store finds its tables."""
+    code = """if True:
+        import json, sys
+        from sqlalchemy import inspect
+        from mltrain.runs import driver
+        from mltrain.workspace import Workspace, tables
+        driver.prewarm([])
+        defined = sorted(tables.metadata.tables)
+        ws = Workspace.open(sys.argv[1])
+        created = sorted(inspect(ws.db.engine).get_table_names())
+        print(json.dumps([defined, created, ws.models.list(), ws.endpoints.list(), ws.data.list()]))
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ws")], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    defined, created, *listed = json.loads(proc.stdout)
+    lazy = {"models", "model_files", "model_aliases", "endpoints", "data_versions", "data_files", "data_aliases"}
+    lazy.add("run_data")
+    assert "runs" in defined and not lazy & set(defined)
+    assert lazy | set(defined) <= set(created) and len(created) == 18
+    assert listed == [[], [], []]
 
 
 def test_root_schema_compiles_no_repr_or_equality():
@@ -191,7 +255,7 @@ def test_what_is_shipped_to_nodes_is_the_node_side_package(tmp_path):
     zip of them; both run on a bare Python (no site-packages, no mltrain installed)."""
     import zipfile
 
-    from mltrain.compute.ssh.conn import agent_archive
+    from mltrain.compute.ssh.helper import agent_archive
     from mltrain.environments.shim import REMOTE_FILES, SHIM_FILES, ensure_shim
 
     listed = sorted(f"remote/{p.name}" for p in (ROOT / "mltrain" / "remote").glob("*.py"))

@@ -35,6 +35,8 @@ from mltrain.remote.ssh_host import (
 )
 from mltrain.remote.ssh_outputs import DIRECT_MARK
 
+MAX_FD = 1 << 16  # descriptors a forked supervisor closes (all but its standard streams)
+
 
 def remove_container(run_dir: str) -> bool:
     """Remove the job's container (by the name its request gave) when it has one; True if one was there."""
@@ -71,14 +73,7 @@ def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         write_atomic(dest, text.encode())
     write_atomic(os.path.join(run_dir, ".mltrain", "request.json"), json.dumps(req).encode())
-    subprocess.Popen(
-        [sys.executable, os.path.abspath(sys.argv[0]), work, "supervise", run_id],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-    )
+    _fork_supervisor(work, run_id)
     deadline = time.time() + 60
     while time.time() < deadline:
         for name in (JOB_FILE, START_ERROR):
@@ -96,6 +91,24 @@ def cmd_start(work: str, run_id: str, heartbeat: str | None = None) -> None:
                 return cmd_follow(work, run_id, "0,0,0", heartbeat, "pack")
         time.sleep(0.02)
     fail("the job did not start within 60 s", 6)
+
+
+def _fork_supervisor(work: str, run_id: str) -> None:
+    """``supervise`` the job in a fork of this helper (no interpreter to start) in a session of its
+    own: its standard streams are /dev/null and it keeps no other descriptor of the helper's open."""
+    if os.fork():
+        return
+    code = 1
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, MAX_FD)
+        cmd_supervise(work, run_id)
+        code = 0
+    finally:
+        os._exit(code)
 
 
 def cmd_supervise(work: str, run_id: str) -> None:

@@ -37,8 +37,6 @@ PREWARM_MODULES = (
     "mltrain.runs.recovery",
     "mltrain.runs.summary",
     "mltrain.runs.trial",
-    "mltrain.registry.from_run",
-    "mltrain.registry.store",
     "mltrain.workspace.environments",
     "mltrain.workspace.snapshots",
     "pathspec",
@@ -46,8 +44,19 @@ PREWARM_MODULES = (
 )
 
 
-# the modules of a compute target named by an override (`+compute=ssh`): its client library is slow to import
-TARGET_MODULES = {"ssh": ("mltrain.compute.ssh", "fabric")}
+# the registry's modules, unless the command line turns registration off (`~register`; a request from
+# the script imports them when it comes)
+REGISTER_MODULES = ("mltrain.registry.from_run", "mltrain.registry.store")
+
+
+def target_modules(name: str) -> tuple[str, ...]:
+    """The modules of a compute target named by an override (``+compute=ssh``): paramiko's (slow to
+    import) only where it connects, when there is no OpenSSH client."""
+    if name != "ssh":
+        return ()
+    from mltrain.compute.ssh import openssh
+
+    return ("mltrain.compute.ssh",) if openssh.client() else ("mltrain.compute.ssh", "fabric")
 
 
 def prewarm(argv: list[str] | None = None) -> Workspace | None:
@@ -61,8 +70,10 @@ def prewarm(argv: list[str] | None = None) -> Workspace | None:
     early = preconnect.begun()  # the SSH hosts of this command line's last run, connected meanwhile
     chosen = {a.lstrip("+~").split("=", 1)[1] for a in argv or () if a.lstrip("+~").startswith("compute=")}
     chosen |= {"ssh"} if early else set()
+    registers = not any(a.split("=", 1)[0] == "~register" for a in argv or ())
     # the target's client library first: an early connection needs it at once
-    for name in tuple(m for c in chosen for m in TARGET_MODULES.get(c, ())) + PREWARM_MODULES:
+    modules = tuple(m for c in sorted(chosen) for m in target_modules(c)) + PREWARM_MODULES
+    for name in modules + (REGISTER_MODULES if registers else ()):
         importlib.import_module(name)
     return open_default_workspace()
 
@@ -93,6 +104,8 @@ def workspace_for(config: dict[str, Any], prewarmed: Workspace | None) -> Worksp
         w["root"], w["db_url"], w["artifact_root"]
     ):
         return prewarmed
+    if prewarmed is not None:  # not this run's: its connections closed now (its objects are never collected)
+        prewarmed.db.dispose()
     return open_workspace(config)
 
 

@@ -4,8 +4,7 @@ imports nothing of :mod:`mltrain.runs.inputs`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from mltrain.compute.data_io import InputSpec, OutputSpec
@@ -18,8 +17,8 @@ def has_data(job: Mapping[str, Any]) -> bool:
     return bool(job.get("inputs") or job.get("outputs"))
 
 
-@dataclass(frozen=True)
-class JobInput:
+# NamedTuples, not frozen dataclasses: every run defines them (~1 ms of start-up less)
+class JobInput(NamedTuple):
     """An input as the run records it: the spec handed to the target and the version it reads (if any)."""
 
     spec: InputSpec
@@ -30,8 +29,7 @@ class JobInput:
         return self.spec.digest
 
 
-@dataclass(frozen=True)
-class JobData:
+class JobData(NamedTuple):
     """A job's resolved inputs and its outputs."""
 
     inputs: tuple[JobInput, ...] = ()

@@ -60,11 +60,24 @@ def metrics_line(metrics: dict[str, Any], params: list[str]) -> str:
     return shown + (f"  (and {more} more)" if more > 0 else "")
 
 
+def _model_lines(result: RunResult) -> list[str]:
+    """The registered models, each with a note when its format runs code on loading."""
+    if not result.models:
+        return []
+    from mltrain.registry.formats import TRUST_NOTE, is_code_executing  # the registry's: only with models
+
+    lines = []
+    for mv in result.models:
+        framework = f" ({mv.framework} {mv.framework_version})" if mv.framework else ""
+        lines.append(f"  model:   {mv.name} version {mv.version}{framework}")
+        if is_code_executing(mv.format):
+            lines.append("  note:    " + TRUST_NOTE.format(ref=mv.ref, fmt=mv.format))
+    return lines
+
+
 def print_summary(result: RunResult) -> None:
     """Run id, status, duration, metrics, registered models, where the outputs are; what the script
     stored (metric names and values, its error) with control characters escaped."""
-    from mltrain.registry.formats import TRUST_NOTE, is_code_executing
-
     lines = [
         "",
         f"Run {result.run_id}: {result.status} in {format_seconds(result.duration_s)} "
@@ -76,11 +89,7 @@ def print_summary(result: RunResult) -> None:
         lines.append("  error:   " + result.error.replace("\n", "\n           "))
     if result.metrics:
         lines.append("  metrics: " + metrics_line(result.metrics, result.params))
-    for mv in result.models:
-        framework = f" ({mv.framework} {mv.framework_version})" if mv.framework else ""
-        lines.append(f"  model:   {mv.name} version {mv.version}{framework}")
-        if is_code_executing(mv.format):
-            lines.append("  note:    " + TRUST_NOTE.format(ref=mv.ref, fmt=mv.format))
+    lines += _model_lines(result)
     if result.endpoint:
         lines.append(f"  endpoint: {result.endpoint.get('name')} at {result.endpoint.get('uri')}")
         for slot, key in (result.endpoint.get("keys") or {}).items():

@@ -19,7 +19,6 @@ from mltrain.compute.base import RunHandle, RunSpec
 from mltrain.compute.configs import redact_overrides, redact_secrets
 from mltrain.environments.variables import read_references
 from mltrain.errors import ConfigError, MltrainError
-from mltrain.registry.configs import TURN_OFF, register_request
 from mltrain.run_context import RUN_INFO_FILE
 from mltrain.runs.arguments import job_argv
 from mltrain.runs.control import RunCanceled, RunControl
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 POLL_S = 0.25
 HEARTBEAT_S = 2.0
 CANCELED_BY_COMMAND = "canceled with `mltrain runs cancel`"
-MISSING_MODEL_HINT = f"save the model there in the script, or set register.path to where it is saved; {TURN_OFF}"
 
 
 class Trial:
@@ -67,7 +65,10 @@ class Trial:
         self.defer_models = defer_models  # register/deploy only when finish_models() is called (a sweep's best)
         job = config["job"]
         self.argv = job_argv(job["arguments"], job["args"], job.get("bool_style", "flag"))
-        register_request(config.get("register"))  # keys set without a model name: refused before the run
+        if config.get("register") is not None:  # keys set without a model name: refused before the run
+            from mltrain.registry.configs import register_request
+
+            register_request(config["register"])
         self.recorded = run_id is not None  # recorded Queued already (a detached run): its record is completed
         self.run_id = run_id or new_run_id()
         self._ingest: MetricsIngest | None = None
@@ -301,12 +302,17 @@ class Trial:
         record_problems(self.ws, result.run_id, new)
 
     def _register(self, result: RunResult, requested: list[dict[str, Any]]) -> None:
-        from mltrain.registry.from_run import register_run_model
+        from mltrain.registry.configs import TURN_OFF, register_request
 
         configured = register_request(self.cfg.get("register"))
+        if configured is None and not requested:
+            return
+        from mltrain.registry.from_run import register_run_model
+
         run = self.ws.runs.get(result.run_id)
+        missing_hint = f"save the model there in the script, or set register.path to where it is saved; {TURN_OFF}"
         for req in ([configured] if configured is not None else []) + list(requested):
-            hint = MISSING_MODEL_HINT if req is configured else None
+            hint = missing_hint if req is configured else None
             try:
                 result.models.append(register_run_model(self.ws, run, req, self.plan.env, missing_hint=hint))
             except MltrainError as exc:

@@ -45,7 +45,7 @@ class EnvironmentRecord(Record):
     def from_row(cls, row: Any, **extra: Any) -> EnvironmentRecord:
         rec = decode_row(row, {"spec": dict})
         rec["lock"] = rec["spec"].pop("lock", None)  # stored inside the spec's JSON
-        return super(EnvironmentRecord, cls).from_row(rec, **extra)  # noqa: UP008 - a slots dataclass is a new class
+        return super().from_row(rec, **extra)
 
 
 class EnvironmentStore:

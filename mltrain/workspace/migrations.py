@@ -75,6 +75,7 @@ def create_version(conn: Connection, version: int) -> None:
     Version 1 is made from today's table definitions, so once a step adds a column to a version-1
     table, freeze the version-1 DDL here.
     """
+    tables.define_all()
     if version == tables.SCHEMA_VERSION:
         tables.metadata.create_all(conn)
     else:

@@ -10,7 +10,8 @@ from mltrain.compute.base import ComputeTarget, JobRef, OutputSink, RunHandle, R
 from mltrain.compute.node_outputs import node_writes_outputs
 from mltrain.compute.ray.config import ClusterComputeConfig
 from mltrain.compute.ray.connection import RayConnection
-from mltrain.compute.ray.jobs import RayJobs, delete_jobs
+from mltrain.compute.ray.ending import delete_jobs
+from mltrain.compute.ray.jobs import RayJobs
 from mltrain.compute.ray.runtime import Stage, per_run
 from mltrain.compute.ray.warm import WarmWorkers
 from mltrain.errors import ComputeError

@@ -4,10 +4,27 @@
 :mod:`~mltrain.compute.ssh.conn` (one host: connection, host keys, mltrain's helper there),
 :mod:`~mltrain.compute.ssh.sync` (files through the host's blob cache),
 :mod:`~mltrain.compute.ssh.handle` (a job followed over one channel). The helper itself, run on the
-hosts, is :mod:`mltrain.remote.ssh_agent`; environments built there, :mod:`mltrain.environments.remote`.
+hosts, is :mod:`mltrain.remote.ssh_agent`; environments built there, :mod:`mltrain.environments.remote`;
+:mod:`~mltrain.compute.ssh.openssh` (the OpenSSH client as the helper's link).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.compute.ssh.target import SSHCompute
+
+if TYPE_CHECKING:
+    from mltrain.compute.ssh.target import SSHCompute
 
 __all__ = ["SSHCompute", "SSHComputeConfig", "SSHHostConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    """``SSHCompute`` imported when first asked for: an early connection (:mod:`~mltrain.compute.ssh.early`)
+    starts before the target's modules are imported."""
+    if name == "SSHCompute":
+        from mltrain.compute.ssh.target import SSHCompute
+
+        return SSHCompute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,31 +1,29 @@
-"""One SSH host of a pool: a connection (fabric, so ``~/.ssh/config`` aliases and ssh-agent work),
-host keys checked against a known_hosts file, and the mltrain helper (:mod:`mltrain.remote.ssh_agent`)
-run there from a folder unpacked from a zip of the node-side package (:func:`agent_archive`).
+"""One SSH host of a pool: the mltrain helper (:mod:`mltrain.remote.ssh_agent`, put there by
+:mod:`~mltrain.compute.ssh.helper`) kept serving over one link, the OpenSSH client when it can
+connect (:mod:`~mltrain.compute.ssh.openssh`), else a paramiko connection (fabric, so ``~/.ssh/config``
+aliases and ssh-agent work), which also uploads files and says why a host cannot be reached.
 
-Host keys are never accepted silently: an unknown or changed key is refused with its SHA256
-fingerprint and how to trust it, unless ``host_key_policy: accept-new`` records unknown ones.
+Host keys are never accepted silently, on either link (:mod:`~mltrain.compute.ssh.hostkeys`).
 Keepalives are on; every blocking read has a timeout, so a dead host is an error, never a hang.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import select
 import shlex
 import threading
 import time
-import zipfile
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mltrain.compute.ssh import interpreters, openssh
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
+from mltrain.compute.ssh.helper import agent_archive, start_script
+from mltrain.compute.ssh.hostkeys import HostKeyProblem, fingerprint, known_hosts_name, policies
 from mltrain.compute.ssh.lost import ConnectionLost
 from mltrain.compute.ssh.mux import Mux, MuxChannel
-from mltrain.errors import ComputeError, WorkspaceError
+from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -33,35 +31,6 @@ if TYPE_CHECKING:
     import paramiko
 
 SEND_PIECE = 1 << 16  # bytes per sendall: paramiko's copies what is left after each packet (quadratic in a chunk)
-AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_agent import main\nmain(sys.argv[1:])\n"
-# Unpacks the helper's zip (argv[1]) into its folder (argv[2]), which appears whole or not at all
-# (a folder Python runs caches the bytecode of its modules: a zip's are compiled at every start)
-UNPACK = (
-    "import os, shutil, sys, zipfile\n"
-    "archive, folder = sys.argv[1:]\n"
-    "zipfile.ZipFile(archive).extractall(archive[:-4])\n"
-    "os.remove(archive)\n"
-    "try:\n"
-    "    os.rename(archive[:-4], folder)\n"
-    "except OSError:  # another connection unpacked it first\n"
-    "    shutil.rmtree(archive[:-4])\n"
-)
-
-
-@cache
-def agent_archive() -> bytes:
-    """The helper as a host runs it: a zip of every module of the node-side package (``mltrain/remote/``)
-    whose ``__main__`` runs :mod:`mltrain.remote.ssh_agent`; the same bytes for the same sources."""
-    from mltrain.bundled import package_dir
-    from mltrain.environments.shim import REMOTE_FILES
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        members = {"__main__.py": AGENT_MAIN, "mltrain/__init__.py": b""}
-        members.update({f"mltrain/{rel}": (package_dir() / rel).read_bytes() for rel in REMOTE_FILES})
-        for name, data in members.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
-    return buf.getvalue()
 
 
 def ended(chan: Any) -> tuple[int, bytes]:
@@ -100,56 +69,6 @@ def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     return t
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    """The key's fingerprint as OpenSSH prints it (``SHA256:...``)."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-def known_hosts_name(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def keyscan_line(host: str, port: int, known_hosts: Path) -> str:
-    """The command that records ``host``'s key in ``known_hosts`` (making its folder when missing)."""
-    mkdir = "" if known_hosts.parent.is_dir() else f"mkdir -p -m 700 {shlex.quote(str(known_hosts.parent))} && "
-    return f"{mkdir}ssh-keyscan -p {port} {host} >> {shlex.quote(str(known_hosts))}"
-
-
-class HostKeyProblem(ComputeError):
-    """The host's key is not trusted: ``kind`` is "unknown" or "changed"; ``fix`` the command that
-    trusts it (an unknown key) or removes the old one (a changed key)."""
-
-    def __init__(self, message: str, kind: str, fix: str, hint: str) -> None:
-        super().__init__(message, hint=hint)
-        self.kind, self.fix = kind, fix
-
-
-def _policies(known_hosts: Path, accept_new: bool) -> Any:
-    import paramiko
-
-    class Refuse(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-            if accept_new:
-                client.get_host_keys().add(hostname, key.get_name(), key)
-                known_hosts.parent.mkdir(parents=True, exist_ok=True)
-                with open(known_hosts, "a") as f:
-                    f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-                return
-            host, _, port = hostname.strip("[").partition("]:")
-            fix = keyscan_line(host, int(port or 22), known_hosts)
-            raise HostKeyProblem(
-                f"the host key of {hostname} is unknown ({key.get_name()} {fingerprint(key)}); "
-                f"mltrain does not trust unknown host keys",
-                "unknown",
-                fix,
-                hint=f"if that is the fingerprint of the host, trust it with `{fix}` "
-                f"(or connect once with ssh), or set compute.host_key_policy=accept-new",
-            )
-
-    return Refuse()
-
-
 class Remote:
     """A host of the pool; its methods may be called from several threads."""
 
@@ -161,10 +80,13 @@ class Remote:
         self._lock = threading.Lock()
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.Lock()
-        self._put_lock = threading.Lock()
+        self.put_lock = threading.Lock()  # one SFTP upload at a time (sync.put_blob)
         self._mux: Mux | None = None
         self.known_blobs: set[str] = set()  # blobs this process saw in the host's cache
         self._mux_lock = threading.Lock()
+        self._start_lock = threading.RLock()  # one helper start at a time
+        self._link: openssh.Link | None = None  # the OpenSSH link the warm helper runs on, if it does
+        self._spawned: openssh.Link | None = None  # a link started by spawn(), not read yet
         self.probe: dict[str, Any] | None = None
         self.round_trips = 0
         self.warming: threading.Thread | None = None  # an early connection under way (compute.ssh.early)
@@ -205,7 +127,7 @@ class Remote:
         known = Path(cfg.known_hosts or "~/.ssh/known_hosts").expanduser()
         if known.is_file():
             conn.client.load_host_keys(str(known))
-        conn.client.set_missing_host_key_policy(_policies(known, cfg.host_key_policy == "accept-new"))
+        conn.client.set_missing_host_key_policy(policies(known, cfg.host_key_policy == "accept-new"))
         where = f"{conn.user}@{conn.host}:{conn.port}"
         try:
             conn.open()
@@ -237,12 +159,22 @@ class Remote:
     def transport(self) -> paramiko.Transport:
         with self._lock:
             if self._conn is None or not self._conn.client.get_transport() or not self._conn.is_connected:
-                self._drop()
+                self._drop_paramiko()
                 self._conn = self._connect()
             return self._conn.client.get_transport()
 
     def _drop(self) -> None:
+        for link in (self._spawned, self._link):
+            if link is not None:
+                link.close()
+        self._spawned = self._link = None
         if self._mux is not None:
+            self._mux.close()
+            self._mux = None
+        self._drop_paramiko()
+
+    def _drop_paramiko(self) -> None:
+        if self._mux is not None and self._link is None:  # the helper ran on this connection
             self._mux.close()
             self._mux = None
         if self._sftp is not None:
@@ -262,6 +194,15 @@ class Remote:
         with self._lock:
             self._drop()
 
+    def reconnect(self) -> bool:
+        """A new connection with the helper serving on it; False when the host cannot be reached."""
+        self.close()
+        try:
+            self.bootstrap()
+            return True
+        except ComputeError:
+            return False
+
     # -- commands ---------------------------------------------------------------------------------
     def channel(self, command: str, timeout: float | None) -> paramiko.Channel:
         """A session channel running ``command`` (reads time out after ``timeout`` seconds)."""
@@ -278,28 +219,36 @@ class Remote:
         return chan
 
     @property
+    def via(self) -> str | None:
+        """What the warm helper's link is: "openssh" (an ``ssh`` process), "paramiko", or None (none yet)."""
+        if self._mux is None:
+            return None
+        return "openssh" if self._link is not None else "paramiko"
+
+    @property
+    def connected_by_paramiko(self) -> bool:
+        """Whether a paramiko connection is open (for files, or as the helper's link)."""
+        return self._conn is not None
+
+    @property
     def serving(self) -> bool:
         """True while the warm helper answers on the open connection."""
-        mux = self._mux
-        return mux is not None and mux.alive and self._alive()
+        mux, link = self._mux, self._link
+        return mux is not None and mux.alive and (link.alive if link is not None else self._alive())
 
     def _serve(self) -> Mux | None:
-        """The helper's ``serve`` on this connection (started on first use, again after a reconnection);
+        """The helper's ``serve`` (started on first use, again on a new connection when it stopped);
         None when it cannot start (commands then get a channel each)."""
-        if self.probe is None:
-            self.bootstrap()  # starts it
-        with self._mux_lock:
-            if self._mux is not None and self._mux.alive and self._alive():
+        with self._start_lock:
+            if self.probe is not None and self.serving:
                 return self._mux
-            if self._mux is not None:
-                self._mux.close()
-                self._mux = None
+            first = self.probe is None
             try:
-                chan = self.channel(self.agent_command("serve"), None)
+                self.bootstrap()
             except ConnectionLost:
                 return None
-            self.round_trips -= 1  # counted per command it serves
-            self._mux = Mux(chan, self.label)
+            if not first:
+                self.round_trips -= 1  # a restart: counted per command it serves
             return self._mux
 
     def agent_channel(self, *args: str, timeout: float | None) -> MuxChannel | paramiko.Channel:
@@ -430,52 +379,86 @@ class Remote:
             raise ComputeError(f"on {self.label}, `{args[0]}` failed (exit {code}): " + "\n    ".join(detail))
         return json.loads(out.decode().strip().splitlines()[-1])
 
+    def _script(self) -> tuple[str, str]:
+        """The command that starts the helper (:func:`~mltrain.compute.ssh.helper.start_script`) with the
+        interpreter's real path when a run found it before (no shim on the way); the helper's folder name."""
+        known = interpreters.remembered(self.label, self.entry.python)
+        return start_script(self.entry.workdir or self.config.workdir, self.entry.python, known)
+
+    def spawn(self) -> None:
+        """Start connecting with OpenSSH now (its handshake and the helper's start run in a process of
+        their own while the caller goes on); :meth:`bootstrap` reads what it brings."""
+        program = openssh.client()
+        with self._start_lock:
+            if program is not None and self._spawned is None and self.probe is None:
+                self._spawned = openssh.Link(openssh.argv(program, self.entry, self.config, self._script()[0]))
+
     def bootstrap(self) -> dict[str, Any]:
         """Put the helper on the host (once), probe it (python, uv, docker, free disk) and keep it
-        running as this connection's warm helper (``serve``): one round trip when it is there already."""
-        source = agent_archive()
-        python = shlex.quote(self.entry.python)
-        name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}"
-        workdir = self.entry.workdir or self.config.workdir
-        shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
-        unpack = shlex.quote(UNPACK)
-        script = (
-            f'W={shell_dir}; A="$W/{name}"; command -v {python} >/dev/null 2>&1 || exit 91; '
-            f'if [ ! -f "$A/__main__.py" ]; then mkdir -p "$W" || exit 90; echo need; '
-            f'head -c {len(source)} > "$A.$$.zip" && {python} -c {unpack} "$A.$$.zip" "$A" || exit 90; fi; '
-            f'exec {python} "$A" "$W" serve probe'
-        )
-        chan = self.channel(script, 60)
+        running as this connection's warm helper (``serve``): one round trip when it is there already.
+        Through OpenSSH when it can connect, else (and to say why not) through paramiko."""
+        with self._start_lock:
+            script, name = self._script()
+            link, self._spawned = self._spawned, None
+            program = openssh.client()
+            if link is None and program is not None:
+                link = openssh.Link(openssh.argv(program, self.entry, self.config, script))
+            line = self._handshake(link, 60) if link is not None else None
+            if line is None:
+                link = None
+                chan: Any = self.channel(script, 60)
+                line = self._handshake(chan, 60)
+            else:
+                self.round_trips += 1
+                chan = link
+            probe = json.loads(line.decode())
+            probe["agent"] = f"{probe['workdir']}/{name}"
+            if probe.get("executable"):
+                interpreters.remember(self.label, self.entry.python, probe["executable"])
+            self.probe = probe
+            with self._mux_lock:
+                if self._mux is not None:
+                    self._mux.close()
+                if self._link is not None and self._link is not link:
+                    self._link.close()
+                self._mux, self._link = Mux(chan, self.label), link
+            return probe
+
+    def _handshake(self, chan: Any, timeout: float) -> bytes | None:
+        """The probe line of the helper started by :meth:`_script` on ``chan`` (sending the helper when
+        the host asks for it); None when ``chan`` is an OpenSSH link that could not connect."""
+        is_link = isinstance(chan, openssh.Link)
+        chan.settimeout(timeout)
         try:
             line = _read_line(chan)
             if line == b"need":
-                chan.sendall(source)
+                chan.sendall(agent_archive())
                 line = _read_line(chan)
         except (OSError, EOFError) as exc:
             chan.close()
+            if is_link:
+                return None
             self.close()
             raise ConnectionLost(f"connection lost to {self.label}: {exc or type(exc).__name__}") from None
-        if line is None:
-            code, err = ended(chan)
-            if code == 91:
-                raise ComputeError(
-                    f"{self.label} has no {self.entry.python} on its PATH: mltrain needs Python 3 on the host",
-                    hint=f"install Python 3 on {self.entry.host} (e.g. apt-get install python3 python3-venv), "
-                    "or name its interpreter in compute.hosts[].python",
-                )
+        if line is not None:
+            return line
+        code, err = chan.failure() if is_link else ended(chan)
+        if is_link:
+            chan.close()
+            if code == openssh.FAILED:
+                return None  # paramiko connects and says why not
+        if code == 91:
             raise ComputeError(
-                f"cannot set up mltrain's helper on {self.label} in {workdir} (exit {code}): "
-                + err.decode(errors="replace").strip()[-500:],
-                hint="check compute.workdir (writable on the host?) and that python3 runs there",
+                f"{self.label} has no {self.entry.python} on its PATH: mltrain needs Python 3 on the host",
+                hint=f"install Python 3 on {self.entry.host} (e.g. apt-get install python3 python3-venv), "
+                "or name its interpreter in compute.hosts[].python",
             )
-        probe = json.loads(line.decode())
-        probe["agent"] = f"{probe['workdir']}/{name}"
-        self.probe = probe
-        with self._mux_lock:
-            if self._mux is not None:
-                self._mux.close()
-            self._mux = Mux(chan, self.label)
-        return probe
+        detail = err.decode(errors="replace") if isinstance(err, bytes) else err
+        raise ComputeError(
+            f"cannot set up mltrain's helper on {self.label} in {self.entry.workdir or self.config.workdir} "
+            f"(exit {code}): " + detail.strip()[-500:],
+            hint="check compute.workdir (writable on the host?) and that python3 runs there",
+        )
 
     # -- files ------------------------------------------------------------------------------------
     def sftp(self) -> paramiko.SFTPClient:
@@ -484,30 +467,3 @@ class Remote:
                 self._sftp = self.transport().open_sftp_client()
                 self._sftp.get_channel().settimeout(max(30.0, self.config.keepalive_s * 3))
             return self._sftp
-
-    def put_blob(self, local: Path, sha256: str) -> int:
-        """Upload one file into the host's blob cache (atomically) as ``sha256``, hashed as it is sent:
-        content that does not match its name is removed there and refused (WorkspaceError); bytes sent."""
-        from mltrain.workspace.blobs import HashingReader, check_sha256
-
-        assert self.probe is not None
-        blobs = f"{self.probe['workdir']}/blobs"
-        tmp = f"{blobs}/.up-{check_sha256(sha256)}-{time.monotonic_ns()}"
-        sftp = self.sftp()
-        # one upload at a time per host: paramiko's SFTP client garbles the stream (its server ends the
-        # session) when several threads upload through it at once
-        with self._put_lock:
-            try:
-                with open(local, "rb") as f:
-                    reader = HashingReader(f)
-                    sftp.putfo(reader, tmp, confirm=True)
-                try:
-                    reader.check(sha256, local)
-                except WorkspaceError:
-                    sftp.remove(tmp)
-                    raise
-                sftp.posix_rename(tmp, f"{blobs}/{sha256}")
-            except (OSError, EOFError) as exc:
-                self.close()
-                raise ConnectionLost(f"connection lost to {self.label} while uploading: {exc}") from None
-        return local.stat().st_size

@@ -3,7 +3,9 @@
 the target (its :class:`~mltrain.compute.ssh.pool.HostPool`) only when the composed config is the
 same; otherwise they are closed unused.
 
-Each host is connected and its helper started (:meth:`Remote.bootstrap`) in a thread of its own. An
+Each host's OpenSSH client is started at once (:meth:`Remote.spawn`), and a thread of its own reads
+what it brings, the helper's probe (:meth:`Remote.bootstrap`, which connects with paramiko instead
+when OpenSSH cannot). An
 early connection never records a host key: it uses ``host_key_policy: reject`` whatever the remembered
 config says, so an unknown key is left to the run's own connection and the run's own policy. A host
 the early connection could not reach is simply connected again, as usual, when the run asks for it.
@@ -24,7 +26,6 @@ _pending: tuple[SSHComputeConfig, list[Remote]] | None = None
 
 def _warm(remote: Remote) -> None:
     try:
-        remote.transport()  # connect first: the helper's zip needs modules the prewarm imports meanwhile
         remote.bootstrap()
     except Exception:  # noqa: BLE001 - the run connects again and reports what is wrong
         remote.close()
@@ -41,6 +42,10 @@ def begin(node: dict[str, Any]) -> bool:
     strict = dataclasses.replace(cfg, host_key_policy="reject")
     remotes = [Remote(host, strict) for host in strict.hosts]
     for remote in remotes:
+        try:
+            remote.spawn()  # OpenSSH connects in a process of its own while this one imports and composes
+        except Exception:  # noqa: BLE001, S110 - the thread below connects (or the run says why it cannot)
+            pass
         remote.warming = threading.Thread(target=_warm, args=(remote,), name="mltrain-ssh-early", daemon=True)
         remote.warming.start()
     with _lock:

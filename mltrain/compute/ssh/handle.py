@@ -105,12 +105,7 @@ class SSHHandle(RunHandle):
         self._done.set()
 
     def _reconnected(self) -> bool:
-        self.remote.close()
-        try:
-            self.remote.transport()
-            return True
-        except ComputeError:
-            return False
+        return self.remote.reconnect()
 
     def _stream(self) -> None:
         """Follow the job to its end. A started job's stream (``mirror``) also brings the packed run

@@ -16,7 +16,8 @@ from typing import Any
 
 from mltrain.compute.ssh import early
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.compute.ssh.conn import HostKeyProblem, Remote
+from mltrain.compute.ssh.conn import Remote
+from mltrain.compute.ssh.hostkeys import HostKeyProblem
 from mltrain.errors import ComputeError
 
 

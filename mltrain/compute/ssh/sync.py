@@ -1,19 +1,25 @@
 """Files to an SSH host through its content-addressed blob cache.
 
 A run folder (or an image's build context) is a list of files by sha256: the host says which blobs
-its cache lacks (one round trip), only those travel (SFTP, each checked against its hash as it is
-sent), then the host makes the folder from its cache. :class:`BlobSync` counts what moved.
+its cache lacks (one round trip), only those travel (each checked against its hash as it is sent:
+through the helper's ``receive`` on an OpenSSH link, else by SFTP), then the host makes the folder
+from its cache. :class:`BlobSync` counts what moved.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.errors import ComputeError
+from mltrain.compute.ssh.conn import SEND_PIECE
+from mltrain.compute.ssh.lost import ConnectionLost
+from mltrain.compute.ssh.mux import MuxChannel
+from mltrain.errors import ComputeError, WorkspaceError
 
 if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
@@ -105,12 +111,10 @@ class BlobSync:
         that are not what their name says are sent."""
         urls = local.urls(missing) if isinstance(local, BlobFiles) else []
         fetched = {key.removeprefix("blobs/") for key in fetch_on_host(remote, urls)}
-        sent = 0
         for sha in missing:
             if sha not in local:
                 raise ComputeError(f"{remote.label} asked for a blob that was not offered: {sha}")
-            if sha not in fetched:
-                sent += remote.put_blob(local[sha], sha)
+        sent = put_blobs(remote, [(local[sha], sha) for sha in missing if sha not in fetched])
         with self._lock:
             self.stats["blobs_sent"] += len(missing) - len(fetched & set(missing))
             self.stats["blobs_fetched"] += len(fetched & set(missing))
@@ -138,3 +142,76 @@ class BlobSync:
         remote.known_blobs |= {sha for _p, sha, _s, _m in up.files}
         with self._lock:
             self.stats["blobs_present"] += len(up.local) - sent
+
+
+def put_blobs(remote: Remote, files: list[tuple[Path, str]]) -> int:
+    """Upload files into the host's blob cache (atomically), each as its sha256 and hashed as it is sent:
+    content that does not match its name is refused (WorkspaceError); bytes sent. All in one stream of
+    the helper's ``receive`` on an OpenSSH link (no SFTP connection), else one by one by SFTP."""
+    from mltrain.workspace.blobs import check_sha256
+
+    for _local, sha256 in files:
+        check_sha256(sha256)
+    if not files:
+        return 0
+    if remote.via == "openssh":
+        chan = remote.agent_channel("receive", timeout=600)
+        if isinstance(chan, MuxChannel):
+            return _receive_blobs(remote, chan, files)
+        chan.close()
+    return sum(_sftp_blob(remote, local, sha256) for local, sha256 in files)
+
+
+def _sftp_blob(remote: Remote, local: Path, sha256: str) -> int:
+    """One file into the host's blob cache by SFTP (beside it first, renamed once checked); bytes sent."""
+    from mltrain.workspace.blobs import HashingReader
+
+    assert remote.probe is not None
+    blobs = f"{remote.probe['workdir']}/blobs"
+    tmp = f"{blobs}/.up-{sha256}-{time.monotonic_ns()}"
+    sftp = remote.sftp()
+    # one upload at a time per host: paramiko's SFTP client garbles the stream (its server ends the
+    # session) when several threads upload through it at once
+    with remote.put_lock:
+        try:
+            with open(local, "rb") as f:
+                reader = HashingReader(f)
+                sftp.putfo(reader, tmp, confirm=True)
+            try:
+                reader.check(sha256, local)
+            except WorkspaceError:
+                sftp.remove(tmp)
+                raise
+            sftp.posix_rename(tmp, f"{blobs}/{sha256}")
+        except (OSError, EOFError) as exc:
+            remote.close()
+            raise ConnectionLost(f"connection lost to {remote.label} while uploading: {exc}") from None
+    return local.stat().st_size
+
+
+def _receive_blobs(remote: Remote, chan: MuxChannel, files: list[tuple[Path, str]]) -> int:
+    """:func:`put_blobs` on the helper's ``receive`` command ``chan``: the host stores each file only
+    when its content matches its sha256."""
+    from mltrain.workspace.blobs import HashingReader
+
+    readers = []
+    try:
+        for local, sha256 in files:
+            size = local.stat().st_size
+            chan.sendall(json.dumps([f"blobs/{sha256}", size, sha256, None]).encode() + b"\n")
+            with open(local, "rb") as f:
+                reader, left = HashingReader(f), size
+                while left and (chunk := reader.read(min(SEND_PIECE, left))):  # a file that grew: checked below
+                    chan.sendall(chunk)
+                    left -= len(chunk)
+            readers.append((reader, local, sha256, size))
+    except OSError as exc:
+        chan.close()
+        raise ConnectionLost(f"connection lost to {remote.label} while uploading: {exc}") from None
+    code, _out, err = chan.communicate(b"", 600, None)
+    for reader, local, sha256, _size in readers:
+        reader.check(sha256, local)
+    if code != 0:
+        detail = err.decode(errors="replace").strip()[-300:]
+        raise ComputeError(f"on {remote.label}, the upload of the run's files was refused: {detail}")
+    return sum(size for *_r, size in readers)

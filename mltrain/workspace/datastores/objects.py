@@ -15,36 +15,18 @@ import base64
 import importlib
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from mltrain.errors import ConfigError, DataError
 from mltrain.workspace.blobs import CHUNK
 from mltrain.workspace.datastores.base import Datastore, HashingReader, StoredFile, check_key, mismatch
-from mltrain.workspace.datastores.credentials import check_url_has_no_secret, first_line, read_credentials_file
+from mltrain.workspace.datastores.credentials import check_url_has_no_secret, read_credentials_file
+from mltrain.workspace.datastores.sdk_errors import sdk_errors
 
 _CLIENT_LOCK = threading.Lock()
 READ_BLOCK = 8 << 20  # bytes per ranged read of an object (the read-ahead buffer of one open file)
-CONNECTION_ERRORS = (
-    "EndpointConnectionError",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-    "ClientConnectorError",
-    "ServerDisconnectedError",
-    "ServiceRequestError",
-    "TransportError",
-)
-CREDENTIAL_ERRORS = (
-    "NoCredentialsError",
-    "PartialCredentialsError",
-    "CredentialRetrievalError",
-    "ProfileNotFound",
-    "ClientAuthenticationError",
-    "DefaultCredentialsError",
-    "RefreshError",
-)
 
 
 class ObjectDatastore(Datastore):
@@ -115,32 +97,8 @@ class ObjectDatastore(Datastore):
     def _full(self, key: str) -> str:
         return f"{self._root()}/{check_key(key, self.url)}"
 
-    @contextmanager
-    def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
-        """Any failure of the file system as a DataError naming the store and the fix."""
-        try:
-            yield
-        except DataError:
-            raise
-        except FileNotFoundError as exc:
-            where = f"{key} does not exist in {self.url}" if key else f"{self.url} does not exist"
-            raise DataError(f"{where} ({first_line(exc)})", hint="check the URL and that the bucket exists") from None
-        except PermissionError as exc:
-            raise DataError(
-                f"{self.url} refused access ({what}): {first_line(exc)}", hint=self.credentials_hint
-            ) from None
-        except Exception as exc:  # noqa: BLE001 - every SDK error is reported, not traced
-            name = type(exc).__name__
-            if name in CREDENTIAL_ERRORS:
-                raise DataError(
-                    f"no usable credentials for {self.url}: {first_line(exc)}", hint=self.credentials_hint
-                ) from None
-            if name in CONNECTION_ERRORS or isinstance(exc, (ConnectionError, TimeoutError)):
-                raise DataError(
-                    f"cannot reach {self.url} ({what}): {first_line(exc)}",
-                    hint="check the endpoint (datastore.endpoint_url or the SDK's environment) and the network",
-                ) from None
-            raise DataError(f"{what} on {self.url} failed: {name}: {first_line(exc)}") from None
+    def _errors(self, what: str, key: str | None = None) -> AbstractContextManager[None]:
+        return sdk_errors(self.url, self.credentials_hint, what, key)
 
     @staticmethod
     def _checksum(info: dict[str, Any]) -> str | None:

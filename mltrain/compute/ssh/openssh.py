@@ -1,0 +1,138 @@
+"""The OpenSSH client (``ssh``) as a host's link to its warm helper: one ``ssh`` process per host runs
+the helper's ``serve`` and carries its frames (:mod:`~mltrain.compute.ssh.mux`) on the process's
+stdin and stdout. Its handshake and the helper's start run in a process of their own (another core),
+while the driver imports and composes; paramiko (:mod:`~mltrain.compute.ssh.conn`) stays for file
+uploads and whenever OpenSSH cannot connect, and it reports why a host cannot be reached.
+
+Host keys are as strict as paramiko's: only the ``known_hosts`` file the config names is trusted
+(``StrictHostKeyChecking=yes``, no global file, never updated), so an unknown or changed key makes
+``ssh`` fail and the paramiko connection refuses it with its fingerprint and hint (or, with
+``host_key_policy: accept-new``, records it). ``BatchMode``: never a prompt. ``MLTRAIN_SSH_CLIENT=paramiko``
+turns this link off.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
+
+FAILED = 255  # ssh's own exit status: it could not connect, log in or trust the host
+
+
+def client() -> str | None:
+    """The ``ssh`` program, or None when there is none (or ``MLTRAIN_SSH_CLIENT=paramiko``)."""
+    if os.environ.get("MLTRAIN_SSH_CLIENT", "").lower() == "paramiko":
+        return None
+    return shutil.which("ssh")
+
+
+def argv(program: str, entry: SSHHostConfig, config: SSHComputeConfig, command: str) -> list[str]:
+    """``ssh`` running ``command`` on ``entry``'s host with the config's known_hosts, key and timeouts."""
+    known = Path(config.known_hosts or "~/.ssh/known_hosts").expanduser()
+    options = {
+        "BatchMode": "yes",
+        "StrictHostKeyChecking": "yes",
+        "UserKnownHostsFile": str(known),
+        "GlobalKnownHostsFile": "/dev/null",
+        "UpdateHostKeys": "no",
+        "CheckHostIP": "no",
+        "ConnectTimeout": str(max(1, round(config.connect_timeout_s))),
+        "ServerAliveInterval": str(max(1, round(config.keepalive_s))),
+        "ServerAliveCountMax": "3",
+        "ControlMaster": "no",
+        "ControlPath": "none",
+        "ForwardAgent": "no",
+        "ForwardX11": "no",
+        "ClearAllForwardings": "yes",
+        "PermitLocalCommand": "no",
+        "LogLevel": "ERROR",
+    }
+    args = [program, "-T"]
+    for key, value in options.items():
+        args += ["-o", f"{key}={value}"]
+    if entry.key_file:  # only that key, so a wrong key is an error, not a fallback
+        args += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-i", str(Path(entry.key_file).expanduser())]
+    if entry.port:
+        args += ["-p", str(entry.port)]
+    if entry.user:
+        args += ["-l", entry.user]
+    return [*args, "--", entry.host, command]
+
+
+class Link:
+    """A running ``ssh`` read and written like a paramiko channel (``recv``, ``sendall``,
+    ``settimeout``, ``close``): its stdin and stdout are the remote command's."""
+
+    def __init__(self, args: list[str]) -> None:
+        # a session of its own: Ctrl-C in the terminal reaches the driver, which still needs the link to
+        # stop its job; stderr kept to say why ssh failed
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            bufsize=0,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in, self._out = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        self.timeout: float | None = None
+        self.closed = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.closed and self.proc.poll() is None
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout
+
+    def recv(self, size: int) -> bytes:
+        """Up to ``size`` bytes of the command's stdout; b"" at its end; TimeoutError after ``timeout``."""
+        if self.timeout is not None and not select.select([self._out], [], [], self.timeout)[0]:
+            raise TimeoutError(f"no answer within {self.timeout} s")
+        try:
+            return os.read(self._out, size)
+        except (OSError, ValueError):
+            return b""
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._in, view) :]
+
+    def failure(self, wait_s: float = 10.0) -> tuple[int, str]:
+        """After the output ended: ssh's exit status (:data:`FAILED`: its own failure) and its stderr."""
+        try:
+            code = self.proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            self.close()
+            code = FAILED
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read() if select.select([self.proc.stderr], [], [], 0)[0] else b""
+        return code, err.decode(errors="replace")
+
+    def close(self) -> None:
+        """End the link (the remote command reads end of input, as when a channel closes)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:  # stdout stays open: a reader may wait on it (it reads the end once ssh is gone)
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
