@@ -289,3 +289,18 @@ def test_token_is_redacted_where_hydra_prints_the_config(mltrain, flag):
     assert proc.returncode == 0, proc.output
     assert "s3cret-t0ken" not in proc.output
     assert "<redacted>" in proc.stdout
+
+
+def test_a_composing_child_that_crashes_says_why(monkeypatch, capfd):
+    """The forked child that composes ends with os._exit: an error it did not expect is printed
+    (with its traceback) before it ends, not swallowed into a bare exit code 1."""
+    from mltrain.config import app, prefork
+
+    def broken(self, argv):
+        raise RuntimeError("the install is incomplete")
+
+    monkeypatch.setattr(app.App, "main", broken)
+    payload, code, warm = prefork.compose_forked(["~register"], lambda: "warm")
+    assert (payload, code, warm) == (None, 1, "warm")
+    err = capfd.readouterr().err
+    assert "RuntimeError: the install is incomplete" in err and "Traceback" in err

@@ -10,6 +10,7 @@ import gc
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,6 +52,8 @@ def compose_forked(
                     out.write(json.dumps(payload).encode())
 
             code = app.App(handoff=send).main(argv)
+        except BaseException:  # noqa: BLE001 - os._exit below would end the child without a word
+            traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
