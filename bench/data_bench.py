@@ -13,10 +13,12 @@ same run, on 1 GiB as 1,000 files and as one file.
 - a job input delivered to an SSH host (a real sshd on 127.0.0.2, as the tests start it): the first
   delivery, timed as a run whose host cache is empty (no files, no spare copy) minus the same run
   without the input, vs `rsync -a` of the same folder over the same sshd (OpenSSH client) into an
-  empty folder; and what a second run adds (its host has the data: 0 bytes move); the peak RSS of
-  the driver (``python -m mltrain``) while it sends the data.
+  empty folder; and what a second run adds (its host has the data: 0 bytes move); the CPU seconds of
+  the deliver step alone and of one ``rsync -a`` (this side and the host's, medians of ``--repeats``,
+  interleaved: on a shared machine they say more than wall time); the peak RSS of the driver
+  (``python -m mltrain``) while it sends the data.
 
-    python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--size-mb 1024]
+    python bench/data_bench.py [--repeats 3] [--skip-s3] [--skip-ssh] [--only-ssh] [--only-s3] [--size-mb 1024]
 
 Cases are interleaved (median of ``--repeats``); before each case the outputs of the last one are
 removed (untimed). Results go to bench/results/data_bench.json.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -167,8 +170,23 @@ def bench_download(work: Path, data: dict[str, Path], repeats: int) -> dict[str,
     return results
 
 
-def delivery_in_process(ws_root: Path, asset: str, entry: dict, known: Path, clear_host: Callable[[], None]) -> dict:
-    """The ``deliver`` step alone, in process (no run around it): with the host's cache empty, then full."""
+def host_cpu_s(pid: int) -> float:
+    """CPU seconds of process ``pid`` and of its children it has reaped (an sshd: its finished sessions)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def delivery_in_process(
+    ws_root: Path, asset: str, entry: dict, known: Path, clear_host: Callable[[], None], sshd_pid: int
+) -> dict:
+    """The ``deliver`` step alone, in process (no run around it): with the host's cache empty, then full;
+    with the CPU seconds it cost this process (the driver) and the host (its sshd's sessions, reaped once
+    the connection closes: a CPU count that another process's load does not inflate as it does wall time)."""
     from mltrain.compute.base import RunSpec
     from mltrain.compute.ssh import SSHCompute
     from mltrain.data.configs import InputConfig
@@ -180,23 +198,39 @@ def delivery_in_process(ws_root: Path, asset: str, entry: dict, known: Path, cle
     ws = Workspace(WorkspaceSettings.resolve(str(ws_root)))
     inp = resolve_input(ws, "d", InputConfig(path=f"data:{asset}")).spec
     snap = ws.snapshots.take(ws_root.parent / "src")
-    target = SSHCompute(hosts=[entry], known_hosts=str(known))
     out = {}
-    try:
-        clear_host()
-        for label in ("empty host cache", "host has it"):
+    clear_host()
+    for label in ("empty host cache", "host has it"):
+        target = SSHCompute(hosts=[entry], known_hosts=str(known))
+        try:
             run_id = new_run_id()
             run_dir = ws.run_dir(run_id)
             spec = RunSpec(run_id, "bench", run_dir, snap.id, "noop.py", [], {}, ensure_shim(), inputs=(inp,))
             spec.run_dir.mkdir(parents=True)
             target.upload(ws, spec)
-            start = time.perf_counter()
+            host0, cpu0, start = host_cpu_s(sshd_pid), time.process_time(), time.perf_counter()
             delivered = target.deliver(ws, spec, lambda line: None)
-            out[label] = {"s": time.perf_counter() - start, "bytes": delivered.moved.bytes}
+            took, driver = time.perf_counter() - start, time.process_time() - cpu0
             target.cleanup(spec, None)
-    finally:
-        target.close()
+        finally:
+            target.close()
+        time.sleep(0.5)  # the sessions end and are reaped
+        out[label] = {"s": took, "bytes": delivered.moved.bytes, "driver_cpu_s": driver}
+        out[label]["host_cpu_s"] = host_cpu_s(sshd_pid) - host0  # with the cleanup's few ms
     return out
+
+
+def medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's median over ``rows``."""
+    return {key: median([row[key] for row in rows]) for key in rows[0]}
+
+
+def rsync_cpu(cmd: list[str], sshd_pid: int) -> dict[str, float]:
+    """CPU seconds of one ``rsync -a`` (its client and ssh; the host's rsync and sshd)."""
+    host0, kids0 = host_cpu_s(sshd_pid), children_cpu_s()
+    subprocess.run(cmd, check=True, capture_output=True)
+    time.sleep(0.5)
+    return {"driver_cpu_s": children_cpu_s() - kids0, "host_cpu_s": host_cpu_s(sshd_pid) - host0}
 
 
 def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[str, dict[str, float]]:
@@ -239,10 +273,17 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
                     times[name].append(wall(cmd, work, env))
             clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares")))
             rss = peak_rss_mb(with_input, work, env)  # the driver while it sends the data to an empty host cache
-            inproc = delivery_in_process(
-                work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
-                lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))),
-            )  # fmt: skip
+            steps, peer_cpus = [], []
+            for _ in range(repeats):  # interleaved, as the runs above
+                steps.append(delivery_in_process(
+                    work / "ws-ssh", f"in{n}", host.entry(slots=1, python=sys.executable), known,
+                    lambda: clear(Path(dest), *(host.workdir / d for d in ("blobs", "refs", "spares"))), host.proc.pid,
+                ))  # fmt: skip
+                clear(Path(dest))
+                peer_cpus.append(rsync_cpu(cases["rsync -a"], host.proc.pid))
+                clear(Path(dest))
+            inproc = {case: medians([step[case] for step in steps]) for case in steps[0]}
+            peer_cpu = medians(peer_cpus)
             med = {name: median(v) for name, v in times.items()}
             first = med["run, input, empty host cache"] - med["run, no input"]
             again = med["run, input, host has it"] - med["run, no input"]
@@ -250,13 +291,17 @@ def bench_ssh_inputs(work: Path, data: dict[str, Path], repeats: int) -> dict[st
             row["times_s"] = times
             row["first_delivery_over_rsync"] = first / med["rsync -a"]
             row["deliver_step_in_process"] = inproc
+            row["rsync_cpu"] = peer_cpu
             row["driver_peak_rss_mb"] = rss
             results[label] = row
             cold, warm = inproc["empty host cache"], inproc["host has it"]
             print(
                 f"ssh input, {label}: first delivery {first:.2f} s vs rsync -a {med['rsync -a']:.2f} s "
                 f"({row['first_delivery_over_rsync']:.2f}x); a second run adds {again:.2f} s; the deliver step "
-                f"alone: {cold['s']:.2f} s ({cold['bytes']} bytes), then {warm['s']:.3f} s ({warm['bytes']} bytes); "
+                f"alone: {cold['s']:.2f} s ({cold['bytes']:.0f} bytes), "
+                f"then {warm['s']:.3f} s ({warm['bytes']:.0f} bytes); "
+                f"CPU of that cold step: driver {cold['driver_cpu_s']:.2f} s + host {cold['host_cpu_s']:.2f} s, of "
+                f"rsync -a: {peer_cpu['driver_cpu_s']:.2f} s + {peer_cpu['host_cpu_s']:.2f} s; "
                 f"peak RSS of the driver {rss:.0f} MB",
                 flush=True,
             )
@@ -271,18 +316,21 @@ def main() -> None:
     parser.add_argument("--skip-s3", action="store_true", help="no S3 download benchmark")
     parser.add_argument("--skip-ssh", action="store_true", help="no SSH input delivery benchmark")
     parser.add_argument("--only-ssh", action="store_true", help="only the SSH input delivery benchmark")
+    parser.add_argument("--only-s3", action="store_true", help="only the S3 download benchmark")
     parser.add_argument("--size-mb", type=float, default=1024, help="the data's size (MiB), as 1,000 files and as one")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mltrain-data-bench-"))
     try:
         data = make_data(work / "data", int(args.size_mb * (1 << 20)))
-        out: dict[str, object] = {"repeats": args.repeats, "size_mb": args.size_mb}
-        if not args.only_ssh:
+        out: dict[str, object] = {"repeats": args.repeats, "size_mb": args.size_mb, "load_before": os.getloadavg()}
+        if not (args.only_ssh or args.only_s3):
             out["create"] = bench_create(work, data, args.repeats)
-            if not args.skip_s3:
-                out["download_s3"] = bench_download(work, data, args.repeats)
-        if not args.skip_ssh:
+        if not (args.only_ssh or args.skip_s3):
+            out["download_s3"] = bench_download(work, data, args.repeats)
+        if not (args.only_s3 or args.skip_ssh):
             out["ssh_input"] = bench_ssh_inputs(work, data, args.repeats)
+        out["load_after"] = os.getloadavg()  # a shared machine: read the ratios against the load
+        print(f"load average (1, 5, 15 min) before {out['load_before']}, after {out['load_after']}")
         print(f"results: {save('data_bench', out)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

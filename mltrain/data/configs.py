@@ -106,11 +106,6 @@ def _yaml(name: str) -> Path:
 def datastore_node(name: str | None, overrides: list[str]) -> dict[str, Any] | None:
     """The config node of datastore ``name`` (``conf/datastore/NAME.yaml``, a project's own ``conf/`` first)
     with ``datastore.KEY=VALUE`` overrides, checked against its typed schema; None when none is needed."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from mltrain.workspace.datastores.configs import DATASTORE_SCHEMAS
-
     bad = [o for o in overrides if not o.lstrip("+").startswith("datastore.") or "=" not in o]
     if bad:
         raise ConfigError(f"{bad[0]!r} is not a datastore option", hint="write datastore.KEY=VALUE")
@@ -118,6 +113,11 @@ def datastore_node(name: str | None, overrides: list[str]) -> dict[str, Any] | N
         return None
     if name == DEFAULT and not overrides:
         return workspace_node()
+    from omegaconf import OmegaConf  # here: a command without a named datastore never imports it (0.1 s)
+    from omegaconf.errors import OmegaConfBaseException
+
+    from mltrain.workspace.datastores.configs import DATASTORE_SCHEMAS
+
     path = _yaml(name)
     schemas: list[Any] = []
     base = OmegaConf.create()

@@ -43,8 +43,8 @@ def ssh_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     keygen(client_key)
     started: list[Host] = []
 
-    def make_host(addr: str, name: str, env: dict[str, str] | None = None) -> Host:
-        host = start_sshd(root / name, addr, client_key, env)
+    def make_host(addr: str, name: str, env: dict[str, str] | None = None, extra_config: str = "") -> Host:
+        host = start_sshd(root / name, addr, client_key, env, extra_config)
         started.append(host)
         return host
 

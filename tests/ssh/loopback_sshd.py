@@ -83,8 +83,11 @@ def keygen(path: Path) -> str:
 HOST_ENV = {k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ}
 
 
-def start_sshd(folder: Path, addr: str, client_key: Path, env: dict[str, str] | None = None) -> Host:
-    """An sshd on ``addr`` (a free port) accepting ``client_key`` as root; ``env`` is set in its sessions."""
+def start_sshd(
+    folder: Path, addr: str, client_key: Path, env: dict[str, str] | None = None, extra_config: str = ""
+) -> Host:
+    """An sshd on ``addr`` (a free port) accepting ``client_key`` as root; ``env`` is set in its sessions;
+    ``extra_config``: more sshd_config lines."""
     if not Path(SSHD).exists():
         pytest.skip("openssh-server is not installed (scripts/system-deps.sh installs it)")
     Path("/run/sshd").mkdir(exist_ok=True)
@@ -100,6 +103,7 @@ def start_sshd(folder: Path, addr: str, client_key: Path, env: dict[str, str] | 
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
         "Subsystem sftp internal-sftp\n"
         + ("SetEnv " + " ".join(f"{k}={v}" for k, v in {**HOST_ENV, **(env or {})}.items()) + "\n")
+        + extra_config
     )
     proc = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(folder / "sshd.log")])
     deadline = time.monotonic() + 20

@@ -56,6 +56,19 @@ def _read_line(chan: Any, limit: int = 1 << 20) -> bytes | None:
     raise OSError(f"a line longer than {limit} bytes")
 
 
+def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """paramiko's transport, preferring AES-GCM (an AEAD cipher: one pass of AES-NI per packet, where
+    AES-CTR adds an HMAC per packet; bulk data, a job's inputs, moves about twice as fast): the order of
+    preference only, so a server without it still gets the others."""
+    import paramiko
+
+    t = paramiko.Transport(sock, **kwargs)
+    options = t.get_security_options()
+    gcm = tuple(c for c in options.ciphers if c.endswith("-gcm@openssh.com"))
+    options.ciphers = gcm + tuple(c for c in options.ciphers if c not in gcm)
+    return t
+
+
 class Remote:
     """A host of the pool; its methods may be called from several threads."""
 
@@ -100,6 +113,7 @@ class Remote:
 
         e, cfg = self.entry, self.config
         kwargs: dict[str, Any] = {"banner_timeout": cfg.connect_timeout_s, "auth_timeout": cfg.connect_timeout_s}
+        kwargs["transport_factory"] = _transport
         if e.key_file:  # only that key (as IdentitiesOnly), so a wrong key is an error, not a fallback
             kwargs.update(key_filename=[str(Path(e.key_file).expanduser())], look_for_keys=False, allow_agent=False)
         conn = Connection(
