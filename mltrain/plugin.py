@@ -104,8 +104,14 @@ def _built_in(node: Mapping[str, Any], group: str, base: type[T]) -> T | None:
         return cls(**{k: v for k, v in node.items() if k != "_target_"})
     except ConfigError:
         raise
-    except Exception:  # noqa: BLE001 - instantiate reports it as usual
-        return None
+    except Exception as exc:  # noqa: BLE001 - reported as instantiate's failures are, never made twice
+        raise _cannot_create(group, target, exc) from exc
+
+
+def _cannot_create(group: str, target: object, cause: object) -> ConfigError:
+    return ConfigError(
+        f"{group}: cannot create {target}: {cause}", hint=f"check the _target_ class and its options in conf/{group}/"
+    )
 
 
 def instantiate_plugin(node: Mapping[str, Any], group: str, base: type[T]) -> T:
@@ -126,10 +132,7 @@ def instantiate_plugin(node: Mapping[str, Any], group: str, base: type[T]) -> T:
         cause = exc.__cause__
         if isinstance(cause, ConfigError):
             raise cause from None
-        raise ConfigError(
-            f"{group}: cannot create {target}: {cause or exc}",
-            hint=f"check the _target_ class and its options in conf/{group}/",
-        ) from exc
+        raise _cannot_create(group, target, cause or exc) from exc
     if not isinstance(obj, base):
         raise ConfigError(
             f"{group}: {target} is not a {base.__name__}", hint=f"subclass {base.__module__}.{base.__name__}"

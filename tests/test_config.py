@@ -304,3 +304,25 @@ def test_a_composing_child_that_crashes_says_why(monkeypatch, capfd):
     assert (payload, code, warm) == (None, 1, "warm")
     err = capfd.readouterr().err
     assert "RuntimeError: the install is incomplete" in err and "Traceback" in err
+
+
+def test_a_built_in_plugin_that_fails_is_made_once_and_reported_as_a_config_error(monkeypatch):
+    """A class of mltrain made from a plain node without Hydra: a constructor that fails is reported as
+    instantiate's failures are (naming the group, the class and the cause), not run a second time."""
+    import mltrain.compute.local as local_module
+    from mltrain.compute.base import ComputeTarget
+    from mltrain.errors import ConfigError
+    from mltrain.plugin import instantiate_plugin
+
+    made = []
+
+    class Exploding(local_module.LocalCompute):
+        def __init__(self, size: int = 1) -> None:
+            made.append(size)
+            raise ValueError("size must be even")
+
+    monkeypatch.setattr(local_module, "Exploding", Exploding, raising=False)
+    node = {"_target_": "mltrain.compute.local.Exploding", "size": 3}
+    with pytest.raises(ConfigError, match=r"compute: cannot create mltrain.compute.local.Exploding: size must be even"):
+        instantiate_plugin(node, "compute", ComputeTarget)
+    assert made == [3]
