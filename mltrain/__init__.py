@@ -6,16 +6,23 @@ API (``mltrain.submit``, ``mltrain.sweep``, ``mltrain.rerun``, ``mltrain.Workspa
 :mod:`mltrain.api` on first use; a job's copy has none (it needs mltrain installed).
 """
 
-from typing import Any
+from __future__ import annotations
 
-from mltrain.run_context import Run
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mltrain.run_context import Run
 
 __version__ = "0.1.0"
 __all__ = ["Run", "Workspace", "__version__", "rerun", "submit", "sweep"]
 API = ("submit", "sweep", "rerun", "Workspace")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
+    if name == "Run":  # imported on first use: `python -m mltrain` starts sooner without it
+        from mltrain.run_context import Run
+
+        return Run
     if name not in API:
         raise AttributeError(f"module 'mltrain' has no attribute {name!r}")
     try:

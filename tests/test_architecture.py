@@ -4,6 +4,7 @@ import circles — lazy imports included) covers every module, no two modules im
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -279,6 +280,24 @@ def test_what_is_shipped_to_nodes_is_the_node_side_package(tmp_path):
     )
     assert probe.returncode == 0, probe.stderr
     assert '"workdir": ' in probe.stdout and (tmp_path / "work").is_dir()
+
+
+def test_the_helpers_folder_name_follows_every_file_it_ships(monkeypatch):
+    """A host keeps one folder per helper version: its name changes with any file of the helper, and it
+    is known without building the zip (which a host gets only when it asks for it)."""
+    from mltrain.compute.ssh import helper
+
+    real = dict(helper._members())
+    helper.agent_name.cache_clear()
+    assert re.fullmatch(r"agent-[0-9a-f]{16}", helper.agent_name())
+    names = {helper.agent_name()}
+    for changed in ({**real, "mltrain/remote/procs.py": real["mltrain/remote/procs.py"] + b"#"}, {**real, "x.py": b""}):
+        monkeypatch.setattr(helper, "_members", lambda changed=changed: changed)
+        helper.agent_name.cache_clear()
+        names.add(helper.agent_name())
+    helper.agent_name.cache_clear()
+    assert len(names) == 3
+    assert helper.archive_message().split(b"\n", 1)[0] == str(len(helper.agent_archive())).encode()
 
 
 def _defined_names(path: Path) -> set[str]:

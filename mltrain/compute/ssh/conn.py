@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.ssh import interpreters, openssh
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.compute.ssh.helper import agent_archive, start_script
+from mltrain.compute.ssh.helper import archive_message, start_script
 from mltrain.compute.ssh.hostkeys import HostKeyProblem, fingerprint, known_hosts_name, policies
 from mltrain.compute.ssh.lost import ConnectionLost
 from mltrain.compute.ssh.mux import Mux, MuxChannel
@@ -432,7 +432,7 @@ class Remote:
         try:
             line = _read_line(chan)
             if line == b"need":
-                chan.sendall(agent_archive())
+                chan.sendall(archive_message())
                 line = _read_line(chan)
         except (OSError, EOFError) as exc:
             chan.close()

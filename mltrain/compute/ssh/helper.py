@@ -6,9 +6,7 @@ once into a folder of the host's workdir, and the shell command that puts it the
 from __future__ import annotations
 
 import hashlib
-import io
 import shlex
-import zipfile
 from functools import cache
 
 AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_agent import main\nmain(sys.argv[1:])\n"
@@ -27,34 +25,57 @@ UNPACK = (
 
 
 @cache
-def agent_archive() -> bytes:
-    """The helper as a host runs it: a zip of every module of the node-side package (``mltrain/remote/``)
-    whose ``__main__`` runs :mod:`mltrain.remote.ssh_agent`; the same bytes for the same sources."""
+def _members() -> dict[str, bytes]:
     from mltrain.bundled import package_dir
     from mltrain.environments.shim import REMOTE_FILES
 
+    members = {"__main__.py": AGENT_MAIN, "mltrain/__init__.py": b""}
+    members.update({f"mltrain/{rel}": (package_dir() / rel).read_bytes() for rel in REMOTE_FILES})
+    return members
+
+
+@cache
+def agent_name() -> str:
+    """The helper's folder name on a host: a digest of its files (names and contents), so a changed
+    helper goes to a new folder; known without building the zip (a connection starts sooner)."""
+    digest = hashlib.sha256()
+    for name, data in sorted(_members().items()):
+        digest.update(b"%d:%s\0%d:" % (len(name), name.encode(), len(data)) + data)
+    return f"agent-{digest.hexdigest()[:16]}"
+
+
+@cache
+def agent_archive() -> bytes:
+    """The helper as a host runs it: a zip of every module of the node-side package (``mltrain/remote/``)
+    whose ``__main__`` runs :mod:`mltrain.remote.ssh_agent`; the same bytes for the same sources."""
+    import io
+    import zipfile
+
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        members = {"__main__.py": AGENT_MAIN, "mltrain/__init__.py": b""}
-        members.update({f"mltrain/{rel}": (package_dir() / rel).read_bytes() for rel in REMOTE_FILES})
-        for name, data in members.items():
+        for name, data in _members().items():
             zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
-def start_script(workdir: str, python: str, known: str | None = None) -> tuple[str, str]:
-    """The shell command that unpacks the helper into ``workdir`` when it is missing (its zip then comes
-    on stdin, after the line ``need``) and runs it as ``serve probe`` with ``python`` (``known``, the
-    interpreter's real path, instead while it exists); and the helper's folder name."""
+def archive_message() -> bytes:
+    """What a host that asked for the helper (``need``) gets: the zip's length on a line, then the zip."""
     source = agent_archive()
-    name = f"agent-{hashlib.sha256(source).hexdigest()[:16]}"
+    return b"%d\n" % len(source) + source
+
+
+def start_script(workdir: str, python: str, known: str | None = None) -> tuple[str, str]:
+    """The shell command that unpacks the helper into ``workdir`` when it is missing (it then says
+    ``need`` and reads :func:`archive_message` on stdin) and runs it as ``serve probe`` with ``python``
+    (``known``, the interpreter's real path, instead while it exists); and the helper's folder name."""
+    name = agent_name()
     shell_dir = '"$HOME"/' + shlex.quote(workdir[2:]) if workdir.startswith("~/") else shlex.quote(workdir)
     named = shlex.quote(python)
     choose = f'P={shlex.quote(known)}; [ -x "$P" ] || P={named}; ' if known else f"P={named}; "
     script = (
         f'W={shell_dir}; A="$W/{name}"; {choose}command -v "$P" >/dev/null 2>&1 || exit 91; '
         f'if [ ! -f "$A/__main__.py" ]; then mkdir -p "$W" || exit 90; echo need; '
-        f'head -c {len(source)} > "$A.$$.zip" && "$P" -c {shlex.quote(UNPACK)} "$A.$$.zip" "$A" '
+        f'read N && head -c "$N" > "$A.$$.zip" && "$P" -c {shlex.quote(UNPACK)} "$A.$$.zip" "$A" '
         f'|| exit 90; fi; exec "$P" "$A" "$W" serve probe'
     )
     return script, name
