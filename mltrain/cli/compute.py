@@ -95,7 +95,9 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                     print(escape_controls(f"  hint: {r['hint']}", LINES))
             elif (r.get("index") or {}).get("reachable") is False:
                 index = r["index"]
-                print(escape_controls(f"\n{r['host']}: cannot reach the package index {index['url']}: {index['said']}"))
+                print(
+                    escape_controls(f"\n{r['host']}: cannot reach the package index ({index['url']}): {index['said']}")
+                )
                 print("  runs there build their venvs from wheels this machine ships (compute.offline=true: not tried)")
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -164,7 +164,7 @@ COMMANDS = {
     "venv": cmd_venv,
     "image": cmd_image,
     "drop": cmd_drop,
-    "index": cmd_index,
+    "index": lambda work: cmd_index(work, find_uv(work)),
     "start": cmd_start,
     "supervise": cmd_supervise,
     "status": cmd_status,

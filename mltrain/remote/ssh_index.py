@@ -2,15 +2,18 @@
 
 A build that finds the index unreachable leaves a note in WORKDIR (``no-index.json``): for an hour,
 the probe reports it and later commands build from wheels the driver ships without trying the index
-again. ``index`` checks it now (``mltrain compute check``): one request, bounded in time, through
-the proxies of the host's environment, as uv and pip would go; an index it reaches clears the note
-(one it does not is left to the next build to find: a check alone never sends builds offline).
+again. ``index`` checks it now (``mltrain compute check``), bounded in time: one request to the index
+the host's environment names (``UV_DEFAULT_INDEX``, ``UV_INDEX_URL``, ``PIP_INDEX_URL``) through its
+proxies, else the host's own installer (its uv, else pip) asked about a package, with the index and
+proxies it is configured with; an index it reaches clears the note (one it does not is left to the next
+build to find: a check alone never sends builds offline).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -20,7 +23,7 @@ from mltrain.remote.ssh_host import answer, write_atomic
 NO_INDEX_NOTE = "no-index.json"  # in WORKDIR: when a build here last found the package index unreachable
 NO_INDEX_FOR_S = 3600.0  # for so long, later commands build from shipped wheels without trying the index
 CHECK_S = 5.0  # longest wait of ``index`` for the index to answer
-DEFAULT_INDEX = "https://pypi.org/simple/"
+ASKED_ABOUT = "pip"  # the package the host's installer looks up when no index is named
 
 
 def no_index_note(work: str) -> dict[str, Any] | None:
@@ -48,13 +51,44 @@ def note_index(work: str, unreachable: str | None) -> None:
     write_atomic(path, json.dumps({"at": time.time(), "said": said}).encode())
 
 
-def index_url() -> str:
-    """The index uv (else pip) uses in this host's environment."""
+def index_url() -> str | None:
+    """The index this host's environment names for uv (else pip); None when it names none."""
     for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL"):
         value = os.environ.get(name, "").strip()
         if value:
             return value.split()[0]
-    return DEFAULT_INDEX
+    return None
+
+
+def ask_installer(
+    uv: str | None, timeout: float = CHECK_S, python: str = sys.executable
+) -> tuple[str, bool | None, str | None]:
+    """Look :data:`ASKED_ABOUT` up with the host's own installer (its uv, else pip), as a build would:
+    (what was asked, reached (None: no installer could tell), why not)."""
+    import subprocess
+
+    if uv:
+        what = "the index uv is configured with"
+        argv = [uv, "pip", "compile", "-", "--refresh", "--no-header", "--quiet", "--python", python]
+    else:
+        what = "the index pip is configured with"
+        argv = [python, "-m", "pip", "index", "versions", ASKED_ABOUT, "--retries", "0"]
+        argv += ["--timeout", f"{timeout:g}", "--no-cache-dir", "--disable-pip-version-check"]
+    env = {**os.environ, "UV_HTTP_TIMEOUT": f"{timeout:g}", "UV_HTTP_RETRIES": "0"}
+    try:
+        done = subprocess.run(
+            argv, input=f"{ASKED_ABOUT}\n".encode(), capture_output=True, timeout=3 * timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return what, False, f"no answer within {3 * timeout:.0f} s"
+    except OSError as exc:
+        return what, None, str(exc)
+    said = (done.stderr.decode(errors="replace").strip().splitlines() or [f"exit {done.returncode}"])[-1]
+    if done.returncode == 0:
+        return what, True, None
+    if not uv and ("No module named pip" in said or "unknown command" in said):
+        return what, None, said  # no pip (or one without `pip index`) to ask
+    return what, False, said
 
 
 def reach(url: str, timeout: float = CHECK_S) -> str | None:
@@ -79,10 +113,15 @@ def reach(url: str, timeout: float = CHECK_S) -> str | None:
     return found[0] if found else f"no answer within {timeout:.0f} s"
 
 
-def cmd_index(work: str) -> None:
-    """Does this host reach its package index now? Answers url, reachable and (if not) said."""
+def cmd_index(work: str, uv: str | None) -> None:
+    """Does this host reach its package index now? Answers url (or what was asked), reachable (None:
+    nothing could tell) and (if not) said."""
     url = index_url()
-    said = reach(url)
-    if said is None:
+    if url is not None:
+        said = reach(url)
+        reached: bool | None = said is None
+    else:
+        url, reached, said = ask_installer(uv)
+    if reached:
         note_index(work, None)  # reached: the next build tries it again
-    answer({"url": url, "reachable": said is None, **({"said": said} if said else {})})
+    answer({"url": url, "reachable": reached, **({"said": said} if said else {})})

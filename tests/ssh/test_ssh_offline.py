@@ -169,7 +169,7 @@ def test_compute_check_shows_whether_each_host_reaches_its_package_index(cli, pr
         lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("root@")}
         assert lines[f"root@{cut.addr}:{cut.port}"].rstrip().endswith("UNREACHABLE"), proc.stdout
         assert lines[f"root@{near.addr}:{near.port}"].rstrip().endswith("reachable"), proc.stdout
-        assert f"root@{cut.addr}:{cut.port}: cannot reach the package index {DEAD}/simple: " in proc.stdout
+        assert f"root@{cut.addr}:{cut.port}: cannot reach the package index ({DEAD}/simple): " in proc.stdout
         assert "build their venvs from wheels this machine ships" in proc.stdout
         rows = {r["host"]: r for r in json.loads(cli("compute", "check", "--json", *overrides).stdout)}
         assert rows[f"root@{near.addr}:{near.port}"]["index"] == {"url": url, "reachable": True}
@@ -177,3 +177,61 @@ def test_compute_check_shows_whether_each_host_reaches_its_package_index(cli, pr
     finally:
         index.shutdown()
         index.server_close()
+
+
+def _simple_index(pages: dict[str, bytes]) -> Any:
+    """A PEP 503 index on 127.0.0.1 serving ``pages`` by path (anything else: 404)."""
+    import http.server
+    import threading
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            body = pages.get(self.path.split("?")[0])
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_with_no_index_named_the_hosts_own_installer_is_asked_with_its_own_configuration(tmp_path, monkeypatch):
+    """No index variable in the host's environment: the host's pip (or uv) looks a package up with the
+    index its own configuration names, so the answer is the one a build would get (and mltrain names no
+    index of its own)."""
+    import subprocess
+    import sys
+
+    from mltrain.remote.ssh_index import ask_installer
+
+    for name in ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    server = _simple_index({"/simple/pip/": b'<a href="pip-24.0-py3-none-any.whl">pip-24.0-py3-none-any.whl</a>'})
+    try:
+        live = f"http://127.0.0.1:{server.server_address[1]}/simple"
+        pip_conf = tmp_path / "pip.conf"
+        pip_conf.write_text(f"[global]\nindex-url = {live}\nno-index = false\n")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(pip_conf))
+        with_pip = sys.executable
+        if subprocess.run([with_pip, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+            with_pip = str(Path(sys.base_prefix) / "bin" / "python3")  # a venv made by uv has no pip
+        what, reached, said = ask_installer(None, python=with_pip)
+        assert (what, reached, said) == ("the index pip is configured with", True, None)
+        pip_conf.write_text(f"[global]\nindex-url = {DEAD}/simple\n")
+        what, reached, said = ask_installer(None, timeout=2, python=with_pip)
+        assert reached is False and said, said
+        uv = str(uv_bin())
+        uv_conf = tmp_path / "uv.toml"
+        uv_conf.write_text(f'index-url = "{DEAD}/simple"\n')
+        monkeypatch.setenv("UV_CONFIG_FILE", str(uv_conf))
+        monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+        what, reached, said = ask_installer(uv, timeout=2)
+        assert what == "the index uv is configured with" and reached is False and said, said
+    finally:
+        server.shutdown()
+        server.server_close()
