@@ -66,11 +66,11 @@ def process_started_at() -> float:
     try:
         with open("/proc/self/stat", "rb") as f:
             stat = f.read()
-        ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
-        with open("/proc/stat") as f:
-            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
-        return btime + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, StopIteration, IndexError):
+        ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])  # since boot, in clock ticks
+        # the boot time from the clock since boot, not /proc/stat's btime: that is whole seconds, which
+        # made a process started within a second of a build think that build was its own
+        return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
 
 

@@ -209,3 +209,19 @@ def test_a_venv_for_another_python_version(project: Path, probe_job: str, mltrai
     assert proc.returncode == 0, proc.output
     assert probed(proc.stdout)["python"] == other
     assert os.path.realpath(probed(proc.stdout)["prefix"]) != os.path.realpath(sys.prefix)
+
+
+def test_a_process_knows_when_it_started_to_within_a_clock_tick():
+    """What "built by another process meanwhile" is judged by (a `--rebuild` right after a build must
+    build again): a process's start time, not rounded to the boot time's whole second."""
+    import subprocess
+    import sys
+    import time
+
+    code = "from mltrain.environments.cache import process_started_at; print(repr(process_started_at()))"
+    for _ in range(5):
+        before = time.time()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        after = time.time()
+        started = float(out)
+        assert before - 0.02 <= started <= after, (before, started, after)  # 0.02: one clock tick and rounding
