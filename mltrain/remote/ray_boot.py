@@ -80,8 +80,19 @@ class BootedWarmWorker:
     def ready(self) -> dict[str, Any]:
         return self.worker.ready()
 
-    def start(self, run_id: str, experiment: str, script: str, argv: list[str], env_vars: dict[str, str]) -> dict:
-        return self.worker.start(run_id, experiment, script, argv, env_vars)
+    def start(
+        self,
+        run_id: str,
+        experiment: str,
+        script: str,
+        argv: list[str],
+        env_vars: dict[str, str],
+        policy: dict[str, Any] | None = None,
+    ) -> dict:
+        return self.worker.start(run_id, experiment, script, argv, env_vars, policy)
+
+    def carry(self, snapshot: bytes) -> None:
+        self.worker.carry(snapshot)
 
     def poll(self, run_id: str, offsets: list[int], timeout: float) -> dict[str, Any] | None:
         return self.worker.poll(run_id, offsets, timeout)
