@@ -80,16 +80,8 @@ class BootedWarmWorker:
     def ready(self) -> dict[str, Any]:
         return self.worker.ready()
 
-    def start(
-        self,
-        run_id: str,
-        experiment: str,
-        script: str,
-        argv: list[str],
-        env_vars: dict[str, str],
-        policy: dict[str, Any] | None = None,
-    ) -> dict:
-        return self.worker.start(run_id, experiment, script, argv, env_vars, policy)
+    def start(self, *args: Any) -> dict:
+        return self.worker.start(*args)
 
     def carry(self, snapshot: bytes) -> None:
         self.worker.carry(snapshot)

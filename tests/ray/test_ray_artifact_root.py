@@ -5,7 +5,9 @@ credentials on the node); the driver makes each upload a blob once the store com
 hash: the files are the run's artifacts, a model registers from them and a named output becomes a data
 version, though they never came through the job's log (nor into the local run folder). A blob in the
 bucket that is not what its name says is refused by the node, and the job is submitted again with the
-snapshot carried from the driver."""
+snapshot carried from the driver. The warm actors of a sweep do the same: their node fetches the snapshot
+once for every child it forks (or has it carried to the actor), and each child's outputs go into the
+bucket by the policy it was started with."""
 
 from __future__ import annotations
 
@@ -80,9 +82,9 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
     assert model["run_id"] == listed["id"] and json.dumps(model).count(sha) >= 1
 
 
-def test_a_blob_that_is_not_its_name_is_refused_by_the_node_and_the_snapshot_carried(
-    ray_cluster, open_moto, mltrain, project, cluster_env
-):
+def a_wrong_blob_first(open_moto, project: Path, cluster_env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """The run's environment with a fresh bucket as artifact root, in which the blob of the script (which
+    prints REAL and the token returned) is there first with another content (FAKE)."""
     bucket = open_moto.bucket(f"ray-bad-{os.urandom(4).hex()}")
     env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
     token = os.urandom(8).hex()
@@ -90,6 +92,13 @@ def test_a_blob_that_is_not_its_name_is_refused_by_the_node_and_the_snapshot_car
     sha = hashlib.sha256((project / "src" / "job.py").read_bytes()).hexdigest()
     key = f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}"  # there first: the driver's upload leaves it
     open_moto.client().put_object(Bucket=bucket, Key=key, Body=b"print('FAKE')\n")
+    return env, token
+
+
+def test_a_blob_that_is_not_its_name_is_refused_by_the_node_and_the_snapshot_carried(
+    ray_cluster, open_moto, mltrain, project, cluster_env
+):
+    env, token = a_wrong_blob_first(open_moto, project, cluster_env)
     proc = mltrain(*RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
     assert proc.returncode == 0, proc.output
     assert f"REAL {token}" in proc.stdout and "FAKE" not in proc.stdout
@@ -157,13 +166,7 @@ def test_warm_sweep_children_fetch_the_snapshot_and_upload_outputs_into_the_buck
 def test_a_warm_actor_whose_node_refuses_a_blob_gets_the_snapshot_carried(
     ray_cluster, open_moto, mltrain, cli_json, project, cluster_env
 ):
-    bucket = open_moto.bucket(f"ray-warm-bad-{os.urandom(4).hex()}")
-    env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
-    token = os.urandom(8).hex()
-    write_script(project / "src", "job.py", f"print('REAL {token}')\n")
-    sha = hashlib.sha256((project / "src" / "job.py").read_bytes()).hexdigest()
-    key = f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}"  # there first: the driver's upload leaves it
-    open_moto.client().put_object(Bucket=bucket, Key=key, Body=b"print('FAKE')\n")
+    env, token = a_wrong_blob_first(open_moto, project, cluster_env)
     proc = mltrain(*SWEEP, *RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
     assert proc.returncode == 0, proc.output
     kids = sweep_children(cli_json, env)
