@@ -101,6 +101,9 @@ class BootedWarmWorker:
     def archive(self, run_id: str, offset: int) -> bytes:
         return self.worker.archive(run_id, offset)
 
+    def repack(self, run_id: str) -> dict[str, Any]:
+        return self.worker.repack(run_id)
+
     def forget(self, run_id: str) -> None:
         self.worker.forget(run_id)
 

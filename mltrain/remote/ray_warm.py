@@ -43,7 +43,7 @@ from typing import Any
 from mltrain.remote.forkserver import ForkServer
 from mltrain.remote.inputs import deliver_on_node, release_run_folder, resolve_job
 from mltrain.remote.procs import signal_group, stop_group
-from mltrain.remote.ray_job import METRICS_FILE, SnapshotUnreachable, store_outputs
+from mltrain.remote.ray_job import METRICS_FILE, SnapshotUnreachable, pack_outputs, store_outputs
 from mltrain.remote.ray_job import make_run_dir as _make_run_dir
 
 READ_LIMIT = 4 << 20  # largest piece of one stream a poll returns
@@ -206,12 +206,7 @@ class WarmWorker:
         if not server.ready:  # the server died: its job got SIGTERM with it; make sure it is gone
             stop_group(trial.pid, self.grace_s, first=signal.SIGTERM)
         sent, data, total = store_outputs(trial.run_dir, trial.policy, self.max_output)
-        if data is None:
-            outputs: dict[str, Any] = {"too_large": total}
-        else:
-            with open(trial.archive, "wb") as f:
-                f.write(data)
-            outputs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "stored": sent}
+        outputs = _keep(trial, data, total, sent)
         with self.cond:
             trial.exit, trial.outputs = code, outputs
             if self.running is trial:
@@ -270,6 +265,18 @@ class WarmWorker:
         trial = self.trials[run_id]
         return _read(trial.archive, offset, ARCHIVE_PIECE)
 
+    def repack(self, run_id: str) -> dict[str, Any]:
+        """The ended trial's outputs archive made again with every file, those its node uploaded into the
+        artifact root too (for a driver that did not sign the trial's policy, so cannot check the uploads):
+        its outputs as :meth:`poll` gives them."""
+        self._touch()
+        trial = self.trials[run_id]
+        data, total = pack_outputs(trial.run_dir, self.max_output)
+        outputs = _keep(trial, data, total, [])
+        with self.cond:
+            trial.outputs = outputs
+        return outputs
+
     def forget(self, run_id: str) -> None:
         """The trial's run folder and files are no longer needed."""
         self._touch()
@@ -296,6 +303,16 @@ class WarmWorker:
             self._server.proc.terminate()
         self._closing.set()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _keep(trial: _Trial, data: bytes | None, total: int, sent: list[list[Any]]) -> dict[str, Any]:
+    """The trial's outputs archive ``data`` (None: too large, ``total`` bytes) written beside its folder;
+    its outputs as :meth:`WarmWorker.poll` gives them (``sent``: the files its node uploaded itself)."""
+    if data is None:
+        return {"too_large": total}
+    with open(trial.archive, "wb") as f:
+        f.write(data)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "stored": sent}
 
 
 def _ray_node() -> dict[str, str]:
