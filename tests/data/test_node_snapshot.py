@@ -7,9 +7,11 @@ copy. (moto's server answers presigned requests with a 500 while it enforces sig
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from support import write_script
@@ -40,7 +42,7 @@ def test_the_node_fetches_the_snapshot_itself(bucket_ws, tmp_path):
     ws, _bucket = bucket_ws
     write_script(tmp_path / "src", "job.py", f"print('hello {secrets.token_hex(8)}')\n")
     write_script(tmp_path / "src" / "pkg", "data.py", "ROWS = 3\n")
-    spec, stage = _spec(ws, tmp_path / "src"), Stage()
+    spec, stage = _spec(ws, tmp_path / "src"), Stage(3600)
     try:
         stage.upload(ws, spec)
         staged = stage.folder(spec, light=True)
@@ -65,7 +67,7 @@ def test_the_node_fetches_the_snapshot_itself(bucket_ws, tmp_path):
 def test_a_blob_that_is_not_its_name_is_refused_and_the_snapshot_is_carried(bucket_ws, open_moto, tmp_path):
     ws, bucket = bucket_ws
     write_script(tmp_path / "src", "job.py", f"print('real {secrets.token_hex(8)}')\n")
-    spec, stage = _spec(ws, tmp_path / "src"), Stage()
+    spec, stage = _spec(ws, tmp_path / "src"), Stage(3600)
     sha = ws.snapshots.get(spec.snapshot_id).files[0].sha256
     open_moto.client().put_object(Bucket=bucket, Key=f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}", Body=b"print(1)\n")
     try:
@@ -76,5 +78,18 @@ def test_a_blob_that_is_not_its_name_is_refused_and_the_snapshot_is_carried(buck
         stage.carried(spec)  # what the driver does when the node says so: the next job carries the snapshot
         carried = stage.folder(spec, light=True)
         assert not stage.light(spec) and (carried / "job.py").read_text() == (tmp_path / "src" / "job.py").read_text()
+    finally:
+        stage.close()
+
+
+def test_the_snapshots_signed_urls_live_as_long_as_the_target_says(bucket_ws, tmp_path):
+    ws, _bucket = bucket_ws
+    write_script(tmp_path / "src", "job.py", f"print('{secrets.token_hex(8)}')\n")
+    spec, stage = _spec(ws, tmp_path / "src"), Stage(900)
+    try:
+        stage.upload(ws, spec)
+        listed = json.loads((stage.folder(spec, light=True) / node_io.SNAPSHOT_FILE).read_text())
+        [hint] = listed["hints"].values()
+        assert parse_qs(urlsplit(hint["url"]).query)["X-Amz-Expires"] == ["900"]
     finally:
         stage.close()
