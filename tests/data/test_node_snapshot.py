@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -91,5 +93,26 @@ def test_the_snapshots_signed_urls_live_as_long_as_the_target_says(bucket_ws, tm
         listed = json.loads((stage.folder(spec, light=True) / node_io.SNAPSHOT_FILE).read_text())
         [hint] = listed["hints"].values()
         assert parse_qs(urlsplit(hint["url"]).query)["X-Amz-Expires"] == ["900"]
+    finally:
+        stage.close()
+
+
+def test_a_later_run_gets_a_list_signed_again_once_half_the_lifetime_passed(bucket_ws, tmp_path, monkeypatch):
+    import mltrain.compute.ray.runtime as runtime
+
+    ws, _bucket = bucket_ws
+    write_script(tmp_path / "src", "job.py", f"print('{secrets.token_hex(8)}')\n")
+    first, stage = _spec(ws, tmp_path / "src"), Stage(600)
+    second = RunSpec(f"{first.run_id}x", "t", first.run_dir, first.snapshot_id, "job.py")  # a sweep's next trial
+    third = RunSpec(f"{first.run_id}y", "t", first.run_dir, first.snapshot_id, "job.py")
+    now = time.time()
+    try:
+        monkeypatch.setattr(runtime, "time", SimpleNamespace(time=lambda: now))  # this module's clock only
+        assert stage.upload(ws, first) and not stage.upload(ws, second)  # staged once, shared
+        assert stage.folder(second, light=True) == stage.folder(first, light=True)
+        monkeypatch.setattr(runtime, "time", SimpleNamespace(time=lambda: now + 301))  # half of 600 s later
+        assert stage.upload(ws, third)  # signed again: a later run never gets URLs about to expire
+        assert stage.folder(third, light=True) != stage.folder(first, light=True)
+        assert stage.folder(first, light=True).is_dir()  # the earlier runs' list stays theirs
     finally:
         stage.close()
