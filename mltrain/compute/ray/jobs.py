@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
+from mltrain.compute.node_outputs import signed_policy
 from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.ending import STOP_MARGIN_S, delete_jobs, stop_attempts
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
@@ -367,21 +368,12 @@ class ClusterHandle(RunHandle):
 
     def _adopt(self, announced: list[Any]) -> None:
         """The files the node says it uploaded made blobs of the run (:attr:`stored`), each checked."""
-        from mltrain.compute.node_outputs import adopt_announced, as_stored
+        from mltrain.compute.node_outputs import adopt_posted
 
-        label = f"the node of Ray job {self.sid}"
-        if self.direct is None:
-            raise ComputeError(
-                f"{label} uploaded {len(announced)} output files into the artifact root's staging prefix, but "
-                "this process was not given the workspace's blob store, so it cannot check and record them",
-                hint="attach to the job with the workspace's blob store (attach(..., blobs=...))",
-            )
-        blobs, prefix = self.direct
-        sent = adopt_announced(blobs, prefix, announced, label, self.conn.config.max_output_mb, self.sink.log)
-        self.stored.update(as_stored(self.spec.run_dir, sent))
-        self.sink.log(
-            f"outputs: {len(sent)} files ({fmt_bytes(sum(size for _sha, size in sent.values()))}) uploaded by "
-            f"{label} into {blobs.url} itself, {fmt_bytes(self.received)} through its log"
+        label, rest = f"the node of Ray job {self.sid}", f"{fmt_bytes(self.received)} through its log"
+        cfg = self.conn.config
+        self.stored.update(
+            adopt_posted(self.direct, announced, self.spec.run_dir, label, cfg.max_output_mb, self.sink.log, rest)
         )
 
     def _discard(self, say: Callable[[str], None]) -> None:
@@ -414,16 +406,11 @@ class RayJobs:
     def _policy(self, spec: RunSpec) -> tuple[tuple[BlobStore, str] | None, dict[str, str]]:
         """For a run in :attr:`direct`: (the store and the staging prefix, the job's variable holding the
         presigned POST policy, valid ``compute.signed_url_expires_s``); nothing when the store cannot sign one."""
-        blobs, cfg = self.direct.get(spec.run_id), self.conn.config
-        try:
-            max_bytes = int(cfg.max_output_mb * 1024 * 1024)
-            signed = blobs.signed_post(spec.run_id, cfg.signed_url_expires_s, max_bytes) if blobs else None
-        except MltrainError:
-            signed = None
-        if blobs is None or signed is None:
+        cfg = self.conn.config
+        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, cfg.max_output_mb, cfg.signed_url_expires_s)
+        if signed is None:
             return None, {}
-        staged, url, fields, key = signed
-        return (blobs, staged), {OUTPUTS_POST_ENV: json.dumps({"url": url, "fields": fields, "key": key})}
+        return signed[0], {OUTPUTS_POST_ENV: json.dumps(signed[1])}
 
     def submit_args(
         self, spec: RunSpec, env: Materialised, mark: str, extra: dict[str, str] | None = None, light: bool = False
