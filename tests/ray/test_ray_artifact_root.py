@@ -94,13 +94,15 @@ def test_the_node_uploads_outputs_into_the_bucket_itself(
     assert model["run_id"] == listed["id"] and json.dumps(model).count(sha) >= 1
 
 
-def a_wrong_blob_first(open_moto, project: Path, cluster_env: dict[str, str]) -> tuple[dict[str, str], str]:
+def a_wrong_blob_first(
+    open_moto, project: Path, cluster_env: dict[str, str], then: str = ""
+) -> tuple[dict[str, str], str]:
     """The run's environment with a fresh bucket as artifact root, in which the blob of the script (which
-    prints REAL and the token returned) is there first with another content (FAKE)."""
+    prints REAL and the token returned, then runs ``then``) is there first with another content (FAKE)."""
     bucket = open_moto.bucket(f"ray-bad-{os.urandom(4).hex()}")
     env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
     token = os.urandom(8).hex()
-    write_script(project / "src", "job.py", f"print('REAL {token}')\n")
+    write_script(project / "src", "job.py", f"print('REAL {token}')\n{then}")
     sha = hashlib.sha256((project / "src" / "job.py").read_bytes()).hexdigest()
     key = f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}"  # there first: the driver's upload leaves it
     open_moto.client().put_object(Bucket=bucket, Key=key, Body=b"print('FAKE')\n")
@@ -175,21 +177,71 @@ def test_warm_sweep_children_fetch_the_snapshot_and_upload_outputs_into_the_buck
     assert not any((Path(k["run_dir"]) / "outputs" / "data" / "feat" / "rows.csv").exists() for k, _ in kids)
 
 
-def test_a_warm_actor_whose_node_refuses_a_blob_gets_the_snapshot_carried(
-    ray_cluster, open_moto, mltrain, cli_json, project, cluster_env
+def test_warm_actors_whose_nodes_refuse_a_blob_get_the_snapshot_carried_each_once(
+    ray_cluster, open_moto, mltrain, cli_json, project, cluster_env, tmp_path
 ):
-    env, token = a_wrong_blob_first(open_moto, project, cluster_env)
-    proc = mltrain(*SWEEP, *RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
+    """Two warm actors (one per node): the first that cannot fetch the snapshot has it carried; the other
+    gets it carried too (before its first trial, or when it finds the same), and every trial runs the real
+    script; no actor is told twice."""
+    met = tmp_path / "met"  # both nodes are on this machine: the first trial waits there for a second one
+    met.mkdir()
+    meet = (
+        "import os, sys, time\n"
+        f"open(os.path.join({str(met)!r}, sys.argv[sys.argv.index('--x') + 1]), 'w').close()\n"
+        f"while len(os.listdir({str(met)!r})) < 2 and time.time() < {time.time() + 120}:\n"
+        "    time.sleep(0.05)\n"
+    )
+    env, token = a_wrong_blob_first(open_moto, project, cluster_env, then=meet)
+    two = [*SWEEP[:2], "sweep.max_concurrent_runs=2", "+job.arguments.x=1,2,3,4"]  # overlapping: both actors serve
+    proc = mltrain(*two, *RUN, f"compute.address={ray_cluster.dashboard_url}", env=env)
     assert proc.returncode == 0, proc.output
     kids = sweep_children(cli_json, env)
-    assert len(kids) == 2
+    assert len(kids) == 4
+    by_actor: dict[str, list[str]] = {}
     for kid, log in kids:
         assert kid["status"] == "Completed" and kid["job_ref"]["actor"].startswith("mltrain-warm-"), log
         assert f"REAL {token}" in log and "FAKE" not in log, log
-    first = kids[0][1]
-    assert "could not fetch the snapshot from the artifact root itself (job.py: the content is not the one" in first
-    assert "it is carried to the worker" in first
-    assert "could not fetch" not in kids[1][1]  # carried to the actor once, for later trials too
+        by_actor.setdefault(kid["job_ref"]["actor"], []).append(log)
+    assert len(by_actor) == 2, by_actor.keys()  # both actors served
+    refused = "could not fetch the snapshot from the artifact root itself (job.py: the content is not the one"
+    assert any(refused in log and "it is carried to the worker" in log for _kid, log in kids)
+    for logs in by_actor.values():  # carried to each actor once, for its later trials too
+        assert sum(refused in log for log in logs) <= 1, "\n=====\n".join(log for _kid, log in kids)
+
+
+def test_warm_trials_get_their_data_input_and_upload_what_they_make_of_it_into_the_bucket(
+    ray_cluster, open_moto, mltrain, cli_json, project, cluster_env
+):
+    """A warm sweep whose trials read a data asset (``job.inputs``) with the artifact root on the bucket: each
+    trial gets the version's files, and the model it makes of them goes into the bucket from its node."""
+    bucket = open_moto.bucket(f"ray-in-{os.urandom(4).hex()}")
+    env = {**cluster_env, **open_moto.env(), "MLTRAIN_ARTIFACT_ROOT": f"s3://{bucket}/arts"}
+    raw = project / "raw"
+    raw.mkdir()
+    content = os.urandom(50_000)  # fresh: in no node's cache
+    (raw / "rows.bin").write_bytes(content)
+    version = cli_json("data", "create", "raw", str(raw), env=env)
+    write_script(
+        project / "src",
+        "job.py",
+        "import os, sys\nsrc = sys.argv[sys.argv.index('--data') + 1]\nos.makedirs('outputs', exist_ok=True)\n"
+        "open('outputs/model.bin', 'wb').write(open(os.path.join(src, 'rows.bin'), 'rb').read()[::-1])\n",
+    )
+    inputs = ["+job.arguments.data=${inputs.d}", f"+job.inputs.d.path=data:raw:{version['version']}"]
+    proc = mltrain(*SWEEP, *RUN, f"compute.address={ray_cluster.dashboard_url}", *inputs, env=env)
+    assert proc.returncode == 0, proc.output
+    kids = sweep_children(cli_json, env)
+    assert len(kids) == 2
+    made = hashlib.sha256(content[::-1]).hexdigest()
+    for kid, log in kids:
+        assert kid["status"] == "Completed" and kid["job_ref"]["actor"].startswith("mltrain-warm-"), log
+        assert "input d: " in log, log
+        assert [(i["key"], i["name"], i["version"]) for i in kid["inputs"]] == [("d", "raw", version["version"])]
+        assert {a["path"]: a["sha256"] for a in kid["artifacts"]}["outputs/model.bin"] == made
+        assert re.search(r"outputs: 1 files \(.+?\) uploaded by the node of warm Ray worker \S+ into \S+ itself", log)
+        assert not (Path(kid["run_dir"]) / "outputs" / "model.bin").exists()  # never came through the driver
+    body = open_moto.client().get_object(Bucket=bucket, Key=f"arts/blobs/sha256/{made[:2]}/{made[2:]}")["Body"].read()
+    assert body == content[::-1]
 
 
 def _bucket_env(open_moto, cluster_env: dict[str, str], name: str) -> tuple[str, dict[str, str]]:

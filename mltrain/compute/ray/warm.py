@@ -222,6 +222,8 @@ class WarmHandle(RunHandle):
         if self.problem and self.outputs is None:
             raise ComputeError(self.problem)
         outputs = self.outputs or {}
+        for line in outputs.get("said") or []:
+            self.sink.log(str(line))
         if outputs.get("stored") and self.direct is None:  # this process did not sign the trial's policy
             self.sink.log(
                 f"the node of warm Ray worker {self._ref['actor']} uploaded {len(outputs['stored'])} output files "
