@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from mltrain.compute.base import RunSpec
+    from mltrain.compute.base import JobRef, RunSpec
     from mltrain.workspace.blobs import BlobStore
 
 
@@ -148,3 +148,33 @@ def adopt_posted(
         f"{label} into {blobs.url} itself, {rest}"
     )
     return as_stored(run_dir, sent)
+
+
+def staging_of(ref: JobRef, spec: RunSpec, blobs: BlobStore | None) -> tuple[tuple[BlobStore, str] | None, str | None]:
+    """(the store and staging prefix of the node's uploads, why they are refused) from the stored ``ref``:
+    a prefix is taken only when it is one the policy of ``spec``'s run would have (never ``..``, another
+    run's, another store's)."""
+    staging = ref.get("staging")
+    if staging is None or blobs is None:
+        return None, None  # without the store, announced uploads are not adopted (:func:`adopt_posted`)
+    if isinstance(staging, str) and blobs.owns_staging(spec.run_id, staging):
+        return (blobs, staging), None
+    return None, (
+        f"the job reference of run {spec.run_id} names the staging prefix {str(staging)[:120]!r}, which is not "
+        f"one of this run's in {blobs.url}: its node's uploads are neither adopted nor removed"
+    )
+
+
+def discard_left(direct: tuple[BlobStore, str] | None, say: Callable[[str], None]) -> None:
+    """Remove whatever is left under the staging prefix of ``direct`` (uploads a node never announced, or
+    announced and refused), saying how many; a store that cannot is said, never raised."""
+    if direct is None:
+        return
+    blobs, prefix = direct
+    try:
+        left = blobs.discard_staging(prefix)
+    except MltrainError as exc:
+        say(f"warning: the uploads left under {blobs.url}/{prefix} could not be removed: {exc.message}")
+        return
+    if left:
+        say(f"removed {left} uploads of the node left under {blobs.url}/{prefix} (never adopted)")

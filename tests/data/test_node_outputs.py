@@ -181,7 +181,7 @@ def test_outputs_the_store_does_not_take_come_through_the_warm_worker_and_the_no
 
 def test_a_staging_prefix_read_from_a_record_is_taken_only_when_the_runs_policy_could_have_made_it(bucket_blobs):
     from mltrain.compute.base import RunSpec
-    from mltrain.compute.ray.jobs import staging_of
+    from mltrain.compute.node_outputs import staging_of
 
     blobs, _bucket = bucket_blobs
     run = "20260101_000000_abcdef"

@@ -358,3 +358,34 @@ def test_a_finished_run_leaves_nothing_under_its_staging_prefix_and_its_policy_l
     shown = cli_json("runs", "show", listed["id"], env=env)
     assert {a["path"] for a in shown["artifacts"]} >= {"outputs/result.txt"}
     assert _staged_keys(open_moto, bucket) == [other]  # the stray upload went with the run; the other run's stayed
+
+
+def test_a_warm_child_whose_driver_was_killed_is_recovered_with_what_its_node_uploaded(
+    ray_cluster, open_moto, cli, cli_json, project, cluster_env
+):
+    from test_ray_runs import Follower, bare
+    from test_ray_sweeps import _child_log
+
+    bucket, env = _bucket_env(open_moto, cluster_env, "ray-warm-lost")
+    write_script(project / "src", "job.py", f"{SIGNAL_AWARE}# {os.urandom(8).hex()}\n")
+    run = Follower(start_mltrain(project, "-m", *bare(ray_cluster.dashboard_url, "+job.arguments.n=1"), env=env))
+    _child_log(project, "READY", run)
+    run.proc.send_signal(signal.SIGKILL)  # the sweep's driver dies; its warm actor and child live on
+    run.proc.wait(30)
+    ws = Workspace(WorkspaceSettings.resolve(str(project / ".mltrain")))
+    (child,) = [r for r in ws.runs.list(limit=None) if r.get("parent_run_id")]
+    ref = ws.runs.get(child["id"])["job_ref"]
+    assert ref["actor"].startswith("mltrain-warm-")
+    assert re.fullmatch(rf"incoming/{child['id']}/[0-9a-f]{{32}}/", ref["staging"]), ref
+    open_moto.client().put_object(Bucket=bucket, Key=f"arts/{ref['staging']}99", Body=b"posted, never announced")
+    other = _another_runs_upload(open_moto, bucket)
+
+    proc = cli("runs", "list", env=env)  # recovers the child through its actor, adopting what its node posted
+    assert proc.returncode == 0, proc.output
+    info = cli_json("runs", "show", child["id"], env=env)
+    assert info["status"] == "Failed" and "driver lost" in info["error"]
+    assert not info.get("problems"), info
+    artifacts = {a["path"]: a["sha256"] for a in info["artifacts"]}
+    assert artifacts["outputs/stopped.txt"] == hashlib.sha256(b"SIGTERM").hexdigest()
+    assert not (Path(info["run_dir"]) / "outputs" / "stopped.txt").exists()  # adopted, not carried by the worker
+    assert _staged_keys(open_moto, bucket) == [other]  # the stray upload went; the other run's stayed

@@ -17,7 +17,7 @@ import mltrain
 from mltrain.compute.base import ComputeTarget, JobRef, NullSink, OutputSink, RunHandle, RunSpec
 from mltrain.compute.ray import ClusterCompute
 from mltrain.compute.ray.driver import call
-from mltrain.compute.ray.warm import WarmHandle
+from mltrain.compute.ray.warm_trial import WarmHandle
 from mltrain.environments.base import Materialised
 
 

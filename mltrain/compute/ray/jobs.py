@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
-from mltrain.compute.node_outputs import signed_policy
+from mltrain.compute.node_outputs import discard_left, signed_policy, staging_of
 from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.ending import STOP_MARGIN_S, delete_jobs, stop_attempts
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
-from mltrain.errors import ComputeError, MltrainError
+from mltrain.errors import ComputeError
 from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV, entrypoint
 from mltrain.text import fmt_bytes
 
@@ -378,17 +378,9 @@ class ClusterHandle(RunHandle):
 
     def _discard(self, say: Callable[[str], None]) -> None:
         """Remove whatever is left under the run's staging prefix (uploads never announced or refused), once."""
-        if self.direct is None or self._discarded:
-            return
-        self._discarded = True
-        blobs, prefix = self.direct
-        try:
-            left = blobs.discard_staging(prefix)
-        except MltrainError as exc:
-            say(f"warning: the uploads left under {blobs.url}/{prefix} could not be removed: {exc.message}")
-            return
-        if left:
-            say(f"removed {left} uploads of the node left under {blobs.url}/{prefix} (never adopted)")
+        if not self._discarded:
+            self._discarded = True
+            discard_left(self.direct, say)
 
     def cleanup(self) -> None:
         """Delete the run's Ray jobs and whatever is left under its staging prefix (when ``collect`` did not)."""
@@ -469,18 +461,3 @@ class RayJobs:
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         """Stop every running attempt (``grace_s`` is ignored: the job keeps the one it was submitted with)."""
         return stop_attempts(self.conn.for_ref(ref), str(ref["job"]))
-
-
-def staging_of(ref: JobRef, spec: RunSpec, blobs: BlobStore | None) -> tuple[tuple[BlobStore, str] | None, str | None]:
-    """(the store and staging prefix of the node's uploads, why they are refused) from the stored ``ref``:
-    a prefix is taken only when it is one the policy of ``spec``'s run would have (never ``..``, another
-    run's, another store's)."""
-    staging = ref.get("staging")
-    if staging is None or blobs is None:
-        return None, None  # without the store, announced uploads are not adopted (:meth:`ClusterHandle._adopt`)
-    if isinstance(staging, str) and blobs.owns_staging(spec.run_id, staging):
-        return (blobs, staging), None
-    return None, (
-        f"the job reference of run {spec.run_id} names the staging prefix {str(staging)[:120]!r}, which is not "
-        f"one of this run's in {blobs.url}: its node's uploads are neither adopted nor removed"
-    )

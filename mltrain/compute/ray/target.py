@@ -147,11 +147,11 @@ class ClusterCompute(ComputeTarget):
     def attach(
         self, ref: JobRef, spec: RunSpec, sink: OutputSink, *, blobs: BlobStore | None = None
     ) -> RunHandle | None:
-        """A Ray job adopts its node's uploads from ``blobs`` (a warm trial's outputs come through its actor)."""
+        """A Ray job or warm trial adopts its node's uploads from ``blobs``."""
         if self.conn.local_gone(ref):
             return None
         if self.warm.made(ref):
-            return self.warm.attach(ref, spec, sink)
+            return self.warm.attach(ref, spec, sink, blobs)
         return self.jobs.attach(ref, spec, sink, blobs)
 
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
