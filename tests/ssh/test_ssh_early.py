@@ -1,6 +1,7 @@
 """SSH hosts connected while a run's config is still being composed (mltrain.runs.preconnect): a
-command line run again connects to the hosts it ran on last time at once, its target takes those
-connections only for the same config, and an early connection never records a host key."""
+command line run again connects to the hosts it ran on last time at once (their ssh clients started
+by the entry point, mltrain.compute.ssh.prespawn), its target takes those connections only for the
+same config (a client only for the same command line), and an early connection never records a host key."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from support import write_script
 
-from mltrain.compute.ssh import SSHCompute, early
+from mltrain.compute.ssh import SSHCompute, early, prespawn
 from mltrain.remote.procs import descendants
 from mltrain.runs import preconnect
 
@@ -27,6 +28,7 @@ def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(preconnect, "_command", None)
     monkeypatch.setattr(preconnect, "_begun", False)
     yield tmp_path
+    prespawn.discard()
     thread = early.discard()
     if thread is not None:
         thread.join()
@@ -128,3 +130,67 @@ def test_the_same_command_line_runs_twice_over_ssh(mltrain: Any, project: Path, 
         proc = mltrain(*args)
         assert proc.returncode == 0, proc.output
         assert "ran on the host" in proc.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_entry_point_starts_the_remembered_ssh_clients_and_the_connection_takes_its_own(
+    fresh: Path, ssh_pool: Any
+) -> None:
+    node = _node(ssh_pool)
+    preconnect.start(ARGV)
+    preconnect.remember(node)
+    assert len(json.loads((fresh / "cache" / "preconnect.json").read_text())[0]["links"]) == 1
+
+    assert prespawn.start(ARGV) == 1  # the next run: before anything but the standard library
+    started = prespawn._links[0]
+    preconnect.start(ARGV)
+    prespawn.discard()
+    target = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"})
+    try:
+        remote = target.remotes[0]
+        assert remote.warming is not None
+        remote.warming.join()
+        assert remote._link is started  # the client the entry point started, not a second one
+        assert remote.agent("status", "no-such-run")["exists"] is False
+    finally:
+        target.close()
+
+
+def test_a_remembered_ssh_client_that_is_not_what_the_run_would_start_is_closed_unused(
+    fresh: Path, ssh_pool: Any
+) -> None:
+    from mltrain.compute.ssh import interpreters
+
+    node = _node(ssh_pool)
+    preconnect.start(ARGV)
+    preconnect.remember(node)
+    label = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"}).remotes[0].label
+    interpreters.remember(label, "python3", "/another/python3")  # the host's interpreter moved since
+    assert prespawn.start(ARGV) == 1
+    stale = prespawn._links[0]
+    preconnect.start(ARGV)  # the early connection starts the command line of today
+    prespawn.discard()
+    _until(lambda: not _alive(stale.proc.pid), "the stale ssh client was left running")
+    target = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"})
+    try:
+        remote = target.remotes[0]
+        remote.warming.join()
+        assert remote._link is not stale and remote.probe is not None
+    finally:
+        target.close()
+
+
+def test_a_remembered_command_line_that_is_not_the_ssh_client_never_runs(fresh: Path) -> None:
+    marker = fresh / "ran"
+    (fresh / "cache").mkdir()
+    entry = {"key": prespawn.command_key(ARGV), "compute": {}, "links": [["/usr/bin/touch", str(marker)]]}
+    (fresh / "cache" / "preconnect.json").write_text(json.dumps([entry]))
+    assert prespawn.start(ARGV) == 0
+    assert not marker.exists()

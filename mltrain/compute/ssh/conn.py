@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.ssh import interpreters, openssh
+from mltrain.compute.ssh import interpreters, openssh, prespawn
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
 from mltrain.compute.ssh.helper import archive_message, start_script
 from mltrain.compute.ssh.hostkeys import HostKeyProblem, fingerprint, known_hosts_name, policies
@@ -385,13 +385,19 @@ class Remote:
         known = interpreters.remembered(self.label, self.entry.python)
         return start_script(self.entry.workdir or self.config.workdir, self.entry.python, known)
 
+    def link_argv(self) -> list[str] | None:
+        """The ``ssh`` command line of this host's link (its helper started), or None without OpenSSH."""
+        program = openssh.client()
+        return None if program is None else openssh.argv(program, self.entry, self.config, self._script()[0])
+
     def spawn(self) -> None:
         """Start connecting with OpenSSH now (its handshake and the helper's start run in a process of
-        their own while the caller goes on); :meth:`bootstrap` reads what it brings."""
-        program = openssh.client()
+        their own while the caller goes on), or take the client the entry point started with the same
+        command line (:mod:`~mltrain.compute.ssh.prespawn`); :meth:`bootstrap` reads what it brings."""
+        args = self.link_argv()
         with self._start_lock:
-            if program is not None and self._spawned is None and self.probe is None:
-                self._spawned = openssh.Link(openssh.argv(program, self.entry, self.config, self._script()[0]))
+            if args is not None and self._spawned is None and self.probe is None:
+                self._spawned = prespawn.take(args) or openssh.Link(args)
 
     def bootstrap(self) -> dict[str, Any]:
         """Put the helper on the host (once), probe it (python, uv, docker, free disk) and keep it
