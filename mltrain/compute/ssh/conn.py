@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.ssh import interpreters, openssh, prespawn
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.compute.ssh.helper import archive_message, start_script
+from mltrain.compute.ssh.helper import FLAGS, archive_message, start_script
 from mltrain.compute.ssh.hostkeys import HostKeyProblem, fingerprint, known_hosts_name, policies
 from mltrain.compute.ssh.lost import ConnectionLost
 from mltrain.compute.ssh.mux import Mux, MuxChannel
@@ -362,7 +362,7 @@ class Remote:
             self.bootstrap()
         assert self.probe is not None
         python = self.probe.get("executable") or self.entry.python  # the real path: no shims on the way
-        return " ".join(shlex.quote(a) for a in (python, self.probe["agent"], self.probe["workdir"], *args))
+        return " ".join(shlex.quote(a) for a in (python, FLAGS, self.probe["agent"], self.probe["workdir"], *args))
 
     def agent(
         self,
