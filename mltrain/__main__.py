@@ -5,10 +5,16 @@ import sys
 
 
 def _main() -> int:
+    argv = sys.argv[1:]
+    from mltrain.config import prefork
+
+    if prefork.applicable(argv) and not any(a.lstrip("+").startswith("detach=") for a in argv):
+        from mltrain.compute.ssh import prespawn
+
+        prespawn.start(argv)  # first of all: the ssh clients of the hosts this command line ran on last time
     from mltrain.plugin import project_importable
 
     project_importable()  # already so with `python -m`; also with `python -P` or PYTHONSAFEPATH
-    argv = sys.argv[1:]
     try:
         if any(a.lstrip("+").startswith("detach=") for a in argv):  # detach=true: record, start, return
             from mltrain.config import detach
@@ -23,8 +29,6 @@ def _main() -> int:
             if detached:
                 return detach.main(argv)
             sys.argv[1:] = argv
-        from mltrain.config import prefork
-
         if prefork.applicable(argv):
             return prefork.main(argv)
         from mltrain.config.app import main

@@ -87,9 +87,7 @@ def main(argv: list[str]) -> int:
     """Compose in a child, run in the parent; return the exit code."""
 
     def prewarm() -> Any:
-        from mltrain.compute.ssh import prespawn
-
-        prespawn.start(argv)  # first: the hosts' ssh clients, before anything but the standard library
+        from mltrain.compute.ssh import prespawn  # (the entry point started its ssh clients)
         from mltrain.runs import preconnect
 
         preconnect.start(argv)  # connecting waits on the network while the rest is imported

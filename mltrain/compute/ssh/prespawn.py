@@ -1,5 +1,5 @@
-"""The OpenSSH clients of a command line's SSH hosts, started by ``python -m mltrain`` before it imports
-anything but the standard library (:func:`start`, from :mod:`mltrain.config.prefork`): about 50 ms
+"""The OpenSSH clients of a command line's SSH hosts, started by ``python -m mltrain`` first of all, before
+it imports anything but the standard library (:func:`start`, from :mod:`mltrain.__main__`): 50-100 ms
 sooner than :mod:`~mltrain.compute.ssh.early` can, which needs the SSH config's classes first.
 
 What is started is exactly what the early connections of the command line's last run would start:
