@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from mltrain.environments.cachedir import cache_dir
 from mltrain.errors import EnvironmentSpecError
+from mltrain.remote.cachedir import cache_dir
 
 
 def cache_root() -> Path:

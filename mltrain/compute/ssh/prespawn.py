@@ -19,7 +19,7 @@ import os
 import stat
 
 from mltrain.compute.ssh import openssh
-from mltrain.environments.cachedir import cache_dir
+from mltrain.remote.cachedir import cache_dir
 
 FILE = "preconnect.json"
 MAX_BYTES = 1 << 20  # far above what mltrain stores: a larger file is not read

@@ -1,5 +1,6 @@
-"""Where the machine-wide cache folder is, with nothing but :mod:`os` imported (the command line's
-entry point reads it before anything else: :mod:`mltrain.compute.ssh.prespawn`)."""
+"""Where a machine's mltrain cache folder is, with nothing but :mod:`os` imported: the driver's
+(``mltrain.environments.cache``, read by the command line's entry point before anything else) and a
+node's (:mod:`~mltrain.remote.inputs`)."""
 
 from __future__ import annotations
 
