@@ -194,3 +194,37 @@ def test_a_remembered_command_line_that_is_not_the_ssh_client_never_runs(fresh: 
     (fresh / "cache" / "preconnect.json").write_text(json.dumps([entry]))
     assert prespawn.start(ARGV) == 0
     assert not marker.exists()
+
+
+def test_a_sweep_command_line_run_again_connects_to_its_hosts_while_it_is_composed(
+    mltrain: Any, project: Path, ssh_pool: Any, tmp_path: Path
+) -> None:
+    write_script(project / "src", "job.py", "print('ran on the host')\n")
+    (project / "conf" / "job").mkdir(parents=True)
+    job = "name: one\nsource_dir: src\nscript: job.py\narguments:\n  x: 0\n"
+    (project / "conf" / "job" / "one.yaml").write_text(job)
+    args = ["-m", "environment=system", "job=one", "sweep.register=none", "sweep.primary_metric.name=x"]
+    args += [*ssh_pool.overrides(ssh_pool.hosts[0]), "job.arguments.x=1,2"]
+    env = {"MLTRAIN_CACHE_DIR": str(tmp_path / "cache")}
+    for _ in range(2):  # the second one on the connection made while its config was composed
+        proc = mltrain(*args, env=env)
+        assert proc.returncode == 0, proc.output
+        entries = json.loads((tmp_path / "cache" / "preconnect.json").read_text())
+        assert [len(e["links"]) for e in entries] == [1]  # the sweep's command line, with its host's ssh
+
+
+@pytest.mark.parametrize(
+    ("argv", "early"),
+    [
+        (["+compute=ssh"], True),
+        (["-m", "+compute=ssh", "x=1,2"], True),
+        (["--multirun", "+compute=ssh"], True),
+        (["--cfg", "job", "+compute=ssh"], False),
+        (["-m", "--cfg", "job"], False),
+        (["+compute=ssh", "detach=true"], False),
+    ],
+)
+def test_which_command_lines_connect_to_their_hosts_early(argv: list[str], early: bool) -> None:
+    from mltrain.__main__ import _connects_early
+
+    assert _connects_early(argv) is early
