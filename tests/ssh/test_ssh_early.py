@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_script
+from support import pid_alive, write_script
 
 from mltrain.compute.ssh import SSHCompute, early, prespawn
 from mltrain.remote.procs import descendants
@@ -132,14 +132,6 @@ def test_the_same_command_line_runs_twice_over_ssh(mltrain: Any, project: Path, 
         assert "ran on the host" in proc.stdout
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_the_entry_point_starts_the_remembered_ssh_clients_and_the_connection_takes_its_own(
     fresh: Path, ssh_pool: Any
 ) -> None:
@@ -177,7 +169,7 @@ def test_a_remembered_ssh_client_that_is_not_what_the_run_would_start_is_closed_
     stale = prespawn._links[0]
     preconnect.start(ARGV)  # the early connection starts the command line of today
     prespawn.discard()
-    _until(lambda: not _alive(stale.proc.pid), "the stale ssh client was left running")
+    _until(lambda: not pid_alive(stale.proc.pid), "the stale ssh client was left running")
     target = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"})
     try:
         remote = target.remotes[0]
