@@ -147,3 +147,39 @@ def test_a_warm_worker_posts_a_trials_outputs_by_its_policy_and_repacks_them_for
         assert {"logs/own.log", "outputs/model.bin"} <= _archive_names(worker, "r1", again["size"])
     finally:
         worker.shutdown()
+
+
+def test_a_staging_prefix_read_from_a_record_is_taken_only_when_the_runs_policy_could_have_made_it(bucket_blobs):
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ray.jobs import staging_of
+
+    blobs, _bucket = bucket_blobs
+    run = "20260101_000000_abcdef"
+    staged, _policy_of = _policy(blobs)
+    assert blobs.owns_staging(run, staged)
+    other = blobs.signed_post("20260101_000000_fedcba", 600, 1 << 20)[0]  # another run's
+    dotted = f"incoming/{run}/../{other.removeprefix('incoming/')}"
+    bad = [other, "../", dotted, f"{staged}../", staged[:-1], f"{staged}x/", "incoming/", f"incoming/{run}/"]
+    for hostile in [*bad, "blobs/sha256/", staged.upper(), None, 42]:
+        assert not blobs.owns_staging(run, hostile), hostile
+    spec = RunSpec(run, "t", Path("."), "0" * 64, "job.py")
+    assert staging_of({"staging": staged}, spec, blobs) == ((blobs, staged), None)
+    direct, refused = staging_of({"staging": other}, spec, blobs)
+    assert direct is None and f"names the staging prefix {other!r}, which is not one of this run's" in refused
+
+
+def test_what_a_node_left_under_its_staging_prefix_is_removed_and_nothing_else(bucket_blobs, open_moto, tmp_path):
+    blobs, bucket = bucket_blobs
+    run_dir = _run_folder(tmp_path / "run", {"outputs/model.bin": b"never announced", "logs/a.txt": b"log"})
+    staged, policy = _policy(blobs)
+    assert len(post_outputs(str(run_dir), policy, 10 << 20)) == 2  # posted, never adopted
+    other = blobs.signed_post("20260101_000000_fedcba", 600, 1 << 20)[0]
+    s3 = open_moto.client()
+    s3.put_object(Bucket=bucket, Key=f"arts/{other}0", Body=b"another run's upload")
+    s3.put_object(Bucket=bucket, Key="arts/incoming/loose", Body=b"not of a run")
+    assert blobs.discard_staging(staged) == 2
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="arts/").get("Contents", [])]
+    assert sorted(left) == sorted([f"arts/{other}0", "arts/incoming/loose"])
+    for bad in ["incoming/", "", "blobs/sha256/", f"{staged}../", "../"]:
+        with pytest.raises(ValueError, match="bad staging prefix"):
+            blobs.discard_staging(bad)
