@@ -87,9 +87,11 @@ def main(argv: list[str]) -> int:
     """Compose in a child, run in the parent; return the exit code."""
 
     def prewarm() -> Any:
+        from mltrain.compute.ssh import prespawn  # (the entry point started its ssh clients)
         from mltrain.runs import preconnect
 
-        preconnect.start(argv)  # first: connecting waits on the network while the rest is imported
+        preconnect.start(argv)  # connecting waits on the network while the rest is imported
+        prespawn.discard()  # the clients no connection took (its config changed)
         from mltrain.runs import driver
 
         return driver.prewarm(argv)

@@ -17,15 +17,12 @@ from functools import cache
 from pathlib import Path
 
 from mltrain.errors import EnvironmentSpecError
+from mltrain.remote.cachedir import cache_dir
 
 
 def cache_root() -> Path:
     """``$MLTRAIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/mltrain``, else ``~/.cache/mltrain``."""
-    explicit = os.environ.get("MLTRAIN_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser().absolute()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base, "mltrain").absolute()
+    return Path(cache_dir())
 
 
 @contextmanager

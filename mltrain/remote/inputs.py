@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from mltrain.remote import spares
+from mltrain.remote.cachedir import cache_dir as default_cache_root
 from mltrain.remote.placeholders import PLACEHOLDER
 from mltrain.remote.ssh_host import is_blob_name, lay_out
 
@@ -54,15 +55,6 @@ SPARES = "spares"  # in a node cache: ready private copies of download inputs (s
 
 class InputError(Exception):
     """An input cannot be delivered (a missing or changed file, a bad manifest)."""
-
-
-def default_cache_root() -> str:
-    """The node's cache folder: ``$MLTRAIN_CACHE_DIR``, else ``$XDG_CACHE_HOME/mltrain``, else ``~/.cache/mltrain``."""
-    explicit = os.environ.get("MLTRAIN_CACHE_DIR")
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.abspath(os.path.join(base, "mltrain"))
 
 
 def file_key(entry: list[Any]) -> str:

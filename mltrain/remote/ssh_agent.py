@@ -1,7 +1,8 @@
 """The helper mltrain runs on an SSH host (standard library only, Python >= 3.8): uploaded once as a zip
 of the node-side package (:mod:`mltrain.remote`), unpacked into the folder ``AGENT`` that Python runs
-(the zip itself runs too), ``python3 AGENT WORKDIR COMMAND [ARGS]``; the commands live in
-:mod:`~mltrain.remote.ssh_envs` and :mod:`~mltrain.remote.ssh_jobs`.
+(the zip itself runs too), ``python3 -S AGENT WORKDIR COMMAND [ARGS]`` (entered through
+:mod:`~mltrain.remote.ssh_main`); the commands live in :mod:`~mltrain.remote.ssh_envs` and
+:mod:`~mltrain.remote.ssh_jobs`.
 
 A JSON request comes on stdin where a command needs one, and the answer is one JSON line on stdout
 (``follow`` and ``pack`` stream instead). Layout of WORKDIR:
@@ -26,14 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import shutil
 import sys
 
 from mltrain.remote import inputs as node_io
-from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv, find_uv, free_bytes, has_pip
+from mltrain.remote.ssh_envs import cmd_drop, cmd_image, cmd_venv
 from mltrain.remote.ssh_host import answer, blob_files, fail, inside, is_blob_name, materialise_run, run_dir_of
-from mltrain.remote.ssh_index import cmd_index, no_index_note
+from mltrain.remote.ssh_index import cmd_index
 from mltrain.remote.ssh_jobs import (
     cmd_follow,
     cmd_kill,
@@ -45,28 +44,8 @@ from mltrain.remote.ssh_jobs import (
     cmd_supervise,
 )
 from mltrain.remote.ssh_outputs import cmd_outputs, cmd_put_outputs
+from mltrain.remote.ssh_probe import cmd_probe, find_uv
 from mltrain.remote.ssh_serve import serve
-
-
-def cmd_probe(work: str) -> None:
-    os.makedirs(work, exist_ok=True)
-    answer(
-        {
-            "workdir": os.path.realpath(work),
-            "python": ".".join(map(str, sys.version_info[:3])),
-            "executable": sys.executable,
-            "uv": find_uv(work),
-            "pip": has_pip(),
-            "docker": shutil.which("docker"),
-            "free_bytes": free_bytes(work),
-            "cpus": os.cpu_count(),
-            "uid": os.getuid(),
-            "gid": os.getgid(),
-            "machine": os.uname().machine,
-            "libc": list(platform.libc_ver()),  # which wheels fit it (shipped to a host without the index)
-            "no_index": no_index_note(work),  # a build here found no package index lately
-        }
-    )
 
 
 def cmd_missing(work: str) -> None:

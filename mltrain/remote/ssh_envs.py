@@ -27,11 +27,7 @@ from mltrain.remote.ssh_host import (
     touch,
 )
 from mltrain.remote.ssh_index import note_index
-
-
-def free_bytes(path: str) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
+from mltrain.remote.ssh_probe import find_uv, has_pip
 
 
 def version_of(python: str) -> str | None:
@@ -53,17 +49,6 @@ def find_python(version: str) -> str | None:
         if found and version_of(found) == version:
             return found
     return None
-
-
-def find_uv(work: str) -> str | None:
-    own = os.path.join(work, "tools", "uv", "bin", "uv")
-    return shutil.which("uv") or (own if os.access(own, os.X_OK) else None)
-
-
-def has_pip() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("pip") is not None
 
 
 # what uv and pip say when the package index cannot be reached (no route, no DNS, a dead proxy, offline)

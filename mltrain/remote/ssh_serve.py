@@ -6,7 +6,7 @@ Many commands travel over that one channel as frames: ``kind`` (1 byte), ``id`` 
 arguments), ``i`` (its stdin), ``e`` (end of its stdin), ``k`` (close it: its output is no longer
 read). To the driver: ``o``/``e`` (the command's stdout/stderr) and ``x`` (its exit status). Each
 command runs in a child forked from this already-started helper, exactly as
-``python3 AGENT WORKDIR COMMAND ...`` would run it, so no command pays for a new interpreter.
+``python3 -S AGENT WORKDIR COMMAND ...`` would run it, so no command pays for a new interpreter.
 
 ``prewarm`` (a JSON request: python, env, modules, size) starts warm fork servers
 (:mod:`mltrain.remote.forkserver`, the code local compute uses) for an environment's Python; a later

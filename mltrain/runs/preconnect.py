@@ -12,22 +12,17 @@ accepted by an early connection.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from typing import Any
 
+from mltrain.compute.ssh.prespawn import command_key
 from mltrain.environments.cache import cache_root
 
 KEEP = 16
 SSH_TARGET = "mltrain.compute.ssh.SSHCompute"
 _command: str | None = None  # this process's command line (its key), set by start()
 _begun = False
-
-
-def command_key(argv: list[str]) -> str:
-    """The key of a command line: its arguments and the folder it runs in."""
-    return hashlib.sha256(json.dumps([os.getcwd(), list(argv)]).encode()).hexdigest()[:32]
 
 
 def _load() -> list[dict[str, Any]]:
@@ -64,11 +59,12 @@ def remember(compute: Any) -> None:
     entries = _load()
     mine = [e for e in entries if e.get("key") == _command]
     ssh = isinstance(compute, dict) and compute.get("_target_") == SSH_TARGET
-    if (mine and ssh and mine[0].get("compute") == compute) or (not mine and not ssh):
+    entry = {"key": _command, "compute": compute, "links": _links(compute)} if ssh else None
+    if (mine and mine[0] == entry) or (not mine and not ssh):
         return  # nothing changes
     entries = [e for e in entries if e.get("key") != _command]
-    if ssh:
-        entries.insert(0, {"key": _command, "compute": compute})
+    if entry is not None:
+        entries.insert(0, entry)
     path = cache_root() / "preconnect.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,6 +73,13 @@ def remember(compute: Any) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # a cache only: the next run connects after composing
+
+
+def _links(compute: dict[str, Any]) -> list[list[str]]:
+    """The ``ssh`` command lines of ``compute``'s early connections (the entry point starts them)."""
+    from mltrain.compute.ssh import early
+
+    return early.link_commands(compute)
 
 
 def end() -> None:

@@ -1,6 +1,7 @@
 """SSH hosts connected while a run's config is still being composed (mltrain.runs.preconnect): a
-command line run again connects to the hosts it ran on last time at once, its target takes those
-connections only for the same config, and an early connection never records a host key."""
+command line run again connects to the hosts it ran on last time at once (their ssh clients started
+by the entry point, mltrain.compute.ssh.prespawn), its target takes those connections only for the
+same config (a client only for the same command line), and an early connection never records a host key."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import write_script
+from support import pid_alive, write_script
 
-from mltrain.compute.ssh import SSHCompute, early
+from mltrain.compute.ssh import SSHCompute, early, prespawn
 from mltrain.remote.procs import descendants
 from mltrain.runs import preconnect
 
@@ -27,6 +28,7 @@ def fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(preconnect, "_command", None)
     monkeypatch.setattr(preconnect, "_begun", False)
     yield tmp_path
+    prespawn.discard()
     thread = early.discard()
     if thread is not None:
         thread.join()
@@ -128,3 +130,93 @@ def test_the_same_command_line_runs_twice_over_ssh(mltrain: Any, project: Path, 
         proc = mltrain(*args)
         assert proc.returncode == 0, proc.output
         assert "ran on the host" in proc.stdout
+
+
+def test_the_entry_point_starts_the_remembered_ssh_clients_and_the_connection_takes_its_own(
+    fresh: Path, ssh_pool: Any
+) -> None:
+    node = _node(ssh_pool)
+    preconnect.start(ARGV)
+    preconnect.remember(node)
+    assert len(json.loads((fresh / "cache" / "preconnect.json").read_text())[0]["links"]) == 1
+
+    assert prespawn.start(ARGV) == 1  # the next run: before anything but the standard library
+    started = prespawn._links[0]
+    preconnect.start(ARGV)
+    prespawn.discard()
+    target = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"})
+    try:
+        remote = target.remotes[0]
+        assert remote.warming is not None
+        remote.warming.join()
+        assert remote._link is started  # the client the entry point started, not a second one
+        assert remote.agent("status", "no-such-run")["exists"] is False
+    finally:
+        target.close()
+
+
+def test_a_remembered_ssh_client_that_is_not_what_the_run_would_start_is_closed_unused(
+    fresh: Path, ssh_pool: Any
+) -> None:
+    from mltrain.compute.ssh import interpreters
+
+    node = _node(ssh_pool)
+    preconnect.start(ARGV)
+    preconnect.remember(node)
+    label = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"}).remotes[0].label
+    interpreters.remember(label, "python3", "/another/python3")  # the host's interpreter moved since
+    assert prespawn.start(ARGV) == 1
+    stale = prespawn._links[0]
+    preconnect.start(ARGV)  # the early connection starts the command line of today
+    prespawn.discard()
+    _until(lambda: not pid_alive(stale.proc.pid), "the stale ssh client was left running")
+    target = SSHCompute(**{k: v for k, v in node.items() if k != "_target_"})
+    try:
+        remote = target.remotes[0]
+        remote.warming.join()
+        assert remote._link is not stale and remote.probe is not None
+    finally:
+        target.close()
+
+
+def test_a_remembered_command_line_that_is_not_the_ssh_client_never_runs(fresh: Path) -> None:
+    marker = fresh / "ran"
+    (fresh / "cache").mkdir()
+    entry = {"key": prespawn.command_key(ARGV), "compute": {}, "links": [["/usr/bin/touch", str(marker)]]}
+    (fresh / "cache" / "preconnect.json").write_text(json.dumps([entry]))
+    assert prespawn.start(ARGV) == 0
+    assert not marker.exists()
+
+
+def test_a_sweep_command_line_run_again_connects_to_its_hosts_while_it_is_composed(
+    mltrain: Any, project: Path, ssh_pool: Any, tmp_path: Path
+) -> None:
+    write_script(project / "src", "job.py", "print('ran on the host')\n")
+    (project / "conf" / "job").mkdir(parents=True)
+    job = "name: one\nsource_dir: src\nscript: job.py\narguments:\n  x: 0\n"
+    (project / "conf" / "job" / "one.yaml").write_text(job)
+    args = ["-m", "environment=system", "job=one", "sweep.register=none", "sweep.primary_metric.name=x"]
+    args += [*ssh_pool.overrides(ssh_pool.hosts[0]), "job.arguments.x=1,2"]
+    env = {"MLTRAIN_CACHE_DIR": str(tmp_path / "cache")}
+    for _ in range(2):  # the second one on the connection made while its config was composed
+        proc = mltrain(*args, env=env)
+        assert proc.returncode == 0, proc.output
+        entries = json.loads((tmp_path / "cache" / "preconnect.json").read_text())
+        assert [len(e["links"]) for e in entries] == [1]  # the sweep's command line, with its host's ssh
+
+
+@pytest.mark.parametrize(
+    ("argv", "early"),
+    [
+        (["+compute=ssh"], True),
+        (["-m", "+compute=ssh", "x=1,2"], True),
+        (["--multirun", "+compute=ssh"], True),
+        (["--cfg", "job", "+compute=ssh"], False),
+        (["-m", "--cfg", "job"], False),
+        (["+compute=ssh", "detach=true"], False),
+    ],
+)
+def test_which_command_lines_connect_to_their_hosts_early(argv: list[str], early: bool) -> None:
+    from mltrain.__main__ import _connects_early
+
+    assert _connects_early(argv) is early

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-
 if TYPE_CHECKING:
+    from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
     from mltrain.compute.ssh.target import SSHCompute
 
 __all__ = ["SSHCompute", "SSHComputeConfig", "SSHHostConfig"]
 
 
 def __getattr__(name: str) -> Any:
-    """``SSHCompute`` imported when first asked for: an early connection (:mod:`~mltrain.compute.ssh.early`)
-    starts before the target's modules are imported."""
+    """Imported when first asked for: an early connection (:mod:`~mltrain.compute.ssh.early`) starts
+    before the target's modules are imported, and the first one (:mod:`~mltrain.compute.ssh.prespawn`)
+    before anything but the standard library."""
     if name == "SSHCompute":
         from mltrain.compute.ssh.target import SSHCompute
 
         return SSHCompute
+    if name in ("SSHComputeConfig", "SSHHostConfig"):
+        from mltrain.compute.ssh import config
+
+        return getattr(config, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

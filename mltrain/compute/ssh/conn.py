@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrain.compute.ssh import interpreters, openssh
+from mltrain.compute.ssh import interpreters, openssh, prespawn
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
-from mltrain.compute.ssh.helper import archive_message, start_script
+from mltrain.compute.ssh.helper import FLAGS, archive_message, start_script
 from mltrain.compute.ssh.hostkeys import HostKeyProblem, fingerprint, known_hosts_name, policies
 from mltrain.compute.ssh.lost import ConnectionLost
 from mltrain.compute.ssh.mux import Mux, MuxChannel
@@ -362,7 +362,7 @@ class Remote:
             self.bootstrap()
         assert self.probe is not None
         python = self.probe.get("executable") or self.entry.python  # the real path: no shims on the way
-        return " ".join(shlex.quote(a) for a in (python, self.probe["agent"], self.probe["workdir"], *args))
+        return " ".join(shlex.quote(a) for a in (python, FLAGS, self.probe["agent"], self.probe["workdir"], *args))
 
     def agent(
         self,
@@ -385,13 +385,19 @@ class Remote:
         known = interpreters.remembered(self.label, self.entry.python)
         return start_script(self.entry.workdir or self.config.workdir, self.entry.python, known)
 
+    def link_argv(self) -> list[str] | None:
+        """The ``ssh`` command line of this host's link (its helper started), or None without OpenSSH."""
+        program = openssh.client()
+        return None if program is None else openssh.argv(program, self.entry, self.config, self._script()[0])
+
     def spawn(self) -> None:
         """Start connecting with OpenSSH now (its handshake and the helper's start run in a process of
-        their own while the caller goes on); :meth:`bootstrap` reads what it brings."""
-        program = openssh.client()
+        their own while the caller goes on), or take the client the entry point started with the same
+        command line (:mod:`~mltrain.compute.ssh.prespawn`); :meth:`bootstrap` reads what it brings."""
+        args = self.link_argv()
         with self._start_lock:
-            if program is not None and self._spawned is None and self.probe is None:
-                self._spawned = openssh.Link(openssh.argv(program, self.entry, self.config, self._script()[0]))
+            if args is not None and self._spawned is None and self.probe is None:
+                self._spawned = prespawn.take(args) or openssh.Link(args)
 
     def bootstrap(self) -> dict[str, Any]:
         """Put the helper on the host (once), probe it (python, uv, docker, free disk) and keep it

@@ -31,16 +31,31 @@ def _warm(remote: Remote) -> None:
         remote.close()
 
 
-def begin(node: dict[str, Any]) -> bool:
-    """Start connecting to the hosts of the SSH compute config ``node``; False when it is not one."""
-    global _pending
+def _remotes(node: dict[str, Any]) -> tuple[SSHComputeConfig, list[Remote]] | None:
+    """The SSH compute config ``node`` and its hosts as early connections see them; None when it is not one."""
     try:
         cfg = SSHComputeConfig(**node)
     except Exception:  # noqa: BLE001 - not (or no longer) a valid SSH config: nothing to connect to
+        return None
+    strict = dataclasses.replace(cfg, host_key_policy="reject")
+    return cfg, [Remote(host, strict) for host in strict.hosts]
+
+
+def link_commands(node: dict[str, Any]) -> list[list[str]]:
+    """The ``ssh`` command lines :func:`begin` starts for ``node`` (stored for the entry point's
+    :mod:`~mltrain.compute.ssh.prespawn`); none when it is not an SSH config or OpenSSH is off."""
+    made = _remotes(node)
+    return [args for remote in made[1] if (args := remote.link_argv())] if made else []
+
+
+def begin(node: dict[str, Any]) -> bool:
+    """Start connecting to the hosts of the SSH compute config ``node``; False when it is not one."""
+    global _pending
+    made = _remotes(node)
+    if made is None:
         return False
     discard()
-    strict = dataclasses.replace(cfg, host_key_policy="reject")
-    remotes = [Remote(host, strict) for host in strict.hosts]
+    cfg, remotes = made
     for remote in remotes:
         try:
             remote.spawn()  # OpenSSH connects in a process of its own while this one imports and composes

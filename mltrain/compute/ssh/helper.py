@@ -9,7 +9,8 @@ import hashlib
 import shlex
 from functools import cache
 
-AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_agent import main\nmain(sys.argv[1:])\n"
+AGENT_MAIN = b"import sys\nfrom mltrain.remote.ssh_main import main\nmain(sys.argv[1:])\n"
+FLAGS = "-S"  # the helper is standard library only: no site (a host's .pth files), see mltrain.remote.ssh_main
 # Unpacks the helper's zip (argv[1]) into its folder (argv[2]), which appears whole or not at all
 # (a folder Python runs caches the bytecode of its modules: a zip's are compiled at every start)
 UNPACK = (
@@ -75,7 +76,7 @@ def start_script(workdir: str, python: str, known: str | None = None) -> tuple[s
     script = (
         f'W={shell_dir}; A="$W/{name}"; {choose}command -v "$P" >/dev/null 2>&1 || exit 91; '
         f'if [ ! -f "$A/__main__.py" ]; then mkdir -p "$W" || exit 90; echo need; '
-        f'read N && head -c "$N" > "$A.$$.zip" && "$P" -c {shlex.quote(UNPACK)} "$A.$$.zip" "$A" '
-        f'|| exit 90; fi; exec "$P" "$A" "$W" serve probe'
+        f'read N && head -c "$N" > "$A.$$.zip" && "$P" {FLAGS} -c {shlex.quote(UNPACK)} "$A.$$.zip" "$A" '
+        f'|| exit 90; fi; exec "$P" {FLAGS} "$A" "$W" serve probe'
     )
     return script, name

@@ -15,32 +15,41 @@ from __future__ import annotations
 
 import os
 import select
-import shutil
 import signal
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
+if TYPE_CHECKING:  # this module is imported before anything else (mltrain.compute.ssh.prespawn): stdlib only
+    from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
 
 FAILED = 255  # ssh's own exit status: it could not connect, log in or trust the host
 
 
 def client() -> str | None:
     """The ``ssh`` program, or None when there is none (or ``MLTRAIN_SSH_CLIENT=paramiko``)."""
-    if os.environ.get("MLTRAIN_SSH_CLIENT", "").lower() == "paramiko":
-        return None
-    return shutil.which("ssh")
+    import shutil
+
+    return None if off() else shutil.which("ssh")
+
+
+def off() -> bool:
+    """``MLTRAIN_SSH_CLIENT=paramiko``: the OpenSSH client is not used."""
+    return os.environ.get("MLTRAIN_SSH_CLIENT", "").lower() == "paramiko"
 
 
 def user_config() -> str:
     """The ``~/.ssh/config`` paramiko reads (``$HOME``'s, where ssh alone would read the login's home),
     so a host alias means the same on both links; none when it does not exist."""
+    from pathlib import Path
+
     path = Path("~/.ssh/config").expanduser()
     return str(path) if path.is_file() else os.devnull
 
 
 def argv(program: str, entry: SSHHostConfig, config: SSHComputeConfig, command: str) -> list[str]:
     """``ssh`` running ``command`` on ``entry``'s host with the config's known_hosts, key and timeouts."""
+    from pathlib import Path
+
     known = Path(config.known_hosts or "~/.ssh/known_hosts").expanduser()
     options = {
         "BatchMode": "yes",

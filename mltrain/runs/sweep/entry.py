@@ -36,8 +36,10 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     """Run a whole sweep: its exit code and the outcomes of its trials. An error in its config (its
     settings, its search space, its first trial) is reported and gives exit code 2 with nothing
     recorded."""
+    from mltrain.runs import preconnect
     from mltrain.workspace import discard_new, is_new
 
+    preconnect.remember(spec.base.get("compute"))  # the next run of this command line connects to its hosts at once
     settings = workspace_settings(spec.base)
     new = is_new(settings)  # a sweep refused by its checks leaves no workspace behind
     sweep: Sweep | None = None
@@ -52,3 +54,5 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
         if new and (sweep is None or not sweep.sweep_id):
             discard_new(settings)
         return SweepResult(exc.exit_code)
+    finally:
+        preconnect.end()

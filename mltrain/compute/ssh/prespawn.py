@@ -1,0 +1,83 @@
+"""The OpenSSH clients of a command line's SSH hosts, started by ``python -m mltrain`` first of all, before
+it imports anything but the standard library (:func:`start`, from :mod:`mltrain.__main__`): 50-100 ms
+sooner than :mod:`~mltrain.compute.ssh.early` can, which needs the SSH config's classes first.
+
+What is started is exactly what the early connections of the command line's last run would start:
+the ``ssh`` command lines (:func:`~mltrain.compute.ssh.conn.Remote.link_argv`) that
+:mod:`mltrain.runs.preconnect` stores with the remembered config. A host's connection takes the client
+started with its own command line, argument for argument (:func:`take`), so a changed config, helper,
+interpreter or ``ssh`` never runs an old command; what no connection took is closed (:func:`discard`).
+A stored command line runs only when it runs the ``ssh`` program found on the PATH (the cache folder
+it comes from holds programs mltrain runs anyway: environments, uv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+from mltrain.compute.ssh import openssh
+from mltrain.remote.cachedir import cache_dir
+
+FILE = "preconnect.json"
+MAX_BYTES = 1 << 20  # far above what mltrain stores: a larger file is not read
+_links: list[openssh.Link] = []
+
+
+def command_key(argv: list[str]) -> str:
+    """The key of a command line: its arguments and the folder it runs in."""
+    return hashlib.sha256(json.dumps([os.getcwd(), list(argv)]).encode()).hexdigest()[:32]
+
+
+def load() -> list[dict[str, object]]:
+    """The remembered command lines (:mod:`mltrain.runs.preconnect`); none when the file is missing,
+    not a regular file, too large or not a list."""
+    try:
+        fd = os.open(os.path.join(cache_dir(), FILE), os.O_RDONLY | os.O_NONBLOCK)  # a FIFO there does not block
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return []
+            data = f.read(MAX_BYTES + 1)
+        entries = json.loads(data) if len(data) <= MAX_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return []
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _runnable(args: object, ssh: str | None) -> bool:
+    return isinstance(args, list) and len(args) > 1 and args[0] == ssh and all(isinstance(a, str) for a in args)
+
+
+def start(argv: list[str]) -> int:
+    """Start the ``ssh`` clients stored for the command line ``argv``; how many started."""
+    if openssh.off():
+        return 0
+    key = command_key(argv)
+    links = next((e.get("links") for e in load() if e.get("key") == key), None)
+    if not isinstance(links, list) or not links:
+        return 0
+    ssh = openssh.client()
+    for args in links:
+        if _runnable(args, ssh):
+            try:
+                _links.append(openssh.Link(args))
+            except OSError:
+                continue  # the connection starts the usual way
+    return len(_links)
+
+
+def take(args: list[str]) -> openssh.Link | None:
+    """The client :func:`start` started with exactly ``args``, now the caller's; None when there is none."""
+    for link in _links:
+        if link.proc.args == args:
+            _links.remove(link)
+            return link
+    return None
+
+
+def discard() -> None:
+    """Close the clients no connection took."""
+    while _links:
+        _links.pop().close()
