@@ -17,8 +17,9 @@ import json
 import os
 from typing import Any
 
-from mltrain.environments.cache import cache_root
+from mltrain.environments import cache_json
 
+FILE = "preconnect.json"
 KEEP = 16
 SSH_TARGET = "mltrain.compute.ssh.SSHCompute"
 _command: str | None = None  # this process's command line (its key), set by start()
@@ -31,11 +32,7 @@ def command_key(argv: list[str]) -> str:
 
 
 def _load() -> list[dict[str, Any]]:
-    try:
-        entries = json.loads((cache_root() / "preconnect.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    return [e for e in cache_json.load(FILE, list) if isinstance(e, dict)]
 
 
 def start(argv: list[str]) -> bool:
@@ -69,14 +66,7 @@ def remember(compute: Any) -> None:
     entries = [e for e in entries if e.get("key") != _command]
     if ssh:
         entries.insert(0, {"key": _command, "compute": compute})
-    path = cache_root() / "preconnect.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".preconnect-{os.getpid()}.json")
-        tmp.write_text(json.dumps(entries[:KEEP]))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache only: the next run connects after composing
+    cache_json.store(FILE, entries[:KEEP])  # a cache only: without it the next run connects after composing
 
 
 def end() -> None:
