@@ -19,6 +19,7 @@ codes are still recorded; a driver that reconnects follows them) and then ends.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -33,6 +34,16 @@ from typing import Any
 
 HEAD = struct.Struct(">cII")
 MAX_STDIN_LINE = 64 << 20
+READ_SIZE = 1 << 20  # bytes read from the driver at once
+PIPE_SIZE = 1 << 20  # a command's stdin pipe: Linux's default 64 KiB makes a stream of files stop and go
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let pipe ``fd`` hold :data:`PIPE_SIZE` bytes (Linux; elsewhere, or over the system's limit, it stays)."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def _write_frame(fd: int, kind: bytes, ident: int, data: bytes) -> bool:
@@ -147,6 +158,7 @@ class Server:
     def fork(self, cmd: Command, args: list[str] | None = None, prefix: bytes = b"") -> None:
         """Run ``cmd`` (or ``args`` for it) in a forked child; ``prefix`` goes to its stdout first."""
         rfd, wfd = os.pipe()
+        _grow_pipe(wfd)  # a command's input (files sent to ``receive``) moves in larger steps
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         sys.stdout.flush()
@@ -319,17 +331,18 @@ class Server:
 
     # -- the loop ---------------------------------------------------------------------------------
     def read_driver(self) -> bool:
-        data = os.read(0, 1 << 16)
+        data = os.read(0, READ_SIZE)
         if not data:
             return False
-        self.inbuf += data
-        while len(self.inbuf) >= HEAD.size:
-            kind, ident, size = HEAD.unpack_from(self.inbuf)
-            if len(self.inbuf) < HEAD.size + size:
+        buf = self.inbuf + data if self.inbuf else data
+        at = 0
+        while len(buf) - at >= HEAD.size:
+            kind, ident, size = HEAD.unpack_from(buf, at)
+            if len(buf) - at < HEAD.size + size:
                 break
-            body = self.inbuf[HEAD.size : HEAD.size + size]
-            self.inbuf = self.inbuf[HEAD.size + size :]
-            self.on_frame(kind, ident, body)
+            self.on_frame(kind, ident, buf[at + HEAD.size : at + HEAD.size + size])
+            at += HEAD.size + size
+        self.inbuf = buf[at:]
         return True
 
     def relay(self, fd: int) -> None:
@@ -346,6 +359,7 @@ class Server:
         self.finish(cmd)
 
     def run(self) -> None:
+        _grow_pipe(0)  # what the driver sends (when sshd hands it over by a pipe)
         reading = True
         while reading or self.by_fd:
             fds = [*self.by_fd, self.wake_r] + ([0] if reading else [])
