@@ -1,10 +1,12 @@
 """SSH hosts connected while a run's config is still being composed (mltrain.runs.preconnect): a
 command line run again connects to the hosts it ran on last time at once, its target takes those
-connections only for the same config, and an early connection never records a host key."""
+connections only for the same config, and an early connection never records a host key; a damaged
+file of what was remembered reads as nothing."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,12 @@ from typing import Any
 import pytest
 from support import write_script
 
-from mltrain.compute.ssh import SSHCompute, early
+from mltrain.compute.ssh import SSHCompute, early, interpreters
 from mltrain.remote.procs import descendants
 from mltrain.runs import preconnect
 
 ARGV = ["+compute=ssh", "job.script=job.py"]
+NODE = {"_target_": preconnect.SSH_TARGET, "hosts": [{"host": "gpu1"}]}
 
 
 @pytest.fixture
@@ -128,3 +131,40 @@ def test_the_same_command_line_runs_twice_over_ssh(mltrain: Any, project: Path, 
         proc = mltrain(*args)
         assert proc.returncode == 0, proc.output
         assert "ran on the host" in proc.stdout
+
+
+def _damage(path: Path, how: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if how == "not json":
+        path.write_bytes(b"\xff\xfe{not json")
+    elif how == "wrong types":
+        path.write_text(json.dumps("a string" if path.name == "preconnect.json" else [1, 2, {"key": 3}]))
+    elif how == "deeply nested":
+        path.write_text("[" * 200_000 + "]" * 200_000)
+    elif how == "huge":  # a valid file, but far larger than anything mltrain writes
+        path.write_text(json.dumps({"pad": "x" * (2 << 20)}))
+    elif how == "a folder":
+        path.mkdir()
+    elif how == "a fifo":  # no writer: reading it would wait forever
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize("how", ["not json", "wrong types", "deeply nested", "huge", "a folder", "a fifo"])
+def test_a_damaged_cache_file_reads_as_empty_and_is_replaced(fresh: Path, how: str) -> None:
+    """``preconnect.json`` and ``ssh-python.json`` (each host's real interpreter), damaged or hostile,
+    read as nothing (never a crash, a hang or a huge read); the next write replaces them."""
+    cache = fresh / "cache"
+    _damage(cache / "preconnect.json", how)
+    assert preconnect.start(ARGV) is False  # nothing remembered: no early connection
+    preconnect.remember(NODE)
+    if how != "a folder":  # (a folder in its place stays: nothing is stored then, and nothing fails)
+        assert json.loads((cache / "preconnect.json").read_text()) == [
+            {"key": preconnect.command_key(ARGV), "compute": NODE}
+        ]
+
+    _damage(cache / interpreters.FILE, how)
+    assert interpreters.remembered("root@gpu1:22", "python3") is None
+    interpreters.remember("root@gpu1:22", "python3", "/usr/bin/python3.12")
+    if how != "a folder":
+        assert interpreters.remembered("root@gpu1:22", "python3") == "/usr/bin/python3.12"
+    assert not [p.name for p in cache.iterdir() if p.name.startswith(".")]  # no scratch file left
