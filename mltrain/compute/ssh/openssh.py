@@ -1,8 +1,9 @@
 """The OpenSSH client (``ssh``) as a host's link to its warm helper: one ``ssh`` process per host runs
 the helper's ``serve`` and carries its frames (:mod:`~mltrain.compute.ssh.mux`) on the process's
 stdin and stdout. Its handshake and the helper's start run in a process of their own (another core),
-while the driver imports and composes; paramiko (:mod:`~mltrain.compute.ssh.conn`) stays for file
-uploads and whenever OpenSSH cannot connect, and it reports why a host cannot be reached.
+while the driver imports and composes; files to the host travel on it too (the helper's ``receive``).
+paramiko (:mod:`~mltrain.compute.ssh.conn`) is the link whenever OpenSSH cannot connect, and it reports
+why a host cannot be reached.
 
 Host keys are as strict as paramiko's: only the ``known_hosts`` file the config names is trusted
 (``StrictHostKeyChecking=yes``, no global file, never updated), so an unknown or changed key makes
