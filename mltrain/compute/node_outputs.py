@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mltrain.compute.archive import too_big
 from mltrain.errors import ComputeError, MltrainError
 from mltrain.remote.node_outputs import DIRECT_DIRS
+from mltrain.text import fmt_bytes
 from mltrain.workspace.blobs import is_sha256
 from mltrain.workspace.paths import check_relpath
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
     from mltrain.compute.base import RunSpec
     from mltrain.workspace.blobs import BlobStore
+
+OUTPUTS_POST_EXPIRES_S = 24 * 3600  # a node's policy to upload a run's outputs (later: they come through the driver)
 
 
 def node_writes_outputs(blobs: BlobStore, spec: RunSpec) -> bool:
@@ -99,3 +102,49 @@ def as_stored(run_dir: Path, sent: dict[str, tuple[str, int]]) -> dict[str, tupl
     return {
         (f"{rel}.node" if rel.startswith("logs/") and (run_dir / rel).exists() else rel): b for rel, b in sent.items()
     }
+
+
+def signed_policy(
+    blobs: BlobStore | None, run_id: str, max_output_mb: float
+) -> tuple[tuple[BlobStore, str], dict[str, Any]] | None:
+    """(``blobs`` and the staging prefix, the presigned POST policy ``{url, fields, key}``) by which the node
+    of run ``run_id`` uploads its outputs/ and logs/ itself (:func:`~mltrain.remote.node_outputs.post_outputs`,
+    ``max_output_mb`` per file); None when there is no store or it signs none."""
+    if blobs is None:
+        return None
+    try:
+        signed = blobs.signed_post(run_id, OUTPUTS_POST_EXPIRES_S, int(max_output_mb * 1024 * 1024))
+    except MltrainError:
+        return None
+    if signed is None:
+        return None
+    staged, url, fields, key = signed
+    return (blobs, staged), {"url": url, "fields": fields, "key": key}
+
+
+def adopt_posted(
+    direct: tuple[BlobStore, str] | None,
+    announced: list[Any],
+    run_dir: Path,
+    label: str,
+    max_output_mb: float,
+    say: Callable[[str], None],
+    rest: str,
+) -> dict[str, tuple[str, int]]:
+    """The run's artifacts (:attr:`~mltrain.compute.base.RunHandle.stored`) of the files ``label`` (a node)
+    announced it posted by the policy of :func:`signed_policy` (``direct``: the store and staging prefix),
+    each checked (:func:`adopt_announced`), said with ``rest`` (what came through the driver). ComputeError
+    when this process did not sign that policy (``direct`` None), so it cannot check them."""
+    if direct is None:
+        raise ComputeError(
+            f"{label} uploaded {len(announced)} output files into the artifact root's staging prefix, but "
+            "this process did not start the run, so it cannot check and record them",
+            hint="run the job again from one process to the end",
+        )
+    blobs, prefix = direct
+    sent = adopt_announced(blobs, prefix, announced, label, max_output_mb, say)
+    say(
+        f"outputs: {len(sent)} files ({fmt_bytes(sum(size for _sha, size in sent.values()))}) uploaded by "
+        f"{label} into {blobs.url} itself, {rest}"
+    )
+    return as_stored(run_dir, sent)

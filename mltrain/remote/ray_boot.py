@@ -80,8 +80,11 @@ class BootedWarmWorker:
     def ready(self) -> dict[str, Any]:
         return self.worker.ready()
 
-    def start(self, run_id: str, experiment: str, script: str, argv: list[str], env_vars: dict[str, str]) -> dict:
-        return self.worker.start(run_id, experiment, script, argv, env_vars)
+    def start(self, *args: Any) -> dict:
+        return self.worker.start(*args)
+
+    def carry(self, snapshot: bytes) -> None:
+        self.worker.carry(snapshot)
 
     def poll(self, run_id: str, offsets: list[int], timeout: float) -> dict[str, Any] | None:
         return self.worker.poll(run_id, offsets, timeout)
@@ -97,6 +100,9 @@ class BootedWarmWorker:
 
     def archive(self, run_id: str, offset: int) -> bytes:
         return self.worker.archive(run_id, offset)
+
+    def repack(self, run_id: str) -> dict[str, Any]:
+        return self.worker.repack(run_id)
 
     def forget(self, run_id: str) -> None:
         self.worker.forget(run_id)

@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 from mltrain.remote.inputs import (
     CARRIED_DIR,
@@ -235,15 +235,26 @@ def make_run_dir(
     return run_dir
 
 
+def store_outputs(
+    run_dir: str, policy: dict[str, Any] | None, max_bytes: float
+) -> tuple[list[list[Any]], bytes | None, int]:
+    """outputs/, logs/, uploads and metrics of a run for the driver: uploaded into the artifact root by
+    the node itself when it has a presigned POST ``policy`` (:func:`post_outputs`: ``[path, sha256, size,
+    N]`` of each that went), the rest packed (:func:`pack_outputs`: the archive, None when too large, and
+    its size)."""
+    sent = post_outputs(run_dir, policy, max_bytes) if policy else []
+    data, total = pack_outputs(run_dir, max_bytes, frozenset(str(e[0]) for e in sent))
+    return sent, data, total
+
+
 def _send_outputs(run_dir: str, emit: Emitter) -> None:
     """outputs/, logs/, uploads and metrics to the driver: into the artifact root by the node itself when
     the job has a policy for it (announced), the rest as an archive through the log."""
     max_mb = float(os.environ.get(MAX_OUTPUT_ENV) or 1024)
     policy = os.environ.get(OUTPUTS_POST_ENV)
-    sent = post_outputs(run_dir, json.loads(policy), max_mb * 1024 * 1024) if policy else []
+    sent, data, total = store_outputs(run_dir, json.loads(policy) if policy else None, max_mb * 1024 * 1024)
     for entry in sent:
         emit.marked(STORED, json.dumps(entry))
-    data, total = pack_outputs(run_dir, max_mb * 1024 * 1024, frozenset(str(e[0]) for e in sent))
     if data is None:
         emit.marked(TOO_LARGE, f"{total} {max_mb:g}")
         return

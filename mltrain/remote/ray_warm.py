@@ -13,6 +13,11 @@ stderr and the metrics file from offsets (``poll`` answers as soon as there is s
 signals the group to cancel, and once the script ended fetches outputs/ and logs/ as the
 checksummed tar.gz the job wrapper sends. One trial runs at a time (the resources are one run's).
 
+With an object-store artifact root this is the job wrapper's direct path too: the staged snapshot is
+its list, fetched from the store into the node's cache (once per node) as each trial's folder is made,
+or carried to the worker (:meth:`WarmWorker.carry`) when the node cannot; and a trial's outputs/ and logs/
+go into the store by the presigned POST policy it was started with, only the rest through the archive.
+
 The actors are detached (another process can attach to a trial and stop it), so a driver killed
 with SIGKILL must not leave them holding the cluster's resources: the driver calls each actor at
 least every few seconds (``touch``); an actor nobody called for ``empty_s`` while it holds no trial,
@@ -23,6 +28,7 @@ what it runs and exits.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import signal
@@ -31,27 +37,31 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from typing import Any
 
 from mltrain.remote.forkserver import ForkServer
 from mltrain.remote.inputs import deliver_on_node, release_run_folder, resolve_job
 from mltrain.remote.procs import signal_group, stop_group
-from mltrain.remote.ray_job import METRICS_FILE, pack_outputs
+from mltrain.remote.ray_job import METRICS_FILE, SnapshotUnreachable, pack_outputs, store_outputs
 from mltrain.remote.ray_job import make_run_dir as _make_run_dir
 
 READ_LIMIT = 4 << 20  # largest piece of one stream a poll returns
 ARCHIVE_PIECE = 4 << 20
 IDLE_S = 300.0
 EMPTY_S = 30.0
+CARRIED = "carried"  # in the worker's folder: the staged snapshot carried to it (its node could not fetch it)
 
 
 class _Trial:
-    def __init__(self, run_id: str, run_dir: str, base: str, pid: int) -> None:
+    def __init__(self, run_id: str, run_dir: str, base: str, pid: int, policy: dict[str, Any] | None) -> None:
         self.run_id, self.run_dir, self.pid = run_id, run_dir, pid
+        self.policy = policy  # the presigned POST policy its outputs/ and logs/ go into the artifact root by
         self.paths = (base + ".out", base + ".err", os.path.join(run_dir, METRICS_FILE))
         self.archive = base + ".tar.gz"
         self.exit: int | None = None
-        self.outputs: dict[str, Any] | None = None  # {"sha256", "size"} or {"too_large": total}
+        # {"sha256", "size", "stored": [[path, sha256, size, N], ...]} or {"too_large": total}
+        self.outputs: dict[str, Any] | None = None
 
 
 class WarmWorker:
@@ -121,8 +131,20 @@ class WarmWorker:
         info = {k: v for k, v in self.server.info.items() if k != "ready"}
         return {"ready": ok, "host": self.host, "code": os.path.abspath(__file__), **info}
 
-    def start(self, run_id: str, experiment: str, script: str, argv: list[str], env_vars: dict[str, str]) -> dict:
-        """Fork the trial ``run_id`` in a fresh run folder: its pid (= process group) and this node."""
+    def start(
+        self,
+        run_id: str,
+        experiment: str,
+        script: str,
+        argv: list[str],
+        env_vars: dict[str, str],
+        policy: dict[str, Any] | None = None,
+    ) -> dict:
+        """Fork the trial ``run_id`` in a fresh run folder: its pid (= process group), this node and what
+        was done for it (``said``). When the staged snapshot is its list (an object-store artifact root) it
+        is fetched into the node's cache first (once per node); ``{"unreachable": why}`` when that cannot
+        be done (:meth:`carry` then brings it). With ``policy`` (a presigned POST policy of the run's
+        staging prefix) the trial's outputs/ and logs/ go into the artifact root from here once it ended."""
         self._touch()
         with self.cond:
             if self.running is not None:
@@ -130,9 +152,13 @@ class WarmWorker:
         server = self.server
         if not server.wait_ready():
             raise RuntimeError("the fork server of this warm worker is not running")
-        run_dir = _make_run_dir(self.source, run_id, experiment, self.root)
+        said: list[str] = []
         try:
-            paths = deliver_on_node(self.source, run_dir, self.host, lambda line: None)
+            run_dir = _make_run_dir(self.source, run_id, experiment, self.root, said.append)
+        except SnapshotUnreachable as exc:
+            return {"unreachable": str(exc)}
+        try:
+            paths = deliver_on_node(self.source, run_dir, self.host, said.append)
         except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
@@ -149,11 +175,28 @@ class WarmWorker:
         if pid is None:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise RuntimeError("the fork server of this warm worker could not fork the trial")
-        trial = _Trial(run_id, run_dir, base, pid)
+        trial = _Trial(run_id, run_dir, base, pid, policy)
         with self.cond:
             self.trials[run_id] = self.running = trial
         threading.Thread(target=self._reap, args=(trial,), name="mltrain-warm-reap", daemon=True).start()
-        return {"pid": pid, "host": self.host, "run_dir": run_dir, **self.node}
+        return {"pid": pid, "host": self.host, "run_dir": run_dir, "said": said, **self.node}
+
+    def carry(self, snapshot: bytes) -> None:
+        """This node could not fetch the snapshot from the artifact root: later trials start from
+        ``snapshot`` instead (the staged snapshot itself, a :func:`~mltrain.remote.ray_boot.pack_dir` archive)."""
+        self._touch()
+        folder = os.path.join(self.root, CARRIED)
+        if self.source == folder:
+            return
+        scratch = tempfile.mkdtemp(prefix=".carried-", dir=self.root)
+        try:
+            with zipfile.ZipFile(io.BytesIO(snapshot)) as zf:  # (drops absolute and ``..`` parts of names)
+                zf.extractall(scratch)
+            os.rename(scratch, folder)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        self.source = folder
 
     def _reap(self, trial: _Trial) -> None:
         server = self.server
@@ -162,13 +205,8 @@ class WarmWorker:
             code = -int(signal.SIGTERM)
         if not server.ready:  # the server died: its job got SIGTERM with it; make sure it is gone
             stop_group(trial.pid, self.grace_s, first=signal.SIGTERM)
-        data, total = pack_outputs(trial.run_dir, self.max_output)
-        if data is None:
-            outputs: dict[str, Any] = {"too_large": total}
-        else:
-            with open(trial.archive, "wb") as f:
-                f.write(data)
-            outputs = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        sent, data, total = store_outputs(trial.run_dir, trial.policy, self.max_output)
+        outputs = _keep(trial, data, total, sent)
         with self.cond:
             trial.exit, trial.outputs = code, outputs
             if self.running is trial:
@@ -227,6 +265,18 @@ class WarmWorker:
         trial = self.trials[run_id]
         return _read(trial.archive, offset, ARCHIVE_PIECE)
 
+    def repack(self, run_id: str) -> dict[str, Any]:
+        """The ended trial's outputs archive made again with every file, those its node uploaded into the
+        artifact root too (for a driver that did not sign the trial's policy, so cannot check the uploads):
+        its outputs as :meth:`poll` gives them."""
+        self._touch()
+        trial = self.trials[run_id]
+        data, total = pack_outputs(trial.run_dir, self.max_output)
+        outputs = _keep(trial, data, total, [])
+        with self.cond:
+            trial.outputs = outputs
+        return outputs
+
     def forget(self, run_id: str) -> None:
         """The trial's run folder and files are no longer needed."""
         self._touch()
@@ -253,6 +303,16 @@ class WarmWorker:
             self._server.proc.terminate()
         self._closing.set()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _keep(trial: _Trial, data: bytes | None, total: int, sent: list[list[Any]]) -> dict[str, Any]:
+    """The trial's outputs archive ``data`` (None: too large, ``total`` bytes) written beside its folder;
+    its outputs as :meth:`WarmWorker.poll` gives them (``sent``: the files its node uploaded itself)."""
+    if data is None:
+        return {"too_large": total}
+    with open(trial.archive, "wb") as f:
+        f.write(data)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "stored": sent}
 
 
 def _ray_node() -> dict[str, str]:

@@ -210,3 +210,38 @@ def test_asking_for_the_node_outside_ray_makes_no_driver() -> None:
 
     assert _ray_node() == {}
     assert not ray.is_initialized()
+
+
+def test_a_worker_whose_node_cannot_fetch_the_listed_snapshot_says_so_and_serves_once_it_is_carried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an object-store artifact root the working_dir is the snapshot's list: a node that cannot fetch
+    it answers ``unreachable`` (nothing forked), and serves every later trial from the snapshot carried to it."""
+    import hashlib
+
+    from mltrain.remote.inputs import SNAPSHOT_FILE
+    from mltrain.remote.ray_boot import pack_dir
+
+    monkeypatch.setenv("MLTRAIN_CACHE_DIR", str(tmp_path / "node-cache"))
+    script = b"print('carried', flush=True)\n"
+    sha = hashlib.sha256(script).hexdigest()
+    listed = tmp_path / "working_dir"
+    (listed / SNAPSHOT_FILE).parent.mkdir(parents=True)
+    hints = {sha: {"url": "http://127.0.0.1:9/unreachable"}}  # the discard port: connection refused
+    (listed / SNAPSHOT_FILE).write_text(json.dumps({"files": [["job.py", sha, len(script), 0o644]], "hints": hints}))
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    (snapshot / "job.py").write_bytes(script)
+    monkeypatch.chdir(listed)
+    w = WarmWorker(["json"], grace_s=1.0, max_output_mb=10)
+    try:
+        answer = w.start("r1", "exp", "job.py", [], {"MLTRAIN_RUN_ID": "r1"})
+        assert answer == {"unreachable": "job.py could not be fetched from the artifact root"}
+        assert w.poll("r1", [0, 0, 0], 0) is None  # nothing was forked
+        w.carry(pack_dir(str(snapshot)))
+        for run in ("r1", "r2"):
+            w.start(run, "exp", "job.py", [], {"MLTRAIN_RUN_ID": run})
+            out, _err, _metrics, end = follow(w, run)
+            assert out == "carried\n" and end["exit"] == 0 and end["outputs"]["stored"] == []
+    finally:
+        w.shutdown()

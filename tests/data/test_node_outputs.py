@@ -97,3 +97,53 @@ def test_outputs_over_the_limit_are_not_uploaded(bucket_blobs, tmp_path):
     run_dir = _run_folder(tmp_path / "run", {"outputs/a": b"x" * 1000, "outputs/b": b"y" * 1000})
     _staged, policy = _policy(blobs)
     assert post_outputs(str(run_dir), policy, 1500) == []  # they come back through the driver, refused there
+
+
+def _archive_names(worker, run: str, size: int) -> set[str]:
+    import io
+    import tarfile
+
+    data = b""
+    while len(data) < size:
+        data += worker.archive(run, len(data))
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name for m in tar.getmembers() if m.isfile()}
+
+
+def test_a_warm_worker_posts_a_trials_outputs_by_its_policy_and_repacks_them_for_a_driver_that_cannot_adopt(
+    bucket_blobs, tmp_path, monkeypatch
+):
+    """The Ray warm worker (run here in process, as tests/compute/test_ray_warm_worker.py does): the trial's
+    outputs/ and logs/ go into the store by the policy it was started with, only the rest is archived; a
+    driver that did not sign that policy (another process, attached) gets everything through the worker."""
+    import time
+
+    from mltrain.remote.ray_warm import WarmWorker
+
+    blobs, _bucket = bucket_blobs
+    source = tmp_path / "working_dir"
+    source.mkdir()
+    (source / "job.py").write_text(
+        "import os\nos.makedirs('outputs')\nos.makedirs('logs')\n"
+        "open('outputs/model.bin', 'wb').write(b'm' * 1000)\nopen('logs/own.log', 'w').write('line')\n"
+    )
+    monkeypatch.chdir(source)
+    staged, policy = _policy(blobs)
+    worker = WarmWorker(["json"], grace_s=1.0, max_output_mb=10)
+    try:
+        worker.start("r1", "exp", "job.py", [], {"MLTRAIN_RUN_ID": "r1"}, policy)
+        deadline = time.monotonic() + 30
+        while (answer := worker.poll("r1", [0, 0, 0], 0.5)) and answer["exit"] is None:
+            assert time.monotonic() < deadline
+        outputs = answer["outputs"]
+        sent = outputs["stored"]
+        assert sorted(e[0] for e in sent) == ["logs/own.log", "outputs/model.bin"]
+        assert not {"logs/own.log", "outputs/model.bin"} & _archive_names(worker, "r1", outputs["size"])
+        stored = adopt_announced(blobs, staged, sent, "node", 10, print)  # what the driver that signed it does
+        assert blobs.read_bytes(stored["outputs/model.bin"][0]) == b"m" * 1000
+
+        again = worker.repack("r1")  # what a driver that did not sign it asks for
+        assert again["stored"] == [] and worker.poll("r1", [0, 0, 0], 0)["outputs"] == again
+        assert {"logs/own.log", "outputs/model.bin"} <= _archive_names(worker, "r1", again["size"])
+    finally:
+        worker.shutdown()

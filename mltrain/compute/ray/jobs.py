@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
+from mltrain.compute.node_outputs import signed_policy
 from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.ending import STOP_MARGIN_S, delete_jobs, stop_attempts
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
-from mltrain.errors import ComputeError, MltrainError
+from mltrain.errors import ComputeError
 from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV, entrypoint
 from mltrain.text import fmt_bytes
 
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)  # Ray's error_type when the job's node (or supervisor) died
 STATUS_POLL_S = 0.25  # how often a followed job's status is asked while it is young (then every second)
 STATUS_FAST_FOR_S = 60
-OUTPUTS_POST_EXPIRES_S = 24 * 3600  # a job's policy to upload its outputs (a later job sends them through its log)
 
 
 def _node_died(info: Any) -> bool:
@@ -355,21 +355,12 @@ class ClusterHandle(RunHandle):
 
     def _adopt(self, announced: list[Any]) -> None:
         """The files the node says it uploaded made blobs of the run (:attr:`stored`), each checked."""
-        from mltrain.compute.node_outputs import adopt_announced, as_stored
+        from mltrain.compute.node_outputs import adopt_posted
 
-        label = f"the node of Ray job {self.sid}"
-        if self.direct is None:
-            raise ComputeError(
-                f"{label} uploaded {len(announced)} output files into the artifact root's staging prefix, but "
-                "this process did not start the job, so it cannot check and record them",
-                hint="run the job again from one process to the end",
-            )
-        blobs, prefix = self.direct
-        sent = adopt_announced(blobs, prefix, announced, label, self.conn.config.max_output_mb, self.sink.log)
-        self.stored.update(as_stored(self.spec.run_dir, sent))
-        self.sink.log(
-            f"outputs: {len(sent)} files ({fmt_bytes(sum(size for _sha, size in sent.values()))}) uploaded by "
-            f"{label} into {blobs.url} itself, {fmt_bytes(self.received)} through its log"
+        label, rest = f"the node of Ray job {self.sid}", f"{fmt_bytes(self.received)} through its log"
+        cfg = self.conn.config
+        self.stored.update(
+            adopt_posted(self.direct, announced, self.spec.run_dir, label, cfg.max_output_mb, self.sink.log, rest)
         )
 
     def cleanup(self) -> None:
@@ -386,16 +377,10 @@ class RayJobs:
     def _policy(self, spec: RunSpec) -> tuple[tuple[BlobStore, str] | None, dict[str, str]]:
         """For a run in :attr:`direct`: (the store and the staging prefix, the job's variable holding the
         presigned POST policy); nothing when the store cannot sign one."""
-        blobs = self.direct.get(spec.run_id)
-        try:
-            max_bytes = int(self.conn.config.max_output_mb * 1024 * 1024)
-            signed = blobs.signed_post(spec.run_id, OUTPUTS_POST_EXPIRES_S, max_bytes) if blobs else None
-        except MltrainError:
-            signed = None
-        if blobs is None or signed is None:
+        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, self.conn.config.max_output_mb)
+        if signed is None:
             return None, {}
-        staged, url, fields, key = signed
-        return (blobs, staged), {OUTPUTS_POST_ENV: json.dumps({"url": url, "fields": fields, "key": key})}
+        return signed[0], {OUTPUTS_POST_ENV: json.dumps(signed[1])}
 
     def submit_args(
         self, spec: RunSpec, env: Materialised, mark: str, extra: dict[str, str] | None = None, light: bool = False

@@ -42,7 +42,7 @@ class ClusterCompute(ComputeTarget):
         self.conn = RayConnection(self.config)
         self.stage = Stage()
         self.jobs = RayJobs(self.conn, self.stage)
-        self.warm = WarmWorkers(self.conn, self.stage)
+        self.warm = WarmWorkers(self.conn, self.stage, self.jobs.direct)
         # output files nodes uploaded into the artifact root themselves; bytes of outputs archives through logs
         self.stats = {"outputs_stored": 0, "bytes_received": 0}
 
@@ -107,7 +107,8 @@ class ClusterCompute(ComputeTarget):
     def upload(self, ws: Workspace, spec: RunSpec) -> None:
         """The snapshot into a staging folder (the job's working_dir, shared by a sweep's trials);
         the local run folder receives only what comes back. With inputs, ``deliver`` stages it. With an
-        object-store artifact root, the job's node uploads outputs/ and logs/ there itself."""
+        object-store artifact root, the run's node (a job's or a warm actor's) uploads outputs/ and logs/
+        there itself."""
         if node_writes_outputs(ws.blobs, spec):
             self.jobs.direct[spec.run_id] = ws.blobs
         if not spec.inputs and not spec.outputs:

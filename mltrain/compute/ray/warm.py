@@ -7,6 +7,14 @@ then takes an idle actor, which forks it as an isolated process group in a fresh
 node; a :class:`WarmHandle` follows it (long polls of new stdout, stderr and metrics bytes), cancels
 it through the actor, and ``collect`` fetches its outputs archive (checked as a job's is).
 
+With an object-store artifact root that signs URLs a warm trial takes the direct path a Ray job takes
+(:mod:`~mltrain.compute.ray.jobs`): the actors get the snapshot's signed list, not the snapshot, and
+each node fetches it from the store into its cache (once); a node that cannot gets it carried through
+Ray's object store (:meth:`WarmWorkers._carry`, then every actor at once, as later jobs carry it). The
+trial's outputs/ and logs/ go into the store by a presigned POST policy of the run's staging prefix,
+which ``collect`` adopts as a job's (:func:`~mltrain.compute.node_outputs.adopt_posted`); only the rest
+comes through the actor.
+
 A warm trial's reference is ``{"kind": "ray", "address", "api", "gcs", "namespace", "actor", "run",
 "pgid"}``: any process reaches the actor by name and asks it about the trial (attach, stop).
 """
@@ -22,16 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 from mltrain.compute.archive import extract_outputs
 from mltrain.compute.base import JobRef, OutputSink, RunHandle, RunSpec, node_label
+from mltrain.compute.node_outputs import adopt_posted, signed_policy
 from mltrain.compute.ray.driver import NAMESPACE, call, connect, disconnect, send, session
 from mltrain.compute.ray.runtime import Stage, resources, runtime_env, stage_key
 from mltrain.compute.ray.stream import ArchiveFile, too_large
 from mltrain.compute.ray.warm_pool import Slot, WarmPool
 from mltrain.errors import ComputeError
 from mltrain.remote.ray_boot import pack_dir
+from mltrain.text import fmt_bytes
 
 if TYPE_CHECKING:
     from mltrain.compute.ray.connection import RayConnection
     from mltrain.environments.base import Materialised
+    from mltrain.workspace.blobs import BlobStore
 
 
 POLL_S = 1.0  # longest wait of one poll (it answers as soon as there is output or the trial ended)
@@ -42,7 +53,8 @@ class WarmHandle(RunHandle):
     """A trial forked by a warm actor; a thread follows it with long polls. With ``pool`` (the driver
     that started it) the actor is released once the trial ended and its output was read. When the
     actor dies with its node and ``retries`` > 0, ``retry()`` runs the trial again as a Ray job
-    (``inner``), which this handle then follows and passes calls to."""
+    (``inner``), which this handle then follows and passes calls to. ``direct``: the store and staging
+    prefix its node uploads outputs/ and logs/ into itself (:func:`~mltrain.compute.node_outputs.signed_policy`)."""
 
     def __init__(
         self,
@@ -56,8 +68,10 @@ class WarmHandle(RunHandle):
         retry: Callable[[], RunHandle] | None = None,
         retries: int = 0,
         max_output_mb: float = 1024.0,
+        direct: tuple[BlobStore, str] | None = None,
     ) -> None:
         super().__init__(spec)
+        self.direct = direct
         self.grace_s, self.max_output_mb = grace_s, max_output_mb
         self._ref = ref
         self.actor = actor
@@ -193,8 +207,9 @@ class WarmHandle(RunHandle):
         return data
 
     def collect(self) -> None:
-        """Fetch the trial's outputs archive from its actor into the run folder (checked, then unpacked);
-        a trial retried as a Ray job collects as that job does."""
+        """Fetch the trial's outputs archive from its actor into the run folder (checked, then unpacked)
+        and adopt what its node uploaded into the artifact root itself; a trial retried as a Ray job
+        collects as that job does."""
         if self.inner is not None:
             try:
                 self.inner.collect()
@@ -207,10 +222,31 @@ class WarmHandle(RunHandle):
         if self.problem and self.outputs is None:
             raise ComputeError(self.problem)
         outputs = self.outputs or {}
+        if outputs.get("stored") and self.direct is None:  # this process did not sign the trial's policy
+            self.sink.log(
+                f"the node of warm Ray worker {self._ref['actor']} uploaded {len(outputs['stored'])} output files "
+                "into the artifact root, but this process did not start the run, so cannot check them: "
+                "all come through the worker"
+            )
+            try:
+                outputs = call(self.actor.repack, self.run)
+            except Exception as exc:  # noqa: BLE001 - the actor went away meanwhile
+                raise ComputeError(f"cannot fetch the run's outputs from its warm Ray worker: {exc}") from None
         if "too_large" in outputs:
             raise ComputeError(too_large(int(outputs["too_large"]), f"{max_output_mb:g}"))
-        if not outputs.get("size"):
-            return
+        if outputs.get("size"):
+            self._fetch(outputs)
+        if outputs.get("stored"):
+            label = f"the node of warm Ray worker {self._ref['actor']}"
+            rest = f"{fmt_bytes(self.received)} through the worker"
+            say = self.sink.log
+            self.stored.update(
+                adopt_posted(self.direct, outputs["stored"], self.spec.run_dir, label, max_output_mb, say, rest)
+            )
+
+    def _fetch(self, outputs: dict[str, Any]) -> None:
+        """The outputs archive ``outputs`` names, from the actor into the run folder (checked, then unpacked)."""
+        max_output_mb = self.max_output_mb
         path = self.spec.run_dir / ".mltrain" / "ray-outputs-warm.tar.gz"
         archive = ArchiveFile(path)
         try:
@@ -262,11 +298,16 @@ def _actor_died(exc: BaseException) -> bool:
 
 class WarmWorkers:
     """The warm-actor executor of a target on the cluster of ``conn``: its pool once ``prewarm`` made
-    one; attach and stop reach a warm trial's actor by name, from any process."""
+    one; attach and stop reach a warm trial's actor by name, from any process. ``direct``: the runs whose
+    node uploads outputs/ and logs/ into this store itself (shared with the target's Ray jobs)."""
 
-    def __init__(self, conn: RayConnection, stage: Stage) -> None:
+    def __init__(self, conn: RayConnection, stage: Stage, direct: dict[str, BlobStore] | None = None) -> None:
         self.conn, self.stage = conn, stage
+        self.direct = direct if direct is not None else {}
         self.pool: WarmPool | None = None
+        self.light = False  # the pool's actors got the snapshot's signed list, not the snapshot
+        self._carried: set[str] = set()  # the actors the snapshot was carried to
+        self._carried_ref: Any = None  # the staged snapshot in Ray's object store, once a node could not fetch it
         self._connected = False  # a driver of the cluster for attach/stop of warm trials
         self._lock = threading.Lock()
 
@@ -286,7 +327,8 @@ class WarmWorkers:
         trial), and what a :class:`~mltrain.remote.ray_boot.BootedWarmWorker` is given when the run
         needs no runtime_env but its snapshot, the API and variables: those as archives and a dict.
         Otherwise (None) the options hold the run's runtime_env."""
-        renv = runtime_env(self.conn.config, self.stage, spec, env, {"PYTHONUNBUFFERED": "1"})
+        renv = runtime_env(self.conn.config, self.stage, spec, env, {"PYTHONUNBUFFERED": "1"}, light=True)
+        self.light = self.stage.light(spec)
         options = resources(self.conn.config)
         if set(renv) <= {"working_dir", "py_modules", "env_vars"} and len(renv["py_modules"]) == 1:
             api = str(Path(renv["py_modules"][0]).parent)  # the folder holding the API's mltrain/
@@ -332,8 +374,9 @@ class WarmWorkers:
             "MLTRAIN_EXPERIMENT": spec.experiment,
             "PYTHONUNBUFFERED": "1",
         }
+        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, self.conn.config.max_output_mb)
         try:
-            info = call(slot.actor.start, spec.run_id, spec.experiment, spec.script, spec.arguments, env_vars)
+            info = self._start_trial(slot, spec, env_vars, None if signed is None else signed[1], sink)
         except Exception as exc:  # noqa: BLE001 - the actor died: the trial runs as a job
             sink.log(f"the warm Ray worker {slot.name} could not start the run ({exc}); it runs as a Ray job")
             pool.lost(slot)
@@ -341,6 +384,8 @@ class WarmWorkers:
             return None
         ip, node_id = str(info.get("node_ip") or ""), str(info.get("node_id") or "")
         node = node_label(ip or str(info.get("host") or slot.host or "?"), node_id)
+        for line in info.get("said") or []:
+            sink.log(str(line))
         sink.log(f"run forked by warm Ray worker {slot.name} on node {node}")
         cfg = self.conn.config
         ref = {
@@ -357,8 +402,54 @@ class WarmWorkers:
             "node_id": node_id,
         }
         return WarmHandle(
-            spec, ref, slot.actor, sink, pool, slot, cfg.cancel_grace_s, retry, cfg.max_retries, cfg.max_output_mb
+            spec,
+            ref,
+            slot.actor,
+            sink,
+            pool,
+            slot,
+            cfg.cancel_grace_s,
+            retry,
+            cfg.max_retries,
+            cfg.max_output_mb,
+            direct=None if signed is None else signed[0],
         )
+
+    def _start_trial(
+        self, slot: Slot, spec: RunSpec, env_vars: dict[str, str], policy: dict[str, Any] | None, sink: OutputSink
+    ) -> dict[str, Any]:
+        """The actor's answer to starting ``spec`` (:meth:`mltrain.remote.ray_warm.WarmWorker.start`); when its
+        node cannot fetch the snapshot from the artifact root, the snapshot is carried to it first."""
+        if self.light and not self.stage.light(spec):  # a node could not fetch it: carried to every actor now
+            self._carry(slot, spec)
+        args = (spec.run_id, spec.experiment, spec.script, spec.arguments, env_vars, policy)
+        info = call(slot.actor.start, *args)
+        if "unreachable" in info:
+            sink.log(
+                f"the node of warm Ray worker {slot.name} could not fetch the snapshot from the artifact root "
+                f"itself ({info['unreachable']}): it is carried to the worker"
+            )
+            self.stage.carried(spec)
+            self._carry(slot, spec)
+            info = call(slot.actor.start, *args)
+        if "unreachable" in info:
+            raise ComputeError(f"the snapshot carried to it was not taken: {info['unreachable']}")
+        return dict(info)
+
+    def _carry(self, slot: Slot, spec: RunSpec) -> None:
+        """Send ``slot``'s actor the staged snapshot (once; put into Ray's object store once for all actors)."""
+        import ray
+
+        with self._lock:
+            if slot.name in self._carried:
+                return
+            if self._carried_ref is None:
+                with session():
+                    self._carried_ref = ray.put(pack_dir(str(self.stage.folder(spec))))
+            ref = self._carried_ref
+        call(slot.actor.carry, ref)
+        with self._lock:
+            self._carried.add(slot.name)
 
     @staticmethod
     def made(ref: JobRef) -> bool:
@@ -402,6 +493,7 @@ class WarmWorkers:
         with self._lock:
             pool, self.pool = self.pool, None
             connected, self._connected = self._connected, False
+            self._carried_ref, self._carried = None, set()
         if pool is not None:
             pool.close()
         if connected:
