@@ -25,6 +25,9 @@ from pathlib import Path
 from mltrain.compute.ssh.config import SSHComputeConfig, SSHHostConfig
 
 FAILED = 255  # ssh's own exit status: it could not connect, log in or trust the host
+# AES-GCM first (AES-NI, no separate MAC: half the CPU of ssh's default chacha20 on the files the link
+# carries, as paramiko's link prefers it); the others stay for servers without it
+CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr"
 
 
 def client() -> str | None:
@@ -60,6 +63,7 @@ def argv(program: str, entry: SSHHostConfig, config: SSHComputeConfig, command: 
         "ForwardX11": "no",
         "ClearAllForwardings": "yes",
         "PermitLocalCommand": "no",
+        "Ciphers": CIPHERS,
         "LogLevel": "ERROR",
     }
     args = [program, "-T", "-F", user_config()]
