@@ -294,14 +294,14 @@ class ComputeTargetSuite(InputDeliverySuite):
         job.wait()
 
     def test_attach_and_stop_from_a_stored_reference(
-        self, start: Callable[..., Job], make_target: Callable[[], ComputeTarget]
+        self, start: Callable[..., Job], make_target: Callable[[], ComputeTarget], ws: Workspace
     ) -> None:
         job = start(SIGNAL_AWARE)
         job.wait_for_output("READY")
         ref = json.loads(json.dumps(job.handle.ref))  # as stored on the run record
         other = make_target()  # "another process": a fresh target object knows only the reference
         try:
-            attached = other.attach(ref, job.spec, RecordingSink())
+            attached = other.attach(ref, job.spec, RecordingSink(), blobs=ws.blobs)
             assert attached is not None and attached.wait(0) is None
             assert other.stop(ref, grace_s=2) is True
             assert attached.wait(WAIT_S) is not None

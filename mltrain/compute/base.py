@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
+    from mltrain.workspace.blobs import BlobStore
 
 JobRef = dict[str, Any]  # JSON-serialisable; "kind" names the target kind that made it
 
@@ -228,9 +229,13 @@ class ComputeTarget(ABC):
         """Start the job; output streams to ``sink`` until it ends."""
 
     @abstractmethod
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+    def attach(
+        self, ref: JobRef, spec: RunSpec, sink: OutputSink, *, blobs: BlobStore | None = None
+    ) -> RunHandle | None:
         """The handle of the job ``ref`` (started by this kind of target, maybe in another process),
-        or None when it no longer exists. Output that was not streamed to its driver may be lost."""
+        or None when it no longer exists. Output that was not streamed to its driver may be lost.
+        ``blobs``: the workspace's blob store, where a node that uploads its outputs itself put them (the
+        handle's ``collect`` adopts them; None: it cannot). ``ref`` is read from a record: untrusted."""
 
     @abstractmethod
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:

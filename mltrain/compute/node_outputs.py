@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
     from mltrain.workspace.blobs import BlobStore
 
-OUTPUTS_POST_EXPIRES_S = 24 * 3600  # a node's policy to upload a run's outputs (later: they come through the driver)
-
 
 def node_writes_outputs(blobs: BlobStore, spec: RunSpec) -> bool:
     """Whether the node of ``spec`` may upload its outputs/ and logs/ into ``blobs`` itself: the store signs
@@ -105,15 +103,16 @@ def as_stored(run_dir: Path, sent: dict[str, tuple[str, int]]) -> dict[str, tupl
 
 
 def signed_policy(
-    blobs: BlobStore | None, run_id: str, max_output_mb: float
+    blobs: BlobStore | None, run_id: str, max_output_mb: float, expires_s: int
 ) -> tuple[tuple[BlobStore, str], dict[str, Any]] | None:
-    """(``blobs`` and the staging prefix, the presigned POST policy ``{url, fields, key}``) by which the node
-    of run ``run_id`` uploads its outputs/ and logs/ itself (:func:`~mltrain.remote.node_outputs.post_outputs`,
-    ``max_output_mb`` per file); None when there is no store or it signs none."""
+    """(``blobs`` and the staging prefix, the presigned POST policy ``{url, fields, key}``, valid ``expires_s``)
+    by which the node of run ``run_id`` uploads its outputs/ and logs/ itself
+    (:func:`~mltrain.remote.node_outputs.post_outputs`, ``max_output_mb`` per file); None when there is no
+    store or it signs none. The policy is a bearer capability: never record it (the prefix may be)."""
     if blobs is None:
         return None
     try:
-        signed = blobs.signed_post(run_id, OUTPUTS_POST_EXPIRES_S, int(max_output_mb * 1024 * 1024))
+        signed = blobs.signed_post(run_id, expires_s, int(max_output_mb * 1024 * 1024))
     except MltrainError:
         return None
     if signed is None:
@@ -138,7 +137,8 @@ def adopt_posted(
     if direct is None:
         raise ComputeError(
             f"{label} uploaded {len(announced)} output files into the artifact root's staging prefix, but "
-            "this process did not start the run, so it cannot check and record them",
+            "this process neither started the run nor was given the workspace's blob store, so it cannot check "
+            "and record them",
             hint="run the job again from one process to the end",
         )
     blobs, prefix = direct

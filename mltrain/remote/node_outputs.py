@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 DIRECT_DIRS = ("outputs", "logs")  # what the node uploads itself
@@ -44,14 +44,18 @@ def output_files(run_dir: str) -> list[list[Any]]:
     return found
 
 
-def _send(request: Any, timeout: float) -> bool:
+def _send(request: Any, timeout: float) -> str | None:
+    """None when the store took ``request``, else why not (its HTTP status, or the connection's error)."""
+    import urllib.error
     import urllib.request  # here: ssl and http.client are costly imports
 
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - a signed URL
-            return 200 <= response.status < 300
-    except OSError:
-        return False
+            return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} {exc.reason}"
+    except OSError as exc:
+        return str(getattr(exc, "reason", None) or exc) or type(exc).__name__
 
 
 def put_file(path: str, url: str, headers: dict[str, str], timeout: float = 60.0) -> bool:
@@ -61,7 +65,7 @@ def put_file(path: str, url: str, headers: dict[str, str], timeout: float = 60.0
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb") as f:
         sized = dict(headers, **{"Content-Length": str(os.fstat(f.fileno()).st_size)})
-        return _send(urllib.request.Request(url, data=f, method="PUT", headers=sized), timeout)
+        return _send(urllib.request.Request(url, data=f, method="PUT", headers=sized), timeout) is None
 
 
 def _form(f: Any, head: bytes, tail: bytes) -> Iterator[bytes]:
@@ -71,9 +75,9 @@ def _form(f: Any, head: bytes, tail: bytes) -> Iterator[bytes]:
     yield tail
 
 
-def post_file(path: str, url: str, fields: dict[str, str], key: str, timeout: float = 60.0) -> bool:
+def post_file(path: str, url: str, fields: dict[str, str], key: str, timeout: float = 60.0) -> str | None:
     """Upload the file ``path`` (no link followed) as object ``key`` by the presigned POST policy ``url``
-    and ``fields``, streamed as multipart/form-data; whether the store took it."""
+    and ``fields``, streamed as multipart/form-data: None when the store took it, else why not."""
     import urllib.request
 
     boundary = "mltrain-" + os.urandom(16).hex()
@@ -94,19 +98,30 @@ def post_file(path: str, url: str, fields: dict[str, str], key: str, timeout: fl
         return _send(request, timeout)
 
 
-def post_outputs(run_dir: str, policy: dict[str, Any], max_bytes: float) -> list[list[Any]]:
+def post_outputs(
+    run_dir: str, policy: dict[str, Any], max_bytes: float, say: Callable[[str], None] = lambda _line: None
+) -> list[list[Any]]:
     """Upload the run's outputs/ and logs/ by ``policy`` ({url, fields, key}: :meth:`signed_post`'s, file N
-    as key ``key + N``): [path, sha256, size, N] of each file the store took. Nothing when they add up to
-    more than ``max_bytes`` (then they are too large to come back at all)."""
+    as key ``key + N``): [path, sha256, size, N] of each file the store took; the files it did not take
+    (they come through the driver) are said, with why. Nothing when they add up to more than
+    ``max_bytes`` (then they are too large to come back at all)."""
     files = output_files(run_dir)
     if sum(size for _p, _s, size in files) > max_bytes:
         return []
     url, fields, prefix = str(policy["url"]), {str(k): str(v) for k, v in policy["fields"].items()}, str(policy["key"])
-    sent = []
+    sent, refused = [], []
     for n, (rel, sha, size) in enumerate(files):
         try:
-            if post_file(os.path.join(run_dir, rel), url, fields, f"{prefix}{n}"):
-                sent.append([rel, sha, size, n])
-        except OSError:
-            continue
+            why = post_file(os.path.join(run_dir, rel), url, fields, f"{prefix}{n}")
+        except OSError as exc:
+            why = str(exc)
+        if why is None:
+            sent.append([rel, sha, size, n])
+        else:
+            refused.append(f"{rel}: {why}")
+    if refused:
+        say(
+            f"outputs: the artifact root did not take {len(refused)} of {len(files)} files this node uploaded "
+            f"({refused[0]}): they come through the driver"
+        )
     return sent

@@ -236,13 +236,13 @@ def make_run_dir(
 
 
 def store_outputs(
-    run_dir: str, policy: dict[str, Any] | None, max_bytes: float
+    run_dir: str, policy: dict[str, Any] | None, max_bytes: float, say: Callable[[str], None]
 ) -> tuple[list[list[Any]], bytes | None, int]:
     """outputs/, logs/, uploads and metrics of a run for the driver: uploaded into the artifact root by
     the node itself when it has a presigned POST ``policy`` (:func:`post_outputs`: ``[path, sha256, size,
-    N]`` of each that went), the rest packed (:func:`pack_outputs`: the archive, None when too large, and
-    its size)."""
-    sent = post_outputs(run_dir, policy, max_bytes) if policy else []
+    N]`` of each that went; those the store did not take are said), the rest packed (:func:`pack_outputs`:
+    the archive, None when too large, and its size)."""
+    sent = post_outputs(run_dir, policy, max_bytes, say) if policy else []
     data, total = pack_outputs(run_dir, max_bytes, frozenset(str(e[0]) for e in sent))
     return sent, data, total
 
@@ -252,7 +252,11 @@ def _send_outputs(run_dir: str, emit: Emitter) -> None:
     the job has a policy for it (announced), the rest as an archive through the log."""
     max_mb = float(os.environ.get(MAX_OUTPUT_ENV) or 1024)
     policy = os.environ.get(OUTPUTS_POST_ENV)
-    sent, data, total = store_outputs(run_dir, json.loads(policy) if policy else None, max_mb * 1024 * 1024)
+
+    def say(line: str) -> None:
+        emit.marked(STDERR, f"[mltrain] {line}")
+
+    sent, data, total = store_outputs(run_dir, json.loads(policy) if policy else None, max_mb * 1024 * 1024, say)
     for entry in sent:
         emit.marked(STORED, json.dumps(entry))
     if data is None:

@@ -60,7 +60,8 @@ class _Trial:
         self.paths = (base + ".out", base + ".err", os.path.join(run_dir, METRICS_FILE))
         self.archive = base + ".tar.gz"
         self.exit: int | None = None
-        # {"sha256", "size", "stored": [[path, sha256, size, N], ...]} or {"too_large": total}
+        # {"sha256", "size", "stored": [[path, sha256, size, N], ...]} or {"too_large": total}, with "said":
+        # what the node said of them (files the artifact root did not take)
         self.outputs: dict[str, Any] | None = None
 
 
@@ -205,8 +206,9 @@ class WarmWorker:
             code = -int(signal.SIGTERM)
         if not server.ready:  # the server died: its job got SIGTERM with it; make sure it is gone
             stop_group(trial.pid, self.grace_s, first=signal.SIGTERM)
-        sent, data, total = store_outputs(trial.run_dir, trial.policy, self.max_output)
-        outputs = _keep(trial, data, total, sent)
+        said: list[str] = []
+        sent, data, total = store_outputs(trial.run_dir, trial.policy, self.max_output, said.append)
+        outputs = {**_keep(trial, data, total, sent), "said": said}
         with self.cond:
             trial.exit, trial.outputs = code, outputs
             if self.running is trial:

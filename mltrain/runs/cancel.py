@@ -31,7 +31,9 @@ def cancel_run(ws: Workspace, run_id: str, wait_s: float = 30.0) -> dict[str, An
     for rid in family:
         orphan = orphans.get(rid)
         if orphan is not None and ws.runs.set_status(rid, CANCELED, detail=reason, error=reason):
-            stop_job(orphan, reason)
+            problems = stop_job(ws, orphan, reason)
+            if problems:
+                ws.runs.add_problems(rid, problems)
             salvage_orphan(ws, orphan, hostname())
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:

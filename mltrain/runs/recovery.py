@@ -49,28 +49,42 @@ def spec_of(run: dict[str, Any]) -> RunSpec:
     )
 
 
-def stop_job(run: dict[str, Any], reason: str) -> list[str]:
-    """Stop the job of ``run`` through its target and bring its files back into the run folder;
-    returns the problems met (a target that cannot be reached, ...), never raises for them."""
+def stop_job(ws: Workspace, run: dict[str, Any], reason: str) -> list[str]:
+    """Stop the job of ``run`` through its target and bring its files back into the run folder (files its
+    node uploaded into the workspace's blob store itself are recorded as its artifacts); returns the
+    problems met (a target that cannot be reached, files that could not be collected), never raises for them."""
     from mltrain.errors import MltrainError
 
     ref = job_ref_of(run)
     if ref is None:
         return []
-    problems = []
     try:
         compute = compute_of(run)
-        spec = spec_of(run)
-        handle = compute.attach(ref, spec, NullSink())
+    except MltrainError as exc:
+        return [f"could not stop its job: {exc}"]
+    spec = spec_of(run)
+    problems = []
+    try:
+        handle = compute.attach(ref, spec, NullSink(), blobs=ws.blobs)
         compute.stop(ref)
+    except MltrainError as exc:
+        compute.close()
+        return [f"could not stop its job: {exc}"]
+    try:
         if handle is not None:
             handle.cancel_reason = reason
             handle.wait(30)
             compute.collect(spec, handle)
-        compute.cleanup(spec, handle)
-        compute.close()
     except MltrainError as exc:
-        problems.append(f"could not stop its job: {exc}")
+        problems.append(f"its job's files could not be collected: {exc}")
+    try:
+        if handle is not None and handle.stored:
+            ws.runs.add_artifacts(run["id"], [(path, sha, size) for path, (sha, size) in handle.stored.items()])
+        compute.cleanup(spec, handle)
+    except MltrainError as exc:
+        problems.append(f"its job could not be cleaned up: {exc}")
+    finally:
+        compute.close()
     return problems
 
 
@@ -83,9 +97,11 @@ def recover_orphans(ws: Workspace) -> list[str]:
             continue  # finished or recovered by another process meanwhile
         recovered.append(run["id"])
         try:
-            problems = stop_job(run, DRIVER_LOST)
+            problems = stop_job(ws, run, DRIVER_LOST)
         except Exception as exc:  # noqa: BLE001 - one damaged record must not stop the others
             problems = [f"its job could not be stopped: {type(exc).__name__}: {exc}"]
+        if problems:
+            ws.runs.add_problems(run["id"], problems)
         salvage_orphan(ws, run, hostname())
         if problems:
             print_error("; ".join(problems), f"mltrain: run {run['id']} (driver lost): ")

@@ -167,6 +167,16 @@ class BlobStore(ABC):
         hash for it (its bytes never read here); False, and the upload dropped, when it does not."""
         return False
 
+    def owns_staging(self, label: str, prefix: str) -> bool:
+        """Whether ``prefix`` is a staging prefix :meth:`signed_post` makes for ``label`` (from a stored job
+        reference: untrusted, so anything else, e.g. another label's or one with ``..``, is not)."""
+        return False
+
+    def discard_staging(self, prefix: str) -> int:
+        """Remove every upload left under the staging prefix ``prefix`` of :meth:`signed_post` (posted and
+        never adopted); how many. ValueError when ``prefix`` is not a staging prefix."""
+        return 0
+
     def check(self) -> None:
         """Raise a ConfigError naming the problem and the fix when the store cannot be used (an object store
         that cannot be reached, refuses the credentials, or has no such bucket); a folder always can."""

@@ -13,6 +13,7 @@ written anywhere.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,18 @@ class ObjectBlobStore(BlobStore):
         signed = self.store.signed_post(staged, expires_s, max_bytes)
         return None if signed is None else (staged, *signed)
 
+    def owns_staging(self, label: str, prefix: str) -> bool:
+        return isinstance(prefix, str) and re.fullmatch(_staging(re.escape(label)), prefix) is not None
+
+    def discard_staging(self, prefix: str) -> int:
+        if re.fullmatch(_staging(r"[\w-]+"), prefix) is None:
+            raise ValueError(f"bad staging prefix {prefix[:80]!r}")
+        self.check()
+        left = self.store.list(prefix)
+        for stored in left:
+            self.store.remove(stored.key)
+        return len(left)
+
     def adopt(self, staged: str, sha256: str) -> bool:
         """Checked by the store (a server-side copy computing SHA-256), then renamed: a node that lied about
         the hash leaves nothing under any blob name."""
@@ -146,3 +159,8 @@ class ObjectBlobStore(BlobStore):
             parts = stored.key.split("/")
             if len(parts) == 4 and len(parts[2]) == 2 and is_sha256(parts[2] + parts[3]):
                 yield parts[2] + parts[3]  # anything else under the prefix is not a blob
+
+
+def _staging(label: str) -> str:
+    """The pattern of the staging prefixes :meth:`ObjectBlobStore.signed_post` makes for labels ``label``."""
+    return rf"{STAGING_PREFIX}/{label}/[0-9a-f]{{32}}/"

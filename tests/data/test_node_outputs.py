@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,34 +114,45 @@ def _archive_names(worker, run: str, size: int) -> set[str]:
         return {m.name for m in tar.getmembers() if m.isfile()}
 
 
-def test_a_warm_worker_posts_a_trials_outputs_by_its_policy_and_repacks_them_for_a_driver_that_cannot_adopt(
-    bucket_blobs, tmp_path, monkeypatch
-):
-    """The Ray warm worker (run here in process, as tests/compute/test_ray_warm_worker.py does): the trial's
-    outputs/ and logs/ go into the store by the policy it was started with, only the rest is archived; a
-    driver that did not sign that policy (another process, attached) gets everything through the worker."""
-    import time
+WRITES_OUTPUTS = (
+    "import os\nos.makedirs('outputs')\nos.makedirs('logs')\n"
+    "open('outputs/model.bin', 'wb').write(b'm' * 1000)\nopen('logs/own.log', 'w').write('line')\n"
+)
 
+
+@contextmanager
+def ended_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: dict) -> Iterator[tuple[Any, dict]]:
+    """A Ray warm worker (run here in process, as tests/compute/test_ray_warm_worker.py does) that ran trial
+    r1 of a script writing outputs/model.bin and logs/own.log, started with ``policy``: it and the trial's
+    outputs as its last poll gave them (shut down afterwards)."""
     from mltrain.remote.ray_warm import WarmWorker
 
-    blobs, _bucket = bucket_blobs
     source = tmp_path / "working_dir"
     source.mkdir()
-    (source / "job.py").write_text(
-        "import os\nos.makedirs('outputs')\nos.makedirs('logs')\n"
-        "open('outputs/model.bin', 'wb').write(b'm' * 1000)\nopen('logs/own.log', 'w').write('line')\n"
-    )
+    (source / "job.py").write_text(WRITES_OUTPUTS)
     monkeypatch.chdir(source)
-    staged, policy = _policy(blobs)
     worker = WarmWorker(["json"], grace_s=1.0, max_output_mb=10)
     try:
         worker.start("r1", "exp", "job.py", [], {"MLTRAIN_RUN_ID": "r1"}, policy)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30  # a safeguard, not a measure
         while (answer := worker.poll("r1", [0, 0, 0], 0.5)) and answer["exit"] is None:
             assert time.monotonic() < deadline
-        outputs = answer["outputs"]
+        yield worker, answer["outputs"]
+    finally:
+        worker.shutdown()
+
+
+def test_a_warm_worker_posts_a_trials_outputs_by_its_policy_and_repacks_them_for_a_driver_that_cannot_adopt(
+    bucket_blobs, tmp_path, monkeypatch
+):
+    """The trial's outputs/ and logs/ go into the store by the policy it was started with, only the rest is
+    archived; a driver that did not sign that policy (another process, attached) gets everything through
+    the worker."""
+    blobs, _bucket = bucket_blobs
+    staged, policy = _policy(blobs)
+    with ended_trial(tmp_path, monkeypatch, policy) as (worker, outputs):
         sent = outputs["stored"]
-        assert sorted(e[0] for e in sent) == ["logs/own.log", "outputs/model.bin"]
+        assert sorted(e[0] for e in sent) == ["logs/own.log", "outputs/model.bin"] and outputs["said"] == []
         assert not {"logs/own.log", "outputs/model.bin"} & _archive_names(worker, "r1", outputs["size"])
         stored = adopt_announced(blobs, staged, sent, "node", 10, print)  # what the driver that signed it does
         assert blobs.read_bytes(stored["outputs/model.bin"][0]) == b"m" * 1000
@@ -145,5 +160,56 @@ def test_a_warm_worker_posts_a_trials_outputs_by_its_policy_and_repacks_them_for
         again = worker.repack("r1")  # what a driver that did not sign it asks for
         assert again["stored"] == [] and worker.poll("r1", [0, 0, 0], 0)["outputs"] == again
         assert {"logs/own.log", "outputs/model.bin"} <= _archive_names(worker, "r1", again["size"])
-    finally:
-        worker.shutdown()
+
+
+def test_outputs_the_store_does_not_take_come_through_the_warm_worker_and_the_node_says_why(
+    bucket_blobs, tmp_path, monkeypatch
+):
+    """The store refuses the node's uploads (here its policy names a bucket that is gone; an expired or
+    revoked policy is refused the same way): every file comes in the trial's archive, nothing is
+    announced, and the node says how many files the store did not take and why (the driver logs it)."""
+    blobs, bucket = bucket_blobs
+    _staged, policy = _policy(blobs)
+    gone = {**policy, "url": policy["url"].replace(bucket, f"gone-{bucket}")}
+    with ended_trial(tmp_path, monkeypatch, gone) as (worker, outputs):
+        assert outputs["stored"] == []
+        assert {"logs/own.log", "outputs/model.bin"} <= _archive_names(worker, "r1", outputs["size"])
+        [said] = outputs["said"]
+        assert said.startswith("outputs: the artifact root did not take 2 of 2 files this node uploaded (")
+        assert "HTTP 404" in said and said.endswith("they come through the driver"), said
+
+
+def test_a_staging_prefix_read_from_a_record_is_taken_only_when_the_runs_policy_could_have_made_it(bucket_blobs):
+    from mltrain.compute.base import RunSpec
+    from mltrain.compute.ray.jobs import staging_of
+
+    blobs, _bucket = bucket_blobs
+    run = "20260101_000000_abcdef"
+    staged, _policy_of = _policy(blobs)
+    assert blobs.owns_staging(run, staged)
+    other = blobs.signed_post("20260101_000000_fedcba", 600, 1 << 20)[0]  # another run's
+    dotted = f"incoming/{run}/../{other.removeprefix('incoming/')}"
+    bad = [other, "../", dotted, f"{staged}../", staged[:-1], f"{staged}x/", "incoming/", f"incoming/{run}/"]
+    for hostile in [*bad, "blobs/sha256/", staged.upper(), None, 42]:
+        assert not blobs.owns_staging(run, hostile), hostile
+    spec = RunSpec(run, "t", Path("."), "0" * 64, "job.py")
+    assert staging_of({"staging": staged}, spec, blobs) == ((blobs, staged), None)
+    direct, refused = staging_of({"staging": other}, spec, blobs)
+    assert direct is None and f"names the staging prefix {other!r}, which is not one of this run's" in refused
+
+
+def test_what_a_node_left_under_its_staging_prefix_is_removed_and_nothing_else(bucket_blobs, open_moto, tmp_path):
+    blobs, bucket = bucket_blobs
+    run_dir = _run_folder(tmp_path / "run", {"outputs/model.bin": b"never announced", "logs/a.txt": b"log"})
+    staged, policy = _policy(blobs)
+    assert len(post_outputs(str(run_dir), policy, 10 << 20)) == 2  # posted, never adopted
+    other = blobs.signed_post("20260101_000000_fedcba", 600, 1 << 20)[0]
+    s3 = open_moto.client()
+    s3.put_object(Bucket=bucket, Key=f"arts/{other}0", Body=b"another run's upload")
+    s3.put_object(Bucket=bucket, Key="arts/incoming/loose", Body=b"not of a run")
+    assert blobs.discard_staging(staged) == 2
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="arts/").get("Contents", [])]
+    assert sorted(left) == sorted([f"arts/{other}0", "arts/incoming/loose"])
+    for bad in ["incoming/", "", "blobs/sha256/", f"{staged}../", "../"]:
+        with pytest.raises(ValueError, match="bad staging prefix"):
+            blobs.discard_staging(bad)

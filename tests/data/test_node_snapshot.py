@@ -7,9 +7,15 @@ copy. (moto's server answers presigned requests with a 500 while it enforces sig
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from support import write_script
@@ -40,7 +46,7 @@ def test_the_node_fetches_the_snapshot_itself(bucket_ws, tmp_path):
     ws, _bucket = bucket_ws
     write_script(tmp_path / "src", "job.py", f"print('hello {secrets.token_hex(8)}')\n")
     write_script(tmp_path / "src" / "pkg", "data.py", "ROWS = 3\n")
-    spec, stage = _spec(ws, tmp_path / "src"), Stage()
+    spec, stage = _spec(ws, tmp_path / "src"), Stage(3600)
     try:
         stage.upload(ws, spec)
         staged = stage.folder(spec, light=True)
@@ -65,7 +71,7 @@ def test_the_node_fetches_the_snapshot_itself(bucket_ws, tmp_path):
 def test_a_blob_that_is_not_its_name_is_refused_and_the_snapshot_is_carried(bucket_ws, open_moto, tmp_path):
     ws, bucket = bucket_ws
     write_script(tmp_path / "src", "job.py", f"print('real {secrets.token_hex(8)}')\n")
-    spec, stage = _spec(ws, tmp_path / "src"), Stage()
+    spec, stage = _spec(ws, tmp_path / "src"), Stage(3600)
     sha = ws.snapshots.get(spec.snapshot_id).files[0].sha256
     open_moto.client().put_object(Bucket=bucket, Key=f"arts/blobs/sha256/{sha[:2]}/{sha[2:]}", Body=b"print(1)\n")
     try:
@@ -78,3 +84,40 @@ def test_a_blob_that_is_not_its_name_is_refused_and_the_snapshot_is_carried(buck
         assert not stage.light(spec) and (carried / "job.py").read_text() == (tmp_path / "src" / "job.py").read_text()
     finally:
         stage.close()
+
+
+@contextmanager
+def _stage(ws: Workspace, source: Path, url_expires_s: int) -> Iterator[tuple[RunSpec, Stage]]:
+    """A run of a fresh ``source/job.py`` and a Stage whose URLs live ``url_expires_s`` (closed after)."""
+    write_script(source, "job.py", f"print('{secrets.token_hex(8)}')\n")
+    stage = Stage(url_expires_s)
+    try:
+        yield _spec(ws, source), stage
+    finally:
+        stage.close()
+
+
+def test_the_snapshots_signed_urls_live_as_long_as_the_target_says(bucket_ws, tmp_path):
+    ws, _bucket = bucket_ws
+    with _stage(ws, tmp_path / "src", 900) as (spec, stage):
+        stage.upload(ws, spec)
+        listed = json.loads((stage.folder(spec, light=True) / node_io.SNAPSHOT_FILE).read_text())
+        [hint] = listed["hints"].values()
+        assert parse_qs(urlsplit(hint["url"]).query)["X-Amz-Expires"] == ["900"]
+
+
+def test_a_later_run_gets_a_list_signed_again_once_half_the_lifetime_passed(bucket_ws, tmp_path, monkeypatch):
+    import mltrain.compute.ray.runtime as runtime
+
+    ws, _bucket = bucket_ws
+    now = time.time()
+    with _stage(ws, tmp_path / "src", 600) as (first, stage):
+        second = RunSpec(f"{first.run_id}x", "t", first.run_dir, first.snapshot_id, "job.py")  # a sweep's next trial
+        third = RunSpec(f"{first.run_id}y", "t", first.run_dir, first.snapshot_id, "job.py")
+        monkeypatch.setattr(runtime, "time", SimpleNamespace(time=lambda: now))  # this module's clock only
+        assert stage.upload(ws, first) and not stage.upload(ws, second)  # staged once, shared
+        assert stage.folder(second, light=True) == stage.folder(first, light=True)
+        monkeypatch.setattr(runtime, "time", SimpleNamespace(time=lambda: now + 301))  # half of 600 s later
+        assert stage.upload(ws, third)  # signed again: a later run never gets URLs about to expire
+        assert stage.folder(third, light=True) != stage.folder(first, light=True)
+        assert stage.folder(first, light=True).is_dir()  # the earlier runs' list stays theirs

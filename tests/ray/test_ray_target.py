@@ -30,6 +30,8 @@ def test_capacity_counts_the_runs_the_alive_nodes_hold(ray_cluster):
         ({"runtime_env": {"pip": ["numpy"]}}, "which mltrain makes from the run"),
         ({"max_retries": -1}, "must be >= 0"),
         ({"installer": "conda"}, "is not supported"),
+        ({"signed_url_expires_s": 8 * 24 * 3600}, r"(?s)signed_url_expires_s=691200 is out of range.*7 days"),
+        ({"signed_url_expires_s": 0}, "out of range"),
     ],
 )
 def test_bad_options_are_refused_with_the_fix(options, message):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
+    from mltrain.workspace.blobs import BlobStore
 
 
 class DockerCompute(ComputeTarget):
@@ -123,7 +124,9 @@ class DockerCompute(ComputeTarget):
         engine = ref.get("engine")
         return self.engine if not engine or engine == self.engine.address else Engine(str(engine))
 
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+    def attach(
+        self, ref: JobRef, spec: RunSpec, sink: OutputSink, *, blobs: BlobStore | None = None
+    ) -> RunHandle | None:
         import docker
 
         engine = self._engine_of(ref)

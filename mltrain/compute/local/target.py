@@ -20,6 +20,7 @@ from mltrain.remote.procs import hostname, owns_group, stop_group
 
 if TYPE_CHECKING:
     from mltrain.remote.forkserver import ForkServerPool
+    from mltrain.workspace.blobs import BlobStore
 
 
 class LocalCompute(ComputeTarget):
@@ -77,7 +78,9 @@ class LocalCompute(ComputeTarget):
         pgid = int(ref.get("pgid") or 0)
         return pgid if owns_group(pgid, ref.get("start")) else None
 
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+    def attach(
+        self, ref: JobRef, spec: RunSpec, sink: OutputSink, *, blobs: BlobStore | None = None
+    ) -> RunHandle | None:
         pgid = self._owned(ref)
         return None if pgid is None else AttachedLocalHandle(spec, ref, self.cancel_grace_s)
 

@@ -9,6 +9,7 @@ from typing import Any
 from mltrain.compute.configs import REDACTED, ComputeConfig, positive
 from mltrain.errors import ConfigError
 
+MAX_SIGNED_S = 7 * 24 * 3600  # the longest an S3 (SigV4) signature is valid
 RESERVED_RUNTIME_ENV = ("working_dir", "pip", "uv", "conda", "py_executable")  # made by mltrain from the run
 
 
@@ -31,6 +32,10 @@ class ClusterComputeConfig(ComputeConfig):
     connect_timeout_s: float = 30.0  # longest wait to reach a GCS / ray:// address (or to connect as a driver)
     start_timeout_s: float | None = 900.0  # a job still pending after this fails (no node had room)
     max_output_mb: float = 1024.0  # largest outputs/ + logs/ a job sends back
+    # lifetime of the signed URLs (snapshot reads) and upload policy (outputs) a job gets with an object-store
+    # artifact root: readable in Ray's job info, so no longer than a run needs; a run that outlives its policy
+    # sends its outputs back through its log
+    signed_url_expires_s: int = 6 * 3600
     keep_job: bool = False  # keep the finished Ray job (and its logs) on the cluster
 
     def __post_init__(self) -> None:
@@ -69,3 +74,11 @@ class ClusterComputeConfig(ComputeConfig):
         )
         self.start_timeout_s = positive("compute.start_timeout_s", self.start_timeout_s, " of seconds")
         self.max_output_mb = float(positive("compute.max_output_mb", self.max_output_mb, " of MB") or 1024)
+        expires = int(self.signed_url_expires_s)
+        if not 60 <= expires <= MAX_SIGNED_S:
+            raise ConfigError(
+                f"compute.signed_url_expires_s={self.signed_url_expires_s} is out of range",
+                hint=f"use 60 to {MAX_SIGNED_S} seconds (7 days: the longest an S3 signature lives); about "
+                "how long a run takes from its submission to its end",
+            )
+        self.signed_url_expires_s = expires

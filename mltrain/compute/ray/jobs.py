@@ -14,14 +14,18 @@ each announced upload a blob only when the store computes its announced SHA-256
 (:mod:`~mltrain.compute.node_outputs`), and what could not go comes through the log as before.
 
 A run's reference is ``{"kind": "ray", "address", "api", "job", "mark"}``: the job server and the
-submission id stem; attempt N of the run is the Ray job ``<job>-N``. A job whose node died (its
-supervisor actor died) is submitted again, up to ``max_retries`` times.
+submission id stem; attempt N of the run is the Ray job ``<job>-N``; with ``"staging"``, the staging
+prefix of the node's uploads (never the policy itself), so another process that attaches to the job
+(recovery) adopts them too, once it checked that the prefix is one of this run's. Whatever is left under
+the prefix when the run ended (uploads never announced, a failed run's) is removed. A job whose node
+died (its supervisor actor died) is submitted again, up to ``max_retries`` times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import secrets
 import threading
@@ -35,7 +39,7 @@ from mltrain.compute.ray.connection import TERMINAL, RayConnection, status_of
 from mltrain.compute.ray.ending import STOP_MARGIN_S, delete_jobs, stop_attempts
 from mltrain.compute.ray.runtime import Stage, resources, resources_text, runtime_env
 from mltrain.compute.ray.stream import JobStream
-from mltrain.errors import ComputeError
+from mltrain.errors import ComputeError, MltrainError
 from mltrain.remote.ray_job import GRACE_ENV, MARK_ENV, MAX_OUTPUT_ENV, OUTPUTS_POST_ENV, entrypoint
 from mltrain.text import fmt_bytes
 
@@ -76,8 +80,11 @@ class ClusterHandle(RunHandle):
         submit: dict[str, Any] | None,
         direct: tuple[BlobStore, str] | None = None,
         carry: Callable[[], dict[str, Any]] | None = None,
+        refused: str | None = None,
     ) -> None:
         super().__init__(spec)
+        self.refused = refused  # why the node's uploads are not adopted (a bad staging prefix in the reference)
+        self._discarded = False  # what was left under the staging prefix was removed
         self._carry = carry  # the submit_job arguments with the snapshot carried (its node could not fetch it)
         self.direct = direct  # the store the node uploads outputs/ and logs/ into itself, and their staging prefix
         self.conn = conn
@@ -109,6 +116,7 @@ class ClusterHandle(RunHandle):
             "api": self.conn.api,
             "job": self.job,
             "mark": self.mark,
+            **({"staging": self.direct[1]} if self.direct is not None else {}),
             **self.node,
         }
 
@@ -350,8 +358,13 @@ class ClusterHandle(RunHandle):
             raise ComputeError(stream.problem)
         for old in self.streams:
             old.archive_path.unlink(missing_ok=True)
-        if stream.stored:
-            self._adopt(stream.stored)
+        if self.refused is not None:
+            raise ComputeError(self.refused, hint="the run's record was changed: its job's uploads stay where they are")
+        try:
+            if stream.stored:
+                self._adopt(stream.stored)
+        finally:
+            self._discard(self.sink.log)
 
     def _adopt(self, announced: list[Any]) -> None:
         """The files the node says it uploaded made blobs of the run (:attr:`stored`), each checked."""
@@ -363,8 +376,24 @@ class ClusterHandle(RunHandle):
             adopt_posted(self.direct, announced, self.spec.run_dir, label, cfg.max_output_mb, self.sink.log, rest)
         )
 
+    def _discard(self, say: Callable[[str], None]) -> None:
+        """Remove whatever is left under the run's staging prefix (uploads never announced or refused), once."""
+        if self.direct is None or self._discarded:
+            return
+        self._discarded = True
+        blobs, prefix = self.direct
+        try:
+            left = blobs.discard_staging(prefix)
+        except MltrainError as exc:
+            say(f"warning: the uploads left under {blobs.url}/{prefix} could not be removed: {exc.message}")
+            return
+        if left:
+            say(f"removed {left} uploads of the node left under {blobs.url}/{prefix} (never adopted)")
+
     def cleanup(self) -> None:
+        """Delete the run's Ray jobs and whatever is left under its staging prefix (when ``collect`` did not)."""
         delete_jobs(self.conn, self.job)
+        self._discard(logging.getLogger("mltrain").warning)  # the run's output is closed by now
 
 
 class RayJobs:
@@ -376,8 +405,9 @@ class RayJobs:
 
     def _policy(self, spec: RunSpec) -> tuple[tuple[BlobStore, str] | None, dict[str, str]]:
         """For a run in :attr:`direct`: (the store and the staging prefix, the job's variable holding the
-        presigned POST policy); nothing when the store cannot sign one."""
-        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, self.conn.config.max_output_mb)
+        presigned POST policy, valid ``compute.signed_url_expires_s``); nothing when the store cannot sign one."""
+        cfg = self.conn.config
+        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, cfg.max_output_mb, cfg.signed_url_expires_s)
         if signed is None:
             return None, {}
         return signed[0], {OUTPUTS_POST_ENV: json.dumps(signed[1])}
@@ -424,13 +454,33 @@ class RayJobs:
             spec, self.conn, job, mark, sink, attempt, args, direct=direct, carry=carry if light else None
         )
 
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink, blobs: BlobStore | None) -> RunHandle | None:
+        """The handle of the run's job, which adopts its node's uploads from ``blobs`` when ``ref`` names a
+        staging prefix of this run's (:func:`staging_of`)."""
         conn = self.conn.for_ref(ref)
         attempts = conn.attempts(str(ref["job"]))
         if not attempts:
             return None
-        return ClusterHandle(spec, conn, str(ref["job"]), str(ref["mark"]), sink, len(attempts), submit=None)
+        direct, refused = staging_of(ref, spec, blobs)
+        return ClusterHandle(
+            spec, conn, str(ref["job"]), str(ref["mark"]), sink, len(attempts), None, direct=direct, refused=refused
+        )
 
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         """Stop every running attempt (``grace_s`` is ignored: the job keeps the one it was submitted with)."""
         return stop_attempts(self.conn.for_ref(ref), str(ref["job"]))
+
+
+def staging_of(ref: JobRef, spec: RunSpec, blobs: BlobStore | None) -> tuple[tuple[BlobStore, str] | None, str | None]:
+    """(the store and staging prefix of the node's uploads, why they are refused) from the stored ``ref``:
+    a prefix is taken only when it is one the policy of ``spec``'s run would have (never ``..``, another
+    run's, another store's)."""
+    staging = ref.get("staging")
+    if staging is None or blobs is None:
+        return None, None  # without the store, announced uploads are not adopted (:meth:`ClusterHandle._adopt`)
+    if isinstance(staging, str) and blobs.owns_staging(spec.run_id, staging):
+        return (blobs, staging), None
+    return None, (
+        f"the job reference of run {spec.run_id} names the staging prefix {str(staging)[:120]!r}, which is not "
+        f"one of this run's in {blobs.url}: its node's uploads are neither adopted nor removed"
+    )

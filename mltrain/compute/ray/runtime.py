@@ -9,6 +9,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from mltrain.workspace import Workspace
 
 Fill = Callable[[Path, bool], None]  # fills a staged folder with what else a job carries (True: nodes may fetch)
-SNAPSHOT_URL_EXPIRES_S = 24 * 3600  # a snapshot's signed URLs, used when its job starts (later: carried)
 
 
 class Stage:
@@ -34,14 +34,16 @@ class Stage:
     snapshot's list of files and a signed GET URL per blob (:data:`~mltrain.remote.inputs.SNAPSHOT_FILE`):
     its node fetches the blobs from the store itself, as it fetches inputs. A node that cannot (the store
     out of its reach, a blob that is not what its name says) says so and the job is submitted again with
-    the snapshot carried (:meth:`carried`); later runs of the target then carry it at once."""
+    the snapshot carried (:meth:`carried`); later runs of the target then carry it at once. The URLs live
+    ``url_expires_s``; a list is signed again after half of that, so a later run never gets one about to expire."""
 
-    def __init__(self) -> None:
+    def __init__(self, url_expires_s: int) -> None:
+        self.url_expires_s = url_expires_s
         self._root: Path | None = None
         self._lock = threading.Lock()
         self.reaches_store = True  # False once a node could not fetch a snapshot from the store
         self._runs: dict[str, tuple[Workspace, RunSpec, Fill | None]] = {}  # what :meth:`carried` stages from
-        self._light: set[str] = set()  # runs whose nodes fetch the snapshot themselves
+        self._light: dict[str, str] = {}  # runs whose nodes fetch the snapshot themselves: their signed list's key
 
     def path(self, key: str) -> Path:
         from mltrain.workspace.blobs import check_sha256
@@ -56,14 +58,16 @@ class Stage:
         """Stage ``spec``'s snapshot, or its signed list when its nodes may fetch it themselves (and, through
         ``fill``, what else its job carries) once; False when it was staged already."""
         self._runs[spec.run_id] = (ws, spec, fill)
-        if self.reaches_store and self.path(stage_key(spec, light=True)).is_dir():  # a sweep's next trial
-            self._light.add(spec.run_id)
+        signed_at = int(time.time() // max(1, self.url_expires_s // 2))  # signed again every half lifetime
+        key = hashlib.sha256(f"{stage_key(spec, light=True)}:{signed_at}".encode()).hexdigest()
+        if self.reaches_store and self.path(key).is_dir():  # a sweep's next trial
+            self._light[spec.run_id] = key
             return False
-        listed = signed_snapshot(ws, spec) if self.reaches_store else None
+        listed = signed_snapshot(ws, spec, self.url_expires_s) if self.reaches_store else None
         if listed is None:
             return self._make(stage_key(spec), ws, spec, fill, None)
-        self._light.add(spec.run_id)
-        return self._make(stage_key(spec, light=True), ws, spec, fill, listed)
+        self._light[spec.run_id] = key
+        return self._make(key, ws, spec, fill, listed)
 
     def _make(self, key: str, ws: Workspace, spec: RunSpec, fill: Fill | None, listed: dict[str, Any] | None) -> bool:
         stage = self.path(key)
@@ -90,8 +94,9 @@ class Stage:
     def folder(self, spec: RunSpec, light: bool = False) -> Path:
         """The staged working_dir of ``spec``: with ``light``, the signed list when there is one; else the
         snapshot itself, staged now if it was not (:meth:`carried`)."""
-        if light and self.light(spec):
-            return self.path(stage_key(spec, light=True))
+        key = self._light.get(spec.run_id) if light else None
+        if key is not None:
+            return self.path(key)
         staged = self.path(stage_key(spec))
         if not staged.is_dir() and spec.run_id in self._runs:
             ws, spec, fill = self._runs[spec.run_id]
@@ -106,11 +111,11 @@ class Stage:
         """A node could not fetch ``spec``'s snapshot from the store: its next job carries it (staged
         now), and so do later runs'."""
         self.reaches_store = False
-        self._light.discard(spec.run_id)
+        self._light.pop(spec.run_id, None)
 
     def forget(self, run_id: str) -> None:
         self._runs.pop(run_id, None)
-        self._light.discard(run_id)
+        self._light.pop(run_id, None)
 
     def close(self) -> None:
         with self._lock:
@@ -119,15 +124,15 @@ class Stage:
                 self._root = None
 
 
-def signed_snapshot(ws: Workspace, spec: RunSpec) -> dict[str, Any] | None:
-    """The files of ``spec``'s snapshot (``[path, sha256, size, mode]``) with a signed GET URL per blob,
-    for a node that fetches them itself; None when the workspace's blob store signs none."""
+def signed_snapshot(ws: Workspace, spec: RunSpec, expires_s: int) -> dict[str, Any] | None:
+    """The files of ``spec``'s snapshot (``[path, sha256, size, mode]``) with a signed GET URL per blob
+    (valid ``expires_s``), for a node that fetches them itself; None when the workspace's blob store signs none."""
     from mltrain.workspace.snapshots import restored_mode
 
     files, hints = [], {}
     for f in ws.snapshots.get(spec.snapshot_id).files:
         if f.sha256 not in hints:
-            url = ws.blobs.signed_url(f.sha256, SNAPSHOT_URL_EXPIRES_S)
+            url = ws.blobs.signed_url(f.sha256, expires_s)
             if url is None:
                 return None
             hints[f.sha256] = {"url": url}

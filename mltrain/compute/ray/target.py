@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mltrain.environments.base import EnvironmentBuilder, LogFn, Materialised
     from mltrain.environments.resolve import ResolvedEnvironment
     from mltrain.workspace import Workspace
+    from mltrain.workspace.blobs import BlobStore
 
 
 class ClusterCompute(ComputeTarget):
@@ -40,7 +41,7 @@ class ClusterCompute(ComputeTarget):
         assert isinstance(self.config, ClusterComputeConfig)
         self.config: ClusterComputeConfig = self.config
         self.conn = RayConnection(self.config)
-        self.stage = Stage()
+        self.stage = Stage(self.config.signed_url_expires_s)
         self.jobs = RayJobs(self.conn, self.stage)
         self.warm = WarmWorkers(self.conn, self.stage, self.jobs.direct)
         # output files nodes uploaded into the artifact root themselves; bytes of outputs archives through logs
@@ -144,10 +145,15 @@ class ClusterCompute(ComputeTarget):
         """The executor that made the job of ``ref``."""
         return self.warm if self.warm.made(ref) else self.jobs
 
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+    def attach(
+        self, ref: JobRef, spec: RunSpec, sink: OutputSink, *, blobs: BlobStore | None = None
+    ) -> RunHandle | None:
+        """A Ray job adopts its node's uploads from ``blobs`` (a warm trial's outputs come through its actor)."""
         if self.conn.local_gone(ref):
             return None
-        return self._executor(ref).attach(ref, spec, sink)
+        if self.warm.made(ref):
+            return self.warm.attach(ref, spec, sink)
+        return self.jobs.attach(ref, spec, sink, blobs)
 
     def stop(self, ref: JobRef, grace_s: float | None = None) -> bool:
         """Stop the run's job (every running attempt) or warm trial and wait until it ended."""

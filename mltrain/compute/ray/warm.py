@@ -222,6 +222,8 @@ class WarmHandle(RunHandle):
         if self.problem and self.outputs is None:
             raise ComputeError(self.problem)
         outputs = self.outputs or {}
+        for line in outputs.get("said") or []:
+            self.sink.log(str(line))
         if outputs.get("stored") and self.direct is None:  # this process did not sign the trial's policy
             self.sink.log(
                 f"the node of warm Ray worker {self._ref['actor']} uploaded {len(outputs['stored'])} output files "
@@ -374,7 +376,8 @@ class WarmWorkers:
             "MLTRAIN_EXPERIMENT": spec.experiment,
             "PYTHONUNBUFFERED": "1",
         }
-        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, self.conn.config.max_output_mb)
+        cfg = self.conn.config
+        signed = signed_policy(self.direct.get(spec.run_id), spec.run_id, cfg.max_output_mb, cfg.signed_url_expires_s)
         try:
             info = self._start_trial(slot, spec, env_vars, None if signed is None else signed[1], sink)
         except Exception as exc:  # noqa: BLE001 - the actor died: the trial runs as a job
@@ -387,7 +390,6 @@ class WarmWorkers:
         for line in info.get("said") or []:
             sink.log(str(line))
         sink.log(f"run forked by warm Ray worker {slot.name} on node {node}")
-        cfg = self.conn.config
         ref = {
             "kind": "ray",
             "address": cfg.address,

@@ -346,7 +346,9 @@ class SSHCompute(ComputeTarget):
         handle.restarted(remote, pgid, channel)
         return True
 
-    def attach(self, ref: JobRef, spec: RunSpec, sink: OutputSink) -> RunHandle | None:
+    def attach(
+        self, ref: JobRef, spec: RunSpec, sink: OutputSink, *, blobs: BlobStore | None = None
+    ) -> RunHandle | None:
         remote = self.pool.remote_for(ref)
         status = remote.agent("status", str(ref["run"]))
         if not status["exists"] or not status["job"]:

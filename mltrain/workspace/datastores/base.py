@@ -196,6 +196,11 @@ class Datastore(ABC):
         whose :meth:`signed_put` signs."""
         raise NotImplementedError
 
+    def remove(self, key: str) -> None:
+        """Delete the file ``key`` (nothing when there is none). Only for stores whose :meth:`signed_put`
+        signs (their staged uploads)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections (the store may not be used afterwards)."""
 

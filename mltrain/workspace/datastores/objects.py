@@ -374,7 +374,10 @@ class S3Datastore(ObjectDatastore):
         finally:
             for done in (staged, checked):
                 with suppress(DataError):
-                    self._s3("remove", done, "delete_object")
+                    self.remove(done)
+
+    def remove(self, key: str) -> None:
+        self._s3("remove", key, "delete_object")
 
     def _source(self, key: str) -> dict[str, str]:
         bucket, path = self._bucket_key(key)
