@@ -29,36 +29,53 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def compose_compute(overrides: list[str]) -> dict[str, Any] | None:
     """The ``compute`` node ``python -m mltrain OVERRIDES`` composes (None: local)."""
+    return _compose(overrides, ["compute"]).get("compute")
+
+
+def _compose(overrides: list[str], keys: list[str]) -> dict[str, Any]:
+    """The nodes ``keys`` that ``python -m mltrain OVERRIDES`` composes (``${oc.env:NAME}`` of env vars
+    kept as written, as a run keeps them); those it lacks are None."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from mltrain.bundled import bundled_dir
     from mltrain.config.app import prepare_hydra
     from mltrain.config.errors import describe_config_error
-    from mltrain.errors import ConfigError
+    from mltrain.environments.variables import plain_config
+    from mltrain.errors import ConfigError, MltrainError
 
     prepare_hydra()
     try:
         with initialize_config_dir(config_dir=str(bundled_dir("conf")), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
-        node = OmegaConf.to_container(cfg.compute, resolve=True) if "compute" in cfg else None
+        nodes = plain_config(cfg, [k for k in keys if k in cfg])
+    except MltrainError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every composition error is reported, not traced
         raise ConfigError(describe_config_error(exc)) from exc
-    assert node is None or isinstance(node, dict)
-    return node
+    return {k: nodes.get(k) for k in keys}
+
+
+def build_env(environment: dict[str, Any] | None) -> dict[str, str]:
+    """The variables a build of ``environment`` (a composed node) gets on a host: ``PIP_*``, ``UV_*`` of
+    its ``env_vars``, ``${oc.env:NAME}`` read now, as a run sends them."""
+    from mltrain.environments.spec import build_vars
+    from mltrain.environments.variables import read_references
+
+    return read_references(build_vars((environment or {}).get("env_vars") or {}), "environment.env_vars")
 
 
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     from mltrain.compute.targets import compute_from_config
 
-    target = compute_from_config(compose_compute(args.overrides))
+    nodes = _compose(args.overrides, ["compute", "environment"])
+    target = compute_from_config(nodes["compute"])
     report = getattr(target, "report", None)
     try:
         if report is None:  # targets without per-host detail: reachable or not
             target.check()
             rows: list[dict[str, Any]] = [{"host": target.describe(), "ok": True}]
         else:
-            rows = report()
+            rows = report(build_env(nodes["environment"]))
     finally:
         target.close()
     if args.json:

@@ -97,9 +97,10 @@ class RemoteEnvBuilder(EnvironmentBuilder):
 class RemoteEnvironments:
     """The environments a target built on its hosts (each once per host and hash; thread-safe)."""
 
-    def __init__(self, hosts: Hosts, blobs: Blobs, offline: bool = False) -> None:
+    def __init__(self, hosts: Hosts, blobs: Blobs, offline: bool = False, offline_memory_s: float = 3600.0) -> None:
         self.hosts, self.blobs = hosts, blobs
         self.offline = offline  # compute.offline: every host builds from the wheels this machine ships
+        self.offline_memory_s = offline_memory_s  # compute.offline_memory_s: how long a host's no-index note counts
         self.no_index: set[str] = set()  # hosts whose build found the package index unreachable
         self.prepared: ResolvedEnvironment | None = None  # the environment the target prepared last
         self._envs: dict[str, ResolvedEnvironment] = {}
@@ -182,16 +183,18 @@ class RemoteEnvironments:
         return answer
 
     def _remembered(self, host: Host, log: LogFn) -> bool:
-        """True (and said) when a build on ``host`` found no package index lately (the host's probe
-        says so): this build goes offline at once instead of trying the index again."""
+        """True (and said) when a build on ``host`` found no package index less than
+        ``offline_memory_s`` ago (the host's probe says when): this build goes offline at once instead
+        of trying the index again."""
         note = (host.probe or {}).get("no_index")
-        if not note:
+        if not note or not float(note["age_s"]) < self.offline_memory_s:
             return False
         self.no_index.add(host.label)
         log(
             f"host {host.label} found no package index {note['age_s'] / 60:.0f} min ago ({note['said']}): "
-            "building from wheels of this machine without trying it (tried again an hour after that, or once "
-            "`mltrain compute check` finds it; compute.offline=true never tries it)"
+            f"building from wheels of this machine without trying it (tried again {self.offline_memory_s:g} s after "
+            "that (compute.offline_memory_s), or once `mltrain compute check` finds it; compute.offline=true never "
+            "tries it)"
         )
         return True
 

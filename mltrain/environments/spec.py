@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from mltrain.errors import EnvironmentSpecError
 # environment variables that change what a build installs (index URLs, resolver options)
 BUILD_ENV_PREFIXES = ("PIP_", "UV_")
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
+
+
+def build_vars(env_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The variables of an environment's ``env_vars`` that affect what its build installs (``PIP_*``,
+    ``UV_*``), as written (``${oc.env:NAME}`` unread)."""
+    return {str(k): str(v) for k, v in sorted(env_vars.items()) if str(k).startswith(BUILD_ENV_PREFIXES)}
 
 
 def current_python() -> str:
@@ -110,7 +117,7 @@ class EnvSpec:
     @property
     def build_vars(self) -> dict[str, str]:
         """The env vars that affect what a build installs, as written (``${oc.env:NAME}`` unread)."""
-        return {k: v for k, v in sorted(self.env_vars.items()) if k.startswith(BUILD_ENV_PREFIXES)}
+        return build_vars(self.env_vars)
 
     @property
     def build_env(self) -> dict[str, str]:

@@ -1,12 +1,14 @@
 """Whether an SSH host reaches the package index (commands of :mod:`mltrain.remote.ssh_agent`).
 
-A build that finds the index unreachable leaves a note in WORKDIR (``no-index.json``): for an hour,
-the probe reports it and later commands build from wheels the driver ships without trying the index
-again. ``index`` checks it now (``mltrain compute check``), bounded in time: one request to the index
-the host's environment names (``UV_DEFAULT_INDEX``, ``UV_INDEX_URL``, ``PIP_INDEX_URL``) through its
-proxies, else the host's own installer (its uv, else pip) asked about a package, with the index and
-proxies it is configured with; an index it reaches clears the note (one it does not is left to the next
-build to find: a check alone never sends builds offline).
+A build that finds the index unreachable leaves a note in WORKDIR (``no-index.json``): the probe
+reports it with its age, and for ``compute.offline_memory_s`` (an hour by default; the driver decides)
+later commands build from wheels the driver ships without trying the index again. ``index`` checks it
+now (``mltrain compute check``), bounded in time, with the variables a build of the environment gets
+added to the host's (request ``env``: ``PIP_*``, ``UV_*`` of ``environment.env_vars``, as ``venv``
+takes them): one request to the index that environment names (``UV_DEFAULT_INDEX``, ``UV_INDEX_URL``,
+``PIP_INDEX_URL``) through its proxies, else the host's own installer (its uv, else pip) asked about a
+package, with the index and proxies it is configured with; an index it reaches clears the note (one it
+does not is left to the next build to find: a check alone never sends builds offline).
 """
 
 from __future__ import annotations
@@ -21,22 +23,21 @@ from typing import Any
 from mltrain.remote.ssh_host import answer, write_atomic
 
 NO_INDEX_NOTE = "no-index.json"  # in WORKDIR: when a build here last found the package index unreachable
-NO_INDEX_FOR_S = 3600.0  # for so long, later commands build from shipped wheels without trying the index
 CHECK_S = 5.0  # longest wait of ``index`` for the index to answer
 ASKED_ABOUT = "pip"  # the package the host's installer looks up when no index is named
 
 
 def no_index_note(work: str) -> dict[str, Any] | None:
-    """What this host found when it could not reach the package index, if that was within
-    ``NO_INDEX_FOR_S``: ``said`` (the last line of the error), ``age_s`` (by this host's clock)."""
+    """What this host found when it last could not reach the package index (until a build or check
+    reaches it): ``said`` (the last line of the error), ``age_s`` (by this host's clock)."""
     try:
         with open(os.path.join(work, NO_INDEX_NOTE)) as f:
             note = json.load(f)
         age = time.time() - float(note["at"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not 0 <= age < NO_INDEX_FOR_S:
-        return None
+    if not age >= 0:
+        return None  # from the future: this host's clock was set back
     return {"said": str(note.get("said", "")), "age_s": age}
 
 
@@ -114,8 +115,10 @@ def reach(url: str, timeout: float = CHECK_S) -> str | None:
 
 
 def cmd_index(work: str, uv: str | None) -> None:
-    """Does this host reach its package index now? Answers url (or what was asked), reachable (None:
-    nothing could tell) and (if not) said."""
+    """Does this host reach its package index now, with the request's ``env`` added to its environment
+    (as a build's)? Answers url (or what was asked), reachable (None: nothing could tell) and (if not) said."""
+    req = json.loads(sys.stdin.read() or "{}")
+    os.environ.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})  # (this command's process only)
     url = index_url()
     if url is not None:
         said = reach(url)

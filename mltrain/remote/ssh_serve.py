@@ -19,6 +19,7 @@ codes are still recorded; a driver that reconnects follows them) and then ends.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -33,6 +34,17 @@ from typing import Any
 
 HEAD = struct.Struct(">cII")
 MAX_STDIN_LINE = 64 << 20
+READ_SIZE = 1 << 20  # bytes read from the driver at once
+SPLICE = getattr(os, "splice", None)  # Linux, Python >= 3.10: pipe to pipe in the kernel
+PIPE_SIZE = 1 << 20  # a command's stdin pipe: Linux's default 64 KiB makes a stream of files stop and go
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let pipe ``fd`` hold :data:`PIPE_SIZE` bytes (Linux; elsewhere, or over the system's limit, it stays)."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def _write_frame(fd: int, kind: bytes, ident: int, data: bytes) -> bool:
@@ -102,7 +114,8 @@ class Server:
         self.jobs: list[threading.Thread] = []
         self.started: queue.SimpleQueue[tuple[Command, bytes | None]] = queue.SimpleQueue()
         self.wake_r, self.wake_w = os.pipe()
-        self.inbuf = b""
+        self.inbuf = bytearray()  # a frame's header and (when not passed on by the kernel) its body
+        self.passing: tuple[Command, int] | None = None  # a command whose input frame is being passed on: bytes left
         self.open = True
 
     # -- frames from the driver -------------------------------------------------------------------
@@ -147,6 +160,7 @@ class Server:
     def fork(self, cmd: Command, args: list[str] | None = None, prefix: bytes = b"") -> None:
         """Run ``cmd`` (or ``args`` for it) in a forked child; ``prefix`` goes to its stdout first."""
         rfd, wfd = os.pipe()
+        _grow_pipe(wfd)  # a command's input (files sent to ``receive``) moves in larger steps
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         sys.stdout.flush()
@@ -319,17 +333,50 @@ class Server:
 
     # -- the loop ---------------------------------------------------------------------------------
     def read_driver(self) -> bool:
-        data = os.read(0, 1 << 16)
+        """Read what the driver sent: a frame's header, then its body; the body of a running command's
+        input frame is passed on as it comes (:meth:`pass_input`: in the kernel, ``os.splice``, where it
+        can). False when the driver is gone."""
+        if self.passing is not None:
+            return self.pass_input()
+        have = len(self.inbuf)
+        need = HEAD.size if have < HEAD.size else HEAD.size + HEAD.unpack_from(self.inbuf)[2]
+        data = os.read(0, min(need - have, READ_SIZE))
         if not data:
             return False
         self.inbuf += data
-        while len(self.inbuf) >= HEAD.size:
-            kind, ident, size = HEAD.unpack_from(self.inbuf)
-            if len(self.inbuf) < HEAD.size + size:
-                break
-            body = self.inbuf[HEAD.size : HEAD.size + size]
-            self.inbuf = self.inbuf[HEAD.size + size :]
-            self.on_frame(kind, ident, body)
+        if len(self.inbuf) < HEAD.size:
+            return True
+        kind, ident, size = HEAD.unpack_from(self.inbuf)
+        cmd = self.cmds.get(ident)
+        if kind == b"i" and size and len(self.inbuf) == HEAD.size and cmd is not None and cmd.stdin is not None:
+            self.inbuf = bytearray()
+            self.passing = (cmd, size)
+            return True
+        if len(self.inbuf) < HEAD.size + size:
+            return True
+        body = bytes(self.inbuf[HEAD.size :])
+        self.inbuf = bytearray()
+        self.on_frame(kind, ident, body)
+        return True
+
+    def pass_input(self) -> bool:
+        """Move what stdin has of the input frame being passed on to its command (dropped once the
+        command no longer reads it); False when the driver is gone."""
+        assert self.passing is not None
+        cmd, left = self.passing
+        if cmd.stdin is not None and SPLICE is not None:
+            try:
+                moved = SPLICE(0, cmd.stdin, left)
+            except OSError:  # the command ended: the rest of its input is read and dropped
+                self.close_stdin(cmd)
+                return True
+        else:
+            data = os.read(0, min(left, READ_SIZE))
+            self.feed(cmd, data)
+            moved = len(data)
+        if not moved:
+            return False
+        self.passing = (cmd, left - moved) if left > moved else None
         return True
 
     def relay(self, fd: int) -> None:
@@ -346,6 +393,7 @@ class Server:
         self.finish(cmd)
 
     def run(self) -> None:
+        _grow_pipe(0)  # what the driver sends (when sshd hands it over by a pipe)
         reading = True
         while reading or self.by_fd:
             fds = [*self.by_fd, self.wake_r] + ([0] if reading else [])

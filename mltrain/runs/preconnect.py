@@ -12,12 +12,10 @@ accepted by an early connection.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
-from mltrain.compute.ssh.prespawn import command_key
-from mltrain.environments.cache import cache_root
+from mltrain.compute.ssh.prespawn import FILE, command_key, load
+from mltrain.environments import cache_json
 
 KEEP = 16
 SSH_TARGET = "mltrain.compute.ssh.SSHCompute"
@@ -25,20 +23,12 @@ _command: str | None = None  # this process's command line (its key), set by sta
 _begun = False
 
 
-def _load() -> list[dict[str, Any]]:
-    try:
-        entries = json.loads((cache_root() / "preconnect.json").read_text())
-    except (OSError, ValueError):
-        return []
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-
-
 def start(argv: list[str]) -> bool:
     """Connect to the SSH hosts this command line ran on last time, in the background; True when it
     does."""
     global _command, _begun
     _command = command_key(argv)
-    node = next((e.get("compute") for e in _load() if e.get("key") == _command), None)
+    node = next((e.get("compute") for e in load() if e.get("key") == _command), None)
     if isinstance(node, dict) and node.get("_target_") == SSH_TARGET:
         from mltrain.compute.ssh import early
 
@@ -56,7 +46,7 @@ def remember(compute: Any) -> None:
     any other forgets what was stored for it)."""
     if _command is None:
         return
-    entries = _load()
+    entries = load()
     mine = [e for e in entries if e.get("key") == _command]
     ssh = isinstance(compute, dict) and compute.get("_target_") == SSH_TARGET
     entry = {"key": _command, "compute": compute, "links": _links(compute)} if ssh else None
@@ -65,14 +55,7 @@ def remember(compute: Any) -> None:
     entries = [e for e in entries if e.get("key") != _command]
     if entry is not None:
         entries.insert(0, entry)
-    path = cache_root() / "preconnect.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".preconnect-{os.getpid()}.json")
-        tmp.write_text(json.dumps(entries[:KEEP]))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache only: the next run connects after composing
+    cache_json.store(FILE, entries[:KEEP])  # a cache only: without it the next run connects after composing
 
 
 def _links(compute: dict[str, Any]) -> list[list[str]]:

@@ -1,11 +1,13 @@
 """SSH hosts connected while a run's config is still being composed (mltrain.runs.preconnect): a
 command line run again connects to the hosts it ran on last time at once (their ssh clients started
 by the entry point, mltrain.compute.ssh.prespawn), its target takes those connections only for the
-same config (a client only for the same command line), and an early connection never records a host key."""
+same config (a client only for the same command line), and an early connection never records a host key;
+a damaged file of what was remembered reads as nothing."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,12 @@ from typing import Any
 import pytest
 from support import pid_alive, write_script
 
-from mltrain.compute.ssh import SSHCompute, early, prespawn
+from mltrain.compute.ssh import SSHCompute, early, interpreters, openssh, prespawn
 from mltrain.remote.procs import descendants
 from mltrain.runs import preconnect
 
 ARGV = ["+compute=ssh", "job.script=job.py"]
+NODE = {"_target_": preconnect.SSH_TARGET, "hosts": [{"host": "gpu1"}]}
 
 
 @pytest.fixture
@@ -220,3 +223,70 @@ def test_which_command_lines_connect_to_their_hosts_early(argv: list[str], early
     from mltrain.__main__ import _connects_early
 
     assert _connects_early(argv) is early
+
+
+def _damage(path: Path, how: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if how == "not json":
+        path.write_bytes(b"\xff\xfe{not json")
+    elif how == "wrong types":
+        path.write_text(json.dumps("a string" if path.name == "preconnect.json" else [1, 2, {"key": 3}]))
+    elif how == "deeply nested":
+        path.write_text("[" * 200_000 + "]" * 200_000)
+    elif how == "huge":  # a valid file, but far larger than anything mltrain writes
+        path.write_text(json.dumps({"pad": "x" * (2 << 20)}))
+    elif how == "a folder":
+        path.mkdir()
+    elif how == "a fifo":  # no writer: reading it would wait forever
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize("how", ["not json", "wrong types", "deeply nested", "huge", "a folder", "a fifo"])
+def test_a_damaged_cache_file_reads_as_empty_and_is_replaced(fresh: Path, how: str) -> None:
+    """``preconnect.json`` and ``ssh-python.json`` (each host's real interpreter), damaged or hostile,
+    read as nothing (never a crash, a hang or a huge read); the next write replaces them."""
+    cache = fresh / "cache"
+    _damage(cache / "preconnect.json", how)
+    assert preconnect.start(ARGV) is False  # nothing remembered: no early connection
+    preconnect.remember(NODE)
+    if how != "a folder":  # (a folder in its place stays: nothing is stored then, and nothing fails)
+        [entry] = json.loads((cache / "preconnect.json").read_text())
+        assert (entry["key"], entry["compute"]) == (preconnect.command_key(ARGV), NODE)
+
+    _damage(cache / interpreters.FILE, how)
+    assert interpreters.remembered("root@gpu1:22", "python3") is None
+    interpreters.remember("root@gpu1:22", "python3", "/usr/bin/python3.12")
+    if how != "a folder":
+        assert interpreters.remembered("root@gpu1:22", "python3") == "/usr/bin/python3.12"
+    assert not [p.name for p in cache.iterdir() if p.name.startswith(".")]  # no scratch file left
+
+
+def test_a_remembered_ssh_line_with_an_option_that_runs_a_command_never_runs(fresh: Path, ssh_pool: Any) -> None:
+    """``preconnect.json`` is read before anything else and its lines are started: only the shape
+    mltrain writes runs (no ProxyCommand, LocalCommand or other config file), and only from a file of this
+    user's that no one else may write."""
+    preconnect.start(ARGV)
+    preconnect.remember(_node(ssh_pool))
+    path = fresh / "cache" / "preconnect.json"
+    [entry] = json.loads(path.read_text())
+    [good] = entry["links"]
+    assert openssh.shaped(good, openssh.client())  # what mltrain writes runs
+    marker = fresh / "ran"
+    hostile = [
+        [*good[:4], "-o", f"ProxyCommand=touch {marker}", *good[4:]],
+        [*good[:4], "-o", f"LocalCommand=touch {marker}", "-o", "PermitLocalCommand=yes", *good[4:]],
+        [*good[:3], str(fresh / "evil_config"), *good[4:]],
+        [*good[:-3], "-o", "BatchMode=yes", *good[-3:-2], f"-oProxyCommand=touch {marker}", *good[-2:]],
+    ]
+    for line in hostile:
+        assert not openssh.shaped(line, openssh.client()), line
+        path.write_text(json.dumps([{**entry, "links": [line]}]))
+        assert prespawn.start(ARGV) == 0
+    assert not marker.exists()
+
+    path.write_text(json.dumps([entry]))
+    path.chmod(0o664)  # writable by the group: as ssh ignores such a config, it is not read
+    assert prespawn.start(ARGV) == 0
+    path.chmod(0o600)
+    assert prespawn.start(ARGV) == 1
+    prespawn.discard()

@@ -95,7 +95,7 @@ def test_a_host_cut_off_from_the_index_builds_from_wheels_this_machine_ships(mlt
     assert "six on the host 1.17.0" in later.stdout
 
 
-def test_an_unreachable_index_is_remembered_for_an_hour(tmp_path: Path) -> None:
+def test_an_unreachable_index_is_noted_on_the_host_with_its_age(tmp_path: Path) -> None:
     import json
 
     from mltrain.remote.ssh_index import NO_INDEX_NOTE, no_index_note, note_index
@@ -107,10 +107,73 @@ def test_an_unreachable_index_is_remembered_for_an_hour(tmp_path: Path) -> None:
     assert note is not None and note["said"] == "error: Failed to fetch: `http://127.0.0.1:9/simple/six/`"
     assert 0 <= note["age_s"] < 60
     (tmp_path / NO_INDEX_NOTE).write_text(json.dumps({"at": time.time() - 3601, "said": "old"}))
-    assert no_index_note(work) is None  # an hour later the index is tried again
+    assert 3600 < no_index_note(work)["age_s"] < 3660  # how long it counts is the driver's setting
+    (tmp_path / NO_INDEX_NOTE).write_text(json.dumps({"at": time.time() + 600, "said": "ahead"}))
+    assert no_index_note(work) is None  # from a clock set back since: not taken
     note_index(work, "again")
     note_index(work, None)  # a build reached the index: forgotten
     assert no_index_note(work) is None and not (tmp_path / NO_INDEX_NOTE).exists()
+
+
+def test_how_long_a_host_remembers_an_unreachable_index_is_a_setting(mltrain, project, ssh_pool):
+    """``compute.offline_memory_s``: a host's note that its index was unreachable, younger than that, sends
+    the build to shipped wheels without trying the index; with 0 the build asks the index again."""
+    import json
+
+    from mltrain.remote.ssh_index import NO_INDEX_NOTE
+
+    write_script(project / "src", "job.py", JOB)
+    host, known = _cut_off_host(ssh_pool, "127.0.0.14", "memory")
+    label = f"root@{host.addr}:{host.port}"
+    host.workdir.mkdir(parents=True)
+    (host.workdir / NO_INDEX_NOTE).write_text(json.dumps({"at": time.time() - 7200, "said": "two hours ago"}))
+
+    kept = mltrain(*_job(host, known, "compute.offline_memory_s=10800"))  # 3 h: a 2 h old note counts
+    assert kept.returncode == 0, kept.output
+    text = kept.stdout + kept.stderr
+    assert f"host {label} found no package index 120 min ago (two hours ago)" in text, kept.output
+    assert "tried again 10800 s after that (compute.offline_memory_s)" in text
+    assert "the build on" not in text  # the index was not tried
+    assert "six on the host 1.17.0" in kept.stdout
+
+    asked = mltrain(*_job(host, known, "compute.offline_memory_s=0", "environment.rebuild=true"))
+    assert asked.returncode == 0, asked.output
+    text = asked.stdout + asked.stderr
+    assert f"the build on {label} found no package index (" in text, asked.output  # asked again, found none
+    assert "min ago" not in text
+    assert "six on the host 1.17.0" in asked.stdout
+
+
+def test_compute_check_asks_with_the_environments_index_variables(cli, project, ssh_pool):
+    """An index named only in ``environment.env_vars`` (as a build of that environment gets it on the
+    host) is the one ``mltrain compute check`` asks about."""
+    import http.server
+    import json
+    import threading
+
+    index = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{index.server_address[1]}/simple/"
+        host = ssh_pool.make_host("127.0.0.15", f"check-env-{time.monotonic_ns()}", env={"UV_INDEX_URL": url})
+        known = ssh_pool.root / f"known-{host.addr}-{host.port}"
+        known.write_text(host.known_hosts_line())
+        entry = "{" + ",".join(f"{k}:{v}" for k, v in host.entry().items()) + "}"
+        overrides = ["+compute=ssh", f"compute.hosts=[{entry}]", f"compute.known_hosts={known}"]
+        label = f"root@{host.addr}:{host.port}"
+
+        plain = {r["host"]: r for r in json.loads(cli("compute", "check", "--json", *overrides).stdout)}
+        assert plain[label]["index"] == {"url": url, "reachable": True}  # the host's own index
+
+        dead = [f"+environment.env_vars.UV_INDEX_URL='{DEAD}/simple'", "+environment.env_vars.OTHER=not-for-builds"]
+        proc = cli("compute", "check", *overrides, *dead)
+        assert proc.returncode == 0, proc.output
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(label))
+        assert line.rstrip().endswith("UNREACHABLE"), proc.stdout
+        assert f"{label}: cannot reach the package index ({DEAD}/simple): " in proc.stdout
+    finally:
+        index.shutdown()
+        index.server_close()
 
 
 def test_a_host_with_uv_that_finds_no_index_installs_the_shipped_wheels_with_uv(mltrain, project, ssh_pool):

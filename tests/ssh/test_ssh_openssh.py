@@ -146,11 +146,15 @@ def test_the_hosts_real_interpreter_is_remembered_and_forgotten_once_gone(
     assert json.loads((cache / FILE).read_text()) == {f"{label} {shim}": real}
 
 
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
 def test_a_file_that_is_not_its_blob_name_is_refused_and_the_host_keeps_nothing(
-    tmp_path: Path, ssh_pool: Any, cache: Path
+    tmp_path: Path, ssh_pool: Any, cache: Path, monkeypatch: pytest.MonkeyPatch, client: str
 ) -> None:
+    """Over either link, one stream of the helper's ``receive``."""
     from mltrain.compute.ssh.sync import put_blobs
     from mltrain.errors import WorkspaceError
+
+    monkeypatch.setenv("MLTRAIN_SSH_CLIENT", client)
 
     good, bad = tmp_path / "good", tmp_path / "bad"
     good.write_bytes(b"the real content " + os.urandom(8))
@@ -161,7 +165,7 @@ def test_a_file_that_is_not_its_blob_name_is_refused_and_the_host_keeps_nothing(
     try:
         target.check()
         remote = target.remotes[0]
-        assert remote.via == "openssh"
+        assert remote.via == client
         with pytest.raises(WorkspaceError):
             put_blobs(remote, [(good, good_sha), (bad, claimed)])
         blobs = Path(remote.probe["workdir"]) / "blobs"

@@ -60,9 +60,10 @@ class ClusterCompute(ComputeTarget):
     def check(self) -> None:
         self.conn.check()
 
-    def report(self) -> list[dict[str, Any]]:
+    def report(self, build_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Each node of the cluster (``mltrain compute check``): alive or dead, CPUs and memory free and
-        total, custom resources, Ray version, token authentication (:mod:`~mltrain.compute.ray.report`)."""
+        total, custom resources, Ray version, token authentication (:mod:`~mltrain.compute.ray.report`).
+        (``build_env`` is for hosts that install packages themselves: nodes install through Ray.)"""
         from mltrain.compute.ray.report import cluster_report
 
         return cluster_report(self.conn)

@@ -41,6 +41,7 @@ class SSHComputeConfig(ComputeConfig):
     cpus: float | None = None  # CPU limit in cores of a job's container (build: docker); null: no limit
     memory_gb: float | None = None  # memory limit in GB of a job's container (build: docker); null: no limit
     offline: bool = False  # hosts cannot reach the package index: venvs are built from wheels this machine ships
+    offline_memory_s: float = 3600.0  # a host whose build found no index builds offline for so long (0: asks each time)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -63,6 +64,12 @@ class SSHComputeConfig(ComputeConfig):
         self.connect_timeout_s = positive("compute.connect_timeout_s", self.connect_timeout_s, " of seconds") or 15.0
         if int(self.retries) < 0:
             raise ConfigError(f"compute.retries={self.retries!r} must be >= 0")
+        if not float(self.offline_memory_s) >= 0:
+            raise ConfigError(
+                f"compute.offline_memory_s={self.offline_memory_s!r} must be a number of seconds >= 0",
+                hint="0 tries the package index at every build; the default 3600 remembers an unreachable one an hour",
+            )
+        self.offline_memory_s = float(self.offline_memory_s)
         self.max_output_mb = float(positive("compute.max_output_mb", self.max_output_mb, " of MB") or 1024)
         self.cpus = positive("compute.cpus", self.cpus, " of cores")
         self.memory_gb = positive("compute.memory_gb", self.memory_gb, " of GB")

@@ -1,7 +1,7 @@
 """One SSH host of a pool: the mltrain helper (:mod:`mltrain.remote.ssh_agent`, put there by
 :mod:`~mltrain.compute.ssh.helper`) kept serving over one link, the OpenSSH client when it can
 connect (:mod:`~mltrain.compute.ssh.openssh`), else a paramiko connection (fabric, so ``~/.ssh/config``
-aliases and ssh-agent work), which also uploads files and says why a host cannot be reached.
+aliases and ssh-agent work), which also says why a host cannot be reached.
 
 Host keys are never accepted silently, on either link (:mod:`~mltrain.compute.ssh.hostkeys`).
 Keepalives are on; every blocking read has a timeout, so a dead host is an error, never a hang.
@@ -78,9 +78,6 @@ class Remote:
         self.slots = int(entry.slots)
         self._conn: Any = None
         self._lock = threading.Lock()
-        self._sftp: paramiko.SFTPClient | None = None
-        self._sftp_lock = threading.Lock()
-        self.put_lock = threading.Lock()  # one SFTP upload at a time (sync.put_blob)
         self._mux: Mux | None = None
         self.known_blobs: set[str] = set()  # blobs this process saw in the host's cache
         self._mux_lock = threading.Lock()
@@ -177,12 +174,6 @@ class Remote:
         if self._mux is not None and self._link is None:  # the helper ran on this connection
             self._mux.close()
             self._mux = None
-        if self._sftp is not None:
-            try:
-                self._sftp.close()
-            except Exception:  # noqa: BLE001 - already broken
-                pass
-            self._sftp = None
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -267,11 +258,12 @@ class Remote:
     def agent_exec(
         self,
         *args: str,
-        stdin: bytes = b"",
+        stdin: bytes | Iterable[bytes] = b"",
         timeout: float | None = 120.0,
         on_stderr: Callable[[str], None] | None = None,
     ) -> tuple[int, bytes, bytes]:
-        """Run a helper command to its end: (exit status, stdout, stderr)."""
+        """Run a helper command to its end: (exit status, stdout, stderr). ``stdin``: bytes, or chunks
+        sent as they come (of at most :data:`SEND_PIECE` bytes each: a frame of the warm helper's link)."""
         chan = self.agent_channel(*args, timeout=timeout)
         if isinstance(chan, MuxChannel):
             try:
@@ -465,11 +457,3 @@ class Remote:
             f"(exit {code}): " + detail.strip()[-500:],
             hint="check compute.workdir (writable on the host?) and that python3 runs there",
         )
-
-    # -- files ------------------------------------------------------------------------------------
-    def sftp(self) -> paramiko.SFTPClient:
-        with self._sftp_lock:
-            if self._sftp is None:
-                self._sftp = self.transport().open_sftp_client()
-                self._sftp.get_channel().settimeout(max(30.0, self.config.keepalive_s * 3))
-            return self._sftp

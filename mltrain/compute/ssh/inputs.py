@@ -3,8 +3,9 @@
 
 The host says which cache keys it lacks (one round trip); a file of an object store the host fetches
 itself by a signed URL (checked against its size, hash or ETag); the others travel, streamed from the
-input's source (a datastore, through the driver) one after another over one channel to the helper's
-``receive``, which checks each against its size and hash before it takes its name there; then the
+input's source (a datastore, through the driver) one after another in one stream of the helper's
+``receive`` over the host's link, as a snapshot's files do (:func:`~mltrain.compute.ssh.sync.send_files`:
+each checked against its size and hash before it takes its name there); then the
 host lays the inputs out in the run folder (:func:`mltrain.remote.inputs.materialise`, the same code
 as on this machine). A second run of the
 same data moves 0 bytes. After the run, mounted files a script changed are reported (the host's
@@ -13,16 +14,14 @@ cache drops or repairs them); the run folder, inputs included, goes with the run
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mltrain.compute.delivery import Delivered, Moved, by_key, describe, read_source
-from mltrain.compute.ssh.sync import fetch_on_host
+from mltrain.compute.ssh.sync import Outgoing, fetch_on_host, send_files
 from mltrain.errors import ComputeError
 from mltrain.remote import inputs as node_io
-from mltrain.remote.inputs import CHUNK
 
 if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
@@ -48,33 +47,15 @@ class SSHDelivery(Delivered):
         return [node_io.mount_problem(changed, self.remote.label)] if changed else []
 
 
-def _stream(files: list[tuple[InputSpec, InputFile]]) -> Iterator[bytes]:
-    """What the host's ``receive`` reads: per file its manifest entry (a JSON line), then its bytes, read
-    from the input's source; ComputeError (the host then drops the file) when the source gives another size."""
-    for inp, f in files:
-        head = json.dumps(f.entry).encode() + b"\n"
-        sent = 0
-        with ExitStack() as stack:
-            stream = read_source(inp, f, stack)
-            while chunk := stream.read(CHUNK):
-                sent += len(chunk)
-                if sent > f.size:
-                    break
-                yield head + chunk if head else chunk  # a small file: one piece with its header
-                head = b""
-        if head:
-            yield head
-        if sent != f.size:
-            raise ComputeError(f"input {inp.name}: {f.relpath} is no longer the {f.size} bytes recorded at {inp.uri}")
-
-
 def _send(remote: Remote, files: list[tuple[InputSpec, InputFile]]) -> int:
-    """Send ``files`` into the host's cache over one channel; bytes sent."""
-    code, out, err = remote.execute(remote.agent_command("receive"), _stream(files), timeout=600)
-    if code != 0:
-        detail = err.decode(errors="replace").strip().splitlines()[-5:]
-        raise ComputeError(f"on {remote.label}, the inputs' files were refused: " + " ".join(detail))
-    return int(json.loads(out.decode().strip().splitlines()[-1])["bytes"])
+    """Send ``files`` into the host's cache, each read from its input's source (:func:`send_files`: a
+    file whose source gives another size than recorded is refused, ComputeError); bytes sent."""
+
+    def opener(inp: InputSpec, f: InputFile) -> Callable[[ExitStack], BinaryIO]:
+        return lambda stack: read_source(inp, f, stack)
+
+    return send_files(remote, [Outgoing(f.entry, opener(inp, f), f"input {inp.name}: {f.relpath} at {inp.uri}")
+                               for inp, f in files])  # fmt: skip
 
 
 def _fetch_there(remote: Remote, files: list[tuple[InputSpec, InputFile]]) -> set[str]:

@@ -7,43 +7,24 @@ start script checks it), and the next probe remembers the new one.
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
-
-from mltrain.environments.cache import cache_root
+from mltrain.environments import cache_json
 
 KEEP = 64
 FILE = "ssh-python.json"
 
 
-def _load() -> dict[str, Any]:
-    try:
-        data = json.loads((cache_root() / FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def remembered(host: str, python: str) -> str | None:
     """The path ``python`` named on ``host`` (a label such as ``user@host:port``) at its last probe."""
-    path = _load().get(f"{host} {python}")
+    path = cache_json.load(FILE, dict).get(f"{host} {python}")
     return path if isinstance(path, str) and path.startswith("/") else None
 
 
 def remember(host: str, python: str, executable: str) -> None:
     """Store ``executable`` as the real path of ``python`` on ``host`` (a cache: failures are ignored)."""
     key = f"{host} {python}"
-    data = _load()
+    data = cache_json.load(FILE, dict)
     if data.get(key) == executable:
         return
     data.pop(key, None)
     data[key] = executable
-    path = cache_root() / FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{FILE}-{os.getpid()}")
-        tmp.write_text(json.dumps(dict(list(data.items())[-KEEP:])))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    cache_json.store(FILE, dict(list(data.items())[-KEEP:]))

@@ -13,7 +13,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mltrain.compute.ssh.lost import ConnectionLost
@@ -116,14 +116,18 @@ class MuxChannel:
 
     # -- a whole command --------------------------------------------------------------------------
     def communicate(
-        self, stdin: bytes, timeout: float | None, on_stderr: Callable[[str], None] | None
+        self, stdin: bytes | Iterable[bytes], timeout: float | None, on_stderr: Callable[[str], None] | None
     ) -> tuple[int, bytes, bytes]:
-        """Send ``stdin``, then read to the end: (exit status, stdout, stderr). ConnectionLost when
-        the connection breaks or nothing comes for ``timeout`` seconds."""
+        """Send ``stdin`` (bytes, or chunks sent as they come until the command exits early: its answer
+        says why), then read to the end: (exit status, stdout, stderr). ConnectionLost when the
+        connection breaks or nothing comes for ``timeout`` seconds."""
         out, err, pending = bytearray(), bytearray(), b""
         try:
-            if stdin:
-                self.sendall(stdin)
+            for chunk in [stdin] if isinstance(stdin, bytes) else stdin:
+                if self._code is not None:
+                    break
+                if chunk:
+                    self.sendall(chunk)
             self.shutdown_write()
             last = time.monotonic()
             while True:

@@ -68,9 +68,10 @@ class HostPool:
         for label, why in self.down.items():
             print(f"mltrain: skipping SSH host {label}: {why}", file=sys.stderr)
 
-    def report(self) -> list[dict[str, Any]]:
+    def report(self, build_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots,
-        and whether it reaches its package index now (``index``: url, reachable, said)."""
+        and whether it reaches its package index now (``index``: url, reachable, said), asked with
+        ``build_env`` added to the host's environment (the variables an environment's build gets there)."""
         self.down.clear()
         self.key_problems.clear()
         self._reach_all()
@@ -78,7 +79,7 @@ class HostPool:
 
         def check_index(remote: Remote) -> None:  # one request from the host, a few seconds at most
             try:
-                index[remote.label] = remote.agent("index", timeout=30)
+                index[remote.label] = remote.agent("index", request={"env": build_env or {}}, timeout=30)
             except ComputeError as exc:
                 index[remote.label] = {"reachable": None, "said": exc.message}
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 
 from mltrain.compute.ssh import openssh
-from mltrain.remote.cachedir import cache_dir
+from mltrain.environments import cache_json
 
 FILE = "preconnect.json"
-MAX_BYTES = 1 << 20  # far above what mltrain stores: a larger file is not read
 _links: list[openssh.Link] = []
 
 
@@ -33,21 +31,8 @@ def command_key(argv: list[str]) -> str:
 
 def load() -> list[dict[str, object]]:
     """The remembered command lines (:mod:`mltrain.runs.preconnect`); none when the file is missing,
-    not a regular file, too large or not a list."""
-    try:
-        fd = os.open(os.path.join(cache_dir(), FILE), os.O_RDONLY | os.O_NONBLOCK)  # a FIFO there does not block
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return []
-            data = f.read(MAX_BYTES + 1)
-        entries = json.loads(data) if len(data) <= MAX_BYTES else None
-    except (OSError, ValueError, RecursionError):
-        return []
-    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
-
-
-def _runnable(args: object, ssh: str | None) -> bool:
-    return isinstance(args, list) and len(args) > 1 and args[0] == ssh and all(isinstance(a, str) for a in args)
+    damaged, or another user's or writable by others (:func:`~mltrain.environments.cache_json.load`)."""
+    return [e for e in cache_json.load(FILE, list, private=True) if isinstance(e, dict)]
 
 
 def start(argv: list[str]) -> int:
@@ -60,7 +45,7 @@ def start(argv: list[str]) -> int:
         return 0
     ssh = openssh.client()
     for args in links:
-        if _runnable(args, ssh):
+        if openssh.shaped(args, ssh):
             try:
                 _links.append(openssh.Link(args))
             except OSError:

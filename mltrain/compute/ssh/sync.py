@@ -1,25 +1,23 @@
 """Files to an SSH host through its content-addressed blob cache.
 
 A run folder (or an image's build context) is a list of files by sha256: the host says which blobs
-its cache lacks (one round trip), only those travel (each checked against its hash as it is sent:
-through the helper's ``receive`` on an OpenSSH link, else by SFTP), then the host makes the folder
-from its cache. :class:`BlobSync` counts what moved.
+its cache lacks (one round trip), only those travel (each checked against its hash as it is sent,
+in one stream of the helper's ``receive``: :func:`send_files`, which a run's inputs take too), then
+the host makes the folder from its cache. :class:`BlobSync` counts what moved.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mltrain.compute.ssh.conn import SEND_PIECE
-from mltrain.compute.ssh.lost import ConnectionLost
-from mltrain.compute.ssh.mux import MuxChannel
-from mltrain.errors import ComputeError, WorkspaceError
+from mltrain.errors import ComputeError
 
 if TYPE_CHECKING:
     from mltrain.compute.base import RunSpec
@@ -29,6 +27,7 @@ if TYPE_CHECKING:
 
 SHIM_IN_RUN = ".mltrain/shim"  # where the in-script API goes in a remote run folder
 URL_EXPIRES_S = 900  # a signed URL handed to a host, used at once
+LINK_PIECE = 1 << 20  # bytes per frame of an OpenSSH link (a pipe: paramiko's limit, SEND_PIECE, is not its)
 
 
 class BlobFiles(Mapping[str, Path]):
@@ -123,7 +122,7 @@ class BlobSync:
 
     def materialise(self, remote: Remote, run_id: str, up: Upload, defer: bool = False) -> None:
         """Make the run folder on ``remote``: one round trip when the host has every blob; else the
-        missing ones go by SFTP, then one more. No round trip when the host's warm helper runs and
+        missing ones are sent (:func:`send_files`), then one more. No round trip when the host's warm helper runs and
         either ``defer`` or this process saw the host hold every blob already: the job's start request
         makes the folder (``deferred``; a host that lacks blobs then says which)."""
         shas = {sha for _p, sha, _s, _m in up.files}
@@ -145,73 +144,82 @@ class BlobSync:
 
 
 def put_blobs(remote: Remote, files: list[tuple[Path, str]]) -> int:
-    """Upload files into the host's blob cache (atomically), each as its sha256 and hashed as it is sent:
-    content that does not match its name is refused (WorkspaceError); bytes sent. All in one stream of
-    the helper's ``receive`` on an OpenSSH link (no SFTP connection), else one by one by SFTP."""
+    """Upload files into the host's blob cache, each as its sha256 (:func:`send_files`; hashed here as
+    it is read too: content that does not match its name is refused, WorkspaceError); bytes sent."""
     from mltrain.workspace.blobs import check_sha256
 
-    for _local, sha256 in files:
-        check_sha256(sha256)
+    def opener(local: Path) -> Callable[[ExitStack], BinaryIO]:
+        return lambda stack: stack.enter_context(open(local, "rb"))
+
+    out = []
+    for local, sha256 in files:
+        entry = [f"blobs/{check_sha256(sha256)}", local.stat().st_size, sha256, None]
+        out.append(Outgoing(entry, opener(local), str(local), hashed=True))
+    return send_files(remote, out)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A file for a host's cache: its manifest entry ``[cache key, size, sha256 or None, ref]`` (the
+    host checks it), its bytes (opened when its turn comes) and what it is, for errors (``where``).
+    ``hashed``: hashed here too as it is read (a blob of this machine's store: WorkspaceError when
+    its content is not its name)."""
+
+    entry: list[Any]
+    open: Callable[[ExitStack], BinaryIO]
+    where: str
+    hashed: bool = False
+
+
+def send_files(remote: Remote, files: list[Outgoing]) -> int:
+    """Send ``files`` into the host's cache in one stream of the helper's ``receive`` (per file its
+    entry, a JSON line, then its bytes), over the host's link (OpenSSH where it is, else paramiko):
+    the host stores each beside its name first and renames it once it is the size and sha256
+    recorded. A file whose source gives another size (ComputeError), fails or, ``hashed``, gives other
+    content ends the stream before its last piece: the host keeps the files before it, nothing of it,
+    and the error is raised once the host is done. Bytes the host stored."""
     if not files:
         return 0
-    if remote.via == "openssh":
-        chan = remote.agent_channel("receive", timeout=600)
-        if isinstance(chan, MuxChannel):
-            return _receive_blobs(remote, chan, files)
-        chan.close()
-    return sum(_sftp_blob(remote, local, sha256) for local, sha256 in files)
+    piece = LINK_PIECE if remote.via == "openssh" else SEND_PIECE
+    failed: list[Exception] = []
 
-
-def _sftp_blob(remote: Remote, local: Path, sha256: str) -> int:
-    """One file into the host's blob cache by SFTP (beside it first, renamed once checked); bytes sent."""
-    from mltrain.workspace.blobs import HashingReader
-
-    assert remote.probe is not None
-    blobs = f"{remote.probe['workdir']}/blobs"
-    tmp = f"{blobs}/.up-{sha256}-{time.monotonic_ns()}"
-    sftp = remote.sftp()
-    # one upload at a time per host: paramiko's SFTP client garbles the stream (its server ends the
-    # session) when several threads upload through it at once
-    with remote.put_lock:
+    def stream() -> Iterator[bytes]:
         try:
-            with open(local, "rb") as f:
-                reader = HashingReader(f)
-                sftp.putfo(reader, tmp, confirm=True)
-            try:
-                reader.check(sha256, local)
-            except WorkspaceError:
-                sftp.remove(tmp)
-                raise
-            sftp.posix_rename(tmp, f"{blobs}/{sha256}")
-        except (OSError, EOFError) as exc:
-            remote.close()
-            raise ConnectionLost(f"connection lost to {remote.label} while uploading: {exc}") from None
-    return local.stat().st_size
+            yield from _stream(files, piece)
+        except Exception as exc:  # noqa: BLE001 - raised below, once the host has ended the stream
+            failed.append(exc)  # the host reads the end of its input inside a file: it keeps none of it
+
+    code, out, err = remote.agent_exec("receive", stdin=stream(), timeout=600)
+    if failed:
+        raise failed[0]
+    if code != 0:
+        detail = err.decode(errors="replace").strip().splitlines()[-5:]
+        raise ComputeError(f"on {remote.label}, files sent to its cache were refused: " + " ".join(detail))
+    return int(json.loads(out.decode().strip().splitlines()[-1])["bytes"])
 
 
-def _receive_blobs(remote: Remote, chan: MuxChannel, files: list[tuple[Path, str]]) -> int:
-    """:func:`put_blobs` on the helper's ``receive`` command ``chan``: the host stores each file only
-    when its content matches its sha256."""
+def _stream(files: list[Outgoing], most: int) -> Iterator[bytes]:
+    """What the host's ``receive`` reads, in pieces of at most ``most`` bytes (a header rides with its
+    file's first piece); each file's last piece only once its source ended there."""
     from mltrain.workspace.blobs import HashingReader
 
-    readers = []
-    try:
-        for local, sha256 in files:
-            size = local.stat().st_size
-            chan.sendall(json.dumps([f"blobs/{sha256}", size, sha256, None]).encode() + b"\n")
-            with open(local, "rb") as f:
-                reader, left = HashingReader(f), size
-                while left and (chunk := reader.read(min(SEND_PIECE, left))):  # a file that grew: checked below
-                    chan.sendall(chunk)
-                    left -= len(chunk)
-            readers.append((reader, local, sha256, size))
-    except OSError as exc:
-        chan.close()
-        raise ConnectionLost(f"connection lost to {remote.label} while uploading: {exc}") from None
-    code, _out, err = chan.communicate(b"", 600, None)
-    for reader, local, sha256, _size in readers:
-        reader.check(sha256, local)
-    if code != 0:
-        detail = err.decode(errors="replace").strip()[-300:]
-        raise ComputeError(f"on {remote.label}, the upload of the run's files was refused: {detail}")
-    return sum(size for *_r, size in readers)
+    for f in files:
+        size, head = int(f.entry[1]), json.dumps(f.entry).encode() + b"\n"
+        with ExitStack() as stack:
+            stream: Any = f.open(stack)
+            if f.hashed:
+                stream = HashingReader(stream)
+            left, piece = size, b""
+            while left:
+                piece = stream.read(min(most, left))
+                if not piece:
+                    break
+                left -= len(piece)
+                if left:
+                    yield head + piece
+                    head = b""
+            if left or stream.read(1):
+                raise ComputeError(f"{f.where} is no longer the {size} bytes recorded: it changed while it was sent")
+            if f.hashed:
+                stream.check(f.entry[2], f.where)
+        yield head + piece

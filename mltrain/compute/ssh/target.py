@@ -56,7 +56,9 @@ class SSHCompute(ComputeTarget):
         self.cfg: SSHComputeConfig = self.config
         self.pool = HostPool(self.cfg)
         self.sync = BlobSync()
-        self.envs = RemoteEnvironments(self.pool, self.sync, offline=bool(self.cfg.offline))
+        self.envs = RemoteEnvironments(
+            self.pool, self.sync, offline=bool(self.cfg.offline), offline_memory_s=float(self.cfg.offline_memory_s)
+        )
         self._uploads: dict[str, Upload] = {}
         self._direct: dict[str, BlobStore] = {}  # runs whose host uploads outputs/ and logs/ into the store itself
         self._job_envs: dict[str, Materialised] = {}
@@ -89,9 +91,10 @@ class SSHCompute(ComputeTarget):
     def check(self) -> None:
         self.pool.check()
 
-    def report(self) -> list[dict[str, Any]]:
-        """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots."""
-        return self.pool.report()
+    def report(self, build_env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """What each host has (``mltrain compute check``): python, uv, pip, docker, free disk, slots,
+        whether it reaches the package index with ``build_env`` (an environment's build variables)."""
+        return self.pool.report(build_env)
 
     def capacity(self) -> int:
         return self.pool.capacity()
