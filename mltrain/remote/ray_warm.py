@@ -207,8 +207,11 @@ class WarmWorker:
         if not server.ready:  # the server died: its job got SIGTERM with it; make sure it is gone
             stop_group(trial.pid, self.grace_s, first=signal.SIGTERM)
         said: list[str] = []
-        sent, data, total = store_outputs(trial.run_dir, trial.policy, self.max_output, said.append)
-        outputs = {**_keep(trial, data, total, sent), "said": said}
+        try:
+            sent, data, total = store_outputs(trial.run_dir, trial.policy, self.max_output, said.append)
+            outputs = {**_keep(trial, data, total, sent), "said": said}
+        except Exception as exc:  # noqa: BLE001 - the trial still ends, saying why its outputs cannot come
+            outputs = {"error": f"the trial's outputs could not be sent from its node: {exc}", "said": said}
         with self.cond:
             trial.exit, trial.outputs = code, outputs
             if self.running is trial:

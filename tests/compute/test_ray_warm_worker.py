@@ -245,3 +245,16 @@ def test_a_worker_whose_node_cannot_fetch_the_listed_snapshot_says_so_and_serves
             assert out == "carried\n" and end["exit"] == 0 and end["outputs"]["stored"] == []
     finally:
         w.shutdown()
+
+
+def test_a_trial_whose_outputs_cannot_be_sent_still_ends_and_says_why(worker: WarmWorker) -> None:
+    """The worker's reaper must not die with the trial's outputs: the trial ends with its exit code and the
+    reason, so its driver fails it with that reason instead of waiting forever."""
+    worker.start("r1", "exp", "job.py", ["--hold"], {"SETTING": "on", "MLTRAIN_RUN_ID": "r1"})
+    follow(worker, "r1", until="READY")
+    os.mkdir(os.path.join(worker.root, "r1.tar.gz"))  # where the outputs archive is written: it cannot be
+    assert worker.stop("r1", 1.0, int(signal.SIGINT), True) is True
+    _, _, _, end = follow(worker, "r1")
+    assert end["exit"] == 5
+    assert "outputs could not be sent from its node" in end["outputs"]["error"]
+    assert "Is a directory" in end["outputs"]["error"]

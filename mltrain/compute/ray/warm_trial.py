@@ -217,6 +217,8 @@ class WarmHandle(RunHandle):
         outputs = self.outputs or {}
         for line in outputs.get("said") or []:
             self.sink.log(str(line))
+        if outputs.get("error"):
+            raise ComputeError(str(outputs["error"])[:2000])
         if outputs.get("stored") and self.direct is None:  # no store, or the record's prefix was refused
             why = self.refused or "this process cannot check them (it has no staging prefix of the run's)"
             self.sink.log(
