@@ -7,8 +7,9 @@ the ``ssh`` command lines (:func:`~mltrain.compute.ssh.conn.Remote.link_argv`) t
 :mod:`mltrain.runs.preconnect` stores with the remembered config. A host's connection takes the client
 started with its own command line, argument for argument (:func:`take`), so a changed config, helper,
 interpreter or ``ssh`` never runs an old command; what no connection took is closed (:func:`discard`).
-A stored command line runs only when it runs the ``ssh`` program found on the PATH (the cache folder
-it comes from holds programs mltrain runs anyway: environments, uv).
+A stored command line is untrusted: it runs only in the shape :func:`~mltrain.compute.ssh.openssh.argv`
+writes (:func:`~mltrain.compute.ssh.openssh.shaped`: the ``ssh`` on the PATH, only mltrain's own options)
+and only from a file of this user's that no one else may write.
 """
 
 from __future__ import annotations
