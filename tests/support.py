@@ -171,8 +171,9 @@ def run_notebook(cells: list[str], cwd: Path, timeout: float = 900) -> list[str]
 UNREACHED_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: an index reached only through a proxy
 
 
-def hand_wheel(name: str, version: str) -> bytes:
-    """A pure-Python wheel of module ``name`` (``__version__ = version``), made by hand."""
+def hand_wheel(name: str, version: str, extra: dict[str, str] | None = None) -> bytes:
+    """A pure-Python wheel of module ``name`` (``__version__ = version``) and the ``extra`` files (path in
+    the wheel: text; e.g. ``NAME-VERSION.data/scripts/tool``), made by hand."""
     import base64
     import hashlib
     import io
@@ -183,13 +184,16 @@ def hand_wheel(name: str, version: str) -> bytes:
         f"{name}.py": f"__version__ = {version!r}\n",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        **(extra or {}),
     }
     out = io.BytesIO()
     record = []
     with zipfile.ZipFile(out, "w") as zf:
         for path, text in files.items():
             data = text.encode()
-            zf.writestr(path, data)
+            entry = zipfile.ZipInfo(path)
+            entry.external_attr = (0o100755 if "/scripts/" in path else 0o100644) << 16  # scripts are executable
+            zf.writestr(entry, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             record.append(f"{path},sha256={digest},{len(data)}")
         zf.writestr(f"{info}/RECORD", "\n".join([*record, f"{info}/RECORD,,"]) + "\n")
@@ -215,16 +219,17 @@ class ProxiedIndex:
 
 
 @contextmanager
-def proxied_index(packages: dict[str, str]) -> Iterator[ProxiedIndex]:
-    """A :class:`ProxiedIndex` of ``packages`` (module name: version; one hand-made wheel each) while the
-    block runs. Requests that do not come as a proxy's (absolute URLs) and CONNECTs are refused."""
+def proxied_index(packages: dict[str, str], extra: dict[str, dict[str, str]] | None = None) -> Iterator[ProxiedIndex]:
+    """A :class:`ProxiedIndex` of ``packages`` (module name: version; one hand-made wheel each, with the
+    ``extra`` files of its name) while the block runs. Requests that do not come as a proxy's (absolute
+    URLs) and CONNECTs are refused."""
     import base64
     import http.server
     import threading
     from urllib.parse import urlsplit
 
     files = {name: f"{name}-{version}-py3-none-any.whl" for name, version in packages.items()}
-    wheels = {files[name]: hand_wheel(name, version) for name, version in packages.items()}
+    wheels = {files[n]: hand_wheel(n, v, (extra or {}).get(n)) for n, v in packages.items()}
     pages = {f"/simple/{n.replace('_', '-')}/": f'<a href="/files/{f}">{f}</a>'.encode() for n, f in files.items()}
     index = ProxiedIndex(0)
 

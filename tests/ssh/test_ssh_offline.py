@@ -339,3 +339,23 @@ def test_a_proxy_named_only_in_env_vars_is_what_a_host_builds_and_checks_its_ind
     where = f"{UNREACHED_INDEX} through the proxy http://me:<redacted>@127.0.0.1:9"
     assert f"{label}: cannot reach the package index ({where}): " in dead.stdout
     assert "s3cret" not in dead.stdout + dead.stderr
+
+
+def test_a_host_without_uv_installs_it_through_the_proxy_of_env_vars(mltrain, project, ssh_pool, tmp_path):
+    """The host's pip installs uv for the build through the environment's proxy too (pip prefers the
+    host's lower-case ``http_proxy``: the environment's ``HTTP_PROXY`` is set in that spelling as well)."""
+    from support import UNREACHED_INDEX, proxied_index
+
+    write_script(project / "src", "job.py", "import proxied_pkg\nprint('on the host', proxied_pkg.__file__)\n")
+    host, known = _cut_off_host(ssh_pool, "127.0.0.14", "no-uv-behind-proxy")
+    uv = {"uv-0.0.2.data/scripts/uv": f'#!/bin/sh\nexec {uv_bin()} "$@"\n'}  # this machine's uv, as a wheel
+    index_vars = [f"+environment.env_vars.UV_INDEX_URL={UNREACHED_INDEX}", "environment.pip=['proxied_pkg==0.1']"]
+    index_vars.append("+environment.env_vars.PIP_NO_CACHE_DIR=1")  # (pip's cache is this machine's)
+    with proxied_index({"proxied_pkg": "0.1", "uv": "0.0.2"}, {"uv": uv}) as index:
+        driver = {"UV_CACHE_DIR": str(tmp_path / "uv"), "TEST_PROXY": index.url("me", "s3cret")}
+        proxy = "+environment.env_vars.HTTP_PROXY=${oc.env:TEST_PROXY}"
+        run = mltrain(*_job(host, known, *index_vars, proxy), env=driver)
+    assert run.returncode == 0, run.output
+    assert f"installing uv into {host.workdir}/tools/uv" in run.stdout + run.stderr, run.output
+    assert f"on the host {host.workdir}/venvs/" in run.stdout and "shipping" not in run.stdout + run.stderr
+    assert index.fetched("/simple/uv/") and set(index.fetched("")) == {"me"}
