@@ -55,3 +55,20 @@ def store(name: str, value: Any) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def keep_newest(prefix: str, keep: int) -> None:
+    """Remove the cache folder's files named ``prefix*`` but the ``keep`` last written."""
+    folder = cache_dir()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+        if len(names) <= keep:
+            return
+        dated = sorted(((os.stat(os.path.join(folder, n)).st_mtime_ns, n) for n in names), reverse=True)
+    except OSError:
+        return
+    for _, name in dated[keep:]:
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
