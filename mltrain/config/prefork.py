@@ -1,7 +1,8 @@
 """Start-up in parallel: a forked child composes the Hydra config while the parent imports the
 run driver and the workspace (SQLAlchemy); the child hands the resolved config over a pipe and the
 parent runs the job. Used for a single run on POSIX; anything with an option (``-m``, ``--cfg``,
-``--help``, ...) runs in one process as usual. ``MLTRAIN_NO_PREFORK=1`` turns it off.
+``--help``, ...) runs in one process as usual. ``MLTRAIN_NO_PREFORK=1`` turns it off. A command line
+run again takes what it composed to last time (:mod:`mltrain.config.recall`) and forks nothing.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Small JSON files of the cache folder (:func:`~mltrain.remote.cachedir.cache_dir`) that make
-later commands faster (``preconnect.json``, ``ssh-python.json``): read as a hint, never trusted and
+later commands faster (``preconnect.json``, ``ssh-python.json``, ``composed-*.json``): read as a hint, never trusted and
 never fatal (a file that is missing, damaged, of another shape or larger than :data:`MAX_BYTES`
 reads as nothing), written atomically (a reader sees the old file or the new one). Standard library only
 (the entry point reads ``preconnect.json`` before anything else: :mod:`~mltrain.compute.ssh.prespawn`)."""
