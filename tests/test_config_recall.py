@@ -57,6 +57,8 @@ def test_a_command_line_run_again_takes_its_remembered_config_until_what_it_read
     assert _remembered(ARGV).is_file()
     _tamper(ARGV, 77)
     assert _args(mltrain(*ARGV, env=env)) == "ARGS --penalty 77"  # taken as remembered: nothing composed
+    shell = {**env, "PWD": "/elsewhere", "SHLVL": "7", "_": "/bin/x"}  # what a shell sets (sh -c adds PWD)
+    assert _args(mltrain(*ARGV, env=shell)) == "ARGS --penalty 77"
 
     # an environment variable changed: composed again (and remembered again)
     assert _args(mltrain(*ARGV, env={"PENALTY": "4"})) == "ARGS --penalty 4"
@@ -114,6 +116,12 @@ def test_a_config_with_a_changing_resolver_is_composed_every_time(mltrain, job):
     first, second = _args(mltrain(*argv)), _args(mltrain(*argv))
     assert first != second
     assert not _remembered(argv).exists()
+
+
+def test_a_config_reading_a_variable_the_digest_leaves_out_is_not_remembered():
+    assert recall.resolvers({"a": ["${oc.env:HOME}", "${job.name}"]}) <= recall.STEADY_RESOLVERS
+    for value in ("${oc.env:PWD}", "${oc.env: OLDPWD,/}", "x${oc.env:_}"):
+        assert not recall.resolvers({"a": {"b": value}}) <= recall.STEADY_RESOLVERS
 
 
 def test_a_config_with_a_secret_is_never_written_to_the_cache(project):

@@ -37,14 +37,19 @@ STEADY_RESOLVERS = frozenset(
     | {"mltrain.bundled"}
 )
 _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
+# variables a shell sets by itself (``sh -c`` adds PWD): left out of the digest, so a config reading
+# one of them is not remembered
+SHELL_KEPT = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+_READS_SHELL_KEPT = re.compile(r"oc\.env\s*:\s*(?:PWD|OLDPWD|SHLVL|_)\s*[,}]")
 
 Payload = dict[str, Any]  # {"config": ..., "overrides": [...], "env": {...}} (mltrain.config.prefork)
 Stamp = list[int] | None
 
 
 def environment_digest(environ: Mapping[str, str] | None = None) -> str:
-    """Digest of the environment variables, the interpreter and ``sys.path`` (taken before composing)."""
-    env = sorted((os.environ if environ is None else environ).items())
+    """Digest of the environment variables (but a shell's own bookkeeping, :data:`SHELL_KEPT`), the
+    interpreter and ``sys.path`` (taken before composing)."""
+    env = sorted((k, v) for k, v in (os.environ if environ is None else environ).items() if k not in SHELL_KEPT)
     return hashlib.sha256(json.dumps([env, sys.executable, sys.version, sys.path]).encode()).hexdigest()
 
 
@@ -58,12 +63,15 @@ def stamp(path: str) -> Stamp:
 
 
 def resolvers(node: Any) -> set[str]:
-    """The resolvers the interpolations in ``node`` (plain containers, unresolved) call."""
+    """The resolvers the interpolations in ``node`` (plain containers, unresolved) call (``oc.env (shell)``:
+    ``oc.env`` of a variable in :data:`SHELL_KEPT`)."""
     if isinstance(node, dict):
         return set().union(*(resolvers(v) for v in node.values())) if node else set()
     if isinstance(node, list):
         return set().union(*(resolvers(v) for v in node)) if node else set()
-    return set(_RESOLVER.findall(node)) if isinstance(node, str) else set()
+    if not isinstance(node, str):
+        return set()
+    return set(_RESOLVER.findall(node)) | ({"oc.env (shell)"} if _READS_SHELL_KEPT.search(node) else set())
 
 
 def _tree(root: str) -> Iterator[str]:
