@@ -224,7 +224,8 @@ def main() -> None:
         over_ssh = [*local, "+compute=ssh", f"compute.hosts={hosts}", f"compute.known_hosts={known}"]
         from mltrain.environments.cache import cache_root
 
-        forget = ["sh", "-c", 'rm -f "$0" && exec "$@"', str(cache_root() / "preconnect.json")]
+        # nothing remembered: neither its hosts' connections nor its composed config
+        forget = ["sh", "-c", 'rm -f "$0"/preconnect.json "$0"/composed-*.json && exec "$@"', str(cache_root())]
         cases = {
             "ssh host python3 noop.py": [*ssh, "python3", str(work / "src" / "noop.py")],
             "mltrain +compute=ssh": over_ssh,  # run again: connected while its config is composed
