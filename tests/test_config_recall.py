@@ -40,7 +40,7 @@ def _args(proc) -> str:
 
 
 def _remembered(argv: list[str]) -> Path:
-    return Path(os.environ["MLTRAIN_CACHE_DIR"]) / recall._name(argv)  # the test's cwd is the run's
+    return Path(os.environ["MLTRAIN_CACHE_DIR"]) / recall.file_name(argv)  # the test's cwd is the run's
 
 
 def _tamper(argv: list[str], penalty: int) -> None:

@@ -153,12 +153,13 @@ def remember(argv: list[str], payload: Payload, read: dict[str, Any]) -> None:
 
     if redact_secrets(payload["config"]) is not payload["config"]:
         return  # a secret is never written to the cache
-    cache_json.store(_name(argv), {"payload": payload, **read})
+    cache_json.store(file_name(argv), {"payload": payload, **read})
     cache_json.keep_newest(PREFIX, KEEP)
 
 
-def _name(argv: list[str]) -> str:
-    return f"{PREFIX}{command_key(argv)}.json"
+def file_name(argv: list[str], cwd: str | None = None) -> str:
+    """The cache folder's file that remembers the command line ``argv`` run in ``cwd`` (default: here)."""
+    return f"{PREFIX}{command_key(argv, cwd)}.json"
 
 
 def _valid(payload: Any) -> bool:
@@ -175,7 +176,7 @@ def _valid(payload: Any) -> bool:
 def recall(argv: list[str], digest: str) -> Payload | None:
     """The payload ``argv`` composed to last time in this folder, when nothing it read has changed
     since and the environment's ``digest`` is the same; None otherwise."""
-    entry = cache_json.load(_name(argv), dict, private=True)
+    entry = cache_json.load(file_name(argv), dict, private=True)
     tops = entry.get("tops")
     if entry.get("env") != digest or not isinstance(entry.get("stamps"), list) or not isinstance(tops, list):
         return None
