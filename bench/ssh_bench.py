@@ -222,9 +222,13 @@ def main() -> None:
         ssh += ["-o", "BatchMode=yes", f"root@{host.addr}"]
         local = [sys.executable, "-m", "mltrain", *job_overrides("noop.py"), "experiment_name=bench"]
         over_ssh = [*local, "+compute=ssh", f"compute.hosts={hosts}", f"compute.known_hosts={known}"]
+        from mltrain.config.recall import file_name
         from mltrain.environments.cache import cache_root
 
-        forget = ["sh", "-c", 'rm -f "$0" && exec "$@"', str(cache_root() / "preconnect.json")]
+        # nothing remembered: neither its hosts' connections nor its composed config
+        composed = cache_root() / file_name(over_ssh[3:], cwd=str(work))
+        forget = ["sh", "-c", 'rm -f "$0" "$1" && shift && exec "$@"', str(cache_root() / "preconnect.json")]
+        forget.append(str(composed))
         cases = {
             "ssh host python3 noop.py": [*ssh, "python3", str(work / "src" / "noop.py")],
             "mltrain +compute=ssh": over_ssh,  # run again: connected while its config is composed

@@ -54,9 +54,12 @@ class App:
     """One ``python -m mltrain`` invocation. ``handoff`` (the prefork child's) receives the composed
     job instead of running it."""
 
-    def __init__(self, handoff: Handoff | None = None) -> None:
+    def __init__(self, handoff: Handoff | None = None, digest: str | None = None) -> None:
         self.handoff = handoff
         self.exit_codes: list[int] = []
+        self.digest = digest  # given: what a plain run's composition read is kept in ``read``
+        self.read: dict[str, Any] | None = None  # (mltrain.config.recall.inputs)
+        self._plain = False
 
     def report(self, code: int) -> int:
         """Record a run's (or a sweep's) exit code; the process exits with the worst one."""
@@ -73,6 +76,12 @@ class App:
 
             env_set = {str(k): str(v) for k, v in (HydraConfig.get().job.env_set or {}).items()}
             self.handoff(config, hydra_overrides(), env_set)
+            if self.digest is not None and self._plain:
+                from omegaconf import OmegaConf
+
+                from mltrain.config import recall
+
+                self.read = recall.inputs(OmegaConf.to_container(cfg, resolve=False), self.digest)
             return 0
         from mltrain.runs.driver import run_from_config
 
@@ -148,6 +157,7 @@ class App:
             os.environ.update({str(k): str(v) for k, v in (h.job.env_set or {}).items()})  # as Hydra's run_job
             with open_dict(cfg):
                 del cfg["hydra"]
+            self._plain = True
             self.task(cfg)
         return True
 

@@ -3,11 +3,11 @@ the Python API): ``conf/deploy/NAME.yaml`` (a project's own ``conf/`` first) wit
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltrain.bundled import bundled_dir
+from mltrain.config.overrides import project_conf_dir
 from mltrain.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ def deploy_node(target: str) -> dict[str, Any]:
     """``conf/deploy/TARGET.yaml`` of the project (./conf or $MLTRAIN_PROJECT_CONF), else mltrain's."""
     from omegaconf import OmegaConf
 
-    project = Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / "deploy"
+    project = Path(project_conf_dir()) / "deploy"
     roots = [project, bundled_dir("conf") / "deploy"]
     for root in roots:
         path = root / f"{target}.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mltrain.bundled import bundled_dir
+from mltrain.config.overrides import project_conf_dir
 
 
 def _valid_keys(node: object) -> list[str]:
@@ -20,7 +21,7 @@ def config_groups() -> list[str]:
     import os
 
     roots = [bundled_dir("conf")]
-    project = os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")
+    project = project_conf_dir()
     if os.path.isdir(project):
         from pathlib import Path
 
@@ -31,12 +32,11 @@ def config_groups() -> list[str]:
 def group_options(group: str) -> list[str]:
     """The options of config group ``group`` (mltrain's and the project's ./conf or $MLTRAIN_PROJECT_CONF),
     typed schemas left out."""
-    import os
     from pathlib import Path
 
     roots = [
         bundled_dir("conf") / group,
-        Path(os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")) / group,
+        Path(project_conf_dir()) / group,
     ]
     return sorted({p.stem for root in roots if root.is_dir() for p in root.glob("*.yaml")})
 

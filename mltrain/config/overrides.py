@@ -32,9 +32,13 @@ def _resets(arg: str) -> str | None:
     return None
 
 
+def project_conf_dir() -> str:
+    """The project's config folder: ``$MLTRAIN_PROJECT_CONF``, else ``./conf`` (absolute; it may not exist)."""
+    return os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")
+
+
 def _project_config() -> str | None:
-    project = os.path.abspath(os.environ.get("MLTRAIN_PROJECT_CONF") or "conf")
-    path = os.path.join(project, "config.yaml")
+    path = os.path.join(project_conf_dir(), "config.yaml")
     return path if os.path.isfile(path) else None
 
 

@@ -1,7 +1,8 @@
 """Start-up in parallel: a forked child composes the Hydra config while the parent imports the
 run driver and the workspace (SQLAlchemy); the child hands the resolved config over a pipe and the
 parent runs the job. Used for a single run on POSIX; anything with an option (``-m``, ``--cfg``,
-``--help``, ...) runs in one process as usual. ``MLTRAIN_NO_PREFORK=1`` turns it off.
+``--help``, ...) runs in one process as usual. ``MLTRAIN_NO_PREFORK=1`` turns it off. A command line
+run again takes what it composed to last time (:mod:`mltrain.config.recall`) and forks nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ Payload = dict[str, Any]  # {"config": ..., "overrides": [...], "env": {...}}
 
 
 def compose_forked(
-    argv: list[str], meanwhile: Callable[[], Any], check: Callable[[Payload], None] | None = None
+    argv: list[str],
+    meanwhile: Callable[[], Any],
+    check: Callable[[Payload], None] | None = None,
+    digest: str | None = None,
 ) -> tuple[Payload | None, int, Any]:
     """Compose ``argv`` in a forked child (which also runs ``check`` on what it composed) while this
     process calls ``meanwhile()``; return the composed payload (None when composition failed or there
-    was nothing to run: the child said why), the child's exit code and what ``meanwhile`` returned."""
+    was nothing to run: the child said why), the child's exit code and what ``meanwhile`` returned.
+    With the environment's ``digest`` (:func:`mltrain.config.recall.environment_digest`), the child
+    remembers what it composed for the next run of ``argv`` (:func:`mltrain.config.recall.remember`)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: compose, hand over, exit without running anything else
@@ -44,14 +50,22 @@ def compose_forked(
         try:
             from mltrain.config import app
 
+            sent: list[Payload] = []
+
             def send(config: dict, overrides: list[str], env_set: dict[str, str]) -> None:
                 payload = {"config": config, "overrides": overrides, "env": env_set}
                 if check is not None:
                     check(payload)
                 with os.fdopen(write_fd, "wb") as out:
                     out.write(json.dumps(payload).encode())
+                sent.append(payload)
 
-            code = app.App(handoff=send).main(argv)
+            composing = app.App(handoff=send, digest=digest)
+            code = composing.main(argv)
+            if sent and composing.read is not None:
+                from mltrain.config import recall
+
+                recall.remember(argv, sent[0], composing.read)
         except BaseException:  # noqa: BLE001 - os._exit below would end the child without a word
             traceback.print_exc()
         finally:
@@ -96,8 +110,15 @@ def main(argv: list[str]) -> int:
 
         return driver.prewarm(argv)
 
+    from mltrain.config import recall
+
+    digest = recall.environment_digest()
     with start_up_objects_frozen():
-        payload, code, prewarmed = compose_forked(argv, prewarm)
+        payload = recall.recall(argv, digest)  # this command line composed to it before, nothing changed since
+        if payload is None:
+            payload, code, prewarmed = compose_forked(argv, prewarm, digest=digest)
+        else:
+            code, prewarmed = 0, prewarm()
     from mltrain.runs import driver
 
     if payload is None:

@@ -1,5 +1,5 @@
 """Small JSON files of the cache folder (:func:`~mltrain.remote.cachedir.cache_dir`) that make
-later commands faster (``preconnect.json``, ``ssh-python.json``): read as a hint, never trusted and
+later commands faster (``preconnect.json``, ``ssh-python.json``, ``composed-*.json``): read as a hint, never trusted and
 never fatal (a file that is missing, damaged, of another shape or larger than :data:`MAX_BYTES`
 reads as nothing), written atomically (a reader sees the old file or the new one). Standard library only
 (the entry point reads ``preconnect.json`` before anything else: :mod:`~mltrain.compute.ssh.prespawn`)."""
@@ -53,5 +53,22 @@ def store(name: str, value: Any) -> None:
     except (OSError, TypeError, ValueError):
         try:
             os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def keep_newest(prefix: str, keep: int) -> None:
+    """Remove the cache folder's files named ``prefix*`` but the ``keep`` last written."""
+    folder = cache_dir()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix)]
+        if len(names) <= keep:
+            return
+        dated = sorted(((os.stat(os.path.join(folder, n)).st_mtime_ns, n) for n in names), reverse=True)
+    except OSError:
+        return
+    for _, name in dated[keep:]:
+        try:
+            os.unlink(os.path.join(folder, name))
         except OSError:
             pass

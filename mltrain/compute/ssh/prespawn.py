@@ -25,9 +25,9 @@ FILE = "preconnect.json"
 _links: list[openssh.Link] = []
 
 
-def command_key(argv: list[str]) -> str:
-    """The key of a command line: its arguments and the folder it runs in."""
-    return hashlib.sha256(json.dumps([os.getcwd(), list(argv)]).encode()).hexdigest()[:32]
+def command_key(argv: list[str], cwd: str | None = None) -> str:
+    """The key of a command line: its arguments and the folder it runs in (``cwd``, default this one)."""
+    return hashlib.sha256(json.dumps([cwd or os.getcwd(), list(argv)]).encode()).hexdigest()[:32]
 
 
 def load() -> list[dict[str, object]]:
