@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +166,105 @@ def run_notebook(cells: list[str], cwd: Path, timeout: float = 900) -> list[str]
                 parts.append(out["data"].get("text/plain", ""))
         texts.append("".join(parts))
     return texts
+
+
+UNREACHED_INDEX = "http://127.0.0.1:9/simple"  # nothing listens there: an index reached only through a proxy
+
+
+def hand_wheel(name: str, version: str, extra: dict[str, str] | None = None) -> bytes:
+    """A pure-Python wheel of module ``name`` (``__version__ = version``) and the ``extra`` files (path in
+    the wheel: text; e.g. ``NAME-VERSION.data/scripts/tool``), made by hand."""
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": f"__version__ = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        **(extra or {}),
+    }
+    out = io.BytesIO()
+    record = []
+    with zipfile.ZipFile(out, "w") as zf:
+        for path, text in files.items():
+            data = text.encode()
+            entry = zipfile.ZipInfo(path)
+            entry.external_attr = (0o100755 if "/scripts/" in path else 0o100644) << 16  # scripts are executable
+            zf.writestr(entry, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{path},sha256={digest},{len(data)}")
+        zf.writestr(f"{info}/RECORD", "\n".join([*record, f"{info}/RECORD,,"]) + "\n")
+    return out.getvalue()
+
+
+@dataclass
+class ProxiedIndex:
+    """A forward HTTP proxy on 127.0.0.1 behind which, whatever host a request names, is a package index
+    of hand-made wheels: an index URL such as :data:`UNREACHED_INDEX` is reached only through it."""
+
+    port: int
+    seen: list[tuple[str, str, str]] = field(default_factory=list)  # (method, URL, proxy user) of each request
+
+    def url(self, user: str = "", password: str = "") -> str:
+        """The proxy's URL (with ``user:password`` when given)."""
+        auth = f"{user}:{password}@" if user else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def fetched(self, what: str) -> list[str]:
+        """The proxy users of the requests whose URL has ``what``."""
+        return [user for _, url, user in self.seen if what in url]
+
+
+@contextmanager
+def proxied_index(packages: dict[str, str], extra: dict[str, dict[str, str]] | None = None) -> Iterator[ProxiedIndex]:
+    """A :class:`ProxiedIndex` of ``packages`` (module name: version; one hand-made wheel each, with the
+    ``extra`` files of its name) while the block runs. Requests that do not come as a proxy's (absolute
+    URLs) and CONNECTs are refused."""
+    import base64
+    import http.server
+    import threading
+    from urllib.parse import urlsplit
+
+    files = {name: f"{name}-{version}-py3-none-any.whl" for name, version in packages.items()}
+    wheels = {files[n]: hand_wheel(n, v, (extra or {}).get(n)) for n, v in packages.items()}
+    pages = {f"/simple/{n.replace('_', '-')}/": f'<a href="/files/{f}">{f}</a>'.encode() for n, f in files.items()}
+    index = ProxiedIndex(0)
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's names
+            auth = self.headers.get("Proxy-Authorization", "")
+            user = base64.b64decode(auth.split()[-1]).decode().split(":")[0] if auth else ""
+            index.seen.append((self.command, self.path, user))
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/") + "/" if parts.path.startswith("/simple") else parts.path
+            body = pages.get(path) or wheels.get(path.removeprefix("/files/"))
+            if not parts.scheme:
+                body = None  # asked directly, not as a proxy
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", "text/html" if path in pages else "application/octet-stream")
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body or b"")
+
+        do_HEAD = do_GET
+
+        def do_CONNECT(self) -> None:  # noqa: N802
+            index.seen.append((self.command, self.path, ""))
+            self.send_response(403)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    index.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield index
+    finally:
+        server.shutdown()
+        server.server_close()

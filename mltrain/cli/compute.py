@@ -55,17 +55,10 @@ def _compose(overrides: list[str], keys: list[str]) -> dict[str, Any]:
     return {k: nodes.get(k) for k in keys}
 
 
-def build_env(environment: dict[str, Any] | None) -> dict[str, str]:
-    """The variables a build of ``environment`` (a composed node) gets on a host: ``PIP_*``, ``UV_*`` of
-    its ``env_vars``, ``${oc.env:NAME}`` read now, as a run sends them."""
-    from mltrain.environments.spec import build_vars
-    from mltrain.environments.variables import read_references
-
-    return read_references(build_vars((environment or {}).get("env_vars") or {}), "environment.env_vars")
-
-
 def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    from mltrain.compute.configs import redact_urls
     from mltrain.compute.targets import compute_from_config
+    from mltrain.environments.spec import build_env
 
     nodes = _compose(args.overrides, ["compute", "environment"])
     target = compute_from_config(nodes["compute"])
@@ -75,9 +68,12 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
             target.check()
             rows: list[dict[str, Any]] = [{"host": target.describe(), "ok": True}]
         else:
-            rows = report(build_env(nodes["environment"]))
+            rows = report(build_env((nodes["environment"] or {}).get("env_vars") or {}))  # as its build gets them
     finally:
         target.close()
+    for r in rows:  # a proxy's or an index's credentials are never shown
+        if r.get("index"):
+            r["index"] = {k: redact_urls(v) if isinstance(v, str) else v for k, v in r["index"].items()}
     if args.json:
         print_json(rows)
     elif rows and "node_id" in rows[0]:
@@ -112,9 +108,8 @@ def cmd_check(args: argparse.Namespace, ctx: Context) -> int:
                     print(escape_controls(f"  hint: {r['hint']}", LINES))
             elif (r.get("index") or {}).get("reachable") is False:
                 index = r["index"]
-                print(
-                    escape_controls(f"\n{r['host']}: cannot reach the package index ({index['url']}): {index['said']}")
-                )
+                where = index["url"] + (f" through the proxy {index['proxy']}" if index.get("proxy") else "")
+                print(escape_controls(f"\n{r['host']}: cannot reach the package index ({where}): {index['said']}"))
                 print("  runs there build their venvs from wheels this machine ships (compute.offline=true: not tried)")
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -1,9 +1,11 @@
 """What the typed configs of the compute targets share: :class:`ComputeConfig` (each target's package
 extends it in its ``config.py``; :mod:`mltrain.compute.schemas` lists them for Hydra), value checks,
-and the secret options (the cluster token) that are never stored with a run."""
+the secret options (the cluster token) that are never stored with a run, and the credentials of URLs
+(a proxy's or an index's) that are never shown."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ class ComputeConfig:
 
 SECRET_KEYS = ("token",)  # compute options whose value is never stored with a run's config
 REDACTED = "<redacted>"
+_URL_CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)([^\s/@:]*)(:[^\s/]*)?@")
 
 
 def redact_secrets(config: dict[str, Any]) -> dict[str, Any]:
@@ -54,3 +57,13 @@ def redact_overrides(overrides: list[str], quoted: bool = False) -> list[str]:
         key, sep, _ = item.partition("=")
         out.append(f"{key}={value}" if sep and key.lstrip("+~") in secret else item)
     return out
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with the credentials of each URL in it replaced, for showing: ``http://me:pw@proxy:3128``
+    becomes ``http://me:<redacted>@proxy:3128``, and a user alone (often a token) is replaced."""
+
+    def hide(m: re.Match[str]) -> str:
+        return f"{m.group(1)}{m.group(2)}:{REDACTED}@" if m.group(3) is not None else f"{m.group(1)}{REDACTED}@"
+
+    return _URL_CREDENTIALS.sub(hide, text)

@@ -172,8 +172,10 @@ def dockerfile(env: ResolvedEnvironment, copy_uv: bool, with_ca: bool) -> str:
             f" && mkdir -p {PREFIX}/bin && ln -s {PREFIX}/uv/bin/uv {UV_IN_IMAGE}"
         )
     # environment.env_vars are not baked into the image (a secret would live in its layers): they are passed
-    # when the container starts. Only the PIP_*/UV_* ones reach the build, as build arguments of the install.
-    lines.extend(f"ARG {k}" for k in spec.build_env)
+    # when the container starts. Only the PIP_*/UV_* ones and the proxies reach the build, as build arguments
+    # of the install; the proxies are Docker's predefined ones, which need no ARG (and so stay out of the
+    # image's history and do not invalidate its build cache).
+    lines.extend(f"ARG {k}" for k in spec.install_vars)
     lines.append(f"COPY requirements.lock {PREFIX}/requirements.lock")
     uv_env = f"{ca}UV_PYTHON_DOWNLOADS=never UV_NO_CACHE=1 UV_LINK_MODE=copy"
     install = f"{uv_env} {UV_IN_IMAGE} venv --quiet --python {py} {VENV}"

@@ -35,12 +35,13 @@ class ResolvedEnvironment:
     @cached_property
     def hash(self) -> str:
         """Content hash of what a build depends on: Python version, lock, base image (docker builds),
-        build env vars. The name and version of the spec do not change it."""
+        install env vars (``PIP_*``, ``UV_*``). The name and version of the spec, and the proxies its
+        builds go through, do not change it."""
         payload: dict[str, object] = {
             "python": self.spec.python,
             "lock": self.lock,
             "base_image": self.spec.base_image if self.spec.build == "docker" else None,
-            "env": self.spec.build_vars,
+            "env": self.spec.install_vars,
         }
         if self.spec.build == "system":
             payload["system"] = sys.executable

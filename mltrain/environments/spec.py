@@ -3,8 +3,8 @@
 The requirements of a spec are its ``pip`` list, the lines of its ``requirements_file`` and what its
 ``conda_file`` asks for; ``python`` is an X.Y version (default: the one mltrain runs on). The
 ``spec_hash`` covers exactly what the lock depends on, so two specs that differ only in name or
-version share a lock. Local paths (``./pkg``) become absolute; their contents are not hashed, so
-a changed local package needs ``environment.rebuild=true``.
+version (or in the proxies their builds go through) share a lock. Local paths (``./pkg``) become
+absolute; their contents are not hashed, so a changed local package needs ``environment.rebuild=true``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,35 @@ from mltrain.errors import EnvironmentSpecError
 
 # environment variables that change what a build installs (index URLs, resolver options)
 BUILD_ENV_PREFIXES = ("PIP_", "UV_")
+# the proxies a build's installers (uv, pip, requests, urllib) go through, as they read them: not what is installed
+PROXY_VARS = tuple(n for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY") for n in (name, name.lower()))
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
 
 
-def build_vars(env_vars: Mapping[str, Any]) -> dict[str, str]:
-    """The variables of an environment's ``env_vars`` that affect what its build installs (``PIP_*``,
-    ``UV_*``), as written (``${oc.env:NAME}`` unread)."""
+def install_vars(env_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The variables of an environment's ``env_vars`` that change what its build installs (``PIP_*``,
+    ``UV_*``), as written (``${oc.env:NAME}`` unread): part of the environment's identity."""
     return {str(k): str(v) for k, v in sorted(env_vars.items()) if str(k).startswith(BUILD_ENV_PREFIXES)}
+
+
+def build_vars(env_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The variables of an environment's ``env_vars`` that its builds get, as written: the
+    :func:`install_vars` and the proxies (:data:`PROXY_VARS`), which change how packages are fetched,
+    not which (so they are not in the environment's identity)."""
+    proxies = {str(k): str(v) for k, v in env_vars.items() if str(k) in PROXY_VARS}
+    return dict(sorted({**install_vars(env_vars), **proxies}.items()))
+
+
+def build_env(env_vars: Mapping[str, Any]) -> dict[str, str]:
+    """The :func:`build_vars` as a build gets them: ``${oc.env:NAME}`` read from the environment now,
+    and a proxy written in one spelling only (``HTTPS_PROXY``) set in the other too (``https_proxy``),
+    so it wins over the machine's own in every installer (pip prefers the lower case, uv the upper)."""
+    env = read_references(build_vars(env_vars), "environment.env_vars")
+    for name in PROXY_VARS:
+        other = name.lower() if name.isupper() else name.upper()
+        if name in env and other not in env_vars:
+            env[other] = env[name]
+    return env
 
 
 def current_python() -> str:
@@ -115,14 +137,19 @@ class EnvSpec:
         )
 
     @property
+    def install_vars(self) -> dict[str, str]:
+        """The env vars that change what a build installs, as written (``${oc.env:NAME}`` unread)."""
+        return install_vars(self.env_vars)
+
+    @property
     def build_vars(self) -> dict[str, str]:
-        """The env vars that affect what a build installs, as written (``${oc.env:NAME}`` unread)."""
+        """The env vars a build gets (those and the proxies), as written (``${oc.env:NAME}`` unread)."""
         return build_vars(self.env_vars)
 
     @property
     def build_env(self) -> dict[str, str]:
-        """The build env vars as a build gets them: ``${oc.env:NAME}`` read from the environment now."""
-        return read_references(self.build_vars, "environment.env_vars")
+        """The env vars a build gets, as it gets them (:func:`build_env`)."""
+        return build_env(self.env_vars)
 
     @property
     def job_env(self) -> dict[str, str]:
@@ -131,8 +158,9 @@ class EnvSpec:
 
     @property
     def spec_hash(self) -> str:
-        """Hash of what the lock depends on: python version, requirements, build env vars (as written)."""
-        payload = {"python": self.python, "requirements": sorted(self.requirements), "env": self.build_vars}
+        """Hash of what the lock depends on: python version, requirements, install env vars (as written;
+        not the proxies)."""
+        payload = {"python": self.python, "requirements": sorted(self.requirements), "env": self.install_vars}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:

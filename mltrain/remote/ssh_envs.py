@@ -102,13 +102,14 @@ def new_venv(interpreter: str, folder: str, env: dict[str, str]) -> list[str]:
     return [os.path.join(folder, "bin", "python"), "-m", "pip"]
 
 
-def install_uv(work: str) -> str:
+def install_uv(work: str, env: dict[str, str]) -> str:
+    """uv installed with pip into the host's tools folder, with ``env`` (the build's: its proxies, its index)."""
     if not has_pip():
         fail(f"uv is not installed on this host and {sys.executable} has no pip to install it", 5)
     tools = os.path.join(work, "tools", "uv")
     sys.stderr.write(f"installing uv into {tools}\n")
-    pip = new_venv(sys.executable, tools, dict(os.environ))
-    fetch_step([*pip, "install", "--quiet", "uv"], dict(os.environ), (*UNREACHABLE, "No matching distribution found"))
+    pip = new_venv(sys.executable, tools, env)
+    fetch_step([*pip, "install", "--quiet", "uv"], env, (*UNREACHABLE, "No matching distribution found"))
     return os.path.join(tools, "bin", "uv")
 
 
@@ -128,7 +129,7 @@ def build_venv(work: str, scratch: str, interpreter: str, lock: str, env: dict[s
     wheels only, with uv when the host has it, else with the interpreter's venv and pip."""
     lock_file = os.path.join(scratch, "requirements.lock")
     python = os.path.join(scratch, "bin", "python")
-    uv = find_uv(work) if links else find_uv(work) or install_uv(work)
+    uv = find_uv(work) if links else find_uv(work) or install_uv(work, env)
     if uv is None:
         assert links is not None
         pip = new_venv(interpreter, scratch, env)

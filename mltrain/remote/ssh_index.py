@@ -4,11 +4,12 @@ A build that finds the index unreachable leaves a note in WORKDIR (``no-index.js
 reports it with its age, and for ``compute.offline_memory_s`` (an hour by default; the driver decides)
 later commands build from wheels the driver ships without trying the index again. ``index`` checks it
 now (``mltrain compute check``), bounded in time, with the variables a build of the environment gets
-added to the host's (request ``env``: ``PIP_*``, ``UV_*`` of ``environment.env_vars``, as ``venv``
-takes them): one request to the index that environment names (``UV_DEFAULT_INDEX``, ``UV_INDEX_URL``,
-``PIP_INDEX_URL``) through its proxies, else the host's own installer (its uv, else pip) asked about a
-package, with the index and proxies it is configured with; an index it reaches clears the note (one it
-does not is left to the next build to find: a check alone never sends builds offline).
+added to the host's (request ``env``: ``PIP_*``, ``UV_*`` and the proxies of ``environment.env_vars``,
+as ``venv`` takes them): one request to the index that environment names (``UV_DEFAULT_INDEX``,
+``UV_INDEX_URL``, ``PIP_INDEX_URL``) through its proxies (the answer names the one it went through),
+else the host's own installer (its uv, else pip) asked about a package, with the index and proxies it
+is configured with; an index it reaches clears the note (one it does not is left to the next build to
+find: a check alone never sends builds offline).
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def ask_installer(
     return what, False, said
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy this process's environment sends a request for ``url`` through (None: it goes direct)."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme) or None
+
+
 def reach(url: str, timeout: float = CHECK_S) -> str | None:
     """None when ``url`` answers (any HTTP status) within ``timeout`` seconds, else why not."""
     import urllib.error
@@ -116,15 +128,19 @@ def reach(url: str, timeout: float = CHECK_S) -> str | None:
 
 def cmd_index(work: str, uv: str | None) -> None:
     """Does this host reach its package index now, with the request's ``env`` added to its environment
-    (as a build's)? Answers url (or what was asked), reachable (None: nothing could tell) and (if not) said."""
+    (as a build's)? Answers url (or what was asked), the proxy it went through (if any), reachable (None:
+    nothing could tell) and (if not) said."""
     req = json.loads(sys.stdin.read() or "{}")
     os.environ.update({str(k): str(v) for k, v in (req.get("env") or {}).items()})  # (this command's process only)
     url = index_url()
+    proxy = None
     if url is not None:
+        proxy = proxy_for(url)
         said = reach(url)
         reached: bool | None = said is None
     else:
         url, reached, said = ask_installer(uv)
     if reached:
         note_index(work, None)  # reached: the next build tries it again
-    answer({"url": url, "reachable": reached, **({"said": said} if said else {})})
+    found = {"url": url, **({"proxy": proxy} if proxy else {}), "reachable": reached}
+    answer({**found, **({"said": said} if said else {})})

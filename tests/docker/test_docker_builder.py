@@ -3,8 +3,10 @@ checks it makes of the host's uv binary."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,42 @@ def test_build_context_builds_elsewhere_into_a_working_image(tmp_path, python_im
         assert image.labels["mltrain.env.hash"] == image_key(env)
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.slow
+def test_an_image_is_built_through_the_proxy_of_env_vars_which_its_history_does_not_keep(
+    tmp_path, python_image, docker_client
+):
+    """The proxy of ``environment.env_vars`` reaches the image build (Docker's own proxy build argument)
+    and is neither in the image's layers and history nor in what the environment is (its tag)."""
+    from support import UNREACHED_INDEX, proxied_index
+
+    from mltrain.environments.docker import DockerBuilder
+
+    with proxied_index({"proxied_pkg": "0.1"}) as index:
+        env = ResolvedEnvironment(
+            EnvSpec(
+                name="behind",
+                build="docker",
+                python="3.11",
+                requirements=("proxied_pkg==0.1",),
+                env_vars={"UV_INDEX_URL": UNREACHED_INDEX, "HTTP_PROXY": index.url("me", "s3cret")},
+                base_image=python_image,
+            ),
+            "proxied_pkg==0.1\n",
+        )
+        log: list[str] = []
+        built = DockerBuilder(api=docker_client.api).materialise(env, log.append, rebuild=True)
+    try:
+        assert index.fetched("/files/proxied_pkg-0.1-py3-none-any.whl") and set(index.fetched("")) == {"me"}
+        unproxied = ResolvedEnvironment(replace(env.spec, env_vars={"UV_INDEX_URL": UNREACHED_INDEX}), env.lock)
+        assert built.location == image_tag(image_key(unproxied))  # the same image without the proxy
+        history = json.dumps(docker_client.api.history(built.location))
+        assert "s3cret" not in history and str(index.port) not in history
+        assert not [line for line in log if "s3cret" in line]
+        out = docker_client.containers.run(
+            built.location, [PYTHON, "-c", "import proxied_pkg; print(proxied_pkg.__version__)"], remove=True
+        )
+        assert out.decode().strip() == "0.1"
+    finally:
+        docker_client.images.remove(built.location, force=True)

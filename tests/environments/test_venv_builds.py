@@ -82,6 +82,46 @@ def test_name_and_version_do_not_change_the_cache_key(project: Path, private_cac
     assert job_var.hash == a.hash  # a variable only the job reads does not change the build
 
 
+def test_a_proxy_of_env_vars_reaches_the_lock_and_the_build_but_is_not_part_of_the_environment(
+    project: Path, private_cache: Path, probe_job: str, mltrain, cli_json, tmp_path: Path
+) -> None:
+    """``environment.env_vars.HTTP_PROXY`` (read from the environment, with a password) is what locking
+    and building go through; another proxy is the same environment: its lock and venv are reused."""
+    from support import UNREACHED_INDEX, proxied_index
+
+    env_vars = {"UV_INDEX_URL": UNREACHED_INDEX, "HTTP_PROXY": "${oc.env:TEST_PROXY}"}
+    write_conf(
+        project,
+        "environment",
+        "behind",
+        {"name": "behind", "build": "venv", "pip": ["proxied_pkg==0.1"], "env_vars": env_vars},
+    )
+    uv_cache = {"UV_CACHE_DIR": str(tmp_path / "uv")}  # empty: the package can only come through the proxy
+    with proxied_index({"proxied_pkg": "0.1"}) as index:
+        first = mltrain(
+            "environment=behind",
+            probe_job,
+            "job.args=[proxied_pkg]",
+            env={**uv_cache, "TEST_PROXY": index.url("me", "s3cret")},
+        )
+    assert first.returncode == 0, first.output
+    assert probed(first.stdout)["proxied_pkg"] == "0.1"
+    assert index.fetched("/simple/proxied-pkg/") and set(index.fetched("")) == {"me"}  # locked through it
+    assert index.fetched("/files/proxied_pkg-0.1-py3-none-any.whl")
+    assert "s3cret" not in first.stdout + first.stderr
+    run1 = runs(cli_json)[0]
+    assert cli_json("runs", "show", run1["id"])["config"]["environment"]["env_vars"] == env_vars  # as written
+
+    # only the proxy changed (to one where nothing listens): the same lock and venv, nothing fetched
+    second = mltrain(
+        "environment=behind", probe_job, "job.args=[proxied_pkg]", env={**uv_cache, "TEST_PROXY": "http://127.0.0.1:9"}
+    )
+    assert second.returncode == 0, second.output
+    assert probed(second.stdout)["proxied_pkg"] == "0.1"
+    assert "locking environment" not in second.stderr and "[build]" not in second.stdout
+    assert runs(cli_json)[0]["env_hash"] == run1["env_hash"]
+
+
 def test_unpinned_spec_keeps_its_lock_until_rebuild(
     project: Path, private_cache: Path, probe_job: str, mltrain, tmp_path: Path
 ) -> None:

@@ -117,3 +117,22 @@ def test_scripts_headers_and_data_outside_site_packages_are_shipped_in_place(
     assert subprocess.run([str(venv / "bin" / "demo-ep")], capture_output=True, text=True).stdout == "entry point ran\n"
     assert (venv / "share" / "demo" / "thing.txt").read_text() == "shared data\n"
     assert list(venv.glob("include/site/python*/demo/demo.h"))
+
+
+def test_the_wheels_for_a_host_are_fetched_through_the_environments_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wheels this machine ships to a host without the index are fetched (when uv's cache lacks
+    them) through the proxy of ``environment.env_vars``, as every build of the environment is."""
+    from support import UNREACHED_INDEX, proxied_index
+
+    from mltrain.environments.resolve import ResolvedEnvironment
+
+    monkeypatch.setenv("MLTRAIN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv"))  # empty: the wheel has to be fetched
+    with proxied_index({"proxied_pkg": "0.1"}) as index:
+        env_vars = {"UV_INDEX_URL": UNREACHED_INDEX, "HTTP_PROXY": index.url("me", "pw")}
+        spec = EnvSpec.from_config({"name": "w", "build": "venv", "pip": ["proxied-pkg==0.1"], "env_vars": env_vars})
+        (wheel,) = wheelhouse(ResolvedEnvironment(spec, "proxied-pkg==0.1\n"), PROBE, lambda line: None)
+    assert wheel.name == "proxied_pkg-0.1-py3-none-any.whl"
+    assert index.fetched("/files/proxied_pkg-0.1-py3-none-any.whl") and set(index.fetched("")) == {"me"}

@@ -232,7 +232,8 @@ def test_compute_check_shows_whether_each_host_reaches_its_package_index(cli, pr
         lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("root@")}
         assert lines[f"root@{cut.addr}:{cut.port}"].rstrip().endswith("UNREACHABLE"), proc.stdout
         assert lines[f"root@{near.addr}:{near.port}"].rstrip().endswith("reachable"), proc.stdout
-        assert f"root@{cut.addr}:{cut.port}: cannot reach the package index ({DEAD}/simple): " in proc.stdout
+        said = f"root@{cut.addr}:{cut.port}: cannot reach the package index ({DEAD}/simple through the proxy {DEAD}): "
+        assert said in proc.stdout
         assert "build their venvs from wheels this machine ships" in proc.stdout
         rows = {r["host"]: r for r in json.loads(cli("compute", "check", "--json", *overrides).stdout)}
         assert rows[f"root@{near.addr}:{near.port}"]["index"] == {"url": url, "reachable": True}
@@ -298,3 +299,63 @@ def test_with_no_index_named_the_hosts_own_installer_is_asked_with_its_own_confi
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_proxy_named_only_in_env_vars_is_what_a_host_builds_and_checks_its_index_through(
+    mltrain, cli, cli_json, project, ssh_pool, tmp_path
+):
+    """A host whose own proxies and index point nowhere: the proxy of ``environment.env_vars`` (read
+    from the environment, with a password) is the way to the index for the lock, the host's build and
+    ``mltrain compute check``; its password is shown nowhere."""
+    import json
+
+    from support import UNREACHED_INDEX, proxied_index
+
+    write_script(project / "src", "job.py", "import proxied_pkg\nprint('on the host', proxied_pkg.__file__)\n")
+    host, known = _cut_off_host(ssh_pool, "127.0.0.15", "behind-proxy", with_uv=True)
+    label = f"root@{host.addr}:{host.port}"
+    proxy = ["+environment.env_vars.HTTP_PROXY=${oc.env:TEST_PROXY}"]
+    index_vars = [f"+environment.env_vars.UV_INDEX_URL={UNREACHED_INDEX}", "environment.pip=['proxied_pkg==0.1']"]
+    driver = {"UV_CACHE_DIR": str(tmp_path / "uv")}  # empty: the package can only come through the proxy
+    check = ["compute", "check", "+compute=ssh", *_job(host, known)[1:3]]
+    with proxied_index({"proxied_pkg": "0.1"}) as index:
+        driver["TEST_PROXY"] = index.url("me", "s3cret")
+        run = mltrain(*_job(host, known, *index_vars, *proxy), env=driver)
+        assert run.returncode == 0, run.output
+        assert f"on the host {host.workdir}/venvs/" in run.stdout  # built on the host from the index
+        assert "shipping" not in run.stdout + run.stderr and "no package index" not in run.stdout + run.stderr
+        assert index.fetched("/files/proxied_pkg-0.1-py3-none-any.whl") and set(index.fetched("")) == {"me"}
+
+        (row,) = cli_json(*check, *proxy, env=driver)
+        assert row["index"] == {"url": UNREACHED_INDEX, "proxy": index.url("me", "<redacted>"), "reachable": True}
+    assert "s3cret" not in run.stdout + run.stderr + json.dumps(cli_json("runs", "list", "-n", "0"))
+
+    # without it, the host's own proxy (where nothing listens); then a proxy of env_vars that does not answer
+    (row,) = cli_json(*check)
+    assert row["index"]["reachable"] is False and row["index"]["proxy"] == DEAD
+    driver["TEST_PROXY"] = "http://me:s3cret@127.0.0.1:9"
+    dead = cli(*check, *proxy, env=driver)
+    assert dead.returncode == 0, dead.output
+    where = f"{UNREACHED_INDEX} through the proxy http://me:<redacted>@127.0.0.1:9"
+    assert f"{label}: cannot reach the package index ({where}): " in dead.stdout
+    assert "s3cret" not in dead.stdout + dead.stderr
+
+
+def test_a_host_without_uv_installs_it_through_the_proxy_of_env_vars(mltrain, project, ssh_pool, tmp_path):
+    """The host's pip installs uv for the build through the environment's proxy too (pip prefers the
+    host's lower-case ``http_proxy``: the environment's ``HTTP_PROXY`` is set in that spelling as well)."""
+    from support import UNREACHED_INDEX, proxied_index
+
+    write_script(project / "src", "job.py", "import proxied_pkg\nprint('on the host', proxied_pkg.__file__)\n")
+    host, known = _cut_off_host(ssh_pool, "127.0.0.14", "no-uv-behind-proxy")
+    uv = {"uv-0.0.2.data/scripts/uv": f'#!/bin/sh\nexec {uv_bin()} "$@"\n'}  # this machine's uv, as a wheel
+    index_vars = [f"+environment.env_vars.UV_INDEX_URL={UNREACHED_INDEX}", "environment.pip=['proxied_pkg==0.1']"]
+    index_vars.append("+environment.env_vars.PIP_NO_CACHE_DIR=1")  # (pip's cache is this machine's)
+    with proxied_index({"proxied_pkg": "0.1", "uv": "0.0.2"}, {"uv": uv}) as index:
+        driver = {"UV_CACHE_DIR": str(tmp_path / "uv"), "TEST_PROXY": index.url("me", "s3cret")}
+        proxy = "+environment.env_vars.HTTP_PROXY=${oc.env:TEST_PROXY}"
+        run = mltrain(*_job(host, known, *index_vars, proxy), env=driver)
+    assert run.returncode == 0, run.output
+    assert f"installing uv into {host.workdir}/tools/uv" in run.stdout + run.stderr, run.output
+    assert f"on the host {host.workdir}/venvs/" in run.stdout and "shipping" not in run.stdout + run.stderr
+    assert index.fetched("/simple/uv/") and set(index.fetched("")) == {"me"}
