@@ -52,21 +52,33 @@ def job_overrides(script: str, environment: str = "system") -> list[str]:
     return [f"environment={environment}", "~register", "job.source_dir=src", f"job.script={script}"]
 
 
+def machine_busy_s() -> float:
+    """CPU seconds this machine has spent busy since boot, all processes and cores (Linux ``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
 def interleaved(
     cases: dict[str, list[str]],
     repeats: int,
     cwd: Path,
     env: dict[str, str] | None = None,
     settle: Callable[[], None] | None = None,
+    cpu: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """Time every case ``repeats`` times, interleaved so machine noise hits all alike; ``settle`` runs
-    (untimed) before each case, so no case pays for the clean-up of the one before."""
+    (untimed) before each case, so no case pays for the clean-up of the one before. ``cpu``: filled with
+    the CPU seconds the whole machine spent during each run (every process a case starts, servers too)."""
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
         for name, cmd in cases.items():
             if settle is not None:
                 settle()
+            busy = machine_busy_s()
             times[name].append(wall(cmd, cwd, env))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(machine_busy_s() - busy)
     return times
 
 

@@ -237,7 +237,8 @@ def main() -> None:
         }
         env = {"MLTRAIN_WORKSPACE": str(work / "ws")}
         interleaved(cases, 1, work, env)  # warm-up: helper on the host, caches hot
-        times = interleaved(cases, args.repeats, work, env)
+        cpu: dict[str, list[float]] = {}
+        times = interleaved(cases, args.repeats, work, env, cpu=cpu)
         costs = in_process_costs(work, {**entry, "workdir": str(work / "cold-workdir")}, known)
         timed = in_process_run_s(work, entry, known, args.repeats)
     finally:
@@ -245,9 +246,9 @@ def main() -> None:
     med = {name: median(v) for name, v in times.items()}
     bare = med["ssh host python3 noop.py"]
     ours = med["mltrain +compute=ssh"]
-    print(f"{'case':<28} {'median s':>9} {'min s':>7}")
+    print(f"{'case':<28} {'median s':>9} {'min s':>7} {'CPU s':>6}  (CPU: the whole machine's, median)")
     for name, values in times.items():
-        print(f"{name:<28} {med[name]:>9.3f} {min(values):>7.3f}")
+        print(f"{name:<28} {med[name]:>9.3f} {min(values):>7.3f} {median(cpu[name]):>6.2f}")
     print(f"\nratio mltrain over SSH / bare ssh: {ours / bare:.2f}; overhead {ours - bare:.3f} s per run")
     print(f"the same, a command line run for the first time: {med['  same, new command line'] / bare:.2f}")
     print(f"mltrain over SSH minus mltrain local: {ours - med['mltrain (local)']:.3f} s")
@@ -260,6 +261,7 @@ def main() -> None:
         {
             "repeats": args.repeats,
             "median_s": med,
+            "median_machine_cpu_s": {name: median(v) for name, v in cpu.items()},
             "ratio_to_bare_ssh": ours / bare,
             "new_command_line_ratio_to_bare_ssh": med["  same, new command line"] / bare,
             "overhead_s": ours - bare,
