@@ -140,3 +140,15 @@ def test_only_the_newest_command_lines_are_kept(project):
         recall.remember([f"a={n}"], {"config": {}, "overrides": [], "env": {}}, {"env": "x", "stamps": []})
     kept = list(Path(os.environ["MLTRAIN_CACHE_DIR"]).glob(f"{recall.PREFIX}*"))
     assert len(kept) <= recall.KEEP and _remembered([f"a={recall.KEEP + 2}"]) in kept
+
+
+def test_a_file_another_environment_hard_links_is_unchanged_an_edited_one_is_not(tmp_path):
+    """uv installs by hard-linking from its cache: another venv linking a module file changes its ctime
+    and link count, not what composing reads."""
+    module = tmp_path / "module.py"
+    module.write_text("X = 1\n")
+    before = recall.stamp(str(module))
+    os.link(module, tmp_path / "linked.py")
+    assert recall.stamp(str(module)) == before
+    module.write_text("X = 22\n")
+    assert recall.stamp(str(module)) != before

@@ -7,8 +7,8 @@ composition read (:func:`inputs`): every config file and folder of Hydra's searc
 project's ``conf/`` (present or not), the code that composed it (each module file outside the
 standard library, each namespace package's folders, and in each ``sys.path`` folder the names that
 could shadow a module it imported), and a digest of the environment, the interpreter and ``sys.path``.
-:func:`recall` hands the config back only when all of these are as they were (size, times and inode
-of each path, the names in each folder). Nothing is remembered for a config
+:func:`recall` hands the config back only when all of these are as they were (modification time, size
+and inode of each path, the names in each folder). Nothing is remembered for a config
 whose interpolations use a resolver that could answer differently next time (``${now:...}``, a
 plugin's own), that holds a secret (the cluster token), or that only Hydra's own run composes
 (callbacks, an output folder). The file is the user's own and no one else may write it
@@ -54,12 +54,14 @@ def environment_digest(environ: Mapping[str, str] | None = None) -> str:
 
 
 def stamp(path: str) -> Stamp:
-    """What changes when ``path`` is written, replaced or removed: its times, size and inode."""
+    """What changes when ``path`` is written, replaced or removed: its modification time, size and inode
+    (not its ctime: installers that hard-link files from their cache, as uv does, change it whenever
+    another environment links the same file)."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
 def resolvers(node: Any) -> set[str]:
