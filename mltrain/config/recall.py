@@ -40,7 +40,7 @@ _RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.\-]*)\s*:")
 # variables a shell sets by itself (``sh -c`` adds PWD): left out of the digest, so a config reading
 # one of them is not remembered
 SHELL_KEPT = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
-_READS_SHELL_KEPT = re.compile(r"oc\.env\s*:\s*(?:PWD|OLDPWD|SHLVL|_)\s*[,}]")
+_READS_SHELL_KEPT = re.compile(rf"oc\.env\s*:\s*(?:{'|'.join(sorted(SHELL_KEPT))})\s*[,}}]")
 
 Payload = dict[str, Any]  # {"config": ..., "overrides": [...], "env": {...}} (mltrain.config.prefork)
 Stamp = list[int] | None
